@@ -1,0 +1,363 @@
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../kernel/clock.js';
+import { conflict, invalid, notFound, TollgateError } from '../kernel/errors.js';
+import type { Db, Queryable } from '../store/db.js';
+import { generateApiKey, newId } from './keys.js';
+import type { ApiKey, App, Customer, CustomerStatus, Subscription } from './types.js';
+
+export interface CreateCustomerInput {
+  id?: string | undefined;
+  name: string;
+  email?: string | undefined;
+  metadata?: Record<string, string> | undefined;
+}
+
+export interface UpdateCustomerInput {
+  name?: string | undefined;
+  email?: string | null | undefined;
+  status?: CustomerStatus | undefined;
+  statusReason?: string | null | undefined;
+  metadata?: Record<string, string> | undefined;
+}
+
+export interface CreateKeyInput {
+  customerId: string;
+  /** Subscribe to this plan if the customer has no active subscription to its product yet. */
+  planId?: string | undefined;
+  subscriptionId?: string | undefined;
+  name?: string | undefined;
+  appName?: string | undefined;
+}
+
+export interface CreatedKey {
+  apiKey: ApiKey;
+  /** The secret; returned once and never stored. */
+  key: string;
+}
+
+const defaultAppName = 'default';
+
+/** Customers, apps, subscriptions and API keys: the records the Check's identity cache mirrors. */
+export class AccountsService {
+  constructor(
+    private readonly db: Db,
+    private readonly catalog: () => Catalog,
+    private readonly clock: Clock,
+    /** Called after every committed write, so this replica's Check sees it at once. */
+    private readonly afterWrite: () => void = () => {},
+  ) {}
+
+  async createCustomer(input: CreateCustomerInput): Promise<Customer> {
+    const id = input.id ?? newId('cus', 12);
+    const rows = await this.db.query<CustomerRow>(
+      `INSERT INTO customers (id, name, email, metadata) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO NOTHING RETURNING *`,
+      [id, input.name, input.email ?? null, JSON.stringify(input.metadata ?? {})],
+    );
+    if (rows.length === 0) throw conflict(`customer ${id} already exists`, 'id');
+    this.afterWrite();
+    return toCustomer(rows[0]!);
+  }
+
+  async getCustomer(id: string): Promise<Customer> {
+    const [row] = await this.db.query<CustomerRow>('SELECT * FROM customers WHERE id = $1', [id]);
+    if (!row) throw notFound('customer', id);
+    return toCustomer(row);
+  }
+
+  async listCustomers(options: { limit: number; after?: string | undefined }): Promise<Customer[]> {
+    const rows = await this.db.query<CustomerRow>(
+      'SELECT * FROM customers WHERE id > $1 ORDER BY id LIMIT $2',
+      [options.after ?? '', options.limit],
+    );
+    return rows.map(toCustomer);
+  }
+
+  async updateCustomer(id: string, input: UpdateCustomerInput): Promise<Customer> {
+    const [row] = await this.db.query<CustomerRow>(
+      `UPDATE customers SET
+         name = COALESCE($2, name),
+         email = CASE WHEN $3::boolean THEN $4 ELSE email END,
+         status = COALESCE($5, status),
+         status_reason = CASE WHEN $6::boolean THEN $7 ELSE status_reason END,
+         metadata = COALESCE($8::jsonb, metadata)
+       WHERE id = $1 RETURNING *`,
+      [
+        id,
+        input.name ?? null,
+        input.email !== undefined,
+        input.email ?? null,
+        input.status ?? null,
+        input.statusReason !== undefined,
+        input.statusReason ?? null,
+        input.metadata ? JSON.stringify(input.metadata) : null,
+      ],
+    );
+    if (!row) throw notFound('customer', id);
+    this.afterWrite();
+    return toCustomer(row);
+  }
+
+  async subscribe(customerId: string, planId: string): Promise<Subscription> {
+    const subscription = await this.db.transaction((tx) => this.subscribeIn(tx, customerId, planId));
+    this.afterWrite();
+    return subscription;
+  }
+
+  async getSubscription(id: string): Promise<Subscription> {
+    const [row] = await this.db.query<SubscriptionRow>('SELECT * FROM subscriptions WHERE id = $1', [id]);
+    if (!row) throw notFound('subscription', id);
+    return toSubscription(row);
+  }
+
+  async listSubscriptions(customerId: string): Promise<Subscription[]> {
+    await this.getCustomer(customerId);
+    const rows = await this.db.query<SubscriptionRow>(
+      'SELECT * FROM subscriptions WHERE customer_id = $1 ORDER BY created_at, id',
+      [customerId],
+    );
+    return rows.map(toSubscription);
+  }
+
+  /** Moves an active subscription to another plan of the same product; keys follow at once. */
+  async changePlan(subscriptionId: string, planId: string): Promise<Subscription> {
+    const current = await this.getSubscription(subscriptionId);
+    if (current.status !== 'active') throw conflict(`subscription ${subscriptionId} is ${current.status}`);
+    const plan = this.requirePlan(planId);
+    if (plan.product !== current.productId) {
+      throw invalid('plan', `plan ${planId} belongs to product ${plan.product}, not ${current.productId}`);
+    }
+    const [row] = await this.db.query<SubscriptionRow>(
+      'UPDATE subscriptions SET plan_id = $2 WHERE id = $1 RETURNING *',
+      [subscriptionId, planId],
+    );
+    this.afterWrite();
+    return toSubscription(row!);
+  }
+
+  async cancelSubscription(subscriptionId: string): Promise<Subscription> {
+    const [row] = await this.db.query<SubscriptionRow>(
+      `UPDATE subscriptions SET status = 'canceled', canceled_at = $2
+       WHERE id = $1 AND status = 'active' RETURNING *`,
+      [subscriptionId, new Date(this.clock.now())],
+    );
+    if (!row) {
+      await this.getSubscription(subscriptionId);
+      throw conflict(`subscription ${subscriptionId} is not active`);
+    }
+    this.afterWrite();
+    return toSubscription(row);
+  }
+
+  async createKey(input: CreateKeyInput): Promise<CreatedKey> {
+    const created = await this.db.transaction(async (tx) => {
+      const [customer] = await tx.query<CustomerRow>('SELECT * FROM customers WHERE id = $1 FOR UPDATE', [input.customerId]);
+      if (!customer) throw notFound('customer', input.customerId);
+      const subscription = await this.subscriptionForKey(tx, input);
+      const plan = this.requirePlan(subscription.planId);
+      if (plan.max_keys !== undefined) {
+        const [count] = await tx.query<{ n: string }>(
+          `SELECT count(*) AS n FROM api_keys WHERE subscription_id = $1 AND status <> 'revoked'`,
+          [subscription.id],
+        );
+        if (Number(count!.n) >= plan.max_keys) {
+          throw new TollgateError('forbidden', `plan ${plan.id} allows at most ${plan.max_keys} keys`);
+        }
+      }
+      const app = await this.appFor(tx, input.customerId, input.appName ?? defaultAppName);
+      const manual = this.catalog().products.get(subscription.productId)?.approval === 'manual';
+      const secret = generateApiKey();
+      const [row] = await tx.query<KeyRow>(
+        `INSERT INTO api_keys (id, customer_id, app_id, subscription_id, name, hash, prefix, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+        [newId('key'), input.customerId, app.id, subscription.id, input.name ?? null, secret.hash, secret.prefix,
+          manual ? 'pending' : 'active'],
+      );
+      return { apiKey: toApiKey(row!), key: secret.key };
+    });
+    this.afterWrite();
+    return created;
+  }
+
+  async getKey(id: string): Promise<ApiKey> {
+    const [row] = await this.db.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
+    if (!row) throw notFound('key', id);
+    return toApiKey(row);
+  }
+
+  async listKeys(customerId: string): Promise<ApiKey[]> {
+    await this.getCustomer(customerId);
+    const rows = await this.db.query<KeyRow>('SELECT * FROM api_keys WHERE customer_id = $1 ORDER BY created_at, id', [customerId]);
+    return rows.map(toApiKey);
+  }
+
+  async revokeKey(id: string): Promise<ApiKey> {
+    const [row] = await this.db.query<KeyRow>(
+      `UPDATE api_keys SET status = 'revoked', revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *`,
+      [id, new Date(this.clock.now())],
+    );
+    if (!row) throw notFound('key', id);
+    this.afterWrite();
+    return toApiKey(row);
+  }
+
+  async approveKey(id: string): Promise<ApiKey> {
+    const [row] = await this.db.query<KeyRow>(
+      `UPDATE api_keys SET status = 'active' WHERE id = $1 AND status = 'pending' RETURNING *`,
+      [id],
+    );
+    if (!row) {
+      const key = await this.getKey(id);
+      throw conflict(`key ${id} is ${key.status}, not pending`);
+    }
+    this.afterWrite();
+    return toApiKey(row);
+  }
+
+  async listApps(customerId: string): Promise<App[]> {
+    await this.getCustomer(customerId);
+    const rows = await this.db.query<AppRow>('SELECT * FROM apps WHERE customer_id = $1 ORDER BY name', [customerId]);
+    return rows.map(toApp);
+  }
+
+  private requirePlan(planId: string) {
+    const plan = this.catalog().plan(planId);
+    if (!plan) throw invalid('plan', `unknown plan ${planId}`);
+    return plan;
+  }
+
+  private async subscribeIn(tx: Queryable, customerId: string, planId: string): Promise<Subscription> {
+    const plan = this.requirePlan(planId);
+    const [customer] = await tx.query('SELECT id FROM customers WHERE id = $1', [customerId]);
+    if (!customer) throw notFound('customer', customerId);
+    const [existing] = await tx.query<SubscriptionRow>(
+      `SELECT * FROM subscriptions WHERE customer_id = $1 AND product_id = $2 AND status = 'active'`,
+      [customerId, plan.product],
+    );
+    if (existing) {
+      throw conflict(
+        `customer ${customerId} already has subscription ${existing.id} to product ${plan.product} (plan ${existing.plan_id}); change its plan instead`,
+        'plan',
+      );
+    }
+    const now = new Date(this.clock.now());
+    const [row] = await tx.query<SubscriptionRow>(
+      `INSERT INTO subscriptions (id, customer_id, product_id, plan_id, status, started_at, period_anchor)
+       VALUES ($1, $2, $3, $4, 'active', $5, $5) RETURNING *`,
+      [newId('sub'), customerId, plan.product, planId, now],
+    );
+    return toSubscription(row!);
+  }
+
+  private async subscriptionForKey(tx: Queryable, input: CreateKeyInput): Promise<Subscription> {
+    if (input.subscriptionId) {
+      const [row] = await tx.query<SubscriptionRow>(
+        'SELECT * FROM subscriptions WHERE id = $1 AND customer_id = $2',
+        [input.subscriptionId, input.customerId],
+      );
+      if (!row) throw notFound('subscription', input.subscriptionId);
+      if (row.status !== 'active') throw conflict(`subscription ${row.id} is ${row.status}`, 'subscription');
+      return toSubscription(row);
+    }
+    if (!input.planId) throw invalid('plan', 'either plan or subscription is required');
+    const plan = this.requirePlan(input.planId);
+    const [existing] = await tx.query<SubscriptionRow>(
+      `SELECT * FROM subscriptions WHERE customer_id = $1 AND product_id = $2 AND status = 'active'`,
+      [input.customerId, plan.product],
+    );
+    if (!existing) return this.subscribeIn(tx, input.customerId, input.planId);
+    if (existing.plan_id !== input.planId) {
+      throw conflict(
+        `customer ${input.customerId} is subscribed to plan ${existing.plan_id} of product ${plan.product}; change the subscription's plan instead`,
+        'plan',
+      );
+    }
+    return toSubscription(existing);
+  }
+
+  private async appFor(tx: Queryable, customerId: string, name: string): Promise<App> {
+    await tx.query(
+      'INSERT INTO apps (id, customer_id, name) VALUES ($1, $2, $3) ON CONFLICT (customer_id, name) DO NOTHING',
+      [newId('app'), customerId, name],
+    );
+    const [row] = await tx.query<AppRow>('SELECT * FROM apps WHERE customer_id = $1 AND name = $2', [customerId, name]);
+    return toApp(row!);
+  }
+}
+
+interface CustomerRow {
+  id: string;
+  name: string;
+  email: string | null;
+  status: CustomerStatus;
+  status_reason: string | null;
+  metadata: Record<string, string>;
+  created_at: Date;
+}
+
+interface SubscriptionRow {
+  id: string;
+  customer_id: string;
+  product_id: string;
+  plan_id: string;
+  status: Subscription['status'];
+  started_at: Date;
+  period_anchor: Date;
+  canceled_at: Date | null;
+}
+
+interface KeyRow {
+  id: string;
+  customer_id: string;
+  app_id: string;
+  subscription_id: string;
+  name: string | null;
+  prefix: string;
+  status: ApiKey['status'];
+  created_at: Date;
+  revoked_at: Date | null;
+}
+
+interface AppRow {
+  id: string;
+  customer_id: string;
+  name: string;
+  created_at: Date;
+}
+
+const iso = (date: Date | null) => (date ? date.toISOString() : null);
+
+const toCustomer = (row: CustomerRow): Customer => ({
+  id: row.id,
+  name: row.name,
+  email: row.email,
+  status: row.status,
+  statusReason: row.status_reason,
+  metadata: row.metadata,
+  createdAt: row.created_at.toISOString(),
+});
+
+const toSubscription = (row: SubscriptionRow): Subscription => ({
+  id: row.id,
+  customerId: row.customer_id,
+  productId: row.product_id,
+  planId: row.plan_id,
+  status: row.status,
+  startedAt: row.started_at.toISOString(),
+  periodAnchor: row.period_anchor.toISOString(),
+  canceledAt: iso(row.canceled_at),
+});
+
+const toApiKey = (row: KeyRow): ApiKey => ({
+  id: row.id,
+  customerId: row.customer_id,
+  appId: row.app_id,
+  subscriptionId: row.subscription_id,
+  name: row.name,
+  prefix: row.prefix,
+  status: row.status,
+  createdAt: row.created_at.toISOString(),
+  revokedAt: iso(row.revoked_at),
+});
+
+const toApp = (row: AppRow): App => ({ id: row.id, customerId: row.customer_id, name: row.name, createdAt: row.created_at.toISOString() });

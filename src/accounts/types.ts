@@ -1,0 +1,43 @@
+export type CustomerStatus = 'active' | 'suspended';
+export type SubscriptionStatus = 'active' | 'canceled';
+export type KeyStatus = 'active' | 'pending' | 'revoked';
+
+export interface Customer {
+  id: string;
+  name: string;
+  email: string | null;
+  status: CustomerStatus;
+  statusReason: string | null;
+  metadata: Record<string, string>;
+  createdAt: string;
+}
+
+export interface Subscription {
+  id: string;
+  customerId: string;
+  productId: string;
+  planId: string;
+  status: SubscriptionStatus;
+  startedAt: string;
+  periodAnchor: string;
+  canceledAt: string | null;
+}
+
+export interface ApiKey {
+  id: string;
+  customerId: string;
+  appId: string;
+  subscriptionId: string;
+  name: string | null;
+  prefix: string;
+  status: KeyStatus;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface App {
+  id: string;
+  customerId: string;
+  name: string;
+  createdAt: string;
+}

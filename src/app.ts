@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IdentityCache } from './accounts/identity-cache.js';
+import { AccountsService } from './accounts/service.js';
+import { createCheckHandler } from './authz/check-service.js';
+import type { Catalog } from './catalog/catalog.js';
+import { loadCatalogFile } from './catalog/load.js';
+import type { Config } from './config/config.js';
+import { checkServiceName, startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
+import { adminRoutes } from './http/admin-routes.js';
+import { startHttpServer, type RunningHttpServer } from './http/server.js';
+import { systemClock, type Clock } from './kernel/clock.js';
+import type { Logger } from './kernel/logger.js';
+import { createMetrics, registerIdentityCacheGauges, type Metrics } from './metrics/metrics.js';
+import { MemoryCounterStore } from './quota/memory.js';
+import { RedisCounterStore } from './quota/redis.js';
+import { ResilientCounterStore } from './quota/resilient.js';
+import { periodContaining } from './rating/period.js';
+import type { Db } from './store/db.js';
+import { openDatabase } from './store/open.js';
+
+export const version = '0.1.0';
+
+export interface App {
+  config: Config;
+  catalog: Catalog;
+  db: Db;
+  accounts: AccountsService;
+  identities: IdentityCache;
+  metrics: Metrics;
+  grpc: RunningGrpcServer;
+  http: RunningHttpServer;
+  /** Drains and stops everything; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface AppOverrides {
+  clock?: Clock;
+}
+
+/** The composition root: builds every adapter from the configuration and starts both servers. */
+export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
+  const clock = overrides.clock ?? systemClock;
+  const catalog = loadCatalogFile(config.catalogPath);
+  logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
+  mkdirSync(config.dataDir, { recursive: true });
+  const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
+  const metrics = createMetrics();
+
+  const db = await openDatabase(config, logger);
+  const identities = new IdentityCache(db, logger, {
+    intervalMs: config.syncIntervalMs,
+    snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
+  });
+  await identities.start();
+  const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}));
+
+  const local = new MemoryCounterStore(clock, config.redis.prefix);
+  const counters = config.redis.url
+    ? new ResilientCounterStore(
+        new RedisCounterStore({ url: config.redis.url, prefix: config.redis.prefix, timeoutMs: config.redis.timeoutMs }),
+        config.redis.failureMode,
+        local,
+        logger,
+        (mode) => metrics.counterStoreFailures.inc({ mode }),
+      )
+    : new ResilientCounterStore(local, 'closed', local, logger);
+
+  const grpc = await startGrpcServer(config.grpc.host, config.grpc.port, {
+    check: createCheckHandler({
+      catalog: () => catalog,
+      identities,
+      counters,
+      clock,
+      options: { keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer, headerPrefix: config.headerPrefix },
+      periodOf: periodContaining,
+      metrics,
+      logger,
+    }) as never,
+  });
+  grpc.health.setStatus('', 'SERVING');
+  grpc.health.setStatus(checkServiceName, 'SERVING');
+  logger.info({ port: grpc.port }, 'gRPC listening (ext_authz Check, health)');
+
+  registerIdentityCacheGauges(metrics, identities);
+  let stopping = false;
+  const http = await startHttpServer({
+    host: config.http.host,
+    port: config.http.port,
+    adminToken,
+    routes: adminRoutes(accounts, () => catalog),
+    registry: metrics.registry,
+    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, draining: !stopping }),
+    version,
+    logger,
+  });
+  logger.info({ port: http.port }, 'HTTP listening (admin API, /metrics, /readyz)');
+
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      grpc.health.setStatus('', 'NOT_SERVING');
+      grpc.health.setStatus(checkServiceName, 'NOT_SERVING');
+      await grpc.shutdown(config.shutdownGraceMs);
+      await http.close();
+      identities.stop();
+      await counters.close();
+      await db.close();
+      logger.info('stopped');
+    })());
+
+  return { config, catalog, db, accounts, identities, metrics, grpc, http, stop };
+}
+
+/** Without TOLLGATE_ADMIN_TOKEN, a random token is kept in the data directory (mode 0600) for the local CLI. */
+export function adminTokenFromDataDir(dataDir: string, logger: Logger): string {
+  const file = join(dataDir, 'admin-token');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const token = randomBytes(24).toString('base64url');
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    logger.info({ file }, 'generated an admin token (TOLLGATE_ADMIN_TOKEN not set)');
+    return token;
+  }
+}

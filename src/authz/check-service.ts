@@ -1,0 +1,124 @@
+import type * as grpc from '@grpc/grpc-js';
+import { hashApiKey } from '../accounts/keys.js';
+import type { IdentityCache } from '../accounts/identity-cache.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../kernel/clock.js';
+import type { Logger } from '../kernel/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ResilientCounterStore } from '../quota/resilient.js';
+import { overwrite, toStruct, type CheckRequestWire, type CheckResponseWire } from '../grpc/wire.js';
+import { admit, conclude, denial, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
+import type { Decision, DenialStatus } from './decision.js';
+
+export interface CheckDependencies {
+  catalog: () => Catalog;
+  identities: IdentityCache;
+  counters: ResilientCounterStore;
+  clock: Clock;
+  options: DecideOptions;
+  periodOf: (anchor: number, at: number) => Period;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** google.rpc.Code for each denial status: any non-zero code denies, the HTTP status is what the client sees. */
+const grpcCodeFor: Record<DenialStatus, number> = { 400: 3, 401: 16, 402: 9, 403: 7, 429: 8, 503: 14 };
+
+/** Decides one Check: identity and entitlement from memory, counters in one store call, never a database query. */
+export async function decide(wire: CheckRequestWire, deps: CheckDependencies): Promise<Decision> {
+  const facts = toFacts(wire);
+  const catalog = deps.catalog();
+  if (!facts) {
+    return denial(400, 'malformed_request', 'The Check request carries no HTTP request method and path.', '', {});
+  }
+  const now = deps.clock.now();
+  const admission = admit(facts, {
+    catalog,
+    options: deps.options,
+    now,
+    resolveKey: (key) => deps.identities.resolve(hashApiKey(key)),
+    periodOf: deps.periodOf,
+  });
+  if (!admission.admitted) return admission.decision;
+  const { next } = admission;
+  const answer =
+    next.limits.length === 0
+      ? { allowed: true, outcomes: [] }
+      : await deps.counters.consumeOrDegrade({ scope: next.scope, now, limits: next.limits });
+  return conclude(next, answer, facts, deps.options, catalog.upgradeUrl);
+}
+
+export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCall<CheckRequestWire, CheckResponseWire> {
+  return (call, callback) => {
+    const stopTimer = deps.metrics.checkDuration.startTimer();
+    decide(call.request, deps)
+      .then((decision) => {
+        deps.metrics.checkDecisions.inc({
+          result: decision.allowed ? 'allow' : 'deny',
+          reason: decision.allowed ? '' : decision.code,
+          plan: String(decision.metadata.plan_id ?? ''),
+        });
+        callback(null, toWire(decision));
+      })
+      .catch((error: unknown) => {
+        // A bug must not turn into Envoy's error path with unknown effect: answer an explicit 503 denial.
+        deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check failed');
+        deps.metrics.checkDecisions.inc({ result: 'deny', reason: 'internal_error', plan: '' });
+        callback(null, {
+          status: { code: 13, message: 'internal error' },
+          denied_response: {
+            status: { code: 503 },
+            headers: [overwrite('content-type', 'application/json')],
+            body: JSON.stringify({ error: { code: 'internal_error', message: 'The request could not be authorized; retry shortly.' } }),
+          },
+        });
+      })
+      .finally(() => stopTimer());
+  };
+}
+
+function toFacts(wire: CheckRequestWire): CheckRequestFacts | undefined {
+  const http = wire?.attributes?.request?.http;
+  if (!http || !http.method || !http.path) return undefined;
+  let headers = http.headers ?? {};
+  if (http.header_map?.headers?.length) {
+    headers = {};
+    for (const header of http.header_map.headers) {
+      headers[header.key.toLowerCase()] = header.value ?? header.raw_value?.toString('utf8') ?? '';
+    }
+  }
+  return {
+    method: http.method,
+    host: http.host ?? headers[':authority'] ?? headers.host ?? '',
+    path: http.path,
+    headers,
+    requestId: headers['x-request-id'] ?? http.id ?? '',
+  };
+}
+
+export function toWire(decision: Decision): CheckResponseWire {
+  const dynamic_metadata = toStruct(decision.metadata);
+  if (decision.allowed) {
+    return {
+      status: { code: 0 },
+      ok_response: {
+        headers: Object.entries(decision.upstreamHeaders).map(([key, value]) => overwrite(key, value)),
+        headers_to_remove: decision.removeHeaders,
+        response_headers_to_add: Object.entries(decision.responseHeaders).map(([key, value]) => overwrite(key, value)),
+      },
+      dynamic_metadata,
+    };
+  }
+  return {
+    status: { code: grpcCodeFor[decision.status], message: decision.code },
+    denied_response: {
+      status: { code: decision.status },
+      headers: [
+        overwrite('content-type', 'application/json'),
+        ...Object.entries(decision.headers).map(([key, value]) => overwrite(key, value)),
+      ],
+      body: JSON.stringify(decision.body),
+    },
+    dynamic_metadata,
+  };
+}

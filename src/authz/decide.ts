@@ -1,0 +1,258 @@
+import type { Catalog, Plan } from '../catalog/catalog.js';
+import type { RouteMatch } from '../catalog/routes.js';
+import type { CustomerState, Identity, KeyState, SubscriptionState } from '../accounts/identity-cache.js';
+import type { ConsumeResult } from '../quota/store.js';
+import type { Limit, LimitOutcome } from '../quota/window.js';
+import type { Decision, DecisionMetadata, DenialCode, DenialStatus, Deny } from './decision.js';
+
+/**
+ * The Check's pure core, in two steps around the one I/O call (the counter store):
+ * `admit` resolves identity, plan and entitlement and says which counters to consume;
+ * `conclude` turns the counters' answer into the decision and its headers.
+ */
+
+export interface CheckRequestFacts {
+  method: string;
+  host: string;
+  path: string;
+  /** Lower-case header names. */
+  headers: Readonly<Record<string, string>>;
+  requestId: string;
+}
+
+export interface DecideOptions {
+  keyHeader: string;
+  keyFromBearer: boolean;
+  headerPrefix: string;
+}
+
+export interface Period {
+  start: number;
+  end: number;
+}
+
+export interface AdmitContext {
+  catalog: Catalog;
+  options: DecideOptions;
+  now: number;
+  resolveKey: (key: string) => Identity | undefined;
+  periodOf: (anchor: number, at: number) => Period;
+}
+
+export interface Admitted {
+  identity: { key: KeyState; subscription: SubscriptionState; customer: CustomerState };
+  plan: Plan;
+  route: RouteMatch;
+  period: Period;
+  /** Counter scope: one customer's counters share it (and one Redis Cluster slot). */
+  scope: string;
+  limits: Limit[];
+  metadata: DecisionMetadata;
+}
+
+export type Admission = { admitted: false; decision: Deny } | { admitted: true; next: Admitted };
+
+export const quotaCounterName = (subscriptionId: string) => `q:${subscriptionId}`;
+
+export function extractKey(headers: Readonly<Record<string, string>>, options: DecideOptions): string | undefined {
+  const direct = headers[options.keyHeader]?.trim();
+  if (direct) return direct;
+  if (!options.keyFromBearer) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? '');
+  return match?.[1];
+}
+
+export function admit(request: CheckRequestFacts, context: AdmitContext): Admission {
+  const { catalog } = context;
+  const metadata: DecisionMetadata = { request_id: request.requestId };
+  const deny = (status: DenialStatus, code: DenialCode, message: string, extra: Record<string, unknown> = {}): Admission => ({
+    admitted: false,
+    decision: denial(status, code, message, request.requestId, { ...metadata }, extra),
+  });
+
+  const route = catalog.match(request.host, request.method, request.path);
+  if (route) {
+    metadata.product_id = route.product.id;
+    metadata.endpoint_id = route.endpoint.id;
+    metadata.weight = route.endpoint.weight;
+  }
+
+  const key = extractKey(request.headers, context.options);
+  if (!key) return deny(401, 'missing_key', `Send your API key in the ${context.options.keyHeader} header.`);
+  const identity = context.resolveKey(key);
+  if (!identity) return deny(401, 'invalid_key', 'The API key is not valid.');
+  metadata.key_id = identity.key.id;
+  metadata.customer_id = identity.key.customerId;
+  metadata.subscription_id = identity.key.subscriptionId;
+  if (identity.key.status === 'revoked') return deny(401, 'key_revoked', 'The API key has been revoked.');
+  if (identity.key.status === 'pending') return deny(403, 'key_pending_approval', 'The API key is waiting for approval.');
+
+  const { subscription, customer } = identity;
+  if (!customer || customer.status === 'suspended') {
+    return deny(402, 'account_suspended', 'The account is suspended; settle the outstanding balance to resume.');
+  }
+  if (!subscription || subscription.status !== 'active') {
+    return deny(403, 'subscription_inactive', 'The subscription for this API key is not active.');
+  }
+  metadata.plan_id = subscription.planId;
+  const plan = catalog.plan(subscription.planId);
+  if (!plan) return deny(403, 'plan_unavailable', `Plan ${subscription.planId} is no longer offered.`);
+
+  if (!route) return deny(403, 'unknown_endpoint', `${request.method} ${stripQuery(request.path)} is not part of any API product.`);
+  if (route.product.id !== plan.product || !plan.allowedEndpoints.has(route.endpoint.id)) {
+    return deny(403, 'not_entitled', `Plan ${plan.id} does not include ${route.endpoint.id}.`, {
+      upgrade_url: catalog.upgradeUrl,
+    });
+  }
+
+  const period = context.periodOf(subscription.periodAnchor, context.now);
+  const limits: Limit[] = plan.rate_limits.map((rateLimit) => ({
+    kind: 'sliding',
+    name: `rl:${rateLimit.scope === 'key' ? identity.key.id : subscription.id}:${rateLimit.window}`,
+    limit: rateLimit.requests,
+    windowMs: rateLimit.window,
+    cost: 1,
+  }));
+  if (plan.quota) {
+    limits.push({
+      kind: 'period',
+      name: quotaCounterName(subscription.id),
+      limit: plan.quota.units,
+      periodStart: period.start,
+      periodEnd: period.end,
+      cost: route.endpoint.weight,
+      enforce: plan.quota.when_exhausted !== 'allow_overage',
+    });
+  }
+  return {
+    admitted: true,
+    next: {
+      identity: { key: identity.key, subscription, customer },
+      plan,
+      route,
+      period,
+      scope: customer.id,
+      limits,
+      metadata,
+    },
+  };
+}
+
+export type CounterAnswer = ConsumeResult | { degraded: 'open' | 'closed' };
+
+export function conclude(
+  admitted: Admitted,
+  answer: CounterAnswer,
+  request: CheckRequestFacts,
+  options: DecideOptions,
+  upgradeUrl: string | undefined,
+): Decision {
+  const { identity, plan, metadata } = admitted;
+  if ('degraded' in answer && answer.degraded === 'closed') {
+    return denial(503, 'limits_unavailable', 'Usage limits cannot be checked right now; retry shortly.', request.requestId, metadata, {}, { 'retry-after': '1' });
+  }
+  const outcomes = 'outcomes' in answer ? answer.outcomes : [];
+  const rateOutcomes = outcomes.filter((_, i) => admitted.limits[i]!.kind === 'sliding');
+  const quotaOutcome = outcomes.find((_, i) => admitted.limits[i]!.kind === 'period');
+  const headers = { ...rateLimitHeaders(rateOutcomes, admitted.limits), ...quotaHeaders(quotaOutcome) };
+
+  if ('allowed' in answer && !answer.allowed) {
+    const blocked = outcomes.find((outcome) => !outcome.allowed)!;
+    const retryAfter = String(Math.max(1, Math.ceil(blocked.retryAfterMs / 1000)));
+    const blockedIndex = outcomes.indexOf(blocked);
+    const blockedLimit = admitted.limits[blockedIndex]!;
+    if (blockedLimit.kind === 'sliding') {
+      // admit() lists the plan's rate limits first, in order.
+      const window = plan.rate_limits[blockedIndex]!;
+      return denial(429, 'rate_limited', `Rate limit of ${blockedLimit.limit} requests per ${formatWindow(blockedLimit.windowMs)} exceeded.`, request.requestId, metadata, {
+        limit: blockedLimit.limit,
+        window: formatWindow(blockedLimit.windowMs),
+        scope: window.scope,
+        retry_after_seconds: Number(retryAfter),
+        plan: plan.id,
+        upgrade_url: upgradeUrl,
+      }, { ...headers, 'retry-after': retryAfter });
+    }
+    const status: DenialStatus = plan.quota?.when_exhausted === 'deny_402' ? 402 : 429;
+    return denial(status, 'quota_exhausted', `The quota of ${blockedLimit.limit} units for this billing period is used up.`, request.requestId, metadata, {
+      limit: blockedLimit.limit,
+      remaining: blocked.remaining,
+      cost: blockedLimit.cost,
+      period_end: new Date(admitted.period.end).toISOString(),
+      plan: plan.id,
+      upgrade_url: upgradeUrl,
+    }, { ...headers, 'retry-after': retryAfter });
+  }
+
+  const prefix = options.headerPrefix;
+  const upstreamHeaders = {
+    [`${prefix}customer-id`]: identity.customer.id,
+    [`${prefix}subscription-id`]: identity.subscription.id,
+    [`${prefix}plan-id`]: plan.id,
+    [`${prefix}key-id`]: identity.key.id,
+  };
+  const removeHeaders = Object.keys(request.headers).filter((name) => name.startsWith(prefix) && !(name in upstreamHeaders));
+  const allowMetadata: DecisionMetadata = { ...metadata, decision: 'allow' };
+  if ('degraded' in answer) allowMetadata.degraded = answer.degraded;
+  return { allowed: true, upstreamHeaders, removeHeaders, responseHeaders: headers, metadata: allowMetadata };
+}
+
+export function denial(
+  status: DenialStatus,
+  code: DenialCode,
+  message: string,
+  requestId: string,
+  metadata: DecisionMetadata,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Deny {
+  const details = Object.fromEntries(Object.entries(extra).filter(([, value]) => value !== undefined));
+  return {
+    allowed: false,
+    status,
+    code,
+    message,
+    headers,
+    body: { error: { code, message, ...details, request_id: requestId } },
+    metadata: { ...metadata, decision: 'deny', reason: code },
+  };
+}
+
+/** Reports the tightest rate limit in the IETF RateLimit header fields (draft 7 names, seconds). */
+function rateLimitHeaders(outcomes: LimitOutcome[], limits: Limit[]): Record<string, string> {
+  if (outcomes.length === 0) return {};
+  const tightest = outcomes.reduce((a, b) => (b.remaining < a.remaining ? b : a));
+  const policy = limits
+    .filter((limit) => limit.kind === 'sliding')
+    .map((limit) => `${limit.limit};w=${Math.round(limit.windowMs / 1000)}`)
+    .join(', ');
+  return {
+    'ratelimit-limit': String(tightest.limit),
+    'ratelimit-remaining': String(tightest.remaining),
+    'ratelimit-reset': String(Math.ceil(tightest.resetMs / 1000)),
+    'ratelimit-policy': policy,
+  };
+}
+
+function quotaHeaders(outcome: LimitOutcome | undefined): Record<string, string> {
+  if (!outcome) return {};
+  return {
+    'x-quota-limit': String(outcome.limit),
+    'x-quota-remaining': String(outcome.remaining),
+    'x-quota-reset': String(Math.ceil(outcome.resetMs / 1000)),
+  };
+}
+
+const windowUnits: [number, string][] = [
+  [86_400_000, 'd'],
+  [3_600_000, 'h'],
+  [60_000, 'm'],
+  [1_000, 's'],
+];
+
+export function formatWindow(ms: number): string {
+  const unit = windowUnits.find(([size]) => ms % size === 0);
+  return unit ? `${ms / unit[0]}${unit[1]}` : `${ms}ms`;
+}
+
+const stripQuery = (path: string) => path.split('?')[0]!;

@@ -1,0 +1,43 @@
+/** What the Check decided, independent of the wire format (grpc/check-service.ts maps it to a CheckResponse). */
+
+export type DenialCode =
+  | 'missing_key'
+  | 'invalid_key'
+  | 'key_revoked'
+  | 'key_pending_approval'
+  | 'account_suspended'
+  | 'subscription_inactive'
+  | 'plan_unavailable'
+  | 'unknown_endpoint'
+  | 'not_entitled'
+  | 'rate_limited'
+  | 'quota_exhausted'
+  | 'limits_unavailable'
+  | 'malformed_request';
+
+export type DenialStatus = 400 | 401 | 402 | 403 | 429 | 503;
+
+/** Facts recorded as ext_authz dynamic metadata, which Envoy hands to the access log. */
+export type DecisionMetadata = Record<string, string | number>;
+
+export interface Allow {
+  allowed: true;
+  /** Set on the upstream request, overwriting any client-sent value. */
+  upstreamHeaders: Record<string, string>;
+  /** Client-sent headers in our namespace that we do not set: removed before the upstream sees them. */
+  removeHeaders: string[];
+  responseHeaders: Record<string, string>;
+  metadata: DecisionMetadata;
+}
+
+export interface Deny {
+  allowed: false;
+  status: DenialStatus;
+  code: DenialCode;
+  message: string;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+  metadata: DecisionMetadata;
+}
+
+export type Decision = Allow | Deny;

@@ -1,0 +1,95 @@
+import type { EndpointDocument, ProductDocument } from './schema.js';
+
+export interface RouteMatch {
+  product: ProductDocument;
+  endpoint: EndpointDocument;
+}
+
+/** One path segment level of the route trie: static segments win over parameters, parameters over "*". */
+interface TrieNode {
+  statics: Map<string, TrieNode>;
+  param?: TrieNode;
+  wildcard?: Map<string, EndpointDocument>;
+  /** Endpoints ending here, by method ("*" for any). */
+  methods: Map<string, EndpointDocument>;
+}
+
+const newNode = (): TrieNode => ({ statics: new Map(), methods: new Map() });
+
+function insert(root: TrieNode, endpoint: EndpointDocument): void {
+  let node = root;
+  for (const segment of splitPath(endpoint.path)) {
+    if (segment === '*') {
+      node.wildcard ??= new Map();
+      for (const method of endpoint.method) node.wildcard.set(method, endpoint);
+      return;
+    }
+    if (segment.startsWith(':')) node = node.param ??= newNode();
+    else {
+      let next = node.statics.get(segment);
+      if (!next) node.statics.set(segment, (next = newNode()));
+      node = next;
+    }
+  }
+  for (const method of endpoint.method) node.methods.set(method, endpoint);
+}
+
+const byMethod = (table: Map<string, EndpointDocument> | undefined, method: string) =>
+  table?.get(method) ?? table?.get('*');
+
+function lookup(node: TrieNode, segments: string[], index: number, method: string): EndpointDocument | undefined {
+  if (index === segments.length) return byMethod(node.methods, method) ?? byMethod(node.wildcard, method);
+  const segment = segments[index]!;
+  const viaStatic = node.statics.get(segment);
+  const found =
+    (viaStatic && lookup(viaStatic, segments, index + 1, method)) ??
+    (node.param && lookup(node.param, segments, index + 1, method));
+  return found ?? byMethod(node.wildcard, method);
+}
+
+function splitPath(path: string): string[] {
+  return path.split('/').filter((segment) => segment.length > 0);
+}
+
+function hostMatches(pattern: string, host: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1));
+  return pattern === host;
+}
+
+/** Matches (host, method, path) to the one product endpoint that serves it. */
+export class RouteTable {
+  private readonly products: { product: ProductDocument; root: TrieNode }[];
+
+  constructor(products: ProductDocument[]) {
+    this.products = products.map((product) => {
+      const root = newNode();
+      for (const endpoint of product.endpoints) insert(root, endpoint);
+      return { product, root };
+    });
+  }
+
+  match(host: string, method: string, rawPath: string): RouteMatch | undefined {
+    const bareHost = host.toLowerCase().replace(/:\d+$/, '');
+    const segments = splitPath(stripQuery(rawPath)).map(decodeSegment);
+    for (const { product, root } of this.products) {
+      if (!product.hosts.some((pattern) => hostMatches(pattern, bareHost))) continue;
+      const endpoint = lookup(root, segments, 0, method.toUpperCase());
+      if (endpoint) return { product, endpoint };
+    }
+    return undefined;
+  }
+}
+
+function stripQuery(path: string): string {
+  const cut = path.search(/[?#]/);
+  return cut === -1 ? path : path.slice(0, cut);
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}

@@ -1,0 +1,137 @@
+import { z } from 'zod';
+
+const id = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lower-case letters, digits, "-" or "_", starting with a letter or digit');
+
+const durationUnitsMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** "10s", "1m", "1h", "1d" → milliseconds. */
+export const durationSchema = z
+  .string()
+  .regex(/^[1-9]\d*(ms|s|m|h|d)$/, 'must be a duration such as 1s, 1m, 1h or 1d')
+  .transform((text) => {
+    const [, amount, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(text)!;
+    return Number(amount) * durationUnitsMs[unit as keyof typeof durationUnitsMs];
+  });
+
+const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*']);
+
+const pathPattern = z
+  .string()
+  .regex(
+    /^\/([A-Za-z0-9._~!$&'()+,;=@-]+|:[A-Za-z_][A-Za-z0-9_]*|\*)?(\/([A-Za-z0-9._~!$&'()+,;=@-]+|:[A-Za-z_][A-Za-z0-9_]*|\*))*$/,
+    'must be a path such as /api/v1/pets/:id/image, with :name parameters and an optional trailing *',
+  )
+  .refine((path) => !path.slice(0, -1).includes('*'), '"*" may only be the last segment');
+
+const endpointSchema = z
+  .object({
+    id,
+    method: z.union([httpMethod, z.array(httpMethod).min(1)]).transform((m) => (Array.isArray(m) ? m : [m])),
+    path: pathPattern,
+    weight: z.number().int().min(0).default(1),
+    tags: z.array(id).default([]),
+  })
+  .strict();
+
+const productSchema = z
+  .object({
+    id,
+    name: z.string().min(1),
+    description: z.string().optional(),
+    hosts: z.array(z.string().min(1)).min(1).default(['*']),
+    approval: z.enum(['auto', 'manual']).default('auto'),
+    endpoints: z.array(endpointSchema).min(1),
+  })
+  .strict();
+
+const rateLimitSchema = z
+  .object({
+    requests: z.number().int().positive(),
+    window: durationSchema,
+    scope: z.enum(['subscription', 'key']).default('subscription'),
+  })
+  .strict();
+
+const quotaSchema = z
+  .object({
+    units: z.number().int().positive(),
+    when_exhausted: z.enum(['deny_429', 'deny_402', 'allow_overage']).default('deny_429'),
+  })
+  .strict();
+
+const billableSchema = z
+  .object({
+    /** Responses with these status classes are metered as billable. */
+    statuses: z.array(z.enum(['1xx', '2xx', '3xx', '4xx', '5xx'])).min(1).default(['2xx', '3xx', '4xx']),
+  })
+  .strict();
+
+const planSchema = z
+  .object({
+    id,
+    product: id,
+    name: z.string().min(1),
+    description: z.string().optional(),
+    public: z.boolean().default(true),
+    entitlements: z.array(z.union([id, z.literal('*')])).min(1),
+    rate_limits: z.array(rateLimitSchema).default([]),
+    quota: quotaSchema.optional(),
+    billable: billableSchema.default({ statuses: ['2xx', '3xx', '4xx'] }),
+    max_keys: z.number().int().positive().optional(),
+    pricing: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export const catalogSchema = z
+  .object({
+    version: z.literal(1),
+    upgrade_url: z.url().optional(),
+    default_plan: id.optional(),
+    products: z.array(productSchema).min(1),
+    plans: z.array(planSchema).min(1),
+  })
+  .strict()
+  .superRefine((catalog, ctx) => {
+    const reportDuplicates = (ids: string[], path: (index: number) => (string | number)[], what: string) => {
+      const seen = new Set<string>();
+      ids.forEach((value, index) => {
+        if (seen.has(value)) ctx.addIssue({ code: 'custom', path: path(index), message: `duplicate ${what} id "${value}"` });
+        seen.add(value);
+      });
+    };
+    reportDuplicates(catalog.products.map((p) => p.id), (i) => ['products', i, 'id'], 'product');
+    reportDuplicates(catalog.plans.map((p) => p.id), (i) => ['plans', i, 'id'], 'plan');
+    catalog.products.forEach((product, p) =>
+      reportDuplicates(product.endpoints.map((e) => e.id), (i) => ['products', p, 'endpoints', i, 'id'], 'endpoint'),
+    );
+
+    const products = new Map(catalog.products.map((p) => [p.id, p]));
+    catalog.plans.forEach((plan, p) => {
+      const product = products.get(plan.product);
+      if (!product) {
+        ctx.addIssue({ code: 'custom', path: ['plans', p, 'product'], message: `unknown product "${plan.product}"` });
+        return;
+      }
+      const names = new Set(product.endpoints.flatMap((e) => [e.id, ...e.tags]));
+      plan.entitlements.forEach((name, e) => {
+        if (name !== '*' && !names.has(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['plans', p, 'entitlements', e],
+            message: `"${name}" is neither an endpoint id nor a tag of product "${product.id}"`,
+          });
+        }
+      });
+    });
+    if (catalog.default_plan && !catalog.plans.some((plan) => plan.id === catalog.default_plan)) {
+      ctx.addIssue({ code: 'custom', path: ['default_plan'], message: `unknown plan "${catalog.default_plan}"` });
+    }
+  });
+
+export type CatalogDocument = z.infer<typeof catalogSchema>;
+export type ProductDocument = CatalogDocument['products'][number];
+export type EndpointDocument = ProductDocument['endpoints'][number];
+export type PlanDocument = CatalogDocument['plans'][number];
+export type RateLimitDocument = PlanDocument['rate_limits'][number];

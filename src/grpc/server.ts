@@ -1,0 +1,52 @@
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { loadEnvoyServices } from './protos.js';
+
+export interface GrpcHandlers {
+  check: grpc.UntypedHandleCall;
+  streamAccessLogs?: grpc.UntypedHandleCall;
+}
+
+export interface RunningGrpcServer {
+  port: number;
+  health: HealthImplementation;
+  /** Stops accepting calls, lets in-flight ones finish for up to graceMs, then cuts the rest. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export const checkServiceName = 'envoy.service.auth.v3.Authorization';
+export const accessLogServiceName = 'envoy.service.accesslog.v3.AccessLogService';
+
+export async function startGrpcServer(host: string, port: number, handlers: GrpcHandlers): Promise<RunningGrpcServer> {
+  const services = loadEnvoyServices();
+  const server = new grpc.Server({
+    // Envoy keeps long-lived HTTP/2 connections; keepalive lets dead ones be noticed.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.max_concurrent_streams': 10_000,
+  });
+  server.addService(services.authorization, { Check: handlers.check });
+  if (handlers.streamAccessLogs) server.addService(services.accessLog, { StreamAccessLogs: handlers.streamAccessLogs });
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [checkServiceName]: 'NOT_SERVING' });
+  health.addToServer(server);
+  const boundPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+  return {
+    port: boundPort,
+    health,
+    shutdown: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

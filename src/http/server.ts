@@ -1,0 +1,86 @@
+import { createServer, type Server } from 'node:http';
+import type { Logger } from '../kernel/logger.js';
+import type { Registry } from 'prom-client';
+import { openApiDocument } from './openapi.js';
+import { route, Router, type Route } from './router.js';
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  adminToken: string;
+  routes: Route[];
+  registry: Registry;
+  /** Readiness: each named check must hold for /readyz to answer 200. */
+  readiness: () => Record<string, boolean>;
+  version: string;
+  logger: Logger;
+}
+
+export interface RunningHttpServer {
+  port: number;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'readiness' | 'version'>, apiRoutes: () => Route[]): Route[] {
+  return [
+    route({
+      method: 'GET',
+      path: '/healthz',
+      summary: 'Liveness: the process is up',
+      tag: 'system',
+      auth: 'public',
+      handle: async () => ({ status: 200, body: { status: 'ok' } }),
+    }),
+    route({
+      method: 'GET',
+      path: '/readyz',
+      summary: 'Readiness: catalog loaded, identities synced, servers listening',
+      tag: 'system',
+      auth: 'public',
+      handle: async () => {
+        const checks = options.readiness();
+        const ready = Object.values(checks).every(Boolean);
+        return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', checks } };
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/metrics',
+      summary: 'Prometheus metrics',
+      tag: 'system',
+      auth: 'public',
+      handle: async () => ({ status: 200, body: await options.registry.metrics(), contentType: options.registry.contentType }),
+    }),
+    route({
+      method: 'GET',
+      path: '/openapi.json',
+      summary: 'This OpenAPI document',
+      tag: 'system',
+      auth: 'public',
+      handle: async () => ({ status: 200, body: openApiDocument(apiRoutes(), options.version) }),
+    }),
+  ];
+}
+
+export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  const all: Route[] = [];
+  all.push(...systemRoutes(options, () => all), ...options.routes);
+  const router = new Router(all, options.adminToken, options.logger);
+  const server = createServer((request, response) => void router.handle(request, response));
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : options.port,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,34 @@
+import { startApp } from './app.js';
+import { loadConfig } from './config/config.js';
+import { CatalogError } from './catalog/load.js';
+import { createLogger } from './kernel/logger.js';
+
+/** `tollgate serve`: runs until SIGTERM or SIGINT, then drains. */
+export async function serve(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.logLevel);
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason instanceof Error ? reason.stack : String(reason) }, 'unhandled rejection'));
+  let app;
+  try {
+    app = await startApp(config, logger);
+  } catch (error) {
+    if (error instanceof CatalogError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    logger.fatal({ err: (error as Error).stack }, 'start failed');
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'draining');
+    void app.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

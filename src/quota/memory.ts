@@ -1,0 +1,80 @@
+import type { Clock } from '../kernel/clock.js';
+import { counterKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
+import {
+  evaluatePeriod,
+  evaluateSliding,
+  periodTtlMs,
+  slidingTtlMs,
+  slidingWindowIndex,
+  type LimitOutcome,
+} from './window.js';
+
+interface Cell {
+  value: number;
+  expiresAt: number;
+}
+
+/** Process-local counters with the same semantics as the Redis store; the embedded default. */
+export class MemoryCounterStore implements CounterStore {
+  private readonly cells = new Map<string, Cell>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly prefix = 'tg',
+    sweepIntervalMs = 60_000,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), sweepIntervalMs);
+    this.sweeper.unref();
+  }
+
+  async consume(request: ConsumeRequest): Promise<ConsumeResult> {
+    const { scope, now } = request;
+    const writes: { key: string; cost: number; ttlMs: number }[] = [];
+    const outcomes: LimitOutcome[] = request.limits.map((limit) => {
+      if (limit.kind === 'sliding') {
+        const index = slidingWindowIndex(now, limit.windowMs);
+        const currentKey = counterKey(this.prefix, scope, limit.name, index);
+        const state = {
+          previous: this.read(counterKey(this.prefix, scope, limit.name, index - 1), now),
+          current: this.read(currentKey, now),
+        };
+        writes.push({ key: currentKey, cost: limit.cost, ttlMs: slidingTtlMs(limit.windowMs) });
+        return evaluateSliding(limit, state, now);
+      }
+      const key = counterKey(this.prefix, scope, limit.name, limit.periodStart);
+      writes.push({ key, cost: limit.cost, ttlMs: periodTtlMs(limit, now) });
+      return evaluatePeriod(limit, this.read(key, now), now);
+    });
+    const allowed = outcomes.every((outcome) => outcome.allowed);
+    if (allowed) for (const write of writes) this.add(write.key, write.cost, now + write.ttlMs, now);
+    return { allowed, outcomes };
+  }
+
+  async periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
+    return this.read(counterKey(this.prefix, scope, name, periodStart), this.clock.now());
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+  }
+
+  private read(key: string, now: number): number {
+    const cell = this.cells.get(key);
+    return cell && cell.expiresAt > now ? cell.value : 0;
+  }
+
+  private add(key: string, amount: number, expiresAt: number, now: number): void {
+    const cell = this.cells.get(key);
+    if (cell && cell.expiresAt > now) {
+      cell.value += amount;
+      // Like Redis PEXPIRE on every write: the TTL is refreshed from this write.
+      cell.expiresAt = expiresAt;
+    } else this.cells.set(key, { value: amount, expiresAt });
+  }
+
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const [key, cell] of this.cells) if (cell.expiresAt <= now) this.cells.delete(key);
+  }
+}

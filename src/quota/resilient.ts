@@ -1,0 +1,54 @@
+import type { Logger } from '../kernel/logger.js';
+import { CounterStoreUnavailable, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
+
+/**
+ * What the Check does while the shared counter store (Redis) is unreachable:
+ * - closed: deny (503), nothing is served uncounted;
+ * - open: allow without counting;
+ * - local: count in this replica's memory, so each replica enforces the limits on its own share of traffic.
+ */
+export type FailureMode = 'closed' | 'open' | 'local';
+
+export type Degraded = { degraded: 'closed' } | { degraded: 'open' };
+
+/** Wraps the shared store and applies the configured failure mode when it fails. */
+export class ResilientCounterStore {
+  private failing = false;
+
+  constructor(
+    private readonly primary: CounterStore,
+    private readonly mode: FailureMode,
+    private readonly local: CounterStore,
+    private readonly logger: Logger,
+    private readonly onFailure: (mode: FailureMode) => void = () => {},
+  ) {}
+
+  /** Returns the counter result, or for closed/open modes a marker that the decision must be degraded. */
+  async consumeOrDegrade(request: ConsumeRequest): Promise<ConsumeResult | Degraded> {
+    try {
+      const result = await this.primary.consume(request);
+      if (this.failing) {
+        this.failing = false;
+        this.logger.info('counter store reachable again');
+      }
+      return result;
+    } catch (error) {
+      if (!(error instanceof CounterStoreUnavailable)) throw error;
+      if (!this.failing) {
+        this.failing = true;
+        this.logger.error({ err: error.message, mode: this.mode }, 'counter store unavailable; applying failure mode');
+      }
+      this.onFailure(this.mode);
+      if (this.mode === 'local') return this.local.consume(request);
+      return { degraded: this.mode };
+    }
+  }
+
+  periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
+    return this.primary.periodUsage(scope, name, periodStart);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.primary.close(), this.local.close()]);
+  }
+}

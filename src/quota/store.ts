@@ -1,0 +1,37 @@
+import type { Limit, LimitOutcome } from './window.js';
+
+export interface ConsumeRequest {
+  /** Groups counters that must be checked together, e.g. a subscription; one Redis Cluster slot per scope. */
+  scope: string;
+  now: number;
+  limits: Limit[];
+}
+
+export interface ConsumeResult {
+  /** True when every limit allowed; only then was anything counted. */
+  allowed: boolean;
+  outcomes: LimitOutcome[];
+}
+
+/**
+ * Where rate-limit and quota counters live. `consume` checks every limit of one request and, only if all allow,
+ * adds each limit's cost, atomically. Implementations: memory (embedded default) and Redis (Lua, one round trip).
+ */
+export interface CounterStore {
+  consume(request: ConsumeRequest): Promise<ConsumeResult>;
+  /** Current usage of a period counter, for usage reports and reconciliation. */
+  periodUsage(scope: string, name: string, periodStart: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export class CounterStoreUnavailable extends Error {
+  constructor(cause: unknown) {
+    super(`counter store unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'CounterStoreUnavailable';
+  }
+}
+
+/** Counter keys: `{scope}` is a Redis Cluster hash tag, so all of one request's counters share a slot. */
+export function counterKey(prefix: string, scope: string, name: string, window: number): string {
+  return `${prefix}:{${scope}}:${name}:${window}`;
+}
