@@ -57,15 +57,16 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}));
 
   const local = new MemoryCounterStore(clock, config.redis.prefix);
-  const counters = config.redis.url
-    ? new ResilientCounterStore(
-        new RedisCounterStore({ url: config.redis.url, prefix: config.redis.prefix, timeoutMs: config.redis.timeoutMs }),
-        config.redis.failureMode,
-        local,
-        logger,
-        (mode) => metrics.counterStoreFailures.inc({ mode }),
-      )
-    : new ResilientCounterStore(local, 'closed', local, logger);
+  let counters: ResilientCounterStore;
+  if (config.redis.url) {
+    const redis = new RedisCounterStore({ url: config.redis.url, prefix: config.redis.prefix, timeoutMs: config.redis.timeoutMs });
+    if (!(await redis.ready())) {
+      logger.error({ failureMode: config.redis.failureMode }, 'Redis unreachable at start; serving in failure mode until it connects');
+    }
+    counters = new ResilientCounterStore(redis, config.redis.failureMode, local, logger, (mode) => metrics.counterStoreFailures.inc({ mode }));
+  } else {
+    counters = new ResilientCounterStore(local, 'closed', local, logger);
+  }
 
   const grpc = await startGrpcServer(config.grpc.host, config.grpc.port, {
     check: createCheckHandler({

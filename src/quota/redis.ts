@@ -121,6 +121,22 @@ export class RedisCounterStore implements CounterStore {
     this.client.defineCommand('tollgateConsume', { lua: consumeScript });
   }
 
+  /** Resolves once connected (the offline queue is off, so commands sent earlier fail), or false after timeoutMs. */
+  async ready(timeoutMs = 2_000): Promise<boolean> {
+    if (this.client.status === 'ready') return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.client.off('ready', onReady);
+        resolve(false);
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.client.once('ready', onReady);
+    });
+  }
+
   async consume(request: ConsumeRequest): Promise<ConsumeResult> {
     const keys: string[] = [];
     const args: (string | number)[] = [request.now, request.limits.length];

@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { CatalogError, loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
+
+const fixture = (name: string) => `test/fixtures/catalog/${name}.yaml`;
+
+function problemsOf(file: string) {
+  try {
+    loadCatalogFile(file);
+  } catch (error) {
+    expect(error).toBeInstanceOf(CatalogError);
+    return (error as CatalogError).problems;
+  }
+  throw new Error(`${file} loaded without error`);
+}
+
+describe('catalog loading', () => {
+  it('loads the PetStore example with its plans, weights and entitlements', () => {
+    const catalog = loadCatalogFile('examples/petstore.yaml');
+    expect([...catalog.plans.keys()]).toEqual(['free', 'pro', 'enterprise']);
+    expect(catalog.plan('free')!.quota).toEqual({ units: 1000, when_exhausted: 'deny_429' });
+    expect(catalog.plan('pro')!.quota!.units).toBe(50_000);
+    expect(catalog.plan('enterprise')!.quota!.units).toBe(1_000_000);
+    expect(catalog.plan('free')!.rate_limits).toEqual([{ requests: 10, window: 60_000, scope: 'subscription' }]);
+    expect(catalog.plan('pro')!.rate_limits[0]!.requests).toBe(100);
+    expect(catalog.plan('enterprise')!.rate_limits[0]!.requests).toBe(1000);
+    const weight = (method: string, path: string) => catalog.match('h', method, path)!.endpoint.weight;
+    expect(weight('GET', '/api/v1/pets')).toBe(1);
+    expect(weight('POST', '/api/v1/pets')).toBe(2);
+    expect(weight('POST', '/api/v1/pets/7/image')).toBe(10);
+    expect(weight('GET', '/api/v1/analytics')).toBe(5);
+    expect(catalog.plan('free')!.allowedEndpoints.has('analytics')).toBe(false);
+    expect(catalog.plan('pro')!.allowedEndpoints.has('analytics')).toBe(true);
+    expect(catalog.plan('pro')!.allowedEndpoints.has('webhooks')).toBe(false);
+    expect(catalog.plan('enterprise')!.allowedEndpoints.has('webhooks')).toBe(true);
+  });
+
+  it('reports a wrong type with file, line and field', () => {
+    const [problem] = problemsOf(fixture('bad-quota-type'));
+    expect(problem).toMatchObject({ file: fixture('bad-quota-type'), line: 13, path: 'plans[0].quota.units' });
+    expect(problem!.message).toMatch(/number/);
+  });
+
+  it('reports an unknown field at the field itself', () => {
+    const [problem] = problemsOf(fixture('unknown-field'));
+    expect(problem).toMatchObject({ line: 13, path: 'plans[0].rate_limits[0].burst' });
+    expect(problem!.message).toMatch(/unrecognized key/i);
+  });
+
+  it('reports an entitlement that names neither an endpoint nor a tag', () => {
+    const [problem] = problemsOf(fixture('unknown-entitlement'));
+    expect(problem).toMatchObject({ line: 11, column: 27, path: 'plans[0].entitlements[1]' });
+    expect(problem!.message).toContain('"analytics"');
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const [problem] = problemsOf(fixture('syntax-error'));
+    expect(problem!.line).toBeGreaterThanOrEqual(4);
+    expect(problem!.message.length).toBeGreaterThan(0);
+  });
+
+  it('reports every problem at once: bad duration, bad path, duplicate id, unknown product', () => {
+    const problems = problemsOf(fixture('bad-window'));
+    const paths = problems.map((p) => p.path);
+    expect(paths).toEqual(
+      expect.arrayContaining(['plans[0].rate_limits[0].window', 'products[0].endpoints[1].path']),
+    );
+    const window = problems.find((p) => p.path === 'plans[0].rate_limits[0].window')!;
+    expect(window.line).toBe(14);
+    expect(window.message).toMatch(/duration/);
+    const message = new CatalogError(problems).message;
+    expect(message).toContain(`${fixture('bad-window')}:14:`);
+  });
+
+  it('reports cross-reference problems once the shape is valid', () => {
+    const problems = problemsOf('test/fixtures/catalog/duplicate-and-unknown-product.yaml');
+    expect(problems.map((p) => [p.path, p.line])).toEqual([
+      ['products[0].endpoints[1].id', 7],
+      ['plans[0].product', 10],
+    ]);
+  });
+
+  it('refuses a missing file with a clear error', () => {
+    const [problem] = problemsOf('test/fixtures/catalog/does-not-exist.yaml');
+    expect(problem!.message).toMatch(/cannot read/);
+  });
+});
+
+describe('route matching', () => {
+  const catalog = parseCatalog(`
+version: 1
+products:
+  - id: api
+    name: API
+    hosts: [api.example.com, "*.tenant.example.com"]
+    endpoints:
+      - { id: list, method: GET, path: /v1/items }
+      - { id: special, method: GET, path: /v1/items/special }
+      - { id: get, method: GET, path: /v1/items/:id }
+      - { id: any-method, method: "*", path: /v1/echo }
+      - { id: files, method: GET, path: /v1/files/* }
+  - id: other
+    name: Other
+    endpoints:
+      - { id: fallback, method: GET, path: /v1/items/:id }
+plans:
+  - { id: p, product: api, name: P, entitlements: ["*"] }
+`);
+  const id = (host: string, method: string, path: string) => catalog.match(host, method, path)?.endpoint.id;
+
+  it('prefers static segments over parameters', () => {
+    expect(id('api.example.com', 'GET', '/v1/items/special')).toBe('special');
+    expect(id('api.example.com', 'GET', '/v1/items/42')).toBe('get');
+  });
+
+  it('ignores the query string, the port and a trailing slash', () => {
+    expect(id('api.example.com:443', 'GET', '/v1/items?page=2')).toBe('list');
+    expect(id('api.example.com', 'GET', '/v1/items/')).toBe('list');
+  });
+
+  it('matches method wildcards, path wildcards and wildcard hosts', () => {
+    expect(id('api.example.com', 'DELETE', '/v1/echo')).toBe('any-method');
+    expect(id('api.example.com', 'GET', '/v1/files/a/b/c.txt')).toBe('files');
+    expect(id('x.tenant.example.com', 'GET', '/v1/items')).toBe('list');
+  });
+
+  it('falls through to the next product when the host does not match', () => {
+    expect(catalog.match('elsewhere.com', 'GET', '/v1/items/1')?.product.id).toBe('other');
+    expect(id('elsewhere.com', 'GET', '/v1/items')).toBeUndefined();
+  });
+
+  it('does not match other methods or unknown paths', () => {
+    expect(id('api.example.com', 'POST', '/v1/items')).toBeUndefined();
+    expect(id('api.example.com', 'GET', '/v2/items')).toBeUndefined();
+  });
+});

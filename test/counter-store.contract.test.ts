@@ -1,0 +1,176 @@
+import fc from 'fast-check';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/kernel/clock.js';
+import { MemoryCounterStore } from '../src/quota/memory.js';
+import { RedisCounterStore } from '../src/quota/redis.js';
+import type { CounterStore } from '../src/quota/store.js';
+import type { Limit, PeriodLimit, SlidingLimit } from '../src/quota/window.js';
+import { testRedisUrl, uniqueName } from './support/services.js';
+
+/** One contract, every CounterStore: the memory store (embedded default) and Redis (Lua) must agree exactly. */
+
+const start = Date.UTC(2026, 10, 1, 0, 0, 0);
+const minute = 60_000;
+
+const perMinute = (limit: number, name = 'rl'): SlidingLimit => ({ kind: 'sliding', name, limit, windowMs: minute, cost: 1 });
+const monthly = (limit: number, cost: number, enforce = true): PeriodLimit => ({
+  kind: 'period',
+  name: 'q',
+  limit,
+  cost,
+  periodStart: start,
+  periodEnd: Date.UTC(2026, 11, 1),
+  enforce,
+});
+
+interface Subject {
+  store: CounterStore;
+  clock: ManualClock;
+}
+
+const factories: [string, () => Promise<Subject>][] = [
+  ['memory', async () => {
+    const clock = new ManualClock(start);
+    return { store: new MemoryCounterStore(clock, uniqueName('tg')), clock };
+  }],
+  ['redis', async () => ({ store: await connectedRedis('tgc'), clock: new ManualClock(start) })],
+];
+
+async function connectedRedis(prefix: string): Promise<RedisCounterStore> {
+  const store = new RedisCounterStore({ url: testRedisUrl, prefix: uniqueName(prefix), timeoutMs: 1_000 });
+  expect(await store.ready()).toBe(true);
+  return store;
+}
+
+const opened: CounterStore[] = [];
+afterAll(async () => {
+  await Promise.all(opened.map((store) => store.close()));
+});
+
+describe.each(factories)('CounterStore contract: %s', (_name, make) => {
+  let subject: Subject;
+  let scope: string;
+  beforeEach(async () => {
+    subject = await make();
+    opened.push(subject.store);
+    scope = uniqueName('cust');
+  });
+  const consume = (limits: Limit[]) => subject.store.consume({ scope, now: subject.clock.now(), limits });
+
+  it('allows up to the limit in a window, then denies with a retry time inside the window', async () => {
+    for (let i = 0; i < 10; i++) {
+      const result = await consume([perMinute(10)]);
+      expect(result.allowed).toBe(true);
+      expect(result.outcomes[0]!.remaining).toBe(9 - i);
+    }
+    const denied = await consume([perMinute(10)]);
+    expect(denied.allowed).toBe(false);
+    expect(denied.outcomes[0]).toMatchObject({ allowed: false, remaining: 0 });
+    expect(denied.outcomes[0]!.retryAfterMs).toBeGreaterThan(0);
+    expect(denied.outcomes[0]!.retryAfterMs).toBeLessThanOrEqual(2 * minute);
+  });
+
+  it('does not let a burst straddle the window boundary (sliding window)', async () => {
+    subject.clock.set(start + minute - 1_000);
+    for (let i = 0; i < 10; i++) expect((await consume([perMinute(10)])).allowed).toBe(true);
+    subject.clock.advance(2_000); // 1 s into the next fixed window: the previous one still weighs ~98%
+    expect((await consume([perMinute(10)])).allowed).toBe(false);
+  });
+
+  it('lets requests through again once the retry time has passed', async () => {
+    for (let i = 0; i < 10; i++) await consume([perMinute(10)]);
+    const denied = await consume([perMinute(10)]);
+    subject.clock.advance(denied.outcomes[0]!.retryAfterMs - 1);
+    expect((await consume([perMinute(10)])).allowed).toBe(false);
+    subject.clock.advance(1);
+    expect((await consume([perMinute(10)])).allowed).toBe(true);
+  });
+
+  it('counts a request only when every limit allows it', async () => {
+    const tight = perMinute(2, 'tight');
+    const loose = perMinute(100, 'loose');
+    await consume([tight, loose]);
+    await consume([tight, loose]);
+    const denied = await consume([tight, loose]);
+    expect(denied.allowed).toBe(false);
+    expect(denied.outcomes.map((o) => o.allowed)).toEqual([false, true]);
+    // The denied request consumed nothing from the loose limit: 2 used, 98 left after the next one.
+    const next = await consume([loose]);
+    expect(next.outcomes[0]!.remaining).toBe(97);
+  });
+
+  it('charges period quotas by weight and denies the request that would exceed them', async () => {
+    expect((await consume([monthly(25, 10)])).outcomes[0]!.remaining).toBe(15);
+    expect((await consume([monthly(25, 10)])).outcomes[0]!.remaining).toBe(5);
+    const denied = await consume([monthly(25, 10)]);
+    expect(denied.allowed).toBe(false);
+    expect(denied.outcomes[0]).toMatchObject({ remaining: 5, retryAfterMs: Date.UTC(2026, 11, 1) - start });
+    expect((await consume([monthly(25, 5)])).allowed).toBe(true);
+    expect(await subject.store.periodUsage(scope, 'q', start)).toBe(25);
+  });
+
+  it('counts overage without denying when the quota is not enforced', async () => {
+    await consume([monthly(10, 8, false)]);
+    const over = await consume([monthly(10, 8, false)]);
+    expect(over.allowed).toBe(true);
+    expect(over.outcomes[0]!.remaining).toBe(0);
+    expect(await subject.store.periodUsage(scope, 'q', start)).toBe(16);
+  });
+
+  it('starts a fresh quota in the next period', async () => {
+    await consume([monthly(10, 10)]);
+    expect((await consume([monthly(10, 1)])).allowed).toBe(false);
+    const next: PeriodLimit = { ...monthly(10, 1), periodStart: Date.UTC(2026, 11, 1), periodEnd: Date.UTC(2027, 0, 1) };
+    subject.clock.set(Date.UTC(2026, 11, 1));
+    expect((await consume([next])).allowed).toBe(true);
+  });
+
+  it('keeps scopes apart', async () => {
+    await consume([perMinute(1)]);
+    expect((await consume([perMinute(1)])).allowed).toBe(false);
+    const other = await subject.store.consume({ scope: `${scope}-other`, now: subject.clock.now(), limits: [perMinute(1)] });
+    expect(other.allowed).toBe(true);
+  });
+
+  it('denies a request whose cost alone exceeds the limit, forever', async () => {
+    const huge: SlidingLimit = { ...perMinute(5), cost: 6 };
+    const denied = await consume([huge]);
+    expect(denied.allowed).toBe(false);
+    expect(denied.outcomes[0]!.retryAfterMs).toBeGreaterThan(0);
+  });
+
+  it('stays exact under concurrent consumers', async () => {
+    const results = await Promise.all(Array.from({ length: 50 }, () => consume([perMinute(20)])));
+    expect(results.filter((r) => r.allowed)).toHaveLength(20);
+  });
+});
+
+describe('memory and Redis stores agree on any sequence of requests', () => {
+  it('gives identical outcomes for random traffic', async () => {
+    const action = fc.record({
+      advanceMs: fc.integer({ min: 0, max: 45_000 }),
+      which: fc.subarray(['a', 'b', 'q'] as const, { minLength: 1 }),
+      cost: fc.integer({ min: 1, max: 4 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 3 * minute }), fc.array(action, { minLength: 1, maxLength: 40 }), async (offset, actions) => {
+        const clock = new ManualClock(start + offset);
+        const memory = new MemoryCounterStore(clock, 'tg');
+        const redis = await connectedRedis('tgp');
+        try {
+          for (const step of actions) {
+            clock.advance(step.advanceMs);
+            const limits: Limit[] = step.which.map((which) =>
+              which === 'q' ? { ...monthly(30, step.cost), periodEnd: start + 10 * minute } : { ...perMinute(which === 'a' ? 5 : 8, which), windowMs: which === 'a' ? minute : 10_000, cost: step.cost },
+            );
+            const request = { scope: 's', now: clock.now(), limits };
+            expect(await redis.consume(request)).toEqual(await memory.consume(request));
+          }
+        } finally {
+          await Promise.all([memory.close(), redis.close()]);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+});

@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startApp, type App } from '../../src/app.js';
+import { loadConfig } from '../../src/config/config.js';
+import type { Clock } from '../../src/kernel/clock.js';
+import { silentLogger, type Logger } from '../../src/kernel/logger.js';
+
+export const testRedisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const testDatabaseUrl = process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const adminToken = 'test-admin-token-0123456789';
+
+export const uniqueName = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
+
+/** A fresh PostgreSQL database for one test file; drop() removes it. */
+export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+  const name = uniqueName('tollgate_test');
+  const admin = new pg.Client({ connectionString: testDatabaseUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(testDatabaseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    drop: async () => {
+      const client = new pg.Client({ connectionString: testDatabaseUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+export interface TestAppOptions {
+  mode: 'embedded' | 'production';
+  env?: Record<string, string>;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface TestApp {
+  app: App;
+  grpcAddress: string;
+  httpUrl: string;
+  dataDir: string;
+  /** Calls the admin API as an operator. */
+  admin<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the whole service in-process on ephemeral ports: embedded (PGlite + memory counters) or production
+ * (a fresh PostgreSQL database + Redis with a unique key prefix).
+ */
+export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-test-'));
+  const database = options.mode === 'production' ? await createTestDatabase() : undefined;
+  const env: Record<string, string> = {
+    TOLLGATE_CATALOG: 'examples/petstore.yaml',
+    TOLLGATE_DATA_DIR: dataDir,
+    TOLLGATE_GRPC_HOST: '127.0.0.1',
+    TOLLGATE_GRPC_PORT: '0',
+    TOLLGATE_HTTP_HOST: '127.0.0.1',
+    TOLLGATE_HTTP_PORT: '0',
+    TOLLGATE_ADMIN_TOKEN: adminToken,
+    TOLLGATE_SYNC_INTERVAL_MS: '100',
+    TOLLGATE_SHUTDOWN_GRACE_MS: '2000',
+    ...(database ? { TOLLGATE_DATABASE_URL: database.url, TOLLGATE_REDIS_URL: testRedisUrl, TOLLGATE_REDIS_PREFIX: uniqueName('tgtest') } : {}),
+    ...options.env,
+  };
+  const app = await startApp(loadConfig(env), options.logger ?? silentLogger, options.clock ? { clock: options.clock } : {});
+  const httpUrl = `http://127.0.0.1:${app.http.port}`;
+  return {
+    app,
+    grpcAddress: `127.0.0.1:${app.grpc.port}`,
+    httpUrl,
+    dataDir,
+    admin: async (method, path, body) => {
+      const response = await fetch(`${httpUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : undefined };
+    },
+    close: async () => {
+      await app.stop();
+      await database?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
