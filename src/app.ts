@@ -48,7 +48,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const metrics = createMetrics();
 
-  const db = await openDatabase(config, logger);
+  const { db } = await openDatabase(config, logger);
   const identities = new IdentityCache(db, logger, {
     intervalMs: config.syncIntervalMs,
     snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,

@@ -7,6 +7,7 @@ import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Clock } from '../../src/kernel/clock.js';
 import { silentLogger, type Logger } from '../../src/kernel/logger.js';
+import type { TcpProxy } from './tcp-proxy.js';
 
 export const testRedisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const testDatabaseUrl = process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -40,6 +41,8 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   clock?: Clock;
   logger?: Logger;
+  /** Route the production-mode PostgreSQL and Redis connections through proxies the test can cut. */
+  proxies?: { database?: TcpProxy; redis?: TcpProxy };
 }
 
 export interface TestApp {
@@ -69,7 +72,13 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     TOLLGATE_ADMIN_TOKEN: adminToken,
     TOLLGATE_SYNC_INTERVAL_MS: '100',
     TOLLGATE_SHUTDOWN_GRACE_MS: '2000',
-    ...(database ? { TOLLGATE_DATABASE_URL: database.url, TOLLGATE_REDIS_URL: testRedisUrl, TOLLGATE_REDIS_PREFIX: uniqueName('tgtest') } : {}),
+    ...(database
+      ? {
+          TOLLGATE_DATABASE_URL: options.proxies?.database?.rewrite(database.url) ?? database.url,
+          TOLLGATE_REDIS_URL: options.proxies?.redis?.rewrite(testRedisUrl) ?? testRedisUrl,
+          TOLLGATE_REDIS_PREFIX: uniqueName('tgtest'),
+        }
+      : {}),
     ...options.env,
   };
   const app = await startApp(loadConfig(env), options.logger ?? silentLogger, options.clock ? { clock: options.clock } : {});

@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashApiKey } from '../src/accounts/keys.js';
+import { startTestApp, type TestApp } from './support/services.js';
+
+describe('admin API', () => {
+  let service: TestApp;
+  beforeAll(async () => {
+    service = await startTestApp({ mode: 'embedded' });
+  });
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  describe('happy path', () => {
+    it('creates a customer, a key on a plan, lists and revokes it', async () => {
+      const customer = await service.admin('POST', '/v1/customers', { id: 'globex', name: 'Globex', email: 'ops@globex.example' });
+      expect(customer).toMatchObject({ status: 201, body: { id: 'globex', status: 'active', email: 'ops@globex.example' } });
+
+      const created = await service.admin('POST', '/v1/keys', { customer: 'globex', plan: 'pro', name: 'ci' });
+      expect(created.status).toBe(201);
+      expect(created.body.key).toMatch(/^tg_[0-9A-Za-z]{40,}$/);
+      expect(created.body.apiKey).toMatchObject({ customerId: 'globex', status: 'active', name: 'ci', prefix: created.body.key.slice(0, 9) });
+
+      const subscriptions = await service.admin('GET', '/v1/customers/globex/subscriptions');
+      expect(subscriptions.body.data).toHaveLength(1);
+      expect(subscriptions.body.data[0]).toMatchObject({ planId: 'pro', productId: 'petstore', status: 'active' });
+
+      const second = await service.admin('POST', '/v1/keys', { customer: 'globex', plan: 'pro' });
+      expect(second.body.apiKey.subscriptionId).toBe(created.body.apiKey.subscriptionId);
+
+      const listed = await service.admin('GET', '/v1/keys?customer=globex');
+      expect(listed.body.data).toHaveLength(2);
+      expect(JSON.stringify(listed.body)).not.toContain(created.body.key);
+
+      const revoked = await service.admin('POST', `/v1/keys/${created.body.apiKey.id}/revoke`);
+      expect(revoked.body).toMatchObject({ status: 'revoked' });
+      expect(revoked.body.revokedAt).not.toBeNull();
+    });
+
+    it('changes plan and cancels subscriptions', async () => {
+      await service.admin('POST', '/v1/customers', { id: 'initech', name: 'Initech' });
+      const subscription = await service.admin('POST', '/v1/customers/initech/subscriptions', { plan: 'free' });
+      expect(subscription.status).toBe(201);
+      const changed = await service.admin('POST', `/v1/subscriptions/${subscription.body.id}/change-plan`, { plan: 'enterprise' });
+      expect(changed.body.planId).toBe('enterprise');
+      const canceled = await service.admin('POST', `/v1/subscriptions/${subscription.body.id}/cancel`);
+      expect(canceled.body).toMatchObject({ status: 'canceled' });
+      expect((await service.admin('POST', `/v1/subscriptions/${subscription.body.id}/cancel`)).status).toBe(409);
+    });
+
+    it('lists public plans with their limits', async () => {
+      const plans = await service.admin('GET', '/v1/plans');
+      expect(plans.body.data.map((plan: { id: string }) => plan.id)).toEqual(['free', 'pro', 'enterprise']);
+      expect(plans.body.data[0]).toMatchObject({ rateLimits: [{ requests: 10, windowSeconds: 60 }], quota: { units: 1000, whenExhausted: 'deny_429' } });
+    });
+
+    it('serves an OpenAPI document describing every admin route', async () => {
+      const response = await fetch(`${service.httpUrl}/openapi.json`);
+      const document = (await response.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: unknown }>> };
+      expect(document.openapi).toBe('3.1.0');
+      expect(Object.keys(document.paths)).toEqual(expect.arrayContaining(['/v1/customers', '/v1/customers/{id}', '/v1/keys', '/v1/keys/{id}/revoke']));
+      expect(document.paths['/v1/keys']!.post!.requestBody).toBeDefined();
+    });
+  });
+
+  describe('errors', () => {
+    it.each([
+      ['a missing field', '/v1/customers', {}, 'name'],
+      ['a wrong type', '/v1/customers', { name: 42 }, 'name'],
+      ['an unknown field', '/v1/customers', { name: 'A', plan: 'free' }, 'plan'],
+      ['a bad email', '/v1/customers', { name: 'A', email: 'nope' }, 'email'],
+      ['a bad id', '/v1/customers', { id: 'has space', name: 'A' }, 'id'],
+      ['neither plan nor subscription', '/v1/keys', { customer: 'x' }, 'plan'],
+    ])('answers 400 naming the field for %s', async (_case, path, body, field) => {
+      const response = await service.admin('POST', path, body);
+      expect(response.status).toBe(400);
+      expect(response.body.error).toMatchObject({ code: 'invalid_request', field });
+      expect(response.body.error.message).toContain(field);
+    });
+
+    it('answers 400 for a body that is not JSON', async () => {
+      const response = await fetch(`${service.httpUrl}/v1/customers`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' },
+        body: '{"name":',
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: 'invalid_request', field: 'body' } });
+    });
+
+    it('answers 404 for unknown customers, keys and routes, 405 for a wrong method', async () => {
+      expect((await service.admin('GET', '/v1/customers/nobody')).status).toBe(404);
+      expect((await service.admin('POST', '/v1/keys/key_nope/revoke')).status).toBe(404);
+      expect((await service.admin('POST', '/v1/keys', { customer: 'nobody', plan: 'free' })).status).toBe(404);
+      expect((await service.admin('GET', '/v1/nothing')).status).toBe(404);
+      expect((await service.admin('DELETE', '/v1/customers')).status).toBe(405);
+    });
+
+    it('answers 409 for a duplicate customer and a second subscription to the same product', async () => {
+      await service.admin('POST', '/v1/customers', { id: 'hooli', name: 'Hooli' });
+      expect((await service.admin('POST', '/v1/customers', { id: 'hooli', name: 'Hooli' })).status).toBe(409);
+      await service.admin('POST', '/v1/keys', { customer: 'hooli', plan: 'free' });
+      const conflicting = await service.admin('POST', '/v1/keys', { customer: 'hooli', plan: 'pro' });
+      expect(conflicting.status).toBe(409);
+      expect(conflicting.body.error.message).toMatch(/change the subscription's plan/);
+    });
+
+    it('answers 400 for an unknown plan and 403 past the plan key limit', async () => {
+      await service.admin('POST', '/v1/customers', { id: 'umbrella', name: 'Umbrella' });
+      expect((await service.admin('POST', '/v1/keys', { customer: 'umbrella', plan: 'platinum' })).body.error).toMatchObject({ code: 'invalid_request', field: 'plan' });
+      await service.admin('POST', '/v1/keys', { customer: 'umbrella', plan: 'free' });
+      await service.admin('POST', '/v1/keys', { customer: 'umbrella', plan: 'free' });
+      const third = await service.admin('POST', '/v1/keys', { customer: 'umbrella', plan: 'free' });
+      expect(third.status).toBe(403);
+      expect(third.body.error.message).toMatch(/at most 2 keys/);
+    });
+  });
+
+  describe('security', () => {
+    it('refuses requests without the admin token or with a wrong one', async () => {
+      const anonymous = await fetch(`${service.httpUrl}/v1/customers`);
+      expect(anonymous.status).toBe(401);
+      const wrong = await fetch(`${service.httpUrl}/v1/customers`, { headers: { authorization: 'Bearer test-admin-token-0123456780' } });
+      expect(wrong.status).toBe(401);
+      expect(await wrong.json()).toMatchObject({ error: { code: 'unauthorized' } });
+    });
+
+    it('stores only a hash of each key', async () => {
+      await service.admin('POST', '/v1/customers', { id: 'vault', name: 'Vault' });
+      const created = await service.admin('POST', '/v1/keys', { customer: 'vault', plan: 'free' });
+      const rows = await service.app.db.query<Record<string, unknown>>('SELECT * FROM api_keys WHERE id = $1', [created.body.apiKey.id]);
+      expect(rows[0]!.hash).toBe(hashApiKey(created.body.key));
+      expect(JSON.stringify(rows)).not.toContain(created.body.key);
+    });
+
+    it('leaves health, readiness, metrics and the OpenAPI document public', async () => {
+      for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json']) {
+        expect((await fetch(`${service.httpUrl}${path}`)).status, path).toBe(200);
+      }
+    });
+  });
+});

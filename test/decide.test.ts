@@ -1,0 +1,155 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Identity } from '../src/accounts/identity-cache.js';
+import { admit, conclude, extractKey, formatWindow, type AdmitContext, type CheckRequestFacts } from '../src/authz/decide.js';
+import type { Deny } from '../src/authz/decision.js';
+import { loadCatalogFile } from '../src/catalog/load.js';
+import { periodContaining } from '../src/rating/period.js';
+import type { ConsumeResult } from '../src/quota/store.js';
+
+/** The Check's pure core, decision by decision, with no I/O. */
+
+const catalog = loadCatalogFile('examples/petstore.yaml');
+const now = Date.UTC(2026, 10, 15, 12);
+const options = { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' };
+
+function identity(overrides: { key?: Partial<Identity['key']>; plan?: string; subscription?: 'active' | 'canceled' | 'missing'; customer?: 'active' | 'suspended' | 'missing' } = {}): Identity {
+  return {
+    key: { id: 'key_1', customerId: 'acme', subscriptionId: 'sub_1', status: 'active', ...overrides.key },
+    subscription:
+      overrides.subscription === 'missing'
+        ? undefined
+        : { id: 'sub_1', customerId: 'acme', productId: 'petstore', planId: overrides.plan ?? 'free', status: overrides.subscription ?? 'active', periodAnchor: Date.UTC(2026, 9, 3) },
+    customer: overrides.customer === 'missing' ? undefined : { id: 'acme', status: overrides.customer ?? 'active' },
+  };
+}
+
+const request = (method: string, path: string, headers: Record<string, string> = { 'x-api-key': 'k' }): CheckRequestFacts => ({
+  method,
+  host: 'api.petstore.example.com',
+  path,
+  headers,
+  requestId: 'req-1',
+});
+
+const context = (resolved: Identity | undefined): AdmitContext => ({
+  catalog,
+  options,
+  now,
+  resolveKey: (key) => (key === 'k' ? resolved : undefined),
+  periodOf: periodContaining,
+});
+
+function denialOf(facts: CheckRequestFacts, resolved: Identity | undefined): Deny {
+  const admission = admit(facts, context(resolved));
+  if (admission.admitted) throw new Error('expected a denial');
+  return admission.decision;
+}
+
+describe('admit', () => {
+  it.each([
+    ['no key', request('GET', '/api/v1/pets', {}), identity(), 401, 'missing_key'],
+    ['unknown key', request('GET', '/api/v1/pets', { 'x-api-key': 'other' }), identity(), 401, 'invalid_key'],
+    ['revoked key', request('GET', '/api/v1/pets'), identity({ key: { status: 'revoked' } }), 401, 'key_revoked'],
+    ['pending key', request('GET', '/api/v1/pets'), identity({ key: { status: 'pending' } }), 403, 'key_pending_approval'],
+    ['suspended account', request('GET', '/api/v1/pets'), identity({ customer: 'suspended' }), 402, 'account_suspended'],
+    ['unknown customer', request('GET', '/api/v1/pets'), identity({ customer: 'missing' }), 402, 'account_suspended'],
+    ['canceled subscription', request('GET', '/api/v1/pets'), identity({ subscription: 'canceled' }), 403, 'subscription_inactive'],
+    ['missing subscription', request('GET', '/api/v1/pets'), identity({ subscription: 'missing' }), 403, 'subscription_inactive'],
+    ['plan removed from catalog', request('GET', '/api/v1/pets'), identity({ plan: 'gold' }), 403, 'plan_unavailable'],
+    ['route outside every product', request('GET', '/api/v2/cats'), identity(), 403, 'unknown_endpoint'],
+    ['endpoint outside the plan', request('GET', '/api/v1/analytics'), identity(), 403, 'not_entitled'],
+    ['webhooks on pro', request('POST', '/api/v1/webhooks'), identity({ plan: 'pro' }), 403, 'not_entitled'],
+  ] as const)('denies %s', (_case, facts, resolved, status, code) => {
+    const decision = denialOf(facts, resolved);
+    expect(decision).toMatchObject({ allowed: false, status, code });
+    expect(decision.body).toMatchObject({ error: { code, request_id: 'req-1' } });
+    expect(decision.metadata).toMatchObject({ decision: 'deny', reason: code });
+  });
+
+  it('names the upgrade URL when the plan lacks the endpoint', () => {
+    expect(denialOf(request('GET', '/api/v1/analytics'), identity()).body).toMatchObject({ error: { upgrade_url: 'https://petstore.example.com/pricing' } });
+  });
+
+  it('asks for the rate limits and the weighted quota of the plan, in the subscription billing period', () => {
+    const admission = admit(request('POST', '/api/v1/pets/3/image'), context(identity({ plan: 'enterprise' })));
+    expect(admission.admitted).toBe(true);
+    if (!admission.admitted) return;
+    expect(admission.next.scope).toBe('acme');
+    expect(admission.next.limits).toEqual([
+      { kind: 'sliding', name: 'rl:sub_1:60000', limit: 1000, windowMs: 60_000, cost: 1 },
+      { kind: 'sliding', name: 'rl:sub_1:1000', limit: 50, windowMs: 1_000, cost: 1 },
+      { kind: 'period', name: 'q:sub_1', limit: 1_000_000, periodStart: Date.UTC(2026, 10, 3), periodEnd: Date.UTC(2026, 11, 3), cost: 10, enforce: false },
+    ]);
+  });
+
+  it('takes the key from Authorization: Bearer unless that is turned off', () => {
+    expect(extractKey({ authorization: 'Bearer abc' }, options)).toBe('abc');
+    expect(extractKey({ authorization: 'bearer   abc ' }, options)).toBe('abc');
+    expect(extractKey({ authorization: 'Basic abc' }, options)).toBeUndefined();
+    expect(extractKey({ authorization: 'Bearer abc' }, { ...options, keyFromBearer: false })).toBeUndefined();
+    expect(extractKey({ 'x-api-key': ' k ', authorization: 'Bearer abc' }, options)).toBe('k');
+  });
+});
+
+describe('conclude', () => {
+  const admitted = () => {
+    const admission = admit(request('GET', '/api/v1/pets', { 'x-api-key': 'k', 'x-tollgate-plan-id': 'enterprise', 'x-tollgate-debug': '1' }), context(identity()));
+    if (!admission.admitted) throw new Error('expected admission');
+    return admission.next;
+  };
+  const answer = (rate: { allowed: boolean; remaining: number; retryAfterMs?: number }, quota = { allowed: true, remaining: 900 }): ConsumeResult => ({
+    allowed: rate.allowed && quota.allowed,
+    outcomes: [
+      { name: 'rl', allowed: rate.allowed, limit: 10, remaining: rate.remaining, resetMs: 61_500, retryAfterMs: rate.retryAfterMs ?? 0 },
+      { name: 'q', allowed: quota.allowed, limit: 1000, remaining: quota.remaining, resetMs: 5_000, retryAfterMs: quota.allowed ? 0 : 5_000 },
+    ],
+  });
+
+  it('allows with identity headers that overwrite client copies and removes other spoofed ones', () => {
+    const decision = conclude(admitted(), answer({ allowed: true, remaining: 7 }), request('GET', '/api/v1/pets', { 'x-api-key': 'k', 'x-tollgate-plan-id': 'enterprise', 'x-tollgate-debug': '1' }), options, undefined);
+    expect(decision).toMatchObject({
+      allowed: true,
+      upstreamHeaders: { 'x-tollgate-customer-id': 'acme', 'x-tollgate-plan-id': 'free', 'x-tollgate-key-id': 'key_1', 'x-tollgate-subscription-id': 'sub_1' },
+      removeHeaders: ['x-tollgate-debug'],
+      responseHeaders: { 'ratelimit-limit': '10', 'ratelimit-remaining': '7', 'ratelimit-reset': '62', 'ratelimit-policy': '10;w=60', 'x-quota-remaining': '900' },
+    });
+  });
+
+  it('denies 429 with Retry-After rounded up to whole seconds', () => {
+    const decision = conclude(admitted(), answer({ allowed: false, remaining: 0, retryAfterMs: 4_001 }), request('GET', '/api/v1/pets'), options, 'https://up');
+    expect(decision).toMatchObject({ allowed: false, status: 429, code: 'rate_limited', headers: { 'retry-after': '5' } });
+    expect((decision as Deny).body).toMatchObject({ error: { limit: 10, window: '1m', retry_after_seconds: 5, upgrade_url: 'https://up', plan: 'free' } });
+  });
+
+  it('denies an exhausted quota with the status the plan chooses', () => {
+    const free = conclude(admitted(), answer({ allowed: true, remaining: 5 }, { allowed: false, remaining: 0 }), request('GET', '/api/v1/pets'), options, undefined);
+    expect(free).toMatchObject({ status: 429, code: 'quota_exhausted' });
+    const proAdmission = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'pro' })));
+    if (!proAdmission.admitted) throw new Error('expected admission');
+    const pro = conclude(proAdmission.next, answer({ allowed: true, remaining: 5 }, { allowed: false, remaining: 0 }), request('GET', '/api/v1/pets'), options, undefined);
+    expect(pro).toMatchObject({ status: 402, code: 'quota_exhausted' });
+  });
+
+  it('applies the counter store failure modes', () => {
+    expect(conclude(admitted(), { degraded: 'closed' }, request('GET', '/api/v1/pets'), options, undefined)).toMatchObject({ status: 503, code: 'limits_unavailable' });
+    const open = conclude(admitted(), { degraded: 'open' }, request('GET', '/api/v1/pets'), options, undefined);
+    expect(open).toMatchObject({ allowed: true, responseHeaders: {}, metadata: { degraded: 'open' } });
+  });
+});
+
+describe('decision invariants', () => {
+  it('any request without a known key is denied 401 and never leaks identity headers', () => {
+    fc.assert(
+      fc.property(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE'), fc.webPath(), fc.dictionary(fc.string(), fc.string()), (method, path, headers) => {
+        const decision = denialOf(request(method, path || '/', { ...headers, 'x-api-key': 'not-k' }), undefined);
+        expect(decision.status).toBe(401);
+        expect(decision.metadata.customer_id).toBeUndefined();
+      }),
+    );
+  });
+
+  it('formats windows in their largest whole unit', () => {
+    expect([formatWindow(1_000), formatWindow(60_000), formatWindow(3_600_000), formatWindow(86_400_000), formatWindow(90_000)]).toEqual(['1s', '1m', '1h', '1d', '90s']);
+  });
+});

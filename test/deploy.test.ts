@@ -1,0 +1,357 @@
+// Deployment artifacts: Kubernetes overlays rendered with `kubectl kustomize`, Istio resources and mesh config, the
+// Compose demo and the Dockerfile. Kustomizations must render on kustomize v2.0.3 (Debian's kubectl 1.20, which CI
+// installs) and on v5; set TOLLGATE_TEST_KUBECTL to run these tests with another kubectl binary.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { parseCatalog } from '../src/catalog/load.js';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const kubectl = process.env['TOLLGATE_TEST_KUBECTL'] ?? 'kubectl';
+
+// Rendered manifests are plain YAML trees; the assertions below check their shape.
+type Json = any;
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: Json;
+  data?: Record<string, string>;
+}
+
+const secretName = 'tollgate-secrets';
+const secretKeys = ['admin-token', 'database-url', 'redis-url', 'stripe-secret-key', 'stripe-webhook-secret'];
+const podLabels = { 'app.kubernetes.io/name': 'tollgate' };
+
+function kustomize(dir: string): Manifest[] {
+  let output: string;
+  try {
+    output = execFileSync(kubectl, ['kustomize', join(repoRoot, dir)], { encoding: 'utf8', stdio: 'pipe' });
+  } catch (error) {
+    const { code, stderr } = error as { code?: string; stderr?: string };
+    const hint = code === 'ENOENT' ? " (install kubectl, e.g. Debian's kubernetes-client package)" : '';
+    throw new Error(`${kubectl} kustomize ${dir} failed${hint}: ${stderr ?? (error as Error).message}`);
+  }
+  return parseAllDocuments(output).map((document) => document.toJS() as Manifest);
+}
+
+function only(manifests: Manifest[], kind: string): Manifest {
+  const matches = manifests.filter((manifest) => manifest.kind === kind);
+  expect(matches, `exactly one ${kind}`).toHaveLength(1);
+  return matches[0] as Manifest;
+}
+
+function readYaml(path: string): Json {
+  return parse(readFileSync(join(repoRoot, path), 'utf8'));
+}
+
+function tollgateContainer(deployment: Manifest): Json {
+  return deployment.spec.template.spec.containers.find((container: Json) => container.name === 'tollgate');
+}
+
+function secretEnv(container: Json): Map<string, { key: string; optional: boolean }> {
+  const entries = container.env
+    .filter((variable: Json) => variable.valueFrom?.secretKeyRef)
+    .map((variable: Json) => {
+      const ref = variable.valueFrom.secretKeyRef;
+      expect(ref.name, variable.name).toBe(secretName);
+      return [variable.name, { key: ref.key, optional: ref.optional === true }];
+    });
+  return new Map(entries);
+}
+
+function configMapData(manifests: Manifest[], container: Json): Record<string, string> {
+  const names = container.envFrom.map((source: Json) => source.configMapRef.name);
+  const maps = manifests.filter((manifest) => manifest.kind === 'ConfigMap' && names.includes(manifest.metadata.name));
+  expect(maps, 'every envFrom ConfigMap is rendered').toHaveLength(names.length);
+  return Object.assign({}, ...maps.map((map) => map.data));
+}
+
+function seconds(duration: string): number {
+  const match = /^(\d+(?:\.\d+)?)s$/.exec(duration);
+  if (!match) throw new Error(`not a duration in seconds: ${duration}`);
+  return Number(match[1]);
+}
+
+const overlays = {
+  embedded: kustomize('deploy/kubernetes/overlays/embedded'),
+  production: kustomize('deploy/kubernetes/overlays/production'),
+};
+
+describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay, manifests) => {
+  const deployment = only(manifests, 'Deployment');
+  const pod = deployment.spec.template.spec;
+  const container = tollgateContainer(deployment);
+  const config = configMapData(manifests, container);
+  const service = only(manifests, 'Service');
+
+  it('renders the expected kinds, all in namespace tollgate', () => {
+    const kinds = manifests.map((manifest) => manifest.kind).sort();
+    const expected = ['ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Service'];
+    expected.push('ServiceMonitor', ...(overlay === 'embedded' ? ['PersistentVolumeClaim'] : []));
+    expect(kinds).toEqual(expected.sort());
+    for (const manifest of manifests.filter((m) => m.kind !== 'Namespace')) {
+      expect(manifest.metadata.namespace, `${manifest.kind} ${manifest.metadata.name}`).toBe('tollgate');
+    }
+  });
+
+  it('exposes gRPC on 9001 and HTTP on 8080, probing /readyz and grpc.health.v1', () => {
+    expect(deployment.spec.selector.matchLabels).toEqual(podLabels);
+    expect(deployment.spec.template.metadata.labels).toMatchObject(podLabels);
+    expect(container.ports).toEqual([
+      { name: 'grpc', containerPort: 9001, protocol: 'TCP' },
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+    ]);
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    // Kubernetes' native gRPC probe takes a port number, not a port name.
+    expect(container.livenessProbe.grpc).toEqual({ port: 9001 });
+    expect(container.startupProbe.grpc).toEqual({ port: 9001 });
+    expect(container.args).toEqual(['serve']);
+    expect(config['TOLLGATE_GRPC_PORT']).toBe('9001');
+    expect(config['TOLLGATE_HTTP_PORT']).toBe('8080');
+  });
+
+  it('runs as non-root on a read-only root filesystem, writing only its data dir and /tmp', () => {
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(container.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    const mounts = new Map(container.volumeMounts.map((mount: Json) => [mount.mountPath, mount.name]));
+    expect(config['TOLLGATE_DATA_DIR']).toBe('/var/lib/tollgate');
+    expect(mounts.get('/var/lib/tollgate')).toBe('data');
+    expect(mounts.get('/tmp')).toBe('tmp');
+    expect(container.resources.requests).toHaveProperty('cpu');
+    expect(container.resources.requests).toHaveProperty('memory');
+    expect(container.resources.limits).toHaveProperty('memory');
+  });
+
+  it('mounts a valid catalog from the generated ConfigMap at TOLLGATE_CATALOG', () => {
+    expect(config['TOLLGATE_CATALOG']).toBe('/etc/tollgate/catalog.yaml');
+    const mount = container.volumeMounts.find((m: Json) => m.mountPath === '/etc/tollgate');
+    const volume = pod.volumes.find((v: Json) => v.name === mount.name);
+    const catalogMap = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === volume.configMap.name);
+    const catalogYaml = catalogMap?.data?.['catalog.yaml'] as string;
+    expect(() => parseCatalog(catalogYaml, 'deploy/kubernetes/base/catalog.yaml')).not.toThrow();
+    expect(parse(catalogYaml).plans.map((plan: Json) => plan.id)).toEqual(['free', 'pro', 'enterprise']);
+  });
+
+  it('takes secrets from tollgate-secrets, requiring only what the overlay needs', () => {
+    const secrets = secretEnv(container);
+    for (const { key } of secrets.values()) expect(secretKeys).toContain(key);
+    expect(secrets.get('TOLLGATE_ADMIN_TOKEN')).toEqual({ key: 'admin-token', optional: false });
+    expect(secrets.get('TOLLGATE_STRIPE_SECRET_KEY')).toEqual({ key: 'stripe-secret-key', optional: true });
+    expect(secrets.get('TOLLGATE_STRIPE_WEBHOOK_SECRET')).toEqual({ key: 'stripe-webhook-secret', optional: true });
+  });
+
+  it('serves both ports from the Service, gRPC marked as such', () => {
+    expect(service.metadata.name).toBe('tollgate');
+    expect(service.spec.selector).toEqual(podLabels);
+    expect(service.spec.ports).toEqual([
+      { name: 'grpc', port: 9001, targetPort: 'grpc', appProtocol: 'grpc' },
+      { name: 'http', port: 8080, targetPort: 'http', appProtocol: 'http' },
+    ]);
+  });
+
+  it('lets a node drain take one pod at a time', () => {
+    const budget = only(manifests, 'PodDisruptionBudget');
+    expect(budget.apiVersion).toBe('policy/v1');
+    expect(budget.spec.selector.matchLabels).toEqual(podLabels);
+    expect(budget.spec.maxUnavailable).toBe(1);
+    expect(budget.spec.minAvailable).toBeUndefined();
+  });
+
+  it('has Prometheus scrape /metrics on the http port', () => {
+    const monitor = only(manifests, 'ServiceMonitor');
+    expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(monitor.spec.selector.matchLabels).toEqual(service.metadata.labels);
+    expect(monitor.spec.endpoints).toEqual([{ port: 'http', path: '/metrics', interval: '15s' }]);
+  });
+});
+
+describe('deploy/kubernetes overlay specifics', () => {
+  it('embedded: one replica on a persistent PGlite volume, replaced not rolled, without Redis or PostgreSQL', () => {
+    const manifests = overlays.embedded;
+    const deployment = only(manifests, 'Deployment');
+    const container = tollgateContainer(deployment);
+    expect(deployment.spec.replicas).toBe(1);
+    expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
+    const data = deployment.spec.template.spec.volumes.find((volume: Json) => volume.name === 'data');
+    expect(data).toEqual({ name: 'data', persistentVolumeClaim: { claimName: 'tollgate-data' } });
+    expect(only(manifests, 'PersistentVolumeClaim').metadata.name).toBe('tollgate-data');
+    const names = [...container.env.map((v: Json) => v.name), ...Object.keys(configMapData(manifests, container))];
+    expect(names).not.toContain('TOLLGATE_DATABASE_URL');
+    expect(names).not.toContain('TOLLGATE_REDIS_URL');
+  });
+
+  it('production: three spread replicas, Redis and PostgreSQL required from the Secret', () => {
+    const manifests = overlays.production;
+    const deployment = only(manifests, 'Deployment');
+    const container = tollgateContainer(deployment);
+    expect(deployment.spec.replicas).toBe(3);
+    expect(deployment.spec.strategy.rollingUpdate).toEqual({ maxSurge: 1, maxUnavailable: 0 });
+    const secrets = secretEnv(container);
+    expect(secrets.get('TOLLGATE_DATABASE_URL')).toEqual({ key: 'database-url', optional: false });
+    expect(secrets.get('TOLLGATE_REDIS_URL')).toEqual({ key: 'redis-url', optional: false });
+    expect(configMapData(manifests, container)['TOLLGATE_REDIS_FAILURE_MODE']).toBe('local');
+    const spread = deployment.spec.template.spec.topologySpreadConstraints;
+    expect(spread.map((constraint: Json) => constraint.topologyKey)).toEqual([
+      'kubernetes.io/hostname',
+      'topology.kubernetes.io/zone',
+    ]);
+    for (const constraint of spread) expect(constraint.labelSelector.matchLabels).toEqual(podLabels);
+  });
+});
+
+describe('deploy/istio', () => {
+  const manifests = kustomize('deploy/istio');
+  const mesh = readYaml('deploy/istio/meshconfig.yaml').meshConfig;
+  const providers = new Map<string, Json>(mesh.extensionProviders.map((p: Json) => [p.name, p]));
+  const extAuthz = providers.get('tollgate-ext-authz').envoyExtAuthzGrpc;
+  const accessLog = providers.get('tollgate-als').envoyHttpAls;
+  const tollgateService = only(overlays.production, 'Service');
+  const tollgateHost = `${tollgateService.metadata.name}.${tollgateService.metadata.namespace}.svc.cluster.local`;
+
+  it('defines the ext_authz and ALS providers with known field names only', () => {
+    // Istio's MeshConfig.ExtensionProvider messages (istio/api mesh/v1alpha1/config.proto, as in envoy-notes.md).
+    const extAuthzFields = ['service', 'port', 'timeout', 'failOpen', 'statusOnError', 'includeRequestBodyInCheck'];
+    const alsFields = [
+      'service',
+      'port',
+      'logName',
+      'filterStateObjectsToLog',
+      'additionalRequestHeadersToLog',
+      'additionalResponseHeadersToLog',
+      'additionalResponseTrailersToLog',
+    ];
+    // Each provider is a name and exactly one provider kind.
+    for (const provider of providers.values()) expect(Object.keys(provider)).toHaveLength(2);
+    for (const field of Object.keys(extAuthz)) expect(extAuthzFields).toContain(field);
+    for (const field of Object.keys(accessLog)) expect(alsFields).toContain(field);
+  });
+
+  it('points both providers at the Tollgate Service gRPC port', () => {
+    const grpcPort = tollgateService.spec?.ports.find((port: Json) => port.name === 'grpc').port;
+    for (const provider of [extAuthz, accessLog]) {
+      expect(provider.service).toBe(tollgateHost);
+      expect(provider.port).toBe(grpcPort);
+    }
+    expect(accessLog.logName).toBe('tollgate');
+  });
+
+  it('fails closed with 503 within the same time budget as envoy/envoy.yaml', () => {
+    const manager = readYaml('envoy/envoy.yaml').static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    const envoyExtAuthz = manager.http_filters.find((f: Json) => f.name === 'envoy.filters.http.ext_authz')
+      .typed_config;
+    expect(extAuthz.failOpen).toBe(false);
+    expect(envoyExtAuthz.failure_mode_allow).toBe(false);
+    expect(extAuthz.statusOnError).toBe('503');
+    expect(envoyExtAuthz.status_on_error).toEqual({ code: 'ServiceUnavailable' });
+    expect(seconds(extAuthz.timeout)).toBe(0.25);
+    expect(seconds(envoyExtAuthz.grpc_service.timeout)).toBe(seconds(extAuthz.timeout));
+  });
+
+  it('sends /api/* of the API workload through the ext_authz provider and its logs to the ALS provider', () => {
+    const policy = only(manifests, 'AuthorizationPolicy');
+    expect(policy.apiVersion).toBe('security.istio.io/v1');
+    expect(policy.spec.action).toBe('CUSTOM');
+    expect(providers.has(policy.spec.provider.name)).toBe(true);
+    expect(providers.get(policy.spec.provider.name).envoyExtAuthzGrpc).toBeDefined();
+    expect(policy.spec.rules).toEqual([{ to: [{ operation: { paths: ['/api/*'] } }] }]);
+
+    const telemetry = only(manifests, 'Telemetry');
+    expect(telemetry.apiVersion).toBe('telemetry.istio.io/v1');
+    expect(telemetry.spec.selector).toEqual(policy.spec.selector);
+    const [logging] = telemetry.spec.accessLogging;
+    expect(logging.providers).toEqual([{ name: 'tollgate-als' }]);
+    expect(logging.match).toEqual({ mode: 'SERVER' });
+  });
+});
+
+describe('deploy/compose/compose.yaml', () => {
+  const composeDir = join(repoRoot, 'deploy/compose');
+  const compose = readYaml('deploy/compose/compose.yaml');
+  const envoy = readYaml('envoy/envoy.yaml');
+
+  it('brings up envoy, tollgate, redis, postgres and the petstore echo', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['envoy', 'petstore', 'postgres', 'redis', 'tollgate']);
+  });
+
+  it('mounts the repository envoy.yaml into Envoy and builds Tollgate from the Dockerfile', () => {
+    const [source, target] = compose.services.envoy.volumes[0].split(':');
+    expect(resolve(composeDir, source)).toBe(join(repoRoot, 'envoy/envoy.yaml'));
+    expect(target).toBe('/etc/envoy/envoy.yaml');
+    const build = compose.services.tollgate.build;
+    expect(existsSync(join(resolve(composeDir, build.context), build.dockerfile))).toBe(true);
+  });
+
+  it('resolves every Envoy upstream to a Compose service on the port it listens on', () => {
+    const endpoints = envoy.static_resources.clusters.map(
+      (cluster: Json) => cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address,
+    );
+    expect(endpoints).toEqual([
+      { address: 'tollgate', port_value: 9001 },
+      { address: 'petstore', port_value: 8000 },
+    ]);
+    for (const { address } of endpoints) expect(compose.services).toHaveProperty(address);
+    expect(compose.services.petstore.environment.HTTP_PORT).toBe('8000');
+  });
+
+  it('gives Tollgate the Redis and PostgreSQL of the stack', () => {
+    const environment = compose.services.tollgate.environment;
+    const postgres = compose.services.postgres.environment;
+    const database = new URL(environment.TOLLGATE_DATABASE_URL);
+    expect(database.hostname).toBe('postgres');
+    expect(database.username).toBe(postgres.POSTGRES_USER);
+    expect(database.password).toBe(postgres.POSTGRES_PASSWORD);
+    expect(database.pathname).toBe(`/${postgres.POSTGRES_DB}`);
+    expect(new URL(environment.TOLLGATE_REDIS_URL).hostname).toBe('redis');
+    expect(['closed', 'open', 'local']).toContain(environment.TOLLGATE_REDIS_FAILURE_MODE);
+  });
+});
+
+describe('Dockerfile', () => {
+  // Instructions with line continuations joined and comments dropped.
+  const instructions = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => {
+      const [instruction = '', ...args] = line.split(/\s+/);
+      return { instruction: instruction.toUpperCase(), args, line };
+    });
+  const argsOf = (instruction: string) => instructions.filter((i) => i.instruction === instruction);
+
+  it('copies only sources that exist in the repository', () => {
+    const sources = argsOf('COPY')
+      .filter(({ args }) => !args.some((arg) => arg.startsWith('--from=')))
+      .flatMap(({ args }) => args.filter((arg) => !arg.startsWith('--')).slice(0, -1));
+    expect(sources).toEqual(expect.arrayContaining(['src', 'proto', 'bin', 'examples', 'package-lock.json']));
+    for (const source of sources) expect(existsSync(join(repoRoot, source)), source).toBe(true);
+  });
+
+  it('builds with npm ci and tsc into dist/, then runs on node:20-slim with production dependencies', () => {
+    expect(argsOf('FROM').map(({ args }) => args[0])).toEqual(['node:20-slim', 'node:20-slim', 'node:20-slim']);
+    const runs = argsOf('RUN').map(({ line }) => line);
+    expect(runs).toEqual(expect.arrayContaining(['RUN npm ci', 'RUN npm run build', 'RUN npm ci --omit=dev']));
+    const buildConfig = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.build.json'), 'utf8'));
+    expect(buildConfig.compilerOptions.outDir).toBe('dist');
+    expect(argsOf('COPY').map(({ line }) => line)).toContain('COPY --from=build /app/dist ./dist');
+  });
+
+  it('runs bin/tollgate.js serve as user node with the data dir and both ports', () => {
+    const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+    const entrypoint = JSON.parse(argsOf('ENTRYPOINT')[0]?.line.replace(/^ENTRYPOINT\s+/, '') ?? '[]');
+    expect(entrypoint).toEqual(['node', packageJson.bin.tollgate]);
+    expect(argsOf('CMD')[0]?.line).toBe('CMD ["serve"]');
+    expect(argsOf('USER')[0]?.args).toEqual(['node']);
+    expect(argsOf('EXPOSE')[0]?.args).toEqual(['9001', '8080']);
+    expect(argsOf('ENV')[0]?.args).toContain('TOLLGATE_DATA_DIR=/var/lib/tollgate');
+  });
+});
