@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/schema.js';
 
 const id = z
   .string()
@@ -80,7 +81,7 @@ const planSchema = z
     quota: quotaSchema.optional(),
     billable: billableSchema.default({ statuses: ['2xx', '3xx', '4xx'] }),
     max_keys: z.number().int().positive().optional(),
-    pricing: z.record(z.string(), z.unknown()).optional(),
+    pricing: ratePlanSchema.optional(),
   })
   .strict();
 
@@ -115,6 +116,15 @@ export const catalogSchema = z
         return;
       }
       const names = new Set(product.endpoints.flatMap((e) => [e.id, ...e.tags]));
+      for (const name of Object.keys(plan.pricing?.endpoint_prices ?? {})) {
+        if (name !== OTHER_ENDPOINTS && !names.has(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['plans', p, 'pricing', 'endpoint_prices', name],
+            message: `"${name}" is neither an endpoint id nor a tag of product "${product.id}"`,
+          });
+        }
+      }
       plan.entitlements.forEach((name, e) => {
         if (name !== '*' && !names.has(name)) {
           ctx.addIssue({
