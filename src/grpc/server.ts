@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import { encodeCheckResponse } from './check-response-encoder.js';
 import { loadEnvoyServices } from './protos.js';
 
 export interface GrpcHandlers {
@@ -25,7 +26,11 @@ export async function startGrpcServer(host: string, port: number, handlers: Grpc
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_concurrent_streams': 10_000,
   });
-  server.addService(services.authorization, { Check: handlers.check });
+  const authorization = {
+    ...services.authorization,
+    Check: { ...services.authorization.Check!, responseSerialize: encodeCheckResponse as (value: unknown) => Buffer },
+  };
+  server.addService(authorization, { Check: handlers.check });
   if (handlers.streamAccessLogs) server.addService(services.accessLog, { StreamAccessLogs: handlers.streamAccessLogs });
   const health = new HealthImplementation({ '': 'NOT_SERVING', [checkServiceName]: 'NOT_SERVING' });
   health.addToServer(server);

@@ -1,0 +1,129 @@
+/**
+ * Check throughput and latency: Tollgate (Redis counters) against a null ext_authz server on the same machine,
+ * both driven by h2load with the same gRPC request. Reports the throughput ratio at saturation and p50/p99 at half
+ * of the null server's saturation rate.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import * as protoLoader from '@grpc/proto-loader';
+import { loaderOptions } from '../src/grpc/protos.js';
+
+interface Server {
+  process: ChildProcess;
+  port: number;
+  httpPort?: number;
+  key?: string;
+}
+
+export interface LoadResult {
+  requestsPerSecond: number;
+  succeeded: number;
+  failed: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export interface CheckBenchResult {
+  saturation: { null: LoadResult; tollgate: LoadResult; ratio: number };
+  halfLoad: { rate: number; null: LoadResult; tollgate: LoadResult; addedP99Ms: number; addedP50Ms: number };
+  allowDecisions: number;
+}
+
+const workDir = mkdtempSync(join(tmpdir(), 'tollgate-h2load-'));
+
+async function startServer(kind: 'null' | 'tollgate'): Promise<Server> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/check-servers.ts', kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
+    createInterface({ input: child.stdout! }).once('line', resolve);
+  });
+  return { process: child, ...(JSON.parse(line) as Omit<Server, 'process'>) };
+}
+
+function stopServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.process.once('exit', () => resolve());
+    server.process.kill('SIGKILL');
+  });
+}
+
+/** A gRPC-framed CheckRequest as Envoy would send it for GET /api/v1/pets. */
+function checkRequestBody(key: string): string {
+  const definition = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', loaderOptions);
+  const method = (definition['envoy.service.auth.v3.Authorization'] as unknown as { Check: protoLoader.MethodDefinition<unknown, unknown> }).Check;
+  const headers = { ':method': 'GET', ':path': '/api/v1/pets', ':authority': 'api.example.com', 'x-api-key': key, 'x-request-id': randomUUID(), 'user-agent': 'bench' };
+  const message = method.requestSerialize({ attributes: { request: { http: { method: 'GET', path: '/api/v1/pets', host: 'api.example.com', headers, protocol: 'HTTP/1.1' } } } });
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  const file = join(workDir, `check-${randomUUID()}.bin`);
+  writeFileSync(file, frame);
+  return file;
+}
+
+function h2load(port: number, body: string, options: { durationS: number; clients: number; streams: number; rps?: number }): LoadResult {
+  const log = join(workDir, `h2load-${randomUUID()}.log`);
+  const args = [
+    `http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`,
+    '-d', body,
+    '-H', 'content-type: application/grpc',
+    '-H', 'te: trailers',
+    '-t', '1',
+    '-c', String(options.clients),
+    '-m', String(options.streams),
+    '-D', String(options.durationS),
+    '--warm-up-time', '2',
+    '--log-file', log,
+    ...(options.rps ? ['--rps', String(options.rps)] : []),
+  ];
+  const output = execFileSync('h2load', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(output)?.[1]);
+  const [, , succeeded, failed] = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(output)!.map(Number) as number[];
+  const durations = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => Number(line.split('\t')[2]))
+    .filter((value) => Number.isFinite(value))
+    .sort((a, b) => a - b);
+  const percentile = (p: number) => durations[Math.min(durations.length - 1, Math.floor((p / 100) * durations.length))]! / 1000;
+  return { requestsPerSecond: rps, succeeded: succeeded!, failed: failed!, p50Ms: percentile(50), p99Ms: percentile(99) };
+}
+
+export async function runCheckBench(options = { durationS: 10 }): Promise<CheckBenchResult> {
+  const nullServer = await startServer('null');
+  const tollgate = await startServer('tollgate');
+  try {
+    const nullBody = checkRequestBody('none');
+    const tollgateBody = checkRequestBody(tollgate.key!);
+    const saturate = { durationS: options.durationS, clients: 4, streams: 32 };
+    const nullSaturation = h2load(nullServer.port, nullBody, saturate);
+    const tollgateSaturation = h2load(tollgate.port, tollgateBody, saturate);
+    const rate = Math.floor(nullSaturation.requestsPerSecond / 2);
+    const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: Math.max(1, Math.floor(rate / 4)) };
+    const nullHalf = h2load(nullServer.port, nullBody, paced);
+    const tollgateHalf = h2load(tollgate.port, tollgateBody, paced);
+    const metrics = await (await fetch(`http://127.0.0.1:${tollgate.httpPort}/metrics`)).text();
+    const allowDecisions = Number(/tollgate_check_decisions_total\{result="allow",reason="",plan="unbounded"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    return {
+      saturation: { null: nullSaturation, tollgate: tollgateSaturation, ratio: tollgateSaturation.requestsPerSecond / nullSaturation.requestsPerSecond },
+      halfLoad: {
+        rate,
+        null: nullHalf,
+        tollgate: tollgateHalf,
+        addedP99Ms: tollgateHalf.p99Ms - nullHalf.p99Ms,
+        addedP50Ms: tollgateHalf.p50Ms - nullHalf.p50Ms,
+      },
+      allowDecisions,
+    };
+  } finally {
+    await Promise.all([stopServer(nullServer), stopServer(tollgate)]);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(JSON.stringify(await runCheckBench(), null, 2));
+}

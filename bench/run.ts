@@ -1,0 +1,64 @@
+/**
+ * `npm run bench`: every benchmark, each against a baseline measured in the same run, written to bench/RESULTS.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { runCheckBench, type CheckBenchResult } from './check.js';
+
+const optional = async <T>(module: string, exportName: string): Promise<(() => Promise<T>) | undefined> => {
+  if (!existsSync(new URL(module, import.meta.url))) return undefined;
+  return (await import(module))[exportName] as () => Promise<T>;
+};
+
+const fixed = (value: number, digits = 2) => value.toFixed(digits);
+
+function checkSection(result: CheckBenchResult): string {
+  const { saturation: s, halfLoad: h } = result;
+  return `## Check (ext_authz) with Redis counters vs a null ext_authz server
+
+h2load, 1 thread, 4 connections; saturation with 32 concurrent streams each; then paced at half of the null
+server's saturation rate (${h.rate} req/s). Tollgate runs the full Check: key hash lookup, plan and entitlement,
+one Redis Lua call counting a rate limit and a quota, the response with identity headers, RateLimit headers and
+dynamic metadata. The null server is the same grpc-js and protos, answering OK without looking at the request.
+
+| | null server | Tollgate | ratio / added |
+|---|---|---|---|
+| saturation throughput (req/s) | ${fixed(s.null.requestsPerSecond, 0)} | ${fixed(s.tollgate.requestsPerSecond, 0)} | **${fixed(s.ratio)}×** (target ≥ 0.85×) |
+| saturation p50 / p99 (ms) | ${fixed(s.null.p50Ms)} / ${fixed(s.null.p99Ms)} | ${fixed(s.tollgate.p50Ms)} / ${fixed(s.tollgate.p99Ms)} | |
+| half-load throughput (req/s) | ${fixed(h.null.requestsPerSecond, 0)} | ${fixed(h.tollgate.requestsPerSecond, 0)} | |
+| half-load p50 (ms) | ${fixed(h.null.p50Ms)} | ${fixed(h.tollgate.p50Ms)} | +${fixed(h.addedP50Ms)} |
+| half-load p99 (ms) | ${fixed(h.null.p99Ms)} | ${fixed(h.tollgate.p99Ms)} | **+${fixed(h.addedP99Ms)}** (target ≤ +1 ms) |
+
+Failed requests: null ${s.null.failed + h.null.failed}, Tollgate ${s.tollgate.failed + h.tollgate.failed}.
+Allow decisions counted by Tollgate's own metric: ${result.allowDecisions}.
+`;
+}
+
+const sections: string[] = [];
+console.log('Check benchmark…');
+const check = await runCheckBench();
+console.log(JSON.stringify(check, null, 2));
+sections.push(checkSection(check));
+
+const als = await optional<Record<string, number>>('./als-ingest.ts', 'runAlsIngestBench');
+if (als) {
+  console.log('ALS ingest benchmark…');
+  const result = await als();
+  console.log(JSON.stringify(result, null, 2));
+  sections.push(`## ALS ingest into PostgreSQL\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`);
+}
+const rating = await optional<Record<string, number>>('./rating.ts', 'runRatingBench');
+if (rating) {
+  console.log('Rating benchmark…');
+  const result = await rating();
+  console.log(JSON.stringify(result, null, 2));
+  sections.push(`## Rating a month\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`);
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('h2load', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
+writeFileSync(
+  new URL('./RESULTS.md', import.meta.url),
+  `# Benchmark results\n\nCommand: \`npm run bench\` · ${new Date().toISOString().slice(0, 10)} · ${machine}.\nh2load, Redis and PostgreSQL share the same two cores as the server under test.\n\n${sections.join('\n')}`,
+);
+console.log('wrote bench/RESULTS.md');

@@ -1,0 +1,58 @@
+import * as protoLoader from '@grpc/proto-loader';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { toWire } from '../src/authz/check-service.js';
+import type { Decision } from '../src/authz/decision.js';
+import { encodeCheckResponse } from '../src/grpc/check-response-encoder.js';
+import { loaderOptions } from '../src/grpc/protos.js';
+
+/** The hot path's hand-written CheckResponse encoder must mean exactly what protobufjs's encoding means. */
+
+const definition = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', { ...loaderOptions, defaults: true });
+const check = definition['envoy.service.auth.v3.Authorization'] as unknown as {
+  Check: { responseSerialize(value: unknown): Buffer; responseDeserialize(bytes: Buffer): unknown };
+};
+const decodeBoth = (decision: Decision) => {
+  const wire = toWire(decision);
+  return [check.Check.responseDeserialize(encodeCheckResponse(wire)), check.Check.responseDeserialize(check.Check.responseSerialize(wire))];
+};
+
+const text = fc.string({ unit: 'binary', maxLength: 40 });
+const headers = fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), text, { maxKeys: 8 });
+const metadata = fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), fc.oneof(text, fc.double({ noNaN: true }), fc.integer()), { maxKeys: 12 });
+
+describe('encodeCheckResponse', () => {
+  it('encodes any allow decision to what protobufjs decodes identically', () => {
+    fc.assert(
+      fc.property(headers, fc.array(fc.string({ minLength: 1 }), { maxLength: 4 }), headers, metadata, (upstreamHeaders, removeHeaders, responseHeaders, meta) => {
+        const [ours, reference] = decodeBoth({ allowed: true, upstreamHeaders, removeHeaders, responseHeaders, metadata: meta });
+        expect(ours).toEqual(reference);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('encodes any deny decision to what protobufjs decodes identically', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(400, 401, 402, 403, 429, 503), headers, text, metadata, (status, extra, message, meta) => {
+        const [ours, reference] = decodeBoth({
+          allowed: false,
+          status: status as 400,
+          code: 'rate_limited',
+          message,
+          headers: extra,
+          body: { error: { code: 'rate_limited', message } },
+          metadata: meta,
+        });
+        expect(ours).toEqual(reference);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('handles long values whose lengths need multi-byte varints', () => {
+    const long = 'x'.repeat(20_000);
+    const [ours, reference] = decodeBoth({ allowed: true, upstreamHeaders: { a: long }, removeHeaders: [], responseHeaders: {}, metadata: { note: long } });
+    expect(ours).toEqual(reference);
+  });
+});
