@@ -50,6 +50,8 @@ export interface TestApp {
   grpcAddress: string;
   httpUrl: string;
   dataDir: string;
+  /** The environment the app was configured from, to start more replicas of it. */
+  env: Record<string, string>;
   /** Calls the admin API as an operator. */
   admin<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   close(): Promise<void>;
@@ -88,6 +90,7 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     grpcAddress: `127.0.0.1:${app.grpc.port}`,
     httpUrl,
     dataDir,
+    env,
     admin: async (method, path, body) => {
       const response = await fetch(`${httpUrl}${path}`, {
         method,
