@@ -36,7 +36,7 @@ if (kind === 'null') {
       TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
       // Production shape: records in PostgreSQL (the hot path never queries it), counters in Redis.
       TOLLGATE_DATABASE_URL: process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-      TOLLGATE_REDIS_URL: process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      ...(process.env.EXP_NO_REDIS ? {} : { TOLLGATE_REDIS_URL: process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' }),
       TOLLGATE_REDIS_PREFIX: `bench${process.pid}`,
       TOLLGATE_REDIS_FAILURE_MODE: 'closed',
       TOLLGATE_LOG_LEVEL: 'silent',

@@ -4,21 +4,32 @@ import { join } from 'node:path';
 import { IdentityCache } from './accounts/identity-cache.js';
 import { AccountsService } from './accounts/service.js';
 import { createCheckHandler } from './authz/check-service.js';
+import { memoizePeriods } from './authz/decide.js';
+import { RatingLoop } from './billing/rating-loop.js';
+import { SubscriptionCharges } from './billing/subscription-charges.js';
+import { RollupUsageSource } from './billing/usage-source.js';
+import { WalletService } from './billing/wallet.js';
 import type { Catalog } from './catalog/catalog.js';
 import { loadCatalogFile } from './catalog/load.js';
 import type { Config } from './config/config.js';
 import { checkServiceName, startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { adminRoutes } from './http/admin-routes.js';
+import { billingRoutes } from './http/billing-routes.js';
+import { stripeRoutes } from './http/stripe-routes.js';
+import { usageRoutes } from './http/usage-routes.js';
 import { startHttpServer, type RunningHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './kernel/clock.js';
 import type { Logger } from './kernel/logger.js';
+import { startMetering, type Metering } from './metering/metering.js';
 import { createMetrics, registerIdentityCacheGauges, type Metrics } from './metrics/metrics.js';
 import { MemoryCounterStore } from './quota/memory.js';
 import { RedisCounterStore } from './quota/redis.js';
 import { ResilientCounterStore } from './quota/resilient.js';
 import { periodContaining } from './rating/period.js';
 import type { Db } from './store/db.js';
+import { instrumentDb } from './store/instrumented.js';
 import { openDatabase } from './store/open.js';
+import { startStripeIntegration, type StripeIntegration } from './stripe/integration.js';
 
 export const version = '0.1.0';
 
@@ -31,6 +42,10 @@ export interface App {
   metrics: Metrics;
   grpc: RunningGrpcServer;
   http: RunningHttpServer;
+  metering: Metering;
+  stripe: StripeIntegration;
+  wallets: WalletService;
+  ratingLoop: RatingLoop;
   /** Drains and stops everything; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -48,13 +63,18 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const metrics = createMetrics();
 
-  const { db } = await openDatabase(config, logger);
+  const opened = await openDatabase(config, logger);
+  const db = instrumentDb(opened.db, {
+    observe: (seconds, failed) => {
+      metrics.dbQueryDuration.observe(seconds);
+      if (failed) metrics.dbQueryErrors.inc();
+    },
+  });
   const identities = new IdentityCache(db, logger, {
     intervalMs: config.syncIntervalMs,
     snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
   });
   await identities.start();
-  const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}));
 
   const local = new MemoryCounterStore(clock, config.redis.prefix);
   let counters: ResilientCounterStore;
@@ -67,7 +87,26 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   } else {
     counters = new ResilientCounterStore(local, 'closed', local, logger);
   }
+  const wallet = new WalletService(db, counters, () => catalog, clock, logger);
+  const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
+  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, metrics, logger });
+  const ratingLoop = new RatingLoop(
+    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
+    { intervalMs: 30_000, finalizeAfterMs: 5 * 60_000 },
+  );
+  ratingLoop.start();
+  const stripe = startStripeIntegration({
+    config: config.stripe,
+    version,
+    db,
+    accounts,
+    catalog: () => catalog,
+    clock,
+    creditWallet: async (credit) => void (await wallet.topUp(credit)),
+    metrics,
+    logger,
+  });
   const grpc = await startGrpcServer(config.grpc.host, config.grpc.port, {
     check: createCheckHandler({
       catalog: () => catalog,
@@ -75,14 +114,15 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       counters,
       clock,
       options: { keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer, headerPrefix: config.headerPrefix },
-      periodOf: periodContaining,
+      periodOf: memoizePeriods(periodContaining),
       metrics,
       logger,
     }) as never,
+    streamAccessLogs: metering.receiver.handle as never,
   });
   grpc.health.setStatus('', 'SERVING');
   grpc.health.setStatus(checkServiceName, 'SERVING');
-  logger.info({ port: grpc.port }, 'gRPC listening (ext_authz Check, health)');
+  logger.info({ port: grpc.port }, 'gRPC listening (ext_authz Check, ALS, health)');
 
   registerIdentityCacheGauges(metrics, identities);
   let stopping = false;
@@ -90,7 +130,12 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     host: config.http.host,
     port: config.http.port,
     adminToken,
-    routes: adminRoutes(accounts, () => catalog),
+    routes: [
+      ...adminRoutes(accounts, () => catalog),
+      ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
+      ...stripeRoutes(stripe),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, db, catalog: () => catalog, clock }),
+    ],
     registry: metrics.registry,
     readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, draining: !stopping }),
     version,
@@ -104,15 +149,21 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       stopping = true;
       grpc.health.setStatus('', 'NOT_SERVING');
       grpc.health.setStatus(checkServiceName, 'NOT_SERVING');
-      await grpc.shutdown(config.shutdownGraceMs);
+      // Refuse new calls first, then end the ALS streams (Envoy reopens them elsewhere) so draining need not wait.
+      const grpcDrained = grpc.shutdown(config.shutdownGraceMs);
+      metering.receiver.endStreams();
+      await grpcDrained;
+      await metering.meter.stop(config.shutdownGraceMs);
       await http.close();
+      await ratingLoop.stop();
+      await stripe.stop();
       identities.stop();
       await counters.close();
       await db.close();
       logger.info('stopped');
     })());
 
-  return { config, catalog, db, accounts, identities, metrics, grpc, http, stop };
+  return { config, catalog, db, accounts, identities, metrics, grpc, http, metering, stripe, wallets: wallet, ratingLoop, stop };
 }
 
 /** Without TOLLGATE_ADMIN_TOKEN, a random token is kept in the data directory (mode 0600) for the local CLI. */

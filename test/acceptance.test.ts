@@ -135,8 +135,12 @@ describe.each(['embedded', 'production'] as const)('Check acceptance (%s)', (mod
         },
       },
     });
-    // Envoy appends to a client header only when append is true: ours must say false explicitly.
-    for (const option of raw.ok_response!.headers) expect(option.append).toEqual({ value: false });
+    // Envoy appends to a client header only when append is true: ours must carry an explicit BoolValue that is
+    // false (an empty wrapper on the wire, so it decodes with `value` absent).
+    for (const option of raw.ok_response!.headers) {
+      expect(option.append).toBeDefined();
+      expect(option.append!.value ?? false).toBe(false);
+    }
     const outcome = await envoy.check({ method: 'GET', path: '/api/v1/pets', key, headers: spoofed });
     const upstream = forwardedHeaders(outcome.requestHeaders, outcome);
     expect(upstream['x-tollgate-customer-id']).toBe(customerId);

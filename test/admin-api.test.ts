@@ -50,7 +50,7 @@ describe('admin API', () => {
 
     it('lists public plans with their limits', async () => {
       const plans = await service.admin('GET', '/v1/plans');
-      expect(plans.body.data.map((plan: { id: string }) => plan.id)).toEqual(['free', 'pro', 'enterprise']);
+      expect(plans.body.data.map((plan: { id: string }) => plan.id)).toEqual(['free', 'pro', 'enterprise', 'pay-per-call', 'hybrid', 'metered']);
       expect(plans.body.data[0]).toMatchObject({ rateLimits: [{ requests: 10, windowSeconds: 60 }], quota: { units: 1000, whenExhausted: 'deny_429' } });
     });
 

@@ -16,7 +16,7 @@ function problemsOf(file: string) {
 describe('catalog loading', () => {
   it('loads the PetStore example with its plans, weights and entitlements', () => {
     const catalog = loadCatalogFile('examples/petstore.yaml');
-    expect([...catalog.plans.keys()]).toEqual(['free', 'pro', 'enterprise']);
+    expect([...catalog.plans.keys()]).toEqual(['free', 'pro', 'enterprise', 'pay-per-call', 'hybrid', 'metered']);
     expect(catalog.plan('free')!.quota).toEqual({ units: 1000, when_exhausted: 'deny_429' });
     expect(catalog.plan('pro')!.quota!.units).toBe(50_000);
     expect(catalog.plan('enterprise')!.quota!.units).toBe(1_000_000);

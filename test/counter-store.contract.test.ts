@@ -4,7 +4,7 @@ import { ManualClock } from '../src/kernel/clock.js';
 import { MemoryCounterStore } from '../src/quota/memory.js';
 import { RedisCounterStore } from '../src/quota/redis.js';
 import type { CounterStore } from '../src/quota/store.js';
-import type { Limit, PeriodLimit, SlidingLimit } from '../src/quota/window.js';
+import type { Limit, PeriodLimit, SlidingLimit, WalletLimit } from '../src/quota/window.js';
 import { testRedisUrl, uniqueName } from './support/services.js';
 
 /** One contract, every CounterStore: the memory store (embedded default) and Redis (Lua) must agree exactly. */
@@ -21,6 +21,20 @@ const monthly = (limit: number, cost: number, enforce = true): PeriodLimit => ({
   periodStart: start,
   periodEnd: Date.UTC(2026, 11, 1),
   enforce,
+});
+
+const wallet = (cost: number, periodEnd = Date.UTC(2026, 11, 1)): WalletLimit => ({
+  kind: 'wallet',
+  name: 'w:USD',
+  cost,
+  spentName: 'ws',
+  periodStart: start,
+  periodEnd,
+});
+const rebase = (ledgerBalance: number, settled = 0) => ({
+  name: 'w:USD',
+  ledgerBalance,
+  unsettled: [{ spentName: 'ws', periodStart: start, settled }],
 });
 
 interface Subject {
@@ -139,6 +153,52 @@ describe.each(factories)('CounterStore contract: %s', (_name, make) => {
     expect(denied.outcomes[0]!.retryAfterMs).toBeGreaterThan(0);
   });
 
+  it('charges a wallet per request, and once it cannot pay denies and charges nothing', async () => {
+    await subject.store.rebaseWallet(scope, rebase(1_000_000));
+    for (const [before, after] of [[1_000_000, 700_000], [700_000, 400_000], [400_000, 100_000]]) {
+      expect((await consume([wallet(300_000)])).outcomes[0]).toMatchObject({ allowed: true, limit: before, remaining: after });
+    }
+    const denied = await consume([wallet(300_000)]);
+    expect(denied.allowed).toBe(false);
+    expect(denied.outcomes[0]).toMatchObject({ allowed: false, limit: 100_000, remaining: 100_000, retryAfterMs: 0 });
+    expect(await subject.store.walletBalance(scope, 'w:USD')).toBe(100_000);
+    expect(await subject.store.periodUsage(scope, 'ws', start)).toBe(900_000);
+  });
+
+  it('blocks every request, free ones too, once a wallet is exhausted; an unfunded wallet is exhausted', async () => {
+    expect((await consume([wallet(0)])).allowed).toBe(false);
+    expect(await subject.store.walletBalance(scope, 'w:USD')).toBeUndefined();
+    await subject.store.rebaseWallet(scope, rebase(500_000));
+    expect((await consume([wallet(500_000)])).outcomes[0]).toMatchObject({ allowed: true, remaining: 0 });
+    expect((await consume([wallet(0)])).allowed).toBe(false);
+  });
+
+  it('charges a wallet only when every limit allows, and counts nothing when the wallet denies', async () => {
+    await subject.store.rebaseWallet(scope, rebase(1_000_000));
+    expect((await consume([perMinute(1), wallet(100)])).allowed).toBe(true);
+    expect((await consume([perMinute(1), wallet(100)])).allowed).toBe(false);
+    expect(await subject.store.walletBalance(scope, 'w:USD')).toBe(999_900);
+    const denied = await consume([monthly(100, 1), wallet(2_000_000)]);
+    expect(denied.outcomes.map((o) => o.allowed)).toEqual([true, false]);
+    expect(await subject.store.periodUsage(scope, 'q', start)).toBe(0);
+    expect(await subject.store.periodUsage(scope, 'ws', start)).toBe(100);
+  });
+
+  it('rebases a wallet on the ledger balance less the spend not yet settled, exactly up to 2^53', async () => {
+    await subject.store.rebaseWallet(scope, rebase(1_000_000));
+    await consume([wallet(250_000)]);
+    await consume([wallet(250_000)]);
+    expect(await subject.store.rebaseWallet(scope, rebase(2_000_000, 200_000))).toBe(1_700_000);
+    expect(await subject.store.walletBalance(scope, 'w:USD')).toBe(1_700_000);
+    // A spend counter below what was settled (lost by the store) takes nothing off.
+    expect(await subject.store.rebaseWallet(scope, rebase(2_000_000, 900_000))).toBe(2_000_000);
+
+    const large = 9_000_000_000_000_000; // $90M in micro-cents, just under 2^53
+    await subject.store.rebaseWallet(scope, rebase(large, 500_000));
+    expect((await consume([wallet(500_001)])).outcomes[0]).toMatchObject({ allowed: true, limit: large, remaining: large - 500_001 });
+    expect(await subject.store.walletBalance(scope, 'w:USD')).toBe(large - 500_001);
+  });
+
   it('stays exact under concurrent consumers', async () => {
     const results = await Promise.all(Array.from({ length: 50 }, () => consume([perMinute(20)])));
     expect(results.filter((r) => r.allowed)).toHaveLength(20);
@@ -149,8 +209,9 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
   it('gives identical outcomes for random traffic', async () => {
     const action = fc.record({
       advanceMs: fc.integer({ min: 0, max: 45_000 }),
-      which: fc.subarray(['a', 'b', 'q'] as const, { minLength: 1 }),
-      cost: fc.integer({ min: 1, max: 4 }),
+      which: fc.subarray(['a', 'b', 'q', 'w'] as const, { minLength: 1 }),
+      cost: fc.integer({ min: 0, max: 4 }),
+      rebase: fc.option(fc.record({ ledgerBalance: fc.integer({ min: -1_000_000, max: 2_000_000 }), settled: fc.integer({ min: 0, max: 1_000_000 }) })),
     });
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: 3 * minute }), fc.array(action, { minLength: 1, maxLength: 40 }), async (offset, actions) => {
@@ -160,8 +221,16 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
         try {
           for (const step of actions) {
             clock.advance(step.advanceMs);
+            if (step.rebase) {
+              const walletRebase = rebase(step.rebase.ledgerBalance, step.rebase.settled);
+              expect(await redis.rebaseWallet('s', walletRebase)).toBe(await memory.rebaseWallet('s', walletRebase));
+            }
             const limits: Limit[] = step.which.map((which) =>
-              which === 'q' ? { ...monthly(30, step.cost), periodEnd: start + 10 * minute } : { ...perMinute(which === 'a' ? 5 : 8, which), windowMs: which === 'a' ? minute : 10_000, cost: step.cost },
+              which === 'q'
+                ? { ...monthly(30, step.cost), periodEnd: start + 10 * minute }
+                : which === 'w'
+                  ? wallet(step.cost * 150_000, start + 10 * minute)
+                  : { ...perMinute(which === 'a' ? 5 : 8, which), windowMs: which === 'a' ? minute : 10_000, cost: step.cost },
             );
             const request = { scope: 's', now: clock.now(), limits };
             expect(await redis.consume(request)).toEqual(await memory.consume(request));

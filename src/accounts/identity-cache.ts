@@ -96,6 +96,11 @@ export class IdentityCache {
     return { key, subscription: this.subscriptions.get(key.subscriptionId), customer: this.customers.get(key.customerId) };
   }
 
+  /** A subscription by id, e.g. for metering to find its billing period anchor. */
+  subscription(id: string): SubscriptionState | undefined {
+    return this.subscriptions.get(id);
+  }
+
   /** Polls now; concurrent callers share one poll, and a call during a poll schedules one more after it. */
   refresh(): Promise<void> {
     if (this.inFlight) {

@@ -37,6 +37,24 @@ export interface CreatedKey {
 
 const defaultAppName = 'default';
 
+/** A plan change or cancellation, as recorded in subscription_changes. */
+export interface SubscriptionChange {
+  id: string;
+  subscriptionId: string;
+  kind: 'plan_change' | 'cancellation';
+  fromPlanId: string;
+  /** null for a cancellation. */
+  toPlanId: string | null;
+  /** Epoch ms. */
+  effectiveAt: number;
+}
+
+/** Billing's part of subscription writes: it runs in their transaction, so a charge that fails undoes the write. */
+export interface SubscriptionHooks {
+  subscribed?(tx: Queryable, subscription: Subscription): Promise<void>;
+  changed?(tx: Queryable, subscription: Subscription, change: SubscriptionChange): Promise<void>;
+}
+
 /** Customers, apps, subscriptions and API keys: the records the Check's identity cache mirrors. */
 export class AccountsService {
   constructor(
@@ -45,7 +63,18 @@ export class AccountsService {
     private readonly clock: Clock,
     /** Called after every committed write, so this replica's Check sees it at once. */
     private readonly afterWrite: () => void = () => {},
+    private readonly hooks: SubscriptionHooks = {},
   ) {}
+
+  /**
+   * Runs `fn` in one transaction, with a view of this service whose writes join it, alongside the caller's own
+   * writes on `tx` (a webhook's event record, say). The Check sees the result once it commits.
+   */
+  async inTransaction<T>(fn: (accounts: AccountsService, tx: Queryable) => Promise<T>): Promise<T> {
+    const result = await this.db.transaction((tx) => fn(new AccountsService(joinedTransaction(this.db, tx), this.catalog, this.clock, () => {}, this.hooks), tx));
+    this.afterWrite();
+    return result;
+  }
 
   async createCustomer(input: CreateCustomerInput): Promise<Customer> {
     const id = input.id ?? newId('cus', 12);
@@ -98,8 +127,9 @@ export class AccountsService {
     return toCustomer(row);
   }
 
-  async subscribe(customerId: string, planId: string): Promise<Subscription> {
-    const subscription = await this.db.transaction((tx) => this.subscribeIn(tx, customerId, planId));
+  /** `periodAnchor` (epoch ms) sets the billing day, e.g. the 1st for calendar months; by default the start. */
+  async subscribe(customerId: string, planId: string, periodAnchor?: number): Promise<Subscription> {
+    const subscription = await this.db.transaction((tx) => this.subscribeIn(tx, customerId, planId, periodAnchor));
     this.afterWrite();
     return subscription;
   }
@@ -121,32 +151,58 @@ export class AccountsService {
 
   /** Moves an active subscription to another plan of the same product; keys follow at once. */
   async changePlan(subscriptionId: string, planId: string): Promise<Subscription> {
-    const current = await this.getSubscription(subscriptionId);
-    if (current.status !== 'active') throw conflict(`subscription ${subscriptionId} is ${current.status}`);
-    const plan = this.requirePlan(planId);
-    if (plan.product !== current.productId) {
-      throw invalid('plan', `plan ${planId} belongs to product ${plan.product}, not ${current.productId}`);
-    }
-    const [row] = await this.db.query<SubscriptionRow>(
-      'UPDATE subscriptions SET plan_id = $2 WHERE id = $1 RETURNING *',
-      [subscriptionId, planId],
-    );
+    const subscription = await this.db.transaction(async (tx) => {
+      const [current] = await tx.query<SubscriptionRow>('SELECT * FROM subscriptions WHERE id = $1 FOR UPDATE', [subscriptionId]);
+      if (!current) throw notFound('subscription', subscriptionId);
+      if (current.status !== 'active') throw conflict(`subscription ${subscriptionId} is ${current.status}`);
+      const plan = this.requirePlan(planId);
+      if (plan.product !== current.product_id) {
+        throw invalid('plan', `plan ${planId} belongs to product ${plan.product}, not ${current.product_id}`);
+      }
+      const [row] = await tx.query<SubscriptionRow>(
+        'UPDATE subscriptions SET plan_id = $2 WHERE id = $1 RETURNING *',
+        [subscriptionId, planId],
+      );
+      return this.recordChange(tx, toSubscription(row!), 'plan_change', current.plan_id, planId);
+    });
     this.afterWrite();
-    return toSubscription(row!);
+    return subscription;
   }
 
   async cancelSubscription(subscriptionId: string): Promise<Subscription> {
-    const [row] = await this.db.query<SubscriptionRow>(
-      `UPDATE subscriptions SET status = 'canceled', canceled_at = $2
-       WHERE id = $1 AND status = 'active' RETURNING *`,
-      [subscriptionId, new Date(this.clock.now())],
-    );
-    if (!row) {
-      await this.getSubscription(subscriptionId);
-      throw conflict(`subscription ${subscriptionId} is not active`);
-    }
+    const subscription = await this.db.transaction(async (tx) => {
+      const [row] = await tx.query<SubscriptionRow>(
+        `UPDATE subscriptions SET status = 'canceled', canceled_at = $2
+         WHERE id = $1 AND status = 'active' RETURNING *`,
+        [subscriptionId, new Date(this.clock.now())],
+      );
+      if (!row) {
+        const [existing] = await tx.query('SELECT 1 FROM subscriptions WHERE id = $1', [subscriptionId]);
+        if (!existing) throw notFound('subscription', subscriptionId);
+        throw conflict(`subscription ${subscriptionId} is not active`);
+      }
+      return this.recordChange(tx, toSubscription(row), 'cancellation', row.plan_id, null);
+    });
     this.afterWrite();
-    return toSubscription(row);
+    return subscription;
+  }
+
+  /** History for rating (proration), written in the change's transaction, then billing's part of the change. */
+  private async recordChange(
+    tx: Queryable,
+    subscription: Subscription,
+    kind: SubscriptionChange['kind'],
+    fromPlanId: string,
+    toPlanId: string | null,
+  ): Promise<Subscription> {
+    const effectiveAt = kind === 'cancellation' ? Date.parse(subscription.canceledAt!) : this.clock.now();
+    const [row] = await tx.query<{ id: string }>(
+      `INSERT INTO subscription_changes (subscription_id, kind, from_plan_id, to_plan_id, effective_at)
+       VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+      [subscription.id, kind, fromPlanId, toPlanId, new Date(effectiveAt)],
+    );
+    await this.hooks.changed?.(tx, subscription, { id: String(row!.id), subscriptionId: subscription.id, kind, fromPlanId, toPlanId, effectiveAt });
+    return subscription;
   }
 
   async createKey(input: CreateKeyInput): Promise<CreatedKey> {
@@ -226,7 +282,7 @@ export class AccountsService {
     return plan;
   }
 
-  private async subscribeIn(tx: Queryable, customerId: string, planId: string): Promise<Subscription> {
+  private async subscribeIn(tx: Queryable, customerId: string, planId: string, periodAnchor?: number): Promise<Subscription> {
     const plan = this.requirePlan(planId);
     const [customer] = await tx.query('SELECT id FROM customers WHERE id = $1', [customerId]);
     if (!customer) throw notFound('customer', customerId);
@@ -243,10 +299,12 @@ export class AccountsService {
     const now = new Date(this.clock.now());
     const [row] = await tx.query<SubscriptionRow>(
       `INSERT INTO subscriptions (id, customer_id, product_id, plan_id, status, started_at, period_anchor)
-       VALUES ($1, $2, $3, $4, 'active', $5, $5) RETURNING *`,
-      [newId('sub'), customerId, plan.product, planId, now],
+       VALUES ($1, $2, $3, $4, 'active', $5, $6) RETURNING *`,
+      [newId('sub'), customerId, plan.product, planId, now, periodAnchor === undefined ? now : new Date(periodAnchor)],
     );
-    return toSubscription(row!);
+    const subscription = toSubscription(row!);
+    await this.hooks.subscribed?.(tx, subscription);
+    return subscription;
   }
 
   private async subscriptionForKey(tx: Queryable, input: CreateKeyInput): Promise<Subscription> {
@@ -283,6 +341,17 @@ export class AccountsService {
     const [row] = await tx.query<AppRow>('SELECT * FROM apps WHERE customer_id = $1 AND name = $2', [customerId, name]);
     return toApp(row!);
   }
+}
+
+/** A Db whose queries and nested transactions all run in the open transaction `tx`. */
+function joinedTransaction(db: Db, tx: Queryable): Db {
+  return {
+    kind: db.kind,
+    query: (sql, params) => tx.query(sql, params),
+    transaction: (fn) => fn(tx),
+    withAdvisoryLock: () => Promise.reject(new Error('advisory locks are not taken inside a transaction')),
+    close: () => Promise.reject(new Error('a joined transaction is closed by its owner')),
+  };
 }
 
 interface CustomerRow {

@@ -3,6 +3,8 @@ import type { RouteMatch } from '../catalog/routes.js';
 import type { CustomerState, Identity, KeyState, SubscriptionState } from '../accounts/identity-cache.js';
 import type { ConsumeResult } from '../quota/store.js';
 import type { Limit, LimitOutcome } from '../quota/window.js';
+import { formatMicros } from '../billing/call-price.js';
+import { prepaidWalletLimit } from '../billing/wallet-counters.js';
 import type { Decision, DecisionMetadata, DenialCode, DenialStatus, Deny } from './decision.js';
 
 /**
@@ -124,6 +126,8 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
       enforce: plan.quota.when_exhausted !== 'allow_overage',
     });
   }
+  const walletLimit = prepaidWalletLimit(plan.pricing, route.endpoint, subscription.id, period);
+  if (walletLimit) limits.push(walletLimit);
   return {
     admitted: true,
     next: {
@@ -172,6 +176,15 @@ export function conclude(
         plan: plan.id,
         upgrade_url: upgradeUrl,
       }, { ...headers, 'retry-after': retryAfter });
+    }
+    if (blockedLimit.kind === 'wallet') {
+      const currency = plan.pricing!.currency;
+      return denial(402, 'wallet_exhausted', 'The prepaid wallet cannot pay for this call; top it up to continue.', request.requestId, metadata, {
+        balance: formatMicros(blocked.remaining, currency),
+        price: formatMicros(blockedLimit.cost, currency),
+        currency,
+        plan: plan.id,
+      }, headers);
     }
     const status: DenialStatus = plan.quota?.when_exhausted === 'deny_402' ? 402 : 429;
     return denial(status, 'quota_exhausted', `The quota of ${blockedLimit.limit} units for this billing period is used up.`, request.requestId, metadata, {
@@ -256,3 +269,18 @@ export function formatWindow(ms: number): string {
 }
 
 const stripQuery = (path: string) => path.split('?')[0]!;
+
+/**
+ * Remembers each anchor's current period: the Check asks for it on every request and it changes once a month.
+ * One entry per distinct anchor (about one per subscription), replaced when the period rolls over.
+ */
+export function memoizePeriods(periodOf: (anchor: number, at: number) => Period): (anchor: number, at: number) => Period {
+  const current = new Map<number, Period>();
+  return (anchor, at) => {
+    const cached = current.get(anchor);
+    if (cached && cached.start <= at && at < cached.end) return cached;
+    const period = periodOf(anchor, at);
+    current.set(anchor, period);
+    return period;
+  };
+}

@@ -12,6 +12,7 @@ export type DenialCode =
   | 'not_entitled'
   | 'rate_limited'
   | 'quota_exhausted'
+  | 'wallet_exhausted'
   | 'limits_unavailable'
   | 'malformed_request';
 

@@ -36,6 +36,20 @@ const endpointSchema = z
   })
   .strict();
 
+/**
+ * Data capture (Apigee DataCapture): an extra fact recorded on each usage event, read from a header Envoy logs.
+ * Envoy's ALS only carries the headers listed in additional_request/response_headers_to_log.
+ */
+const captureSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be lower-case letters, digits or "_", starting with a letter'),
+    from: z.enum(['request_header', 'response_header']),
+    header: z.string().min(1).toLowerCase(),
+    /** decimal values are kept as strings (prices: never floats). */
+    type: z.enum(['integer', 'decimal', 'string']).default('string'),
+  })
+  .strict();
+
 const productSchema = z
   .object({
     id,
@@ -44,6 +58,7 @@ const productSchema = z
     hosts: z.array(z.string().min(1)).min(1).default(['*']),
     approval: z.enum(['auto', 'manual']).default('auto'),
     endpoints: z.array(endpointSchema).min(1),
+    capture: z.array(captureSchema).optional(),
   })
   .strict();
 
@@ -69,6 +84,16 @@ const billableSchema = z
   })
   .strict();
 
+/** How a plan meets Stripe: prices that map a Stripe subscription to it, and meter mode. */
+const planStripeSchema = z
+  .object({
+    /** Stripe price ids or lookup keys whose subscriptions put a customer on this plan. */
+    prices: z.array(z.string().min(1)).default([]),
+    /** Meter mode: usage goes to this Stripe Billing Meter and Stripe prices and invoices it, not Tollgate. */
+    meter_event_name: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'must be a Stripe meter event name such as api_calls').optional(),
+  })
+  .strict();
+
 const planSchema = z
   .object({
     id,
@@ -80,8 +105,11 @@ const planSchema = z
     rate_limits: z.array(rateLimitSchema).default([]),
     quota: quotaSchema.optional(),
     billable: billableSchema.default({ statuses: ['2xx', '3xx', '4xx'] }),
+    /** Added to the product's capture list; an entry with the same name replaces the product's. */
+    capture: z.array(captureSchema).optional(),
     max_keys: z.number().int().positive().optional(),
     pricing: ratePlanSchema.optional(),
+    stripe: planStripeSchema.optional(),
   })
   .strict();
 
@@ -145,3 +173,4 @@ export type ProductDocument = CatalogDocument['products'][number];
 export type EndpointDocument = ProductDocument['endpoints'][number];
 export type PlanDocument = CatalogDocument['plans'][number];
 export type RateLimitDocument = PlanDocument['rate_limits'][number];
+export type CaptureDocument = z.infer<typeof captureSchema>;

@@ -18,6 +18,26 @@ const usage = `Usage: tollgate <command> [options]
                                             prints the new key on the last line of stdout
   keys list --customer ID | keys revoke KEY_ID | keys approve KEY_ID
   plans list
+  usage --customer ID [--period YYYY-MM]   usage per subscription over its billing period (the one starting in
+                                            that month, or the current one)
+  usage reconcile --customer ID             quota counters of the current period against metered units
+  stripe outbox [--status pending|done|dead] [--kind KIND]
+                                            Stripe sync work; stripe dead-letters lists the dead ones
+  stripe retry ITEM_ID | stripe retry --all send dead letters back to the Stripe sync
+  stripe reconcile [--repair]               Stripe's customers and invoices against ours; exits 1 on drift
+  stripe top-up --customer ID --amount MINOR_UNITS --currency USD --success-url URL [--cancel-url URL]
+                                            a wallet top-up paid through Stripe Checkout; prints its URL
+  purchase --customer ID --plan PLAN [--anchor ISO_DATETIME]
+                                            subscribe to a plan; a prepaid plan charges its setup fee and first
+                                            recurring fee to the wallet (--anchor: billing day, e.g. the 1st)
+  wallet topup --customer ID --amount 50.00 --reference REF [--currency USD]
+                                            credit the wallet once per reference
+  wallet show --customer ID                 balances, low-balance state and the ledger
+  invoices list --customer ID [--status draft|finalized] | invoices show INVOICE_ID
+  quote --plan PLAN --calls N [--setup-fee] the bill of one whole period with N calls
+  report revenue --period YYYY-MM           revenue, usage and revenue share by product, plan and customer
+  report mrr                                monthly recurring revenue of the active subscriptions
+  billing run                               rate now: refresh drafts, finalize ended periods, settle wallets
   check --key KEY --method GET --path /api/v1/pets [--host HOST] [--header 'name: value']...
                                             sends a Check exactly as Envoy would and prints the decision
 
@@ -26,6 +46,12 @@ The admin API is at TOLLGATE_URL (default http://127.0.0.1:8080) with TOLLGATE_A
 `;
 
 class UsageError extends Error {}
+
+/** The drift lists of POST /v1/stripe/reconcile, as far as the CLI reads them. */
+interface StripeDriftReport {
+  customers: Record<string, unknown[]>;
+  invoices: Record<string, unknown[]>;
+}
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const json = (value: unknown) => out(JSON.stringify(value, null, 2));
@@ -49,6 +75,19 @@ export async function main(argv: string[]): Promise<number> {
       host: { type: 'string', default: 'localhost' },
       header: { type: 'string', multiple: true },
       catalog: { type: 'string' },
+      period: { type: 'string' },
+      status: { type: 'string' },
+      kind: { type: 'string' },
+      all: { type: 'boolean' },
+      repair: { type: 'boolean' },
+      amount: { type: 'string' },
+      currency: { type: 'string' },
+      'success-url': { type: 'string' },
+      'cancel-url': { type: 'string' },
+      reference: { type: 'string' },
+      anchor: { type: 'string' },
+      calls: { type: 'string' },
+      'setup-fee': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -148,6 +187,92 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'plans list':
       json(await api.call('GET', '/v1/plans'));
+      return 0;
+    case 'usage': {
+      const query = values.period ? `?period=${encodeURIComponent(values.period)}` : '';
+      json(await api.call('GET', `/v1/customers/${encodeURIComponent(need(values.customer, '--customer'))}/usage${query}`));
+      return 0;
+    }
+    case 'usage reconcile':
+      json(await api.call('GET', `/v1/customers/${encodeURIComponent(need(values.customer, '--customer'))}/usage/reconcile`));
+      return 0;
+    case 'stripe outbox':
+    case 'stripe dead-letters': {
+      const query = new URLSearchParams({
+        ...(sub === 'dead-letters' ? { status: 'dead' } : values.status ? { status: values.status } : {}),
+        ...(values.kind ? { kind: values.kind } : {}),
+      });
+      json(await api.call('GET', `/v1/stripe/outbox?${query}`));
+      return 0;
+    }
+    case 'stripe retry':
+      if (values.all) json(await api.call('POST', '/v1/stripe/dead-letters/retry'));
+      else json(await api.call('POST', `/v1/stripe/outbox/${encodeURIComponent(need(arg, 'outbox item id (or --all)'))}/retry`));
+      return 0;
+    case 'stripe reconcile': {
+      const report = await api.call<StripeDriftReport>('POST', '/v1/stripe/reconcile', { repair: values.repair ?? false });
+      json(report);
+      const drift = [...Object.values(report.customers), ...Object.values(report.invoices)].some((found) => found.length > 0);
+      return drift && !values.repair ? 1 : 0;
+    }
+    case 'stripe top-up': {
+      const topUp = await api.call<{ id: string; status: string; checkoutUrl: string | null }>(
+        'POST',
+        `/v1/customers/${encodeURIComponent(need(values.customer, '--customer'))}/wallet/checkout-sessions`,
+        {
+          amount: Number(need(values.amount, '--amount')),
+          currency: need(values.currency, '--currency').toUpperCase(),
+          successUrl: need(values['success-url'], '--success-url'),
+          cancelUrl: values['cancel-url'],
+        },
+      );
+      out(`Top-up ${topUp.id} is ${topUp.status}; the wallet is credited once it is paid at:`);
+      out(topUp.checkoutUrl ?? `(not open yet: tollgate asks Stripe again shortly; see GET /v1/stripe/top-ups/${topUp.id})`);
+      return 0;
+    }
+    case 'purchase':
+      json(
+        await api.call('POST', `/v1/customers/${encodeURIComponent(need(values.customer, '--customer'))}/purchases`, {
+          plan: need(values.plan, '--plan'),
+          periodAnchor: values.anchor,
+        }),
+      );
+      return 0;
+    case 'wallet topup':
+      json(
+        await api.call('POST', `/v1/customers/${encodeURIComponent(need(values.customer, '--customer'))}/wallet/top-ups`, {
+          amount: need(values.amount, '--amount'),
+          reference: need(values.reference, '--reference'),
+          currency: values.currency?.toUpperCase(),
+        }),
+      );
+      return 0;
+    case 'wallet show': {
+      const customer = encodeURIComponent(need(values.customer, '--customer'));
+      json({ wallets: await api.call('GET', `/v1/customers/${customer}/wallet`), ledger: await api.call('GET', `/v1/customers/${customer}/wallet/ledger`) });
+      return 0;
+    }
+    case 'invoices list': {
+      const query = values.status ? `?status=${encodeURIComponent(values.status)}` : '';
+      json(await api.call('GET', `/v1/customers/${encodeURIComponent(need(values.customer, '--customer'))}/invoices${query}`));
+      return 0;
+    }
+    case 'invoices show':
+      json(await api.call('GET', `/v1/invoices/${encodeURIComponent(need(arg, 'invoice id'))}`));
+      return 0;
+    case 'quote': {
+      const query = new URLSearchParams({ calls: need(values.calls, '--calls'), include_setup_fee: String(values['setup-fee'] ?? false) });
+      json(await api.call('GET', `/v1/plans/${encodeURIComponent(need(values.plan, '--plan'))}/quote?${query}`));
+      return 0;
+    }
+    case 'report revenue':
+      json(await api.call('GET', `/v1/reports/revenue?period=${encodeURIComponent(need(values.period, '--period'))}`));
+      return 0;
+    case 'report mrr':
+      json(await api.call('GET', '/v1/reports/mrr'));
+      return 0;
+    case 'billing run':
+      json(await api.call('POST', '/v1/billing/run'));
       return 0;
     default:
       throw new UsageError(`unknown command: ${key}`);

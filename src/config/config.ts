@@ -20,6 +20,21 @@ const envSchema = z.object({
   TOLLGATE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(250),
   TOLLGATE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   TOLLGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TOLLGATE_SPOOL_FSYNC_MS: z.coerce.number().int().positive().default(200),
+  TOLLGATE_SPOOL_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
+  TOLLGATE_USAGE_BATCH_SIZE: z.coerce.number().int().positive().default(50_000),
+  TOLLGATE_USAGE_FLUSH_MS: z.coerce.number().int().positive().default(1_000),
+  TOLLGATE_STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)').optional(),
+  TOLLGATE_STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_', 'must be a webhook signing secret (whsec_…)').optional(),
+  TOLLGATE_STRIPE_API_BASE: z.url({ protocol: /^https?$/ }).default('https://api.stripe.com'),
+  TOLLGATE_STRIPE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  TOLLGATE_STRIPE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(2_000),
+  TOLLGATE_STRIPE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  TOLLGATE_STRIPE_RETRY_BASE_MS: z.coerce.number().int().positive().default(1_000),
+  TOLLGATE_STRIPE_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
+  TOLLGATE_STRIPE_MAX_ATTEMPTS: z.coerce.number().int().positive().default(20),
+  TOLLGATE_STRIPE_PAYMENT_GRACE_MS: z.coerce.number().int().nonnegative().default(3 * 86_400_000),
+  TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -37,6 +52,26 @@ export interface Config {
   syncIntervalMs: number;
   shutdownGraceMs: number;
   logLevel: Env['TOLLGATE_LOG_LEVEL'];
+  metering: { spoolFsyncMs: number; spoolMaxBytes: number; batchSize: number; flushIntervalMs: number };
+  stripe: StripeConfig;
+}
+
+export interface StripeConfig {
+  /** Without it the sync loop does not run; work stays queued in the outbox until a key is configured. */
+  secretKey: string | undefined;
+  /** Without it POST /webhooks/stripe answers 503, so Stripe keeps the events and redelivers them later. */
+  webhookSecret: string | undefined;
+  /** Stripe's API, or a Stripe-compatible test server. */
+  apiBase: string;
+  timeoutMs: number;
+  syncIntervalMs: number;
+  /** Stripe requests in flight at once; Stripe allows 25 writes a second in test mode, 100 live, and answers 429 beyond. */
+  concurrency: number;
+  retry: { baseMs: number; maxMs: number; maxAttempts: number };
+  /** How long a customer keeps access after a failed invoice payment before being suspended. */
+  paymentGraceMs: number;
+  /** How often meter-mode usage is sent to Stripe Billing Meters. */
+  usageReportIntervalMs: number;
 }
 
 /** Parses the environment; a bad value is an error naming the variable. */
@@ -65,5 +100,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     syncIntervalMs: e.TOLLGATE_SYNC_INTERVAL_MS,
     shutdownGraceMs: e.TOLLGATE_SHUTDOWN_GRACE_MS,
     logLevel: e.TOLLGATE_LOG_LEVEL,
+    metering: {
+      spoolFsyncMs: e.TOLLGATE_SPOOL_FSYNC_MS,
+      spoolMaxBytes: e.TOLLGATE_SPOOL_MAX_BYTES,
+      batchSize: e.TOLLGATE_USAGE_BATCH_SIZE,
+      flushIntervalMs: e.TOLLGATE_USAGE_FLUSH_MS,
+    },
+    stripe: {
+      secretKey: e.TOLLGATE_STRIPE_SECRET_KEY,
+      webhookSecret: e.TOLLGATE_STRIPE_WEBHOOK_SECRET,
+      apiBase: e.TOLLGATE_STRIPE_API_BASE,
+      timeoutMs: e.TOLLGATE_STRIPE_TIMEOUT_MS,
+      syncIntervalMs: e.TOLLGATE_STRIPE_SYNC_INTERVAL_MS,
+      concurrency: e.TOLLGATE_STRIPE_CONCURRENCY,
+      retry: { baseMs: e.TOLLGATE_STRIPE_RETRY_BASE_MS, maxMs: e.TOLLGATE_STRIPE_RETRY_MAX_MS, maxAttempts: e.TOLLGATE_STRIPE_MAX_ATTEMPTS },
+      paymentGraceMs: e.TOLLGATE_STRIPE_PAYMENT_GRACE_MS,
+      usageReportIntervalMs: e.TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS,
+    },
   };
 }

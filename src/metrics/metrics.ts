@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * enums; customer ids and keys never become labels.
  */
 export function createMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'tollgate_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'tollgate_' });
   return {
     registry,
     checkDecisions: new Counter({
@@ -27,13 +27,115 @@ export function createMetrics(registry = new Registry()) {
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers: [registry],
     }),
+    dbQueryDuration: new Histogram({
+      name: 'tollgate_db_query_duration_seconds',
+      help: 'Latency of one PostgreSQL (or PGlite) query.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    dbQueryErrors: new Counter({
+      name: 'tollgate_db_query_errors_total',
+      help: 'PostgreSQL (or PGlite) queries that failed, including connection failures.',
+      registers: [registry],
+    }),
     counterStoreFailures: new Counter({
       name: 'tollgate_counter_store_failures_total',
       help: 'Counter-store calls that failed, by the failure mode then applied (closed, open, local).',
       labelNames: ['mode'] as const,
       registers: [registry],
     }),
+    alsEntriesReceived: new Counter({
+      name: 'tollgate_als_entries_received_total',
+      help: 'HTTP access-log entries received from Envoy over ALS.',
+      registers: [registry],
+    }),
+    usageEventsStored: new Counter({
+      name: 'tollgate_usage_events_stored_total',
+      help: 'Usage events committed to the database (request ids seen for the first time).',
+      registers: [registry],
+    }),
+    usageEventsDuplicate: new Counter({
+      name: 'tollgate_usage_events_duplicate_total',
+      help: 'Usage events skipped because their request id was already stored.',
+      registers: [registry],
+    }),
+    usageFlushDuration: new Histogram({
+      name: 'tollgate_usage_flush_duration_seconds',
+      help: 'Time to write one batch of usage events and their rollups.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    usageFlushFailures: new Counter({
+      name: 'tollgate_usage_flush_failures_total',
+      help: 'Usage batches not written, by outcome: retried (database unavailable) or rejected (set aside in the spool).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    stripeSyncAttempts: new Counter({
+      name: 'tollgate_stripe_sync_attempts_total',
+      help: 'Stripe outbox work attempts by kind and result: done, retry (backing off) or dead (dead letters).',
+      labelNames: ['kind', 'result'] as const,
+      registers: [registry],
+    }),
+    stripeWebhookEvents: new Counter({
+      name: 'tollgate_stripe_webhook_events_total',
+      help: 'Stripe webhook deliveries by event type and result: applied, duplicate, ignored or rejected (bad signature).',
+      labelNames: ['type', 'result'] as const,
+      registers: [registry],
+    }),
+    stripePaymentFailures: new Counter({
+      name: 'tollgate_stripe_payment_failures_total',
+      help: 'Failed invoice payments reported by Stripe for invoices not (yet) paid.',
+      registers: [registry],
+    }),
+    stripePaymentSuspensions: new Counter({
+      name: 'tollgate_stripe_payment_suspensions_total',
+      help: 'Customers suspended after the payment grace period, and suspensions lifted once paid, by action.',
+      labelNames: ['action'] as const,
+      registers: [registry],
+    }),
+    billingRuns: new Counter({
+      name: 'tollgate_billing_runs_total',
+      help: 'Rating loop passes by result: led (this replica rated), follower (another replica leads) or failed.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    billingRunDuration: new Histogram({
+      name: 'tollgate_billing_run_duration_seconds',
+      help: 'Time of one rating loop pass as leader: drafts refreshed, ended periods finalized, wallets settled.',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    invoicesFinalized: new Counter({
+      name: 'tollgate_invoices_finalized_total',
+      help: 'Invoices finalized at the end of their billing period, by mode (postpaid, prepaid).',
+      labelNames: ['mode'] as const,
+      registers: [registry],
+    }),
+    prepaidWallets: new Gauge({
+      name: 'tollgate_prepaid_wallets',
+      help: 'Prepaid wallets by currency and state at the last settlement: ok, low (at or under its threshold) or exhausted.',
+      labelNames: ['currency', 'state'] as const,
+      registers: [registry],
+    }),
   };
+}
+
+/** The Stripe outbox backlog, read from the database at scrape time, so every replica reports it. */
+export function registerStripeOutboxGauge(metrics: Metrics, counts: () => Promise<{ pending: number; dead: number }>): void {
+  new Gauge({
+    name: 'tollgate_stripe_outbox_items',
+    help: 'Stripe outbox work by status: pending (queued or backing off) and dead (dead letters waiting for an operator).',
+    labelNames: ['status'] as const,
+    registers: [metrics.registry],
+    async collect() {
+      // With the database unavailable the last values stay, rather than failing the whole scrape.
+      const current = await counts().catch(() => undefined);
+      if (!current) return;
+      this.set({ status: 'pending' }, current.pending);
+      this.set({ status: 'dead' }, current.dead);
+    },
+  });
 }
 
 /** Gauges read from a live object at scrape time. */
@@ -52,6 +154,26 @@ export function registerIdentityCacheGauges(metrics: Metrics, cache: { size: num
     registers: [metrics.registry],
     collect() {
       this.set(cache.synced ? 1 : 0);
+    },
+  });
+}
+
+/** The usage spool's backlog: events appended and not yet committed to the database. */
+export function registerSpoolGauges(metrics: Metrics, spool: { pendingEvents: number; lagSeconds(): number }): void {
+  new Gauge({
+    name: 'tollgate_spool_entries',
+    help: 'Usage events in the local spool waiting to be committed to the database.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(spool.pendingEvents);
+    },
+  });
+  new Gauge({
+    name: 'tollgate_spool_lag_seconds',
+    help: 'Age of the oldest usage event not yet committed to the database; 0 when the spool is empty.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(spool.lagSeconds());
     },
   });
 }

@@ -1,12 +1,15 @@
 import type { Clock } from '../kernel/clock.js';
-import { counterKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
+import { counterKey, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
 import {
   evaluatePeriod,
   evaluateSliding,
+  evaluateWallet,
   periodTtlMs,
+  rebasedWalletBalance,
   slidingTtlMs,
   slidingWindowIndex,
   type LimitOutcome,
+  type WalletRebase,
 } from './window.js';
 
 interface Cell {
@@ -42,6 +45,14 @@ export class MemoryCounterStore implements CounterStore {
         writes.push({ key: currentKey, cost: limit.cost, ttlMs: slidingTtlMs(limit.windowMs) });
         return evaluateSliding(limit, state, now);
       }
+      if (limit.kind === 'wallet') {
+        const balanceKey = walletKey(this.prefix, scope, limit.name);
+        writes.push(
+          { key: balanceKey, cost: -limit.cost, ttlMs: Infinity },
+          { key: counterKey(this.prefix, scope, limit.spentName, limit.periodStart), cost: limit.cost, ttlMs: periodTtlMs(limit, now) },
+        );
+        return evaluateWallet(limit, this.read(balanceKey, now));
+      }
       const key = counterKey(this.prefix, scope, limit.name, limit.periodStart);
       writes.push({ key, cost: limit.cost, ttlMs: periodTtlMs(limit, now) });
       return evaluatePeriod(limit, this.read(key, now), now);
@@ -53,6 +64,18 @@ export class MemoryCounterStore implements CounterStore {
 
   async periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
     return this.read(counterKey(this.prefix, scope, name, periodStart), this.clock.now());
+  }
+
+  async rebaseWallet(scope: string, rebase: WalletRebase): Promise<number> {
+    const now = this.clock.now();
+    const spent = rebase.unsettled.map((counter) => this.read(counterKey(this.prefix, scope, counter.spentName, counter.periodStart), now));
+    const balance = rebasedWalletBalance(rebase, spent);
+    this.cells.set(walletKey(this.prefix, scope, rebase.name), { value: balance, expiresAt: Infinity });
+    return balance;
+  }
+
+  async walletBalance(scope: string, name: string): Promise<number | undefined> {
+    return this.cells.get(walletKey(this.prefix, scope, name))?.value;
   }
 
   async close(): Promise<void> {

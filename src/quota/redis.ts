@@ -1,13 +1,16 @@
 import { Cluster, Redis } from 'ioredis';
-import { counterKey, CounterStoreUnavailable, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
-import { slidingWindowIndex, type LimitOutcome } from './window.js';
+import { counterKey, CounterStoreUnavailable, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
+import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './window.js';
 
 /**
  * Checks every limit of one request and, only if all allow, counts them: one EVALSHA, one round trip.
- * It mirrors evaluateSliding/evaluatePeriod in window.ts operation for operation (Lua numbers are IEEE doubles
- * like JS numbers), so both stores give the same answers; the contract tests hold them to that.
- * ARGV: now, count, then per limit: kind ('s' sliding | 'p' period), limit, cost, windowMs|periodEnd, enforce.
- * KEYS: per sliding limit the previous and current window counters; per period limit its counter.
+ * It mirrors evaluateSliding/evaluatePeriod/evaluateWallet in window.ts operation for operation (Lua numbers are
+ * IEEE doubles like JS numbers), so both stores give the same answers; the contract tests hold them to that.
+ * ARGV: now, count, then per limit: kind ('s' sliding | 'p' period | 'w' wallet), limit, cost,
+ * windowMs|periodEnd, enforce.
+ * KEYS: per sliding limit the previous and current window counters; per period limit its counter; per wallet its
+ * balance and its period spend counter.
+ * Wallet amounts go to Redis as the ARGV strings: Lua would print a large number as "1e+15", which INCRBY refuses.
  */
 const consumeScript = `
 local now = tonumber(ARGV[1])
@@ -51,7 +54,18 @@ for i = 0, count - 1 do
         end
       end
     end
-    writes[#writes + 1] = {KEYS[k + 1], cost, 2 * w}
+    writes[#writes + 1] = {'INCRBY', KEYS[k + 1], cost, 2 * w}
+    k = k + 2
+  elseif kind == 'w' then
+    local balance = tonumber(redis.call('GET', KEYS[k]) or '0')
+    allowed = balance > 0 and cost <= balance
+    if allowed then remaining = balance - cost else remaining = math.max(0, balance) end
+    reset = 0
+    retry = 0
+    if cost > 0 then
+      writes[#writes + 1] = {'DECRBY', KEYS[k], ARGV[base + 2], nil}
+      writes[#writes + 1] = {'INCRBY', KEYS[k + 1], ARGV[base + 2], math.max(0, span - now) + 86400000}
+    end
     k = k + 2
   else
     local used = tonumber(redis.call('GET', KEYS[k]) or '0')
@@ -62,7 +76,7 @@ for i = 0, count - 1 do
     reset = untilEnd
     retry = 0
     if not allowed then retry = untilEnd end
-    writes[#writes + 1] = {KEYS[k], cost, untilEnd + 86400000}
+    writes[#writes + 1] = {'INCRBY', KEYS[k], cost, untilEnd + 86400000}
     k = k + 1
   end
   if not allowed then allAllowed = 0 end
@@ -73,16 +87,28 @@ for i = 0, count - 1 do
 end
 if allAllowed == 1 then
   for _, write in ipairs(writes) do
-    redis.call('INCRBY', write[1], write[2])
-    redis.call('PEXPIRE', write[1], write[3])
+    redis.call(write[1], write[2], write[3])
+    if write[4] then redis.call('PEXPIRE', write[2], write[4]) end
   end
 end
 table.insert(out, 1, allAllowed)
 return out
 `;
 
+/** rebasedWalletBalance in window.ts. KEYS: the balance, then the spend counters; ARGV: ledger balance, then each counter's settled amount. */
+const rebaseWalletScript = `
+local balance = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local spent = tonumber(redis.call('GET', KEYS[i]) or '0')
+  balance = balance - math.max(0, spent - tonumber(ARGV[i]))
+end
+redis.call('SET', KEYS[1], string.format('%.0f', balance))
+return balance
+`;
+
 /** With no fixed key count, ioredis takes the number of keys first, then the keys, then the arguments. */
-type ConsumeCommand = (keyCount: number, ...keysThenArgs: (string | number)[]) => Promise<number[]>;
+type ScriptCommand<Reply> = (keyCount: number, ...keysThenArgs: (string | number)[]) => Promise<Reply>;
+type ConsumeCommand = ScriptCommand<number[]>;
 
 export interface RedisCounterStoreOptions {
   /** A redis:// URL, or several comma-separated ones for Redis Cluster seed nodes. */
@@ -119,6 +145,7 @@ export class RedisCounterStore implements CounterStore {
     // Errors surface per command; the connection keeps reconnecting in the background.
     this.client.on('error', () => {});
     this.client.defineCommand('tollgateConsume', { lua: consumeScript });
+    this.client.defineCommand('tollgateRebaseWallet', { lua: rebaseWalletScript });
   }
 
   /** Resolves once connected (the offline queue is off, so commands sent earlier fail), or false after timeoutMs. */
@@ -148,6 +175,12 @@ export class RedisCounterStore implements CounterStore {
           counterKey(this.prefix, request.scope, limit.name, index),
         );
         args.push('s', limit.limit, limit.cost, limit.windowMs, 1);
+      } else if (limit.kind === 'wallet') {
+        keys.push(
+          walletKey(this.prefix, request.scope, limit.name),
+          counterKey(this.prefix, request.scope, limit.spentName, limit.periodStart),
+        );
+        args.push('w', 0, String(limit.cost), limit.periodEnd, 1);
       } else {
         keys.push(counterKey(this.prefix, request.scope, limit.name, limit.periodStart));
         args.push('p', limit.limit, limit.cost, limit.periodEnd, limit.enforce ? 1 : 0);
@@ -160,20 +193,48 @@ export class RedisCounterStore implements CounterStore {
     } catch (error) {
       throw new CounterStoreUnavailable(error);
     }
-    const outcomes: LimitOutcome[] = request.limits.map((limit, i) => ({
-      name: limit.name,
-      allowed: reply[1 + i * 4] === 1,
-      limit: limit.limit,
-      remaining: reply[2 + i * 4]!,
-      resetMs: reply[3 + i * 4]!,
-      retryAfterMs: reply[4 + i * 4]!,
-    }));
+    const outcomes: LimitOutcome[] = request.limits.map((limit, i) => {
+      const allowed = reply[1 + i * 4] === 1;
+      const remaining = reply[2 + i * 4]!;
+      return {
+        name: limit.name,
+        allowed,
+        // A wallet's `limit` is its balance before the request (evaluateWallet).
+        limit: limit.kind === 'wallet' ? (allowed ? remaining + limit.cost : remaining) : limit.limit,
+        remaining,
+        resetMs: reply[3 + i * 4]!,
+        retryAfterMs: reply[4 + i * 4]!,
+      };
+    });
     return { allowed: reply[0] === 1, outcomes };
   }
 
   async periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
     try {
       return Number((await this.client.get(counterKey(this.prefix, scope, name, periodStart))) ?? 0);
+    } catch (error) {
+      throw new CounterStoreUnavailable(error);
+    }
+  }
+
+  async rebaseWallet(scope: string, rebase: WalletRebase): Promise<number> {
+    const keys = [
+      walletKey(this.prefix, scope, rebase.name),
+      ...rebase.unsettled.map((counter) => counterKey(this.prefix, scope, counter.spentName, counter.periodStart)),
+    ];
+    const args = [String(rebase.ledgerBalance), ...rebase.unsettled.map((counter) => String(counter.settled))];
+    try {
+      const command = (this.client as unknown as { tollgateRebaseWallet: ScriptCommand<number> }).tollgateRebaseWallet;
+      return await command.call(this.client, keys.length, ...keys, ...args);
+    } catch (error) {
+      throw new CounterStoreUnavailable(error);
+    }
+  }
+
+  async walletBalance(scope: string, name: string): Promise<number | undefined> {
+    try {
+      const value = await this.client.get(walletKey(this.prefix, scope, name));
+      return value === null ? undefined : Number(value);
     } catch (error) {
       throw new CounterStoreUnavailable(error);
     }

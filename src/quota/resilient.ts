@@ -1,11 +1,13 @@
 import type { Logger } from '../kernel/logger.js';
 import { CounterStoreUnavailable, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
+import type { WalletRebase } from './window.js';
 
 /**
  * What the Check does while the shared counter store (Redis) is unreachable:
  * - closed: deny (503), nothing is served uncounted;
  * - open: allow without counting;
  * - local: count in this replica's memory, so each replica enforces the limits on its own share of traffic.
+ * Requests that charge a prepaid wallet are denied (503) in every mode.
  */
 export type FailureMode = 'closed' | 'open' | 'local';
 
@@ -39,6 +41,8 @@ export class ResilientCounterStore {
         this.logger.error({ err: error.message, mode: this.mode }, 'counter store unavailable; applying failure mode');
       }
       this.onFailure(this.mode);
+      // A wallet is spent only where its mirror lives: replicas counting apart could each spend the whole balance.
+      if (request.limits.some((limit) => limit.kind === 'wallet')) return { degraded: 'closed' };
       if (this.mode === 'local') return this.local.consume(request);
       return { degraded: this.mode };
     }
@@ -46,6 +50,14 @@ export class ResilientCounterStore {
 
   periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
     return this.primary.periodUsage(scope, name, periodStart);
+  }
+
+  rebaseWallet(scope: string, rebase: WalletRebase): Promise<number> {
+    return this.primary.rebaseWallet(scope, rebase);
+  }
+
+  walletBalance(scope: string, name: string): Promise<number | undefined> {
+    return this.primary.walletBalance(scope, name);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Limit, LimitOutcome } from './window.js';
+import type { Limit, LimitOutcome, WalletRebase } from './window.js';
 
 export interface ConsumeRequest {
   /** Groups counters that must be checked together, e.g. a subscription; one Redis Cluster slot per scope. */
@@ -21,6 +21,10 @@ export interface CounterStore {
   consume(request: ConsumeRequest): Promise<ConsumeResult>;
   /** Current usage of a period counter, for usage reports and reconciliation. */
   periodUsage(scope: string, name: string, periodStart: number): Promise<number>;
+  /** Sets a wallet's balance (rebasedWalletBalance), atomically with respect to consume; returns it. */
+  rebaseWallet(scope: string, rebase: WalletRebase): Promise<number>;
+  /** A wallet's mirrored balance, undefined if it was never set (consume then treats it as 0). */
+  walletBalance(scope: string, name: string): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -34,4 +38,9 @@ export class CounterStoreUnavailable extends Error {
 /** Counter keys: `{scope}` is a Redis Cluster hash tag, so all of one request's counters share a slot. */
 export function counterKey(prefix: string, scope: string, name: string, window: number): string {
   return `${prefix}:{${scope}}:${name}:${window}`;
+}
+
+/** A wallet balance has no window. */
+export function walletKey(prefix: string, scope: string, name: string): string {
+  return `${prefix}:{${scope}}:${name}`;
 }

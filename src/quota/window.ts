@@ -6,6 +6,9 @@
  * overlaps the sliding window, plus the current window's count. It cannot be burst across a window boundary the
  * way a fixed window can, and needs two integers per limit.
  * Quotas use a fixed window: the subscription's billing period.
+ * Prepaid wallets are a balance mirrored from the ledger: a request's price is taken from it and added to the billing
+ * period's spend counter, which settlement moves into the ledger. Wallet amounts are integers in micro-units of the
+ * currency's minor unit (WALLET_MICROS_PER_MINOR_UNIT), so a $0.005 call is exactly 500,000.
  */
 
 export interface SlidingLimit {
@@ -28,7 +31,30 @@ export interface PeriodLimit {
   enforce: boolean;
 }
 
-export type Limit = SlidingLimit | PeriodLimit;
+export interface WalletLimit {
+  kind: 'wallet';
+  /** The balance counter: one per scope and name, without a window or expiry. */
+  name: string;
+  /** The request's price, in wallet micro-units. */
+  cost: number;
+  /** The spend counter of the subscription's billing period, kept like a period counter. */
+  spentName: string;
+  periodStart: number;
+  periodEnd: number;
+}
+
+export type Limit = SlidingLimit | PeriodLimit | WalletLimit;
+
+/** Wallet amounts are micro-units of the minor unit; doubles keep them exact up to 2^53 (about $90M in cents). */
+export const WALLET_MICROS_PER_MINOR_UNIT = 1_000_000;
+
+/** Sets a wallet's balance from the ledger: the ledger balance less the spend its counters hold beyond what was settled. */
+export interface WalletRebase {
+  name: string;
+  /** Ledger balance, in wallet micro-units. */
+  ledgerBalance: number;
+  unsettled: { spentName: string; periodStart: number; settled: number }[];
+}
 
 export interface LimitOutcome {
   name: string;
@@ -103,8 +129,26 @@ export function evaluatePeriod(limit: PeriodLimit, used: number, now: number): L
   };
 }
 
+/** A wallet allows a request it can pay for; an exhausted wallet (nothing left) blocks every request, free ones too. */
+export function evaluateWallet(limit: WalletLimit, balance: number): LimitOutcome {
+  const allowed = balance > 0 && limit.cost <= balance;
+  return {
+    name: limit.name,
+    allowed,
+    // For a wallet, `limit` is the balance before the request.
+    limit: Math.max(0, balance),
+    remaining: allowed ? balance - limit.cost : Math.max(0, balance),
+    resetMs: 0,
+    retryAfterMs: 0,
+  };
+}
+
+export function rebasedWalletBalance(rebase: WalletRebase, spent: readonly number[]): number {
+  return rebase.unsettled.reduce((balance, counter, i) => balance - Math.max(0, spent[i]! - counter.settled), rebase.ledgerBalance);
+}
+
 /** How long a sliding counter must live: its own window plus the one that weighs it. */
 export const slidingTtlMs = (windowMs: number) => 2 * windowMs;
 
 /** Period counters outlive their period by a day so usage can be reconciled after it closes. */
-export const periodTtlMs = (limit: PeriodLimit, now: number) => Math.max(0, limit.periodEnd - now) + 86_400_000;
+export const periodTtlMs = (limit: { periodEnd: number }, now: number) => Math.max(0, limit.periodEnd - now) + 86_400_000;

@@ -68,6 +68,263 @@ export const migrations: Migration[] = [
       ...touchTrigger('api_keys'),
     ],
   },
+  {
+    version: 2,
+    name: 'usage metering',
+    statements: [
+      // One row per call, keyed by Envoy's request id (exactly once). Only the key is indexed, for ingest speed:
+      // reports read usage_rollups. COLLATE "C" keeps the key index on fast byte comparisons.
+      `CREATE TABLE usage_events (
+         request_id text COLLATE "C" PRIMARY KEY,
+         occurred_at timestamptz NOT NULL,
+         period_start timestamptz,
+         customer_id text,
+         subscription_id text,
+         plan_id text,
+         product_id text,
+         endpoint_id text,
+         key_id text,
+         method text,
+         status smallint,
+         weight bigint NOT NULL,
+         request_bytes bigint NOT NULL,
+         response_bytes bigint NOT NULL,
+         duration_us bigint,
+         decision text,
+         reason text,
+         billable boolean NOT NULL,
+         captured jsonb)`,
+      // Per subscription billing period and endpoint ('' for calls outside the catalog), maintained with the inserts.
+      `CREATE TABLE usage_rollups (
+         customer_id text NOT NULL,
+         subscription_id text NOT NULL,
+         period_start timestamptz NOT NULL,
+         endpoint_id text NOT NULL,
+         calls bigint NOT NULL,
+         units bigint NOT NULL,
+         billable_calls bigint NOT NULL,
+         billable_units bigint NOT NULL,
+         denied_calls bigint NOT NULL,
+         request_bytes bigint NOT NULL,
+         response_bytes bigint NOT NULL,
+         PRIMARY KEY (customer_id, subscription_id, period_start, endpoint_id))`,
+    ],
+  },
+  {
+    version: 3,
+    name: 'billing',
+    statements: [
+      // Plan changes and cancellations, written in the transaction of the change: rating prorates from them.
+      `CREATE TABLE subscription_changes (
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         subscription_id text NOT NULL REFERENCES subscriptions (id),
+         kind text NOT NULL CHECK (kind IN ('plan_change', 'cancellation')),
+         from_plan_id text NOT NULL,
+         to_plan_id text,
+         effective_at timestamptz NOT NULL,
+         CHECK ((kind = 'plan_change') = (to_plan_id IS NOT NULL)))`,
+      `CREATE INDEX subscription_changes_subscription ON subscription_changes (subscription_id, effective_at, id)`,
+      `CREATE INDEX subscriptions_customer ON subscriptions (customer_id)`,
+      `CREATE FUNCTION tollgate_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$`,
+      `CREATE TRIGGER subscription_changes_append_only BEFORE UPDATE OR DELETE ON subscription_changes
+         FOR EACH ROW EXECUTE FUNCTION tollgate_append_only()`,
+      // One invoice per subscription and billing period: a draft while the period runs, finalized (and then
+      // immutable) once it has ended. Amounts are minor units; revenue_share is owed to partners, not billed.
+      `CREATE TABLE invoices (
+         id text PRIMARY KEY,
+         customer_id text NOT NULL REFERENCES customers (id),
+         subscription_id text NOT NULL REFERENCES subscriptions (id),
+         product_id text NOT NULL,
+         plan_id text NOT NULL,
+         period_start timestamptz NOT NULL,
+         period_end timestamptz NOT NULL,
+         currency text NOT NULL,
+         mode text NOT NULL CHECK (mode IN ('postpaid', 'prepaid')),
+         status text NOT NULL CHECK (status IN ('draft', 'finalized')),
+         total bigint NOT NULL,
+         revenue_share bigint NOT NULL,
+         calls bigint NOT NULL,
+         units bigint NOT NULL,
+         -- The usage it was rated on: [{endpointId, calls, units}] (counts as strings).
+         usage jsonb NOT NULL,
+         -- Hash of the rated content: a refresh that rates the same writes nothing.
+         fingerprint text NOT NULL,
+         rated_at timestamptz NOT NULL,
+         finalized_at timestamptz,
+         UNIQUE (subscription_id, period_start))`,
+      `CREATE INDEX invoices_customer ON invoices (customer_id, period_start)`,
+      `CREATE INDEX invoices_period ON invoices (period_start)`,
+      // Lines in rating order; kind 'revenue_share' lines are the partner's part and are not in the total.
+      `CREATE TABLE invoice_lines (
+         invoice_id text NOT NULL REFERENCES invoices (id),
+         position integer NOT NULL,
+         plan_id text NOT NULL,
+         kind text NOT NULL,
+         description text NOT NULL,
+         quantity numeric NOT NULL,
+         unit_price numeric,
+         amount bigint NOT NULL,
+         billed text NOT NULL CHECK (billed IN ('in_advance', 'in_arrears')),
+         endpoint_id text,
+         partner text,
+         details jsonb NOT NULL DEFAULT '{}',
+         PRIMARY KEY (invoice_id, position))`,
+      `CREATE FUNCTION tollgate_finalized_invoice_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF OLD.status = 'finalized' THEN
+           RAISE EXCEPTION 'invoice % is finalized and immutable', OLD.id USING ERRCODE = 'restrict_violation';
+         END IF;
+         IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+         RETURN NEW;
+       END $$`,
+      `CREATE TRIGGER invoices_immutable BEFORE UPDATE OR DELETE ON invoices
+         FOR EACH ROW EXECUTE FUNCTION tollgate_finalized_invoice_immutable()`,
+      // Checked once per statement (lines are written a batch of invoices at a time), in each direction a row moves.
+      `CREATE FUNCTION tollgate_finalized_invoice_lines_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF EXISTS (SELECT 1 FROM invoices WHERE id = ANY (ARRAY(SELECT DISTINCT invoice_id FROM moved_lines)) AND status = 'finalized') THEN
+           RAISE EXCEPTION 'the lines of a finalized invoice are immutable' USING ERRCODE = 'restrict_violation';
+         END IF;
+         RETURN NULL;
+       END $$`,
+      `CREATE TRIGGER invoice_lines_inserted AFTER INSERT ON invoice_lines REFERENCING NEW TABLE AS moved_lines
+         FOR EACH STATEMENT EXECUTE FUNCTION tollgate_finalized_invoice_lines_immutable()`,
+      `CREATE TRIGGER invoice_lines_updated_from AFTER UPDATE ON invoice_lines REFERENCING OLD TABLE AS moved_lines
+         FOR EACH STATEMENT EXECUTE FUNCTION tollgate_finalized_invoice_lines_immutable()`,
+      `CREATE TRIGGER invoice_lines_updated_to AFTER UPDATE ON invoice_lines REFERENCING NEW TABLE AS moved_lines
+         FOR EACH STATEMENT EXECUTE FUNCTION tollgate_finalized_invoice_lines_immutable()`,
+      `CREATE TRIGGER invoice_lines_deleted AFTER DELETE ON invoice_lines REFERENCING OLD TABLE AS moved_lines
+         FOR EACH STATEMENT EXECUTE FUNCTION tollgate_finalized_invoice_lines_immutable()`,
+      // A prepaid wallet per customer and currency; its row is the lock every ledger write takes.
+      `CREATE TABLE wallets (
+         customer_id text NOT NULL REFERENCES customers (id),
+         currency text NOT NULL,
+         low_balance_threshold bigint NOT NULL DEFAULT 0 CHECK (low_balance_threshold >= 0),
+         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         PRIMARY KEY (customer_id, currency))`,
+      // The wallet ledger, append-only: credits positive, debits negative, minor units. The reference makes every
+      // entry idempotent; subscription and period attribute charges to the invoice they pay.
+      `CREATE TABLE wallet_entries (
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         customer_id text NOT NULL,
+         currency text NOT NULL,
+         kind text NOT NULL CHECK (kind IN ('top_up', 'setup_fee', 'recurring_fee', 'plan_change', 'cancellation', 'usage', 'true_up')),
+         amount bigint NOT NULL,
+         reference text NOT NULL,
+         description text NOT NULL,
+         subscription_id text REFERENCES subscriptions (id),
+         period_start timestamptz,
+         occurred_at timestamptz NOT NULL,
+         FOREIGN KEY (customer_id, currency) REFERENCES wallets (customer_id, currency),
+         UNIQUE (customer_id, reference))`,
+      `CREATE INDEX wallet_entries_wallet ON wallet_entries (customer_id, currency, id)`,
+      `CREATE INDEX wallet_entries_subscription_period ON wallet_entries (subscription_id, period_start)
+         WHERE subscription_id IS NOT NULL`,
+      `CREATE TRIGGER wallet_entries_append_only BEFORE UPDATE OR DELETE ON wallet_entries
+         FOR EACH ROW EXECUTE FUNCTION tollgate_append_only()`,
+    ],
+  },
+  {
+    version: 4,
+    name: 'stripe sync',
+    statements: [
+      // The transactional outbox: one row per piece of work for Stripe, keyed by what it is about, so enqueueing is
+      // idempotent. Enqueueing again bumps `revision` (re-arming finished work), which tells a worker that started
+      // on an older revision not to mark it done. `key_generation` changes Stripe idempotency keys only after
+      // Stripe said a key's saved result is final (Stripe-Should-Retry: false on a 5xx).
+      `CREATE TABLE stripe_outbox (
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         kind text NOT NULL,
+         subject_id text NOT NULL,
+         status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'dead')),
+         revision integer NOT NULL DEFAULT 0,
+         attempts integer NOT NULL DEFAULT 0,
+         key_generation integer NOT NULL DEFAULT 0,
+         next_attempt_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         last_error text,
+         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         UNIQUE (kind, subject_id))`,
+      `CREATE INDEX stripe_outbox_due ON stripe_outbox (next_attempt_at) WHERE status = 'pending'`,
+      `CREATE INDEX stripe_outbox_backlog ON stripe_outbox (status) WHERE status <> 'done'`,
+      `CREATE TRIGGER stripe_outbox_touch BEFORE UPDATE ON stripe_outbox FOR EACH ROW EXECUTE FUNCTION tollgate_touch()`,
+      `CREATE FUNCTION tollgate_stripe_enqueue(work_kind text, work_subject text) RETURNS void LANGUAGE sql AS $$
+         INSERT INTO stripe_outbox (kind, subject_id) VALUES (work_kind, work_subject)
+         ON CONFLICT (kind, subject_id) DO UPDATE SET
+           revision = stripe_outbox.revision + 1,
+           status = 'pending',
+           attempts = CASE WHEN stripe_outbox.status = 'pending' THEN stripe_outbox.attempts ELSE 0 END,
+           next_attempt_at = CASE WHEN stripe_outbox.status = 'pending' THEN stripe_outbox.next_attempt_at ELSE clock_timestamp() END
+       $$`,
+      // Every write path that creates a customer or changes what Stripe shows of it queues a sync in its own
+      // transaction, whoever makes it (admin API, CLI, data erasure).
+      `CREATE FUNCTION tollgate_stripe_customer_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN PERFORM tollgate_stripe_enqueue('customer.sync', NEW.id); RETURN NULL; END $$`,
+      `CREATE TRIGGER customers_stripe_created AFTER INSERT ON customers FOR EACH ROW
+         EXECUTE FUNCTION tollgate_stripe_customer_changed()`,
+      `CREATE TRIGGER customers_stripe_changed AFTER UPDATE ON customers FOR EACH ROW
+         WHEN (OLD.name IS DISTINCT FROM NEW.name OR OLD.email IS DISTINCT FROM NEW.email)
+         EXECUTE FUNCTION tollgate_stripe_customer_changed()`,
+      `SELECT tollgate_stripe_enqueue('customer.sync', id) FROM customers`,
+      // Finalizing an invoice queues its push in the same transaction. Invoices finalized before Stripe was set up
+      // are not queued here: `tollgate stripe reconcile --repair` does that, as an operator's decision to charge.
+      `CREATE FUNCTION tollgate_stripe_invoice_finalized() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN PERFORM tollgate_stripe_enqueue('invoice.finalized', NEW.id); RETURN NULL; END $$`,
+      `CREATE TRIGGER invoices_stripe_finalized AFTER INSERT OR UPDATE OF status ON invoices FOR EACH ROW
+         WHEN (NEW.status = 'finalized') EXECUTE FUNCTION tollgate_stripe_invoice_finalized()`,
+      `CREATE TABLE stripe_customers (
+         customer_id text PRIMARY KEY REFERENCES customers (id) ON DELETE CASCADE,
+         stripe_customer_id text NOT NULL UNIQUE,
+         created_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+      // Every Stripe invoice of our customers that Tollgate knows of: the ones it pushed (invoice_id set) and the
+      // ones Stripe made itself (meter mode), with the payment state that drives suspension after the grace period.
+      `CREATE TABLE stripe_invoices (
+         stripe_invoice_id text PRIMARY KEY,
+         invoice_id text UNIQUE,
+         customer_id text NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+         status text NOT NULL,
+         payment_failed_at timestamptz,
+         suspend_at timestamptz,
+         suspended_at timestamptz,
+         settled_at timestamptz,
+         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         updated_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+      `CREATE INDEX stripe_invoices_overdue ON stripe_invoices (suspend_at)
+         WHERE settled_at IS NULL AND suspended_at IS NULL AND suspend_at IS NOT NULL`,
+      `CREATE INDEX stripe_invoices_customer ON stripe_invoices (customer_id)`,
+      `CREATE TRIGGER stripe_invoices_touch BEFORE UPDATE ON stripe_invoices FOR EACH ROW EXECUTE FUNCTION tollgate_touch()`,
+      // Usage already sent to a Stripe meter per subscription period; `sending_units` pins the cumulative total of
+      // the report in flight, so a retry re-sends exactly the same meter event.
+      `CREATE TABLE stripe_usage_reports (
+         subscription_id text NOT NULL,
+         period_start timestamptz NOT NULL,
+         reported_units bigint NOT NULL DEFAULT 0,
+         sending_units bigint,
+         PRIMARY KEY (subscription_id, period_start))`,
+      `CREATE TABLE stripe_topups (
+         id text PRIMARY KEY,
+         customer_id text NOT NULL REFERENCES customers (id),
+         amount bigint NOT NULL CHECK (amount > 0),
+         currency text NOT NULL,
+         success_url text NOT NULL,
+         cancel_url text,
+         status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'open', 'paid', 'expired')),
+         stripe_session_id text UNIQUE,
+         checkout_url text,
+         paid_at timestamptz,
+         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         updated_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+      `CREATE INDEX stripe_topups_customer ON stripe_topups (customer_id)`,
+      `CREATE TRIGGER stripe_topups_touch BEFORE UPDATE ON stripe_topups FOR EACH ROW EXECUTE FUNCTION tollgate_touch()`,
+      // Webhook events applied, recorded in the transaction of their effect: a redelivery finds its id here.
+      `CREATE TABLE stripe_webhook_events (
+         id text PRIMARY KEY,
+         type text NOT NULL,
+         created_at timestamptz NOT NULL,
+         applied_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

@@ -1,0 +1,268 @@
+/**
+ * ALS ingest: entries per second sustained from Envoy's access-log stream into PostgreSQL (spooled, de-duplicated,
+ * rolled up and committed), through the real server (`startApp`) on a fresh database.
+ *
+ * The client plays Envoy, which encodes in C++: messages are encoded once with the canonical protos and only their
+ * request ids are patched per message, so the measured CPU is Tollgate's and PostgreSQL's.
+ *
+ * Standalone: `npx tsx bench/als-ingest.ts` (TOLLGATE_BENCH_DATABASE_URL, else TOLLGATE_TEST_DATABASE_URL, else
+ * postgres://postgres@127.0.0.1:5432/test names the server; a scratch database is created and dropped).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import pg from 'pg';
+import { startApp } from '../src/app.js';
+import { loadConfig } from '../src/config/config.js';
+import { loadEnvoyServices } from '../src/grpc/protos.js';
+import { toStruct } from '../src/grpc/wire.js';
+import { silentLogger } from '../src/kernel/logger.js';
+import { extAuthzNamespace } from '../src/metering/als-wire.js';
+
+export interface AlsIngestOptions {
+  /** Entries in the measured run (a warm-up of a tenth comes first). */
+  entries?: number;
+  streams?: number;
+  entriesPerMessage?: number;
+  batchSize?: number;
+}
+
+export interface AlsIngestResult {
+  entriesPerSecond: number;
+  entries: number;
+  seconds: number;
+  streams: number;
+  entriesPerMessage: number;
+  batchSize: number;
+  /** Mean time per flush transaction (COPY + insert + rollups), from Tollgate's own histogram. */
+  meanFlushMs: number;
+  /** Mean events per flush transaction (full segments, several merged when the writer is behind). */
+  meanFlushEvents: number;
+}
+
+const serverUrl = process.env.TOLLGATE_BENCH_DATABASE_URL ?? process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const idLength = 24;
+const endpoints = [
+  { id: 'list-pets', weight: 1, method: 'GET', path: '/api/v1/pets' },
+  { id: 'create-pet', weight: 2, method: 'POST', path: '/api/v1/pets' },
+  { id: 'upload-pet-image', weight: 10, method: 'POST', path: '/api/v1/pets/42/image' },
+];
+
+export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise<AlsIngestResult> {
+  const entries = options.entries ?? 1_000_000;
+  const streams = options.streams ?? 4;
+  const entriesPerMessage = options.entriesPerMessage ?? 50;
+  const batchSize = options.batchSize ?? 50_000;
+
+  const database = await ScratchDatabase.create();
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-als-'));
+  const app = await startApp(
+    loadConfig({
+      TOLLGATE_CATALOG: 'examples/petstore.yaml',
+      TOLLGATE_DATA_DIR: dataDir,
+      TOLLGATE_DATABASE_URL: database.url,
+      TOLLGATE_GRPC_HOST: '127.0.0.1',
+      TOLLGATE_GRPC_PORT: '0',
+      TOLLGATE_HTTP_HOST: '127.0.0.1',
+      TOLLGATE_HTTP_PORT: '0',
+      TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
+      TOLLGATE_USAGE_BATCH_SIZE: String(batchSize),
+      TOLLGATE_LOG_LEVEL: 'silent',
+    }),
+    silentLogger,
+  );
+  const client = new RawAccessLogClient(`127.0.0.1:${app.grpc.port}`);
+  const messages = new MessageFactory(entriesPerMessage);
+  const stored = async () => (await app.metrics.usageEventsStored.get()).values[0]?.value ?? 0;
+  /** Streams about `count` entries and waits until all are committed; returns how many were sent. */
+  const send = async (count: number) => {
+    const perStream = Math.ceil(count / entriesPerMessage / streams);
+    const sent = perStream * streams * entriesPerMessage;
+    const target = (await stored()) + sent;
+    await Promise.all(Array.from({ length: streams }, () => client.stream(perStream, () => messages.next())));
+    while ((await stored()) < target) await new Promise((resolve) => setTimeout(resolve, 10));
+    return sent;
+  };
+  try {
+    await send(entries / 10);
+    const flushes = await app.metrics.usageFlushDuration.get();
+    const before = { count: sumOf(flushes, '_count'), sum: sumOf(flushes, '_sum') };
+    const started = performance.now();
+    const sent = await send(entries);
+    const seconds = (performance.now() - started) / 1000;
+    const after = await app.metrics.usageFlushDuration.get();
+    const flushCount = sumOf(after, '_count') - before.count;
+    return {
+      entriesPerSecond: Math.round(sent / seconds),
+      entries: sent,
+      seconds: Number(seconds.toFixed(2)),
+      streams,
+      entriesPerMessage,
+      batchSize,
+      meanFlushMs: Number((((sumOf(after, '_sum') - before.sum) / Math.max(1, flushCount)) * 1000).toFixed(1)),
+      meanFlushEvents: Math.round(sent / Math.max(1, flushCount)),
+    };
+  } finally {
+    client.close();
+    await app.stop();
+    await database.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const sumOf = (metric: { values: { metricName?: string; value: number }[] }, suffix: string) =>
+  metric.values.filter((value) => value.metricName?.endsWith(suffix)).reduce((sum, value) => sum + value.value, 0);
+
+/** Envoy-shaped StreamAccessLogsMessages, encoded once per template; each copy gets fresh request ids. */
+class MessageFactory {
+  private readonly templates: { bytes: Buffer; idOffsets: number[] }[] = [];
+  private sequence = 0;
+  private readonly runTag = randomBytes(4).toString('hex');
+
+  constructor(entriesPerMessage: number) {
+    const method = (loadEnvoyServices().accessLog as unknown as Record<string, { requestSerialize(value: unknown): Buffer }>).StreamAccessLogs!;
+    for (let t = 0; t < 16; t++) {
+      const placeholders = Array.from({ length: entriesPerMessage }, (_, i) => `@${String(t).padStart(3, '0')}${String(i).padStart(idLength - 4, '0')}`);
+      const bytes = method.requestSerialize({ http_logs: { log_entry: placeholders.map((id, i) => entry(id, t * entriesPerMessage + i)) } });
+      const idOffsets = placeholders.flatMap((id) => occurrences(bytes, Buffer.from(id)));
+      this.templates.push({ bytes, idOffsets });
+    }
+  }
+
+  next(): Buffer {
+    const template = this.templates[this.sequence % this.templates.length]!;
+    const message = Buffer.from(template.bytes);
+    // Each entry's id appears twice (request_id and the Check's metadata): both offsets of entry i share one id.
+    for (let i = 0; i < template.idOffsets.length; i += 2) {
+      const id = `${this.runTag}${(this.sequence * 10_000 + i / 2).toString(36).padStart(idLength - this.runTag.length, '0')}`;
+      message.write(id, template.idOffsets[i]!, 'latin1');
+      message.write(id, template.idOffsets[i + 1]!, 'latin1');
+    }
+    this.sequence++;
+    return message;
+  }
+}
+
+function entry(requestId: string, n: number): Record<string, unknown> {
+  const customer = `cus_${n % 200}`;
+  const endpoint = endpoints[n % endpoints.length]!;
+  const now = Date.now();
+  return {
+    common_properties: {
+      start_time: { seconds: String(Math.floor(now / 1000)), nanos: (now % 1000) * 1e6 },
+      time_to_last_downstream_tx_byte: { seconds: '0', nanos: 8_500_000 },
+      upstream_cluster: 'petstore',
+      route_name: 'api',
+      metadata: {
+        filter_metadata: {
+          [extAuthzNamespace]: toStruct({
+            customer_id: customer,
+            subscription_id: `sub_${customer}`,
+            plan_id: 'pro',
+            product_id: 'petstore',
+            endpoint_id: endpoint.id,
+            key_id: `key_${customer}`,
+            weight: endpoint.weight,
+            decision: 'allow',
+            request_id: requestId,
+          }),
+        },
+      },
+    },
+    protocol_version: 'HTTP11',
+    request: {
+      request_method: endpoint.method,
+      scheme: 'https',
+      authority: 'api.petstore.example.com',
+      path: endpoint.path,
+      request_id: requestId,
+      request_headers_bytes: '310',
+      request_body_bytes: endpoint.method === 'POST' ? '240' : '0',
+    },
+    response: { response_code: { value: 200 }, response_headers_bytes: '180', response_body_bytes: '1450' },
+  };
+}
+
+function occurrences(haystack: Buffer, needle: Buffer): number[] {
+  const found: number[] = [];
+  for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + 1)) found.push(at);
+  if (found.length !== 2) throw new Error(`expected each request id twice in the template, found ${found.length}`);
+  return found;
+}
+
+/** A StreamAccessLogs client that sends already-encoded messages, honouring HTTP/2 flow control. */
+class RawAccessLogClient {
+  private readonly client: grpc.Client & {
+    StreamAccessLogs(callback: (error: grpc.ServiceError | null) => void): grpc.ClientWritableStream<Buffer>;
+  };
+
+  constructor(address: string) {
+    const Client = grpc.makeGenericClientConstructor(
+      {
+        StreamAccessLogs: {
+          path: '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs',
+          requestStream: true,
+          responseStream: false,
+          requestSerialize: (message: Buffer) => message,
+          requestDeserialize: (bytes: Buffer) => bytes,
+          responseSerialize: (message: Buffer) => message,
+          responseDeserialize: (bytes: Buffer) => bytes,
+        },
+      },
+      'AccessLogService',
+    );
+    this.client = new Client(address, grpc.credentials.createInsecure()) as never;
+  }
+
+  async stream(messages: number, next: () => Buffer): Promise<void> {
+    let done!: (error: grpc.ServiceError | null) => void;
+    const answered = new Promise<grpc.ServiceError | null>((resolve) => (done = resolve));
+    const call = this.client.StreamAccessLogs((error) => done(error));
+    for (let i = 0; i < messages; i++) {
+      if (!call.write(next())) await new Promise((resolve) => call.once('drain', resolve));
+    }
+    call.end();
+    const error = await answered;
+    if (error) throw error;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+class ScratchDatabase {
+  private constructor(
+    readonly url: string,
+    private readonly name: string,
+  ) {}
+
+  static async create(): Promise<ScratchDatabase> {
+    const name = `tollgate_bench_${randomBytes(4).toString('hex')}`;
+    await ScratchDatabase.admin(`CREATE DATABASE ${name}`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    return new ScratchDatabase(url.toString(), name);
+  }
+
+  drop(): Promise<void> {
+    return ScratchDatabase.admin(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`);
+  }
+
+  private static async admin(sql: string): Promise<void> {
+    const client = new pg.Client({ connectionString: serverUrl });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(JSON.stringify(await runAlsIngestBench(), null, 2));
+}

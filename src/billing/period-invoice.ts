@@ -1,0 +1,219 @@
+/**
+ * One subscription's invoice for one billing period, composed from the pure rating core. Pure: no I/O, no clock.
+ *
+ * The invoice follows the subscription through the period:
+ * - opening fees, in advance: the setup fee in the first period and the recurring fee of the plan in force when the
+ *   period (or the subscription) starts, for the rest of the period (ratePeriod);
+ * - each plan change: a credit for the old plan's unused time and the new plan's fee for the rest (ratePlanChange);
+ * - a cancellation: the credit for the unused time (ratePlanChange to a plan without fees);
+ * - usage, in arrears: the period's aggregates rated on the plan in force at the period's end or cancellation
+ *   (usage aggregates are per period, not per plan), with its minimum commitment prorated over that plan's time.
+ * Fees and usage are rated apart (a fees-only and a usage-only view of the plan), so each is counted once.
+ */
+import type { SubscriptionChange } from '../accounts/service.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { EndpointDocument } from '../catalog/schema.js';
+import type { CurrencyCode } from '../kernel/money.js';
+import { nextPeriod, periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
+import { ratePeriod, ratePlanChange, type LineItem, type PeriodUsage, type Rating } from '../rating/rate.js';
+import { ratePlanSchema, type RatePlan } from '../rating/schema.js';
+import { priceKeyOf } from './call-price.js';
+
+export interface SubscriptionHistory {
+  id: string;
+  /** The plan in force now, after every change. */
+  planId: string;
+  startedAt: number;
+  periodAnchor: number;
+  /** Plan changes and the cancellation, in effect order. */
+  changes: readonly SubscriptionChange[];
+}
+
+/** Billable usage of one subscription period, from the metering aggregates. */
+export interface SubscriptionPeriodUsage {
+  endpoints: readonly { endpointId: string; calls: bigint; units: bigint }[];
+  /** Amounts captured from requests, summed per name, in major units. */
+  capturedAmounts?: Readonly<Record<string, string>>;
+}
+
+/** What the invoice needs from the catalog, for the subscription's product. */
+export interface PricingContext {
+  pricingOf(planId: string): RatePlan | undefined;
+  endpointOf(endpointId: string): Pick<EndpointDocument, 'id' | 'tags'> | undefined;
+}
+
+export interface InvoiceLine extends LineItem {
+  plan_id: string;
+}
+
+/** A fee billed when it happens, which a prepaid wallet pays at once. */
+export interface AdvanceCharge {
+  kind: 'setup_fee' | 'recurring_fee' | 'plan_change' | 'cancellation';
+  /** The wallet entry's idempotency reference: unique per customer. */
+  reference: string;
+  /** Minor units; negative for a credit. */
+  amount: bigint;
+  /** The plan it is for; its mode says whether a wallet pays it. */
+  planId: string;
+}
+
+export interface PeriodInvoice {
+  currency: CurrencyCode;
+  /** The plan in force at the period's end (or cancellation): it rates the usage and decides the mode. */
+  planId: string;
+  mode: 'postpaid' | 'prepaid';
+  lines: InvoiceLine[];
+  total: bigint;
+  /** Owed to partners out of the total; not billed. */
+  revenueShare: InvoiceLine[];
+  advanceCharges: AdvanceCharge[];
+  calls: bigint;
+  units: bigint;
+}
+
+const NO_USAGE: SubscriptionPeriodUsage = { endpoints: [] };
+
+/** The invoice of `period`, or undefined if the subscription was not active in it or none of its plans is priced. */
+export function ratePeriodInvoice(
+  history: SubscriptionHistory,
+  period: BillingPeriod,
+  context: PricingContext,
+  usage: SubscriptionPeriodUsage = NO_USAGE,
+): PeriodInvoice | undefined {
+  const window = activeWindow(history, period);
+  if (!window) return undefined;
+  const changes = history.changes.filter(
+    (change) => change.kind === 'plan_change' && window.from < change.effectiveAt && change.effectiveAt < window.until,
+  );
+  const openingPlanId = planAt(history, window.from);
+  const closingPlanId = changes.at(-1)?.toPlanId ?? openingPlanId;
+  const currency = [openingPlanId, ...changes.map((change) => change.toPlanId!)]
+    .map((planId) => context.pricingOf(planId))
+    .find((pricing) => pricing !== undefined)?.currency;
+  if (!currency) return undefined;
+  const priced = (planId: string) => context.pricingOf(planId) ?? withoutFees(currency);
+
+  const lines: InvoiceLine[] = [];
+  const revenueShare: InvoiceLine[] = [];
+  const advanceCharges: AdvanceCharge[] = [];
+  const add = (rating: Rating, planOf: (line: LineItem) => string) => {
+    lines.push(...rating.lines.map((line) => ({ ...line, plan_id: planOf(line) })));
+    revenueShare.push(...rating.revenue_share.map((line) => ({ ...line, plan_id: planOf(line) })));
+  };
+
+  const opening = ratePeriod({
+    plan: feesOnly(priced(openingPlanId)),
+    period,
+    subscription: { subscribed_at: window.from, first_period: periodContains(period, history.startedAt) },
+  });
+  add(opening, () => openingPlanId);
+  for (const kind of ['setup_fee', 'recurring_fee'] as const) {
+    const charged = opening.lines.filter((line) => line.kind === kind);
+    if (charged.length === 0) continue;
+    const amount = charged.reduce((sum, line) => sum + line.amount, 0n);
+    advanceCharges.push({ kind, reference: `${kind}:${history.id}:${period.start}`, amount, planId: openingPlanId });
+  }
+
+  for (const change of changes) {
+    const toPlanId = change.toPlanId!;
+    const rating = ratePlanChange({ from_plan: priced(change.fromPlanId), to_plan: priced(toPlanId), period, change_at: change.effectiveAt });
+    add(rating, (line) => (line.kind === 'proration_credit' ? change.fromPlanId : toPlanId));
+    advanceCharges.push({ kind: 'plan_change', reference: `plan_change:${change.id}`, amount: rating.total, planId: toPlanId });
+  }
+
+  const cancellation = history.changes.find((change) => change.kind === 'cancellation');
+  if (cancellation && cancellation.effectiveAt === window.until && window.until < period.end) {
+    const rating = ratePlanChange({
+      from_plan: priced(closingPlanId),
+      to_plan: withoutFees(currency),
+      period,
+      change_at: cancellation.effectiveAt,
+    });
+    add(rating, () => closingPlanId);
+    advanceCharges.push({ kind: 'cancellation', reference: `cancellation:${cancellation.id}`, amount: rating.total, planId: closingPlanId });
+  }
+
+  const closingPricing = priced(closingPlanId);
+  add(
+    ratePeriod({
+      plan: usageOnly(closingPricing),
+      period,
+      subscription: { subscribed_at: changes.at(-1)?.effectiveAt ?? window.from, ended_at: window.until },
+      usage: toPeriodUsage(closingPricing, usage, context),
+    }),
+    () => closingPlanId,
+  );
+
+  return {
+    currency,
+    planId: closingPlanId,
+    mode: closingPricing.mode,
+    lines,
+    total: lines.reduce((sum, line) => sum + line.amount, 0n),
+    revenueShare,
+    advanceCharges,
+    calls: usage.endpoints.reduce((sum, endpoint) => sum + endpoint.calls, 0n),
+    units: usage.endpoints.reduce((sum, endpoint) => sum + endpoint.units, 0n),
+  };
+}
+
+/** The plan in force at `at`. */
+export function planAt(history: SubscriptionHistory, at: number): string {
+  let planId = history.changes[0]?.fromPlanId ?? history.planId;
+  for (const change of history.changes) {
+    if (change.kind === 'plan_change' && change.effectiveAt <= at) planId = change.toPlanId!;
+  }
+  return planId;
+}
+
+/**
+ * The periods to rate: from the one containing `from` (the subscription's first by default) through the one
+ * containing `now`, skipping none in between (catch-up after downtime), ending at the cancellation.
+ */
+export function periodsToRate(history: SubscriptionHistory, now: number, from = history.startedAt): BillingPeriod[] {
+  const periods: BillingPeriod[] = [];
+  for (let period = periodContaining(history.periodAnchor, from); period.start <= now; period = nextPeriod(history.periodAnchor, period)) {
+    if (!activeWindow(history, period)) break; // canceled before it
+    periods.push(period);
+  }
+  return periods;
+}
+
+function activeWindow(history: SubscriptionHistory, period: BillingPeriod): { from: number; until: number } | undefined {
+  const canceledAt = history.changes.find((change) => change.kind === 'cancellation')?.effectiveAt ?? Infinity;
+  const from = Math.max(period.start, history.startedAt);
+  const until = Math.min(period.end, canceledAt);
+  return from < until ? { from, until } : undefined;
+}
+
+function toPeriodUsage(pricing: RatePlan, usage: SubscriptionPeriodUsage, context: PricingContext): PeriodUsage {
+  const callsByPriceKey: Record<string, bigint> = {};
+  let units = 0n;
+  for (const { endpointId, calls, units: endpointUnits } of usage.endpoints) {
+    const key = priceKeyOf(pricing, context.endpointOf(endpointId) ?? { id: endpointId, tags: [] });
+    callsByPriceKey[key] = (callsByPriceKey[key] ?? 0n) + calls;
+    units += endpointUnits;
+  }
+  return { units, calls_by_endpoint: callsByPriceKey, ...(usage.capturedAmounts && { captured_amounts: usage.capturedAmounts }) };
+}
+
+/** Stands in for an unpriced plan next to priced ones: no fees, no usage prices. */
+function withoutFees(currency: CurrencyCode): RatePlan {
+  return ratePlanSchema.parse({ currency });
+}
+
+function feesOnly(pricing: RatePlan): RatePlan {
+  return { ...pricing, usage: undefined, endpoint_prices: undefined, discounts: undefined, minimum_commitment: undefined };
+}
+
+function usageOnly(pricing: RatePlan): RatePlan {
+  return { ...pricing, setup_fee: undefined, recurring_fee: undefined };
+}
+
+/** The pricing context of a product's subscriptions, from the catalog. */
+export function catalogPricing(catalog: Catalog, productId: string): PricingContext {
+  return {
+    pricingOf: (planId) => catalog.plan(planId)?.pricing,
+    endpointOf: (endpointId) => catalog.endpoint(productId, endpointId),
+  };
+}

@@ -1,0 +1,443 @@
+/**
+ * Prepaid wallets. The ledger (wallet_entries, append-only, minor units) is the truth; the counter store holds a
+ * mirror of the spendable balance that the Check charges calls against in its one atomic consume.
+ *
+ * Every ledger write holds the wallet's row lock and then re-bases the mirror: ledger balance less the spend the
+ * Check counted since the last settlement. Settlement moves that spend into the ledger in whole minor units, per
+ * subscription period, with the cumulative amount in the reference (so repeating it posts nothing). When a period
+ * is finalized, a true-up entry makes its ledger entries add up to the invoice exactly.
+ */
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../kernel/clock.js';
+import { conflict, invalid, notFound, TollgateError } from '../kernel/errors.js';
+import type { Logger } from '../kernel/logger.js';
+import { formatMajor, formatMoney, isCurrencyCode, type CurrencyCode } from '../kernel/money.js';
+import { CounterStoreUnavailable, type CounterStore } from '../quota/store.js';
+import { periodContaining, type BillingPeriod } from '../rating/period.js';
+import type { Db, Queryable } from '../store/db.js';
+import { formatMicros, microsFromMinor, wholeMinorUnits } from './call-price.js';
+import type { AdvanceCharge, PeriodInvoice } from './period-invoice.js';
+import { walletCounterName, walletSpendCounterName } from './wallet-counters.js';
+
+export type WalletMirror = Pick<CounterStore, 'rebaseWallet' | 'walletBalance' | 'periodUsage'>;
+
+export type WalletEntryKind = 'top_up' | AdvanceCharge['kind'] | 'usage' | 'true_up';
+
+export interface WalletEntry {
+  id: string;
+  customerId: string;
+  currency: CurrencyCode;
+  kind: WalletEntryKind;
+  /** Minor units: credits positive, debits negative. */
+  amount: bigint;
+  reference: string;
+  description: string;
+  subscriptionId: string | null;
+  periodStart: number | null;
+  occurredAt: number;
+  /** The ledger balance after this entry. */
+  balanceAfter: bigint;
+}
+
+export interface WalletSummary {
+  customerId: string;
+  currency: CurrencyCode;
+  /** Ledger balance, minor units. */
+  balance: bigint;
+  /** What calls can still spend (the mirror, in micro-units): the balance less unsettled spend; undefined if unknown. */
+  spendableMicros: number | undefined;
+  lowBalanceThreshold: bigint;
+  /** At or under the threshold (exhausted included). */
+  lowBalance: boolean;
+  exhausted: boolean;
+}
+
+interface NewEntry {
+  customerId: string;
+  currency: CurrencyCode;
+  kind: WalletEntryKind;
+  amount: bigint;
+  reference: string;
+  description: string;
+  subscriptionId?: string;
+  periodStart?: number;
+}
+
+/** A subscription period whose spend counter the mirror still subtracts: not finalized yet. */
+interface OpenPeriod {
+  subscriptionId: string;
+  period: BillingPeriod;
+  /** Spend already moved to the ledger, minor units (positive). */
+  settled: bigint;
+}
+
+/** Wallets settled per transaction. */
+const syncBatchSize = 500;
+
+/** How far back the open periods of canceled subscriptions are looked for (two monthly periods). */
+const canceledLookbackMs = 62 * 86_400_000;
+
+export class WalletService {
+  constructor(
+    private readonly db: Db,
+    private readonly mirror: WalletMirror,
+    private readonly catalog: () => Catalog,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Credits the wallet once per client reference; the same reference again returns the first entry. */
+  async topUp(input: { customerId: string; currency: CurrencyCode; amount: bigint; reference: string }): Promise<{ entry: WalletEntry; created: boolean }> {
+    if (input.amount <= 0n) throw invalid('amount', 'a top-up must be a positive amount');
+    const reference = `top_up:${input.reference}`;
+    return this.db.transaction(async (tx) => {
+      await this.lock(tx, input.customerId, input.currency);
+      const [existing] = await this.entries(tx, input.customerId, 'e.reference = $2', [reference]);
+      if (existing) {
+        if (existing.amount !== input.amount || existing.currency !== input.currency) {
+          throw conflict(`reference ${input.reference} was used for a top-up of ${formatMoney(existing.amount, existing.currency)}`, 'reference');
+        }
+        return { entry: existing, created: false };
+      }
+      const description = `Top-up ${input.reference}`;
+      await this.post(tx, { customerId: input.customerId, currency: input.currency, kind: 'top_up', amount: input.amount, reference, description });
+      await this.rebase(tx, input.customerId, input.currency);
+      const [entry] = await this.entries(tx, input.customerId, 'e.reference = $2', [reference]);
+      return { entry: entry!, created: true };
+    });
+  }
+
+  async summaries(customerId: string): Promise<WalletSummary[]> {
+    await this.requireCustomer(this.db, customerId);
+    const rows = await this.db.query<{ currency: string; low_balance_threshold: string; balance: string }>(
+      `SELECT w.currency, w.low_balance_threshold, coalesce(sum(e.amount), 0) AS balance
+       FROM wallets w LEFT JOIN wallet_entries e ON e.customer_id = w.customer_id AND e.currency = w.currency
+       WHERE w.customer_id = $1 GROUP BY w.currency, w.low_balance_threshold ORDER BY w.currency`,
+      [customerId],
+    );
+    return Promise.all(
+      rows.map(async (row) => {
+        const currency = row.currency as CurrencyCode;
+        const spendableMicros = await this.mirror.walletBalance(customerId, walletCounterName(currency)).catch((error: unknown) => {
+          if (error instanceof CounterStoreUnavailable) return undefined;
+          throw error;
+        });
+        return summary(customerId, currency, BigInt(row.balance), BigInt(row.low_balance_threshold), spendableMicros);
+      }),
+    );
+  }
+
+  async ledger(customerId: string, options: { currency?: CurrencyCode | undefined; limit: number; after?: string | undefined }): Promise<WalletEntry[]> {
+    await this.requireCustomer(this.db, customerId);
+    return this.entries(this.db, customerId, '($2::text IS NULL OR e.currency = $2) AND e.id > $3', [options.currency ?? null, options.after ?? '0'], options.limit);
+  }
+
+  async setLowBalanceThreshold(customerId: string, currency: CurrencyCode, threshold: bigint): Promise<WalletSummary> {
+    if (threshold < 0n) throw invalid('lowBalanceThreshold', 'the threshold cannot be negative');
+    await this.db.transaction(async (tx) => {
+      await this.lock(tx, customerId, currency);
+      await tx.query('UPDATE wallets SET low_balance_threshold = $3 WHERE customer_id = $1 AND currency = $2', [customerId, currency, threshold.toString()]);
+    });
+    return (await this.summaries(customerId)).find((wallet) => wallet.currency === currency)!;
+  }
+
+  /**
+   * Posts the advance charges of a subscription period that a prepaid plan makes the wallet pay, once each. With
+   * `requireFunds` (a purchase or an upgrade), new debits beyond the spendable balance fail with insufficient_funds.
+   */
+  async postAdvanceCharges(
+    tx: Queryable,
+    subscription: { id: string; customerId: string },
+    period: BillingPeriod,
+    invoice: PeriodInvoice,
+    options: { requireFunds: boolean },
+  ): Promise<void> {
+    const charges = invoice.advanceCharges.filter((charge) => this.catalog().plan(charge.planId)?.pricing?.mode === 'prepaid');
+    if (charges.length === 0) return;
+    const { customerId } = subscription;
+    await this.lock(tx, customerId, invoice.currency);
+    const posted = new Set(
+      (await tx.query<{ reference: string }>('SELECT reference FROM wallet_entries WHERE customer_id = $1 AND reference = ANY($2::text[])', [
+        customerId,
+        charges.map((charge) => charge.reference),
+      ])).map((row) => row.reference),
+    );
+    const due = charges.filter((charge) => !posted.has(charge.reference));
+    if (due.length === 0) return;
+    const debit = due.reduce((sum, charge) => sum + charge.amount, 0n);
+    if (options.requireFunds && debit > 0n) await this.requireFunds(tx, customerId, invoice.currency, debit, due);
+    for (const charge of due) {
+      await this.post(tx, {
+        customerId,
+        currency: invoice.currency,
+        kind: charge.kind,
+        amount: -charge.amount,
+        reference: charge.reference,
+        description: `${chargeNames[charge.kind]}, plan ${charge.planId}`,
+        subscriptionId: subscription.id,
+        periodStart: period.start,
+      });
+    }
+    await this.rebase(tx, customerId, invoice.currency);
+  }
+
+  /**
+   * At finalization: makes the period's ledger entries add up to minus the invoice total for a prepaid invoice, or to
+   * nothing for a postpaid one (e.g. after a change to a postpaid plan), so ledger and invoice agree to the cent.
+   */
+  async trueUp(tx: Queryable, invoice: { id: string; customerId: string; subscriptionId: string; periodStart: number; currency: CurrencyCode; mode: 'postpaid' | 'prepaid'; total: bigint }): Promise<void> {
+    const charged = async () => {
+      const [row] = await tx.query<{ sum: string }>(
+        'SELECT coalesce(sum(amount), 0) AS sum FROM wallet_entries WHERE subscription_id = $1 AND period_start = $2 AND currency = $3',
+        [invoice.subscriptionId, new Date(invoice.periodStart), invoice.currency],
+      );
+      return BigInt(row!.sum);
+    };
+    const target = invoice.mode === 'prepaid' ? -invoice.total : 0n;
+    if ((await charged()) === target) return;
+    await this.lock(tx, invoice.customerId, invoice.currency);
+    const difference = target - (await charged());
+    if (difference === 0n) return;
+    await this.post(tx, {
+      customerId: invoice.customerId,
+      currency: invoice.currency,
+      kind: 'true_up',
+      amount: difference,
+      reference: `true_up:${invoice.subscriptionId}:${invoice.periodStart}`,
+      description: `True-up to invoice ${invoice.id} (${formatMoney(invoice.total, invoice.currency)})`,
+      subscriptionId: invoice.subscriptionId,
+      periodStart: invoice.periodStart,
+    });
+    await this.rebase(tx, invoice.customerId, invoice.currency);
+  }
+
+  /**
+   * Settles and re-bases every wallet, a batch per transaction (locks taken in wallet order); stops, keeping the
+   * ledger as it is, if the counter store is unreachable.
+   */
+  async syncAll(): Promise<WalletSummary[]> {
+    const wallets = await this.db.query<{ customer_id: string; currency: CurrencyCode }>('SELECT customer_id, currency FROM wallets ORDER BY customer_id, currency');
+    const summaries: WalletSummary[] = [];
+    for (let i = 0; i < wallets.length; i += syncBatchSize) {
+      try {
+        const batch = await this.db.transaction(async (tx) => {
+          const synced: WalletSummary[] = [];
+          for (const wallet of wallets.slice(i, i + syncBatchSize)) synced.push(await this.sync(tx, wallet.customer_id, wallet.currency));
+          return synced;
+        });
+        summaries.push(...batch);
+      } catch (error) {
+        if (!(error instanceof CounterStoreUnavailable)) throw error;
+        this.logger.warn({ err: error.message }, 'wallet settlement skipped: counter store unavailable');
+        break;
+      }
+    }
+    return summaries;
+  }
+
+  /** Moves the spend counted by the Check into the ledger and re-bases the mirror on it. */
+  private async sync(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<WalletSummary> {
+    const threshold = await this.lock(tx, customerId, currency);
+    const open = await this.openPeriods(tx, customerId, currency);
+    for (const period of open) {
+      const spent = await this.mirror.periodUsage(customerId, walletSpendCounterName(period.subscriptionId), period.period.start);
+      const due = wholeMinorUnits(spent);
+      if (due <= period.settled) continue;
+      await this.post(tx, {
+        customerId,
+        currency,
+        kind: 'usage',
+        amount: -(due - period.settled),
+        reference: `usage:${period.subscriptionId}:${period.period.start}:${due}`,
+        description: `Calls charged in real time, ${formatMoney(due, currency)} so far this period`,
+        subscriptionId: period.subscriptionId,
+        periodStart: period.period.start,
+      });
+      period.settled = due;
+    }
+    const balance = await this.balance(tx, customerId, currency);
+    const spendable = await this.mirror.rebaseWallet(customerId, rebaseOf(currency, balance, open));
+    return summary(customerId, currency, balance, threshold, spendable);
+  }
+
+  /** Locks the wallet's row (creating the wallet) for a transaction that writes its ledger; returns its threshold. */
+  private async lock(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<bigint> {
+    const locked = () =>
+      tx.query<{ low_balance_threshold: string }>('SELECT low_balance_threshold FROM wallets WHERE customer_id = $1 AND currency = $2 FOR UPDATE', [
+        customerId,
+        currency,
+      ]);
+    let [row] = await locked();
+    if (!row) {
+      if (!isCurrencyCode(currency)) throw invalid('currency', `unknown currency ${currency}`);
+      await this.requireCustomer(tx, customerId);
+      await tx.query('INSERT INTO wallets (customer_id, currency) VALUES ($1, $2) ON CONFLICT DO NOTHING', [customerId, currency]);
+      [row] = await locked();
+    }
+    return BigInt(row!.low_balance_threshold);
+  }
+
+  private async requireCustomer(db: Queryable, customerId: string): Promise<void> {
+    const [customer] = await db.query('SELECT 1 FROM customers WHERE id = $1', [customerId]);
+    if (!customer) throw notFound('customer', customerId);
+  }
+
+  private async post(tx: Queryable, entry: NewEntry): Promise<void> {
+    await tx.query(
+      `INSERT INTO wallet_entries (customer_id, currency, kind, amount, reference, description, subscription_id, period_start, occurred_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (customer_id, reference) DO NOTHING`,
+      [
+        entry.customerId,
+        entry.currency,
+        entry.kind,
+        entry.amount.toString(),
+        entry.reference,
+        entry.description,
+        entry.subscriptionId ?? null,
+        entry.periodStart === undefined ? null : new Date(entry.periodStart),
+        new Date(this.clock.now()),
+      ],
+    );
+  }
+
+  private async balance(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<bigint> {
+    const [row] = await tx.query<{ balance: string }>(
+      'SELECT coalesce(sum(amount), 0) AS balance FROM wallet_entries WHERE customer_id = $1 AND currency = $2',
+      [customerId, currency],
+    );
+    return BigInt(row!.balance);
+  }
+
+  /**
+   * Sets the mirror from the ledger (in a transaction holding the wallet lock, so no other ledger write interleaves).
+   * Returns the spendable micro-units; undefined if the counter store is unreachable: the next sync repairs it.
+   */
+  private async rebase(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<number | undefined> {
+    const open = await this.openPeriods(tx, customerId, currency);
+    const balance = await this.balance(tx, customerId, currency);
+    try {
+      return await this.mirror.rebaseWallet(customerId, rebaseOf(currency, balance, open));
+    } catch (error) {
+      if (!(error instanceof CounterStoreUnavailable)) throw error;
+      this.logger.warn({ err: error.message }, 'wallet mirror not updated: counter store unavailable');
+      return undefined;
+    }
+  }
+
+  private async requireFunds(tx: Queryable, customerId: string, currency: CurrencyCode, debit: bigint, due: AdvanceCharge[]): Promise<void> {
+    const spendable = (await this.rebase(tx, customerId, currency)) ?? microsFromMinor(await this.balance(tx, customerId, currency));
+    if (spendable >= microsFromMinor(debit)) return;
+    const items = due.map((charge) => `${chargeNames[charge.kind].toLowerCase()} ${formatMajor(charge.amount, currency)}`).join(' + ');
+    throw new TollgateError(
+      'insufficient_funds',
+      `the wallet has ${formatMicros(Math.max(0, spendable), currency)} ${currency}, short of the ${formatMoney(debit, currency)} due now (${items}); top it up first`,
+      'wallet',
+    );
+  }
+
+  /** The periods of the customer's subscriptions in this currency that are not finalized: current and previous. */
+  private async openPeriods(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<OpenPeriod[]> {
+    const now = this.clock.now();
+    const subscriptions = (
+      await tx.query<{ id: string; plan_id: string; period_anchor: Date }>(
+        `SELECT id, plan_id, period_anchor FROM subscriptions
+         WHERE customer_id = $1 AND (status = 'active' OR canceled_at > $2) ORDER BY id`,
+        [customerId, new Date(now - canceledLookbackMs)],
+      )
+    ).filter((subscription) => this.catalog().plan(subscription.plan_id)?.pricing?.currency === currency);
+    if (subscriptions.length === 0) return [];
+    const candidates = subscriptions.flatMap((subscription) => {
+      const anchor = subscription.period_anchor.getTime();
+      const current = periodContaining(anchor, now);
+      return [periodContaining(anchor, current.start - 1), current].map((period) => ({ subscriptionId: subscription.id, period }));
+    });
+    const since = new Date(Math.min(...candidates.map((candidate) => candidate.period.start)));
+    const finalized = new Set(
+      (await tx.query<{ subscription_id: string; period_start: Date }>(
+        `SELECT subscription_id, period_start FROM invoices WHERE customer_id = $1 AND status = 'finalized' AND period_start >= $2`,
+        [customerId, since],
+      )).map((row) => `${row.subscription_id}@${row.period_start.getTime()}`),
+    );
+    const settled = new Map(
+      (await tx.query<{ subscription_id: string; period_start: Date; settled: string }>(
+        `SELECT subscription_id, period_start, -sum(amount) AS settled FROM wallet_entries
+         WHERE customer_id = $1 AND currency = $2 AND kind = 'usage' AND period_start >= $3 GROUP BY subscription_id, period_start`,
+        [customerId, currency, since],
+      )).map((row) => [`${row.subscription_id}@${row.period_start.getTime()}`, BigInt(row.settled)]),
+    );
+    return candidates
+      .filter((candidate) => !finalized.has(`${candidate.subscriptionId}@${candidate.period.start}`))
+      .map((candidate) => ({ ...candidate, settled: settled.get(`${candidate.subscriptionId}@${candidate.period.start}`) ?? 0n }));
+  }
+
+  /** A customer's entries matching `condition` (parameters from $2), oldest first, with the balance after each. */
+  private async entries(db: Queryable, customerId: string, condition: string, params: unknown[], limit = 1000): Promise<WalletEntry[]> {
+    const rows = await db.query<EntryRow>(
+      `SELECT * FROM (SELECT e.*, sum(e.amount) OVER (PARTITION BY e.currency ORDER BY e.id) AS balance_after
+                      FROM wallet_entries e WHERE e.customer_id = $1) e
+       WHERE ${condition} ORDER BY e.id LIMIT $${params.length + 2}`,
+      [customerId, ...params, limit],
+    );
+    return rows.map(toEntry);
+  }
+}
+
+const chargeNames: Record<AdvanceCharge['kind'], string> = {
+  setup_fee: 'Setup fee',
+  recurring_fee: 'Recurring fee',
+  plan_change: 'Plan change',
+  cancellation: 'Cancellation credit',
+};
+
+function rebaseOf(currency: CurrencyCode, balance: bigint, open: OpenPeriod[]) {
+  return {
+    name: walletCounterName(currency),
+    ledgerBalance: microsFromMinor(balance),
+    unsettled: open.map((period) => ({
+      spentName: walletSpendCounterName(period.subscriptionId),
+      periodStart: period.period.start,
+      settled: microsFromMinor(period.settled),
+    })),
+  };
+}
+
+function summary(customerId: string, currency: CurrencyCode, balance: bigint, threshold: bigint, spendableMicros: number | undefined): WalletSummary {
+  const spendable = spendableMicros ?? microsFromMinor(balance);
+  return {
+    customerId,
+    currency,
+    balance,
+    spendableMicros,
+    lowBalanceThreshold: threshold,
+    lowBalance: spendable <= microsFromMinor(threshold),
+    exhausted: spendable <= 0,
+  };
+}
+
+interface EntryRow {
+  id: string;
+  customer_id: string;
+  currency: CurrencyCode;
+  kind: WalletEntryKind;
+  amount: string;
+  reference: string;
+  description: string;
+  subscription_id: string | null;
+  period_start: Date | null;
+  occurred_at: Date;
+  balance_after: string;
+}
+
+const toEntry = (row: EntryRow): WalletEntry => ({
+  id: String(row.id),
+  customerId: row.customer_id,
+  currency: row.currency,
+  kind: row.kind,
+  amount: BigInt(row.amount),
+  reference: row.reference,
+  description: row.description,
+  subscriptionId: row.subscription_id,
+  periodStart: row.period_start?.getTime() ?? null,
+  occurredAt: row.occurred_at.getTime(),
+  balanceAfter: BigInt(row.balance_after),
+});

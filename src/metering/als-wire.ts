@@ -1,0 +1,54 @@
+/**
+ * The ALS v3 messages we read, as @grpc/proto-loader presents them (keepCase, uint64 as strings, enums by name).
+ * Only the fields metering uses are listed.
+ */
+
+/** google.protobuf.Timestamp and Duration. */
+export interface SecondsNanosWire {
+  seconds?: string | number;
+  nanos?: number;
+}
+
+/** google.protobuf.Struct as decoded: Value fields are camelCase even with keepCase (see envoy-notes). */
+export interface StructWire {
+  fields?: Record<string, { stringValue?: unknown; numberValue?: unknown; boolValue?: unknown }>;
+}
+
+export interface HttpAccessLogEntryWire {
+  common_properties?: {
+    start_time?: SecondsNanosWire;
+    /** ≈ the request's total duration, as Envoy saw it. */
+    time_to_last_downstream_tx_byte?: SecondsNanosWire;
+    stream_id?: string;
+    metadata?: { filter_metadata?: Record<string, StructWire> };
+  };
+  request?: {
+    /** config.core.v3.RequestMethod name, e.g. GET. */
+    request_method?: string;
+    /** Envoy's x-request-id. */
+    request_id?: string;
+    request_headers_bytes?: string | number;
+    request_body_bytes?: string | number;
+    /** Only the headers listed in additional_request_headers_to_log. */
+    request_headers?: Record<string, string>;
+  };
+  response?: {
+    response_code?: { value?: number };
+    response_headers_bytes?: string | number;
+    response_body_bytes?: string | number;
+    /** Only the headers listed in additional_response_headers_to_log. */
+    response_headers?: Record<string, string>;
+  };
+}
+
+export interface StreamAccessLogsMessageWire {
+  /** Only in the first message of each stream. */
+  identifier?: { node?: { id?: string; cluster?: string }; log_name?: string };
+  http_logs?: { log_entry?: HttpAccessLogEntryWire[] };
+  tcp_logs?: { log_entry?: unknown[] };
+}
+
+/** StreamAccessLogsResponse has no fields. */
+export type StreamAccessLogsResponseWire = Record<string, never>;
+
+export const extAuthzNamespace = 'envoy.filters.http.ext_authz';

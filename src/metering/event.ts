@@ -1,0 +1,163 @@
+import type { Catalog } from '../catalog/catalog.js';
+import type { CaptureDocument } from '../catalog/schema.js';
+import { fromStruct } from '../grpc/wire.js';
+import { extAuthzNamespace, type HttpAccessLogEntryWire, type SecondsNanosWire } from './als-wire.js';
+
+/** One call as metered: identity from the Check's dynamic metadata, facts from Envoy's access-log entry. */
+export interface UsageEvent {
+  /** Envoy's x-request-id: the de-duplication key. */
+  requestId: string;
+  /** Epoch ms, Envoy's start_time. */
+  occurredAt: number;
+  /** Epoch ms: start of the subscription's billing period containing occurredAt. */
+  periodStart: number | null;
+  customerId: string | null;
+  subscriptionId: string | null;
+  planId: string | null;
+  productId: string | null;
+  endpointId: string | null;
+  keyId: string | null;
+  method: string | null;
+  status: number | null;
+  /** The endpoint's cost weight: the units the Check counted against the quota. */
+  weight: number;
+  /** Header plus body bytes, at the HTTP layer (no TLS or framing overhead). */
+  requestBytes: number;
+  responseBytes: number;
+  /** Envoy's time_to_last_downstream_tx_byte, in microseconds. */
+  durationUs: number | null;
+  decision: 'allow' | 'deny' | null;
+  /** The denial code for denied calls, else why an allowed call is not billable; null when billable. */
+  reason: string | null;
+  billable: boolean;
+  /** Facts named by the plan's `capture:` list. */
+  captured: Record<string, string | number> | null;
+}
+
+/** Why a call is recorded but not billed (denied calls carry their denial code instead). */
+export type NotBillableReason = 'no_authz_metadata' | 'unknown_plan' | 'no_response' | 'status_not_billable';
+
+export interface MeteringContext {
+  catalog: Catalog;
+  /** Start of the subscription's billing period containing `at`. */
+  periodStartOf(subscriptionId: string, at: number): number;
+  /** Used when Envoy sent no start_time. */
+  now: number;
+  /** Used when Envoy sent no request id: the spool keeps it, so a replay stays de-duplicated. */
+  newRequestId(): string;
+}
+
+interface PlanRules {
+  billableClasses: ReadonlySet<number>;
+  capture: CaptureDocument[];
+}
+
+export function toUsageEvent(entry: HttpAccessLogEntryWire, context: MeteringContext): UsageEvent {
+  const common = entry.common_properties ?? {};
+  const { request = {}, response = {} } = entry;
+  const authz = fromStruct(common.metadata?.filter_metadata?.[extAuthzNamespace]);
+  const text = (name: string) => (typeof authz[name] === 'string' && authz[name] !== '' ? (authz[name] as string) : null);
+  const occurredAt = timestampMs(common.start_time) ?? context.now;
+  const customerId = text('customer_id');
+  const subscriptionId = text('subscription_id');
+  const planId = text('plan_id');
+  const decisionText = text('decision');
+  const decision = decisionText === 'allow' || decisionText === 'deny' ? decisionText : null;
+  const code = response.response_code?.value;
+  const status = typeof code === 'number' && code >= 100 && code <= 599 ? code : null;
+  const rules = planId ? planRules(context.catalog, planId) : undefined;
+
+  const reason =
+    decision === 'deny'
+      ? (text('reason') ?? 'denied')
+      : whyNotBillable(decision === 'allow' && customerId !== null && subscriptionId !== null, rules, status);
+
+  return {
+    requestId: request.request_id || text('request_id') || common.stream_id || context.newRequestId(),
+    occurredAt,
+    periodStart: subscriptionId ? context.periodStartOf(subscriptionId, occurredAt) : null,
+    customerId,
+    subscriptionId,
+    planId,
+    productId: text('product_id'),
+    endpointId: text('endpoint_id'),
+    keyId: text('key_id'),
+    method: request.request_method && request.request_method !== 'METHOD_UNSPECIFIED' ? request.request_method : null,
+    status,
+    weight: typeof authz.weight === 'number' ? count(authz.weight) : 0,
+    requestBytes: count(request.request_headers_bytes) + count(request.request_body_bytes),
+    responseBytes: count(response.response_headers_bytes) + count(response.response_body_bytes),
+    durationUs: durationUs(common.time_to_last_downstream_tx_byte),
+    decision,
+    reason,
+    billable: reason === null,
+    captured: rules?.capture.length ? capture(rules.capture, entry) : null,
+  };
+}
+
+function whyNotBillable(attributed: boolean, rules: PlanRules | undefined, status: number | null): NotBillableReason | null {
+  if (!attributed) return 'no_authz_metadata';
+  if (!rules) return 'unknown_plan';
+  if (status === null) return 'no_response';
+  return rules.billableClasses.has(Math.floor(status / 100)) ? null : 'status_not_billable';
+}
+
+const rulesByCatalog = new WeakMap<Catalog, Map<string, PlanRules | undefined>>();
+
+/** A plan's billable status classes and capture list (product's, then the plan's by name), cached per catalog. */
+function planRules(catalog: Catalog, planId: string): PlanRules | undefined {
+  let byPlan = rulesByCatalog.get(catalog);
+  if (!byPlan) rulesByCatalog.set(catalog, (byPlan = new Map()));
+  if (byPlan.has(planId)) return byPlan.get(planId);
+  const plan = catalog.plan(planId);
+  const rules = plan && {
+    billableClasses: new Set(plan.billable.statuses.map((statusClass) => Number(statusClass[0]))),
+    capture: [
+      ...new Map([...(catalog.products.get(plan.product)?.capture ?? []), ...(plan.capture ?? [])].map((rule) => [rule.name, rule])).values(),
+    ],
+  };
+  byPlan.set(planId, rules);
+  return rules;
+}
+
+const maxCapturedStringLength = 256;
+
+/** Values that do not parse as their declared type are left out rather than guessed. */
+function capture(rules: CaptureDocument[], entry: HttpAccessLogEntryWire): Record<string, string | number> | null {
+  const captured: Record<string, string | number> = {};
+  for (const rule of rules) {
+    const headers = rule.from === 'response_header' ? entry.response?.response_headers : entry.request?.request_headers;
+    const raw = headers?.[rule.header]?.trim();
+    if (!raw) continue;
+    if (rule.type === 'integer') {
+      const value = /^-?\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+      if (value !== undefined) captured[rule.name] = value;
+    } else if (rule.type === 'decimal') {
+      if (/^-?\d{1,30}(\.\d{1,30})?$/.test(raw)) captured[rule.name] = raw;
+    } else {
+      captured[rule.name] = raw.slice(0, maxCapturedStringLength);
+    }
+  }
+  return Object.keys(captured).length > 0 ? captured : null;
+}
+
+/** A non-negative safe integer from a uint64 (a string with longs: String) or a number; anything else is 0. */
+function count(value: string | number | undefined): number {
+  const number = Number(value ?? 0);
+  return Number.isSafeInteger(number) && number >= 0 ? number : 0;
+}
+
+/** The last instant a JavaScript Date can hold. */
+const maxDateMs = 8.64e15;
+
+function timestampMs(timestamp: SecondsNanosWire | undefined): number | undefined {
+  if (!timestamp) return undefined;
+  const ms = Number(timestamp.seconds ?? 0) * 1000 + Math.floor((timestamp.nanos ?? 0) / 1e6);
+  return Number.isSafeInteger(ms) && ms > 0 && ms <= maxDateMs ? ms : undefined;
+}
+
+function durationUs(duration: SecondsNanosWire | undefined): number | null {
+  if (!duration) return null;
+  const us = Number(duration.seconds ?? 0) * 1e6 + Math.round((duration.nanos ?? 0) / 1000);
+  return Number.isSafeInteger(us) && us >= 0 ? us : null;
+}

@@ -1,0 +1,216 @@
+import type { Logger } from '../kernel/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { UsageEvent } from './event.js';
+import { encodeEventRow } from './event-rows.js';
+import type { UsageSink } from './sink.js';
+import type { Segment, Spool } from './spool.js';
+
+export interface MeterOptions {
+  /** Events per spool segment; a full segment is written at once. */
+  batchSize: number;
+  /** A partly filled segment is written after this long. */
+  flushIntervalMs: number;
+  /** Spool size at which callers are asked to stop reading (backpressure) until writes catch up. */
+  maxSpoolBytes: number;
+}
+
+type MeterMetrics = Pick<Metrics, 'usageEventsStored' | 'usageEventsDuplicate' | 'usageFlushDuration' | 'usageFlushFailures'>;
+
+/** When behind, up to this many segments go into one transaction: fewer round trips while catching up. */
+const segmentsPerWrite = 5;
+const maxRetryDelayMs = 5_000;
+
+/**
+ * Moves usage events from the spool into the database: every event is appended to the spool first, segments are
+ * written one transaction each (or a few merged), and deleted only after the commit. While the database is down,
+ * the spool grows on disk (memory stays bounded) and writes are retried with backoff, oldest first.
+ */
+export class UsageMeter {
+  /** The one write in progress: writes never overlap, so a segment is never written twice at once. */
+  private writing: Promise<void> | undefined;
+  /** A background write was asked for while another was running: run one more after it. */
+  private writeRequested = false;
+  private timer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  /** After the database refused a merged write, segments go one at a time until the culprit is set aside. */
+  private isolating = false;
+  private stopping = false;
+  private halted = false;
+  private drainWaiters: (() => void)[] = [];
+  /** Events appended to the spool by this process, reported at shutdown. */
+  private recorded = 0;
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly sink: UsageSink,
+    private readonly metrics: MeterMetrics,
+    private readonly logger: Logger,
+    private readonly options: MeterOptions,
+  ) {}
+
+  /** Starts the flush timer and replays what a previous process left in the spool. */
+  start(): void {
+    this.timer = setInterval(() => {
+      this.spool.seal();
+      this.writeInBackground();
+    }, this.options.flushIntervalMs);
+    this.timer.unref();
+    this.writeInBackground();
+  }
+
+  /** Appends the events to the spool, durable from here on; throws if the spool cannot be written. */
+  record(events: readonly UsageEvent[]): void {
+    if (events.length === 0) return;
+    let rows = '';
+    for (const event of events) rows += encodeEventRow(event);
+    this.spool.append(rows, events.length);
+    this.recorded += events.length;
+    if (this.spool.activeEvents >= this.options.batchSize) {
+      this.spool.seal();
+      this.writeInBackground();
+    }
+  }
+
+  /** True while the spool is over its size limit: stop reading input until drained() resolves. */
+  get saturated(): boolean {
+    return this.spool.pendingBytes >= this.options.maxSpoolBytes && !this.stopping;
+  }
+
+  drained(): Promise<void> {
+    return this.saturated ? new Promise((resolve) => this.drainWaiters.push(resolve)) : Promise.resolve();
+  }
+
+  /** Writes everything recorded so far; rejects if the database fails. */
+  async flush(): Promise<void> {
+    this.spool.seal();
+    await this.exclusively(() => this.writePending());
+    if (this.writeRequested) this.writeInBackground();
+  }
+
+  /**
+   * Writes what is pending until done, the database fails or graceMs passes; whatever is left stays in the spool
+   * for the next start.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
+    this.releaseDrainWaiters();
+    let deadline: NodeJS.Timeout | undefined;
+    const flushed = await Promise.race([
+      this.flush().then(
+        () => true,
+        (error: Error) => {
+          this.logger.warn({ err: error.message }, 'usage events not written before shutdown; they stay in the spool');
+          return false;
+        },
+      ),
+      new Promise<false>((resolve) => (deadline = setTimeout(() => resolve(false), graceMs))),
+    ]);
+    clearTimeout(deadline);
+    this.halted = true;
+    await this.sink.close();
+    await this.spool.close();
+    this.logger.info({ recorded: this.recorded, flushed, leftInSpool: this.spool.pendingEvents }, 'metering stopped');
+  }
+
+  private writeInBackground(): void {
+    if (this.stopping || this.retryTimer) return;
+    if (this.writing) {
+      this.writeRequested = true;
+      return;
+    }
+    this.writeRequested = false;
+    this.exclusively(() => this.writePending()).then(
+      () => {
+        this.recovered();
+        if (this.writeRequested) this.writeInBackground();
+      },
+      (error: Error) => this.retryLater(error),
+    );
+  }
+
+  private async exclusively(write: () => Promise<void>): Promise<void> {
+    while (this.writing) await this.writing.catch(() => {});
+    const run = write();
+    this.writing = run;
+    try {
+      await run;
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  private async writePending(): Promise<void> {
+    while (!this.halted && this.spool.sealedSegments().length > 0) await this.writeBatch(this.nextBatch());
+  }
+
+  private nextBatch(): Segment[] {
+    const sealed = this.spool.sealedSegments();
+    if (this.isolating) return sealed.slice(0, 1);
+    const batch: Segment[] = [];
+    let events = 0;
+    for (const segment of sealed.slice(0, segmentsPerWrite)) {
+      if (batch.length > 0 && events + segment.events > segmentsPerWrite * this.options.batchSize) break;
+      batch.push(segment);
+      events += segment.events;
+    }
+    return batch;
+  }
+
+  private async writeBatch(batch: Segment[]): Promise<void> {
+    const endTimer = this.metrics.usageFlushDuration.startTimer();
+    const contents = await Promise.all(batch.map((segment) => this.spool.read(segment)));
+    const events = contents.reduce((sum, content) => sum + content.events, 0);
+    let inserted: number;
+    try {
+      inserted = await this.sink.write(contents.flatMap((content) => content.chunks));
+    } catch (error) {
+      if (!refusedByDatabase(error)) throw error;
+      if (batch.length > 1) {
+        this.isolating = true;
+        return;
+      }
+      const file = this.spool.reject(batch[0]!);
+      this.isolating = false;
+      this.metrics.usageFlushFailures.inc({ outcome: 'rejected' });
+      this.logger.error({ err: (error as Error).message, file, events }, 'the database refused a spool segment; moved it aside');
+      return;
+    }
+    endTimer();
+    this.metrics.usageEventsStored.inc(inserted);
+    this.metrics.usageEventsDuplicate.inc(events - inserted);
+    this.spool.remove(batch);
+    if (!this.saturated) this.releaseDrainWaiters();
+  }
+
+  private recovered(): void {
+    if (this.failures === 0) return;
+    this.logger.info({ failures: this.failures }, 'usage writes resumed');
+    this.failures = 0;
+  }
+
+  private retryLater(error: Error): void {
+    this.failures += 1;
+    this.metrics.usageFlushFailures.inc({ outcome: 'retried' });
+    const delayMs = Math.min(maxRetryDelayMs, 100 * 2 ** Math.min(this.failures, 10));
+    const log = this.failures === 1 ? this.logger.warn.bind(this.logger) : this.logger.debug.bind(this.logger);
+    log({ err: error.message, pending: this.spool.pendingEvents, retryInMs: delayMs }, 'usage write failed; events stay in the spool');
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.writeInBackground();
+    }, delayMs);
+    this.retryTimer.unref();
+  }
+
+  private releaseDrainWaiters(): void {
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+}
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity): retrying the same rows cannot succeed. */
+function refusedByDatabase(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}

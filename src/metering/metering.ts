@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { AccountsService } from '../accounts/service.js';
+import type { IdentityCache } from '../accounts/identity-cache.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../kernel/clock.js';
+import type { Logger } from '../kernel/logger.js';
+import { registerSpoolGauges, type Metrics } from '../metrics/metrics.js';
+import type { CounterStore } from '../quota/store.js';
+import { periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
+import type { Db } from '../store/db.js';
+import { AccessLogReceiver } from './als-receiver.js';
+import { toUsageEvent } from './event.js';
+import { isEventRow } from './event-rows.js';
+import { UsageMeter } from './meter.js';
+import { DbUsageSink, PostgresUsageSink } from './sink.js';
+import { Spool } from './spool.js';
+import { UsageService } from './usage.js';
+
+export interface MeteringDependencies {
+  config: Pick<Config, 'dataDir' | 'databaseUrl' | 'metering'>;
+  db: Db;
+  catalog: () => Catalog;
+  identities: Pick<IdentityCache, 'subscription'>;
+  accounts: Pick<AccountsService, 'listSubscriptions'>;
+  counters: Pick<CounterStore, 'periodUsage'>;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface Metering {
+  receiver: AccessLogReceiver;
+  meter: UsageMeter;
+  usage: UsageService;
+}
+
+/** Sealed segments kept in memory beyond this are read back from the spool when written. */
+const maxBufferedBytes = 64 * 1024 * 1024;
+
+/** Wires ALS → usage events → spool → database (COPY on PostgreSQL, a JSON parameter on PGlite) and starts it. */
+export function startMetering(deps: MeteringDependencies): Metering {
+  const { config, logger, metrics } = deps;
+  const spool = new Spool({
+    dir: join(config.dataDir, 'spool'),
+    fsyncIntervalMs: config.metering.spoolFsyncMs,
+    maxBufferedBytes,
+    isValidRow: isEventRow,
+    logger,
+  });
+  registerSpoolGauges(metrics, spool);
+  const sink = config.databaseUrl ? new PostgresUsageSink(config.databaseUrl, logger) : new DbUsageSink(deps.db);
+  const meter = new UsageMeter(spool, sink, metrics, logger, {
+    batchSize: config.metering.batchSize,
+    flushIntervalMs: config.metering.flushIntervalMs,
+    maxSpoolBytes: config.metering.spoolMaxBytes,
+  });
+  const periodStartOf = billingPeriodStarts(deps.identities);
+  const receiver = new AccessLogReceiver({
+    meter,
+    toEvents: (entries) => {
+      const context = { catalog: deps.catalog(), periodStartOf, now: deps.clock.now(), newRequestId: randomUUID };
+      return entries.map((entry) => toUsageEvent(entry, context));
+    },
+    metrics,
+    logger,
+  });
+  meter.start();
+  const usage = new UsageService({
+    db: deps.db,
+    accounts: deps.accounts,
+    catalog: deps.catalog,
+    clock: deps.clock,
+    counters: deps.counters,
+    pendingEvents: () => spool.pendingEvents,
+  });
+  return { receiver, meter, usage };
+}
+
+/**
+ * The start of a subscription's billing period containing an instant, as the Check computes it (same anchor, same
+ * period math), remembered per subscription since consecutive events almost always share it. A subscription the
+ * identity cache does not know falls back to calendar months (UTC).
+ */
+function billingPeriodStarts(identities: Pick<IdentityCache, 'subscription'>): (subscriptionId: string, at: number) => number {
+  const known = new Map<string, { anchor: number; period: BillingPeriod }>();
+  return (subscriptionId, at) => {
+    const anchor = identities.subscription(subscriptionId)?.periodAnchor ?? 0;
+    const cached = known.get(subscriptionId);
+    if (cached && cached.anchor === anchor && periodContains(cached.period, at)) return cached.period.start;
+    const period = periodContaining(anchor, at);
+    known.set(subscriptionId, { anchor, period });
+    return period.start;
+  };
+}

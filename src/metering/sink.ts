@@ -1,0 +1,119 @@
+import pg from 'pg';
+import type { Logger } from '../kernel/logger.js';
+import type { Db } from '../store/db.js';
+import { createStagingTableSql, decodeCopyRow, insertStagedEventsSql, stagingColumnNames } from './event-rows.js';
+
+/** Where flushed usage events go: PostgreSQL through COPY, or any Db (PGlite) through a JSON parameter. */
+export interface UsageSink {
+  /**
+   * Stores rows (COPY text format, newline-ended) and their rollups in one transaction, skipping request ids
+   * already stored. Returns how many were new.
+   */
+  write(chunks: readonly Buffer[]): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * The production writer: its own connection, so bulk COPY neither waits for nor starves the admin pool, and so
+ * its session-local staging table lives as long as the connection. Four round trips per flush.
+ */
+export class PostgresUsageSink implements UsageSink {
+  private current: { client: pg.Client; ready: Promise<void> } | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly logger: Logger,
+  ) {}
+
+  async write(chunks: readonly Buffer[]): Promise<number> {
+    const client = await this.connection();
+    try {
+      await client.query('BEGIN');
+      await copyFromStdin(client, 'COPY usage_staging FROM STDIN', chunks);
+      const { rows } = await client.query<{ inserted: number }>(insertStagedEventsSql);
+      await client.query('COMMIT');
+      return rows[0]!.inserted;
+    } catch (error) {
+      // After a data error the rolled-back connection is fine; a broken one is replaced on the next write.
+      await client.query('ROLLBACK').catch(() => this.discard(client));
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.current) this.discard(this.current.client);
+  }
+
+  private async connection(): Promise<pg.Client> {
+    if (!this.current) {
+      const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5_000, query_timeout: 60_000 });
+      client.on('error', (error) => {
+        this.logger.warn({ err: error.message }, 'usage writer connection lost');
+        this.discard(client);
+      });
+      const ready = client
+        .connect()
+        .then(() => client.query(createStagingTableSql))
+        .then(() => undefined);
+      this.current = { client, ready };
+    }
+    const { client, ready } = this.current;
+    try {
+      await ready;
+    } catch (error) {
+      this.discard(client);
+      throw error;
+    }
+    return client;
+  }
+
+  private discard(client: pg.Client): void {
+    if (this.current?.client === client) this.current = undefined;
+    client.end().catch(() => {});
+  }
+}
+
+/** Any Db, e.g. embedded PGlite: rows travel as one JSON parameter into the same staging table and statement. */
+export class DbUsageSink implements UsageSink {
+  constructor(private readonly db: Db) {}
+
+  async write(chunks: readonly Buffer[]): Promise<number> {
+    const rows = Buffer.concat(chunks).toString('utf8').split('\n');
+    rows.pop();
+    const records = rows.map((row) => Object.fromEntries(decodeCopyRow(row).map((value, i) => [stagingColumnNames[i], value])));
+    return this.db.transaction(async (tx) => {
+      await tx.query(createStagingTableSql);
+      await tx.query('INSERT INTO usage_staging SELECT * FROM json_populate_recordset(null::usage_staging, $1::json)', [JSON.stringify(records)]);
+      const [result] = await tx.query<{ inserted: number }>(insertStagedEventsSql);
+      return result!.inserted;
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * pg's query API has no COPY FROM STDIN; like pg-copy-streams, this plugs into the hook pg calls when the server
+ * asks for copy data, and sends the rows as they are.
+ */
+class CopyFromStdin extends pg.Query {
+  constructor(
+    sql: string,
+    private readonly chunks: readonly Buffer[],
+    // A callback, not events: with query_timeout set, pg reports a lost connection only to the callback.
+    done: (error: Error | undefined) => void,
+  ) {
+    super(sql, (error) => done(error ?? undefined));
+  }
+
+  handleCopyInResponse(connection: { sendCopyFromChunk(chunk: Buffer): void; endCopyFrom(): void }): void {
+    for (const chunk of this.chunks) connection.sendCopyFromChunk(chunk);
+    connection.endCopyFrom();
+  }
+}
+
+function copyFromStdin(client: pg.Client, sql: string, chunks: readonly Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.query(new CopyFromStdin(sql, chunks, (error) => (error ? reject(error) : resolve())));
+  });
+}

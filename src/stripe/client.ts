@@ -1,0 +1,20 @@
+import Stripe from 'stripe';
+import type { StripeConfig } from '../config/config.js';
+
+/**
+ * The `stripe` client for the configured API (Stripe, or a Stripe-compatible test server). Its own retries are
+ * off: the outbox retries whole work items, with backoff that survives restarts and a dead-letter state.
+ */
+export function createStripeClient(config: Pick<StripeConfig, 'apiBase' | 'timeoutMs'>, secretKey: string, version: string): Stripe {
+  const base = new URL(config.apiBase);
+  const protocol = base.protocol === 'http:' ? 'http' : 'https';
+  return new Stripe(secretKey, {
+    host: base.hostname,
+    port: base.port || (protocol === 'http' ? 80 : 443),
+    protocol,
+    maxNetworkRetries: 0,
+    timeout: config.timeoutMs,
+    telemetry: false,
+    appInfo: { name: 'tollgate', version },
+  });
+}

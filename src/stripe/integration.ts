@@ -1,0 +1,95 @@
+import type { AccountsService } from '../accounts/service.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { StripeConfig } from '../config/config.js';
+import type { Clock } from '../kernel/clock.js';
+import type { Logger } from '../kernel/logger.js';
+import { registerStripeOutboxGauge, type Metrics } from '../metrics/metrics.js';
+import type { Db } from '../store/db.js';
+import { createStripeClient } from './client.js';
+import { StripeCustomers } from './customers.js';
+import { Dunning } from './dunning.js';
+import { StripeInvoicePush } from './invoices.js';
+import { StripeOutbox, type StripeWorkKind } from './outbox.js';
+import { StripeReconciler } from './reconcile.js';
+import { StripeSync, type WorkHandler } from './sync.js';
+import { StripeTopUps, type CreditWallet } from './topups.js';
+import { StripeUsageReports } from './usage.js';
+import { StripeWebhooks } from './webhooks.js';
+
+export interface StripeIntegrationDeps {
+  config: StripeConfig;
+  version: string;
+  db: Db;
+  accounts: AccountsService;
+  catalog: () => Catalog;
+  clock: Clock;
+  creditWallet: CreditWallet;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface StripeIntegration {
+  outbox: StripeOutbox;
+  topUps: StripeTopUps;
+  /** Undefined without TOLLGATE_STRIPE_WEBHOOK_SECRET. */
+  webhooks: StripeWebhooks | undefined;
+  /** Undefined without TOLLGATE_STRIPE_SECRET_KEY. */
+  reconciler: StripeReconciler | undefined;
+  /** Undefined when Stripe is not configured at all. */
+  sync: StripeSync | undefined;
+  stop(): Promise<void>;
+}
+
+/** Builds the Stripe side from the configuration and starts its sync loop. */
+export function startStripeIntegration(deps: StripeIntegrationDeps): StripeIntegration {
+  const { config, db, accounts, catalog, clock, metrics, logger } = deps;
+  const stripe = config.secretKey ? createStripeClient(config, config.secretKey, deps.version) : undefined;
+  const outbox = new StripeOutbox(db);
+  const customers = new StripeCustomers(db, stripe);
+  const dunning = new Dunning(db, accounts, clock, config.paymentGraceMs, metrics, logger);
+  const topUps = new StripeTopUps(db, stripe, customers, deps.creditWallet, logger);
+  let usage: StripeUsageReports | undefined;
+  let handlers: Record<StripeWorkKind, WorkHandler> | undefined;
+  if (stripe) {
+    const reports = new StripeUsageReports(db, stripe, customers, catalog, clock);
+    const invoices = new StripeInvoicePush(db, stripe, customers, catalog);
+    handlers = {
+      'customer.sync': (work) => customers.sync(work),
+      'invoice.finalized': (work) => invoices.push(work),
+      'usage.report': (work) => reports.report(work),
+      'topup.checkout': (work) => topUps.openCheckout(work),
+    };
+    usage = reports;
+  }
+  const webhooks =
+    config.webhookSecret === undefined
+      ? undefined
+      : new StripeWebhooks({ secret: config.webhookSecret, stripe, db, accounts, catalog, clock, customers, dunning, topUps, metrics, logger });
+  const sync =
+    stripe || webhooks
+      ? new StripeSync({
+          db,
+          outbox,
+          handlers,
+          dunning,
+          usage,
+          policy: config.retry,
+          intervalMs: config.syncIntervalMs,
+          concurrency: config.concurrency,
+          usageReportIntervalMs: config.usageReportIntervalMs,
+          metrics,
+          logger,
+        })
+      : undefined;
+  sync?.start();
+  registerStripeOutboxGauge(metrics, () => outbox.backlog());
+  if (!stripe) logger.info('Stripe sync off (TOLLGATE_STRIPE_SECRET_KEY not set); Stripe work waits in the outbox');
+  return {
+    outbox,
+    topUps,
+    webhooks,
+    reconciler: stripe && new StripeReconciler(db, stripe, accounts, customers, dunning, outbox, catalog, clock),
+    sync,
+    stop: async () => sync?.stop(),
+  };
+}

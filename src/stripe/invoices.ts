@@ -1,0 +1,161 @@
+import type Stripe from 'stripe';
+import type { Catalog } from '../catalog/catalog.js';
+import { invalid, notFound } from '../kernel/errors.js';
+import type { Queryable } from '../store/db.js';
+import type { StripeCustomers } from './customers.js';
+import type { StripeWork } from './work.js';
+
+/** Metadata keys on Stripe invoices and invoice items naming our invoice and line. */
+export const invoiceIdMetadataKey = 'tollgate_invoice_id';
+const lineMetadataKey = 'tollgate_line';
+
+export interface InvoiceToCollect {
+  id: string;
+  customer_id: string;
+  subscription_id: string;
+  plan_id: string;
+  period_start: Date;
+  period_end: Date;
+  currency: string;
+  mode: 'postpaid' | 'prepaid';
+  status: 'draft' | 'finalized';
+  total: string;
+}
+
+interface LineRow {
+  position: number;
+  kind: string;
+  description: string;
+  amount: string;
+}
+
+/**
+ * Whether Stripe collects this invoice: finalized, postpaid (a prepaid one was paid from the wallet), something to
+ * pay, and on a plan Tollgate prices (in meter mode Stripe prices and invoices the usage itself).
+ */
+export function collectedThroughStripe(invoice: InvoiceToCollect, catalog: Catalog): boolean {
+  return (
+    invoice.status === 'finalized' &&
+    invoice.mode === 'postpaid' &&
+    BigInt(invoice.total) > 0n &&
+    catalog.plan(invoice.plan_id)?.stripe?.meter_event_name === undefined
+  );
+}
+
+/**
+ * `invoice.finalized`: our finalized invoice becomes a Stripe invoice with one invoice item per line, finalized with
+ * automatic collection. Each step first looks at what Stripe already has (a retry after a lost answer), so the
+ * invoice and each line exist once.
+ */
+export class StripeInvoicePush {
+  constructor(
+    private readonly db: Queryable,
+    private readonly stripe: Stripe,
+    private readonly customers: StripeCustomers,
+    private readonly catalog: () => Catalog,
+  ) {}
+
+  async push(work: StripeWork): Promise<void> {
+    const invoice = await this.invoice(work.item.subjectId);
+    if (!collectedThroughStripe(invoice, this.catalog())) return;
+    const stripeCustomerId = await this.customers.ensure(invoice.customer_id, work);
+    let stripeInvoice = await this.existing(invoice, stripeCustomerId, work);
+    const justCreated = !stripeInvoice;
+    stripeInvoice ??= await this.stripe.invoices.create(
+      {
+        customer: stripeCustomerId,
+        currency: invoice.currency.toLowerCase(),
+        collection_method: 'charge_automatically',
+        // Stripe would finalize an auto-advancing draft on its own, possibly before every line is on it.
+        auto_advance: false,
+        pending_invoice_items_behavior: 'exclude',
+        description: `${invoice.plan_id}: ${invoice.period_start.toISOString().slice(0, 10)} to ${invoice.period_end.toISOString().slice(0, 10)}`,
+        metadata: { [invoiceIdMetadataKey]: invoice.id, tollgate_subscription_id: invoice.subscription_id },
+      },
+      { idempotencyKey: work.key('invoice', invoice.id, 'create') },
+    );
+    await recordStripeInvoice(this.db, invoice, stripeInvoice);
+    if (stripeInvoice.status !== 'draft') return;
+    await this.addLines(invoice, stripeInvoice.id, stripeCustomerId, work, justCreated);
+    const finalized = await this.stripe.invoices.finalizeInvoice(
+      stripeInvoice.id,
+      { auto_advance: true },
+      { idempotencyKey: work.key('invoice', invoice.id, 'finalize') },
+    );
+    await recordStripeInvoice(this.db, invoice, finalized);
+  }
+
+  private async existing(invoice: InvoiceToCollect, stripeCustomerId: string, work: StripeWork): Promise<Stripe.Invoice | undefined> {
+    const [known] = await this.db.query<{ stripe_invoice_id: string }>('SELECT stripe_invoice_id FROM stripe_invoices WHERE invoice_id = $1', [invoice.id]);
+    if (known) return this.stripe.invoices.retrieve(known.stripe_invoice_id);
+    if (!work.mayHaveApplied) return undefined;
+    for await (const candidate of this.stripe.invoices.list({ customer: stripeCustomerId, limit: 100 })) {
+      if (candidate.metadata?.[invoiceIdMetadataKey] === invoice.id) return candidate;
+    }
+    return undefined;
+  }
+
+  /** Adds the lines Stripe does not have yet; revenue-share lines are owed to partners, not billed. */
+  private async addLines(invoice: InvoiceToCollect, stripeInvoiceId: string, stripeCustomerId: string, work: StripeWork, justCreated: boolean): Promise<void> {
+    const present = new Set<string>();
+    if (!justCreated) {
+      for await (const item of this.stripe.invoiceItems.list({ invoice: stripeInvoiceId, limit: 100 })) {
+        const line = item.metadata?.[lineMetadataKey];
+        if (line) present.add(line);
+      }
+    }
+    const lines = await this.db.query<LineRow>(
+      `SELECT position, kind, description, amount FROM invoice_lines WHERE invoice_id = $1 AND kind <> 'revenue_share' ORDER BY position`,
+      [invoice.id],
+    );
+    for (const line of lines) {
+      const lineId = String(line.position);
+      if (present.has(lineId)) continue;
+      await this.stripe.invoiceItems.create(
+        {
+          customer: stripeCustomerId,
+          invoice: stripeInvoiceId,
+          amount: safeAmount(line.amount),
+          currency: invoice.currency.toLowerCase(),
+          description: line.description,
+          period: { start: unixSeconds(invoice.period_start), end: unixSeconds(invoice.period_end) },
+          metadata: { [invoiceIdMetadataKey]: invoice.id, [lineMetadataKey]: lineId },
+        },
+        { idempotencyKey: work.key('invoice', invoice.id, 'line', lineId) },
+      );
+    }
+  }
+
+  private async invoice(id: string): Promise<InvoiceToCollect> {
+    const [row] = await this.db.query<InvoiceToCollect>(
+      `SELECT id, customer_id, subscription_id, plan_id, period_start, period_end, currency, mode, status, total FROM invoices WHERE id = $1`,
+      [id],
+    );
+    if (!row) throw notFound('invoice', id);
+    return row;
+  }
+}
+
+/** Records which Stripe invoice is ours and its status; a settled invoice keeps the status it settled with. */
+export async function recordStripeInvoice(
+  db: Queryable,
+  invoice: Pick<InvoiceToCollect, 'id' | 'customer_id'>,
+  stripeInvoice: Stripe.Invoice,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO stripe_invoices (stripe_invoice_id, invoice_id, customer_id, status) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (stripe_invoice_id) DO UPDATE SET
+       status = CASE WHEN stripe_invoices.settled_at IS NULL THEN EXCLUDED.status ELSE stripe_invoices.status END,
+       invoice_id = EXCLUDED.invoice_id`,
+    [stripeInvoice.id, invoice.id, invoice.customer_id, stripeInvoice.status ?? 'draft'],
+  );
+}
+
+const unixSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
+
+/** Stripe takes amounts as JSON numbers; ours are bigint-safe strings. */
+function safeAmount(amount: string): number {
+  const value = Number(amount);
+  if (!Number.isSafeInteger(value)) throw invalid('amount', `amount ${amount} is beyond what Stripe accepts`);
+  return value;
+}

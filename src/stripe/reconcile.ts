@@ -1,0 +1,147 @@
+import type Stripe from 'stripe';
+import type { AccountsService } from '../accounts/service.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../kernel/clock.js';
+import type { Queryable } from '../store/db.js';
+import { customerIdMetadataKey, type StripeCustomers } from './customers.js';
+import type { Dunning } from './dunning.js';
+import { collectedThroughStripe, invoiceIdMetadataKey, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
+import { enqueueStripeWork, type StripeOutbox } from './outbox.js';
+
+interface FoundInvoice {
+  invoice: InvoiceToCollect;
+  stripeInvoice: Stripe.Invoice;
+}
+
+export interface DriftReport {
+  checkedAt: string;
+  customers: {
+    /** Ours with no Stripe customer carrying our id. */
+    missing: string[];
+    /** A Stripe customer carries our id but the mapping does not name it (a create whose answer was lost). */
+    unrecorded: { customerId: string; stripeCustomerId: string }[];
+    /** Several Stripe customers carry the same id of ours. */
+    duplicated: { customerId: string; stripeCustomerIds: string[] }[];
+  };
+  invoices: {
+    /** Finalized invoices Stripe should collect that it does not have, or has only as a draft. */
+    missing: string[];
+    unrecorded: { invoiceId: string; stripeInvoiceId: string }[];
+    duplicated: { invoiceId: string; stripeInvoiceIds: string[] }[];
+    /** Stripe's total differs from ours. */
+    amountMismatch: { invoiceId: string; stripeInvoiceId: string; ours: string; stripe: string }[];
+    /** Paid or voided in Stripe, still unsettled here (a webhook never arrived). */
+    unsettled: { invoiceId: string; stripeInvoiceId: string; stripeStatus: string }[];
+  };
+  deadLetters: number;
+  /** With --repair: what was done about it. */
+  repaired?: { requeued: number; recorded: number; settled: number };
+}
+
+/**
+ * Compares Stripe's customers and invoices (found by our metadata ids) with ours and reports the drift; repair
+ * re-queues what is missing, records what Stripe has that we lost track of, and settles what Stripe saw paid.
+ * Duplicates and amount mismatches are for a person to look at.
+ */
+export class StripeReconciler {
+  constructor(
+    private readonly db: Queryable,
+    private readonly stripe: Stripe,
+    private readonly accounts: AccountsService,
+    private readonly customers: StripeCustomers,
+    private readonly dunning: Dunning,
+    private readonly outbox: StripeOutbox,
+    private readonly catalog: () => Catalog,
+    private readonly clock: Clock,
+  ) {}
+
+  async reconcile(options: { repair: boolean }): Promise<DriftReport> {
+    const stripeCustomers = await this.byMetadata(this.stripe.customers.list({ limit: 100 }), customerIdMetadataKey);
+    const stripeInvoices = await this.byMetadata(this.stripe.invoices.list({ limit: 100 }), invoiceIdMetadataKey);
+    const report: DriftReport = {
+      checkedAt: new Date(this.clock.now()).toISOString(),
+      customers: { missing: [], unrecorded: [], duplicated: [] },
+      invoices: { missing: [], unrecorded: [], duplicated: [], amountMismatch: [], unsettled: [] },
+      deadLetters: (await this.outbox.backlog()).dead,
+    };
+
+    const ourCustomers = await this.db.query<{ id: string; stripe_customer_id: string | null }>(
+      'SELECT c.id, s.stripe_customer_id FROM customers c LEFT JOIN stripe_customers s ON s.customer_id = c.id ORDER BY c.id',
+    );
+    for (const customer of ourCustomers) {
+      const found = stripeCustomers.get(customer.id) ?? [];
+      if (found.length > 1) report.customers.duplicated.push({ customerId: customer.id, stripeCustomerIds: found.map((c) => c.id) });
+      if (found.length === 0) report.customers.missing.push(customer.id);
+      else if (!customer.stripe_customer_id) report.customers.unrecorded.push({ customerId: customer.id, stripeCustomerId: found[0]!.id });
+    }
+
+    const ourInvoices = await this.db.query<InvoiceToCollect & { stripe_invoice_id: string | null; settled_at: Date | null }>(
+      `SELECT i.id, i.customer_id, i.subscription_id, i.plan_id, i.period_start, i.period_end, i.currency, i.mode, i.status, i.total,
+              s.stripe_invoice_id, s.settled_at
+       FROM invoices i LEFT JOIN stripe_invoices s ON s.invoice_id = i.id
+       WHERE i.status = 'finalized' ORDER BY i.id`,
+    );
+    const unrecorded: FoundInvoice[] = [];
+    const unsettled: FoundInvoice[] = [];
+    for (const invoice of ourInvoices.filter((candidate) => collectedThroughStripe(candidate, this.catalog()))) {
+      const found = stripeInvoices.get(invoice.id) ?? [];
+      if (found.length > 1) report.invoices.duplicated.push({ invoiceId: invoice.id, stripeInvoiceIds: found.map((i) => i.id) });
+      const stripeInvoice = found[0];
+      if (!stripeInvoice || stripeInvoice.status === 'draft') {
+        report.invoices.missing.push(invoice.id);
+        continue;
+      }
+      if (!invoice.stripe_invoice_id) {
+        report.invoices.unrecorded.push({ invoiceId: invoice.id, stripeInvoiceId: stripeInvoice.id });
+        unrecorded.push({ invoice, stripeInvoice });
+      }
+      if (BigInt(stripeInvoice.total) !== BigInt(invoice.total)) {
+        report.invoices.amountMismatch.push({ invoiceId: invoice.id, stripeInvoiceId: stripeInvoice.id, ours: invoice.total, stripe: String(stripeInvoice.total) });
+      }
+      if ((stripeInvoice.status === 'paid' || stripeInvoice.status === 'void') && !invoice.settled_at) {
+        report.invoices.unsettled.push({ invoiceId: invoice.id, stripeInvoiceId: stripeInvoice.id, stripeStatus: stripeInvoice.status });
+        unsettled.push({ invoice, stripeInvoice });
+      }
+    }
+
+    if (options.repair) report.repaired = await this.repair(report, unrecorded, unsettled);
+    return report;
+  }
+
+  private async repair(report: DriftReport, unrecorded: FoundInvoice[], unsettled: FoundInvoice[]): Promise<NonNullable<DriftReport['repaired']>> {
+    const repaired = { requeued: 0, recorded: 0, settled: 0 };
+    for (const { customerId, stripeCustomerId } of report.customers.unrecorded) {
+      await this.customers.remember(customerId, stripeCustomerId);
+      repaired.recorded += 1;
+    }
+    for (const { invoice, stripeInvoice } of unrecorded) {
+      await recordStripeInvoice(this.db, invoice, stripeInvoice);
+      repaired.recorded += 1;
+    }
+    for (const customerId of report.customers.missing) {
+      await enqueueStripeWork(this.db, 'customer.sync', customerId);
+      repaired.requeued += 1;
+    }
+    for (const invoiceId of report.invoices.missing) {
+      await enqueueStripeWork(this.db, 'invoice.finalized', invoiceId);
+      repaired.requeued += 1;
+    }
+    for (const { invoice, stripeInvoice } of unsettled) {
+      const facts = { stripeInvoiceId: stripeInvoice.id, customerId: invoice.customer_id, invoiceId: invoice.id, status: stripeInvoice.status ?? 'paid' };
+      const settledAt = new Date((stripeInvoice.status_transitions.paid_at ?? stripeInvoice.status_transitions.voided_at ?? stripeInvoice.created) * 1000);
+      await this.accounts.inTransaction((accounts, tx) => this.dunning.recordSettled(accounts, tx, facts, settledAt));
+      repaired.settled += 1;
+    }
+    return repaired;
+  }
+
+  /** Every object of a Stripe list that carries one of our ids in `key`, grouped by that id. */
+  private async byMetadata<T extends { id: string; metadata: Stripe.Metadata | null }>(list: AsyncIterable<T>, key: string): Promise<Map<string, T[]>> {
+    const grouped = new Map<string, T[]>();
+    for await (const object of list) {
+      const ourId = object.metadata?.[key];
+      if (ourId) grouped.set(ourId, [...(grouped.get(ourId) ?? []), object]);
+    }
+    return grouped;
+  }
+}

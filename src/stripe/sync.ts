@@ -1,0 +1,130 @@
+import { invalid } from '../kernel/errors.js';
+import type { Logger } from '../kernel/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Db } from '../store/db.js';
+import type { Dunning } from './dunning.js';
+import type { OutboxItem, StripeOutbox, StripeWorkKind } from './outbox.js';
+import { decideAfterFailure, describeFailure, type RetryPolicy } from './retry.js';
+import type { StripeUsageReports } from './usage.js';
+import { workFor, type StripeWork } from './work.js';
+
+/** Advisory lock of the sync leader: one replica at a time runs the loop's pass. */
+const leaderLock = 0x74677374; // "tgst"
+const batchSize = 100;
+
+export type WorkHandler = (work: StripeWork) => Promise<void>;
+
+export interface StripeSyncDeps {
+  db: Db;
+  outbox: StripeOutbox;
+  /** Without handlers (no secret key), the loop only applies payment grace expiry; work waits in the outbox. */
+  handlers: Record<StripeWorkKind, WorkHandler> | undefined;
+  dunning: Dunning;
+  usage: StripeUsageReports | undefined;
+  policy: RetryPolicy;
+  intervalMs: number;
+  /** Work items run at once. */
+  concurrency: number;
+  usageReportIntervalMs: number;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface PassSummary {
+  /** Work items attempted, by outcome. */
+  done: number;
+  retried: number;
+  dead: number;
+  suspended: number;
+}
+
+/**
+ * The Stripe sync loop. Each pass, on the one replica holding the leader lock: suspend customers whose payment
+ * grace period is over, queue meter-mode usage that grew, then work through the due outbox items.
+ */
+export class StripeSync {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopping = false;
+  /** Monotonic time of the last usage scan: a schedule, not a business time, so not the clock's. */
+  private lastUsageScan = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly deps: StripeSyncDeps) {}
+
+  start(): void {
+    const schedule = () => {
+      this.timer = setTimeout(() => {
+        this.running = this.pass()
+          .catch((error: unknown) => this.deps.logger.error({ err: describeFailure(error) }, 'Stripe sync pass failed'))
+          .finally(() => {
+            if (!this.stopping) schedule();
+          });
+      }, this.deps.intervalMs);
+      this.timer.unref();
+    };
+    schedule();
+  }
+
+  /** Stops scheduling and waits for the pass in progress. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass as leader; undefined when another replica leads. */
+  pass(): Promise<PassSummary | undefined> {
+    return this.deps.db.withAdvisoryLock(leaderLock, async () => {
+      const summary: PassSummary = { done: 0, retried: 0, dead: 0, suspended: await this.deps.dunning.suspendOverdue() };
+      const { usage, handlers } = this.deps;
+      if (!handlers) return summary;
+      if (usage && performance.now() - this.lastUsageScan >= this.deps.usageReportIntervalMs) {
+        this.lastUsageScan = performance.now();
+        await usage.enqueueGrown();
+      }
+      for (;;) {
+        const due = await this.deps.outbox.due(batchSize);
+        const queue = [...due];
+        await Promise.all(
+          Array.from({ length: this.deps.concurrency }, async () => {
+            for (let item = queue.shift(); item && !this.stopping; item = queue.shift()) summary[await this.run(item, handlers)] += 1;
+          }),
+        );
+        if (due.length < batchSize || this.stopping) return summary;
+      }
+    });
+  }
+
+  /**
+   * Runs one item now, outside the loop (a top-up's Checkout session, whose URL the caller waits for). Safe next
+   * to the leader: every handler is idempotent.
+   */
+  async runNow(kind: StripeWorkKind, subjectId: string): Promise<void> {
+    const item = await this.deps.outbox.find(kind, subjectId);
+    if (item?.status === 'pending' && this.deps.handlers) await this.run(item, this.deps.handlers);
+  }
+
+  private async run(item: OutboxItem, handlers: Record<StripeWorkKind, WorkHandler>): Promise<'done' | 'retried' | 'dead'> {
+    const { outbox, policy, metrics, logger } = this.deps;
+    const handler = handlers[item.kind] as WorkHandler | undefined;
+    try {
+      if (!handler) throw invalid('kind', `no handler for Stripe work of kind ${item.kind}`);
+      await handler(workFor(item));
+      await outbox.complete(item);
+      metrics.stripeSyncAttempts.inc({ kind: item.kind, result: 'done' });
+      return 'done';
+    } catch (error) {
+      const decision = decideAfterFailure(error, item.attempts + 1, policy);
+      if (decision.action === 'retry') {
+        await outbox.reschedule(item, decision.delayMs, decision.reason, decision.renewKeys);
+        metrics.stripeSyncAttempts.inc({ kind: item.kind, result: 'retry' });
+        logger.debug({ item: item.id, kind: item.kind, subject: item.subjectId, delayMs: decision.delayMs, err: decision.reason }, 'Stripe work failed; retrying');
+        return 'retried';
+      }
+      await outbox.bury(item, decision.reason);
+      metrics.stripeSyncAttempts.inc({ kind: item.kind, result: 'dead' });
+      logger.error({ item: item.id, kind: item.kind, subject: item.subjectId, err: decision.reason }, 'Stripe work moved to the dead letters');
+      return 'dead';
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import Stripe from 'stripe';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../kernel/clock.js';
+import { invalid, notFound } from '../kernel/errors.js';
+import { periodContaining } from '../rating/period.js';
+import type { Queryable } from '../store/db.js';
+import type { StripeCustomers } from './customers.js';
+import { enqueueStripeWork } from './outbox.js';
+import type { StripeWork } from './work.js';
+
+const day = 86_400_000;
+/** Stripe takes meter events up to 35 days old; a margin keeps a report sent near the edge from being refused. */
+const meterEventMaxAgeMs = 35 * day - 3_600_000;
+/** Periods older than this have nothing left that Stripe would take. */
+const reportableHistoryMs = 40 * day;
+
+/** A subscription period of usage, as the subject of a `usage.report` work item: `<subscription>@<period start>`. */
+const usageSubject = (subscriptionId: string, periodStart: Date) => `${subscriptionId}@${periodStart.toISOString()}`;
+
+function parseUsageSubject(subject: string): { subscriptionId: string; periodStart: Date } {
+  const at = subject.lastIndexOf('@');
+  return { subscriptionId: subject.slice(0, at), periodStart: new Date(subject.slice(at + 1)) };
+}
+
+/**
+ * Meter mode: for plans with `stripe.meter_event_name`, billable usage goes to Stripe Billing Meters as the growth
+ * of each subscription period's total since the last report. The total being reported is pinned before it is
+ * sent, so a retry re-sends the same event with the same `identifier` (Stripe's de-duplication key for meter
+ * events) and Stripe counts it once.
+ */
+export class StripeUsageReports {
+  constructor(
+    private readonly db: Queryable,
+    private readonly stripe: Stripe,
+    private readonly customers: StripeCustomers,
+    private readonly catalog: () => Catalog,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Queues a report for each meter-mode subscription period whose usage grew since it was last reported. */
+  async enqueueGrown(): Promise<void> {
+    const meteredPlans = [...this.catalog().plans.values()].filter((plan) => plan.stripe?.meter_event_name).map((plan) => plan.id);
+    if (meteredPlans.length === 0) return;
+    const grown = await this.db.query<{ subscription_id: string; period_start: Date }>(
+      `SELECT r.subscription_id, r.period_start
+       FROM usage_rollups r
+       JOIN subscriptions s ON s.id = r.subscription_id
+       LEFT JOIN stripe_usage_reports u ON u.subscription_id = r.subscription_id AND u.period_start = r.period_start
+       WHERE s.plan_id = ANY($1) AND r.period_start > $2
+       GROUP BY r.subscription_id, r.period_start, u.reported_units, u.sending_units
+       HAVING u.sending_units IS NULL AND sum(r.billable_units) > COALESCE(u.reported_units, 0)`,
+      [meteredPlans, new Date(this.clock.now() - reportableHistoryMs)],
+    );
+    for (const row of grown) await enqueueStripeWork(this.db, 'usage.report', usageSubject(row.subscription_id, row.period_start));
+  }
+
+  /** `usage.report`: sends one meter event for the period's usage not reported yet. */
+  async report(work: StripeWork): Promise<void> {
+    const { subscriptionId, periodStart } = parseUsageSubject(work.item.subjectId);
+    const [subscription] = await this.db.query<{ customer_id: string; plan_id: string; period_anchor: Date }>(
+      'SELECT customer_id, plan_id, period_anchor FROM subscriptions WHERE id = $1',
+      [subscriptionId],
+    );
+    if (!subscription) throw notFound('subscription', subscriptionId);
+    const eventName = this.catalog().plan(subscription.plan_id)?.stripe?.meter_event_name;
+    if (!eventName) return; // the plan left meter mode: Tollgate bills its usage now
+    const pinned = await this.pin(subscriptionId, periodStart);
+    if (!pinned) return;
+    const stripeCustomerId = await this.customers.ensure(subscription.customer_id, work);
+    const periodStartSeconds = String(Math.floor(periodStart.getTime() / 1000));
+    const sending = pinned.sending.toString();
+    try {
+      await this.stripe.billing.meterEvents.create(
+        {
+          event_name: eventName,
+          payload: { stripe_customer_id: stripeCustomerId, value: (pinned.sending - pinned.reported).toString() },
+          identifier: `tollgate:${subscriptionId}:${periodStartSeconds}:${sending}`,
+          timestamp: this.eventTimestamp(subscription.period_anchor, periodStart),
+        },
+        { idempotencyKey: work.key('usage', subscriptionId, periodStartSeconds, sending) },
+      );
+    } catch (error) {
+      if (!isDuplicateIdentifier(error)) throw error;
+    }
+    await this.db.query(
+      `UPDATE stripe_usage_reports SET reported_units = sending_units, sending_units = NULL
+       WHERE subscription_id = $1 AND period_start = $2 AND sending_units = $3`,
+      [subscriptionId, periodStart, sending],
+    );
+  }
+
+  /** The report in flight, or a new one for the usage since the last; undefined when there is nothing new. */
+  private async pin(subscriptionId: string, periodStart: Date): Promise<{ reported: bigint; sending: bigint } | undefined> {
+    const [row] = await this.db.query<{ reported_units: string; sending_units: string | null }>(
+      `INSERT INTO stripe_usage_reports (subscription_id, period_start, sending_units)
+       SELECT $1, $2, NULLIF(sum(billable_units), 0) FROM usage_rollups WHERE subscription_id = $1 AND period_start = $2
+       ON CONFLICT (subscription_id, period_start) DO UPDATE SET
+         sending_units = COALESCE(
+           stripe_usage_reports.sending_units,
+           CASE WHEN EXCLUDED.sending_units > stripe_usage_reports.reported_units THEN EXCLUDED.sending_units END)
+       RETURNING reported_units, sending_units`,
+      [subscriptionId, periodStart],
+    );
+    if (row!.sending_units === null) return undefined;
+    return { reported: BigInt(row!.reported_units), sending: BigInt(row!.sending_units) };
+  }
+
+  /** Now, or the period's last second if it is over, so the usage lands in that period; within Stripe's window. */
+  private eventTimestamp(anchor: Date, periodStart: Date): number {
+    const now = this.clock.now();
+    const periodEnd = periodContaining(anchor.getTime(), periodStart.getTime()).end;
+    const at = Math.min(now, periodEnd - 1_000);
+    if (now - at > meterEventMaxAgeMs) {
+      throw invalid('timestamp', `usage of the period starting ${periodStart.toISOString()} is older than Stripe's 35-day meter event window`);
+    }
+    return Math.floor(at / 1000);
+  }
+}
+
+/** Stripe already has an event with this identifier: an earlier attempt's report arrived. */
+function isDuplicateIdentifier(error: unknown): boolean {
+  return error instanceof Stripe.errors.StripeInvalidRequestError && error.param === 'identifier' && /already exists/i.test(error.message);
+}

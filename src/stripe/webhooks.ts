@@ -1,0 +1,154 @@
+import Stripe from 'stripe';
+import type { AccountsService } from '../accounts/service.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../kernel/clock.js';
+import { TollgateError } from '../kernel/errors.js';
+import type { Logger } from '../kernel/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Queryable } from '../store/db.js';
+import type { StripeCustomers } from './customers.js';
+import type { Dunning, StripeInvoiceFacts } from './dunning.js';
+import { invoiceIdMetadataKey } from './invoices.js';
+import { followStripeSubscription, planOfStripeSubscription } from './subscriptions.js';
+import type { StripeTopUps } from './topups.js';
+
+/** Stripe's own tolerance: a signature older than this is a replay. */
+const signatureToleranceSeconds = 300;
+
+export type WebhookResult = 'applied' | 'duplicate' | 'ignored';
+
+/** What an event does, run in the transaction that records the event. */
+type Effect = (accounts: AccountsService, tx: Queryable) => Promise<void>;
+
+export interface StripeWebhooksDeps {
+  secret: string;
+  /** Re-reads objects whose latest state matters more than the event's snapshot; without it the snapshot is used. */
+  stripe: Stripe | undefined;
+  db: Queryable;
+  accounts: AccountsService;
+  catalog: () => Catalog;
+  clock: Clock;
+  customers: StripeCustomers;
+  dunning: Dunning;
+  topUps: StripeTopUps;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * POST /webhooks/stripe: verifies the signature over the raw body, then applies each event once, whatever the
+ * order and number of deliveries. The event id is recorded in the transaction of its effect, so a redelivery
+ * finds it and changes nothing, and a failure leaves neither (Stripe delivers again).
+ */
+export class StripeWebhooks {
+  constructor(private readonly deps: StripeWebhooksDeps) {}
+
+  async receive(rawBody: Buffer, signature: string | undefined): Promise<{ id: string; type: string; result: WebhookResult }> {
+    const event = this.verify(rawBody, signature);
+    const result = await this.apply(event).catch((error: unknown) => {
+      if (!(error instanceof Stripe.errors.StripeError)) throw error;
+      // Stripe keeps the event and delivers it again; by then the read it needed may work.
+      throw new TollgateError('unavailable', `reading from Stripe failed: ${error.message}`);
+    });
+    this.deps.metrics.stripeWebhookEvents.inc({ type: event.type, result });
+    this.deps.logger.info({ eventId: event.id, type: event.type, result }, 'Stripe webhook');
+    return { id: event.id, type: event.type, result };
+  }
+
+  private verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
+    try {
+      if (!signature) throw new Error('no Stripe-Signature header');
+      return Stripe.webhooks.constructEvent(rawBody, signature, this.deps.secret, signatureToleranceSeconds, undefined, this.deps.clock.now());
+    } catch (error) {
+      this.deps.metrics.stripeWebhookEvents.inc({ type: 'unverified', result: 'rejected' });
+      this.deps.logger.warn({ err: (error as Error).message }, 'Stripe webhook rejected');
+      throw new TollgateError('invalid_request', `webhook signature verification failed: ${(error as Error).message}`, 'stripe-signature');
+    }
+  }
+
+  private async apply(event: Stripe.Event): Promise<WebhookResult> {
+    const [seen] = await this.deps.db.query('SELECT 1 FROM stripe_webhook_events WHERE id = $1', [event.id]);
+    if (seen) return 'duplicate';
+    const effect = await this.effectOf(event);
+    if (!effect) return 'ignored';
+    const applied = await this.deps.accounts.inTransaction(async (accounts, tx) => {
+      // Two deliveries racing: the second waits on the first's insert and then finds the id taken.
+      const recorded = await tx.query(
+        'INSERT INTO stripe_webhook_events (id, type, created_at) VALUES ($1, $2, to_timestamp($3)) ON CONFLICT DO NOTHING RETURNING id',
+        [event.id, event.type, event.created],
+      );
+      if (recorded.length === 0) return false;
+      await effect(accounts, tx);
+      return true;
+    });
+    return applied ? 'applied' : 'duplicate';
+  }
+
+  /** The event's effect, worked out before the transaction (it may read from Stripe); undefined if it is not ours. */
+  private async effectOf(event: Stripe.Event): Promise<Effect | undefined> {
+    const { dunning, topUps } = this.deps;
+    const at = new Date(event.created * 1000);
+    switch (event.type) {
+      case 'invoice.paid':
+      case 'invoice.payment_succeeded':
+      case 'invoice.voided': {
+        const invoice = await this.invoiceFacts(event.data.object);
+        return invoice && ((accounts, tx) => dunning.recordSettled(accounts, tx, invoice, at));
+      }
+      case 'invoice.payment_failed': {
+        const invoice = await this.invoiceFacts(event.data.object);
+        return invoice && ((_, tx) => dunning.recordFailure(tx, invoice, at));
+      }
+      case 'customer.subscription.created':
+      case 'customer.subscription.updated':
+      case 'customer.subscription.deleted':
+        return this.subscriptionEffect(event.data.object);
+      case 'checkout.session.completed':
+      case 'checkout.session.async_payment_succeeded': {
+        const session = event.data.object;
+        if (session.payment_status !== 'paid') return undefined; // an asynchronous payment still to clear
+        const markPaid = await topUps.creditPaid(session);
+        return markPaid && ((_, tx) => markPaid(tx));
+      }
+      case 'checkout.session.expired': {
+        const session = event.data.object;
+        return (_, tx) => topUps.recordExpired(tx, session);
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  private async invoiceFacts(invoice: Stripe.Invoice): Promise<StripeInvoiceFacts | undefined> {
+    const customerId = invoice.customer ? await this.deps.customers.ourIdOf(idOf(invoice.customer)) : undefined;
+    if (!customerId) return undefined;
+    return {
+      stripeInvoiceId: invoice.id,
+      customerId,
+      invoiceId: invoice.metadata?.[invoiceIdMetadataKey],
+      status: invoice.status ?? 'open',
+    };
+  }
+
+  /**
+   * Subscription events arrive in any order, so the event only says which subscription changed: its current state
+   * is read from Stripe and applied, which makes a late `updated` after `deleted` harmless.
+   */
+  private async subscriptionEffect(snapshot: Stripe.Subscription): Promise<Effect | undefined> {
+    const { stripe, customers, catalog, logger } = this.deps;
+    const subscription = stripe ? await stripe.subscriptions.retrieve(snapshot.id) : snapshot;
+    const customerId = await customers.ourIdOf(idOf(subscription.customer));
+    if (!customerId) return undefined;
+    const plan = planOfStripeSubscription(catalog(), subscription);
+    if (!plan) {
+      logger.warn({ stripeSubscriptionId: subscription.id, customerId }, 'Stripe subscription maps to no plan (set tollgate_plan metadata or plans[].stripe.prices)');
+      return undefined;
+    }
+    return async (accounts) => {
+      const outcome = await followStripeSubscription(accounts, catalog(), customerId, plan, subscription.status);
+      logger.info({ customerId, stripeSubscriptionId: subscription.id, plan: plan.id, status: subscription.status, outcome }, 'Stripe subscription applied');
+    };
+  }
+}
+
+const idOf = (value: string | { id: string }) => (typeof value === 'string' ? value : value.id);

@@ -1,0 +1,316 @@
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Catalog } from '../src/catalog/catalog.js';
+import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
+import { loadEnvoyServices } from '../src/grpc/protos.js';
+import { silentLogger } from '../src/kernel/logger.js';
+import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from '../src/metering/als-wire.js';
+import { toUsageEvent, type MeteringContext, type UsageEvent } from '../src/metering/event.js';
+import { decodeCopyRow, encodeEventRow, isEventRow } from '../src/metering/event-rows.js';
+import { UsageMeter } from '../src/metering/meter.js';
+import { DbUsageSink, type UsageSink } from '../src/metering/sink.js';
+import { Spool } from '../src/metering/spool.js';
+import { createMetrics } from '../src/metrics/metrics.js';
+import { migrate } from '../src/store/migrations.js';
+import { PgliteDb } from '../src/store/pglite.js';
+import { httpEntry, type EntryFacts } from './support/access-log.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-metering-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const petstore = loadCatalogFile('examples/petstore.yaml');
+const periodStart = Date.parse('2026-11-01T00:00:00Z');
+const startMs = Date.parse('2026-11-15T10:20:30.456Z');
+
+const allowed = (requestId: string, extra: Record<string, string | number> = {}) => ({
+  customer_id: 'cus_1',
+  subscription_id: 'sub_1',
+  plan_id: 'pro',
+  product_id: 'petstore',
+  endpoint_id: 'list-pets',
+  key_id: 'key_1',
+  weight: 1,
+  decision: 'allow',
+  request_id: requestId,
+  ...extra,
+});
+
+function contextFor(catalog: Catalog): MeteringContext {
+  return { catalog, periodStartOf: () => periodStart, now: startMs, newRequestId: () => 'generated-id' };
+}
+
+/** Encodes and decodes through the canonical protos, as the server receives it from Envoy. */
+function overTheWire(facts: EntryFacts): HttpAccessLogEntryWire {
+  const method = (loadEnvoyServices().accessLog as unknown as Record<string, { requestSerialize(value: unknown): Buffer; requestDeserialize(bytes: Buffer): unknown }>)
+    .StreamAccessLogs!;
+  const message = method.requestDeserialize(method.requestSerialize({ http_logs: { log_entry: [httpEntry(facts)] } })) as StreamAccessLogsMessageWire;
+  return message.http_logs!.log_entry![0]!;
+}
+
+const eventOf = (facts: EntryFacts, catalog = petstore) => toUsageEvent(overTheWire(facts), contextFor(catalog));
+
+describe('usage events from ALS entries', () => {
+  it("takes identity from the Check's metadata after it crossed the wire, and bills an allowed 2xx call", () => {
+    const event = eventOf({
+      requestId: 'req-1',
+      authz: allowed('req-1'),
+      method: 'POST',
+      status: 201,
+      startMs,
+      durationMs: 1234,
+      requestHeadersBytes: 300,
+      requestBodyBytes: 50,
+      responseHeadersBytes: 120,
+      responseBodyBytes: 4000,
+    });
+    expect(event).toEqual({
+      requestId: 'req-1',
+      occurredAt: startMs,
+      periodStart,
+      customerId: 'cus_1',
+      subscriptionId: 'sub_1',
+      planId: 'pro',
+      productId: 'petstore',
+      endpointId: 'list-pets',
+      keyId: 'key_1',
+      method: 'POST',
+      status: 201,
+      weight: 1,
+      requestBytes: 350,
+      responseBytes: 4120,
+      durationUs: 1_234_000,
+      decision: 'allow',
+      reason: null,
+      billable: true,
+      captured: null,
+    } satisfies UsageEvent);
+  });
+
+  it("bills the status classes the plan lists (default 2xx, 3xx, 4xx)", () => {
+    expect(eventOf({ requestId: 'a', authz: allowed('a'), status: 404 })).toMatchObject({ billable: true, reason: null });
+    expect(eventOf({ requestId: 'b', authz: allowed('b'), status: 503 })).toMatchObject({ billable: false, reason: 'status_not_billable' });
+    const strict = catalogWith({ planExtra: '    billable: { statuses: [2xx] }' });
+    expect(eventOf({ requestId: 'c', authz: allowed('c', { plan_id: 'metered' }), status: 404 }, strict)).toMatchObject({
+      billable: false,
+      reason: 'status_not_billable',
+    });
+    expect(eventOf({ requestId: 'd', authz: allowed('d', { plan_id: 'gone' }) })).toMatchObject({ billable: false, reason: 'unknown_plan' });
+  });
+
+  it('records denied Checks and calls without ext_authz metadata, and bills neither', () => {
+    const denied = eventOf({ requestId: 'e', authz: { ...allowed('e'), decision: 'deny', reason: 'rate_limited' }, status: 429 });
+    expect(denied).toMatchObject({ decision: 'deny', reason: 'rate_limited', billable: false, customerId: 'cus_1', periodStart });
+    const unauthenticated = eventOf({ requestId: 'f', authz: { decision: 'deny', reason: 'missing_key', request_id: 'f' }, status: 401 });
+    expect(unauthenticated).toMatchObject({ decision: 'deny', reason: 'missing_key', customerId: null, periodStart: null });
+    const unprotected = eventOf({ requestId: 'g', status: 200 });
+    expect(unprotected).toMatchObject({ decision: null, reason: 'no_authz_metadata', billable: false, customerId: null, weight: 0 });
+  });
+
+  it("captures the facts the product's and plan's capture lists name, from the logged headers", () => {
+    const catalog = catalogWith({
+      productExtra: '    capture:\n      - { name: units, from: response_header, header: X-Usage-Units, type: integer }',
+      planExtra: '    capture:\n      - { name: price, from: response_header, header: x-custom-price, type: decimal }',
+    });
+    const facts = { authz: allowed('h', { plan_id: 'metered' }) };
+    expect(eventOf({ ...facts, requestId: 'h', responseHeaders: { 'x-usage-units': '3', 'x-custom-price': '0.0125' } }, catalog).captured).toEqual({
+      units: 3,
+      price: '0.0125',
+    });
+    // Values that are not of the declared type are left out, never guessed.
+    expect(eventOf({ ...facts, requestId: 'i', responseHeaders: { 'x-usage-units': '2.5', 'x-custom-price': 'free' } }, catalog).captured).toBeNull();
+  });
+
+  it('keeps every field intact through the COPY text row the spool stores', () => {
+    const event = { ...eventOf({ requestId: 'j', authz: allowed('j') }), reason: 'tab\there, newline\nthere, back\\slash, nul\0' };
+    const row = encodeEventRow(event);
+    expect(row.endsWith('\n')).toBe(true);
+    expect(isEventRow(row.slice(0, -1))).toBe(true);
+    const fields = decodeCopyRow(row.slice(0, -1));
+    expect(fields[0]).toBe('j');
+    expect(fields).toContain('tab\there, newline\nthere, back\\slash, nul');
+    expect(fields[2]).toBe(String(periodStart));
+  });
+});
+
+describe('spool', () => {
+  it('replays what a killed process appended, dropping a torn last row', async () => {
+    const dir = tempDir();
+    const first = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
+    cleanups.push(() => first.close());
+    first.append(rowsFor(['k1', 'k2']), 2);
+    first.seal();
+    first.append(rowsFor(['k3']), 1);
+    // A crash mid-write leaves part of a row at the end of the active segment; no close() ever runs.
+    const active = readdirSync(dir).sort().at(-1)!;
+    appendFileSync(join(dir, active), 'k4\tpartial');
+    const replayed = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
+    cleanups.push(() => replayed.close());
+    expect(replayed.pendingEvents).toBe(3);
+    const ids = [];
+    for (const segment of replayed.sealedSegments()) ids.push(...requestIds(await replayed.read(segment)));
+    expect(ids).toEqual(['k1', 'k2', 'k3']);
+  });
+
+  it('reads back segments it dropped from memory, and deletes segments only once told they are committed', async () => {
+    const dir = tempDir();
+    const spool = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1, isValidRow: isEventRow, logger: silentLogger });
+    cleanups.push(() => spool.close());
+    spool.append(rowsFor(['m1']), 1);
+    spool.seal();
+    spool.append(rowsFor(['m2']), 1);
+    spool.seal();
+    const [older, newer] = spool.sealedSegments();
+    expect(newer!.chunks).toBeUndefined(); // over the memory budget: on disk only
+    expect(requestIds(await spool.read(newer!))).toEqual(['m2']);
+    spool.remove([older!]);
+    expect(readdirSync(dir)).toHaveLength(1);
+    expect(spool.pendingEvents).toBe(1);
+  });
+});
+
+describe('metering on PGlite', () => {
+  let db: PgliteDb;
+  beforeAll(async () => {
+    db = await PgliteDb.open();
+    await migrate(db);
+  });
+  afterAll(() => db.close());
+  afterEach(() => db.query('TRUNCATE usage_events, usage_rollups'));
+
+  it('stores each request id once, across and within batches, and rolls up only new rows', async () => {
+    const { meter, metrics } = pgliteMeter(db, { batchSize: 4 });
+    const first = ['r1', 'r2', 'r3', 'r4', 'r5', 'r1', 'r2']; // r1, r2 twice in one segment
+    meter.record(first.map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
+    await meter.flush();
+    // A replayed segment and Envoy-side duplicates arrive again later.
+    meter.record(['r3', 'r6', 'r6'].map((id) => eventOf({ requestId: id, authz: allowed(id, { endpoint_id: 'get-pet' }), startMs })));
+    await meter.flush();
+    const [events] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM usage_events');
+    expect(events!.count).toBe(6);
+    const [times] = await db.query(
+      `SELECT (extract(epoch FROM occurred_at) * 1000)::bigint::text AS occurred_at, (extract(epoch FROM period_start) * 1000)::bigint::text AS period_start
+       FROM usage_events WHERE request_id = 'r1'`,
+    );
+    expect(times).toEqual({ occurred_at: String(startMs), period_start: String(periodStart) });
+    const rollups = await db.query<{ endpoint_id: string; calls: string; units: string }>(
+      'SELECT endpoint_id, calls, units FROM usage_rollups ORDER BY endpoint_id',
+    );
+    expect(rollups).toEqual([
+      { endpoint_id: 'get-pet', calls: '1', units: '1' },
+      { endpoint_id: 'list-pets', calls: '5', units: '5' },
+    ]);
+    expect((await metrics.usageEventsStored.get()).values[0]!.value).toBe(6);
+    expect((await metrics.usageEventsDuplicate.get()).values[0]!.value).toBe(4);
+  });
+
+  it('keeps events in the spool while the database fails, then writes them once it recovers', async () => {
+    let failing = true;
+    const { meter, spool } = pgliteMeter(db, {
+      batchSize: 100,
+      wrap: (sink) => ({
+        write: (chunks) => (failing ? Promise.reject(Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' })) : sink.write(chunks)),
+        close: () => sink.close(),
+      }),
+    });
+    meter.record(['o1', 'o2', 'o3'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    await expect(meter.flush()).rejects.toThrow('connection refused');
+    expect(spool.pendingEvents).toBe(3);
+    failing = false;
+    await meter.flush();
+    expect(spool.pendingEvents).toBe(0);
+    const [row] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM usage_events');
+    expect(row!.count).toBe(3);
+  });
+
+  it('sets aside a segment the database refuses, and keeps writing the segments around it', async () => {
+    const { meter, metrics, dir } = pgliteMeter(db, {
+      batchSize: 2,
+      wrap: (sink) => ({
+        write: (chunks) =>
+          Buffer.concat(chunks).includes('poison')
+            ? Promise.reject(Object.assign(new Error('invalid input syntax for type bigint'), { code: '22P02' }))
+            : sink.write(chunks),
+        close: () => sink.close(),
+      }),
+    });
+    for (const ids of [['s1', 's2'], ['poison', 's3'], ['s4', 's5']]) meter.record(ids.map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    await meter.flush();
+    const stored = await db.query<{ request_id: string }>('SELECT request_id FROM usage_events ORDER BY request_id');
+    expect(stored.map((row) => row.request_id)).toEqual(['s1', 's2', 's4', 's5']);
+    expect(readdirSync(join(dir, 'rejected'))).toHaveLength(1);
+    expect((await metrics.usageFlushFailures.get()).values).toEqual([expect.objectContaining({ labels: { outcome: 'rejected' }, value: 1 })]);
+  });
+
+  it('asks the caller to pause while the spool is over its limit, and releases it once written', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { meter } = pgliteMeter(db, {
+      batchSize: 2,
+      maxSpoolBytes: 1,
+      wrap: (sink) => ({ write: async (chunks) => (await gate, sink.write(chunks)), close: () => sink.close() }),
+    });
+    meter.record(['p1', 'p2'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    expect(meter.saturated).toBe(true);
+    let drained = false;
+    const waiting = meter.drained().then(() => (drained = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(drained).toBe(false);
+    release();
+    await waiting;
+    expect(meter.saturated).toBe(false);
+  });
+});
+
+function rowsFor(requestIds: string[]): string {
+  return requestIds.map((id) => encodeEventRow(eventOf({ requestId: id, authz: allowed(id) }))).join('');
+}
+
+function requestIds(rows: { chunks: Buffer[] }): string[] {
+  return Buffer.concat(rows.chunks)
+    .toString('utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((row) => decodeCopyRow(row)[0]!);
+}
+
+function catalogWith(options: { productExtra?: string; planExtra?: string }): Catalog {
+  return parseCatalog(`version: 1
+products:
+  - id: petstore
+    name: PetStore
+    endpoints:
+      - { id: list-pets, method: GET, path: /api/v1/pets }
+${options.productExtra ?? ''}
+plans:
+  - id: metered
+    product: petstore
+    name: Metered
+    entitlements: ["*"]
+${options.planExtra ?? ''}
+`);
+}
+
+function pgliteMeter(db: PgliteDb, options: { batchSize: number; maxSpoolBytes?: number; wrap?: (sink: UsageSink) => UsageSink }) {
+  const dir = tempDir();
+  const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
+  const sink = new DbUsageSink(db);
+  const metrics = createMetrics();
+  const meter = new UsageMeter(spool, options.wrap ? options.wrap(sink) : sink, metrics, silentLogger, {
+    batchSize: options.batchSize,
+    flushIntervalMs: 60_000,
+    maxSpoolBytes: options.maxSpoolBytes ?? 1 << 30,
+  });
+  meter.start();
+  cleanups.push(() => meter.stop(1_000));
+  return { meter, spool, metrics, dir };
+}
