@@ -6,10 +6,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { startApp } from '../src/app.js';
-import { loadConfig } from '../src/config/config.js';
-import { loadEnvoyServices } from '../src/grpc/protos.js';
-import { silentLogger } from '../src/kernel/logger.js';
+
+/** The servers run the compiled dist/ code, as `npm start` does (check.ts builds it first). */
+const dist = async <T>(path: string): Promise<T> => (await import(new URL(`../dist/${path}`, import.meta.url).href)) as T;
+const { startApp } = await dist<typeof import('../src/app.js')>('app.js');
+const { loadConfig } = await dist<typeof import('../src/config/config.js')>('config/config.js');
+const { loadEnvoyServices } = await dist<typeof import('../src/grpc/protos.js')>('grpc/protos.js');
+const { silentLogger } = await dist<typeof import('../src/kernel/logger.js')>('kernel/logger.js');
 
 const kind = process.argv[2];
 // Exit normally on SIGINT so --cpu-prof can write its profile.
@@ -36,7 +39,7 @@ if (kind === 'null') {
       TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
       // Production shape: records in PostgreSQL (the hot path never queries it), counters in Redis.
       TOLLGATE_DATABASE_URL: process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-      ...(process.env.EXP_NO_REDIS ? {} : { TOLLGATE_REDIS_URL: process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' }),
+      TOLLGATE_REDIS_URL: process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
       TOLLGATE_REDIS_PREFIX: `bench${process.pid}`,
       TOLLGATE_REDIS_FAILURE_MODE: 'closed',
       TOLLGATE_LOG_LEVEL: 'silent',

@@ -94,6 +94,7 @@ function h2load(port: number, body: string, options: { durationS: number; client
 }
 
 export async function runCheckBench(options = { durationS: 10 }): Promise<CheckBenchResult> {
+  execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
   const nullServer = await startServer('null');
   const tollgate = await startServer('tollgate');
   try {
