@@ -5,6 +5,7 @@ import { IdentityCache } from './accounts/identity-cache.js';
 import { AccountsService } from './accounts/service.js';
 import { createCheckHandler } from './authz/check-service.js';
 import { memoizePeriods } from './authz/decide.js';
+import { JwtVerifier } from './authz/jwt.js';
 import { RatingLoop } from './billing/rating-loop.js';
 import { SubscriptionCharges } from './billing/subscription-charges.js';
 import { RollupUsageSource } from './billing/usage-source.js';
@@ -109,6 +110,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   });
   const grpc = await startGrpcServer(config.grpc.host, config.grpc.port, {
     check: createCheckHandler({
+      jwt: config.jwt ? await JwtVerifier.create(config.jwt, () => clock.now()) : undefined,
       catalog: () => catalog,
       identities,
       counters,

@@ -19,6 +19,15 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
+/**
+ * An OAuth2 client is registered like an API key: its "key" is derived from the client id (the verified JWT claim),
+ * so the Check resolves it through the same hash lookup, revocation and plan changes.
+ */
+export function oauthClientCredential(clientId: string): { key: string; hash: string; prefix: string } {
+  const key = `oauth-client:${clientId}`;
+  return { key, hash: hashApiKey(key), prefix: key.slice(0, 64) };
+}
+
 export const displayPrefix = (key: string) => key.slice(0, keyPrefix.length + 6);
 
 function encodeBase62(bytes: Buffer): string {

@@ -2,7 +2,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import { conflict, invalid, notFound, TollgateError } from '../kernel/errors.js';
 import type { Db, Queryable } from '../store/db.js';
-import { generateApiKey, newId } from './keys.js';
+import { generateApiKey, newId, oauthClientCredential } from './keys.js';
 import type { ApiKey, App, Customer, CustomerStatus, Subscription } from './types.js';
 
 export interface CreateCustomerInput {
@@ -206,6 +206,19 @@ export class AccountsService {
   }
 
   async createKey(input: CreateKeyInput): Promise<CreatedKey> {
+    const secret = generateApiKey();
+    return { apiKey: await this.insertCredential(input, secret), key: secret.key };
+  }
+
+  /**
+   * Registers an OAuth2 client (the verified JWT claim value, e.g. client_id) like a key: same subscription, plan,
+   * approval, revocation and key limit; its tokens are its credential, so there is no secret to return.
+   */
+  async registerOAuthClient(input: CreateKeyInput & { clientId: string }): Promise<ApiKey> {
+    return this.insertCredential(input, oauthClientCredential(input.clientId));
+  }
+
+  private async insertCredential(input: CreateKeyInput, secret: { hash: string; prefix: string }): Promise<ApiKey> {
     const created = await this.db.transaction(async (tx) => {
       const [customer] = await tx.query<CustomerRow>('SELECT * FROM customers WHERE id = $1 FOR UPDATE', [input.customerId]);
       if (!customer) throw notFound('customer', input.customerId);
@@ -222,14 +235,13 @@ export class AccountsService {
       }
       const app = await this.appFor(tx, input.customerId, input.appName ?? defaultAppName);
       const manual = this.catalog().products.get(subscription.productId)?.approval === 'manual';
-      const secret = generateApiKey();
       const [row] = await tx.query<KeyRow>(
         `INSERT INTO api_keys (id, customer_id, app_id, subscription_id, name, hash, prefix, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
         [newId('key'), input.customerId, app.id, subscription.id, input.name ?? null, secret.hash, secret.prefix,
           manual ? 'pending' : 'active'],
       );
-      return { apiKey: toApiKey(row!), key: secret.key };
+      return toApiKey(row!);
     });
     this.afterWrite();
     return created;

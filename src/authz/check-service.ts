@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { hashApiKey } from '../accounts/keys.js';
+import { hashApiKey, oauthClientCredential } from '../accounts/keys.js';
 import type { IdentityCache } from '../accounts/identity-cache.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
@@ -7,8 +7,9 @@ import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ResilientCounterStore } from '../quota/resilient.js';
 import { overwrite, toStruct, type CheckRequestWire, type CheckResponseWire } from '../grpc/wire.js';
-import { admit, conclude, denial, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
+import { admit, conclude, denial, extractKey, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
 import type { Decision, DenialStatus } from './decision.js';
+import { looksLikeJwt, type JwtVerifier } from './jwt.js';
 
 export interface CheckDependencies {
   catalog: () => Catalog;
@@ -19,6 +20,8 @@ export interface CheckDependencies {
   periodOf: (anchor: number, at: number) => Period;
   metrics: Metrics;
   logger: Logger;
+  /** Present when bearer JWTs are accepted beside API keys. */
+  jwt?: JwtVerifier | undefined;
 }
 
 /** google.rpc.Code for each denial status: any non-zero code denies, the HTTP status is what the client sees. */
@@ -32,13 +35,17 @@ export async function decide(wire: CheckRequestWire, deps: CheckDependencies): P
     return denial(400, 'malformed_request', 'The Check request carries no HTTP request method and path.', '', {});
   }
   const now = deps.clock.now();
-  const admission = admit(facts, {
-    catalog,
-    options: deps.options,
-    now,
-    resolveKey: (key) => deps.identities.resolve(hashApiKey(key)),
-    periodOf: deps.periodOf,
-  });
+  const credential = extractKey(facts.headers, deps.options);
+  let resolveKey = (key: string) => deps.identities.resolve(hashApiKey(key));
+  if (deps.jwt && credential && looksLikeJwt(credential) && /^bearer\s/i.test(facts.headers.authorization ?? '')) {
+    const verified = await deps.jwt.verify(credential);
+    if (!verified.ok) {
+      return denial(verified.failure === 'jwks_unavailable' ? 503 : 401, verified.failure, verified.message, facts.requestId, { request_id: facts.requestId });
+    }
+    const client = deps.identities.resolve(oauthClientCredential(verified.clientId).hash);
+    resolveKey = (key) => (key === credential ? client : deps.identities.resolve(hashApiKey(key)));
+  }
+  const admission = admit(facts, { catalog, options: deps.options, now, resolveKey, periodOf: deps.periodOf });
   if (!admission.admitted) return admission.decision;
   const { next } = admission;
   const answer =

@@ -14,6 +14,13 @@ export type DenialCode =
   | 'quota_exhausted'
   | 'wallet_exhausted'
   | 'limits_unavailable'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'token_invalid_signature'
+  | 'token_invalid_claims'
+  | 'token_malformed'
+  | 'token_missing_client'
+  | 'jwks_unavailable'
   | 'malformed_request';
 
 export type DenialStatus = 400 | 401 | 402 | 403 | 429 | 503;

@@ -5,7 +5,7 @@ import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebK
 /**
  * OAuth2 / JWT identities beside API keys: a bearer JWT is verified against the configured JWKS (signature,
  * expiry, issuer, audience), and one of its claims names the OAuth client, which is registered like an API key
- * (see `oauthClientSecret`) so it maps to a customer and plan through the same identity cache.
+ * (see `oauthClientCredential` in accounts/keys.ts) so it maps to a customer and plan through the identity cache.
  */
 
 export interface JwtSettings {
@@ -22,9 +22,6 @@ export interface JwtSettings {
 export type JwtFailure = 'token_expired' | 'token_not_yet_valid' | 'token_invalid_signature' | 'token_invalid_claims' | 'token_malformed' | 'token_missing_client' | 'jwks_unavailable';
 
 export type JwtResult = { ok: true; clientId: string; expiresAt: number | undefined } | { ok: false; failure: JwtFailure; message: string };
-
-/** What the identity cache holds for an OAuth client: a key-like record whose "secret" is derived from the id. */
-export const oauthClientSecret = (clientId: string) => `oauth-client:${clientId}`;
 
 const jwtShape = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 export const looksLikeJwt = (token: string) => jwtShape.test(token);

@@ -17,6 +17,8 @@ const usage = `Usage: tollgate <command> [options]
   keys create --customer ID (--plan PLAN | --subscription ID) [--name NAME] [--app APP]
                                             prints the new key on the last line of stdout
   keys list --customer ID | keys revoke KEY_ID | keys approve KEY_ID
+  oauth-clients register --customer ID --client-id CLIENT (--plan PLAN | --subscription ID)
+                                            bill bearer JWTs whose client claim is CLIENT like an API key
   plans list
   usage --customer ID [--period YYYY-MM]   usage per subscription over its billing period (the one starting in
                                             that month, or the current one)
@@ -70,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
       subscription: { type: 'string' },
       app: { type: 'string' },
       key: { type: 'string' },
+      'client-id': { type: 'string' },
       method: { type: 'string', default: 'GET' },
       path: { type: 'string' },
       host: { type: 'string', default: 'localhost' },
@@ -178,6 +181,17 @@ export async function main(argv: string[]): Promise<number> {
       out(created.key);
       return 0;
     }
+    case 'oauth-clients register':
+      json(
+        await api.call('POST', '/v1/oauth-clients', {
+          customer: need(values.customer, '--customer'),
+          clientId: need(values['client-id'], '--client-id'),
+          plan: values.plan,
+          subscription: values.subscription,
+          name: values.name,
+        }),
+      );
+      return 0;
     case 'keys list':
       json(await api.call('GET', `/v1/keys?customer=${encodeURIComponent(need(values.customer, '--customer'))}`));
       return 0;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { JwtSettings } from '../authz/jwt.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
@@ -20,6 +21,12 @@ const envSchema = z.object({
   TOLLGATE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(250),
   TOLLGATE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   TOLLGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TOLLGATE_JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  TOLLGATE_JWT_JWKS_FILE: z.string().min(1).optional(),
+  TOLLGATE_JWT_ISSUER: z.string().min(1).optional(),
+  TOLLGATE_JWT_AUDIENCE: z.string().min(1).optional(),
+  TOLLGATE_JWT_CLIENT_CLAIM: z.string().min(1).default('client_id'),
+  TOLLGATE_JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().nonnegative().default(30),
   TOLLGATE_SPOOL_FSYNC_MS: z.coerce.number().int().positive().default(200),
   TOLLGATE_SPOOL_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
   TOLLGATE_USAGE_BATCH_SIZE: z.coerce.number().int().positive().default(50_000),
@@ -54,6 +61,8 @@ export interface Config {
   logLevel: Env['TOLLGATE_LOG_LEVEL'];
   metering: { spoolFsyncMs: number; spoolMaxBytes: number; batchSize: number; flushIntervalMs: number };
   stripe: StripeConfig;
+  /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
+  jwt: JwtSettings | undefined;
 }
 
 export interface StripeConfig {
@@ -106,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       batchSize: e.TOLLGATE_USAGE_BATCH_SIZE,
       flushIntervalMs: e.TOLLGATE_USAGE_FLUSH_MS,
     },
+    jwt: jwtSettings(e),
     stripe: {
       secretKey: e.TOLLGATE_STRIPE_SECRET_KEY,
       webhookSecret: e.TOLLGATE_STRIPE_WEBHOOK_SECRET,
@@ -117,5 +127,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       paymentGraceMs: e.TOLLGATE_STRIPE_PAYMENT_GRACE_MS,
       usageReportIntervalMs: e.TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS,
     },
+  };
+}
+
+function jwtSettings(e: Env): JwtSettings | undefined {
+  if (e.TOLLGATE_JWT_JWKS_URL && e.TOLLGATE_JWT_JWKS_FILE) {
+    throw new Error('invalid configuration:\n  TOLLGATE_JWT_JWKS_URL and TOLLGATE_JWT_JWKS_FILE are exclusive');
+  }
+  const jwks = e.TOLLGATE_JWT_JWKS_URL ? { url: e.TOLLGATE_JWT_JWKS_URL } : e.TOLLGATE_JWT_JWKS_FILE ? { file: e.TOLLGATE_JWT_JWKS_FILE } : undefined;
+  if (!jwks) return undefined;
+  return {
+    jwks,
+    issuer: e.TOLLGATE_JWT_ISSUER,
+    audience: e.TOLLGATE_JWT_AUDIENCE,
+    claim: e.TOLLGATE_JWT_CLIENT_CLAIM,
+    clockToleranceSeconds: e.TOLLGATE_JWT_CLOCK_TOLERANCE_S,
   };
 }

@@ -174,6 +174,37 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
       }),
     }),
     route({
+      method: 'POST',
+      path: '/v1/oauth-clients',
+      summary: 'Register an OAuth2 client: bearer JWTs whose client claim names it are billed like its API key',
+      tag: 'keys',
+      auth: 'admin',
+      body: z
+        .object({
+          customer: z.string().min(1),
+          clientId: z.string().min(1).max(200),
+          plan: z.string().min(1).optional(),
+          subscription: z.string().min(1).optional(),
+          name: z.string().max(200).optional(),
+          app: z.string().min(1).max(100).optional(),
+        })
+        .strict()
+        .refine((body) => body.plan !== undefined || body.subscription !== undefined, { message: 'plan or subscription is required', path: ['plan'] }),
+      response: apiKeySchema,
+      successStatus: 201,
+      handle: async ({ body }) => ({
+        status: 201,
+        body: await accounts.registerOAuthClient({
+          customerId: body.customer,
+          clientId: body.clientId,
+          planId: body.plan,
+          subscriptionId: body.subscription,
+          name: body.name,
+          appName: body.app,
+        }),
+      }),
+    }),
+    route({
       method: 'GET',
       path: '/v1/keys',
       summary: "List a customer's API keys (prefixes only)",

@@ -153,6 +153,10 @@ function errorReply(error: unknown, requestId: string, logger: Logger): Reply {
       body: { error: { code: error.code, message: error.message, ...(error.field ? { field: error.field } : {}), request_id: requestId } },
     };
   }
+  if ((error as { code?: unknown })?.code === '23505') {
+    // A unique constraint (e.g. an OAuth client registered twice) raced past the service's own checks.
+    return { status: 409, body: { error: { code: 'conflict', message: 'that record already exists', request_id: requestId } } };
+  }
   if (isDatabaseUnavailable(error)) {
     logger.warn({ err: (error as Error).message, requestId }, 'database unavailable');
     return { status: 503, body: { error: { code: 'unavailable', message: 'the database is unavailable; retry shortly', request_id: requestId } }, headers: { 'retry-after': '1' } };
