@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdentityCache } from './accounts/identity-cache.js';
 import { AccountsService } from './accounts/service.js';
+import { startUsageAlerts, type UsageAlerts } from './alerts/alerts.js';
 import { createCheckHandler } from './authz/check-service.js';
 import { memoizePeriods } from './authz/decide.js';
 import { JwtVerifier } from './authz/jwt.js';
@@ -15,24 +16,32 @@ import { loadCatalogFile } from './catalog/load.js';
 import type { Config } from './config/config.js';
 import { checkServiceName, startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { adminRoutes } from './http/admin-routes.js';
+import { alertRoutes } from './http/alert-routes.js';
 import { billingRoutes } from './http/billing-routes.js';
+import { privacyRoutes } from './http/privacy-routes.js';
+import { reportRoutes } from './http/report-routes.js';
 import { stripeRoutes } from './http/stripe-routes.js';
 import { usageRoutes } from './http/usage-routes.js';
 import { startHttpServer, type RunningHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './kernel/clock.js';
 import type { Logger } from './kernel/logger.js';
 import { startMetering, type Metering } from './metering/metering.js';
-import { createMetrics, registerIdentityCacheGauges, type Metrics } from './metrics/metrics.js';
+import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, type Metrics } from './metrics/metrics.js';
+import { CustomerErasure } from './privacy/erasure.js';
 import { MemoryCounterStore } from './quota/memory.js';
 import { RedisCounterStore } from './quota/redis.js';
 import { ResilientCounterStore } from './quota/resilient.js';
 import { periodContaining } from './rating/period.js';
+import { cachedBusinessMetrics } from './reports/business-gauges.js';
 import type { Db } from './store/db.js';
 import { instrumentDb } from './store/instrumented.js';
 import { openDatabase } from './store/open.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/integration.js';
 
 export const version = '0.1.0';
+
+/** Business metrics move slowly: one computation serves the gauges for this long. */
+const businessMetricsMaxAgeMs = 60_000;
 
 export interface App {
   config: Config;
@@ -47,6 +56,7 @@ export interface App {
   stripe: StripeIntegration;
   wallets: WalletService;
   ratingLoop: RatingLoop;
+  alerts: UsageAlerts;
   /** Drains and stops everything; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -108,6 +118,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     metrics,
     logger,
   });
+  const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
   const grpc = await startGrpcServer(config.grpc.host, config.grpc.port, {
     check: createCheckHandler({
       jwt: config.jwt ? await JwtVerifier.create(config.jwt, () => clock.now()) : undefined,
@@ -127,6 +138,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   logger.info({ port: grpc.port }, 'gRPC listening (ext_authz Check, ALS, health)');
 
   registerIdentityCacheGauges(metrics, identities);
+  registerBusinessGauges(metrics, cachedBusinessMetrics({ db, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
   const http = await startHttpServer({
     host: config.http.host,
@@ -137,6 +149,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
       ...billingRoutes({ accounts, wallets: wallet, ratingLoop, db, catalog: () => catalog, clock }),
+      ...alertRoutes(alerts),
+      ...reportRoutes({ db, catalog: () => catalog, clock }),
+      ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
     ],
     registry: metrics.registry,
     readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, draining: !stopping }),
@@ -159,13 +174,14 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       await http.close();
       await ratingLoop.stop();
       await stripe.stop();
+      await alerts.stop();
       identities.stop();
       await counters.close();
       await db.close();
       logger.info('stopped');
     })());
 
-  return { config, catalog, db, accounts, identities, metrics, grpc, http, metering, stripe, wallets: wallet, ratingLoop, stop };
+  return { config, catalog, db, accounts, identities, metrics, grpc, http, metering, stripe, wallets: wallet, ratingLoop, alerts, stop };
 }
 
 /** Without TOLLGATE_ADMIN_TOKEN, a random token is kept in the data directory (mode 0600) for the local CLI. */

@@ -141,6 +141,8 @@ describe.each(['embedded', 'production'] as const)('prepaid wallets (%s)', (mode
     const patched = await service.admin('PATCH', `/v1/customers/${id}/wallet`, { lowBalanceThreshold: '75.00' });
     expect(patched.body).toMatchObject({ lowBalanceThreshold: '75.00', lowBalance: true });
     expect((await topUp(id, '0', 'R-2')).status).toBe(400);
+    // Beyond what the counters hold exactly (2^53 micro-cents, about $90M).
+    expect((await topUp(id, '90071993.00', 'R-3')).body.error).toMatchObject({ code: 'invalid_request', field: 'amount' });
   });
 
   it.runIf(mode === 'production')('rebuilds a lost mirror from the ledger, less the spend not yet settled', async () => {

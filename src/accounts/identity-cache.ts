@@ -49,6 +49,7 @@ const commitSkewMs = 5_000;
  */
 export class IdentityCache {
   private readonly keysByHash = new Map<string, KeyState>();
+  private readonly hashByKeyId = new Map<string, string>();
   private readonly subscriptions = new Map<string, SubscriptionState>();
   private readonly customers = new Map<string, CustomerState>();
   private highWater = new Date(0);
@@ -137,9 +138,7 @@ export class IdentityCache {
           [since],
         ),
       ]);
-      for (const row of keys) {
-        this.keysByHash.set(row.hash, { id: row.id, customerId: row.customer_id, subscriptionId: row.subscription_id, status: row.status });
-      }
+      for (const row of keys) this.holdKey(row.hash, { id: row.id, customerId: row.customer_id, subscriptionId: row.subscription_id, status: row.status });
       for (const row of subscriptions) {
         this.subscriptions.set(row.id, {
           id: row.id,
@@ -164,6 +163,14 @@ export class IdentityCache {
     }
   }
 
+  /** A key whose hash changed (erasure destroys it) no longer resolves under the old one. */
+  private holdKey(hash: string, key: KeyState): void {
+    const previousHash = this.hashByKeyId.get(key.id);
+    if (previousHash !== undefined && previousHash !== hash) this.keysByHash.delete(previousHash);
+    this.hashByKeyId.set(key.id, hash);
+    this.keysByHash.set(hash, key);
+  }
+
   private async maybeWriteSnapshot(): Promise<void> {
     const file = this.options.snapshotFile;
     if (!file || !this.dirtySnapshot || Date.now() - this.lastSnapshotAt < 5_000) return;
@@ -183,7 +190,7 @@ export class IdentityCache {
     if (!this.options.snapshotFile) return false;
     try {
       const snapshot = JSON.parse(await readFile(this.options.snapshotFile, 'utf8')) as Snapshot;
-      for (const [hash, key] of snapshot.keys) this.keysByHash.set(hash, key);
+      for (const [hash, key] of snapshot.keys) this.holdKey(hash, key);
       for (const subscription of snapshot.subscriptions) this.subscriptions.set(subscription.id, subscription);
       for (const customer of snapshot.customers) this.customers.set(customer.id, customer);
       this.highWater = new Date(snapshot.highWater);

@@ -78,10 +78,11 @@ export class AccountsService {
 
   async createCustomer(input: CreateCustomerInput): Promise<Customer> {
     const id = input.id ?? newId('cus', 12);
+    // Created at the clock's time, like subscriptions: business metrics (activation) count customers by it.
     const rows = await this.db.query<CustomerRow>(
-      `INSERT INTO customers (id, name, email, metadata) VALUES ($1, $2, $3, $4)
+      `INSERT INTO customers (id, name, email, metadata, created_at) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (id) DO NOTHING RETURNING *`,
-      [id, input.name, input.email ?? null, JSON.stringify(input.metadata ?? {})],
+      [id, input.name, input.email ?? null, JSON.stringify(input.metadata ?? {}), new Date(this.clock.now())],
     );
     if (rows.length === 0) throw conflict(`customer ${id} already exists`, 'id');
     this.afterWrite();

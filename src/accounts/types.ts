@@ -1,4 +1,5 @@
-export type CustomerStatus = 'active' | 'suspended';
+/** `erased`: the customer's personal data was erased; its id stays as a tombstone and can never be used again. */
+export type CustomerStatus = 'active' | 'suspended' | 'erased';
 export type SubscriptionStatus = 'active' | 'canceled';
 export type KeyStatus = 'active' | 'pending' | 'revoked';
 

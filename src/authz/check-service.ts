@@ -56,21 +56,26 @@ export async function decide(wire: CheckRequestWire, deps: CheckDependencies): P
 }
 
 export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCall<CheckRequestWire, CheckResponseWire> {
+  // Label lookups hash their label set on every call; the combinations are few (result × reason × plan), so the
+  // bound counters are kept.
+  const decisionCounters = new Map<string, { inc(): void }>();
+  const countDecision = (result: string, reason: string, plan: string) => {
+    const id = `${result}\u0000${reason}\u0000${plan}`;
+    let counter = decisionCounters.get(id);
+    if (!counter) decisionCounters.set(id, (counter = deps.metrics.checkDecisions.labels({ result, reason, plan })));
+    counter.inc();
+  };
   return (call, callback) => {
     const stopTimer = deps.metrics.checkDuration.startTimer();
     decide(call.request, deps)
       .then((decision) => {
-        deps.metrics.checkDecisions.inc({
-          result: decision.allowed ? 'allow' : 'deny',
-          reason: decision.allowed ? '' : decision.code,
-          plan: String(decision.metadata.plan_id ?? ''),
-        });
+        countDecision(decision.allowed ? 'allow' : 'deny', decision.allowed ? '' : decision.code, String(decision.metadata.plan_id ?? ''));
         callback(null, toWire(decision));
       })
       .catch((error: unknown) => {
         // A bug must not turn into Envoy's error path with unknown effect: answer an explicit 503 denial.
         deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check failed');
-        deps.metrics.checkDecisions.inc({ result: 'deny', reason: 'internal_error', plan: '' });
+        countDecision('deny', 'internal_error', '');
         callback(null, {
           status: { code: 13, message: 'internal error' },
           denied_response: {

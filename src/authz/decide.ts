@@ -156,9 +156,18 @@ export function conclude(
     return denial(503, 'limits_unavailable', 'Usage limits cannot be checked right now; retry shortly.', request.requestId, metadata, {}, { 'retry-after': '1' });
   }
   const outcomes = 'outcomes' in answer ? answer.outcomes : [];
-  const rateOutcomes = outcomes.filter((_, i) => admitted.limits[i]!.kind === 'sliding');
-  const quotaOutcome = outcomes.find((_, i) => admitted.limits[i]!.kind === 'period');
-  const headers = { ...rateLimitHeaders(rateOutcomes, admitted.limits), ...quotaHeaders(quotaOutcome) };
+  // The tightest rate limit and the quota are reported to the client (this runs on every Check: one plain loop).
+  let tightest: LimitOutcome | undefined;
+  let quota: LimitOutcome | undefined;
+  for (let i = 0; i < outcomes.length; i++) {
+    const kind = admitted.limits[i]!.kind;
+    const outcome = outcomes[i]!;
+    if (kind === 'sliding' && (!tightest || outcome.remaining < tightest.remaining)) tightest = outcome;
+    else if (kind === 'period') quota = outcome;
+  }
+  const headers: Record<string, string> = {};
+  if (tightest) addRateLimitHeaders(headers, tightest, plan);
+  if (quota) addQuotaHeaders(headers, quota);
 
   if ('allowed' in answer && !answer.allowed) {
     const blocked = outcomes.find((outcome) => !outcome.allowed)!;
@@ -197,17 +206,42 @@ export function conclude(
     }, { ...headers, 'retry-after': retryAfter });
   }
 
-  const prefix = options.headerPrefix;
-  const upstreamHeaders = {
-    [`${prefix}customer-id`]: identity.customer.id,
-    [`${prefix}subscription-id`]: identity.subscription.id,
-    [`${prefix}plan-id`]: plan.id,
-    [`${prefix}key-id`]: identity.key.id,
-  };
-  const removeHeaders = Object.keys(request.headers).filter((name) => name.startsWith(prefix) && !(name in upstreamHeaders));
-  const allowMetadata: DecisionMetadata = { ...metadata, decision: 'allow' };
-  if ('degraded' in answer) allowMetadata.degraded = answer.degraded;
-  return { allowed: true, upstreamHeaders, removeHeaders, responseHeaders: headers, metadata: allowMetadata };
+  const names = identityHeaderNames(options.headerPrefix);
+  const upstreamHeaders: Record<string, string> = {};
+  upstreamHeaders[names.customer] = identity.customer.id;
+  upstreamHeaders[names.subscription] = identity.subscription.id;
+  upstreamHeaders[names.plan] = plan.id;
+  upstreamHeaders[names.key] = identity.key.id;
+  const removeHeaders: string[] = [];
+  for (const name in request.headers) if (name.startsWith(options.headerPrefix) && !names.all.has(name)) removeHeaders.push(name);
+  // admit() built this metadata for this request alone, so it is completed in place.
+  metadata.decision = 'allow';
+  if ('degraded' in answer) metadata.degraded = answer.degraded;
+  return { allowed: true, upstreamHeaders, removeHeaders, responseHeaders: headers, metadata };
+}
+
+interface IdentityHeaderNames {
+  customer: string;
+  subscription: string;
+  plan: string;
+  key: string;
+  all: ReadonlySet<string>;
+}
+
+const headerNamesByPrefix = new Map<string, IdentityHeaderNames>();
+
+/** The upstream identity header names for a prefix, built once rather than concatenated on every Check. */
+function identityHeaderNames(prefix: string): IdentityHeaderNames {
+  let names = headerNamesByPrefix.get(prefix);
+  if (!names) {
+    const customer = `${prefix}customer-id`;
+    const subscription = `${prefix}subscription-id`;
+    const plan = `${prefix}plan-id`;
+    const key = `${prefix}key-id`;
+    names = { customer, subscription, plan, key, all: new Set([customer, subscription, plan, key]) };
+    headerNamesByPrefix.set(prefix, names);
+  }
+  return names;
 }
 
 export function denial(
@@ -231,29 +265,25 @@ export function denial(
   };
 }
 
+const rateLimitPolicies = new WeakMap<Plan, string>();
+
 /** Reports the tightest rate limit in the IETF RateLimit header fields (draft 7 names, seconds). */
-function rateLimitHeaders(outcomes: LimitOutcome[], limits: Limit[]): Record<string, string> {
-  if (outcomes.length === 0) return {};
-  const tightest = outcomes.reduce((a, b) => (b.remaining < a.remaining ? b : a));
-  const policy = limits
-    .filter((limit) => limit.kind === 'sliding')
-    .map((limit) => `${limit.limit};w=${Math.round(limit.windowMs / 1000)}`)
-    .join(', ');
-  return {
-    'ratelimit-limit': String(tightest.limit),
-    'ratelimit-remaining': String(tightest.remaining),
-    'ratelimit-reset': String(Math.ceil(tightest.resetMs / 1000)),
-    'ratelimit-policy': policy,
-  };
+function addRateLimitHeaders(headers: Record<string, string>, tightest: LimitOutcome, plan: Plan): void {
+  let policy = rateLimitPolicies.get(plan);
+  if (policy === undefined) {
+    policy = plan.rate_limits.map((limit) => `${limit.requests};w=${Math.round(limit.window / 1000)}`).join(', ');
+    rateLimitPolicies.set(plan, policy);
+  }
+  headers['ratelimit-limit'] = String(tightest.limit);
+  headers['ratelimit-remaining'] = String(tightest.remaining);
+  headers['ratelimit-reset'] = String(Math.ceil(tightest.resetMs / 1000));
+  headers['ratelimit-policy'] = policy;
 }
 
-function quotaHeaders(outcome: LimitOutcome | undefined): Record<string, string> {
-  if (!outcome) return {};
-  return {
-    'x-quota-limit': String(outcome.limit),
-    'x-quota-remaining': String(outcome.remaining),
-    'x-quota-reset': String(Math.ceil(outcome.resetMs / 1000)),
-  };
+function addQuotaHeaders(headers: Record<string, string>, outcome: LimitOutcome): void {
+  headers['x-quota-limit'] = String(outcome.limit);
+  headers['x-quota-remaining'] = String(outcome.remaining);
+  headers['x-quota-reset'] = String(Math.ceil(outcome.resetMs / 1000));
 }
 
 const windowUnits: [number, string][] = [

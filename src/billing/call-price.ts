@@ -62,7 +62,10 @@ function microsFromMajor(major: Decimal, currency: CurrencyCode): number {
   return checkedMicros(BigInt(micros.toFixed(0)));
 }
 
-/** A minor-unit amount in wallet micro-units, within the counters' exact range (2^53, about $90M in cents). */
+/** The largest wallet balance the counters hold exactly: 2^53 micro-units (about $90M in cents). */
+export const maxWalletMinorUnits = BigInt(Number.MAX_SAFE_INTEGER) / BigInt(WALLET_MICROS_PER_MINOR_UNIT);
+
+/** A minor-unit amount in wallet micro-units, within the counters' exact range. */
 export function microsFromMinor(minor: bigint): number {
   return checkedMicros(minor * BigInt(WALLET_MICROS_PER_MINOR_UNIT));
 }

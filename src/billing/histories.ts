@@ -23,8 +23,9 @@ export async function loadSubscriptionHistory(db: Queryable, subscriptionId: str
   return history;
 }
 
-export function loadCustomerSubscriptions(db: Queryable, customerId: string): Promise<BillableSubscription[]> {
-  return load(db, 's.customer_id = $1', [customerId]);
+/** Every subscription started before `before`, with its plan history: reports replay which plan was in force when. */
+export function loadSubscriptionHistoriesStartedBefore(db: Queryable, before: number): Promise<BillableSubscription[]> {
+  return load(db, 's.started_at < $1', [new Date(before)]);
 }
 
 interface SubscriptionRow {

@@ -157,7 +157,7 @@ export function ratePeriodInvoice(
   };
 }
 
-/** The plan in force at `at`. */
+/** The plan in force at `at` (whether or not the subscription had started or was canceled then). */
 export function planAt(history: SubscriptionHistory, at: number): string {
   let planId = history.changes[0]?.fromPlanId ?? history.planId;
   for (const change of history.changes) {

@@ -51,9 +51,12 @@ export class RatingLoop {
     private readonly options: RatingLoopOptions,
   ) {}
 
+  /** Runs a pass at once (catching up on the periods that ended while the service was down), then every interval. */
   start(): void {
     if (this.options.intervalMs <= 0) return;
-    this.timer = setInterval(() => void this.runOnce().catch(() => {}), this.options.intervalMs);
+    const pass = () => void this.runOnce().catch(() => {});
+    pass();
+    this.timer = setInterval(pass, this.options.intervalMs);
     this.timer.unref();
   }
 

@@ -2,7 +2,7 @@
  * Monetization reports, read from the invoices: revenue, usage and revenue share by product, plan, customer and
  * month, and monthly recurring revenue from the active subscriptions.
  */
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog, Plan } from '../catalog/catalog.js';
 import { invalid } from '../kernel/errors.js';
 import { parseMajorAmount, type CurrencyCode } from '../kernel/money.js';
 import type { Queryable } from '../store/db.js';
@@ -91,17 +91,26 @@ export async function revenueReport(db: Queryable, month: string): Promise<Reven
   };
 }
 
+/**
+ * A plan's recurring fee per month in minor units, or undefined for a plan without one (or not in the catalog).
+ * Every billing period is a month today (`billing_period: month`), so the fee is its own monthly value.
+ */
+export function monthlyRecurringFee(plan: Plan | undefined): { currency: CurrencyCode; fee: bigint } | undefined {
+  const pricing = plan?.pricing;
+  if (!pricing?.recurring_fee) return undefined;
+  return { currency: pricing.currency, fee: parseMajorAmount(pricing.recurring_fee, pricing.currency) };
+}
+
 /** Monthly recurring revenue: the recurring fees of the active subscriptions' plans (usage revenue is not recurring). */
 export async function mrrReport(db: Queryable, catalog: Catalog, at: number): Promise<MrrReport> {
   const rows = await db.query<{ plan_id: string; subscriptions: string }>(
     `SELECT plan_id, count(*) AS subscriptions FROM subscriptions WHERE status = 'active' GROUP BY plan_id ORDER BY plan_id`,
   );
   const byPlan = rows.flatMap((row) => {
-    const pricing = catalog.plan(row.plan_id)?.pricing;
-    if (!pricing?.recurring_fee) return [];
-    const recurringFee = parseMajorAmount(pricing.recurring_fee, pricing.currency);
+    const recurring = monthlyRecurringFee(catalog.plan(row.plan_id));
+    if (!recurring) return [];
     const subscriptions = Number(row.subscriptions);
-    return [{ planId: row.plan_id, currency: pricing.currency, subscriptions, recurringFee, mrr: recurringFee * BigInt(subscriptions) }];
+    return [{ planId: row.plan_id, currency: recurring.currency, subscriptions, recurringFee: recurring.fee, mrr: recurring.fee * BigInt(subscriptions) }];
   });
   const totals = new Map<CurrencyCode, { currency: CurrencyCode; mrr: bigint; subscriptions: number }>();
   for (const plan of byPlan) {

@@ -15,7 +15,7 @@ import { formatMajor, formatMoney, isCurrencyCode, type CurrencyCode } from '../
 import { CounterStoreUnavailable, type CounterStore } from '../quota/store.js';
 import { periodContaining, type BillingPeriod } from '../rating/period.js';
 import type { Db, Queryable } from '../store/db.js';
-import { formatMicros, microsFromMinor, wholeMinorUnits } from './call-price.js';
+import { formatMicros, maxWalletMinorUnits, microsFromMinor, wholeMinorUnits } from './call-price.js';
 import type { AdvanceCharge, PeriodInvoice } from './period-invoice.js';
 import { walletCounterName, walletSpendCounterName } from './wallet-counters.js';
 
@@ -98,6 +98,9 @@ export class WalletService {
           throw conflict(`reference ${input.reference} was used for a top-up of ${formatMoney(existing.amount, existing.currency)}`, 'reference');
         }
         return { entry: existing, created: false };
+      }
+      if ((await this.balance(tx, input.customerId, input.currency)) + input.amount > maxWalletMinorUnits) {
+        throw invalid('amount', `a wallet holds at most ${formatMoney(maxWalletMinorUnits, input.currency)}`);
       }
       const description = `Top-up ${input.reference}`;
       await this.post(tx, { customerId: input.customerId, currency: input.currency, kind: 'top_up', amount: input.amount, reference, description });

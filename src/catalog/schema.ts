@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { alertsSchema, checkPlanAlerts } from '../alerts/thresholds.js';
 import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/schema.js';
 
 const id = z
@@ -110,6 +111,8 @@ const planSchema = z
     max_keys: z.number().int().positive().optional(),
     pricing: ratePlanSchema.optional(),
     stripe: planStripeSchema.optional(),
+    /** Usage alerts: thresholds notifying the customer (by webhook) once per billing period each. */
+    alerts: alertsSchema.optional(),
   })
   .strict();
 
@@ -138,6 +141,7 @@ export const catalogSchema = z
 
     const products = new Map(catalog.products.map((p) => [p.id, p]));
     catalog.plans.forEach((plan, p) => {
+      checkPlanAlerts(ctx, plan, ['plans', p]);
       const product = products.get(plan.product);
       if (!product) {
         ctx.addIssue({ code: 'custom', path: ['plans', p, 'product'], message: `unknown product "${plan.product}"` });

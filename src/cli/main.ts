@@ -10,6 +10,9 @@ const usage = `Usage: tollgate <command> [options]
   customers create --name NAME [--id ID] [--email EMAIL]
   customers list | customers get ID
   customers suspend ID [--reason TEXT] | customers activate ID
+  customers export ID                       everything held about the customer, as JSON
+  customers erase ID --confirm              erase the customer's personal data for good: keys destroyed, personal
+                                            fields and per-request usage deleted; invoices and the ledger kept
   subscriptions list --customer ID
   subscriptions create --customer ID --plan PLAN
   subscriptions change-plan SUBSCRIPTION_ID --plan PLAN
@@ -39,7 +42,17 @@ const usage = `Usage: tollgate <command> [options]
   quote --plan PLAN --calls N [--setup-fee] the bill of one whole period with N calls
   report revenue --period YYYY-MM           revenue, usage and revenue share by product, plan and customer
   report mrr                                monthly recurring revenue of the active subscriptions
+  report business [--period YYYY-MM]        MRR, paying customers, churn, free-to-paid conversion, activation,
+                                            time to first call and net revenue retention of a month (default: this one)
   billing run                               rate now: refresh drafts, finalize ended periods, settle wallets
+  alerts set-webhook --customer ID --url URL
+                                            where the customer's usage alerts are POSTed; prints the new signing
+                                            secret on the last line of stdout (shown once)
+  alerts webhook --customer ID              the customer's alert webhook (without its secret)
+  alerts list --customer ID                 the customer's usage alerts, newest first, with their delivery
+  alerts deliveries [--customer ID] [--status pending|delivered|dead]
+                                            the delivery log: attempts, last answer, next attempt
+  alerts retry DELIVERY_ID                  send a dead delivery again
   check --key KEY --method GET --path /api/v1/pets [--host HOST] [--header 'name: value']...
                                             sends a Check exactly as Envoy would and prints the decision
 
@@ -91,6 +104,8 @@ export async function main(argv: string[]): Promise<number> {
       anchor: { type: 'string' },
       calls: { type: 'string' },
       'setup-fee': { type: 'boolean' },
+      confirm: { type: 'boolean' },
+      url: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -147,6 +162,15 @@ export async function main(argv: string[]): Promise<number> {
     case 'customers get':
       json(await api.call('GET', `/v1/customers/${encodeURIComponent(need(arg, 'customer id'))}`));
       return 0;
+    case 'customers export':
+      json(await api.call('GET', `/v1/customers/${encodeURIComponent(need(arg, 'customer id'))}/export`));
+      return 0;
+    case 'customers erase': {
+      const id = need(arg, 'customer id');
+      if (!values.confirm) throw new UsageError(`erasing ${id} cannot be undone: add --confirm`);
+      json(await api.call('POST', `/v1/customers/${encodeURIComponent(id)}/erase`));
+      return 0;
+    }
     case 'customers suspend':
     case 'customers activate':
       json(
@@ -285,8 +309,33 @@ export async function main(argv: string[]): Promise<number> {
     case 'report mrr':
       json(await api.call('GET', '/v1/reports/mrr'));
       return 0;
+    case 'report business':
+      json(await api.call('GET', `/v1/reports/business${values.period ? `?period=${encodeURIComponent(values.period)}` : ''}`));
+      return 0;
     case 'billing run':
       json(await api.call('POST', '/v1/billing/run'));
+      return 0;
+    case 'alerts set-webhook': {
+      const customer = encodeURIComponent(need(values.customer, '--customer'));
+      const webhook = await api.call<{ url: string; secret: string }>('PUT', `/v1/customers/${customer}/alert-webhook`, { url: need(values.url, '--url') });
+      out(`Alerts of ${values.customer} go to ${webhook.url}, signed (Tollgate-Signature) with this secret.`);
+      out('Store the secret now: it is not shown again.');
+      out(webhook.secret);
+      return 0;
+    }
+    case 'alerts webhook':
+      json(await api.call('GET', `/v1/customers/${encodeURIComponent(need(values.customer, '--customer'))}/alert-webhook`));
+      return 0;
+    case 'alerts list':
+      json(await api.call('GET', `/v1/customers/${encodeURIComponent(need(values.customer, '--customer'))}/alerts`));
+      return 0;
+    case 'alerts deliveries': {
+      const query = new URLSearchParams({ ...(values.customer ? { customer: values.customer } : {}), ...(values.status ? { status: values.status } : {}) });
+      json(await api.call('GET', `/v1/alerts/deliveries?${query}`));
+      return 0;
+    }
+    case 'alerts retry':
+      json(await api.call('POST', `/v1/alerts/deliveries/${encodeURIComponent(need(arg, 'delivery id'))}/retry`));
       return 0;
     default:
       throw new UsageError(`unknown command: ${key}`);

@@ -42,6 +42,12 @@ const envSchema = z.object({
   TOLLGATE_STRIPE_MAX_ATTEMPTS: z.coerce.number().int().positive().default(20),
   TOLLGATE_STRIPE_PAYMENT_GRACE_MS: z.coerce.number().int().nonnegative().default(3 * 86_400_000),
   TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
+  TOLLGATE_ALERTS_EVALUATION_INTERVAL_MS: z.coerce.number().int().nonnegative().default(30_000),
+  TOLLGATE_ALERTS_DELIVERY_INTERVAL_MS: z.coerce.number().int().positive().default(1_000),
+  TOLLGATE_ALERTS_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  TOLLGATE_ALERTS_RETRY_BASE_MS: z.coerce.number().int().positive().default(10_000),
+  TOLLGATE_ALERTS_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
+  TOLLGATE_ALERTS_MAX_ATTEMPTS: z.coerce.number().int().positive().default(12),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -63,6 +69,18 @@ export interface Config {
   stripe: StripeConfig;
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
+  alerts: AlertsConfig;
+}
+
+export interface AlertsConfig {
+  /** Time between evaluation passes; 0 evaluates only when asked. */
+  evaluationIntervalMs: number;
+  /** Time between delivery passes. */
+  deliveryIntervalMs: number;
+  /** Longest wait for a customer's webhook to answer. */
+  timeoutMs: number;
+  /** Backoff of failed deliveries (doubling from the base, capped, with jitter) and attempts before one is dead. */
+  retry: { baseMs: number; maxMs: number; maxAttempts: number };
 }
 
 export interface StripeConfig {
@@ -116,6 +134,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       flushIntervalMs: e.TOLLGATE_USAGE_FLUSH_MS,
     },
     jwt: jwtSettings(e),
+    alerts: {
+      evaluationIntervalMs: e.TOLLGATE_ALERTS_EVALUATION_INTERVAL_MS,
+      deliveryIntervalMs: e.TOLLGATE_ALERTS_DELIVERY_INTERVAL_MS,
+      timeoutMs: e.TOLLGATE_ALERTS_TIMEOUT_MS,
+      retry: { baseMs: e.TOLLGATE_ALERTS_RETRY_BASE_MS, maxMs: e.TOLLGATE_ALERTS_RETRY_MAX_MS, maxAttempts: e.TOLLGATE_ALERTS_MAX_ATTEMPTS },
+    },
     stripe: {
       secretKey: e.TOLLGATE_STRIPE_SECRET_KEY,
       webhookSecret: e.TOLLGATE_STRIPE_WEBHOOK_SECRET,

@@ -10,7 +10,7 @@ const customerSchema = z.object({
   id: z.string(),
   name: z.string(),
   email: z.string().nullable(),
-  status: z.enum(['active', 'suspended']),
+  status: z.enum(['active', 'suspended', 'erased']),
   statusReason: z.string().nullable(),
   metadata: metadataSchema,
   createdAt: z.string(),

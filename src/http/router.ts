@@ -157,6 +157,10 @@ function errorReply(error: unknown, requestId: string, logger: Logger): Reply {
     // A unique constraint (e.g. an OAuth client registered twice) raced past the service's own checks.
     return { status: 409, body: { error: { code: 'conflict', message: 'that record already exists', request_id: requestId } } };
   }
+  if ((error as { code?: unknown })?.code === '23001') {
+    // restrict_violation: a database rule refused the write (an erased customer, a finalized invoice); its message says which.
+    return { status: 409, body: { error: { code: 'conflict', message: (error as Error).message, request_id: requestId } } };
+  }
   if (isDatabaseUnavailable(error)) {
     logger.warn({ err: (error as Error).message, requestId }, 'database unavailable');
     return { status: 503, body: { error: { code: 'unavailable', message: 'the database is unavailable; retry shortly', request_id: requestId } }, headers: { 'retry-after': '1' } };

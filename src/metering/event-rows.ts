@@ -48,13 +48,14 @@ const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_
 /**
  * Inserts the staged events whose request id is new and adds exactly those to the rollups, in one statement (so
  * one transaction): a replayed or duplicated event changes neither. Returns the number inserted.
- * Rollup measures count allowed calls (what the quota counted); denied_calls counts the rest.
+ * Rollup measures count allowed calls (what the quota counted); denied_calls counts the rest. Each customer's first
+ * allowed call is kept too (customer_first_calls), for activation metrics.
  */
 export const insertStagedEventsSql = `WITH inserted AS (
   INSERT INTO usage_events (${eventColumns})
   SELECT ${stagedValues} FROM usage_staging
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes
+  RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes
 ), rolled_up AS (
   INSERT INTO usage_rollups AS r (customer_id, subscription_id, period_start, endpoint_id, ${measures.join(', ')})
   SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, ''),
@@ -72,6 +73,16 @@ export const insertStagedEventsSql = `WITH inserted AS (
   ORDER BY 1, 2, 3, 4
   ON CONFLICT (customer_id, subscription_id, period_start, endpoint_id) DO UPDATE SET
     ${measures.map((measure) => `${measure} = r.${measure} + excluded.${measure}`).join(', ')}
+), first_calls AS (
+  INSERT INTO customer_first_calls AS f (customer_id, first_call_at)
+  SELECT batch.customer_id, batch.first_call_at
+  FROM (SELECT customer_id, min(occurred_at) AS first_call_at FROM inserted
+        WHERE customer_id IS NOT NULL AND decision = 'allow' GROUP BY 1) batch
+  -- Most batches only hold customers already seen: skip them without taking their row locks.
+  WHERE NOT EXISTS (SELECT 1 FROM customer_first_calls seen
+                    WHERE seen.customer_id = batch.customer_id AND seen.first_call_at <= batch.first_call_at)
+  ORDER BY 1
+  ON CONFLICT (customer_id) DO UPDATE SET first_call_at = excluded.first_call_at WHERE excluded.first_call_at < f.first_call_at
 )
 SELECT count(*)::int AS inserted FROM inserted`;
 

@@ -47,10 +47,12 @@ export class MemoryCounterStore implements CounterStore {
       }
       if (limit.kind === 'wallet') {
         const balanceKey = walletKey(this.prefix, scope, limit.name);
-        writes.push(
-          { key: balanceKey, cost: -limit.cost, ttlMs: Infinity },
-          { key: counterKey(this.prefix, scope, limit.spentName, limit.periodStart), cost: limit.cost, ttlMs: periodTtlMs(limit, now) },
-        );
+        if (limit.cost > 0) {
+          writes.push(
+            { key: balanceKey, cost: -limit.cost, ttlMs: Infinity },
+            { key: counterKey(this.prefix, scope, limit.spentName, limit.periodStart), cost: limit.cost, ttlMs: periodTtlMs(limit, now) },
+          );
+        }
         return evaluateWallet(limit, this.read(balanceKey, now));
       }
       const key = counterKey(this.prefix, scope, limit.name, limit.periodStart);

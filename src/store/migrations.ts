@@ -325,6 +325,86 @@ export const migrations: Migration[] = [
          applied_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
     ],
   },
+  {
+    version: 5,
+    name: 'usage alerts',
+    statements: [
+      // Where a customer's alerts are POSTed, and the secret they are signed with. The secret is kept as it is, not
+      // hashed: an HMAC cannot be computed from a hash. The admin API shows it once, when the URL is set.
+      `CREATE TABLE alert_webhooks (
+         customer_id text PRIMARY KEY REFERENCES customers (id) ON DELETE CASCADE,
+         url text NOT NULL,
+         signing_secret text NOT NULL,
+         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         updated_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+      `CREATE TRIGGER alert_webhooks_touch BEFORE UPDATE ON alert_webhooks FOR EACH ROW EXECUTE FUNCTION tollgate_touch()`,
+      // Alerts fired. The unique key makes each threshold (of its plan) fire once per subscription billing period,
+      // whichever pass or replica sees it first; leading with the customer, it also serves a customer's listing.
+      `CREATE TABLE usage_alerts (
+         id text PRIMARY KEY,
+         customer_id text NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+         subscription_id text NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+         plan_id text NOT NULL,
+         period_start timestamptz NOT NULL,
+         period_end timestamptz NOT NULL,
+         type text NOT NULL CHECK (type IN ('quota.threshold_reached', 'wallet.balance_low', 'spend.threshold_exceeded')),
+         -- As events show it, amounts normalized: {"quota_percent": 80}, {"wallet_below": "5.00", "currency": "USD"}.
+         threshold jsonb NOT NULL,
+         -- The value that crossed it, when it fired.
+         observed jsonb NOT NULL,
+         fired_at timestamptz NOT NULL,
+         UNIQUE (customer_id, subscription_id, period_start, plan_id, threshold))`,
+      // The delivery log: one row per alert sent to a webhook, retried with backoff until delivered or dead.
+      `CREATE TABLE alert_deliveries (
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         alert_id text NOT NULL UNIQUE REFERENCES usage_alerts (id) ON DELETE CASCADE,
+         status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+         attempts integer NOT NULL DEFAULT 0,
+         next_attempt_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         last_attempt_at timestamptz,
+         -- The HTTP status of the last attempt; null when it got no answer (timeout, connection refused).
+         last_status_code integer,
+         last_error text,
+         delivered_at timestamptz,
+         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         updated_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+      `CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at) WHERE status = 'pending'`,
+      `CREATE TRIGGER alert_deliveries_touch BEFORE UPDATE ON alert_deliveries FOR EACH ROW EXECUTE FUNCTION tollgate_touch()`,
+    ],
+  },
+  {
+    version: 6,
+    name: 'business metrics and erasure',
+    statements: [
+      // Each customer's first allowed call, kept by the usage insert: activation and time to first call read it,
+      // because usage_events has no index by customer (for ingest speed) and is deleted on erasure.
+      `CREATE TABLE customer_first_calls (
+         customer_id text PRIMARY KEY,
+         first_call_at timestamptz NOT NULL)`,
+      `INSERT INTO customer_first_calls (customer_id, first_call_at)
+         SELECT customer_id, min(occurred_at) FROM usage_events WHERE customer_id IS NOT NULL AND decision = 'allow' GROUP BY 1`,
+      // An erased customer keeps its id as a tombstone (kept invoices and the ledger refer to it), anonymised.
+      `ALTER TABLE customers DROP CONSTRAINT customers_status_check`,
+      `ALTER TABLE customers ADD CONSTRAINT customers_status_check CHECK (status IN ('active', 'suspended', 'erased'))`,
+      `ALTER TABLE customers ADD COLUMN erased_at timestamptz`,
+      `CREATE FUNCTION tollgate_erased_customer_refused() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION 'customer % is erased', OLD.id USING ERRCODE = 'restrict_violation'; END $$`,
+      `CREATE TRIGGER customers_erased_unchanged BEFORE UPDATE ON customers FOR EACH ROW WHEN (OLD.status = 'erased')
+         EXECUTE FUNCTION tollgate_erased_customer_refused()`,
+      // Whatever the write path (admin API, CLI, Stripe webhooks), an erased customer gets nothing new to use.
+      `CREATE FUNCTION tollgate_erased_customer_takes_nothing() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF EXISTS (SELECT 1 FROM customers WHERE id = NEW.customer_id AND status = 'erased') THEN
+           RAISE EXCEPTION 'customer % is erased', NEW.customer_id USING ERRCODE = 'restrict_violation';
+         END IF;
+         RETURN NEW;
+       END $$`,
+      ...['apps', 'subscriptions', 'api_keys', 'stripe_topups', 'alert_webhooks'].map(
+        (table) => `CREATE TRIGGER ${table}_erased_customer BEFORE INSERT ON ${table} FOR EACH ROW
+           EXECUTE FUNCTION tollgate_erased_customer_takes_nothing()`,
+      ),
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

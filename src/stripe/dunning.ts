@@ -108,7 +108,7 @@ export class Dunning {
       );
       if (!overdue) return false;
       const customer = await accounts.getCustomer(overdue.customer_id);
-      if (customer.status === 'suspended') return false;
+      if (customer.status !== 'active') return false; // already suspended, or erased (its row refuses changes)
       await accounts.updateCustomer(customer.id, {
         status: 'suspended',
         statusReason: `${paymentSuspensionPrefix} Stripe invoice ${stripeInvoiceId} unpaid since ${overdue.payment_failed_at.toISOString()}`,
