@@ -6,26 +6,29 @@ import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './wind
  * Checks every limit of one request and, only if all allow, counts them: one EVALSHA, one round trip.
  * It mirrors evaluateSliding/evaluatePeriod/evaluateWallet in window.ts operation for operation (Lua numbers are
  * IEEE doubles like JS numbers), so both stores give the same answers; the contract tests hold them to that.
- * ARGV: now, count, then per limit: kind ('s' sliding | 'p' period | 'w' wallet), limit, cost,
- * windowMs|periodEnd, enforce.
+ * ARGV[1], comma-separated: now, count, then per limit: kind ('s' sliding | 'p' period | 'w' wallet), limit,
+ * cost, windowMs|periodEnd, enforce.
  * KEYS: per sliding limit the previous and current window counters; per period limit its counter; per wallet its
  * balance and its period spend counter.
- * Wallet amounts go to Redis as the ARGV strings: Lua would print a large number as "1e+15", which INCRBY refuses.
+ * Wallet amounts go to Redis as the argument strings: Lua would print a large number as "1e+15", which INCRBY
+ * refuses.
  */
 const consumeScript = `
-local now = tonumber(ARGV[1])
-local count = tonumber(ARGV[2])
+local argv = {}
+for token in string.gmatch(ARGV[1], '[^,]+') do argv[#argv + 1] = token end
+local now = tonumber(argv[1])
+local count = tonumber(argv[2])
 local out = {}
 local writes = {}
 local allAllowed = 1
 local k = 1
 for i = 0, count - 1 do
   local base = 3 + i * 5
-  local kind = ARGV[base]
-  local limit = tonumber(ARGV[base + 1])
-  local cost = tonumber(ARGV[base + 2])
-  local span = tonumber(ARGV[base + 3])
-  local enforce = ARGV[base + 4] == '1'
+  local kind = argv[base]
+  local limit = tonumber(argv[base + 1])
+  local cost = tonumber(argv[base + 2])
+  local span = tonumber(argv[base + 3])
+  local enforce = argv[base + 4] == '1'
   local allowed, remaining, reset, retry
   if kind == 's' then
     local w = span
@@ -63,8 +66,8 @@ for i = 0, count - 1 do
     reset = 0
     retry = 0
     if cost > 0 then
-      writes[#writes + 1] = {'DECRBY', KEYS[k], ARGV[base + 2], nil}
-      writes[#writes + 1] = {'INCRBY', KEYS[k + 1], ARGV[base + 2], math.max(0, span - now) + 86400000}
+      writes[#writes + 1] = {'DECRBY', KEYS[k], argv[base + 2], nil}
+      writes[#writes + 1] = {'INCRBY', KEYS[k + 1], argv[base + 2], math.max(0, span - now) + 86400000}
     end
     k = k + 2
   else
@@ -189,7 +192,8 @@ export class RedisCounterStore implements CounterStore {
     let reply: number[];
     try {
       const command = (this.client as unknown as { tollgateConsume: ConsumeCommand }).tollgateConsume;
-      reply = await command.call(this.client, keys.length, ...keys, ...args);
+      // One comma-joined argument: fewer RESP bulk strings to build per Check (the script splits it).
+      reply = await command.call(this.client, keys.length, ...keys, args.join(','));
     } catch (error) {
       throw new CounterStoreUnavailable(error);
     }
