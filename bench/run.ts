@@ -46,14 +46,22 @@ if (als) {
   console.log('ALS ingest benchmark…');
   const result = await als();
   console.log(JSON.stringify(result, null, 2));
-  sections.push(`## ALS ingest into PostgreSQL\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`);
+  sections.push(
+    `## ALS ingest into PostgreSQL\n\n**${Math.round(result.entriesPerSecond!)} entries/s** sustained (target ≥ 100,000): ` +
+      `${result.entries} entries over ${result.streams} gRPC streams into the real server's spool and PostgreSQL.\n\n` +
+      `\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
+  );
 }
 const rating = await optional<Record<string, number>>('./rating.ts', 'runRatingBench');
 if (rating) {
   console.log('Rating benchmark…');
   const result = await rating();
   console.log(JSON.stringify(result, null, 2));
-  sections.push(`## Rating a month\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`);
+  sections.push(
+    `## Rating a month\n\n**${result.seconds} s** (target ≤ 30 s) to rate and finalize one month for ${result.customers} customers ` +
+      `whose ${result.events} usage events are held as ${result.rollupRows} rollup rows (rating reads rollups, not events).\n\n` +
+      `\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
+  );
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('h2load', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
