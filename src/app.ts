@@ -94,9 +94,18 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     if (!(await redis.ready())) {
       logger.error({ failureMode: config.redis.failureMode }, 'Redis unreachable at start; serving in failure mode until it connects');
     }
-    counters = new ResilientCounterStore(redis, config.redis.failureMode, local, logger, (mode) => metrics.counterStoreFailures.inc({ mode }));
+    const redisLatency = metrics.counterStoreDuration.labels({ store: 'redis' });
+    counters = new ResilientCounterStore(
+      redis,
+      config.redis.failureMode,
+      local,
+      logger,
+      (mode) => metrics.counterStoreFailures.inc({ mode }),
+      (seconds) => redisLatency.observe(seconds),
+    );
   } else {
-    counters = new ResilientCounterStore(local, 'closed', local, logger);
+    const memoryLatency = metrics.counterStoreDuration.labels({ store: 'memory' });
+    counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
   const wallet = new WalletService(db, counters, () => catalog, clock, logger);
   const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));

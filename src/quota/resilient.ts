@@ -23,18 +23,23 @@ export class ResilientCounterStore {
     private readonly local: CounterStore,
     private readonly logger: Logger,
     private readonly onFailure: (mode: FailureMode) => void = () => {},
+    /** Seconds each call to the shared store took, successful or not. */
+    private readonly onLatency: (seconds: number) => void = () => {},
   ) {}
 
   /** Returns the counter result, or for closed/open modes a marker that the decision must be degraded. */
   async consumeOrDegrade(request: ConsumeRequest): Promise<ConsumeResult | Degraded> {
+    const started = process.hrtime.bigint();
     try {
       const result = await this.primary.consume(request);
+      this.onLatency(Number(process.hrtime.bigint() - started) / 1e9);
       if (this.failing) {
         this.failing = false;
         this.logger.info('counter store reachable again');
       }
       return result;
     } catch (error) {
+      this.onLatency(Number(process.hrtime.bigint() - started) / 1e9);
       if (!(error instanceof CounterStoreUnavailable)) throw error;
       if (!this.failing) {
         this.failing = true;
