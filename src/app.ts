@@ -163,7 +163,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
     ],
     registry: metrics.registry,
-    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, draining: !stopping }),
+    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, accepting: !stopping }),
     version,
     logger,
   });
