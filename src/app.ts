@@ -197,7 +197,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
 export function adminTokenFromDataDir(dataDir: string, logger: Logger): string {
   const file = join(dataDir, 'admin-token');
   try {
-    return readFileSync(file, 'utf8').trim();
+    const stored = readFileSync(file, 'utf8').trim();
+    // A truncated file (e.g. a full disk at first start) must not become an empty, matching-anything token.
+    if (stored.length >= 16) return stored;
+    throw new Error('admin token file too short');
   } catch {
     const token = randomBytes(24).toString('base64url');
     writeFileSync(file, `${token}\n`, { mode: 0o600 });

@@ -88,6 +88,12 @@ describe('admin API', () => {
       expect(await response.json()).toMatchObject({ error: { code: 'invalid_request', field: 'body' } });
     });
 
+    it('answers 400 for a malformed percent-escape in the path', async () => {
+      const response = await service.admin('GET', '/v1/customers/%E0%A4%A');
+      expect(response.status).toBe(400);
+      expect(response.body.error).toMatchObject({ code: 'invalid_request', field: 'id' });
+    });
+
     it('answers 404 for unknown customers, keys and routes, 405 for a wrong method', async () => {
       expect((await service.admin('GET', '/v1/customers/nobody')).status).toBe(404);
       expect((await service.admin('POST', '/v1/keys/key_nope/revoke')).status).toBe(404);

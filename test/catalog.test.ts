@@ -133,3 +133,25 @@ plans:
     expect(id('api.example.com', 'GET', '/v2/items')).toBeUndefined();
   });
 });
+
+describe('paths that could reach another endpoint upstream', () => {
+  const catalog = loadCatalogFile('examples/petstore.yaml');
+  it.each(['/api/v1/pets/..%2Fanalytics', '/api/v1/pets/%2e%2e/analytics', '/api/v1/pets/./1', '/api/v1/pets/a%2Fb', '/api/v1/pets/a%5Cb'])('matches no endpoint for %s', (path) => {
+    expect(catalog.match('h', 'GET', path)).toBeUndefined();
+  });
+
+  it('refuses two rate limits with the same window and scope', () => {
+    expect(() =>
+      parseCatalog(`
+version: 1
+products: [{ id: p, name: P, endpoints: [{ id: e, method: GET, path: /e }] }]
+plans:
+  - id: x
+    product: p
+    name: X
+    entitlements: ["*"]
+    rate_limits: [{ requests: 10, window: 60s }, { requests: 20, window: 1m }]
+`),
+    ).toThrow(/plans\[0\]\.rate_limits\[1\]\.window: another rate limit/);
+  });
+});

@@ -219,8 +219,14 @@ describe('envoy/envoy.yaml', () => {
   });
 
   it('sends the Check only the headers it reads, through ExtAuthz.allowed_headers', () => {
-    const allowed = extAuthz.allowed_headers.patterns.map((pattern: Config) => pattern.exact);
-    expect(allowed.sort()).toEqual([':authority', 'authorization', 'x-api-key', 'x-request-id']);
+    const allowed = extAuthz.allowed_headers.patterns.map((pattern: Config) => pattern.exact ?? `${pattern.prefix}*`);
+    expect(allowed.sort()).toEqual([':authority', 'authorization', 'x-api-key', 'x-request-id', 'x-tollgate-*']);
+  });
+
+  it('hands the Check the normalised path the upstream will see', () => {
+    expect(manager.normalize_path).toEqual({ value: true });
+    expect(manager.merge_slashes).toBe(true);
+    expect(manager.path_with_escaped_slashes_action).toBe('REJECT_REQUEST');
   });
 
   it('generates a request id the client cannot choose', () => {

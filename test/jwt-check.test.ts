@@ -62,6 +62,15 @@ describe('Check with OAuth2 / JWT identities', () => {
     expect(outcome.body).toMatchObject({ error: { code } });
   });
 
+  it("never accepts an OAuth client's derived credential as an API key", async () => {
+    const attempts: Record<string, string>[] = [{ 'x-api-key': 'oauth-client:petstore-mobile' }, { authorization: 'Bearer oauth-client:petstore-mobile' }];
+    for (const headers of attempts) {
+      const outcome = await envoy.check({ method: 'GET', path: '/api/v1/pets', headers });
+      expect(outcome.httpStatus).toBe(401);
+      expect(outcome.body).toMatchObject({ error: { code: 'invalid_key' } });
+    }
+  });
+
   it('answers 401 to a valid token of an unregistered client', async () => {
     expect((await bearer(await token('someone-else'))).body).toMatchObject({ error: { code: 'invalid_key' } });
   });

@@ -97,6 +97,18 @@ describe('JWKS over HTTP', () => {
     expect(jwksRequests - before).toBe(1);
   });
 
+  it('reports a JWKS endpoint answering an error as unavailable, not as a bad token', async () => {
+    const failing = createServer((_request, response) => response.writeHead(502).end('bad gateway'));
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(failing.address() as { port: number }).port}/jwks.json`;
+      const verifier = await JwtVerifier.create(settings({ url }), () => now);
+      expect(await verifier.verify(await token({ client_id: 'c' }))).toMatchObject({ ok: false, failure: 'jwks_unavailable' });
+    } finally {
+      await new Promise<void>((resolve) => failing.close(() => resolve()));
+    }
+  });
+
   it('reports an unreachable JWKS as such, not as a bad token', async () => {
     const verifier = await JwtVerifier.create(settings({ url: 'http://127.0.0.1:1/jwks.json' }), () => now);
     expect(await verifier.verify(await token({ client_id: 'c' }))).toMatchObject({ ok: false, failure: 'jwks_unavailable' });

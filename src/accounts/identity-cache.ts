@@ -44,6 +44,12 @@ interface Snapshot {
 const commitSkewMs = 5_000;
 
 /**
+ * A transaction open longer than commitSkewMs could still slip past the incremental polls; a full reload this
+ * often bounds how long such a change (e.g. a revocation) can go unseen.
+ */
+const fullReloadMs = 60_000;
+
+/**
  * An in-memory mirror of keys, subscriptions and customer status, so the Check never queries PostgreSQL. It polls
  * rows changed since the last poll, and keeps a snapshot file so a restart can serve while PostgreSQL is down.
  */
@@ -59,6 +65,7 @@ export class IdentityCache {
   private healthy = false;
   private dirtySnapshot = false;
   private lastSnapshotAt = 0;
+  private lastFullReloadAt = 0;
 
   constructor(
     private readonly db: Db,
@@ -122,7 +129,8 @@ export class IdentityCache {
   }
 
   private async poll(): Promise<void> {
-    const since = new Date(Math.max(0, this.highWater.getTime() - commitSkewMs));
+    const fullReload = Date.now() - this.lastFullReloadAt >= fullReloadMs;
+    const since = fullReload ? new Date(0) : new Date(Math.max(0, this.highWater.getTime() - commitSkewMs));
     try {
       const [keys, subscriptions, customers] = await Promise.all([
         this.db.query<{ id: string; customer_id: string; subscription_id: string; hash: string; status: KeyStatus; updated_at: Date }>(
@@ -155,12 +163,14 @@ export class IdentityCache {
       this.highWater = new Date(newest);
       if (!this.healthy) this.logger.info({ keys: this.keysByHash.size }, 'identity cache synced');
       this.healthy = true;
-      await this.maybeWriteSnapshot();
+      if (fullReload) this.lastFullReloadAt = Date.now();
     } catch (error) {
       if (this.healthy) this.logger.error({ err: (error as Error).message }, 'identity sync failed; serving cached identities');
       this.healthy = false;
       throw error;
     }
+    // A snapshot that cannot be written is a disk problem, not a failed sync.
+    await this.maybeWriteSnapshot().catch((error: Error) => this.logger.warn({ err: error.message }, 'identity snapshot not written'));
   }
 
   /** A key whose hash changed (erasure destroys it) no longer resolves under the old one. */

@@ -14,6 +14,9 @@ export function generateApiKey(): { key: string; hash: string; prefix: string } 
   return { key, hash: hashApiKey(key), prefix: displayPrefix(key) };
 }
 
+/** Only generated keys authenticate as API keys (an OAuth client's derived credential never does). */
+export const isApiKey = (key: string) => key.startsWith(keyPrefix);
+
 /** Keys are long random strings, so a fast unsalted hash is safe and keeps the Check cheap (as Unkey does). */
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');

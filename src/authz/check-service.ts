@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { hashApiKey, oauthClientCredential } from '../accounts/keys.js';
+import { hashApiKey, isApiKey, oauthClientCredential } from '../accounts/keys.js';
 import type { IdentityCache } from '../accounts/identity-cache.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
@@ -36,16 +36,22 @@ export async function decide(wire: CheckRequestWire, deps: CheckDependencies): P
   }
   const now = deps.clock.now();
   const credential = extractKey(facts.headers, deps.options);
-  let resolveKey = (key: string) => deps.identities.resolve(hashApiKey(key));
-  if (deps.jwt && credential && looksLikeJwt(credential) && /^bearer\s/i.test(facts.headers.authorization ?? '')) {
-    const verified = await deps.jwt.verify(credential);
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
+  const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
+  let resolveKey = resolveApiKey;
+  let options = deps.options;
+  // A bearer JWT is the credential unless an API key was sent in its own header.
+  if (deps.jwt && bearer && looksLikeJwt(bearer) && (credential === undefined || credential === bearer)) {
+    const verified = await deps.jwt.verify(bearer);
     if (!verified.ok) {
       return denial(verified.failure === 'jwks_unavailable' ? 503 : 401, verified.failure, verified.message, facts.requestId, { request_id: facts.requestId });
     }
     const client = deps.identities.resolve(oauthClientCredential(verified.clientId).hash);
-    resolveKey = (key) => (key === credential ? client : deps.identities.resolve(hashApiKey(key)));
+    resolveKey = (key) => (key === bearer ? client : resolveApiKey(key));
+    // The verified token is the credential even where bearer API keys are turned off.
+    options = { ...deps.options, keyFromBearer: true };
   }
-  const admission = admit(facts, { catalog, options: deps.options, now, resolveKey, periodOf: deps.periodOf });
+  const admission = admit(facts, { catalog, options, now, resolveKey, periodOf: deps.periodOf });
   if (!admission.admitted) return admission.decision;
   const { next } = admission;
   const answer =

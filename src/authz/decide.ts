@@ -90,7 +90,7 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   if (identity.key.status === 'pending') return deny(403, 'key_pending_approval', 'The API key is waiting for approval.');
 
   const { subscription, customer } = identity;
-  if (!customer || customer.status === 'suspended') {
+  if (!customer || customer.status !== 'active') {
     return deny(402, 'account_suspended', 'The account is suspended; settle the outstanding balance to resume.');
   }
   if (!subscription || subscription.status !== 'active') {

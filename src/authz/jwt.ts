@@ -80,8 +80,14 @@ function describeFailure(error: unknown): { failure: JwtFailure; message: string
   if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JWKSNoMatchingKey) {
     return { failure: 'token_invalid_signature', message: 'The token signature does not verify against the configured keys.' };
   }
-  // Anything that is not a JOSE error is the JWKS fetch failing (network), not the token being bad.
-  if (!(error instanceof errors.JOSEError) || error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) {
+  // Anything that is not a JOSE error is the JWKS fetch failing (network); jose reports a JWKS endpoint answering
+  // non-200 or non-JSON as a plain JOSEError (ERR_JOSE_GENERIC). Neither means the token is bad.
+  if (
+    !(error instanceof errors.JOSEError) ||
+    error instanceof errors.JWKSTimeout ||
+    error instanceof errors.JWKSInvalid ||
+    error.code === 'ERR_JOSE_GENERIC'
+  ) {
     return { failure: 'jwks_unavailable', message: 'The signing keys could not be loaded; retry shortly.' };
   }
   return { failure: 'token_malformed', message: 'The token is not a valid signed JWT.' };

@@ -230,9 +230,12 @@ export class WalletService {
         });
         summaries.push(...batch);
       } catch (error) {
-        if (!(error instanceof CounterStoreUnavailable)) throw error;
-        this.logger.warn({ err: error.message }, 'wallet settlement skipped: counter store unavailable');
-        break;
+        if (error instanceof CounterStoreUnavailable) {
+          this.logger.warn({ err: error.message }, 'wallet settlement skipped: counter store unavailable');
+          break;
+        }
+        // One bad wallet (e.g. a balance past the counters' exact range) must not stop rating for everyone.
+        this.logger.error({ err: error instanceof Error ? error.message : String(error), fromWallet: i }, 'wallet settlement batch failed; continuing');
       }
     }
     return summaries;

@@ -72,6 +72,8 @@ export class RouteTable {
   match(host: string, method: string, rawPath: string): RouteMatch | undefined {
     const bareHost = host.toLowerCase().replace(/:\d+$/, '');
     const segments = splitPath(stripQuery(rawPath)).map(decodeSegment);
+    // "..", "." or an encoded "/" could make the upstream serve another endpoint than the one matched here.
+    if (segments.some((segment) => segment === '.' || segment === '..' || segment.includes('/') || segment.includes('\\'))) return undefined;
     for (const { product, root } of this.products) {
       if (!product.hosts.some((pattern) => hostMatches(pattern, bareHost))) continue;
       const endpoint = lookup(root, segments, 0, method.toUpperCase());

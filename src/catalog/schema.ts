@@ -142,6 +142,15 @@ export const catalogSchema = z
     const products = new Map(catalog.products.map((p) => [p.id, p]));
     catalog.plans.forEach((plan, p) => {
       checkPlanAlerts(ctx, plan, ['plans', p]);
+      // Two limits on the same window and scope would share one counter and count every request twice.
+      const windows = new Set<string>();
+      plan.rate_limits.forEach((limit, l) => {
+        const id = `${limit.scope}:${limit.window}`;
+        if (windows.has(id)) {
+          ctx.addIssue({ code: 'custom', path: ['plans', p, 'rate_limits', l, 'window'], message: 'another rate limit of this plan has the same window and scope' });
+        }
+        windows.add(id);
+      });
       const product = products.get(plan.product);
       if (!product) {
         ctx.addIssue({ code: 'custom', path: ['plans', p, 'product'], message: `unknown product "${plan.product}"` });

@@ -6,7 +6,12 @@ const envSchema = z.object({
   TOLLGATE_CATALOG: z.string().min(1).default('examples/petstore.yaml'),
   TOLLGATE_DATA_DIR: z.string().min(1).default('.tollgate'),
   TOLLGATE_DATABASE_URL: z.url().optional(),
-  TOLLGATE_REDIS_URL: z.url().optional(),
+  TOLLGATE_REDIS_URL: z
+    .string()
+    .refine((value) => value.split(',').every((url) => URL.canParse(url.trim()) && /^rediss?:$/.test(new URL(url.trim()).protocol)), {
+      message: 'must be a redis:// or rediss:// URL, or several comma-separated ones (Redis Cluster seeds)',
+    })
+    .optional(),
   TOLLGATE_REDIS_FAILURE_MODE: z.enum(['closed', 'open', 'local']).default('local'),
   TOLLGATE_REDIS_TIMEOUT_MS: z.coerce.number().int().positive().default(50),
   TOLLGATE_REDIS_PREFIX: z.string().default('tg'),

@@ -101,7 +101,7 @@ export class Router {
     const { route: r } = match;
     if (r.auth === 'admin') this.authenticate(request);
     const values = match.pattern.exec(url.pathname)!.slice(1);
-    const params = Object.fromEntries(match.names.map((name, i) => [name, decodeURIComponent(values[i]!)]));
+    const params = Object.fromEntries(match.names.map((name, i) => [name, decodePathParam(values[i]!, name)]));
     const rawBody = await readBody(request);
     const body = r.body ? validate(r.body, parseJson(rawBody), 'body') : undefined;
     const query = r.query ? validate(r.query, Object.fromEntries(url.searchParams), 'query') : Object.fromEntries(url.searchParams);
@@ -112,7 +112,7 @@ export class Router {
     const match = /^Bearer\s+(\S+)$/i.exec(headerValue(request.headers.authorization) ?? '');
     const given = Buffer.from(match?.[1] ?? '');
     const expected = Buffer.from(this.adminToken);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (expected.length === 0 || given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new TollgateError('unauthorized', 'a valid admin bearer token is required');
     }
   }
@@ -176,4 +176,12 @@ function isDatabaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   if (typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('57P'))) return true;
   return error instanceof Error && /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect/i.test(error.message);
+}
+
+function decodePathParam(value: string, name: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new TollgateError('invalid_request', `${name}: malformed percent-encoding in the path`, name);
+  }
 }

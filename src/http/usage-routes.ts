@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import type { IdentityCache } from '../accounts/identity-cache.js';
-import { hashApiKey } from '../accounts/keys.js';
+import { hashApiKey, isApiKey } from '../accounts/keys.js';
 import { extractKey } from '../authz/decide.js';
 import { TollgateError } from '../kernel/errors.js';
 import type { UsageService } from '../metering/usage.js';
@@ -101,7 +101,7 @@ function authenticatedCustomer(headers: IncomingMessage['headers'], auth: SelfSe
     { [auth.keyHeader]: single(headers[auth.keyHeader]), authorization: single(headers.authorization) },
     { keyHeader: auth.keyHeader, keyFromBearer: auth.keyFromBearer, headerPrefix: '' },
   );
-  const identity = key ? auth.identities.resolve(hashApiKey(key)) : undefined;
+  const identity = key && isApiKey(key) ? auth.identities.resolve(hashApiKey(key)) : undefined;
   if (!identity || identity.key.status !== 'active') throw new TollgateError('unauthorized', 'a valid API key is required');
   return identity.key.customerId;
 }

@@ -411,10 +411,11 @@ const migrationLock = 0x746f6c6c; // "toll"
 
 /** Applies pending migrations in order, once, even with several replicas starting together. */
 export async function migrate(db: Db, all: Migration[] = migrations): Promise<number[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
   for (;;) {
     const applied = await db.withAdvisoryLock(migrationLock, async () => {
+      // Inside the lock: concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's catalog.
+      await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
       const done = new Set(
         (await db.query<{ version: number }>('SELECT version FROM schema_migrations')).map((row) => row.version),
       );

@@ -6,7 +6,8 @@ export class PostgresDb implements Db {
   private readonly pool: pg.Pool;
 
   constructor(url: string, onError: (error: Error) => void = () => {}) {
-    this.pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000 });
+    // keepAlive: an idle connection holding a leader's advisory lock must not be dropped silently by the network.
+    this.pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000, keepAlive: true });
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', onError);
   }
@@ -32,16 +33,20 @@ export class PostgresDb implements Db {
 
   async withAdvisoryLock<T>(lockId: number, fn: (tx: Queryable) => Promise<T>): Promise<T | undefined> {
     const client = await this.pool.connect();
+    let broken: Error | undefined;
     try {
       const [row] = (await client.query('SELECT pg_try_advisory_lock($1) AS locked', [lockId])).rows;
       if (!row.locked) return undefined;
       try {
         return await fn(clientQueryable(client));
       } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [lockId]);
+        await client.query('SELECT pg_advisory_unlock($1)', [lockId]).catch((error: Error) => {
+          // The session (and with it the lock) is gone; never hand this client back to the pool.
+          broken = error;
+        });
       }
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 

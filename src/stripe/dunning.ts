@@ -99,6 +99,8 @@ export class Dunning {
       const [invoice] = await tx.query<{ customer_id: string }>('SELECT customer_id FROM stripe_invoices WHERE stripe_invoice_id = $1', [stripeInvoiceId]);
       if (!invoice) return false;
       await lockCustomer(tx, invoice.customer_id);
+      // Suspended by an operator: leave the invoice due, so it still suspends once they reactivate the customer.
+      if ((await accounts.getCustomer(invoice.customer_id)).status === 'suspended') return false;
       // Re-checked under the lock: a payment may have arrived since the scan.
       const [overdue] = await tx.query<{ customer_id: string; payment_failed_at: Date }>(
         `UPDATE stripe_invoices SET suspended_at = $2
@@ -108,7 +110,7 @@ export class Dunning {
       );
       if (!overdue) return false;
       const customer = await accounts.getCustomer(overdue.customer_id);
-      if (customer.status !== 'active') return false; // already suspended, or erased (its row refuses changes)
+      if (customer.status !== 'active') return false; // erased: its row refuses changes, and it never comes back
       await accounts.updateCustomer(customer.id, {
         status: 'suspended',
         statusReason: `${paymentSuspensionPrefix} Stripe invoice ${stripeInvoiceId} unpaid since ${overdue.payment_failed_at.toISOString()}`,

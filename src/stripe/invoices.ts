@@ -1,7 +1,9 @@
 import type Stripe from 'stripe';
 import type { Catalog } from '../catalog/catalog.js';
-import { invalid, notFound } from '../kernel/errors.js';
+import { notFound } from '../kernel/errors.js';
+import type { CurrencyCode } from '../kernel/money.js';
 import type { Queryable } from '../store/db.js';
+import { toStripeAmount } from './amounts.js';
 import type { StripeCustomers } from './customers.js';
 import type { StripeWork } from './work.js';
 
@@ -16,7 +18,7 @@ export interface InvoiceToCollect {
   plan_id: string;
   period_start: Date;
   period_end: Date;
-  currency: string;
+  currency: CurrencyCode;
   mode: 'postpaid' | 'prepaid';
   status: 'draft' | 'finalized';
   total: string;
@@ -115,7 +117,7 @@ export class StripeInvoicePush {
         {
           customer: stripeCustomerId,
           invoice: stripeInvoiceId,
-          amount: safeAmount(line.amount),
+          amount: toStripeAmount(line.amount, invoice.currency),
           currency: invoice.currency.toLowerCase(),
           description: line.description,
           period: { start: unixSeconds(invoice.period_start), end: unixSeconds(invoice.period_end) },
@@ -153,9 +155,3 @@ export async function recordStripeInvoice(
 
 const unixSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
-/** Stripe takes amounts as JSON numbers; ours are bigint-safe strings. */
-function safeAmount(amount: string): number {
-  const value = Number(amount);
-  if (!Number.isSafeInteger(value)) throw invalid('amount', `amount ${amount} is beyond what Stripe accepts`);
-  return value;
-}

@@ -4,6 +4,7 @@ import { notFound, TollgateError } from '../kernel/errors.js';
 import type { Logger } from '../kernel/logger.js';
 import type { CurrencyCode } from '../kernel/money.js';
 import type { Db, Queryable } from '../store/db.js';
+import { fromStripeAmount, toStripeAmount } from './amounts.js';
 import type { StripeCustomers } from './customers.js';
 import { enqueueStripeWork } from './outbox.js';
 import type { StripeWork } from './work.js';
@@ -77,7 +78,7 @@ export class StripeTopUps {
         mode: 'payment',
         customer: stripeCustomerId,
         client_reference_id: row.id,
-        line_items: [{ quantity: 1, price_data: { currency: row.currency.toLowerCase(), unit_amount: Number(row.amount), product_data: { name: 'Wallet top-up' } } }],
+        line_items: [{ quantity: 1, price_data: { currency: row.currency.toLowerCase(), unit_amount: toStripeAmount(row.amount, row.currency), product_data: { name: 'Wallet top-up' } } }],
         success_url: row.success_url,
         ...(row.cancel_url ? { cancel_url: row.cancel_url } : {}),
         metadata: { [topUpIdMetadataKey]: row.id },
@@ -100,7 +101,7 @@ export class StripeTopUps {
     const topUpId = session.metadata?.[topUpIdMetadataKey];
     const [row] = topUpId ? await this.db.query<TopUpRow>('SELECT * FROM stripe_topups WHERE id = $1', [topUpId]) : [];
     if (!row) return undefined;
-    if (session.amount_total !== Number(row.amount) || session.currency !== row.currency.toLowerCase()) {
+    if (session.amount_total === null || fromStripeAmount(session.amount_total, row.currency) !== BigInt(row.amount) || session.currency !== row.currency.toLowerCase()) {
       // Tollgate made the session with the top-up's amount: a difference is a bug to look at, not money to guess.
       this.logger.error({ topUpId, sessionId: session.id, amountTotal: session.amount_total, currency: session.currency }, 'paid Checkout session does not match its top-up');
       throw new Error(`Checkout session ${session.id} does not match top-up ${row.id}`);

@@ -1,0 +1,40 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { adminTokenFromDataDir } from '../src/app.js';
+import { loadConfig } from '../src/config/config.js';
+import { silentLogger } from '../src/kernel/logger.js';
+
+describe('configuration', () => {
+  it('has working defaults for the embedded mode', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ catalogPath: 'examples/petstore.yaml', dataDir: '.tollgate', databaseUrl: undefined, grpc: { port: 9001 }, http: { port: 8080 } });
+    expect(config.redis).toMatchObject({ url: undefined, failureMode: 'local', timeoutMs: 50 });
+    expect(config.jwt).toBeUndefined();
+  });
+
+  it('accepts Redis Cluster seeds as comma-separated URLs, and TLS', () => {
+    expect(loadConfig({ TOLLGATE_REDIS_URL: 'redis://a:6379, redis://b:6379' }).redis.url).toBe('redis://a:6379, redis://b:6379');
+    expect(loadConfig({ TOLLGATE_REDIS_URL: 'rediss://user:pw@redis.example.com:6380' }).redis.url).toContain('rediss://');
+  });
+
+  it('names the variable of every bad value', () => {
+    expect(() => loadConfig({ TOLLGATE_REDIS_URL: 'http://x', TOLLGATE_GRPC_PORT: 'ninety', TOLLGATE_ADMIN_TOKEN: 'short' })).toThrow(
+      /TOLLGATE_REDIS_URL[\s\S]*TOLLGATE_GRPC_PORT[\s\S]*TOLLGATE_ADMIN_TOKEN/,
+    );
+    expect(() => loadConfig({ TOLLGATE_REDIS_FAILURE_MODE: 'maybe' })).toThrow(/TOLLGATE_REDIS_FAILURE_MODE/);
+    expect(() => loadConfig({ TOLLGATE_JWT_JWKS_URL: 'https://a/jwks', TOLLGATE_JWT_JWKS_FILE: 'jwks.json' })).toThrow(/exclusive/);
+  });
+
+  it('keeps a generated admin token, and replaces a truncated one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-token-'));
+    const token = adminTokenFromDataDir(dir, silentLogger);
+    expect(token.length).toBeGreaterThanOrEqual(16);
+    expect(adminTokenFromDataDir(dir, silentLogger)).toBe(token);
+    writeFileSync(join(dir, 'admin-token'), '');
+    const replaced = adminTokenFromDataDir(dir, silentLogger);
+    expect(replaced.length).toBeGreaterThanOrEqual(16);
+    expect(readFileSync(join(dir, 'admin-token'), 'utf8').trim()).toBe(replaced);
+  });
+});
