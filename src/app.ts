@@ -113,7 +113,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, metrics, logger });
   const ratingLoop = new RatingLoop(
     { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
-    { intervalMs: 30_000, finalizeAfterMs: 5 * 60_000 },
+    config.billing,
   );
   ratingLoop.start();
   const stripe = startStripeIntegration({

@@ -26,6 +26,8 @@ const envSchema = z.object({
   TOLLGATE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(250),
   TOLLGATE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   TOLLGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TOLLGATE_BILLING_INTERVAL_MS: z.coerce.number().int().nonnegative().default(30_000),
+  TOLLGATE_BILLING_FINALIZE_AFTER_MS: z.coerce.number().int().nonnegative().default(3_600_000),
   TOLLGATE_JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
   TOLLGATE_JWT_JWKS_FILE: z.string().min(1).optional(),
   TOLLGATE_JWT_ISSUER: z.string().min(1).optional(),
@@ -72,6 +74,8 @@ export interface Config {
   logLevel: Env['TOLLGATE_LOG_LEVEL'];
   metering: { spoolFsyncMs: number; spoolMaxBytes: number; batchSize: number; flushIntervalMs: number };
   stripe: StripeConfig;
+  /** How often the rating loop runs, and how long after a period ends its invoices are finalized. */
+  billing: { intervalMs: number; finalizeAfterMs: number };
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
   alerts: AlertsConfig;
@@ -138,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       batchSize: e.TOLLGATE_USAGE_BATCH_SIZE,
       flushIntervalMs: e.TOLLGATE_USAGE_FLUSH_MS,
     },
+    billing: { intervalMs: e.TOLLGATE_BILLING_INTERVAL_MS, finalizeAfterMs: e.TOLLGATE_BILLING_FINALIZE_AFTER_MS },
     jwt: jwtSettings(e),
     alerts: {
       evaluationIntervalMs: e.TOLLGATE_ALERTS_EVALUATION_INTERVAL_MS,

@@ -74,6 +74,8 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     TOLLGATE_ADMIN_TOKEN: adminToken,
     TOLLGATE_SYNC_INTERVAL_MS: '100',
     TOLLGATE_SHUTDOWN_GRACE_MS: '2000',
+    // Billing tests move a manual clock just past period ends; they assume a five-minute finalization grace.
+    TOLLGATE_BILLING_FINALIZE_AFTER_MS: '300000',
     ...(database
       ? {
           TOLLGATE_DATABASE_URL: options.proxies?.database?.rewrite(database.url) ?? database.url,
