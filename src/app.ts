@@ -26,7 +26,7 @@ import { startHttpServer, type RunningHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './kernel/clock.js';
 import type { Logger } from './kernel/logger.js';
 import { startMetering, type Metering } from './metering/metering.js';
-import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, type Metrics } from './metrics/metrics.js';
+import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
 import { CustomerErasure } from './privacy/erasure.js';
 import { MemoryCounterStore } from './quota/memory.js';
 import { RedisCounterStore } from './quota/redis.js';
@@ -147,6 +147,11 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   logger.info({ port: grpc.port }, 'gRPC listening (ext_authz Check, ALS, health)');
 
   registerIdentityCacheGauges(metrics, identities);
+  registerSubscriptionGauge(metrics, async () =>
+    (await db.query<{ plan_id: string; active: string }>(`SELECT plan_id, count(*) AS active FROM subscriptions WHERE status = 'active' GROUP BY plan_id`)).map(
+      (row) => ({ plan: row.plan_id, active: Number(row.active) }),
+    ),
+  );
   registerBusinessGauges(metrics, cachedBusinessMetrics({ db, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
   const http = await startHttpServer({

@@ -51,6 +51,7 @@ describe('metrics and dashboard', () => {
     expect(exposition).toMatch(/tollgate_check_decisions_total\{result="deny",reason="missing_key",plan=""\} 1/);
     expect(exposition).toMatch(/tollgate_check_duration_seconds_count 13/);
     expect(exposition).toMatch(/tollgate_db_query_duration_seconds_count [1-9]/);
+    expect(exposition).toMatch(/tollgate_active_subscriptions\{plan="free"\} 1/);
     // 12 keyed Checks reached Redis; the 13th had no key.
     expect(exposition).toMatch(/tollgate_counter_store_duration_seconds_count\{store="redis"\} 12/);
   });

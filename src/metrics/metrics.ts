@@ -237,4 +237,21 @@ export function registerBusinessGauges(metrics: Metrics, latest: () => Promise<B
   );
 }
 
+/** Active subscriptions per plan (free plans included), read from the database at scrape time. */
+export function registerSubscriptionGauge(metrics: Metrics, counts: () => Promise<{ plan: string; active: number }[]>): void {
+  new Gauge({
+    name: 'tollgate_active_subscriptions',
+    help: 'Active subscriptions by plan.',
+    labelNames: ['plan'] as const,
+    registers: [metrics.registry],
+    async collect() {
+      // With the database unavailable the last values stay, rather than failing the whole scrape.
+      const current = await counts().catch(() => undefined);
+      if (!current) return;
+      this.reset();
+      for (const { plan, active } of current) this.set({ plan }, active);
+    },
+  });
+}
+
 export type Metrics = ReturnType<typeof createMetrics>;
