@@ -188,7 +188,8 @@ function lineRecord(invoiceId: string, position: number, line: InvoiceLine) {
   };
 }
 
-interface InvoiceRow {
+/** An invoices row as stored. */
+export interface InvoiceRow {
   id: string;
   customer_id: string;
   subscription_id: string;

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import type { Catalog } from '../catalog/catalog.js';
 import { notFound } from '../kernel/errors.js';
-import type { CurrencyCode } from '../kernel/money.js';
+import type { InvoiceRow } from '../billing/invoices.js';
 import type { Queryable } from '../store/db.js';
 import { toStripeAmount } from './amounts.js';
 import type { StripeCustomers } from './customers.js';
@@ -11,18 +11,11 @@ import type { StripeWork } from './work.js';
 export const invoiceIdMetadataKey = 'tollgate_invoice_id';
 const lineMetadataKey = 'tollgate_line';
 
-export interface InvoiceToCollect {
-  id: string;
-  customer_id: string;
-  subscription_id: string;
-  plan_id: string;
-  period_start: Date;
-  period_end: Date;
-  currency: CurrencyCode;
-  mode: 'postpaid' | 'prepaid';
-  status: 'draft' | 'finalized';
-  total: string;
-}
+/** The columns of an invoice that collecting it through Stripe reads. */
+export type InvoiceToCollect = Pick<
+  InvoiceRow,
+  'id' | 'customer_id' | 'subscription_id' | 'plan_id' | 'period_start' | 'period_end' | 'currency' | 'mode' | 'status' | 'total'
+>;
 
 interface LineRow {
   position: number;
