@@ -40,6 +40,12 @@ export interface SubscriptionPeriodUsage {
 export interface PricingContext {
   pricingOf(planId: string): RatePlan | undefined;
   endpointOf(endpointId: string): Pick<EndpointDocument, 'id' | 'tags'> | undefined;
+  /**
+   * The names of the plan's captured facts that are prices: its `type: decimal` captures (the product's, then the
+   * plan's by name). Only those captured amounts are billed (an integer capture is a count, not money); without
+   * this, every captured amount is.
+   */
+  capturedPricesOf?(planId: string): ReadonlySet<string>;
 }
 
 export interface InvoiceLine extends LineItem {
@@ -139,7 +145,7 @@ export function ratePeriodInvoice(
       plan: usageOnly(closingPricing),
       period,
       subscription: { subscribed_at: changes.at(-1)?.effectiveAt ?? window.from, ended_at: window.until },
-      usage: toPeriodUsage(closingPricing, usage, context),
+      usage: toPeriodUsage(closingPricing, usage, context, closingPlanId),
     }),
     () => closingPlanId,
   );
@@ -186,7 +192,7 @@ function activeWindow(history: SubscriptionHistory, period: BillingPeriod): { fr
   return from < until ? { from, until } : undefined;
 }
 
-function toPeriodUsage(pricing: RatePlan, usage: SubscriptionPeriodUsage, context: PricingContext): PeriodUsage {
+function toPeriodUsage(pricing: RatePlan, usage: SubscriptionPeriodUsage, context: PricingContext, planId: string): PeriodUsage {
   const callsByPriceKey: Record<string, bigint> = {};
   let units = 0n;
   for (const { endpointId, calls, units: endpointUnits } of usage.endpoints) {
@@ -194,7 +200,9 @@ function toPeriodUsage(pricing: RatePlan, usage: SubscriptionPeriodUsage, contex
     callsByPriceKey[key] = (callsByPriceKey[key] ?? 0n) + calls;
     units += endpointUnits;
   }
-  return { units, calls_by_endpoint: callsByPriceKey, ...(usage.capturedAmounts && { captured_amounts: usage.capturedAmounts }) };
+  const prices = context.capturedPricesOf?.(planId);
+  const captured = Object.entries(usage.capturedAmounts ?? {}).filter(([name]) => !prices || prices.has(name));
+  return { units, calls_by_endpoint: callsByPriceKey, ...(captured.length > 0 && { captured_amounts: Object.fromEntries(captured) }) };
 }
 
 /** Stands in for an unpriced plan next to priced ones: no fees, no usage prices. */
@@ -215,5 +223,11 @@ export function catalogPricing(catalog: Catalog, productId: string): PricingCont
   return {
     pricingOf: (planId) => catalog.plan(planId)?.pricing,
     endpointOf: (endpointId) => catalog.endpoint(productId, endpointId),
+    capturedPricesOf: (planId) => {
+      const plan = catalog.plan(planId);
+      if (!plan) return new Set();
+      const rules = new Map([...(catalog.products.get(plan.product)?.capture ?? []), ...(plan.capture ?? [])].map((rule) => [rule.name, rule]));
+      return new Set([...rules.values()].filter((rule) => rule.type === 'decimal').map((rule) => rule.name));
+    },
   };
 }

@@ -43,11 +43,17 @@ const stagedValues = stagingColumnNames
     name === 'occurred_at' || name === 'period_start' ? `to_timestamp(${name} / 1000::float8)` : name === 'captured' ? 'captured::jsonb' : name,
   )
   .join(', ');
+/**
+ * The captured facts summed per rollup (usage_captured_rollups): integer and decimal values of billable calls that are
+ * non-negative (as rating prices them), exactly, as numeric. Strings that are not such a number are only kept on the event.
+ */
+const capturedNumber = '^[0-9]{1,30}([.][0-9]{1,30})?$';
 const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_calls', 'request_bytes', 'response_bytes'];
 
 /**
  * Inserts the staged events whose request id is new and adds exactly those to the rollups, in one statement (so
  * one transaction): a replayed or duplicated event changes neither. Returns the number inserted.
+ * The numeric captured facts of the new billable events are summed per rollup key and name (usage_captured_rollups).
  * Rollup measures count allowed calls (what the quota counted); denied_calls counts the rest. Each customer's first
  * allowed call is kept too (customer_first_calls), for activation metrics.
  */
@@ -55,7 +61,7 @@ export const insertStagedEventsSql = `WITH inserted AS (
   INSERT INTO usage_events (${eventColumns})
   SELECT ${stagedValues} FROM usage_staging
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes
+  RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured
 ), rolled_up AS (
   INSERT INTO usage_rollups AS r (customer_id, subscription_id, period_start, endpoint_id, ${measures.join(', ')})
   SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, ''),
@@ -73,6 +79,15 @@ export const insertStagedEventsSql = `WITH inserted AS (
   ORDER BY 1, 2, 3, 4
   ON CONFLICT (customer_id, subscription_id, period_start, endpoint_id) DO UPDATE SET
     ${measures.map((measure) => `${measure} = r.${measure} + excluded.${measure}`).join(', ')}
+), captured_rolled_up AS (
+  INSERT INTO usage_captured_rollups AS c (customer_id, subscription_id, period_start, endpoint_id, name, amount)
+  SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, ''), fact.key, sum((fact.value #>> '{}')::numeric)
+  FROM inserted, jsonb_each(captured) fact
+  WHERE billable AND customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
+    AND (fact.value #>> '{}') ~ '${capturedNumber}'
+  GROUP BY 1, 2, 3, 4, 5
+  ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (customer_id, subscription_id, period_start, endpoint_id, name) DO UPDATE SET amount = c.amount + excluded.amount
 ), first_calls AS (
   INSERT INTO customer_first_calls AS f (customer_id, first_call_at)
   SELECT batch.customer_id, batch.first_call_at

@@ -34,6 +34,7 @@ export const customerTables: readonly CustomerTable[] = [
   { table: 'api_keys', where: ofCustomer, orderBy: 'created_at, id', omit: ['hash'] },
   { table: 'usage_events', where: ofCustomer, orderBy: 'occurred_at, request_id' },
   { table: 'usage_rollups', where: ofCustomer, orderBy: 'period_start, subscription_id, endpoint_id' },
+  { table: 'usage_captured_rollups', where: ofCustomer, orderBy: 'period_start, subscription_id, endpoint_id, name' },
   { table: 'customer_first_calls', where: ofCustomer, orderBy: 'customer_id' },
   { table: 'invoices', where: ofCustomer, orderBy: 'period_start, id' },
   { table: 'invoice_lines', where: `invoice_id ${ofInvoices}`, orderBy: 'invoice_id, position' },

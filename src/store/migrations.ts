@@ -405,6 +405,29 @@ export const migrations: Migration[] = [
       ),
     ],
   },
+  {
+    version: 7,
+    name: 'captured usage rollups',
+    statements: [
+      // Sums of the numeric facts captured on billable calls (data capture), keyed like usage_rollups plus the
+      // capture's name, maintained by the same statement as the event insert. numeric: exact, never floats.
+      `CREATE TABLE usage_captured_rollups (
+         customer_id text NOT NULL,
+         subscription_id text NOT NULL,
+         period_start timestamptz NOT NULL,
+         endpoint_id text NOT NULL,
+         name text NOT NULL,
+         amount numeric NOT NULL,
+         PRIMARY KEY (customer_id, subscription_id, period_start, endpoint_id, name))`,
+      // Events metered before this version: their billable captured facts, the way the insert sums them.
+      `INSERT INTO usage_captured_rollups (customer_id, subscription_id, period_start, endpoint_id, name, amount)
+         SELECT e.customer_id, e.subscription_id, e.period_start, coalesce(e.endpoint_id, ''), c.key, sum((c.value #>> '{}')::numeric)
+         FROM usage_events e, jsonb_each(e.captured) c
+         WHERE e.billable AND e.customer_id IS NOT NULL AND e.subscription_id IS NOT NULL AND e.period_start IS NOT NULL
+           AND (c.value #>> '{}') ~ '^[0-9]{1,30}([.][0-9]{1,30})?$'
+         GROUP BY 1, 2, 3, 4, 5`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"
