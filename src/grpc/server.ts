@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import { decodeStreamAccessLogsMessage } from '../metering/als-decoder.js';
 import { encodeCheckResponse } from './check-response-encoder.js';
 import { loadEnvoyServices } from './protos.js';
 
@@ -31,7 +32,13 @@ export async function startGrpcServer(host: string, port: number, handlers: Grpc
     Check: { ...services.authorization.Check!, responseSerialize: encodeCheckResponse as (value: unknown) => Buffer },
   };
   server.addService(authorization, { Check: handlers.check });
-  if (handlers.streamAccessLogs) server.addService(services.accessLog, { StreamAccessLogs: handlers.streamAccessLogs });
+  if (handlers.streamAccessLogs) {
+    const accessLog = {
+      ...services.accessLog,
+      StreamAccessLogs: { ...services.accessLog.StreamAccessLogs!, requestDeserialize: decodeStreamAccessLogsMessage as (bytes: Buffer) => unknown },
+    };
+    server.addService(accessLog, { StreamAccessLogs: handlers.streamAccessLogs });
+  }
   const health = new HealthImplementation({ '': 'NOT_SERVING', [checkServiceName]: 'NOT_SERVING' });
   health.addToServer(server);
   const boundPort = await new Promise<number>((resolve, reject) =>

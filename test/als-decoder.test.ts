@@ -1,0 +1,320 @@
+import * as protoLoader from '@grpc/proto-loader';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { loadCatalogFile } from '../src/catalog/load.js';
+import { loaderOptions } from '../src/grpc/protos.js';
+import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
+import { extAuthzNamespace, type HttpAccessLogEntryWire, type StreamAccessLogsMessageWire } from '../src/metering/als-wire.js';
+import { toUsageEvent, type MeteringContext } from '../src/metering/event.js';
+
+/** The ingest path's hand-written StreamAccessLogsMessage decoder must read exactly what protobufjs's decoding gives. */
+
+const definition = protoLoader.loadSync('envoy/service/accesslog/v3/als.proto', loaderOptions);
+const method = (definition['envoy.service.accesslog.v3.AccessLogService'] as unknown as Record<string, { requestSerialize(value: unknown): Buffer; requestDeserialize(bytes: Buffer): unknown }>)
+  .StreamAccessLogs!;
+const reference = (bytes: Buffer) => method.requestDeserialize(bytes) as StreamAccessLogsMessageWire;
+
+const petstore = loadCatalogFile('examples/petstore.yaml');
+const context: MeteringContext = { catalog: petstore, periodStartOf: () => 1_700_000_000_000, now: 1_750_000_000_000, newRequestId: () => 'generated-id' };
+
+// --- raw protobuf writing, for unknown fields and for nesting entries that carry them ---
+
+function varint(value: bigint): number[] {
+  const bytes: number[] = [];
+  let rest = BigInt.asUintN(64, value);
+  while (rest >= 0x80n) {
+    bytes.push(Number(rest & 0x7fn) | 0x80);
+    rest >>= 7n;
+  }
+  bytes.push(Number(rest));
+  return bytes;
+}
+const delimited = (field: number, content: Buffer) => Buffer.concat([Buffer.from(varint(BigInt((field << 3) | 2))), Buffer.from(varint(BigInt(content.length))), content]);
+
+/** A field number no message here declares, with any wire type Envoy could use. */
+const unknownField = fc.oneof(
+  fc.record({ field: fc.integer({ min: 1000, max: 536_870_911 }), wire: fc.constant(0 as const), value: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }) }),
+  fc.record({ field: fc.integer({ min: 1000, max: 536_870_911 }), wire: fc.constantFrom(1 as const, 2 as const, 5 as const), bytes: fc.uint8Array({ maxLength: 30 }) }),
+);
+type UnknownField = typeof unknownField extends fc.Arbitrary<infer T> ? T : never;
+function encodeUnknown(fields: UnknownField[]): Buffer {
+  return Buffer.concat(
+    fields.map((unknown) => {
+      const tag = Buffer.from(varint(BigInt(unknown.field) * 8n + BigInt(unknown.wire)));
+      if ('value' in unknown) return Buffer.concat([tag, Buffer.from(varint(unknown.value))]);
+      if (unknown.wire === 2) return Buffer.concat([tag, Buffer.from(varint(BigInt(unknown.bytes.length))), Buffer.from(unknown.bytes)]);
+      const size = unknown.wire === 1 ? 8 : 4;
+      const fixed = Buffer.alloc(size);
+      Buffer.from(unknown.bytes).copy(fixed, 0, 0, size);
+      return Buffer.concat([tag, fixed]);
+    }),
+  );
+}
+
+/** Reads one varint at `at`, returning [value, next offset]. */
+function readVarint(bytes: Buffer, at: number): [number, number] {
+  let value = 0;
+  for (let shift = 0; ; shift += 7) {
+    const byte = bytes[at++]!;
+    value += (byte & 0x7f) * 2 ** shift;
+    if (byte < 0x80) return [value, at];
+  }
+}
+
+/** An HTTPAccessLogEntry's own encoding: protobufjs encodes it inside http_logs, whose two headers are stripped. */
+function encodeEntry(entry: unknown): Buffer {
+  const bytes = method.requestSerialize({ http_logs: { log_entry: [entry] } });
+  const [, afterOuter] = readVarint(bytes, 1);
+  const [, afterInner] = readVarint(bytes, afterOuter + 1);
+  return bytes.subarray(afterInner);
+}
+
+// --- arbitrary Envoy-shaped messages, as proto-loader accepts them ---
+
+const text = fc.string({ unit: 'binary', maxLength: 24 });
+const key = fc.string({ unit: 'binary', minLength: 1, maxLength: 16 }).filter((name) => name !== '__proto__');
+const uint64 = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 100_000n })).map(String);
+const int64 = fc.oneof(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.bigInt({ min: 0n, max: 4_000_000_000n })).map(String);
+const secondsNanos = fc.record({ seconds: int64, nanos: fc.oneof(fc.integer({ min: 0, max: 999_999_999 }), fc.integer()) }, { requiredKeys: [] });
+const scalar = fc.oneof(
+  text.map((stringValue) => ({ stringValue })),
+  fc.oneof(fc.double(), fc.integer({ min: 0, max: 100 })).map((numberValue) => ({ numberValue })),
+  fc.boolean().map((boolValue) => ({ boolValue })),
+  fc.constant({ nullValue: 'NULL_VALUE' }),
+);
+const value = fc.oneof(
+  { weight: 6, arbitrary: scalar },
+  fc.array(scalar, { maxLength: 3 }).map((values) => ({ listValue: { values } })),
+  fc.dictionary(key, scalar, { maxKeys: 3 }).map((fields) => ({ structValue: { fields } })),
+);
+const struct = fc.dictionary(key, value, { maxKeys: 8 }).map((fields) => ({ fields }));
+const authzKeys = fc.constantFrom('customer_id', 'subscription_id', 'plan_id', 'product_id', 'endpoint_id', 'key_id', 'decision', 'reason', 'request_id', 'weight');
+const authzValue = fc.oneof(
+  fc.constantFrom('cus_1', 'sub_1', 'pro', 'free', 'petstore', 'list-pets', 'allow', 'deny', 'rate_limited', '').map((stringValue) => ({ stringValue })),
+  text.map((stringValue) => ({ stringValue })),
+  fc.oneof(fc.integer({ min: 0, max: 20 }), fc.double()).map((numberValue) => ({ numberValue })),
+  fc.boolean().map((boolValue) => ({ boolValue })),
+);
+const authz = fc.dictionary(authzKeys, authzValue, { maxKeys: 10 }).map((fields) => ({ fields }));
+const headers = fc.dictionary(fc.oneof(key, fc.constantFrom('x-units', 'x-model', 'content-type')), fc.oneof(text, fc.constantFrom(' 42 ', '3.25', 'gpt')), { maxKeys: 5 });
+const method_ = fc.constantFrom('METHOD_UNSPECIFIED', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 42);
+
+const common = fc.record(
+  {
+    start_time: secondsNanos,
+    time_to_last_downstream_tx_byte: secondsNanos,
+    stream_id: text,
+    metadata: fc.record(
+      {
+        filter_metadata: fc.oneof(
+          authz.map((struct) => ({ [extAuthzNamespace]: struct })),
+          fc.record({ [extAuthzNamespace]: authz, other: struct }, { requiredKeys: [] }),
+          fc.dictionary(key, struct, { maxKeys: 2 }),
+        ),
+        typed_filter_metadata: fc.dictionary(key, fc.record({ type_url: text, value: fc.uint8Array({ maxLength: 8 }) }), { maxKeys: 2 }),
+      },
+      { requiredKeys: [] },
+    ),
+    // Fields Tollgate does not read, of every wire type.
+    sample_rate: fc.double(),
+    upstream_cluster: text,
+    route_name: text,
+    upstream_request_attempt_count: fc.nat(),
+    custom_tags: headers,
+    response_flags: fc.record({ rate_limited: fc.boolean(), no_route_found: fc.boolean() }, { requiredKeys: [] }),
+    downstream_remote_address: fc.record({ socket_address: fc.record({ address: text, port_value: fc.nat(65535) }) }),
+    tls_properties: fc.record({ tls_sni_hostname: text, tls_cipher_suite: fc.record({ value: fc.nat() }), tls_version: fc.constantFrom('TLSv1_2', 'TLSv1_3') }, { requiredKeys: [] }),
+    duration: secondsNanos,
+    downstream_wire_bytes_sent: uint64,
+    access_log_type: fc.constantFrom('NotSet', 'DownstreamEnd'),
+  },
+  { requiredKeys: [] },
+);
+const request = fc.record(
+  {
+    request_method: method_,
+    request_id: text,
+    request_headers_bytes: uint64,
+    request_body_bytes: uint64,
+    request_headers: headers,
+    scheme: text,
+    authority: text,
+    path: text,
+    port: fc.record({ value: fc.nat() }),
+    user_agent: text,
+    upstream_header_bytes_sent: uint64,
+  },
+  { requiredKeys: [] },
+);
+const response = fc.record(
+  {
+    response_code: fc.record({ value: fc.oneof(fc.integer({ min: 100, max: 599 }), fc.nat({ max: 2 ** 32 - 1 })) }, { requiredKeys: [] }),
+    response_headers_bytes: uint64,
+    response_body_bytes: uint64,
+    response_headers: headers,
+    response_trailers: headers,
+    response_code_details: text,
+    upstream_header_bytes_received: uint64,
+  },
+  { requiredKeys: [] },
+);
+const entry = fc.record(
+  { common_properties: common, protocol_version: fc.constantFrom('HTTP11', 'HTTP2'), request, response },
+  { requiredKeys: [] },
+);
+const identifier = fc.record(
+  {
+    node: fc.record({ id: text, cluster: text, user_agent_name: text, metadata: struct, locality: fc.record({ region: text, zone: text }) }, { requiredKeys: [] }),
+    log_name: text,
+  },
+  { requiredKeys: [] },
+);
+const tcpEntry = fc.record(
+  { common_properties: fc.record({ upstream_cluster: text, start_time: secondsNanos }, { requiredKeys: [] }), connection_properties: fc.record({ received_bytes: uint64, sent_bytes: uint64 }) },
+  { requiredKeys: [] },
+);
+const noUnknown = fc.constant([] as UnknownField[]);
+const unknowns = fc.oneof(noUnknown, fc.array(unknownField, { minLength: 1, maxLength: 3 }));
+const httpMessage = fc.record({
+  kind: fc.constant('http' as const),
+  entries: fc.array(fc.record({ entry, unknown: unknowns }), { minLength: 1, maxLength: 6 }),
+  unknownInLogs: unknowns,
+  unknown: unknowns,
+});
+const tcpMessage = fc.record({ kind: fc.constant('tcp' as const), entries: fc.array(tcpEntry, { maxLength: 3 }), unknown: unknowns });
+/** A stream: the identifier only in the first message, then HTTP batches and TCP batches (Envoy sends either). */
+const stream = fc.record({
+  identifier,
+  first: fc.oneof(httpMessage, fc.constant(null)),
+  rest: fc.array(fc.oneof({ weight: 4, arbitrary: httpMessage }, { weight: 1, arbitrary: tcpMessage }), { maxLength: 4 }),
+});
+
+type MessageSpec = typeof httpMessage extends fc.Arbitrary<infer H> ? (typeof tcpMessage extends fc.Arbitrary<infer T> ? H | T : never) : never;
+
+function encodeMessage(spec: MessageSpec | null, withIdentifier?: unknown): Buffer {
+  const parts: Buffer[] = [];
+  if (withIdentifier) parts.push(method.requestSerialize({ identifier: withIdentifier }));
+  if (spec?.kind === 'http') {
+    const logs = Buffer.concat([
+      ...spec.entries.map(({ entry, unknown }) => delimited(1, Buffer.concat([encodeEntry(entry), encodeUnknown(unknown)]))),
+      encodeUnknown(spec.unknownInLogs),
+    ]);
+    parts.push(delimited(2, logs));
+  } else if (spec?.kind === 'tcp') {
+    parts.push(method.requestSerialize({ tcp_logs: { log_entry: spec.entries } }));
+  }
+  if (spec) parts.push(encodeUnknown(spec.unknown));
+  return Buffer.concat(parts);
+}
+
+// --- what metering reads (als-wire.ts), from either decoding ---
+
+const picked = <T extends object>(object: T | undefined, keys: (keyof T)[]) =>
+  object === undefined ? undefined : Object.fromEntries(keys.filter((name) => object[name] !== undefined).map((name) => [name, object[name]]));
+
+/** A Struct's fields as the code sees them: Value's oneof marker ("kind") dropped, nesting kept. */
+function readStruct(struct: { fields?: Record<string, unknown> } | undefined): unknown {
+  if (!struct) return undefined;
+  if (!struct.fields) return {};
+  return { fields: Object.fromEntries(Object.entries(struct.fields).map(([name, value]) => [name, readValue(value as Record<string, unknown>)])) };
+}
+function readValue(value: Record<string, unknown>): unknown {
+  const out: Record<string, unknown> = picked(value, ['stringValue', 'numberValue', 'boolValue', 'nullValue'])!;
+  if (value.structValue) out.structValue = readStruct(value.structValue as { fields?: Record<string, unknown> });
+  if (value.listValue) {
+    const list = value.listValue as { values?: Record<string, unknown>[] };
+    out.listValue = list.values ? { values: list.values.map(readValue) } : {};
+  }
+  return out;
+}
+
+function readEntry(entry: HttpAccessLogEntryWire) {
+  const common = entry.common_properties;
+  const filterMetadata = common?.metadata?.filter_metadata;
+  return {
+    common: common && {
+      ...picked(common, ['start_time', 'time_to_last_downstream_tx_byte', 'stream_id']),
+      metadata: common.metadata && {
+        filter_metadata: filterMetadata && Object.fromEntries(Object.entries(filterMetadata).map(([name, struct]) => [name, readStruct(struct)])),
+      },
+    },
+    request: picked(entry.request, ['request_method', 'request_id', 'request_headers_bytes', 'request_body_bytes', 'request_headers']),
+    response: picked(entry.response, ['response_code', 'response_headers_bytes', 'response_body_bytes', 'response_headers']),
+    event: toUsageEvent(entry, context),
+  };
+}
+
+function read(message: StreamAccessLogsMessageWire) {
+  return {
+    identifier: message.identifier && { node: picked(message.identifier.node, ['id', 'cluster']), log_name: message.identifier.log_name },
+    httpLogs: message.http_logs && { entries: message.http_logs.log_entry?.map(readEntry) },
+    tcpLogs: message.tcp_logs !== undefined,
+  };
+}
+
+const expectSameReading = (bytes: Buffer) => expect(read(decodeStreamAccessLogsMessage(bytes))).toEqual(read(reference(bytes)));
+
+describe('decodeStreamAccessLogsMessage', () => {
+  it('reads any Envoy stream (identifier first, HTTP and TCP batches, unknown fields) as protobufjs does', () => {
+    fc.assert(
+      fc.property(stream, ({ identifier, first, rest }) => {
+        expectSameReading(encodeMessage(first, identifier));
+        for (const spec of rest) expectSameReading(encodeMessage(spec));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('reads a typical Envoy entry, including large uint64 byte counts as exact strings and non-ASCII text', () => {
+    const entry = {
+      common_properties: {
+        start_time: { seconds: '1763202030', nanos: 456_000_000 },
+        time_to_last_downstream_tx_byte: { seconds: '0', nanos: 8_500_000 },
+        stream_id: 'strëam-😀',
+        metadata: { filter_metadata: { [extAuthzNamespace]: { fields: { customer_id: { stringValue: 'cus_ü' }, plan_id: { stringValue: 'pro' }, weight: { numberValue: 2 } } } } },
+      },
+      request: { request_method: 'POST', request_id: 'req-é', request_headers_bytes: '18446744073709551615', request_body_bytes: '9007199254740993' },
+      response: { response_code: { value: 201 }, response_headers_bytes: '180', response_body_bytes: '0', response_headers: { 'x-units': '日本' } },
+    };
+    const bytes = method.requestSerialize({ identifier: { node: { id: 'envoy-1', cluster: 'edge' }, log_name: 'tollgate' }, http_logs: { log_entry: [entry, {}, entry] } });
+    const ours = decodeStreamAccessLogsMessage(bytes);
+    expect(read(ours)).toEqual(read(reference(bytes)));
+    const first = ours.http_logs!.log_entry![0]!;
+    expect(first.request?.request_headers_bytes).toBe('18446744073709551615');
+    expect(first.request?.request_body_bytes).toBe('9007199254740993');
+    expect(first.common_properties?.stream_id).toBe('strëam-😀');
+    expect(ours.http_logs!.log_entry![1]).toEqual({});
+    expect(ours.identifier).toEqual({ node: { id: 'envoy-1', cluster: 'edge' }, log_name: 'tollgate' });
+  });
+
+  it('decodes negative int64 seconds and empty messages as protobufjs does', () => {
+    for (const message of [
+      {},
+      { identifier: { log_name: 'x' } },
+      { http_logs: {} },
+      { tcp_logs: { log_entry: [{}] } },
+      { http_logs: { log_entry: [{ common_properties: { start_time: { seconds: '-9223372036854775808', nanos: -1 } } }] } },
+    ]) {
+      expectSameReading(method.requestSerialize(message));
+    }
+  });
+
+  it('tells apart map keys that differ only in bytes its key cache does not hash', () => {
+    for (let round = 0; round < 3; round++) {
+      const fields = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`a${i}bc`, { stringValue: `v${i}-${round}` }]));
+      const headers = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`x${9 - i}yz`, String(i)]));
+      const bytes = method.requestSerialize({
+        http_logs: { log_entry: [{ common_properties: { metadata: { filter_metadata: { [extAuthzNamespace]: { fields } } } }, response: { response_headers: headers } }] },
+      });
+      expectSameReading(bytes);
+      const entry = decodeStreamAccessLogsMessage(bytes).http_logs!.log_entry![0]!;
+      expect(Object.keys(entry.common_properties!.metadata!.filter_metadata![extAuthzNamespace]!.fields!)).toEqual(Object.keys(fields));
+      expect(entry.response!.response_headers).toEqual(headers);
+    }
+  });
+
+  it('rejects truncated messages instead of misreading them', () => {
+    const bytes = method.requestSerialize({ http_logs: { log_entry: [{ request: { request_id: 'abcdef' } }] } });
+    expect(() => decodeStreamAccessLogsMessage(bytes.subarray(0, bytes.length - 2))).toThrow();
+  });
+});
