@@ -8,18 +8,17 @@
  * Standalone: `npx tsx bench/als-ingest.ts` (TOLLGATE_BENCH_DATABASE_URL, else TOLLGATE_TEST_DATABASE_URL, else
  * postgres://postgres@127.0.0.1:5432/test names the server; a scratch database is created and dropped).
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
-import { startApp } from '../src/app.js';
-import { loadConfig } from '../src/config/config.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
 import { toStruct } from '../src/grpc/wire.js';
-import { silentLogger } from '../src/kernel/logger.js';
 import { extAuthzNamespace } from '../src/metering/als-wire.js';
 
 export interface AlsIngestOptions {
@@ -59,24 +58,23 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
 
   const database = await ScratchDatabase.create();
   const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-als-'));
-  const app = await startApp(
-    loadConfig({
-      TOLLGATE_CATALOG: 'examples/petstore.yaml',
-      TOLLGATE_DATA_DIR: dataDir,
-      TOLLGATE_DATABASE_URL: database.url,
-      TOLLGATE_GRPC_HOST: '127.0.0.1',
-      TOLLGATE_GRPC_PORT: '0',
-      TOLLGATE_HTTP_HOST: '127.0.0.1',
-      TOLLGATE_HTTP_PORT: '0',
-      TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
-      TOLLGATE_USAGE_BATCH_SIZE: String(batchSize),
-      TOLLGATE_LOG_LEVEL: 'silent',
-    }),
-    silentLogger,
-  );
-  const client = new RawAccessLogClient(`127.0.0.1:${app.grpc.port}`);
+  // The server runs in its own process, as it does beside Envoy: the client's encoding and HTTP/2 framing are not
+  // charged to it.
+  const server = await startServerProcess({
+    TOLLGATE_CATALOG: 'examples/petstore.yaml',
+    TOLLGATE_DATA_DIR: dataDir,
+    TOLLGATE_DATABASE_URL: database.url,
+    TOLLGATE_GRPC_HOST: '127.0.0.1',
+    TOLLGATE_GRPC_PORT: '0',
+    TOLLGATE_HTTP_HOST: '127.0.0.1',
+    TOLLGATE_HTTP_PORT: '0',
+    TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
+    TOLLGATE_USAGE_BATCH_SIZE: String(batchSize),
+    TOLLGATE_LOG_LEVEL: 'silent',
+  });
+  const client = new RawAccessLogClient(`127.0.0.1:${server.grpcPort}`);
   const messages = new MessageFactory(entriesPerMessage);
-  const stored = async () => (await app.metrics.usageEventsStored.get()).values[0]?.value ?? 0;
+  const stored = async () => metricValue(await server.metrics(), 'tollgate_usage_events_stored_total');
   /** Streams about `count` entries and waits until all are committed; returns how many were sent. */
   const send = async (count: number) => {
     const perStream = Math.ceil(count / entriesPerMessage / streams);
@@ -88,13 +86,16 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
   };
   try {
     await send(entries / 10);
-    const flushes = await app.metrics.usageFlushDuration.get();
-    const before = { count: sumOf(flushes, '_count'), sum: sumOf(flushes, '_sum') };
+    const flushes = (exposition: string) => ({
+      count: metricValue(exposition, 'tollgate_usage_flush_duration_seconds_count'),
+      sum: metricValue(exposition, 'tollgate_usage_flush_duration_seconds_sum'),
+    });
+    const before = flushes(await server.metrics());
     const started = performance.now();
     const sent = await send(entries);
     const seconds = (performance.now() - started) / 1000;
-    const after = await app.metrics.usageFlushDuration.get();
-    const flushCount = sumOf(after, '_count') - before.count;
+    const after = flushes(await server.metrics());
+    const flushCount = after.count - before.count;
     return {
       entriesPerSecond: Math.round(sent / seconds),
       entries: sent,
@@ -102,19 +103,42 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
       streams,
       entriesPerMessage,
       batchSize,
-      meanFlushMs: Number((((sumOf(after, '_sum') - before.sum) / Math.max(1, flushCount)) * 1000).toFixed(1)),
+      meanFlushMs: Number((((after.sum - before.sum) / Math.max(1, flushCount)) * 1000).toFixed(1)),
       meanFlushEvents: Math.round(sent / Math.max(1, flushCount)),
     };
   } finally {
     client.close();
-    await app.stop();
+    await server.stop();
     await database.drop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-const sumOf = (metric: { values: { metricName?: string; value: number }[] }, suffix: string) =>
-  metric.values.filter((value) => value.metricName?.endsWith(suffix)).reduce((sum, value) => sum + value.value, 0);
+/** A series' value in a Prometheus exposition (the sum over its labels). */
+function metricValue(exposition: string, name: string): number {
+  let total = 0;
+  for (const [, value] of exposition.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) total += Number(value);
+  return total;
+}
+
+async function startServerProcess(env: Record<string, string>) {
+  execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/dist-server.ts', JSON.stringify(env)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    createInterface({ input: child.stdout! }).once('line', resolve);
+  });
+  const { grpcPort, httpPort } = JSON.parse(line) as { grpcPort: number; httpPort: number };
+  return {
+    grpcPort,
+    metrics: async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text(),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
 
 /** Envoy-shaped StreamAccessLogsMessages, encoded once per template; each copy gets fresh request ids. */
 class MessageFactory {
