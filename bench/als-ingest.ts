@@ -8,17 +8,16 @@
  * Standalone: `npx tsx bench/als-ingest.ts` (TOLLGATE_BENCH_DATABASE_URL, else TOLLGATE_TEST_DATABASE_URL, else
  * postgres://postgres@127.0.0.1:5432/test names the server; a scratch database is created and dropped).
  */
-import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
 import { toStruct } from '../src/grpc/wire.js';
+import { buildDist, startTollgate } from './processes.js';
 import { extAuthzNamespace } from '../src/metering/als-wire.js';
 
 export interface AlsIngestOptions {
@@ -60,7 +59,8 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
   const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-als-'));
   // The server runs in its own process, as it does beside Envoy: the client's encoding and HTTP/2 framing are not
   // charged to it.
-  const server = await startServerProcess({
+  buildDist();
+  const server = await startTollgate({
     TOLLGATE_CATALOG: 'examples/petstore.yaml',
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_DATABASE_URL: database.url,
@@ -72,9 +72,10 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
     TOLLGATE_USAGE_BATCH_SIZE: String(batchSize),
     TOLLGATE_LOG_LEVEL: 'silent',
   });
-  const client = new RawAccessLogClient(`127.0.0.1:${server.grpcPort}`);
+  const client = new RawAccessLogClient(`127.0.0.1:${server.info.grpcPort}`);
   const messages = new MessageFactory(entriesPerMessage);
-  const stored = async () => metricValue(await server.metrics(), 'tollgate_usage_events_stored_total');
+  const metrics = async () => (await fetch(`http://127.0.0.1:${server.info.httpPort}/metrics`)).text();
+  const stored = async () => metricValue(await metrics(), 'tollgate_usage_events_stored_total');
   /** Streams about `count` entries and waits until all are committed; returns how many were sent. */
   const send = async (count: number) => {
     const perStream = Math.ceil(count / entriesPerMessage / streams);
@@ -90,11 +91,11 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
       count: metricValue(exposition, 'tollgate_usage_flush_duration_seconds_count'),
       sum: metricValue(exposition, 'tollgate_usage_flush_duration_seconds_sum'),
     });
-    const before = flushes(await server.metrics());
+    const before = flushes(await metrics());
     const started = performance.now();
     const sent = await send(entries);
     const seconds = (performance.now() - started) / 1000;
-    const after = flushes(await server.metrics());
+    const after = flushes(await metrics());
     const flushCount = after.count - before.count;
     return {
       entriesPerSecond: Math.round(sent / seconds),
@@ -121,24 +122,6 @@ function metricValue(exposition: string, name: string): number {
   return total;
 }
 
-async function startServerProcess(env: Record<string, string>) {
-  execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/dist-server.ts', JSON.stringify(env)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    createInterface({ input: child.stdout! }).once('line', resolve);
-  });
-  const { grpcPort, httpPort } = JSON.parse(line) as { grpcPort: number; httpPort: number };
-  return {
-    grpcPort,
-    metrics: async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text(),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
 
 /** Envoy-shaped StreamAccessLogsMessages, encoded once per template; each copy gets fresh request ids. */
 class MessageFactory {

@@ -3,21 +3,14 @@
  * both driven by h2load with the same gRPC request. Reports the throughput ratio at saturation and p50/p99 at half
  * of the null server's saturation rate.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import * as protoLoader from '@grpc/proto-loader';
 import { loaderOptions } from '../src/grpc/protos.js';
-
-interface Server {
-  process: ChildProcess;
-  port: number;
-  httpPort?: number;
-  key?: string;
-}
+import { buildDist, startBenchProcess, startTollgate } from './processes.js';
 
 export interface LoadResult {
   requestsPerSecond: number;
@@ -35,20 +28,39 @@ export interface CheckBenchResult {
 
 const workDir = mkdtempSync(join(tmpdir(), 'tollgate-h2load-'));
 
-async function startServer(kind: 'null' | 'tollgate'): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/check-servers.ts', kind], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
-    createInterface({ input: child.stdout! }).once('line', resolve);
-  });
-  return { process: child, ...(JSON.parse(line) as Omit<Server, 'process'>) };
-}
+const adminToken = 'bench-admin-token-0123456789';
 
-function stopServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.process.once('exit', () => resolve());
-    server.process.kill('SIGKILL');
+/** Tollgate in production shape: records in PostgreSQL (the hot path never queries it), counters in Redis. */
+async function startTollgateWithKey(dataDir: string) {
+  const server = await startTollgate({
+    TOLLGATE_CATALOG: 'bench/catalog.yaml',
+    TOLLGATE_DATA_DIR: dataDir,
+    TOLLGATE_GRPC_HOST: '127.0.0.1',
+    TOLLGATE_GRPC_PORT: '0',
+    TOLLGATE_HTTP_HOST: '127.0.0.1',
+    TOLLGATE_HTTP_PORT: '0',
+    TOLLGATE_ADMIN_TOKEN: adminToken,
+    TOLLGATE_DATABASE_URL: process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    TOLLGATE_REDIS_URL: process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    TOLLGATE_REDIS_PREFIX: `bench${process.pid}`,
+    TOLLGATE_REDIS_FAILURE_MODE: 'closed',
+    TOLLGATE_LOG_LEVEL: 'silent',
   });
+  const admin = async (path: string, body: unknown) => {
+    const response = await fetch(`http://127.0.0.1:${server.info.httpPort}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+    return response.json() as Promise<Record<string, unknown>>;
+  };
+  const customer = `bench-${process.pid}-${Date.now()}`;
+  await admin('/v1/customers', { id: customer, name: 'Bench' });
+  const { key } = (await admin('/v1/keys', { customer, plan: 'unbounded' })) as { key: string };
+  // The identity cache of the replica that took the write refreshes at once; give it a moment to land.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return { ...server, key };
 }
 
 /** A gRPC-framed CheckRequest as Envoy would send it for GET /api/v1/pets. */
@@ -94,20 +106,20 @@ function h2load(port: number, body: string, options: { durationS: number; client
 }
 
 export async function runCheckBench(options = { durationS: 10 }): Promise<CheckBenchResult> {
-  execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
-  const nullServer = await startServer('null');
-  const tollgate = await startServer('tollgate');
+  buildDist();
+  const nullServer = await startBenchProcess<{ port: number }>('bench/null-authz-server.ts');
+  const tollgate = await startTollgateWithKey(mkdtempSync(join(tmpdir(), 'tollgate-bench-')));
   try {
     const nullBody = checkRequestBody('none');
-    const tollgateBody = checkRequestBody(tollgate.key!);
+    const tollgateBody = checkRequestBody(tollgate.key);
     const saturate = { durationS: options.durationS, clients: 4, streams: 32 };
-    const nullSaturation = h2load(nullServer.port, nullBody, saturate);
-    const tollgateSaturation = h2load(tollgate.port, tollgateBody, saturate);
+    const nullSaturation = h2load(nullServer.info.port, nullBody, saturate);
+    const tollgateSaturation = h2load(tollgate.info.grpcPort, tollgateBody, saturate);
     const rate = Math.floor(nullSaturation.requestsPerSecond / 2);
     const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: Math.max(1, Math.floor(rate / 4)) };
-    const nullHalf = h2load(nullServer.port, nullBody, paced);
-    const tollgateHalf = h2load(tollgate.port, tollgateBody, paced);
-    const metrics = await (await fetch(`http://127.0.0.1:${tollgate.httpPort}/metrics`)).text();
+    const nullHalf = h2load(nullServer.info.port, nullBody, paced);
+    const tollgateHalf = h2load(tollgate.info.grpcPort, tollgateBody, paced);
+    const metrics = await (await fetch(`http://127.0.0.1:${tollgate.info.httpPort}/metrics`)).text();
     const allowDecisions = Number(/tollgate_check_decisions_total\{result="allow",reason="",plan="unbounded"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     return {
       saturation: { null: nullSaturation, tollgate: tollgateSaturation, ratio: tollgateSaturation.requestsPerSecond / nullSaturation.requestsPerSecond },
@@ -121,7 +133,7 @@ export async function runCheckBench(options = { durationS: 10 }): Promise<CheckB
       allowDecisions,
     };
   } finally {
-    await Promise.all([stopServer(nullServer), stopServer(tollgate)]);
+    await Promise.all([nullServer.stop(), tollgate.stop()]);
   }
 }
 

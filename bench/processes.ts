@@ -1,0 +1,33 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/** Builds dist/, which the benchmark servers run (as `npm start` does). */
+export const buildDist = () => execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+
+export interface BenchProcess<Info> {
+  info: Info;
+  stop(): Promise<void>;
+}
+
+/** Starts a benchmark server script and waits for the JSON line it prints once it listens. */
+export async function startBenchProcess<Info>(script: string, args: string[] = []): Promise<BenchProcess<Info>> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+    createInterface({ input: child.stdout! }).once('line', resolve);
+  });
+  return {
+    info: JSON.parse(line) as Info,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Starts the compiled Tollgate server (bench/dist-server.ts) with this environment. */
+export function startTollgate(env: Record<string, string>) {
+  return startBenchProcess<{ grpcPort: number; httpPort: number }>('bench/dist-server.ts', [JSON.stringify(env)]);
+}
