@@ -71,6 +71,8 @@ describe('admin API', () => {
       ['a bad email', '/v1/customers', { name: 'A', email: 'nope' }, 'email'],
       ['a bad id', '/v1/customers', { id: 'has space', name: 'A' }, 'id'],
       ['neither plan nor subscription', '/v1/keys', { customer: 'x' }, 'plan'],
+      ['an OAuth client without plan or subscription', '/v1/oauth-clients', { customer: 'x', clientId: 'c' }, 'plan'],
+      ['an OAuth client with an unknown field', '/v1/oauth-clients', { customer: 'x', clientId: 'c', plan: 'free', scope: 'all' }, 'scope'],
     ])('answers 400 naming the field for %s', async (_case, path, body, field) => {
       const response = await service.admin('POST', path, body);
       expect(response.status).toBe(400);

@@ -46,6 +46,29 @@ const planSummarySchema = z.object({
   quota: z.object({ units: z.number(), whenExhausted: z.string() }).optional(),
 });
 
+/** Who a new credential (API key or OAuth client) belongs to: its customer and plan, or an existing subscription. */
+const credentialOwner = z
+  .object({
+    customer: z.string().min(1),
+    plan: z.string().min(1).optional(),
+    subscription: z.string().min(1).optional(),
+    name: z.string().max(200).optional(),
+    app: z.string().min(1).max(100).optional(),
+  })
+  .strict();
+
+const hasPlanOrSubscription = (body: { plan?: string | undefined; subscription?: string | undefined }) =>
+  body.plan !== undefined || body.subscription !== undefined;
+const planOrSubscriptionRequired = { message: 'plan or subscription is required', path: ['plan'] };
+
+const credentialInput = (body: { customer: string; plan?: string | undefined; subscription?: string | undefined; name?: string | undefined; app?: string | undefined }) => ({
+  customerId: body.customer,
+  planId: body.plan,
+  subscriptionId: body.subscription,
+  name: body.name,
+  appName: body.app,
+});
+
 export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): Route[] {
   return [
     route({
@@ -150,27 +173,12 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
       summary: 'Create an API key; the key itself is in this response only',
       tag: 'keys',
       auth: 'admin',
-      body: z
-        .object({
-          customer: z.string().min(1),
-          plan: z.string().min(1).optional(),
-          subscription: z.string().min(1).optional(),
-          name: z.string().max(200).optional(),
-          app: z.string().min(1).max(100).optional(),
-        })
-        .strict()
-        .refine((body) => body.plan !== undefined || body.subscription !== undefined, { message: 'plan or subscription is required', path: ['plan'] }),
+      body: credentialOwner.refine(hasPlanOrSubscription, planOrSubscriptionRequired),
       response: z.object({ key: z.string(), apiKey: apiKeySchema }),
       successStatus: 201,
       handle: async ({ body }) => ({
         status: 201,
-        body: await accounts.createKey({
-          customerId: body.customer,
-          planId: body.plan,
-          subscriptionId: body.subscription,
-          name: body.name,
-          appName: body.app,
-        }),
+        body: await accounts.createKey(credentialInput(body)),
       }),
     }),
     route({
@@ -179,29 +187,12 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
       summary: 'Register an OAuth2 client: bearer JWTs whose client claim names it are billed like its API key',
       tag: 'keys',
       auth: 'admin',
-      body: z
-        .object({
-          customer: z.string().min(1),
-          clientId: z.string().min(1).max(200),
-          plan: z.string().min(1).optional(),
-          subscription: z.string().min(1).optional(),
-          name: z.string().max(200).optional(),
-          app: z.string().min(1).max(100).optional(),
-        })
-        .strict()
-        .refine((body) => body.plan !== undefined || body.subscription !== undefined, { message: 'plan or subscription is required', path: ['plan'] }),
+      body: credentialOwner.extend({ clientId: z.string().min(1).max(200) }).refine(hasPlanOrSubscription, planOrSubscriptionRequired),
       response: apiKeySchema,
       successStatus: 201,
       handle: async ({ body }) => ({
         status: 201,
-        body: await accounts.registerOAuthClient({
-          customerId: body.customer,
-          clientId: body.clientId,
-          planId: body.plan,
-          subscriptionId: body.subscription,
-          name: body.name,
-          appName: body.app,
-        }),
+        body: await accounts.registerOAuthClient({ ...credentialInput(body), clientId: body.clientId }),
       }),
     }),
     route({
