@@ -36,11 +36,11 @@ export async function decide(wire: CheckRequestWire, deps: CheckDependencies): P
   }
   const now = deps.clock.now();
   const credential = extractKey(facts.headers, deps.options);
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
   const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
   let resolveKey = resolveApiKey;
   let options = deps.options;
   // A bearer JWT is the credential unless an API key was sent in its own header.
+  const bearer = deps.jwt && /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
   if (deps.jwt && bearer && looksLikeJwt(bearer) && (credential === undefined || credential === bearer)) {
     const verified = await deps.jwt.verify(bearer);
     if (!verified.ok) {
