@@ -7,7 +7,7 @@ import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ResilientCounterStore } from '../quota/resilient.js';
 import { overwrite, toStruct, type CheckRequestWire, type CheckResponseWire } from '../grpc/wire.js';
-import { admit, conclude, denial, extractKey, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
+import { admit, conclude, denial, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
 import type { Decision, DenialStatus } from './decision.js';
 import { looksLikeJwt, type JwtVerifier } from './jwt.js';
 
@@ -35,13 +35,12 @@ export async function decide(wire: CheckRequestWire, deps: CheckDependencies): P
     return denial(400, 'malformed_request', 'The Check request carries no HTTP request method and path.', '', {});
   }
   const now = deps.clock.now();
-  const credential = extractKey(facts.headers, deps.options);
   const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
   let resolveKey = resolveApiKey;
   let options = deps.options;
   // A bearer JWT is the credential unless an API key was sent in its own header.
   const bearer = deps.jwt && /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
-  if (deps.jwt && bearer && looksLikeJwt(bearer) && (credential === undefined || credential === bearer)) {
+  if (deps.jwt && bearer && looksLikeJwt(bearer) && !facts.headers[deps.options.keyHeader]?.trim()) {
     const verified = await deps.jwt.verify(bearer);
     if (!verified.ok) {
       return denial(verified.failure === 'jwks_unavailable' ? 503 : 401, verified.failure, verified.message, facts.requestId, { request_id: facts.requestId });
