@@ -11,7 +11,10 @@ export interface BenchProcess<Info> {
 
 /** Starts a benchmark server script and waits for the JSON line it prints once it listens. */
 export async function startBenchProcess<Info>(script: string, args: string[] = []): Promise<BenchProcess<Info>> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // TOLLGATE_BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each server process there, for finding hot spots.
+  const profileDir = process.env.TOLLGATE_BENCH_PROFILE_DIR;
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child: ChildProcess = spawn(process.execPath, [...profile, '--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
     createInterface({ input: child.stdout! }).once('line', resolve);

@@ -205,6 +205,17 @@ describe.each(factories)('CounterStore contract: %s', (_name, make) => {
   });
 });
 
+/** The limits a generated step asks for: two rate limits, a quota and a wallet, in any combination. */
+function randomLimits(step: { which: readonly ('a' | 'b' | 'q' | 'w')[]; cost: number }): Limit[] {
+  return step.which.map((which) =>
+    which === 'q'
+      ? { ...monthly(30, step.cost), periodEnd: start + 10 * minute }
+      : which === 'w'
+        ? wallet(step.cost * 150_000, start + 10 * minute)
+        : { ...perMinute(which === 'a' ? 5 : 8, which), windowMs: which === 'a' ? minute : 10_000, cost: step.cost },
+  );
+}
+
 describe('memory and Redis stores agree on any sequence of requests', () => {
   it('gives identical outcomes for random traffic', async () => {
     const action = fc.record({
@@ -225,14 +236,7 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
               const walletRebase = rebase(step.rebase.ledgerBalance, step.rebase.settled);
               expect(await redis.rebaseWallet('s', walletRebase)).toBe(await memory.rebaseWallet('s', walletRebase));
             }
-            const limits: Limit[] = step.which.map((which) =>
-              which === 'q'
-                ? { ...monthly(30, step.cost), periodEnd: start + 10 * minute }
-                : which === 'w'
-                  ? wallet(step.cost * 150_000, start + 10 * minute)
-                  : { ...perMinute(which === 'a' ? 5 : 8, which), windowMs: which === 'a' ? minute : 10_000, cost: step.cost },
-            );
-            const request = { scope: 's', now: clock.now(), limits };
+            const request = { scope: 's', now: clock.now(), limits: randomLimits(step) };
             expect(await redis.consume(request)).toEqual(await memory.consume(request));
           }
         } finally {
@@ -240,6 +244,39 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
         }
       }),
       { numRuns: 40 },
+    );
+  });
+
+  it('gives identical outcomes when concurrent requests of several customers share one Redis call', async () => {
+    const request = fc.record({
+      advanceMs: fc.integer({ min: 0, max: 20_000 }),
+      scope: fc.constantFrom('s1', 's2', 's3'),
+      which: fc.subarray(['a', 'b', 'q'] as const, { minLength: 1 }),
+      cost: fc.integer({ min: 0, max: 4 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(request, { minLength: 1, maxLength: 90 }), { minLength: 1, maxLength: 4 }), async (bursts) => {
+        const clock = new ManualClock(start);
+        const memory = new MemoryCounterStore(clock, 'tg');
+        const redis = await connectedRedis('tgb');
+        try {
+          for (const burst of bursts) {
+            const requests = burst.map((step) => {
+              clock.advance(step.advanceMs);
+              return { scope: step.scope, now: clock.now(), limits: randomLimits(step) };
+            });
+            // Sent without awaiting: the Redis store answers the whole burst from one script call (or two past its
+            // batch limit), which must match one-at-a-time evaluation in arrival order.
+            const together = await Promise.all(requests.map((each) => redis.consume(each)));
+            const oneByOne = [];
+            for (const each of requests) oneByOne.push(await memory.consume(each));
+            expect(together).toEqual(oneByOne);
+          }
+        } finally {
+          await Promise.all([memory.close(), redis.close()]);
+        }
+      }),
+      { numRuns: 30 },
     );
   });
 });

@@ -3,98 +3,107 @@ import { counterKey, CounterStoreUnavailable, walletKey, type ConsumeRequest, ty
 import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './window.js';
 
 /**
- * Checks every limit of one request and, only if all allow, counts them: one EVALSHA, one round trip.
+ * Checks every limit of each request and, only for a request whose limits all allow, counts them. Requests are
+ * evaluated one after another exactly as separate calls would be, so one EVALSHA can carry every Check that arrived
+ * in the same event-loop turn: each request stays atomic, and the Redis round trip, the command parsing on both
+ * sides and the socket writes are paid once per batch instead of once per Check.
  * It mirrors evaluateSliding/evaluatePeriod/evaluateWallet in window.ts operation for operation (Lua numbers are
  * IEEE doubles like JS numbers), so both stores give the same answers; the contract tests hold them to that.
- * ARGV[1], comma-separated: now, count, then per limit: kind ('s' sliding | 'p' period | 'w' wallet), limit,
- * cost, windowMs|periodEnd, enforce.
- * KEYS: per sliding limit the previous and current window counters; per period limit its counter; per wallet its
+ * ARGV[1], comma-separated: the number of requests, then per request: now, count of limits, then per limit: kind
+ * ('s' sliding | 'p' period | 'w' wallet), limit, cost, windowMs|periodEnd, enforce, and the KEYS indexes of its
+ * two counters (0 for none): a sliding limit's previous and current window, a period limit's counter, a wallet's
  * balance and its period spend counter.
+ * KEYS: each counter of the batch once, so Checks of the same customer in one batch send their keys once.
+ * Reply, request after request: all allowed (1|0), then per limit: allowed, remaining, reset, retry.
  * Wallet amounts go to Redis as the argument strings: Lua would print a large number as "1e+15", which INCRBY
  * refuses.
  */
 const consumeScript = `
 local argv = {}
 for token in string.gmatch(ARGV[1], '[^,]+') do argv[#argv + 1] = token end
-local now = tonumber(argv[1])
-local count = tonumber(argv[2])
 local out = {}
-local writes = {}
-local allAllowed = 1
-local k = 1
-for i = 0, count - 1 do
-  local base = 3 + i * 5
-  local kind = argv[base]
-  local limit = tonumber(argv[base + 1])
-  local cost = tonumber(argv[base + 2])
-  local span = tonumber(argv[base + 3])
-  local enforce = argv[base + 4] == '1'
-  local allowed, remaining, reset, retry
-  if kind == 's' then
-    local w = span
-    local previous = tonumber(redis.call('GET', KEYS[k]) or '0')
-    local current = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
-    local elapsed = now - math.floor(now / w) * w
-    local estimated = (previous * (w - elapsed)) / w + current
-    allowed = estimated + cost <= limit
-    remaining = 0
-    if allowed then remaining = math.max(0, math.floor(limit - estimated - cost)) end
-    local added = 0
-    if allowed then added = cost end
-    if current + added > 0 then reset = 2 * w - elapsed elseif previous > 0 then reset = w - elapsed else reset = 0 end
-    retry = 0
-    if not allowed then
-      if cost > limit then
-        retry = 2 * w - elapsed
-      else
-        local room = limit - current - cost
-        if room >= 0 and previous > 0 then
-          retry = math.max(1, math.ceil(w - elapsed - (room * w) / previous))
+local a = 2
+for r = 1, tonumber(argv[1]) do
+  local now = tonumber(argv[a])
+  local count = tonumber(argv[a + 1])
+  a = a + 2
+  local head = #out + 1
+  out[head] = 1
+  local writes = {}
+  local allAllowed = 1
+  for i = 0, count - 1 do
+    local kind = argv[a]
+    local limit = tonumber(argv[a + 1])
+    local cost = tonumber(argv[a + 2])
+    local span = tonumber(argv[a + 3])
+    local enforce = argv[a + 4] == '1'
+    local first = KEYS[tonumber(argv[a + 5])]
+    local second = KEYS[tonumber(argv[a + 6])]
+    local allowed, remaining, reset, retry
+    if kind == 's' then
+      local w = span
+      local previous = tonumber(redis.call('GET', first) or '0')
+      local current = tonumber(redis.call('GET', second) or '0')
+      local elapsed = now - math.floor(now / w) * w
+      local estimated = (previous * (w - elapsed)) / w + current
+      allowed = estimated + cost <= limit
+      remaining = 0
+      if allowed then remaining = math.max(0, math.floor(limit - estimated - cost)) end
+      local added = 0
+      if allowed then added = cost end
+      if current + added > 0 then reset = 2 * w - elapsed elseif previous > 0 then reset = w - elapsed else reset = 0 end
+      retry = 0
+      if not allowed then
+        if cost > limit then
+          retry = 2 * w - elapsed
         else
-          local intoNext = 0
-          if current > 0 then intoNext = math.max(0, w - ((limit - cost) * w) / current) end
-          retry = math.max(1, math.ceil((w - elapsed) + intoNext))
+          local room = limit - current - cost
+          if room >= 0 and previous > 0 then
+            retry = math.max(1, math.ceil(w - elapsed - (room * w) / previous))
+          else
+            local intoNext = 0
+            if current > 0 then intoNext = math.max(0, w - ((limit - cost) * w) / current) end
+            retry = math.max(1, math.ceil((w - elapsed) + intoNext))
+          end
         end
       end
+      writes[#writes + 1] = {'INCRBY', second, cost, 2 * w}
+    elseif kind == 'w' then
+      local balance = tonumber(redis.call('GET', first) or '0')
+      allowed = balance > 0 and cost <= balance
+      if allowed then remaining = balance - cost else remaining = math.max(0, balance) end
+      reset = 0
+      retry = 0
+      if cost > 0 then
+        writes[#writes + 1] = {'DECRBY', first, argv[a + 2], nil}
+        writes[#writes + 1] = {'INCRBY', second, argv[a + 2], math.max(0, span - now) + 86400000}
+      end
+    else
+      local used = tonumber(redis.call('GET', first) or '0')
+      local fits = used + cost <= limit
+      allowed = fits or not enforce
+      local untilEnd = math.max(0, span - now)
+      if allowed then remaining = math.max(0, limit - used - cost) else remaining = math.max(0, limit - used) end
+      reset = untilEnd
+      retry = 0
+      if not allowed then retry = untilEnd end
+      writes[#writes + 1] = {'INCRBY', first, cost, untilEnd + 86400000}
     end
-    writes[#writes + 1] = {'INCRBY', KEYS[k + 1], cost, 2 * w}
-    k = k + 2
-  elseif kind == 'w' then
-    local balance = tonumber(redis.call('GET', KEYS[k]) or '0')
-    allowed = balance > 0 and cost <= balance
-    if allowed then remaining = balance - cost else remaining = math.max(0, balance) end
-    reset = 0
-    retry = 0
-    if cost > 0 then
-      writes[#writes + 1] = {'DECRBY', KEYS[k], argv[base + 2], nil}
-      writes[#writes + 1] = {'INCRBY', KEYS[k + 1], argv[base + 2], math.max(0, span - now) + 86400000}
+    a = a + 7
+    if not allowed then allAllowed = 0 end
+    out[#out + 1] = allowed and 1 or 0
+    out[#out + 1] = remaining
+    out[#out + 1] = reset
+    out[#out + 1] = retry
+  end
+  if allAllowed == 1 then
+    for _, write in ipairs(writes) do
+      redis.call(write[1], write[2], write[3])
+      if write[4] then redis.call('PEXPIRE', write[2], write[4]) end
     end
-    k = k + 2
-  else
-    local used = tonumber(redis.call('GET', KEYS[k]) or '0')
-    local fits = used + cost <= limit
-    allowed = fits or not enforce
-    local untilEnd = math.max(0, span - now)
-    if allowed then remaining = math.max(0, limit - used - cost) else remaining = math.max(0, limit - used) end
-    reset = untilEnd
-    retry = 0
-    if not allowed then retry = untilEnd end
-    writes[#writes + 1] = {'INCRBY', KEYS[k], cost, untilEnd + 86400000}
-    k = k + 1
   end
-  if not allowed then allAllowed = 0 end
-  out[#out + 1] = allowed and 1 or 0
-  out[#out + 1] = remaining
-  out[#out + 1] = reset
-  out[#out + 1] = retry
+  out[head] = allAllowed
 end
-if allAllowed == 1 then
-  for _, write in ipairs(writes) do
-    redis.call(write[1], write[2], write[3])
-    if write[4] then redis.call('PEXPIRE', write[2], write[4]) end
-  end
-end
-table.insert(out, 1, allAllowed)
 return out
 `;
 
@@ -121,9 +130,52 @@ export interface RedisCounterStoreOptions {
   timeoutMs: number;
 }
 
+/** Checks per EVALSHA at most: bounds how long one script holds Redis. */
+const maxBatch = 64;
+
+interface ConsumeBatch {
+  /** Distinct counter keys, in KEYS order. */
+  keys: string[];
+  keyIndexes: Map<string, number>;
+  /** Each request's part of ARGV[1]. */
+  args: string[];
+  requests: { request: ConsumeRequest; resolve: (result: ConsumeResult) => void; reject: (error: unknown) => void }[];
+}
+
+/** The 1-based KEYS index of a counter key in this batch, adding it on first use. */
+function keyIndex(batch: ConsumeBatch, key: string): number {
+  let index = batch.keyIndexes.get(key);
+  if (index === undefined) {
+    index = batch.keys.push(key);
+    batch.keyIndexes.set(key, index);
+  }
+  return index;
+}
+
+/** One request's outcomes, from its part of the reply starting at `at`. */
+function readResult(request: ConsumeRequest, reply: number[], at: number): ConsumeResult {
+  const outcomes: LimitOutcome[] = request.limits.map((limit, i) => {
+    const allowed = reply[at + 1 + i * 4] === 1;
+    const remaining = reply[at + 2 + i * 4]!;
+    return {
+      name: limit.name,
+      allowed,
+      // A wallet's `limit` is its balance before the request (evaluateWallet).
+      limit: limit.kind === 'wallet' ? (allowed ? remaining + limit.cost : remaining) : limit.limit,
+      remaining,
+      resetMs: reply[at + 3 + i * 4]!,
+      retryAfterMs: reply[at + 4 + i * 4]!,
+    };
+  });
+  return { allowed: reply[at] === 1, outcomes };
+}
+
 export class RedisCounterStore implements CounterStore {
   readonly client: Redis | Cluster;
   private readonly prefix: string;
+  /** Consume requests waiting for this event-loop turn's flush, by batch group. */
+  private readonly pending = new Map<string, ConsumeBatch>();
+  private flushScheduled = false;
 
   constructor(options: RedisCounterStoreOptions) {
     this.prefix = options.prefix;
@@ -132,8 +184,6 @@ export class RedisCounterStore implements CounterStore {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.timeoutMs,
-      // Concurrent Checks share one write and one read syscall per event-loop tick.
-      enableAutoPipelining: true,
       lazyConnect: false,
     };
     const urls = options.url.split(',').map((url) => url.trim());
@@ -141,7 +191,6 @@ export class RedisCounterStore implements CounterStore {
       urls.length > 1
         ? new Cluster(urls.map((url) => ({ host: new URL(url).hostname, port: Number(new URL(url).port || 6379) })), {
             enableOfflineQueue: false,
-            enableAutoPipelining: true,
             redisOptions: { ...common, password: new URL(urls[0]!).password || undefined },
           })
         : new Redis(urls[0]!, common);
@@ -167,50 +216,62 @@ export class RedisCounterStore implements CounterStore {
     });
   }
 
-  async consume(request: ConsumeRequest): Promise<ConsumeResult> {
-    const keys: string[] = [];
-    const args: (string | number)[] = [request.now, request.limits.length];
+  consume(request: ConsumeRequest): Promise<ConsumeResult> {
+    // Redis Cluster runs a script on one slot, so a batch there holds one scope (hash tag); one server takes all.
+    const group = this.client instanceof Cluster ? request.scope : '';
+    let batch = this.pending.get(group);
+    if (!batch) this.pending.set(group, (batch = { keys: [], keyIndexes: new Map(), args: [], requests: [] }));
+    let packed = `${request.now},${request.limits.length}`;
     for (const limit of request.limits) {
       if (limit.kind === 'sliding') {
         const index = slidingWindowIndex(request.now, limit.windowMs);
-        keys.push(
-          counterKey(this.prefix, request.scope, limit.name, index - 1),
-          counterKey(this.prefix, request.scope, limit.name, index),
-        );
-        args.push('s', limit.limit, limit.cost, limit.windowMs, 1);
+        const previous = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, index - 1));
+        const current = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, index));
+        packed += `,s,${limit.limit},${limit.cost},${limit.windowMs},1,${previous},${current}`;
       } else if (limit.kind === 'wallet') {
-        keys.push(
-          walletKey(this.prefix, request.scope, limit.name),
-          counterKey(this.prefix, request.scope, limit.spentName, limit.periodStart),
-        );
-        args.push('w', 0, String(limit.cost), limit.periodEnd, 1);
+        const balance = keyIndex(batch, walletKey(this.prefix, request.scope, limit.name));
+        const spent = keyIndex(batch, counterKey(this.prefix, request.scope, limit.spentName, limit.periodStart));
+        packed += `,w,0,${limit.cost},${limit.periodEnd},1,${balance},${spent}`;
       } else {
-        keys.push(counterKey(this.prefix, request.scope, limit.name, limit.periodStart));
-        args.push('p', limit.limit, limit.cost, limit.periodEnd, limit.enforce ? 1 : 0);
+        const counter = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, limit.periodStart));
+        packed += `,p,${limit.limit},${limit.cost},${limit.periodEnd},${limit.enforce ? 1 : 0},${counter},0`;
       }
     }
-    let reply: number[];
-    try {
-      const command = (this.client as unknown as { tollgateConsume: ConsumeCommand }).tollgateConsume;
-      // One comma-joined argument: fewer RESP bulk strings to build per Check (the script splits it).
-      reply = await command.call(this.client, keys.length, ...keys, args.join(','));
-    } catch (error) {
-      throw new CounterStoreUnavailable(error);
+    batch.args.push(packed);
+    const answer = new Promise<ConsumeResult>((resolve, reject) => batch.requests.push({ request, resolve, reject }));
+    if (batch.requests.length >= maxBatch) {
+      this.pending.delete(group);
+      this.send(batch);
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
     }
-    const outcomes: LimitOutcome[] = request.limits.map((limit, i) => {
-      const allowed = reply[1 + i * 4] === 1;
-      const remaining = reply[2 + i * 4]!;
-      return {
-        name: limit.name,
-        allowed,
-        // A wallet's `limit` is its balance before the request (evaluateWallet).
-        limit: limit.kind === 'wallet' ? (allowed ? remaining + limit.cost : remaining) : limit.limit,
-        remaining,
-        resetMs: reply[3 + i * 4]!,
-        retryAfterMs: reply[4 + i * 4]!,
-      };
-    });
-    return { allowed: reply[0] === 1, outcomes };
+    return answer;
+  }
+
+  /** Sends every batch collected since the last flush: the Checks of one event-loop turn. */
+  private readonly flush = () => {
+    this.flushScheduled = false;
+    for (const batch of this.pending.values()) this.send(batch);
+    this.pending.clear();
+  };
+
+  private send(batch: ConsumeBatch): void {
+    const command = (this.client as unknown as { tollgateConsume: ConsumeCommand }).tollgateConsume;
+    // One comma-joined argument: fewer RESP bulk strings to build and parse (the script splits it).
+    command
+      .call(this.client, batch.keys.length, ...batch.keys, `${batch.requests.length},${batch.args.join(',')}`)
+      .then((reply) => {
+        let at = 0;
+        for (const { request, resolve } of batch.requests) {
+          resolve(readResult(request, reply, at));
+          at += 1 + 4 * request.limits.length;
+        }
+      })
+      .catch((error: unknown) => {
+        const unavailable = new CounterStoreUnavailable(error);
+        for (const { reject } of batch.requests) reject(unavailable);
+      });
   }
 
   async periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
