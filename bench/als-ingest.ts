@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import pg from 'pg';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
-import { toStruct } from '../src/grpc/wire.js';
+import { toStruct } from '../test/support/envoy-wire.js';
 import { buildDist, startTollgate } from './processes.js';
 import { extAuthzNamespace } from '../src/metering/als-wire.js';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import { loaderOptions } from '../src/grpc/protos.js';
-import { buildDist, startBenchProcess, startTollgate } from './processes.js';
+import { buildDist, startBenchProcess, startTollgate, type BenchProcess } from './processes.js';
 
 export interface LoadResult {
   requestsPerSecond: number;
@@ -18,11 +18,15 @@ export interface LoadResult {
   failed: number;
   p50Ms: number;
   p99Ms: number;
+  /** Server CPU (all its threads) per request: less sensitive than throughput to what else the machine runs. */
+  cpuMicrosPerRequest: number;
 }
 
 export interface CheckBenchResult {
-  saturation: { null: LoadResult; tollgate: LoadResult; ratio: number };
-  halfLoad: { rate: number; null: LoadResult; tollgate: LoadResult; addedP99Ms: number; addedP50Ms: number };
+  rounds: number;
+  /** Medians over the rounds; each round measures the null server and Tollgate back to back. */
+  saturation: { null: LoadResult; tollgate: LoadResult; ratio: number; ratios: number[]; cpuRatio: number };
+  halfLoad: { rate: number; null: LoadResult; tollgate: LoadResult; addedP99Ms: number; addedP50Ms: number; addedP99sMs: number[] };
   allowDecisions: number;
 }
 
@@ -77,7 +81,10 @@ function checkRequestBody(key: string): string {
   return file;
 }
 
-function h2load(port: number, body: string, options: { durationS: number; clients: number; streams: number; rps?: number }): LoadResult {
+const warmUpS = 2;
+
+function h2load(server: BenchProcess<unknown>, port: number, body: string, options: { durationS: number; clients: number; streams: number; rps?: number }): LoadResult {
+  const cpuBefore = server.cpuMicros();
   const log = join(workDir, `h2load-${randomUUID()}.log`);
   const args = [
     `http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`,
@@ -88,7 +95,7 @@ function h2load(port: number, body: string, options: { durationS: number; client
     '-c', String(options.clients),
     '-m', String(options.streams),
     '-D', String(options.durationS),
-    '--warm-up-time', '2',
+    '--warm-up-time', String(warmUpS),
     '--log-file', log,
     ...(options.rps ? ['--rps', String(options.rps)] : []),
   ];
@@ -102,10 +109,20 @@ function h2load(port: number, body: string, options: { durationS: number; client
     .filter((value) => Number.isFinite(value))
     .sort((a, b) => a - b);
   const percentile = (p: number) => durations[Math.min(durations.length - 1, Math.floor((p / 100) * durations.length))]! / 1000;
-  return { requestsPerSecond: rps, succeeded: succeeded!, failed: failed!, p50Ms: percentile(50), p99Ms: percentile(99) };
+  // h2load counts requests after the warm-up only; the CPU covers both, at about the same rate.
+  const requests = rps * (options.durationS + warmUpS);
+  return { requestsPerSecond: rps, succeeded: succeeded!, failed: failed!, p50Ms: percentile(50), p99Ms: percentile(99), cpuMicrosPerRequest: (server.cpuMicros() - cpuBefore) / requests };
 }
 
-export async function runCheckBench(options = { durationS: 10 }): Promise<CheckBenchResult> {
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+/** The run whose throughput is the median, so its latencies and counts stay together. */
+const medianRun = (runs: LoadResult[]) => runs.find((run) => run.requestsPerSecond === median(runs.map((each) => each.requestsPerSecond)))!;
+
+/**
+ * Rounds alternate the two servers so that drift on a shared machine (other tenants, CPU frequency) hits both
+ * alike; ratios are taken within a round and the median reported.
+ */
+export async function runCheckBench(options = { durationS: 8, rounds: 3 }): Promise<CheckBenchResult> {
   buildDist();
   const nullServer = await startBenchProcess<{ port: number }>('bench/null-authz-server.ts');
   const tollgate = await startTollgateWithKey(mkdtempSync(join(tmpdir(), 'tollgate-bench-')));
@@ -113,22 +130,39 @@ export async function runCheckBench(options = { durationS: 10 }): Promise<CheckB
     const nullBody = checkRequestBody('none');
     const tollgateBody = checkRequestBody(tollgate.key);
     const saturate = { durationS: options.durationS, clients: 4, streams: 32 };
-    const nullSaturation = h2load(nullServer.info.port, nullBody, saturate);
-    const tollgateSaturation = h2load(tollgate.info.grpcPort, tollgateBody, saturate);
+    const saturation: { null: LoadResult; tollgate: LoadResult }[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      saturation.push({ null: h2load(nullServer, nullServer.info.port, nullBody, saturate), tollgate: h2load(tollgate, tollgate.info.grpcPort, tollgateBody, saturate) });
+    }
+    const nullSaturation = medianRun(saturation.map((round) => round.null));
     const rate = Math.floor(nullSaturation.requestsPerSecond / 2);
     const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: Math.max(1, Math.floor(rate / 4)) };
-    const nullHalf = h2load(nullServer.info.port, nullBody, paced);
-    const tollgateHalf = h2load(tollgate.info.grpcPort, tollgateBody, paced);
-    const metrics = await (await fetch(`http://127.0.0.1:${tollgate.info.httpPort}/metrics`)).text();
+    const halfLoad: { null: LoadResult; tollgate: LoadResult }[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      halfLoad.push({ null: h2load(nullServer, nullServer.info.port, nullBody, paced), tollgate: h2load(tollgate, tollgate.info.grpcPort, tollgateBody, paced) });
+    }
+    // The admin calls' keep-alive connection has idled out by now; a stale one can be cut as it is reused, so retry once.
+    const scrape = async () => (await fetch(`http://127.0.0.1:${tollgate.info.httpPort}/metrics`)).text();
+    const metrics = await scrape().catch(scrape);
     const allowDecisions = Number(/tollgate_check_decisions_total\{result="allow",reason="",plan="unbounded"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    const ratios = saturation.map((round) => round.tollgate.requestsPerSecond / round.null.requestsPerSecond);
+    const addedP99sMs = halfLoad.map((round) => round.tollgate.p99Ms - round.null.p99Ms);
     return {
-      saturation: { null: nullSaturation, tollgate: tollgateSaturation, ratio: tollgateSaturation.requestsPerSecond / nullSaturation.requestsPerSecond },
+      rounds: options.rounds,
+      saturation: {
+        null: nullSaturation,
+        tollgate: medianRun(saturation.map((round) => round.tollgate)),
+        ratio: median(ratios),
+        ratios,
+        cpuRatio: median(saturation.map((round) => round.null.cpuMicrosPerRequest / round.tollgate.cpuMicrosPerRequest)),
+      },
       halfLoad: {
         rate,
-        null: nullHalf,
-        tollgate: tollgateHalf,
-        addedP99Ms: tollgateHalf.p99Ms - nullHalf.p99Ms,
-        addedP50Ms: tollgateHalf.p50Ms - nullHalf.p50Ms,
+        null: medianRun(halfLoad.map((round) => round.null)),
+        tollgate: medianRun(halfLoad.map((round) => round.tollgate)),
+        addedP99Ms: median(addedP99sMs),
+        addedP50Ms: median(halfLoad.map((round) => round.tollgate.p50Ms - round.null.p50Ms)),
+        addedP99sMs,
       },
       allowDecisions,
     };

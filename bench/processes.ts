@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 /** Builds dist/, which the benchmark servers run (as `npm start` does). */
@@ -6,6 +7,8 @@ export const buildDist = () => execFileSync('npm', ['run', 'build', '--silent'],
 
 export interface BenchProcess<Info> {
   info: Info;
+  /** CPU time the process has used so far (user + system), in microseconds: from /proc, so Linux only. */
+  cpuMicros(): number;
   stop(): Promise<void>;
 }
 
@@ -21,6 +24,11 @@ export async function startBenchProcess<Info>(script: string, args: string[] = [
   });
   return {
     info: JSON.parse(line) as Info,
+    cpuMicros: () => {
+      // Fields 14 and 15 of /proc/PID/stat (utime, stime), in clock ticks of 10 ms; the name before them may hold spaces.
+      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10_000;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -15,23 +15,27 @@ const fixed = (value: number, digits = 2) => value.toFixed(digits);
 
 function checkSection(result: CheckBenchResult): string {
   const { saturation: s, halfLoad: h } = result;
+  const list = (values: number[], digits: number) => values.map((value) => fixed(value, digits)).join(', ');
   return `## Check (ext_authz) with Redis counters vs a null ext_authz server
 
 h2load, 1 thread, 4 connections; saturation with 32 concurrent streams each; then paced at half of the null
 server's saturation rate (${h.rate} req/s). Tollgate runs the full Check: key hash lookup, plan and entitlement,
 one Redis Lua call counting a rate limit and a quota, the response with identity headers, RateLimit headers and
 dynamic metadata. The null server is the same grpc-js and protos, answering OK without looking at the request.
+${result.rounds} rounds, each measuring the null server and then Tollgate; the table shows the median round.
+Server CPU per request counts all of the server process's threads (from /proc), over warm-up and measurement.
 
 | | null server | Tollgate | ratio / added |
 |---|---|---|---|
-| saturation throughput (req/s) | ${fixed(s.null.requestsPerSecond, 0)} | ${fixed(s.tollgate.requestsPerSecond, 0)} | **${fixed(s.ratio)}×** (target ≥ 0.85×) |
+| saturation throughput (req/s) | ${fixed(s.null.requestsPerSecond, 0)} | ${fixed(s.tollgate.requestsPerSecond, 0)} | **${fixed(s.ratio)}×** (target ≥ 0.85×); rounds: ${list(s.ratios, 2)} |
+| server CPU per request (µs) | ${fixed(s.null.cpuMicrosPerRequest, 1)} | ${fixed(s.tollgate.cpuMicrosPerRequest, 1)} | ${fixed(s.cpuRatio)}× |
 | saturation p50 / p99 (ms) | ${fixed(s.null.p50Ms)} / ${fixed(s.null.p99Ms)} | ${fixed(s.tollgate.p50Ms)} / ${fixed(s.tollgate.p99Ms)} | |
 | half-load throughput (req/s) | ${fixed(h.null.requestsPerSecond, 0)} | ${fixed(h.tollgate.requestsPerSecond, 0)} | |
 | half-load p50 (ms) | ${fixed(h.null.p50Ms)} | ${fixed(h.tollgate.p50Ms)} | +${fixed(h.addedP50Ms)} |
-| half-load p99 (ms) | ${fixed(h.null.p99Ms)} | ${fixed(h.tollgate.p99Ms)} | **+${fixed(h.addedP99Ms)}** (target ≤ +1 ms) |
+| half-load p99 (ms) | ${fixed(h.null.p99Ms)} | ${fixed(h.tollgate.p99Ms)} | **+${fixed(h.addedP99Ms)}** (target ≤ +1 ms); rounds: ${list(h.addedP99sMs, 2)} |
 
-Failed requests: null ${s.null.failed + h.null.failed}, Tollgate ${s.tollgate.failed + h.tollgate.failed}.
-Allow decisions counted by Tollgate's own metric: ${result.allowDecisions}.
+Failed requests: null ${s.null.failed + h.null.failed}, Tollgate ${s.tollgate.failed + h.tollgate.failed} (median rounds).
+Allow decisions counted by Tollgate's own metric, all rounds: ${result.allowDecisions}.
 `;
 }
 

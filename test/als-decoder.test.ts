@@ -6,6 +6,7 @@ import { loaderOptions } from '../src/grpc/protos.js';
 import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
 import { extAuthzNamespace, type HttpAccessLogEntryWire, type StreamAccessLogsMessageWire } from '../src/metering/als-wire.js';
 import { toUsageEvent, type MeteringContext } from '../src/metering/event.js';
+import { delimited, encodeUnknown, readVarint, unknownField, type UnknownField } from './support/protobuf-bytes.js';
 
 /** The ingest path's hand-written StreamAccessLogsMessage decoder must read exactly what protobufjs's decoding gives. */
 
@@ -16,50 +17,6 @@ const reference = (bytes: Buffer) => method.requestDeserialize(bytes) as StreamA
 
 const petstore = loadCatalogFile('examples/petstore.yaml');
 const context: MeteringContext = { catalog: petstore, periodStartOf: () => 1_700_000_000_000, now: 1_750_000_000_000, newRequestId: () => 'generated-id' };
-
-// --- raw protobuf writing, for unknown fields and for nesting entries that carry them ---
-
-function varint(value: bigint): number[] {
-  const bytes: number[] = [];
-  let rest = BigInt.asUintN(64, value);
-  while (rest >= 0x80n) {
-    bytes.push(Number(rest & 0x7fn) | 0x80);
-    rest >>= 7n;
-  }
-  bytes.push(Number(rest));
-  return bytes;
-}
-const delimited = (field: number, content: Buffer) => Buffer.concat([Buffer.from(varint(BigInt((field << 3) | 2))), Buffer.from(varint(BigInt(content.length))), content]);
-
-/** A field number no message here declares, with any wire type Envoy could use. */
-const unknownField = fc.oneof(
-  fc.record({ field: fc.integer({ min: 1000, max: 536_870_911 }), wire: fc.constant(0 as const), value: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }) }),
-  fc.record({ field: fc.integer({ min: 1000, max: 536_870_911 }), wire: fc.constantFrom(1 as const, 2 as const, 5 as const), bytes: fc.uint8Array({ maxLength: 30 }) }),
-);
-type UnknownField = typeof unknownField extends fc.Arbitrary<infer T> ? T : never;
-function encodeUnknown(fields: UnknownField[]): Buffer {
-  return Buffer.concat(
-    fields.map((unknown) => {
-      const tag = Buffer.from(varint(BigInt(unknown.field) * 8n + BigInt(unknown.wire)));
-      if ('value' in unknown) return Buffer.concat([tag, Buffer.from(varint(unknown.value))]);
-      if (unknown.wire === 2) return Buffer.concat([tag, Buffer.from(varint(BigInt(unknown.bytes.length))), Buffer.from(unknown.bytes)]);
-      const size = unknown.wire === 1 ? 8 : 4;
-      const fixed = Buffer.alloc(size);
-      Buffer.from(unknown.bytes).copy(fixed, 0, 0, size);
-      return Buffer.concat([tag, fixed]);
-    }),
-  );
-}
-
-/** Reads one varint at `at`, returning [value, next offset]. */
-function readVarint(bytes: Buffer, at: number): [number, number] {
-  let value = 0;
-  for (let shift = 0; ; shift += 7) {
-    const byte = bytes[at++]!;
-    value += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return [value, at];
-  }
-}
 
 /** An HTTPAccessLogEntry's own encoding: protobufjs encodes it inside http_logs, whose two headers are stripped. */
 function encodeEntry(entry: unknown): Buffer {

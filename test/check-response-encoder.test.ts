@@ -1,10 +1,10 @@
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toWire } from '../src/authz/check-service.js';
 import type { Decision } from '../src/authz/decision.js';
 import { encodeCheckResponse } from '../src/grpc/check-response-encoder.js';
 import { loaderOptions } from '../src/grpc/protos.js';
+import { referenceCheckResponse } from './support/envoy-wire.js';
 
 /** The hot path's hand-written CheckResponse encoder must mean exactly what protobufjs's encoding means. */
 
@@ -13,8 +13,8 @@ const check = definition['envoy.service.auth.v3.Authorization'] as unknown as {
   Check: { responseSerialize(value: unknown): Buffer; responseDeserialize(bytes: Buffer): unknown };
 };
 const decodeBoth = (decision: Decision) => {
-  const wire = toWire(decision);
-  return [check.Check.responseDeserialize(encodeCheckResponse(wire)), check.Check.responseDeserialize(check.Check.responseSerialize(wire))];
+  const reference = check.Check.responseSerialize(referenceCheckResponse(decision));
+  return [check.Check.responseDeserialize(encodeCheckResponse(decision)), check.Check.responseDeserialize(reference)];
 };
 
 const text = fc.string({ unit: 'binary', maxLength: 40 });
@@ -54,7 +54,14 @@ describe('encodeCheckResponse', () => {
 
   it('handles long values whose lengths need multi-byte varints', () => {
     const long = 'x'.repeat(20_000);
-    const [ours, reference] = decodeBoth({ allowed: true, upstreamHeaders: { a: long }, removeHeaders: [], responseHeaders: {}, metadata: { note: long } });
+    // Past the reused buffer's first size, and multi-byte UTF-8 around the one-byte length boundary.
+    const [ours, reference] = decodeBoth({
+      allowed: true,
+      upstreamHeaders: { a: long, b: 'é'.repeat(100) },
+      removeHeaders: ['x'.repeat(127), 'y'.repeat(128)],
+      responseHeaders: { c: '€'.repeat(42) },
+      metadata: { note: long, accent: '€'.repeat(60), empty: '' },
+    });
     expect(ours).toEqual(reference);
   });
 });

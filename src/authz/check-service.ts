@@ -6,9 +6,9 @@ import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ResilientCounterStore } from '../quota/resilient.js';
-import { overwrite, toStruct, type CheckRequestWire, type CheckResponseWire } from '../grpc/wire.js';
+import type { CheckRequestWire } from '../grpc/wire.js';
 import { admit, conclude, denial, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
-import type { Decision, DenialStatus } from './decision.js';
+import type { Decision } from './decision.js';
 import { looksLikeJwt, type JwtVerifier } from './jwt.js';
 
 export interface CheckDependencies {
@@ -23,9 +23,6 @@ export interface CheckDependencies {
   /** Present when bearer JWTs are accepted beside API keys. */
   jwt?: JwtVerifier | undefined;
 }
-
-/** google.rpc.Code for each denial status: any non-zero code denies, the HTTP status is what the client sees. */
-const grpcCodeFor: Record<DenialStatus, number> = { 400: 3, 401: 16, 402: 9, 403: 7, 429: 8, 503: 14 };
 
 /** Decides one Check: identity and entitlement from memory, counters in one store call, never a database query. */
 export async function decide(wire: CheckRequestWire, deps: CheckDependencies): Promise<Decision> {
@@ -60,7 +57,8 @@ export async function decide(wire: CheckRequestWire, deps: CheckDependencies): P
   return conclude(next, answer, facts, deps.options, catalog.upgradeUrl);
 }
 
-export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCall<CheckRequestWire, CheckResponseWire> {
+/** The handler answers with the Decision itself: grpc/check-response-encoder.ts serializes it to a CheckResponse. */
+export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCall<CheckRequestWire, Decision> {
   // Label lookups hash their label set on every call; the combinations are few (result × reason × plan), so the
   // bound counters are kept.
   const decisionCounters = new Map<string, { inc(): void }>();
@@ -70,27 +68,26 @@ export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCal
     if (!counter) decisionCounters.set(id, (counter = deps.metrics.checkDecisions.labels({ result, reason, plan })));
     counter.inc();
   };
+  const failed = (call: { request: CheckRequestWire }, error: unknown): Decision => {
+    // A bug must not turn into Envoy's error path with unknown effect: answer an explicit 503 denial.
+    deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check failed');
+    const requestId = call.request?.attributes?.request?.http?.headers?.['x-request-id'] ?? '';
+    return denial(503, 'internal_error', 'The request could not be authorized; retry shortly.', requestId, {});
+  };
   return (call, callback) => {
-    const stopTimer = deps.metrics.checkDuration.startTimer();
-    decide(call.request, deps)
-      .then((decision) => {
+    const started = performance.now();
+    decide(call.request, deps).then(
+      (decision) => {
         countDecision(decision.allowed ? 'allow' : 'deny', decision.allowed ? '' : decision.code, String(decision.metadata.plan_id ?? ''));
-        callback(null, toWire(decision));
-      })
-      .catch((error: unknown) => {
-        // A bug must not turn into Envoy's error path with unknown effect: answer an explicit 503 denial.
-        deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check failed');
+        deps.metrics.checkDuration.observe((performance.now() - started) / 1000);
+        callback(null, decision);
+      },
+      (error: unknown) => {
         countDecision('deny', 'internal_error', '');
-        callback(null, {
-          status: { code: 13, message: 'internal error' },
-          denied_response: {
-            status: { code: 503 },
-            headers: [overwrite('content-type', 'application/json')],
-            body: JSON.stringify({ error: { code: 'internal_error', message: 'The request could not be authorized; retry shortly.' } }),
-          },
-        });
-      })
-      .finally(() => stopTimer());
+        deps.metrics.checkDuration.observe((performance.now() - started) / 1000);
+        callback(null, failed(call, error));
+      },
+    );
   };
 }
 
@@ -101,7 +98,7 @@ function toFacts(wire: CheckRequestWire): CheckRequestFacts | undefined {
   if (http.header_map?.headers?.length) {
     headers = {};
     for (const header of http.header_map.headers) {
-      headers[header.key.toLowerCase()] = header.value ?? header.raw_value?.toString('utf8') ?? '';
+      headers[(header.key ?? '').toLowerCase()] = header.value ?? header.raw_value?.toString('utf8') ?? '';
     }
   }
   return {
@@ -110,32 +107,5 @@ function toFacts(wire: CheckRequestWire): CheckRequestFacts | undefined {
     path: http.path,
     headers,
     requestId: headers['x-request-id'] ?? http.id ?? '',
-  };
-}
-
-export function toWire(decision: Decision): CheckResponseWire {
-  const dynamic_metadata = toStruct(decision.metadata);
-  if (decision.allowed) {
-    return {
-      status: { code: 0 },
-      ok_response: {
-        headers: Object.entries(decision.upstreamHeaders).map(([key, value]) => overwrite(key, value)),
-        headers_to_remove: decision.removeHeaders,
-        response_headers_to_add: Object.entries(decision.responseHeaders).map(([key, value]) => overwrite(key, value)),
-      },
-      dynamic_metadata,
-    };
-  }
-  return {
-    status: { code: grpcCodeFor[decision.status], message: decision.code },
-    denied_response: {
-      status: { code: decision.status },
-      headers: [
-        overwrite('content-type', 'application/json'),
-        ...Object.entries(decision.headers).map(([key, value]) => overwrite(key, value)),
-      ],
-      body: JSON.stringify(decision.body),
-    },
-    dynamic_metadata,
   };
 }

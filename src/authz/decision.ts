@@ -21,7 +21,8 @@ export type DenialCode =
   | 'token_malformed'
   | 'token_missing_client'
   | 'jwks_unavailable'
-  | 'malformed_request';
+  | 'malformed_request'
+  | 'internal_error';
 
 export type DenialStatus = 400 | 401 | 402 | 403 | 429 | 503;
 

@@ -52,7 +52,7 @@ export async function sendCheck(call: CheckCall): Promise<CheckOutcome> {
 
 export function summarise(response: CheckResponseWire): CheckOutcome {
   const pairs = (options: HeaderValueOption[] | undefined) =>
-    Object.fromEntries((options ?? []).map((option) => [option.header.key, option.header.value ?? '']));
+    Object.fromEntries((options ?? []).map((option) => [option.header.key ?? '', option.header.value ?? '']));
   const allowed = (response.status?.code ?? 0) === 0;
   const denied = response.denied_response;
   let body: unknown = denied?.body;

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { decodeStreamAccessLogsMessage } from '../metering/als-decoder.js';
+import { decodeCheckRequest } from './check-request-decoder.js';
 import { encodeCheckResponse } from './check-response-encoder.js';
 import { loadEnvoyServices } from './protos.js';
 
@@ -29,7 +30,11 @@ export async function startGrpcServer(host: string, port: number, handlers: Grpc
   });
   const authorization = {
     ...services.authorization,
-    Check: { ...services.authorization.Check!, responseSerialize: encodeCheckResponse as (value: unknown) => Buffer },
+    Check: {
+      ...services.authorization.Check!,
+      requestDeserialize: decodeCheckRequest as (bytes: Buffer) => unknown,
+      responseSerialize: encodeCheckResponse as (value: unknown) => Buffer,
+    },
   };
   server.addService(authorization, { Check: handlers.check });
   if (handlers.streamAccessLogs) {

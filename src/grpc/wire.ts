@@ -1,7 +1,7 @@
 /** Wire shapes of the Envoy messages we read and write, as @grpc/proto-loader presents them (keepCase). */
 
 export interface HeaderValue {
-  key: string;
+  key?: string;
   value?: string;
   raw_value?: Buffer;
 }
@@ -28,14 +28,15 @@ export interface CheckRequestWire {
         header_map?: { headers?: HeaderValue[] };
         path?: string;
         host?: string;
+        /** Sent by clients that play Envoy; the server's decoder skips them (the Check does not use them). */
         scheme?: string;
         protocol?: string;
       };
     };
-    context_extensions?: Record<string, string>;
   };
 }
 
+/** A CheckResponse as proto-loader decodes it (the CLI's `check` and tests read responses). */
 export interface CheckResponseWire {
   status: { code: number; message?: string };
   ok_response?: {
@@ -44,21 +45,12 @@ export interface CheckResponseWire {
     response_headers_to_add: HeaderValueOption[];
   };
   denied_response?: {
-    /** envoy.type.v3.StatusCode: a number when we send it, its enum name when read with `enums: String`. */
+    /** envoy.type.v3.StatusCode: a number when sent, its enum name when read with `enums: String`. */
     status: { code: number | string };
     headers: HeaderValueOption[];
     body: string;
   };
   dynamic_metadata?: Struct;
-}
-
-export function toStruct(values: Record<string, string | number | boolean>): Struct {
-  const fields: Record<string, StructValue> = {};
-  for (const [name, value] of Object.entries(values)) {
-    fields[name] =
-      typeof value === 'number' ? { numberValue: value } : typeof value === 'boolean' ? { boolValue: value } : { stringValue: value };
-  }
-  return { fields };
 }
 
 export function fromStruct(struct: { fields?: Record<string, Partial<Record<'stringValue' | 'numberValue' | 'boolValue', unknown>>> } | undefined): Record<string, string | number | boolean> {
@@ -69,6 +61,3 @@ export function fromStruct(struct: { fields?: Record<string, Partial<Record<'str
   }
   return out;
 }
-
-/** Override semantics: append=false replaces a client-sent header of the same name (anti-spoofing). */
-export const overwrite = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });

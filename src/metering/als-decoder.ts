@@ -1,3 +1,17 @@
+import {
+  cachedString,
+  checkEnd,
+  decodeWith,
+  delimitedEnd,
+  int64String,
+  r,
+  skip,
+  string,
+  stringMapEntry,
+  truncated,
+  uint64String,
+  varint32,
+} from '../grpc/protobuf-reader.js';
 import type { HttpAccessLogEntryWire, SecondsNanosWire, StreamAccessLogsMessageWire, StructWire } from './als-wire.js';
 
 /**
@@ -9,175 +23,6 @@ import type { HttpAccessLogEntryWire, SecondsNanosWire, StreamAccessLogsMessageW
  * Field numbers: envoy/service/accesslog/v3/als.proto, envoy/data/accesslog/v3/accesslog.proto,
  * envoy/config/core/v3/base.proto, google/protobuf/{struct,timestamp,duration,wrappers}.proto.
  */
-
-// The decoder is synchronous and never re-entered, so the input and read position live in module state.
-const empty = Buffer.alloc(0);
-/** The input and read position; high holds the high 32 bits of the last varint read by varint64(). */
-const r: { buf: Buffer; pos: number; high: number } = { buf: empty, pos: 0, high: 0 };
-
-const truncated = () => new Error('invalid StreamAccessLogsMessage: truncated');
-
-/** A varint's low 32 bits, unsigned (protobufjs's uint32: lengths, tags, uint32 fields). */
-function varint32(): number {
-  let byte = r.buf[r.pos++]!;
-  if (byte < 0x80) return byte;
-  let value = byte & 0x7f;
-  byte = r.buf[r.pos++]!;
-  value |= (byte & 0x7f) << 7;
-  if (byte < 0x80) return value;
-  byte = r.buf[r.pos++]!;
-  value |= (byte & 0x7f) << 14;
-  if (byte < 0x80) return value;
-  byte = r.buf[r.pos++]!;
-  value |= (byte & 0x7f) << 21;
-  if (byte < 0x80) return value;
-  byte = r.buf[r.pos++]!;
-  value = (value | ((byte & 0x0f) << 28)) >>> 0;
-  if (byte < 0x80) return value;
-  // Bits 32..63 do not fit: skip up to five more bytes.
-  for (let i = 0; i < 5; i++) if (r.buf[r.pos++]! < 0x80) return value;
-  throw new Error('invalid StreamAccessLogsMessage: varint too long');
-}
-
-/** A varint's low 32 bits, unsigned; its high 32 bits are left in `r.high`. */
-function varint64(): number {
-  let low = 0;
-  let shift = 0;
-  let byte: number;
-  for (; shift < 28; shift += 7) {
-    byte = r.buf[r.pos++]!;
-    low |= (byte & 0x7f) << shift;
-    if (byte < 0x80) {
-      r.high = 0;
-      return low >>> 0;
-    }
-  }
-  byte = r.buf[r.pos++]!;
-  low |= (byte & 0x0f) << 28;
-  let hi = (byte & 0x7f) >> 4;
-  if (byte < 0x80) {
-    r.high = hi;
-    return low >>> 0;
-  }
-  for (shift = 3; shift < 32; shift += 7) {
-    byte = r.buf[r.pos++]!;
-    hi |= (byte & 0x7f) << shift;
-    if (byte < 0x80) {
-      r.high = hi >>> 0;
-      return low >>> 0;
-    }
-  }
-  throw new Error('invalid StreamAccessLogsMessage: varint too long');
-}
-
-const twoTo32 = 4294967296;
-
-function uint64String(): string {
-  const low = varint64();
-  if (r.high === 0) return String(low);
-  if (r.high < 0x200000) return String(r.high * twoTo32 + low);
-  return BigInt.asUintN(64, (BigInt(r.high) << BigInt(32)) | BigInt(low)).toString();
-}
-
-function int64String(): string {
-  const low = varint64();
-  if (r.high === 0) return String(low);
-  if (r.high < 0x200000) return String(r.high * twoTo32 + low);
-  return BigInt.asIntN(64, (BigInt(r.high) << BigInt(32)) | BigInt(low)).toString();
-}
-
-/** End of a length-delimited field whose length comes next. */
-function delimitedEnd(): number {
-  const length = varint32();
-  const end = r.pos + length;
-  if (end > r.buf.length) throw truncated();
-  return end;
-}
-
-const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (start: number, end: number) => string }).utf8Slice;
-
-function string(): string {
-  const end = delimitedEnd();
-  const start = r.pos;
-  r.pos = end;
-  return text(start, end);
-}
-
-/**
- * Short ASCII strings (names, enum-like values) are built by hand, which beats a native call; up to 12 characters V8
- * keeps a concatenation flat, so longer ones go to utf8Slice.
- */
-function text(start: number, end: number): string {
-  if (end - start > 12) return slice(start, end);
-  let out = '';
-  for (let i = start; i < end; i++) {
-    const byte = r.buf[i]!;
-    if (byte >= 0x80) return slice(start, end);
-    out += String.fromCharCode(byte);
-  }
-  return out;
-}
-
-const slice = (start: number, end: number) => (utf8Slice ? utf8Slice.call(r.buf, start, end) : r.buf.toString('utf8', start, end));
-
-/**
- * Map keys (Struct field names, filter namespaces, header names) repeat in every entry. A fresh string used as a
- * property key must be hashed and internalised on every store; handing back the string from a previous entry skips
- * both the decoding and that. A fixed direct-mapped table, so arbitrary keys cannot grow it.
- */
-const cacheSlots = 512;
-const maxCachedLength = 32;
-const cachedBytes = new Uint8Array(cacheSlots * maxCachedLength);
-const cachedLengths = new Int32Array(cacheSlots).fill(-1);
-const cachedStrings: string[] = new Array<string>(cacheSlots).fill('');
-
-/** A length-delimited string, from the cache when its bytes were seen recently. */
-function cachedString(): string {
-  const end = delimitedEnd();
-  const { buf } = r;
-  const start = r.pos;
-  const length = end - start;
-  r.pos = end;
-  if (length === 0) return '';
-  if (length > maxCachedLength) return slice(start, end);
-  // Direct-mapped on length and three bytes; a miss replaces the slot.
-  const slot = (length * 31 + buf[start]! * 7 + buf[end - 1]! * 3 + buf[start + (length >> 1)]!) & (cacheSlots - 1);
-  const base = slot * maxCachedLength;
-  if (cachedLengths[slot] === length) {
-    let i = 0;
-    while (i < length && cachedBytes[base + i] === buf[start + i]) i++;
-    if (i === length) return cachedStrings[slot]!;
-  }
-  const decoded = text(start, end);
-  for (let i = 0; i < length; i++) cachedBytes[base + i] = buf[start + i]!;
-  cachedLengths[slot] = length;
-  cachedStrings[slot] = decoded;
-  return decoded;
-}
-
-function skip(wireType: number): void {
-  switch (wireType) {
-    case 0:
-      varint64();
-      return;
-    case 1:
-      r.pos += 8;
-      return;
-    case 2:
-      r.pos = delimitedEnd();
-      return;
-    case 5:
-      r.pos += 4;
-      return;
-    default:
-      throw new Error(`invalid StreamAccessLogsMessage: unsupported wire type ${wireType}`);
-  }
-}
-
-/** After a message's fields: reading past `end` means a field overran its enclosing message. */
-function checkEnd(end: number): void {
-  if (r.pos !== end) throw truncated();
-}
 
 // Tags: (field << 3) | wire type, 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32.
 const requestMethods = ['METHOD_UNSPECIFIED', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
@@ -300,24 +145,6 @@ function metadata(): { filter_metadata?: Record<string, StructWire> } {
   }
   checkEnd(end);
   return out;
-}
-
-/** A map<string, string> entry (key = 1, value = 2), added to `map`; returns the map, created on first use. */
-function stringMapEntry(map: Record<string, string> | undefined): Record<string, string> | undefined {
-  const end = delimitedEnd();
-  let name = '';
-  let entry = '';
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag === 10) name = cachedString();
-    else if (tag === 18) entry = string();
-    else skip(tag & 7);
-  }
-  checkEnd(end);
-  if (name === '__proto__') return map;
-  map ??= {};
-  map[name] = entry;
-  return map;
 }
 
 type Common = NonNullable<HttpAccessLogEntryWire['common_properties']>;
@@ -499,11 +326,8 @@ function identifier(): Identifier {
  * recognised but its entries are skipped (it is given as an empty object).
  */
 export function decodeStreamAccessLogsMessage(bytes: Buffer): StreamAccessLogsMessageWire {
-  r.buf = bytes;
-  r.pos = 0;
-  try {
+  return decodeWith(bytes, 'StreamAccessLogsMessage', (end) => {
     const out: StreamAccessLogsMessageWire = {};
-    const end = bytes.length;
     while (r.pos < end) {
       const tag = varint32();
       switch (tag) {
@@ -523,7 +347,5 @@ export function decodeStreamAccessLogsMessage(bytes: Buffer): StreamAccessLogsMe
     }
     checkEnd(end);
     return out;
-  } finally {
-    r.buf = empty; // do not keep the last message alive
-  }
+  });
 }

@@ -29,17 +29,17 @@ export class ResilientCounterStore {
 
   /** Returns the counter result, or for closed/open modes a marker that the decision must be degraded. */
   async consumeOrDegrade(request: ConsumeRequest): Promise<ConsumeResult | Degraded> {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     try {
       const result = await this.primary.consume(request);
-      this.onLatency(Number(process.hrtime.bigint() - started) / 1e9);
+      this.onLatency((performance.now() - started) / 1000);
       if (this.failing) {
         this.failing = false;
         this.logger.info('counter store reachable again');
       }
       return result;
     } catch (error) {
-      this.onLatency(Number(process.hrtime.bigint() - started) / 1e9);
+      this.onLatency((performance.now() - started) / 1000);
       if (!(error instanceof CounterStoreUnavailable)) throw error;
       if (!this.failing) {
         this.failing = true;

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadEnvoyServices } from '../../src/grpc/protos.js';
-import { toStruct } from '../../src/grpc/wire.js';
+import { toStruct } from './envoy-wire.js';
 import { extAuthzNamespace } from '../../src/metering/als-wire.js';
 
 /**

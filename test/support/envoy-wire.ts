@@ -1,0 +1,47 @@
+import type { Decision, DenialStatus } from '../../src/authz/decision.js';
+import type { CheckResponseWire, HeaderValueOption, Struct, StructValue } from '../../src/grpc/wire.js';
+
+/**
+ * Envoy-side messages as @grpc/proto-loader objects (keepCase), for clients that play Envoy in tests and the bench,
+ * and the reference meaning of a Decision as a CheckResponse, which the hand-written encoder must match.
+ */
+
+export function toStruct(values: Record<string, string | number | boolean>): Struct {
+  const fields: Record<string, StructValue> = {};
+  for (const [name, value] of Object.entries(values)) {
+    fields[name] =
+      typeof value === 'number' ? { numberValue: value } : typeof value === 'boolean' ? { boolValue: value } : { stringValue: value };
+  }
+  return { fields };
+}
+
+const grpcCodeFor: Record<DenialStatus, number> = { 400: 3, 401: 16, 402: 9, 403: 7, 429: 8, 503: 14 };
+
+/** Override semantics: append=false replaces a client-sent header of the same name (anti-spoofing). */
+const overwrite = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
+const overwriteAll = (headers: Record<string, string>) => Object.entries(headers).map(([key, value]) => overwrite(key, value));
+
+/** The CheckResponse a decision stands for, as an object protobufjs can encode. */
+export function referenceCheckResponse(decision: Decision): CheckResponseWire {
+  const dynamic_metadata = toStruct(decision.metadata);
+  if (decision.allowed) {
+    return {
+      status: { code: 0 },
+      ok_response: {
+        headers: overwriteAll(decision.upstreamHeaders),
+        headers_to_remove: decision.removeHeaders,
+        response_headers_to_add: overwriteAll(decision.responseHeaders),
+      },
+      dynamic_metadata,
+    };
+  }
+  return {
+    status: { code: grpcCodeFor[decision.status], message: decision.code },
+    denied_response: {
+      status: { code: decision.status },
+      headers: [overwrite('content-type', 'application/json'), ...overwriteAll(decision.headers)],
+      body: JSON.stringify(decision.body),
+    },
+    dynamic_metadata,
+  };
+}
