@@ -17,6 +17,9 @@ export interface UsageSink {
  * The production writer: its own connection, so bulk COPY neither waits for nor starves the admin pool, and so
  * its session-local staging table lives as long as the connection. Four round trips per flush.
  */
+/** temp_buffers and work_mem of the writer's session: a 50,000-event batch stages in about 16 MB. */
+const sessionMemory = '64MB';
+
 export class PostgresUsageSink implements UsageSink {
   private current: { client: pg.Client; ready: Promise<void> } | undefined;
 
@@ -53,6 +56,9 @@ export class PostgresUsageSink implements UsageSink {
       });
       const ready = client
         .connect()
+        // This connection only writes usage batches: room for a whole batch in the session's temp buffers (staging
+        // table) and in work_mem (the inserted rows the rollups read, their sorts), instead of spilling to temp files.
+        .then(() => client.query(`SET temp_buffers = '${sessionMemory}'; SET work_mem = '${sessionMemory}'`))
         .then(() => client.query(createStagingTableSql))
         .then(() => undefined);
       this.current = { client, ready };
