@@ -39,6 +39,8 @@ export interface AlsIngestResult {
   meanFlushMs: number;
   /** Mean events per flush transaction (full segments, several merged when the writer is behind). */
   meanFlushEvents: number;
+  /** The PostgreSQL server's settings that bound its write rate, as found (the bench does not tune them). */
+  postgres: Record<string, string>;
 }
 
 const serverUrl = process.env.TOLLGATE_BENCH_DATABASE_URL ?? process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -106,6 +108,7 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
       batchSize,
       meanFlushMs: Number((((after.sum - before.sum) / Math.max(1, flushCount)) * 1000).toFixed(1)),
       meanFlushEvents: Math.round(sent / Math.max(1, flushCount)),
+      postgres: await ScratchDatabase.settings(['server_version', 'shared_buffers', 'max_wal_size', 'synchronous_commit']),
     };
   } finally {
     client.close();
@@ -257,6 +260,17 @@ class ScratchDatabase {
 
   drop(): Promise<void> {
     return ScratchDatabase.admin(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`);
+  }
+
+  static async settings(names: string[]): Promise<Record<string, string>> {
+    const client = new pg.Client({ connectionString: serverUrl });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ name: string; setting: string }>('SELECT name, current_setting(name) AS setting FROM unnest($1::text[]) AS name', [names]);
+      return Object.fromEntries(rows.map((row) => [row.name, row.setting]));
+    } finally {
+      await client.end();
+    }
   }
 
   private static async admin(sql: string): Promise<void> {

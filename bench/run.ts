@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import type { AlsIngestResult } from './als-ingest.js';
 import { runCheckBench, type CheckBenchResult } from './check.js';
 
 const optional = async <T>(module: string, exportName: string): Promise<(() => Promise<T>) | undefined> => {
@@ -47,15 +48,21 @@ const check = await runCheckBench();
 console.log(JSON.stringify(check, null, 2));
 sections.push(checkSection(check));
 
-const als = await optional<Record<string, number>>('./als-ingest.ts', 'runAlsIngestBench');
+const als = await optional<AlsIngestResult>('./als-ingest.ts', 'runAlsIngestBench');
 if (als) {
-  console.log('ALS ingest benchmark…');
-  const result = await als();
-  console.log(JSON.stringify(result, null, 2));
+  // Each run has its own server and scratch database; PostgreSQL's state (checkpoints, cache) varies between them.
+  const runs: AlsIngestResult[] = [];
+  for (let run = 0; run < 3; run++) {
+    console.log(`ALS ingest benchmark, run ${run + 1}…`);
+    runs.push(await als());
+    console.log(JSON.stringify(runs.at(-1), null, 2));
+  }
+  const rates = runs.map((run) => run.entriesPerSecond);
+  const result = runs.find((run) => run.entriesPerSecond === [...rates].sort((a, b) => a - b)[1])!;
   sections.push(
-    `## ALS ingest into PostgreSQL\n\n**${Math.round(result.entriesPerSecond!)} entries/s** sustained (target ≥ 100,000): ` +
-      `${result.entries} entries over ${result.streams} gRPC streams into the real server's spool and PostgreSQL.\n\n` +
-      `\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
+    `## ALS ingest into PostgreSQL\n\n**${result.entriesPerSecond} entries/s** sustained, the median of ${runs.length} runs ` +
+      `(runs: ${rates.join(', ')}; target ≥ 100,000): ${result.entries} entries over ${result.streams} gRPC streams into ` +
+      `the real server's spool and PostgreSQL. The median run:\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
   );
 }
 const rating = await optional<Record<string, number>>('./rating.ts', 'runRatingBench');
