@@ -76,18 +76,15 @@ export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCal
   };
   return (call, callback) => {
     const started = performance.now();
-    decide(call.request, deps).then(
-      (decision) => {
-        countDecision(decision.allowed ? 'allow' : 'deny', decision.allowed ? '' : decision.code, String(decision.metadata.plan_id ?? ''));
-        deps.metrics.checkDuration.observe((performance.now() - started) / 1000);
-        callback(null, decision);
-      },
-      (error: unknown) => {
-        countDecision('deny', 'internal_error', '');
-        deps.metrics.checkDuration.observe((performance.now() - started) / 1000);
-        callback(null, failed(call, error));
-      },
-    );
+    const respond = (decision: Decision) => {
+      countDecision(decision.allowed ? 'allow' : 'deny', decision.allowed ? '' : decision.code, String(decision.metadata.plan_id ?? ''));
+      deps.metrics.checkDuration.observe((performance.now() - started) / 1000);
+      callback(null, decision);
+    };
+    decide(call.request, deps)
+      .then(respond, (error: unknown) => respond(failed(call, error)))
+      // Nothing after the decision may reject unhandled: that would end the process.
+      .catch((error: unknown) => deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check response failed'));
   };
 }
 

@@ -1,0 +1,83 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { IdentityCache } from '../src/accounts/identity-cache.js';
+import { createCheckHandler, type CheckDependencies } from '../src/authz/check-service.js';
+import { memoizePeriods } from '../src/authz/decide.js';
+import type { Decision } from '../src/authz/decision.js';
+import { loadCatalogFile } from '../src/catalog/load.js';
+import { ManualClock } from '../src/kernel/clock.js';
+import { createLogger } from '../src/kernel/logger.js';
+import { createMetrics } from '../src/metrics/metrics.js';
+import { MemoryCounterStore } from '../src/quota/memory.js';
+import { ResilientCounterStore } from '../src/quota/resilient.js';
+import { periodContaining } from '../src/rating/period.js';
+
+/** The gRPC handler around the Check: whatever goes wrong, Envoy gets an explicit answer and the process lives on. */
+
+function handlerWith(overrides: Partial<CheckDependencies>) {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger(
+    'error',
+    new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  const clock = new ManualClock(Date.UTC(2026, 10, 23));
+  const local = new MemoryCounterStore(clock, 'handler');
+  const metrics = createMetrics();
+  const handler = createCheckHandler({
+    catalog: () => loadCatalogFile('examples/petstore.yaml'),
+    identities: { resolve: () => undefined } as unknown as IdentityCache,
+    counters: new ResilientCounterStore(local, 'closed', local, logger),
+    clock,
+    options: { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' },
+    periodOf: memoizePeriods(periodContaining),
+    metrics,
+    logger,
+    ...overrides,
+  });
+  return { handler, lines, metrics };
+}
+
+const request = { attributes: { request: { http: { method: 'GET', path: '/api/v1/pets', host: 'api.example.com', headers: { 'x-request-id': 'req-1' } } } } };
+
+function check(handler: ReturnType<typeof handlerWith>['handler'], callback: (decision: Decision) => void) {
+  handler({ request } as unknown as Parameters<typeof handler>[0], (error, decision) => {
+    expect(error).toBeNull();
+    callback(decision!);
+  });
+}
+
+describe('the Check handler', () => {
+  it('answers a failing decision with an explicit 503 denial, counted and logged', async () => {
+    const { handler, lines, metrics } = handlerWith({
+      catalog: () => {
+        throw new Error('catalog exploded');
+      },
+    });
+    const decision = await new Promise<Decision>((resolve) => check(handler, resolve));
+    expect(decision).toMatchObject({ allowed: false, status: 503, code: 'internal_error', body: { error: { code: 'internal_error', request_id: 'req-1' } } });
+    expect(lines.some((line) => line.msg === 'check failed' && String(line.err).includes('catalog exploded'))).toBe(true);
+    expect(await metrics.registry.metrics()).toMatch(/tollgate_check_decisions_total\{result="deny",reason="internal_error",plan=""\} 1/);
+  });
+
+  it('logs, rather than leaving unhandled, a failure after the decision (the process must not end)', async () => {
+    const { handler, lines } = handlerWith({});
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      check(handler, () => {
+        throw new Error('response failed');
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+    expect(lines.some((line) => line.msg === 'check response failed' && String(line.err).includes('response failed'))).toBe(true);
+  });
+});
