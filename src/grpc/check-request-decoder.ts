@@ -1,4 +1,4 @@
-import { cachedString, checkEnd, decodeWith, delimitedEnd, r, skip, string, stringMapEntry, varint32 } from './protobuf-reader.js';
+import { cachedString, checkEnd, decodeWith, delimitedEnd, r, repeatedFirstField, skip, string, stringMapEntry, varint32 } from './protobuf-reader.js';
 import type { CheckRequestWire, HeaderValue } from './wire.js';
 
 /**
@@ -33,15 +33,8 @@ function headerValue(): HeaderValue {
 
 /** HeaderMap: repeated HeaderValue headers = 1. */
 function headerMap(): { headers?: HeaderValue[] } {
-  const end = delimitedEnd();
-  const out: { headers?: HeaderValue[] } = {};
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag === 10) (out.headers ??= []).push(headerValue());
-    else skip(tag & 7);
-  }
-  checkEnd(end);
-  return out;
+  const headers = repeatedFirstField(headerValue);
+  return headers ? { headers } : {};
 }
 
 /** AttributeContext.HttpRequest: id = 1, method = 2, headers = 3, path = 4, host = 5, header_map = 13. */

@@ -182,6 +182,22 @@ export function skip(wireType: number): void {
   }
 }
 
+/**
+ * A message whose one field of interest is `repeated <message> = 1` (ListValue, HTTPAccessLogEntries, HeaderMap):
+ * its items read with `read`, or undefined when there are none (proto-loader leaves an empty list out).
+ */
+export function repeatedFirstField<T>(read: () => T): T[] | undefined {
+  const end = delimitedEnd();
+  let items: T[] | undefined;
+  while (r.pos < end) {
+    const tag = varint32();
+    if (tag === 10) (items ??= []).push(read());
+    else skip(tag & 7);
+  }
+  checkEnd(end);
+  return items;
+}
+
 /** After a message's fields: reading past `end` means a field overran its enclosing message. */
 export function checkEnd(end: number): void {
   if (r.pos !== end) throw truncated();

@@ -5,6 +5,7 @@ import {
   delimitedEnd,
   int64String,
   r,
+  repeatedFirstField,
   skip,
   string,
   stringMapEntry,
@@ -83,15 +84,8 @@ function value(): ValueWire {
 
 /** google.protobuf.ListValue: repeated Value values = 1. */
 function listValue(): { values?: ValueWire[] } {
-  const end = delimitedEnd();
-  const out: { values?: ValueWire[] } = {};
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag === 10) (out.values ??= []).push(value());
-    else skip(tag & 7);
-  }
-  checkEnd(end);
-  return out;
+  const values = repeatedFirstField(value);
+  return values ? { values } : {};
 }
 
 /** google.protobuf.Struct: map<string, Value> fields = 1 (entries: key = 1, value = 2). */
@@ -280,15 +274,8 @@ function httpEntry(): HttpAccessLogEntryWire {
 
 /** HTTPAccessLogEntries: repeated HTTPAccessLogEntry log_entry = 1. */
 function httpLogs(): { log_entry?: HttpAccessLogEntryWire[] } {
-  const end = delimitedEnd();
-  const out: { log_entry?: HttpAccessLogEntryWire[] } = {};
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag === 10) (out.log_entry ??= []).push(httpEntry());
-    else skip(tag & 7);
-  }
-  checkEnd(end);
-  return out;
+  const entries = repeatedFirstField(httpEntry);
+  return entries ? { log_entry: entries } : {};
 }
 
 /** config.core.v3.Node: id = 1, cluster = 2. */

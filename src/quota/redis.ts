@@ -176,6 +176,8 @@ export class RedisCounterStore implements CounterStore {
   /** Consume requests waiting for this event-loop turn's flush, by batch group. */
   private readonly pending = new Map<string, ConsumeBatch>();
   private flushScheduled = false;
+  /** Redis Cluster runs a script on one slot, so a batch there holds one scope (hash tag); one server takes all. */
+  private readonly batchPerScope: boolean;
 
   constructor(options: RedisCounterStoreOptions) {
     this.prefix = options.prefix;
@@ -194,6 +196,7 @@ export class RedisCounterStore implements CounterStore {
             redisOptions: { ...common, password: new URL(urls[0]!).password || undefined },
           })
         : new Redis(urls[0]!, common);
+    this.batchPerScope = this.client instanceof Cluster;
     // Errors surface per command; the connection keeps reconnecting in the background.
     this.client.on('error', () => {});
     this.client.defineCommand('tollgateConsume', { lua: consumeScript });
@@ -217,8 +220,7 @@ export class RedisCounterStore implements CounterStore {
   }
 
   consume(request: ConsumeRequest): Promise<ConsumeResult> {
-    // Redis Cluster runs a script on one slot, so a batch there holds one scope (hash tag); one server takes all.
-    const group = this.client instanceof Cluster ? request.scope : '';
+    const group = this.batchPerScope ? request.scope : '';
     let batch = this.pending.get(group);
     if (!batch) this.pending.set(group, (batch = { keys: [], keyIndexes: new Map(), args: [], requests: [] }));
     let packed = `${request.now},${request.limits.length}`;
