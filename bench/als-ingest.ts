@@ -66,13 +66,8 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
     TOLLGATE_CATALOG: 'examples/petstore.yaml',
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_DATABASE_URL: database.url,
-    TOLLGATE_GRPC_HOST: '127.0.0.1',
-    TOLLGATE_GRPC_PORT: '0',
-    TOLLGATE_HTTP_HOST: '127.0.0.1',
-    TOLLGATE_HTTP_PORT: '0',
     TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
     TOLLGATE_USAGE_BATCH_SIZE: String(batchSize),
-    TOLLGATE_LOG_LEVEL: 'silent',
   });
   const client = new RawAccessLogClient(`127.0.0.1:${server.info.grpcPort}`);
   const messages = new MessageFactory(entriesPerMessage);

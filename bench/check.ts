@@ -39,16 +39,11 @@ async function startTollgateWithKey(dataDir: string) {
   const server = await startTollgate({
     TOLLGATE_CATALOG: 'bench/catalog.yaml',
     TOLLGATE_DATA_DIR: dataDir,
-    TOLLGATE_GRPC_HOST: '127.0.0.1',
-    TOLLGATE_GRPC_PORT: '0',
-    TOLLGATE_HTTP_HOST: '127.0.0.1',
-    TOLLGATE_HTTP_PORT: '0',
     TOLLGATE_ADMIN_TOKEN: adminToken,
     TOLLGATE_DATABASE_URL: process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     TOLLGATE_REDIS_URL: process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
     TOLLGATE_REDIS_PREFIX: `bench${process.pid}`,
     TOLLGATE_REDIS_FAILURE_MODE: 'closed',
-    TOLLGATE_LOG_LEVEL: 'silent',
   });
   const admin = async (path: string, body: unknown) => {
     const response = await fetch(`http://127.0.0.1:${server.info.httpPort}${path}`, {

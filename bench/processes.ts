@@ -38,7 +38,14 @@ export async function startBenchProcess<Info>(script: string, args: string[] = [
   };
 }
 
-/** Starts the compiled Tollgate server (bench/dist-server.ts) with this environment. */
+/** Starts the compiled Tollgate server (bench/dist-server.ts) on ephemeral loopback ports, silent, with this environment. */
 export function startTollgate(env: Record<string, string>) {
-  return startBenchProcess<{ grpcPort: number; httpPort: number }>('bench/dist-server.ts', [JSON.stringify(env)]);
+  const local = {
+    TOLLGATE_GRPC_HOST: '127.0.0.1',
+    TOLLGATE_GRPC_PORT: '0',
+    TOLLGATE_HTTP_HOST: '127.0.0.1',
+    TOLLGATE_HTTP_PORT: '0',
+    TOLLGATE_LOG_LEVEL: 'silent',
+  };
+  return startBenchProcess<{ grpcPort: number; httpPort: number }>('bench/dist-server.ts', [JSON.stringify({ ...local, ...env })]);
 }

@@ -52,16 +52,11 @@ export interface WalletSummary {
   exhausted: boolean;
 }
 
-interface NewEntry {
-  customerId: string;
-  currency: CurrencyCode;
-  kind: WalletEntryKind;
-  amount: bigint;
-  reference: string;
-  description: string;
+/** An entry to append: the ledger assigns id, time and balance; subscription and period are optional. */
+type NewEntry = Pick<WalletEntry, 'customerId' | 'currency' | 'kind' | 'amount' | 'reference' | 'description'> & {
   subscriptionId?: string;
   periodStart?: number;
-}
+};
 
 /** A subscription period whose spend counter the mirror still subtracts: not finalized yet. */
 interface OpenPeriod {

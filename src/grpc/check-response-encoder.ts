@@ -12,7 +12,7 @@ import type { Decision, DenialStatus } from '../authz/decision.js';
  */
 
 /** google.rpc.Code for each denial status: any non-zero code denies, the HTTP status is what the client sees. */
-const grpcCodeFor: Record<DenialStatus, number> = { 400: 3, 401: 16, 402: 9, 403: 7, 429: 8, 503: 14 };
+export const grpcCodeFor: Record<DenialStatus, number> = { 400: 3, 401: 16, 402: 9, 403: 7, 429: 8, 503: 14 };
 
 // Tags are (field << 3) | wire type; all our fields are below 16, so every tag is one byte.
 const tag = (field: number, wireType: 0 | 1 | 2) => (field << 3) | wireType;

@@ -1,4 +1,5 @@
-import type { Decision, DenialStatus } from '../../src/authz/decision.js';
+import type { Decision } from '../../src/authz/decision.js';
+import { grpcCodeFor } from '../../src/grpc/check-response-encoder.js';
 import type { CheckResponseWire, HeaderValueOption, Struct, StructValue } from '../../src/grpc/wire.js';
 
 /**
@@ -14,8 +15,6 @@ export function toStruct(values: Record<string, string | number | boolean>): Str
   }
   return { fields };
 }
-
-const grpcCodeFor: Record<DenialStatus, number> = { 400: 3, 401: 16, 402: 9, 403: 7, 429: 8, 503: 14 };
 
 /** Override semantics: append=false replaces a client-sent header of the same name (anti-spoofing). */
 const overwrite = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });
