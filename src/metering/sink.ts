@@ -13,13 +13,13 @@ export interface UsageSink {
   close(): Promise<void>;
 }
 
+/** temp_buffers and work_mem of the writer's session: a 50,000-event batch stages in about 16 MB. */
+const sessionMemory = '64MB';
+
 /**
  * The production writer: its own connection, so bulk COPY neither waits for nor starves the admin pool, and so
  * its session-local staging table lives as long as the connection. Four round trips per flush.
  */
-/** temp_buffers and work_mem of the writer's session: a 50,000-event batch stages in about 16 MB. */
-const sessionMemory = '64MB';
-
 export class PostgresUsageSink implements UsageSink {
   private current: { client: pg.Client; ready: Promise<void> } | undefined;
 
