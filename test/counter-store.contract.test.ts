@@ -11,6 +11,7 @@ import { testRedisUrl, uniqueName } from './support/services.js';
 
 const start = Date.UTC(2026, 10, 1, 0, 0, 0);
 const minute = 60_000;
+const day = 86_400_000;
 
 const perMinute = (limit: number, name = 'rl'): SlidingLimit => ({ kind: 'sliding', name, limit, windowMs: minute, cost: 1 });
 const monthly = (limit: number, cost: number, enforce = true): PeriodLimit => ({
@@ -247,19 +248,24 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
     );
   });
 
-  it('gives identical outcomes when concurrent requests of several customers share one Redis call', async () => {
+  it('gives identical outcomes and counters when concurrent requests of several customers share one Redis call', async () => {
+    const scopes = ['s1', 's2', 's3'] as const;
     const request = fc.record({
       advanceMs: fc.integer({ min: 0, max: 20_000 }),
-      scope: fc.constantFrom('s1', 's2', 's3'),
-      which: fc.subarray(['a', 'b', 'q'] as const, { minLength: 1 }),
+      scope: fc.constantFrom(...scopes),
+      which: fc.subarray(['a', 'b', 'q', 'w'] as const, { minLength: 1 }),
       cost: fc.integer({ min: 0, max: 4 }),
     });
+    const funds = fc.integer({ min: 0, max: 3_000_000 });
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.array(request, { minLength: 1, maxLength: 90 }), { minLength: 1, maxLength: 4 }), async (bursts) => {
+      fc.asyncProperty(fc.array(fc.array(request, { minLength: 1, maxLength: 90 }), { minLength: 1, maxLength: 4 }), funds, async (bursts, ledgerBalance) => {
         const clock = new ManualClock(start);
         const memory = new MemoryCounterStore(clock, 'tg');
         const redis = await connectedRedis('tgb');
         try {
+          for (const scope of scopes) {
+            expect(await redis.rebaseWallet(scope, rebase(ledgerBalance))).toBe(await memory.rebaseWallet(scope, rebase(ledgerBalance)));
+          }
           for (const burst of bursts) {
             const requests = burst.map((step) => {
               clock.advance(step.advanceMs);
@@ -272,11 +278,39 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
             for (const each of requests) oneByOne.push(await memory.consume(each));
             expect(together).toEqual(oneByOne);
           }
+          // What the batches wrote back: the quota and spend counters and the wallet balances.
+          for (const scope of scopes) {
+            for (const counter of ['q', 'ws']) {
+              expect(await redis.periodUsage(scope, counter, start)).toBe(await memory.periodUsage(scope, counter, start));
+            }
+            expect(await redis.walletBalance(scope, 'w:USD')).toBe(await memory.walletBalance(scope, 'w:USD'));
+          }
         } finally {
           await Promise.all([memory.close(), redis.close()]);
         }
       }),
       { numRuns: 30 },
     );
+  });
+
+  it('gives every counter Redis writes an expiry: two windows for a rate limit, the period end plus a day for a quota', async () => {
+    const prefix = uniqueName('tgt');
+    const redis = new RedisCounterStore({ url: testRedisUrl, prefix, timeoutMs: 1_000 });
+    expect(await redis.ready()).toBe(true);
+    try {
+      const now = start + 5_000;
+      const quota = { ...monthly(100, 2), periodEnd: start + 10 * minute };
+      await Promise.all([0, 1, 2].map(() => redis.consume({ scope: 's', now, limits: [perMinute(10), quota] })));
+      const keys = await redis.client.keys(`${prefix}:*`);
+      expect(keys).toHaveLength(2);
+      const ttls = Object.fromEntries(await Promise.all(keys.map(async (key) => [key.split(':')[2], await redis.client.pttl(key)] as const)));
+      expect(ttls.rl).toBeGreaterThan(2 * minute - 1_000);
+      expect(ttls.rl).toBeLessThanOrEqual(2 * minute);
+      expect(ttls.q).toBeGreaterThan(10 * minute - 5_000 + day - 1_000);
+      expect(ttls.q).toBeLessThanOrEqual(10 * minute - 5_000 + day);
+      expect(await redis.periodUsage('s', 'q', start)).toBe(6);
+    } finally {
+      await redis.close();
+    }
   });
 });

@@ -10,12 +10,15 @@ import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from '../src
 import { toUsageEvent, type MeteringContext, type UsageEvent } from '../src/metering/event.js';
 import { decodeCopyRow, encodeEventRow, isEventRow } from '../src/metering/event-rows.js';
 import { UsageMeter } from '../src/metering/meter.js';
-import { DbUsageSink, type UsageSink } from '../src/metering/sink.js';
+import { DbUsageSink, PostgresUsageSink, type UsageSink } from '../src/metering/sink.js';
 import { Spool } from '../src/metering/spool.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { migrate } from '../src/store/migrations.js';
+import type { Db } from '../src/store/db.js';
 import { PgliteDb } from '../src/store/pglite.js';
+import { PostgresDb } from '../src/store/postgres.js';
 import { httpEntry, type EntryFacts } from './support/access-log.js';
+import { createTestDatabase } from './support/services.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -178,21 +181,48 @@ describe('spool', () => {
   });
 });
 
-describe('metering on PGlite', () => {
-  let db: PgliteDb;
+/** The dedup and rollup statement on both sinks: PGlite's, and the production writer's COPY with its fallback. */
+const backends: { name: string; open(): Promise<{ db: Db; sink(): UsageSink; close(): Promise<void> }> }[] = [
+  {
+    name: 'PGlite',
+    open: async () => {
+      const db = await PgliteDb.open();
+      return { db, sink: () => new DbUsageSink(db), close: () => db.close() };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    open: async () => {
+      const database = await createTestDatabase();
+      const db = new PostgresDb(database.url);
+      return {
+        db,
+        sink: () => new PostgresUsageSink(database.url, silentLogger),
+        close: async () => {
+          await db.close();
+          await database.drop();
+        },
+      };
+    },
+  },
+];
+
+describe.each(backends)('request ids on $name', (backend) => {
+  let opened: Awaited<ReturnType<typeof backend.open>>;
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    opened = await backend.open();
+    await migrate(opened.db);
   });
-  afterAll(() => db.close());
-  afterEach(() => db.query('TRUNCATE usage_events, usage_rollups'));
+  afterAll(() => opened.close());
 
   it('stores each request id once, across and within batches, and rolls up only new rows', async () => {
-    const { meter, metrics } = pgliteMeter(db, { batchSize: 4 });
-    const first = ['r1', 'r2', 'r3', 'r4', 'r5', 'r1', 'r2']; // r1, r2 twice in one segment
-    meter.record(first.map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
+    const { db } = opened;
+    const { meter, metrics } = meterOn(opened.sink(), { batchSize: 100 });
+    meter.record(['r1', 'r2', 'r3'].map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
     await meter.flush();
-    // A replayed segment and Envoy-side duplicates arrive again later.
+    // A replayed segment (r1) and a request logged twice in one batch (r4).
+    meter.record(['r4', 'r5', 'r1', 'r4'].map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
+    await meter.flush();
     meter.record(['r3', 'r6', 'r6'].map((id) => eventOf({ requestId: id, authz: allowed(id, { endpoint_id: 'get-pet' }), startMs })));
     await meter.flush();
     const [events] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM usage_events');
@@ -209,9 +239,21 @@ describe('metering on PGlite', () => {
       { endpoint_id: 'get-pet', calls: '1', units: '1' },
       { endpoint_id: 'list-pets', calls: '5', units: '5' },
     ]);
+    const [firstCall] = await db.query<{ customer_id: string; first_call_at: Date }>('SELECT customer_id, first_call_at FROM customer_first_calls');
+    expect(firstCall).toEqual({ customer_id: 'cus_1', first_call_at: new Date(startMs) });
     expect((await metrics.usageEventsStored.get()).values[0]!.value).toBe(6);
     expect((await metrics.usageEventsDuplicate.get()).values[0]!.value).toBe(4);
   });
+});
+
+describe('metering on PGlite', () => {
+  let db: PgliteDb;
+  beforeAll(async () => {
+    db = await PgliteDb.open();
+    await migrate(db);
+  });
+  afterAll(() => db.close());
+  afterEach(() => db.query('TRUNCATE usage_events, usage_rollups'));
 
   it('keeps events in the spool while the database fails, then writes them once it recovers', async () => {
     let failing = true;
@@ -301,9 +343,12 @@ ${options.planExtra ?? ''}
 }
 
 function pgliteMeter(db: PgliteDb, options: { batchSize: number; maxSpoolBytes?: number; wrap?: (sink: UsageSink) => UsageSink }) {
+  return meterOn(new DbUsageSink(db), options);
+}
+
+function meterOn(sink: UsageSink, options: { batchSize: number; maxSpoolBytes?: number; wrap?: (sink: UsageSink) => UsageSink }) {
   const dir = tempDir();
   const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
-  const sink = new DbUsageSink(db);
   const metrics = createMetrics();
   const meter = new UsageMeter(spool, options.wrap ? options.wrap(sink) : sink, metrics, silentLogger, {
     batchSize: options.batchSize,

@@ -15,13 +15,21 @@ export interface UsageSink {
 
 /** temp_buffers and work_mem of the writer's session: a 50,000-event batch stages in about 16 MB. */
 const sessionMemory = '64MB';
+/**
+ * After a batch held an already stored request id, this many writes skip duplicates from the start: where duplicates
+ * are common (a request logged by two proxies), the cheap attempt would mostly be wasted.
+ */
+const checkedWritesAfterDuplicate = 20;
 
 /**
  * The production writer: its own connection, so bulk COPY neither waits for nor starves the admin pool, and so
- * its session-local staging table lives as long as the connection. Four round trips per flush.
+ * its session-local staging table lives as long as the connection. Five round trips per flush.
+ * Duplicates are rare (a replayed spool segment, a request logged twice), so a batch is first inserted as if it had
+ * none; if it has, that attempt is rolled back to a savepoint and the batch goes in skipping them.
  */
 export class PostgresUsageSink implements UsageSink {
   private current: { client: pg.Client; ready: Promise<void> } | undefined;
+  private checkedWritesLeft = 0;
 
   constructor(
     private readonly url: string,
@@ -33,9 +41,9 @@ export class PostgresUsageSink implements UsageSink {
     try {
       await client.query('BEGIN');
       await copyFromStdin(client, 'COPY usage_staging FROM STDIN', chunks);
-      const { rows } = await client.query<{ inserted: number }>(insertStagedEventsSql);
+      const inserted = await this.insertStaged(client);
       await client.query('COMMIT');
-      return rows[0]!.inserted;
+      return inserted;
     } catch (error) {
       // After a data error the rolled-back connection is fine; a broken one is replaced on the next write.
       await client.query('ROLLBACK').catch(() => this.discard(client));
@@ -45,6 +53,23 @@ export class PostgresUsageSink implements UsageSink {
 
   async close(): Promise<void> {
     if (this.current) this.discard(this.current.client);
+  }
+
+  private async insertStaged(client: pg.Client): Promise<number> {
+    const insert = async (sql: string) => (await client.query<{ inserted: number }>(sql)).rows[0]!.inserted;
+    if (this.checkedWritesLeft > 0) {
+      this.checkedWritesLeft--;
+      return insert(insertStagedEventsSql.skippingDuplicates);
+    }
+    await client.query('SAVEPOINT assuming_no_duplicates');
+    try {
+      return await insert(insertStagedEventsSql.failingOnDuplicate);
+    } catch (error) {
+      if (!isDuplicateEvent(error)) throw error;
+      this.checkedWritesLeft = checkedWritesAfterDuplicate;
+      await client.query('ROLLBACK TO SAVEPOINT assuming_no_duplicates');
+      return insert(insertStagedEventsSql.skippingDuplicates);
+    }
   }
 
   private async connection(): Promise<pg.Client> {
@@ -90,12 +115,17 @@ export class DbUsageSink implements UsageSink {
     return this.db.transaction(async (tx) => {
       await tx.query(createStagingTableSql);
       await tx.query('INSERT INTO usage_staging SELECT * FROM json_populate_recordset(null::usage_staging, $1::json)', [JSON.stringify(records)]);
-      const [result] = await tx.query<{ inserted: number }>(insertStagedEventsSql);
+      const [result] = await tx.query<{ inserted: number }>(insertStagedEventsSql.skippingDuplicates);
       return result!.inserted;
     });
   }
 
   async close(): Promise<void> {}
+}
+
+function isDuplicateEvent(error: unknown): boolean {
+  const { code, constraint } = error as { code?: unknown; constraint?: unknown };
+  return code === '23505' && constraint === 'usage_events_pkey';
 }
 
 /**
