@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { loaderOptions } from '../src/grpc/protos.js';
+import { fromStruct } from '../src/grpc/wire.js';
 import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
 import { extAuthzNamespace, type HttpAccessLogEntryWire, type StreamAccessLogsMessageWire } from '../src/metering/als-wire.js';
 import { toUsageEvent, type MeteringContext } from '../src/metering/event.js';
@@ -13,7 +14,7 @@ import { delimited, encodeUnknown, readVarint, unknownField, type UnknownField }
 const definition = protoLoader.loadSync('envoy/service/accesslog/v3/als.proto', loaderOptions);
 const method = (definition['envoy.service.accesslog.v3.AccessLogService'] as unknown as Record<string, { requestSerialize(value: unknown): Buffer; requestDeserialize(bytes: Buffer): unknown }>)
   .StreamAccessLogs!;
-const reference = (bytes: Buffer) => method.requestDeserialize(bytes) as StreamAccessLogsMessageWire;
+const reference = (bytes: Buffer) => asOurs(method.requestDeserialize(bytes) as Parameters<typeof asOurs>[0]);
 
 const petstore = loadCatalogFile('examples/petstore.yaml');
 const context: MeteringContext = { catalog: petstore, periodStartOf: () => 1_700_000_000_000, now: 1_750_000_000_000, newRequestId: () => 'generated-id' };
@@ -169,36 +170,31 @@ function encodeMessage(spec: MessageSpec | null, withIdentifier?: unknown): Buff
 const picked = <T extends object>(object: T | undefined, keys: (keyof T)[]) =>
   object === undefined ? undefined : Object.fromEntries(keys.filter((name) => object[name] !== undefined).map((name) => [name, object[name]]));
 
-/** A Struct's fields as the code sees them: Value's oneof marker ("kind") dropped, nesting kept. */
-function readStruct(struct: { fields?: Record<string, unknown> } | undefined): unknown {
-  if (!struct) return undefined;
-  if (!struct.fields) return {};
-  return { fields: Object.fromEntries(Object.entries(struct.fields).map(([name, value]) => [name, readValue(value as Record<string, unknown>)])) };
-}
-function readValue(value: Record<string, unknown>): unknown {
-  const out: Record<string, unknown> = picked(value, ['stringValue', 'numberValue', 'boolValue', 'nullValue'])!;
-  if (value.structValue) out.structValue = readStruct(value.structValue as { fields?: Record<string, unknown> });
-  if (value.listValue) {
-    const list = value.listValue as { values?: Record<string, unknown>[] };
-    out.listValue = list.values ? { values: list.values.map(readValue) } : {};
-  }
-  return out;
-}
-
 function readEntry(entry: HttpAccessLogEntryWire) {
   const common = entry.common_properties;
-  const filterMetadata = common?.metadata?.filter_metadata;
   return {
-    common: common && {
-      ...picked(common, ['start_time', 'time_to_last_downstream_tx_byte', 'stream_id']),
-      metadata: common.metadata && {
-        filter_metadata: filterMetadata && Object.fromEntries(Object.entries(filterMetadata).map(([name, struct]) => [name, readStruct(struct)])),
-      },
-    },
+    common: common && picked(common, ['start_time', 'time_to_last_downstream_tx_byte', 'stream_id', 'authz']),
     request: picked(entry.request, ['request_method', 'request_id', 'request_headers_bytes', 'request_body_bytes', 'request_headers']),
     response: picked(entry.response, ['response_code', 'response_headers_bytes', 'response_body_bytes', 'response_headers']),
     event: toUsageEvent(entry, context),
   };
+}
+
+type ReferenceEntry = Omit<HttpAccessLogEntryWire, 'common_properties'> & {
+  common_properties?: Omit<NonNullable<HttpAccessLogEntryWire['common_properties']>, 'authz'> & {
+    metadata?: { filter_metadata?: Record<string, Parameters<typeof fromStruct>[0]> };
+  };
+};
+
+/** protobufjs's decoding in our decoder's shape: the ext_authz Struct as fromStruct reads it, other metadata dropped. */
+function asOurs(message: Omit<StreamAccessLogsMessageWire, 'http_logs'> & { http_logs?: { log_entry?: ReferenceEntry[] } }): StreamAccessLogsMessageWire {
+  const entries = message.http_logs?.log_entry?.map(({ common_properties, ...entry }): HttpAccessLogEntryWire => {
+    if (!common_properties) return entry;
+    const { metadata, ...common } = common_properties;
+    const authz = metadata?.filter_metadata?.[extAuthzNamespace];
+    return { ...entry, common_properties: authz ? { ...common, authz: fromStruct(authz) } : common };
+  });
+  return { ...message, http_logs: message.http_logs && (entries ? { log_entry: entries } : {}) };
 }
 
 function read(message: StreamAccessLogsMessageWire) {
@@ -265,9 +261,31 @@ describe('decodeStreamAccessLogsMessage', () => {
       });
       expectSameReading(bytes);
       const entry = decodeStreamAccessLogsMessage(bytes).http_logs!.log_entry![0]!;
-      expect(Object.keys(entry.common_properties!.metadata!.filter_metadata![extAuthzNamespace]!.fields!)).toEqual(Object.keys(fields));
+      expect(Object.keys(entry.common_properties!.authz!)).toEqual(Object.keys(fields));
       expect(entry.response!.response_headers).toEqual(headers);
     }
+  });
+
+  it("reads the ext_authz metadata whatever the order of a map entry's key and value, and repeated keys as protobufjs does", () => {
+    const value = (scalar: Buffer) => delimited(2, scalar);
+    const field = (name: string, valueBytes: Buffer, keyFirst = true) => {
+      const parts = [delimited(1, Buffer.from(name)), valueBytes];
+      return delimited(1, Buffer.concat(keyFirst ? parts : parts.reverse()));
+    };
+    const text = (content: string) => delimited(3, Buffer.from(content));
+    const struct = Buffer.concat([
+      field('customer_id', value(text('cus_1')), false),
+      field('plan_id', value(text('free'))),
+      field('plan_id', value(text('pro'))), // the later entry wins
+      field('weight', value(text('dropped'))),
+      field('weight', value(Buffer.alloc(0))), // ...even when it holds no scalar
+    ]);
+    const authzEntry = delimited(1, Buffer.concat([delimited(2, struct), delimited(1, Buffer.from(extAuthzNamespace))]));
+    const otherEntry = delimited(1, Buffer.concat([delimited(1, Buffer.from('other.filter')), delimited(2, field('customer_id', value(text('spoofed'))))]));
+    const common = delimited(17, Buffer.concat([authzEntry, otherEntry]));
+    const bytes = delimited(2, delimited(1, delimited(1, common)));
+    expectSameReading(bytes);
+    expect(decodeStreamAccessLogsMessage(bytes).http_logs!.log_entry![0]!.common_properties!.authz).toEqual({ customer_id: 'cus_1', plan_id: 'pro' });
   });
 
   it('rejects truncated messages instead of misreading them', () => {

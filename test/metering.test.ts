@@ -6,7 +6,8 @@ import type { Catalog } from '../src/catalog/catalog.js';
 import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
 import { silentLogger } from '../src/kernel/logger.js';
-import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from '../src/metering/als-wire.js';
+import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
+import type { HttpAccessLogEntryWire } from '../src/metering/als-wire.js';
 import { toUsageEvent, type MeteringContext, type UsageEvent } from '../src/metering/event.js';
 import { decodeCopyRow, encodeEventRow, isEventRow } from '../src/metering/event-rows.js';
 import { UsageMeter } from '../src/metering/meter.js';
@@ -52,12 +53,10 @@ function contextFor(catalog: Catalog): MeteringContext {
   return { catalog, periodStartOf: () => periodStart, now: startMs, newRequestId: () => 'generated-id' };
 }
 
-/** Encodes and decodes through the canonical protos, as the server receives it from Envoy. */
+/** Encodes with the canonical protos, as Envoy does, and decodes as the server does. */
 function overTheWire(facts: EntryFacts): HttpAccessLogEntryWire {
-  const method = (loadEnvoyServices().accessLog as unknown as Record<string, { requestSerialize(value: unknown): Buffer; requestDeserialize(bytes: Buffer): unknown }>)
-    .StreamAccessLogs!;
-  const message = method.requestDeserialize(method.requestSerialize({ http_logs: { log_entry: [httpEntry(facts)] } })) as StreamAccessLogsMessageWire;
-  return message.http_logs!.log_entry![0]!;
+  const method = (loadEnvoyServices().accessLog as unknown as Record<string, { requestSerialize(value: unknown): Buffer }>).StreamAccessLogs!;
+  return decodeStreamAccessLogsMessage(method.requestSerialize({ http_logs: { log_entry: [httpEntry(facts)] } })).http_logs!.log_entry![0]!;
 }
 
 const eventOf = (facts: EntryFacts, catalog = petstore) => toUsageEvent(overTheWire(facts), contextFor(catalog));

@@ -1,6 +1,7 @@
 /**
- * The ALS v3 messages we read, as @grpc/proto-loader presents them (keepCase, uint64 as strings, enums by name).
- * Only the fields metering uses are listed.
+ * The ALS v3 messages we read, as our decoder (als-decoder.ts) presents them: as @grpc/proto-loader would (keepCase,
+ * uint64 as strings, enums by name), except the ext_authz metadata, given flat as `authz`. Only the fields metering
+ * uses are listed.
  */
 
 /** google.protobuf.Timestamp and Duration. */
@@ -9,10 +10,11 @@ export interface SecondsNanosWire {
   nanos?: number;
 }
 
-/** google.protobuf.Struct as decoded: Value fields are camelCase even with keepCase (see envoy-notes). */
-export interface StructWire {
-  fields?: Record<string, { stringValue?: unknown; numberValue?: unknown; boolValue?: unknown }>;
-}
+/**
+ * common_properties.metadata.filter_metadata["envoy.filters.http.ext_authz"]: the Check's dynamic metadata, as
+ * fromStruct (grpc/wire.ts) reads a Struct: its string, number and bool values.
+ */
+export type AuthzMetadata = Record<string, string | number | boolean>;
 
 export interface HttpAccessLogEntryWire {
   common_properties?: {
@@ -20,7 +22,8 @@ export interface HttpAccessLogEntryWire {
     /** ≈ the request's total duration, as Envoy saw it. */
     time_to_last_downstream_tx_byte?: SecondsNanosWire;
     stream_id?: string;
-    metadata?: { filter_metadata?: Record<string, StructWire> };
+    /** Absent when the entry has no ext_authz metadata. */
+    authz?: AuthzMetadata;
   };
   request?: {
     /** config.core.v3.RequestMethod name, e.g. GET. */

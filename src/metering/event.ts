@@ -1,7 +1,6 @@
 import type { Catalog } from '../catalog/catalog.js';
 import type { CaptureDocument } from '../catalog/schema.js';
-import { fromStruct } from '../grpc/wire.js';
-import { extAuthzNamespace, type HttpAccessLogEntryWire, type SecondsNanosWire } from './als-wire.js';
+import type { HttpAccessLogEntryWire, SecondsNanosWire } from './als-wire.js';
 
 /** One call as metered: identity from the Check's dynamic metadata, facts from Envoy's access-log entry. */
 export interface UsageEvent {
@@ -55,7 +54,7 @@ interface PlanRules {
 export function toUsageEvent(entry: HttpAccessLogEntryWire, context: MeteringContext): UsageEvent {
   const common = entry.common_properties ?? {};
   const { request = {}, response = {} } = entry;
-  const authz = fromStruct(common.metadata?.filter_metadata?.[extAuthzNamespace]);
+  const authz = common.authz ?? {};
   const text = (name: string) => (typeof authz[name] === 'string' && authz[name] !== '' ? (authz[name] as string) : null);
   const occurredAt = timestampMs(common.start_time) ?? context.now;
   const customerId = text('customer_id');

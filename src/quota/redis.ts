@@ -13,11 +13,12 @@ import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './wind
  * and writes, at a fraction of the redis.call()s: those, not the commands, are most of a script's cost.
  * It mirrors evaluateSliding/evaluatePeriod/evaluateWallet in window.ts operation for operation (Lua numbers are
  * IEEE doubles like JS numbers), so both stores give the same answers; the contract tests hold them to that.
- * ARGV[1], comma-separated: the number of requests, then per request: now, count of limits, then per limit: kind
- * ('s' sliding | 'p' period | 'w' wallet), limit, cost, windowMs|periodEnd, enforce, and the KEYS indexes of its
- * two counters (0 for none): a sliding limit's previous and current window, a period limit's counter, a wallet's
- * balance and its period spend counter.
- * KEYS: each counter of the batch once, so Checks of the same customer in one batch send their keys once.
+ * ARGV[1], comma-separated: the number of shapes, each shape (what a request asks for: count of limits, then per
+ * limit: kind ('s' sliding | 'p' period | 'w' wallet), limit, cost, windowMs|periodEnd, enforce, and the KEYS
+ * indexes of its two counters, 0 for none: a sliding limit's previous and current window, a period limit's counter,
+ * a wallet's balance and its period spend counter); then the number of requests and per request: now, shape index.
+ * KEYS: each counter of the batch once. Checks of one customer on one endpoint share a shape, so a batch of them
+ * sends and parses their keys and limits once, and two numbers per Check.
  * Reply, request after request: all allowed (1|0), then per limit: allowed, remaining, reset, retry.
  * Sums go to Redis formatted with %.0f: Lua would print a large number as "1e+15", which INCRBY refuses.
  */
@@ -33,26 +34,29 @@ local function read(k)
   end
   return v + (added[k] or 0)
 end
+local a = 2
+local shapes = {}
+for s = 1, tonumber(argv[1]) do
+  local limits = {}
+  for i = 1, tonumber(argv[a]) do
+    local b = a + 1 + (i - 1) * 7
+    limits[i] = { argv[b], tonumber(argv[b + 1]), tonumber(argv[b + 2]), tonumber(argv[b + 3]), argv[b + 4] == '1', tonumber(argv[b + 5]), tonumber(argv[b + 6]) }
+  end
+  shapes[s] = limits
+  a = a + 1 + #limits * 7
+end
 local out = {}
 local n = 0
-local a = 2
 local pending = {}
-for r = 1, tonumber(argv[1]) do
-  local now = tonumber(argv[a])
-  local count = tonumber(argv[a + 1])
-  a = a + 2
+for r = 1, tonumber(argv[a]) do
+  local now = tonumber(argv[a + 1 + (r - 1) * 2])
+  local limits = shapes[tonumber(argv[a + 2 + (r - 1) * 2])]
   local head = n + 1
   n = head
   local writes = 0
   local allAllowed = 1
-  for i = 0, count - 1 do
-    local kind = argv[a]
-    local limit = tonumber(argv[a + 1])
-    local cost = tonumber(argv[a + 2])
-    local span = tonumber(argv[a + 3])
-    local enforce = argv[a + 4] == '1'
-    local first = tonumber(argv[a + 5])
-    local second = tonumber(argv[a + 6])
+  for i = 1, #limits do
+    local kind, limit, cost, span, enforce, first, second = unpack(limits[i])
     local allowed, remaining, reset, retry
     if kind == 's' then
       local w = span
@@ -106,7 +110,6 @@ for r = 1, tonumber(argv[1]) do
       pending[writes + 1], pending[writes + 2], pending[writes + 3] = first, cost, untilEnd + 86400000
       writes = writes + 3
     end
-    a = a + 7
     if not allowed then allAllowed = 0 end
     out[n + 1] = allowed and 1 or 0
     out[n + 2] = remaining
@@ -164,7 +167,10 @@ interface ConsumeBatch {
   /** Distinct counter keys, in KEYS order. */
   keys: string[];
   keyIndexes: Map<string, number>;
-  /** Each request's part of ARGV[1]. */
+  /** Distinct request shapes (see consumeScript), in order, and their 1-based indexes. */
+  shapes: string[];
+  shapeIndexes: Map<string, number>;
+  /** Per request: now, shape index. */
   args: string[];
   requests: { request: ConsumeRequest; resolve: (result: ConsumeResult) => void; reject: (error: unknown) => void }[];
 }
@@ -249,24 +255,32 @@ export class RedisCounterStore implements CounterStore {
   consume(request: ConsumeRequest): Promise<ConsumeResult> {
     const group = this.batchPerScope ? request.scope : '';
     let batch = this.pending.get(group);
-    if (!batch) this.pending.set(group, (batch = { keys: [], keyIndexes: new Map(), args: [], requests: [] }));
-    let packed = `${request.now},${request.limits.length}`;
+    if (!batch) {
+      batch = { keys: [], keyIndexes: new Map(), shapes: [], shapeIndexes: new Map(), args: [], requests: [] };
+      this.pending.set(group, batch);
+    }
+    let shape = String(request.limits.length);
     for (const limit of request.limits) {
       if (limit.kind === 'sliding') {
         const index = slidingWindowIndex(request.now, limit.windowMs);
         const previous = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, index - 1));
         const current = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, index));
-        packed += `,s,${limit.limit},${limit.cost},${limit.windowMs},1,${previous},${current}`;
+        shape += `,s,${limit.limit},${limit.cost},${limit.windowMs},1,${previous},${current}`;
       } else if (limit.kind === 'wallet') {
         const balance = keyIndex(batch, walletKey(this.prefix, request.scope, limit.name));
         const spent = keyIndex(batch, counterKey(this.prefix, request.scope, limit.spentName, limit.periodStart));
-        packed += `,w,0,${limit.cost},${limit.periodEnd},1,${balance},${spent}`;
+        shape += `,w,0,${limit.cost},${limit.periodEnd},1,${balance},${spent}`;
       } else {
         const counter = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, limit.periodStart));
-        packed += `,p,${limit.limit},${limit.cost},${limit.periodEnd},${limit.enforce ? 1 : 0},${counter},0`;
+        shape += `,p,${limit.limit},${limit.cost},${limit.periodEnd},${limit.enforce ? 1 : 0},${counter},0`;
       }
     }
-    batch.args.push(packed);
+    let shapeIndex = batch.shapeIndexes.get(shape);
+    if (shapeIndex === undefined) {
+      shapeIndex = batch.shapes.push(shape);
+      batch.shapeIndexes.set(shape, shapeIndex);
+    }
+    batch.args.push(`${request.now},${shapeIndex}`);
     const answer = new Promise<ConsumeResult>((resolve, reject) => batch.requests.push({ request, resolve, reject }));
     if (batch.requests.length >= maxBatch) {
       this.pending.delete(group);
@@ -289,7 +303,7 @@ export class RedisCounterStore implements CounterStore {
     const command = (this.client as unknown as { tollgateConsume: ConsumeCommand }).tollgateConsume;
     // One comma-joined argument: fewer RESP bulk strings to build and parse (the script splits it).
     command
-      .call(this.client, batch.keys.length, ...batch.keys, `${batch.requests.length},${batch.args.join(',')}`)
+      .call(this.client, batch.keys.length, ...batch.keys, `${batch.shapes.length},${batch.shapes.join(',')},${batch.requests.length},${batch.args.join(',')}`)
       .then((reply) => {
         let at = 0;
         for (const { request, resolve } of batch.requests) {
