@@ -241,8 +241,10 @@ class RawAccessLogClient {
       call.on('close', () => (status === '0' ? resolve() : reject(new Error(`StreamAccessLogs ended with grpc-status ${status}`))));
       call.resume();
     });
+    // A stream that ends early rejects `answered`: it also ends a wait for 'drain', which would never come.
+    answered.catch(() => {});
     for (let i = 0; i < messages; i++) {
-      if (!call.write(next())) await new Promise((resolve) => call.once('drain', resolve));
+      if (!call.write(next())) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), answered]);
     }
     call.end();
     await answered;

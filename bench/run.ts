@@ -62,7 +62,9 @@ if (als) {
   sections.push(
     `## ALS ingest into PostgreSQL\n\n**${result.entriesPerSecond} entries/s** sustained, the median of ${runs.length} runs ` +
       `(runs: ${rates.join(', ')}; target ≥ 100,000): ${result.entries} entries over ${result.streams} gRPC streams into ` +
-      `the real server's spool and PostgreSQL. The median run:\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
+      `the real server's spool and PostgreSQL. The figure is absolute, so it moves with the machine: the null ext_authz ` +
+      `server above, a fixed amount of work, did ${check.saturation.null.requestsPerSecond.toFixed(0)} req/s in this run ` +
+      `(and ${check.saturation.null.cpuMicrosPerRequest.toFixed(1)} µs of CPU per request). The median run:\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
   );
 }
 const rating = await optional<Record<string, number>>('./rating.ts', 'runRatingBench');

@@ -52,6 +52,8 @@ const authzValue = fc.oneof(
   text.map((stringValue) => ({ stringValue })),
   fc.oneof(fc.integer({ min: 0, max: 20 }), fc.double()).map((numberValue) => ({ numberValue })),
   fc.boolean().map((boolValue) => ({ boolValue })),
+  // Values metering cannot use (null, list, struct): read past, and absent from what it sees.
+  value,
 );
 const authz = fc.dictionary(authzKeys, authzValue, { maxKeys: 10 }).map((fields) => ({ fields }));
 const headers = fc.dictionary(fc.oneof(key, fc.constantFrom('x-units', 'x-model', 'content-type')), fc.oneof(text, fc.constantFrom(' 42 ', '3.25', 'gpt')), { maxKeys: 5 });
@@ -67,6 +69,8 @@ const common = fc.record(
         filter_metadata: fc.oneof(
           authz.map((struct) => ({ [extAuthzNamespace]: struct })),
           fc.record({ [extAuthzNamespace]: authz, other: struct }, { requiredKeys: [] }),
+          // Another filter's metadata before the ext_authz filter's.
+          fc.record({ other: struct, [extAuthzNamespace]: authz }, { requiredKeys: [] }),
           fc.dictionary(key, struct, { maxKeys: 2 }),
         ),
         typed_filter_metadata: fc.dictionary(key, fc.record({ type_url: text, value: fc.uint8Array({ maxLength: 8 }) }), { maxKeys: 2 }),

@@ -293,22 +293,29 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
     );
   });
 
-  it('gives every counter Redis writes an expiry: two windows for a rate limit, the period end plus a day for a quota', async () => {
+  it("gives every counter Redis writes the expiry its batch's last write asked for, and a wallet balance none", async () => {
     const prefix = uniqueName('tgt');
     const redis = new RedisCounterStore({ url: testRedisUrl, prefix, timeoutMs: 1_000 });
     expect(await redis.ready()).toBe(true);
     try {
-      const now = start + 5_000;
-      const quota = { ...monthly(100, 2), periodEnd: start + 10 * minute };
-      await Promise.all([0, 1, 2].map(() => redis.consume({ scope: 's', now, limits: [perMinute(10), quota] })));
+      await redis.rebaseWallet('s', rebase(1_000_000));
+      const periodEnd = start + 10 * minute;
+      const quota = { ...monthly(100, 2), periodEnd };
+      // One batch; the quota's time to the period end shrinks with each request, and the last one's counts.
+      const nows = [start + 1_000, start + 3_000, start + 5_000];
+      await Promise.all(nows.map((now) => redis.consume({ scope: 's', now, limits: [perMinute(10), quota, wallet(1_000, periodEnd)] })));
       const keys = await redis.client.keys(`${prefix}:*`);
-      expect(keys).toHaveLength(2);
       const ttls = Object.fromEntries(await Promise.all(keys.map(async (key) => [key.split(':')[2], await redis.client.pttl(key)] as const)));
+      expect(Object.keys(ttls).sort()).toEqual(['q', 'rl', 'w', 'ws']);
       expect(ttls.rl).toBeGreaterThan(2 * minute - 1_000);
       expect(ttls.rl).toBeLessThanOrEqual(2 * minute);
-      expect(ttls.q).toBeGreaterThan(10 * minute - 5_000 + day - 1_000);
-      expect(ttls.q).toBeLessThanOrEqual(10 * minute - 5_000 + day);
+      for (const counter of ['q', 'ws']) {
+        expect(ttls[counter]).toBeGreaterThan(periodEnd - nows[2]! + day - 1_000);
+        expect(ttls[counter]).toBeLessThanOrEqual(periodEnd - nows[2]! + day);
+      }
+      expect(ttls.w).toBe(-1);
       expect(await redis.periodUsage('s', 'q', start)).toBe(6);
+      expect(await redis.walletBalance('s', 'w:USD')).toBe(997_000);
     } finally {
       await redis.close();
     }

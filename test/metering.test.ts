@@ -1,7 +1,8 @@
 import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Catalog } from '../src/catalog/catalog.js';
 import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
@@ -217,31 +218,75 @@ describe.each(backends)('request ids on $name', (backend) => {
   it('stores each request id once, across and within batches, and rolls up only new rows', async () => {
     const { db } = opened;
     const { meter, metrics } = meterOn(opened.sink(), { batchSize: 100 });
+    // A denied call before any allowed one: recorded, but not a first call.
+    meter.record([eventOf({ requestId: 'r0', authz: allowed('r0', { decision: 'deny', reason: 'rate_limited' }), startMs: startMs - 10_000 })]);
     meter.record(['r1', 'r2', 'r3'].map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
     await meter.flush();
     // A replayed segment (r1) and a request logged twice in one batch (r4).
     meter.record(['r4', 'r5', 'r1', 'r4'].map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
     await meter.flush();
     meter.record(['r3', 'r6', 'r6'].map((id) => eventOf({ requestId: id, authz: allowed(id, { endpoint_id: 'get-pet' }), startMs })));
+    // Logged late, an allowed call earlier than every other: it becomes the customer's first call.
+    meter.record([eventOf({ requestId: 'r7', authz: allowed('r7'), startMs: startMs - 5_000 })]);
     await meter.flush();
     const [events] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM usage_events');
-    expect(events!.count).toBe(6);
+    expect(events!.count).toBe(8);
     const [times] = await db.query(
       `SELECT (extract(epoch FROM occurred_at) * 1000)::bigint::text AS occurred_at, (extract(epoch FROM period_start) * 1000)::bigint::text AS period_start
        FROM usage_events WHERE request_id = 'r1'`,
     );
     expect(times).toEqual({ occurred_at: String(startMs), period_start: String(periodStart) });
-    const rollups = await db.query<{ endpoint_id: string; calls: string; units: string }>(
-      'SELECT endpoint_id, calls, units FROM usage_rollups ORDER BY endpoint_id',
+    const rollups = await db.query<{ endpoint_id: string; calls: string; units: string; denied_calls: string }>(
+      'SELECT endpoint_id, calls, units, denied_calls FROM usage_rollups ORDER BY endpoint_id',
     );
     expect(rollups).toEqual([
-      { endpoint_id: 'get-pet', calls: '1', units: '1' },
-      { endpoint_id: 'list-pets', calls: '5', units: '5' },
+      { endpoint_id: 'get-pet', calls: '1', units: '1', denied_calls: '0' },
+      { endpoint_id: 'list-pets', calls: '6', units: '6', denied_calls: '1' },
     ]);
     const [firstCall] = await db.query<{ customer_id: string; first_call_at: Date }>('SELECT customer_id, first_call_at FROM customer_first_calls');
-    expect(firstCall).toEqual({ customer_id: 'cus_1', first_call_at: new Date(startMs) });
-    expect((await metrics.usageEventsStored.get()).values[0]!.value).toBe(6);
+    expect(firstCall).toEqual({ customer_id: 'cus_1', first_call_at: new Date(startMs - 5_000) });
+    expect((await metrics.usageEventsStored.get()).values[0]!.value).toBe(8);
     expect((await metrics.usageEventsDuplicate.get()).values[0]!.value).toBe(4);
+  });
+});
+
+describe('usage writer on PostgreSQL', () => {
+  it('inserts a batch without per-row duplicate checks first, and falls back to skipping duplicates for a while after one', async () => {
+    const database = await createTestDatabase();
+    const db = new PostgresDb(database.url);
+    cleanups.push(async () => {
+      await db.close();
+      await database.drop();
+    });
+    await migrate(db);
+    const statements: string[] = [];
+    const originalQuery = pg.Client.prototype.query;
+    const query = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+      const sql = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text ?? '';
+      if (sql.includes('SAVEPOINT')) statements.push(sql);
+      else if (sql.includes('INSERT INTO usage_events')) statements.push(sql.includes('ON CONFLICT (request_id)') ? 'insert skipping duplicates' : 'insert');
+      return originalQuery.apply(this, args as never);
+    });
+    cleanups.push(() => query.mockRestore());
+    const { meter } = meterOn(new PostgresUsageSink(database.url, silentLogger), { batchSize: 100 });
+    const flush = async (ids: string[]) => {
+      meter.record(ids.map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
+      await meter.flush();
+    };
+    await flush(['w1', 'w2']);
+    await flush(['w3', 'w3']);
+    await flush(['w4']);
+    expect(statements).toEqual([
+      'SAVEPOINT assuming_no_duplicates',
+      'insert',
+      'SAVEPOINT assuming_no_duplicates',
+      'insert',
+      'ROLLBACK TO SAVEPOINT assuming_no_duplicates',
+      'insert skipping duplicates',
+      'insert skipping duplicates',
+    ]);
+    const [events] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM usage_events');
+    expect(events!.count).toBe(4);
   });
 });
 

@@ -183,7 +183,7 @@ export function skip(wireType: number): void {
 }
 
 /**
- * A message whose one field of interest is `repeated <message> = 1` (ListValue, HTTPAccessLogEntries, HeaderMap):
+ * A message whose one field of interest is `repeated <message> = 1` (HTTPAccessLogEntries, HeaderMap):
  * its items read with `read`, or undefined when there are none (proto-loader leaves an empty list out).
  */
 export function repeatedFirstField<T>(read: () => T): T[] | undefined {

@@ -53,10 +53,10 @@ export interface CheckResponseWire {
   dynamic_metadata?: Struct;
 }
 
+/** A Struct's string, number and bool values (the ALS decoder reads the Check's metadata straight into this shape). */
 export function fromStruct(struct: { fields?: Record<string, Partial<Record<'stringValue' | 'numberValue' | 'boolValue', unknown>>> } | undefined): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
   const fields = struct?.fields;
-  // for-in rather than Object.entries: this runs for every metered entry, and entries() allocates a pair per field.
   for (const name in fields) {
     const value = fields[name]!;
     const scalar = value.stringValue ?? value.numberValue ?? value.boolValue;

@@ -21,7 +21,9 @@ import { extAuthzNamespace, type AuthzMetadata, type HttpAccessLogEntryWire, typ
  * them the shape @grpc/proto-loader gives them with the options in src/grpc/protos.ts (keepCase, longs as strings,
  * enums by name, defaults off, maps absent when empty), except the entry's metadata: only the ext_authz filter's is
  * read, straight into the flat record fromStruct would make of it (`authz`). protobufjs's reflective decode plus
- * toObject was ~40% of ingest CPU. test/als-decoder.test.ts proves it agrees with protobufjs on what metering reads.
+ * toObject was ~40% of ingest CPU. test/als-decoder.test.ts proves it agrees with protobufjs on what metering reads
+ * from well-formed input. What it skips (other filters' metadata, non-scalar metadata values, unread fields) is
+ * stepped over by its length and not validated inside.
  * Field numbers: envoy/service/accesslog/v3/als.proto, envoy/data/accesslog/v3/accesslog.proto,
  * envoy/config/core/v3/base.proto, google/protobuf/{struct,timestamp,duration,wrappers}.proto.
  */
@@ -86,8 +88,8 @@ function flatStruct(): AuthzMetadata {
       else skip(entryTag & 7);
     }
     checkEnd(entryEnd);
-    // A repeated key: the last entry wins, as in a decoded map, even when it holds no scalar. protobufjs assigns
-    // "__proto__" as a prototype, so it never shows up as a field.
+    // A repeated key: the last entry wins, as in a decoded map, even when it holds no scalar. "__proto__" is never a
+    // field of fromStruct's plain-object result (assigning it sets the prototype), so it is not one here either.
     if (name === '__proto__') continue;
     if (value === undefined) delete out[name];
     else out[name] = value;

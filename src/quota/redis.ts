@@ -8,17 +8,19 @@ import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './wind
  * in the same event-loop turn: each request stays atomic, and the Redis round trip, the command parsing on both
  * sides and the socket writes are paid once per batch instead of once per Check.
  * Inside the script each counter is read at most once and written once per batch: what the batch's counted requests
- * add to it is kept in a Lua table and included in later reads, and the sums go to Redis at the end (INCRBY, then PEXPIRE with the TTL the
- * last write asked for). Nothing else runs while a script runs, so this is exactly the sequence of per-request reads
- * and writes, at a fraction of the redis.call()s: those, not the commands, are most of a script's cost.
+ * add to it is kept in a Lua table and included in later reads, and the sums go to Redis at the end (INCRBY, then
+ * PEXPIRE with the TTL the last write asked for). Nothing else runs while a script runs, so this is exactly the
+ * sequence of per-request reads and writes, at a fraction of the redis.call()s: those, not the commands, are most
+ * of a script's cost.
  * It mirrors evaluateSliding/evaluatePeriod/evaluateWallet in window.ts operation for operation (Lua numbers are
  * IEEE doubles like JS numbers), so both stores give the same answers; the contract tests hold them to that.
  * ARGV[1], comma-separated: the number of shapes, each shape (what a request asks for: count of limits, then per
  * limit: kind ('s' sliding | 'p' period | 'w' wallet), limit, cost, windowMs|periodEnd, enforce, and the KEYS
  * indexes of its two counters, 0 for none: a sliding limit's previous and current window, a period limit's counter,
  * a wallet's balance and its period spend counter); then the number of requests and per request: now, shape index.
- * KEYS: each counter of the batch once. Checks of one customer on one endpoint share a shape, so a batch of them
- * sends and parses their keys and limits once, and two numbers per Check.
+ * KEYS: each counter of the batch once. Checks with the same counters, limits and costs (one customer's calls to
+ * one endpoint, within one rate-limit window) share a shape, so a batch of them sends and parses those once, and
+ * two numbers per Check.
  * Reply, request after request: all allowed (1|0), then per limit: allowed, remaining, reset, retry.
  * Sums go to Redis formatted with %.0f: Lua would print a large number as "1e+15", which INCRBY refuses.
  */
@@ -125,7 +127,7 @@ for r = 1, tonumber(argv[a]) do
         written[#written + 1] = k
       end
       added[k] = added[k] + pending[w + 1]
-      ttl[k] = pending[w + 2]
+      if pending[w + 2] then ttl[k] = pending[w + 2] end
     end
   end
   out[head] = allAllowed
