@@ -57,17 +57,21 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
   const entriesPerMessage = options.entriesPerMessage ?? 50;
   const batchSize = options.batchSize ?? 50_000;
 
-  const database = await ScratchDatabase.create();
-  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-als-'));
   // The server runs in its own process, as it does beside Envoy: the client's encoding and HTTP/2 framing are not
   // charged to it.
   buildDist();
+  const database = await ScratchDatabase.create();
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-als-'));
   const server = await startTollgate({
     TOLLGATE_CATALOG: 'examples/petstore.yaml',
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_DATABASE_URL: database.url,
     TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
     TOLLGATE_USAGE_BATCH_SIZE: String(batchSize),
+  }).catch(async (error: unknown) => {
+    await database.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
   });
   const client = new RawAccessLogClient(`127.0.0.1:${server.info.grpcPort}`);
   const messages = new MessageFactory(entriesPerMessage);
