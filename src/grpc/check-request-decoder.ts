@@ -1,4 +1,4 @@
-import { cachedString, checkEnd, decodeWith, delimitedEnd, r, repeatedFirstField, skip, string, stringMapEntry, varint32 } from './protobuf-reader.js';
+import { cachedString, checkEnd, decodeWith, delimitedEnd, onlyField, r, repeatedFirstField, skip, string, stringMapEntry, varint32 } from './protobuf-reader.js';
 import type { CheckRequestWire, HeaderValue } from './wire.js';
 
 /**
@@ -72,40 +72,20 @@ function httpRequest(): HttpRequest {
 
 /** AttributeContext.Request: http = 2. */
 function request(): { http?: HttpRequest } {
-  const end = delimitedEnd();
-  const out: { http?: HttpRequest } = {};
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag === 18) out.http = httpRequest();
-    else skip(tag & 7);
-  }
-  checkEnd(end);
-  return out;
+  const http = onlyField(delimitedEnd(), 18, httpRequest);
+  return http ? { http } : {};
 }
 
 /** AttributeContext: request = 4. */
 function attributes(): NonNullable<CheckRequestWire['attributes']> {
-  const end = delimitedEnd();
-  const out: NonNullable<CheckRequestWire['attributes']> = {};
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag === 34) out.request = request();
-    else skip(tag & 7);
-  }
-  checkEnd(end);
-  return out;
+  const requestAttributes = onlyField(delimitedEnd(), 34, request);
+  return requestAttributes ? { request: requestAttributes } : {};
 }
 
 /** CheckRequest: attributes = 1. */
 export function decodeCheckRequest(bytes: Buffer): CheckRequestWire {
   return decodeWith(bytes, 'CheckRequest', (end) => {
-    const out: CheckRequestWire = {};
-    while (r.pos < end) {
-      const tag = varint32();
-      if (tag === 10) out.attributes = attributes();
-      else skip(tag & 7);
-    }
-    checkEnd(end);
-    return out;
+    const checkAttributes = onlyField(end, 10, attributes);
+    return checkAttributes ? { attributes: checkAttributes } : {};
   });
 }

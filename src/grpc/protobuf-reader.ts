@@ -6,10 +6,10 @@
 
 const empty = Buffer.alloc(0);
 /**
- * The input and read position; high holds the high 32 bits of the last varint read by varint64(); message names the
- * message being decoded, for errors.
+ * The input and read position; high holds the high 32 bits of the last varint read by varint64(); key the key of the
+ * map entry mapEntry() read last; message names the message being decoded, for errors.
  */
-export const r: { buf: Buffer; pos: number; high: number; message: string } = { buf: empty, pos: 0, high: 0, message: '' };
+export const r: { buf: Buffer; pos: number; high: number; key: string; message: string } = { buf: empty, pos: 0, high: 0, key: '', message: '' };
 
 /** Decodes `bytes` as the message named `message` with `read`, then lets go of the input. */
 export function decodeWith<T>(bytes: Buffer, message: string, read: (end: number) => T): T {
@@ -183,19 +183,44 @@ export function skip(wireType: number): void {
 }
 
 /**
+ * The one field of interest, `tag`, of the message ending at `end`: each occurrence read with `read`, the last one
+ * returned (undefined when there is none); every other field skipped.
+ */
+export function onlyField<T>(end: number, tag: number, read: () => T): T | undefined {
+  let value: T | undefined;
+  while (r.pos < end) {
+    const next = varint32();
+    if (next === tag) value = read();
+    else skip(next & 7);
+  }
+  checkEnd(end);
+  return value;
+}
+
+/**
  * A message whose one field of interest is `repeated <message> = 1` (HTTPAccessLogEntries, HeaderMap):
  * its items read with `read`, or undefined when there are none (proto-loader leaves an empty list out).
  */
 export function repeatedFirstField<T>(read: () => T): T[] | undefined {
-  const end = delimitedEnd();
   let items: T[] | undefined;
+  onlyField(delimitedEnd(), 10, () => (items ??= []).push(read()));
+  return items;
+}
+
+/** A map entry (key = 1, value = 2): its value read with `read`, undefined when absent; its key is left in r.key. */
+export function mapEntry<T>(read: () => T): T | undefined {
+  const end = delimitedEnd();
+  let key = '';
+  let value: T | undefined;
   while (r.pos < end) {
     const tag = varint32();
-    if (tag === 10) (items ??= []).push(read());
+    if (tag === 10) key = cachedString();
+    else if (tag === 18) value = read();
     else skip(tag & 7);
   }
   checkEnd(end);
-  return items;
+  r.key = key;
+  return value;
 }
 
 /** After a message's fields: reading past `end` means a field overran its enclosing message. */
@@ -206,19 +231,10 @@ export function checkEnd(end: number): void {
 
 /** A map<string, string> entry (key = 1, value = 2), added to `map`; returns the map, created on first use. */
 export function stringMapEntry(map: Record<string, string> | undefined): Record<string, string> | undefined {
-  const end = delimitedEnd();
-  let name = '';
-  let entry = '';
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag === 10) name = cachedString();
-    else if (tag === 18) entry = string();
-    else skip(tag & 7);
-  }
-  checkEnd(end);
-  if (name === '__proto__') return map;
+  const value = mapEntry(string) ?? '';
+  if (r.key === '__proto__') return map;
   map ??= {};
-  map[name] = entry;
+  map[r.key] = value;
   return map;
 }
 

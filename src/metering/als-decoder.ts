@@ -4,6 +4,8 @@ import {
   decodeWith,
   delimitedEnd,
   int64String,
+  mapEntry,
+  onlyField,
   r,
   repeatedFirstField,
   skip,
@@ -70,32 +72,23 @@ function scalarValue(): string | number | boolean | undefined {
 
 /** google.protobuf.Struct (map<string, Value> fields = 1; entries: key = 1, value = 2), flattened as fromStruct does. */
 function flatStruct(): AuthzMetadata {
-  const end = delimitedEnd();
   const out: AuthzMetadata = {};
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag !== 10) {
-      skip(tag & 7);
-      continue;
-    }
-    const entryEnd = delimitedEnd();
-    let name = '';
-    let value: string | number | boolean | undefined;
-    while (r.pos < entryEnd) {
-      const entryTag = varint32();
-      if (entryTag === 10) name = cachedString();
-      else if (entryTag === 18) value = scalarValue();
-      else skip(entryTag & 7);
-    }
-    checkEnd(entryEnd);
+  onlyField(delimitedEnd(), 10, () => {
+    const value = mapEntry(scalarValue);
     // A repeated key: the last entry wins, as in a decoded map, even when it holds no scalar. "__proto__" is never a
     // field of fromStruct's plain-object result (assigning it sets the prototype), so it is not one here either.
-    if (name === '__proto__') continue;
-    if (value === undefined) delete out[name];
-    else out[name] = value;
-  }
-  checkEnd(end);
+    if (r.key === '__proto__') return;
+    if (value === undefined) delete out[r.key];
+    else out[r.key] = value;
+  });
   return out;
+}
+
+/** Where a length-delimited value starts, stepping over it: for a map value read only once its key is known. */
+function locate(): number {
+  const at = r.pos;
+  r.pos = delimitedEnd();
+  return at;
 }
 
 /**
@@ -103,35 +96,19 @@ function flatStruct(): AuthzMetadata {
  * other filters' are skipped. A map entry may give its value before its key, so the value is located first.
  */
 function authzMetadata(): AuthzMetadata | undefined {
-  const end = delimitedEnd();
   let out: AuthzMetadata | undefined;
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag !== 10) {
-      skip(tag & 7);
-      continue;
+  onlyField(delimitedEnd(), 10, () => {
+    const valueAt = mapEntry(locate);
+    if (r.key !== extAuthzNamespace) return;
+    if (valueAt === undefined) {
+      out = {};
+      return;
     }
-    const entryEnd = delimitedEnd();
-    let name = '';
-    let valueAt = -1;
-    while (r.pos < entryEnd) {
-      const entryTag = varint32();
-      if (entryTag === 10) name = cachedString();
-      else if (entryTag === 18) {
-        valueAt = r.pos;
-        r.pos = delimitedEnd();
-      } else skip(entryTag & 7);
-    }
-    checkEnd(entryEnd);
-    if (name !== extAuthzNamespace) continue;
-    if (valueAt === -1) out = {};
-    else {
-      r.pos = valueAt;
-      out = flatStruct();
-      r.pos = entryEnd;
-    }
-  }
-  checkEnd(end);
+    const after = r.pos;
+    r.pos = valueAt;
+    out = flatStruct();
+    r.pos = after;
+  });
   return out;
 }
 
@@ -202,15 +179,8 @@ function request(): Request {
 
 /** google.protobuf.UInt32Value: value = 1. */
 function uint32Value(): { value?: number } {
-  const end = delimitedEnd();
-  const out: { value?: number } = {};
-  while (r.pos < end) {
-    const tag = varint32();
-    if (tag === 8) out.value = varint32();
-    else skip(tag & 7);
-  }
-  checkEnd(end);
-  return out;
+  const value = onlyField(delimitedEnd(), 8, varint32);
+  return value === undefined ? {} : { value };
 }
 
 /** HTTPResponseProperties: response_code = 1, response_headers_bytes = 2, response_body_bytes = 3, response_headers = 4. */
