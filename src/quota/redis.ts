@@ -165,26 +165,30 @@ export interface RedisCounterStoreOptions {
 /** Checks per EVALSHA at most: bounds how long one script holds Redis. */
 const maxBatch = 64;
 
+/** Distinct strings in first-use order, each with its 1-based index (how the script refers to them). */
+class IndexedStrings {
+  readonly items: string[] = [];
+  private readonly indexes = new Map<string, number>();
+
+  /** The index of `item`, adding it on first use. */
+  indexOf(item: string): number {
+    let index = this.indexes.get(item);
+    if (index === undefined) {
+      index = this.items.push(item);
+      this.indexes.set(item, index);
+    }
+    return index;
+  }
+}
+
 interface ConsumeBatch {
   /** Distinct counter keys, in KEYS order. */
-  keys: string[];
-  keyIndexes: Map<string, number>;
-  /** Distinct request shapes (see consumeScript), in order, and their 1-based indexes. */
-  shapes: string[];
-  shapeIndexes: Map<string, number>;
+  keys: IndexedStrings;
+  /** Distinct request shapes (see consumeScript). */
+  shapes: IndexedStrings;
   /** Per request: now, shape index. */
   args: string[];
   requests: { request: ConsumeRequest; resolve: (result: ConsumeResult) => void; reject: (error: unknown) => void }[];
-}
-
-/** The 1-based KEYS index of a counter key in this batch, adding it on first use. */
-function keyIndex(batch: ConsumeBatch, key: string): number {
-  let index = batch.keyIndexes.get(key);
-  if (index === undefined) {
-    index = batch.keys.push(key);
-    batch.keyIndexes.set(key, index);
-  }
-  return index;
 }
 
 /** One request's outcomes, from its part of the reply starting at `at`. */
@@ -258,31 +262,26 @@ export class RedisCounterStore implements CounterStore {
     const group = this.batchPerScope ? request.scope : '';
     let batch = this.pending.get(group);
     if (!batch) {
-      batch = { keys: [], keyIndexes: new Map(), shapes: [], shapeIndexes: new Map(), args: [], requests: [] };
+      batch = { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], requests: [] };
       this.pending.set(group, batch);
     }
     let shape = String(request.limits.length);
     for (const limit of request.limits) {
       if (limit.kind === 'sliding') {
         const index = slidingWindowIndex(request.now, limit.windowMs);
-        const previous = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, index - 1));
-        const current = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, index));
+        const previous = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.name, index - 1));
+        const current = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.name, index));
         shape += `,s,${limit.limit},${limit.cost},${limit.windowMs},1,${previous},${current}`;
       } else if (limit.kind === 'wallet') {
-        const balance = keyIndex(batch, walletKey(this.prefix, request.scope, limit.name));
-        const spent = keyIndex(batch, counterKey(this.prefix, request.scope, limit.spentName, limit.periodStart));
+        const balance = batch.keys.indexOf(walletKey(this.prefix, request.scope, limit.name));
+        const spent = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.spentName, limit.periodStart));
         shape += `,w,0,${limit.cost},${limit.periodEnd},1,${balance},${spent}`;
       } else {
-        const counter = keyIndex(batch, counterKey(this.prefix, request.scope, limit.name, limit.periodStart));
+        const counter = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.name, limit.periodStart));
         shape += `,p,${limit.limit},${limit.cost},${limit.periodEnd},${limit.enforce ? 1 : 0},${counter},0`;
       }
     }
-    let shapeIndex = batch.shapeIndexes.get(shape);
-    if (shapeIndex === undefined) {
-      shapeIndex = batch.shapes.push(shape);
-      batch.shapeIndexes.set(shape, shapeIndex);
-    }
-    batch.args.push(`${request.now},${shapeIndex}`);
+    batch.args.push(`${request.now},${batch.shapes.indexOf(shape)}`);
     const answer = new Promise<ConsumeResult>((resolve, reject) => batch.requests.push({ request, resolve, reject }));
     if (batch.requests.length >= maxBatch) {
       this.pending.delete(group);
@@ -305,7 +304,12 @@ export class RedisCounterStore implements CounterStore {
     const command = (this.client as unknown as { tollgateConsume: ConsumeCommand }).tollgateConsume;
     // One comma-joined argument: fewer RESP bulk strings to build and parse (the script splits it).
     command
-      .call(this.client, batch.keys.length, ...batch.keys, `${batch.shapes.length},${batch.shapes.join(',')},${batch.requests.length},${batch.args.join(',')}`)
+      .call(
+        this.client,
+        batch.keys.items.length,
+        ...batch.keys.items,
+        `${batch.shapes.items.length},${batch.shapes.items.join(',')},${batch.requests.length},${batch.args.join(',')}`,
+      )
       .then((reply) => {
         let at = 0;
         for (const { request, resolve } of batch.requests) {
