@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { decodeStreamAccessLogsMessage } from '../metering/als-decoder.js';
+import { deserializeStreamAccessLogsMessage } from '../metering/als-decoder.js';
 import { decodeCheckRequest } from './check-request-decoder.js';
 import { encodeCheckResponse } from './check-response-encoder.js';
 import { loadEnvoyServices } from './protos.js';
@@ -40,7 +40,7 @@ export async function startGrpcServer(host: string, port: number, handlers: Grpc
   if (handlers.streamAccessLogs) {
     const accessLog = {
       ...services.accessLog,
-      StreamAccessLogs: { ...services.accessLog.StreamAccessLogs!, requestDeserialize: decodeStreamAccessLogsMessage as (bytes: Buffer) => unknown },
+      StreamAccessLogs: { ...services.accessLog.StreamAccessLogs!, requestDeserialize: deserializeStreamAccessLogsMessage as (bytes: Buffer) => unknown },
     };
     server.addService(accessLog, { StreamAccessLogs: handlers.streamAccessLogs });
   }

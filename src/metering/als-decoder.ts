@@ -15,7 +15,7 @@ import {
   uint64String,
   varint32,
 } from '../grpc/protobuf-reader.js';
-import { extAuthzNamespace, type AuthzMetadata, type HttpAccessLogEntryWire, type SecondsNanosWire, type StreamAccessLogsMessageWire } from './als-wire.js';
+import { extAuthzNamespace, type AuthzMetadata, type HttpAccessLogEntryWire, type SecondsNanosWire, type StreamAccessLogsMessageWire, type UndecodableMessageWire } from './als-wire.js';
 
 /**
  * A direct protobuf decoder for envoy.service.accesslog.v3.StreamAccessLogsMessage, the one message on the ingest
@@ -270,6 +270,15 @@ function identifier(): Identifier {
   }
   checkEnd(end);
   return out;
+}
+
+/** The ALS method's requestDeserialize: never throws, so that the handler answers a message that does not decode. */
+export function deserializeStreamAccessLogsMessage(bytes: Buffer): StreamAccessLogsMessageWire | UndecodableMessageWire {
+  try {
+    return decodeStreamAccessLogsMessage(bytes);
+  } catch (error) {
+    return { undecodable: (error as Error).message };
+  }
 }
 
 /**

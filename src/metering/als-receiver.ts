@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire, StreamAccessLogsResponseWire } from './als-wire.js';
+import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire, StreamAccessLogsResponseWire, UndecodableMessageWire } from './als-wire.js';
 import type { UsageEvent } from './event.js';
 import type { UsageMeter } from './meter.js';
 
@@ -9,14 +9,18 @@ export interface AccessLogReceiverDependencies {
   meter: Pick<UsageMeter, 'record' | 'saturated' | 'drained'>;
   /** Maps one message's HTTP entries to usage events. */
   toEvents(entries: HttpAccessLogEntryWire[]): UsageEvent[];
-  metrics: Pick<Metrics, 'alsEntriesReceived'>;
+  metrics: Pick<Metrics, 'alsEntriesReceived' | 'alsStreamsEnded'>;
   logger: Logger;
 }
+
+type StreamOutcome = 'closed' | 'cancelled' | 'malformed' | 'spool_unavailable';
 
 /**
  * envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs: Envoy streams entries and never reads a reply.
  * Each message's entries are spooled before the next message is read; while the spool is over its limit the stream
  * is paused, so HTTP/2 flow control pushes back on Envoy instead of entries being dropped here.
+ * Every stream ends through one place, which spools what the stream still holds, answers it (unless Envoy reset it),
+ * counts the outcome and forgets it.
  */
 export class AccessLogReceiver {
   /** Ends each open stream with an empty response. */
@@ -24,27 +28,49 @@ export class AccessLogReceiver {
 
   constructor(private readonly deps: AccessLogReceiverDependencies) {}
 
-  readonly handle: grpc.handleClientStreamingCall<StreamAccessLogsMessageWire, StreamAccessLogsResponseWire> = (call, callback) => {
+  get openStreamCount(): number {
+    return this.openStreams.size;
+  }
+
+  readonly handle: grpc.handleClientStreamingCall<StreamAccessLogsMessageWire | UndecodableMessageWire, StreamAccessLogsResponseWire> = (
+    call,
+    callback,
+  ) => {
     const { meter, metrics, logger } = this.deps;
     let identifier: StreamAccessLogsMessageWire['identifier'];
     let received = 0;
-    let answered = false;
-    const answer = (error: Partial<grpc.StatusObject> | null) => {
-      if (answered) return;
-      answered = true;
-      this.openStreams.delete(end);
+    let ended = false;
+    const endStream = (outcome: StreamOutcome, error?: Partial<grpc.StatusObject>) => {
+      if (ended) return;
+      if (outcome === 'closed' || outcome === 'cancelled') {
+        spoolBuffered();
+        if (ended) return; // a buffered message ended the stream its own way
+      }
+      ended = true;
+      this.openStreams.delete(close);
+      metrics.alsStreamsEnded.inc({ outcome });
+      if (outcome === 'cancelled') {
+        logger.debug({ node: identifier?.node?.id, received }, 'access log stream reset by Envoy');
+        return;
+      }
       if (error) callback(error);
       else callback(null, {});
-      logger.debug({ node: identifier?.node?.id, logName: identifier?.log_name, received }, 'access log stream ended');
+      logger.debug({ node: identifier?.node?.id, logName: identifier?.log_name, received, outcome }, 'access log stream ended');
     };
-    const end = () => answer(null);
-    const forget = () => {
-      answered = true;
-      this.openStreams.delete(end);
+    // A paused stream holds messages it has received but not delivered, and grpc-js discards them once the call
+    // ends. Reading them out delivers each to the 'data' listener below, which spools it.
+    const spoolBuffered = () => {
+      while (call.read() !== null);
     };
-    this.openStreams.add(end);
+    const close = () => endStream('closed');
+    this.openStreams.add(close);
 
-    call.on('data', (message: StreamAccessLogsMessageWire) => {
+    call.on('data', (message: StreamAccessLogsMessageWire | UndecodableMessageWire) => {
+      if ('undecodable' in message) {
+        logger.warn({ node: identifier?.node?.id, err: message.undecodable, received }, 'malformed access log message; ending the stream');
+        endStream('malformed', { code: grpc.status.INVALID_ARGUMENT, details: `malformed StreamAccessLogsMessage: ${message.undecodable}` });
+        return;
+      }
       // Only the first message of a stream names the node and log; a reconnect sends it again.
       identifier ??= message.identifier;
       const entries = message.http_logs?.log_entry;
@@ -55,7 +81,7 @@ export class AccessLogReceiver {
         meter.record(this.deps.toEvents(entries));
       } catch (error) {
         logger.error({ err: (error as Error).message, entries: entries.length }, 'cannot spool access log entries; ending the stream');
-        answer({ code: grpc.status.UNAVAILABLE, details: 'usage spool unavailable' });
+        endStream('spool_unavailable', { code: grpc.status.UNAVAILABLE, details: 'usage spool unavailable' });
         return;
       }
       if (meter.saturated && !call.isPaused()) {
@@ -63,13 +89,13 @@ export class AccessLogReceiver {
         void meter.drained().then(() => call.resume());
       }
     });
-    call.on('end', end);
-    call.on('cancelled', forget);
-    call.on('error', forget);
+    call.on('end', close);
+    call.on('cancelled', () => endStream('cancelled'));
+    call.on('error', () => endStream('cancelled'));
   };
 
   /** Answers every open stream, e.g. when draining: Envoy opens a new one, to another replica once this one stops. */
   endStreams(): void {
-    for (const end of [...this.openStreams]) end();
+    for (const close of [...this.openStreams]) close();
   }
 }

@@ -51,6 +51,14 @@ export interface StreamAccessLogsMessageWire {
   tcp_logs?: { log_entry?: unknown[] };
 }
 
+/**
+ * What the handler receives in place of a message that does not decode. grpc-js would otherwise end the call with
+ * INTERNAL itself, behind the handler's back, so the handler would never learn the stream was over.
+ */
+export interface UndecodableMessageWire {
+  undecodable: string;
+}
+
 /** StreamAccessLogsResponse has no fields. */
 export type StreamAccessLogsResponseWire = Record<string, never>;
 

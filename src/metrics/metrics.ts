@@ -50,6 +50,12 @@ export function createMetrics(registry = new Registry()) {
       help: 'HTTP access-log entries received from Envoy over ALS.',
       registers: [registry],
     }),
+    alsStreamsEnded: new Counter({
+      name: 'tollgate_als_streams_ended_total',
+      help: 'ALS streams ended, by outcome: closed (by Envoy, or by Tollgate when draining), cancelled (reset by Envoy), malformed (a message did not decode) or spool_unavailable.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     usageEventsStored: new Counter({
       name: 'tollgate_usage_events_stored_total',
       help: 'Usage events committed to the database (request ids seen for the first time).',
@@ -187,6 +193,18 @@ export function registerSpoolGauges(metrics: Metrics, spool: { pendingEvents: nu
     registers: [metrics.registry],
     collect() {
       this.set(spool.lagSeconds());
+    },
+  });
+}
+
+/** ALS streams open now: one or a few per Envoy; zero means no access log is reaching this replica. */
+export function registerAccessLogStreamGauge(metrics: Metrics, receiver: { openStreamCount: number }): void {
+  new Gauge({
+    name: 'tollgate_als_streams_open',
+    help: 'Access-log streams from Envoy open now.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(receiver.openStreamCount);
     },
   });
 }

@@ -1,0 +1,239 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadCatalogFile } from '../src/catalog/load.js';
+import { loadEnvoyServices } from '../src/grpc/protos.js';
+import { startGrpcServer, type RunningGrpcServer } from '../src/grpc/server.js';
+import { silentLogger } from '../src/kernel/logger.js';
+import { AccessLogReceiver } from '../src/metering/als-receiver.js';
+import { toUsageEvent } from '../src/metering/event.js';
+import { isEventRow } from '../src/metering/event-rows.js';
+import { UsageMeter } from '../src/metering/meter.js';
+import { DbUsageSink } from '../src/metering/sink.js';
+import { Spool } from '../src/metering/spool.js';
+import { createMetrics, type Metrics } from '../src/metrics/metrics.js';
+import { migrate } from '../src/store/migrations.js';
+import { PgliteDb } from '../src/store/pglite.js';
+import { httpEntry } from './support/access-log.js';
+
+/**
+ * The StreamAccessLogs handler on a real gRPC server, spooling into a real spool and PGlite, driven by a client that
+ * sends bytes encoded with the canonical protos (and, where a test says so, bytes that are not a message).
+ */
+
+const petstore = loadCatalogFile('examples/petstore.yaml');
+const methodPath = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
+const serialize = (loadEnvoyServices().accessLog.StreamAccessLogs as unknown as { requestSerialize(value: unknown): Buffer }).requestSerialize;
+const identifier = { node: { id: 'envoy-test', cluster: 'edge' }, log_name: 'tollgate' };
+
+const entry = (requestId: string) =>
+  httpEntry({
+    requestId,
+    authz: { customer_id: 'cus_1', subscription_id: 'sub_1', plan_id: 'pro', product_id: 'petstore', endpoint_id: 'list-pets', key_id: 'key_1', weight: 1, decision: 'allow' },
+  });
+const httpMessage = (requestIds: string[], first = false) =>
+  serialize({ ...(first ? { identifier } : {}), http_logs: { log_entry: requestIds.map(entry) } });
+/** A length-delimited http_logs field that claims more bytes than follow. */
+const truncatedMessage = Buffer.from([0x12, 0x40, 0x0a, 0x02]);
+
+interface Harness {
+  receiver: AccessLogReceiver;
+  meter: UsageMeter;
+  metrics: Metrics;
+  /** Lets database writes through (see start's backpressure). */
+  release(): void;
+  /** While set, appending to the spool fails as a full disk would. */
+  spoolFails: boolean;
+  client: grpc.Client;
+}
+
+/** One raw StreamAccessLogs stream: writes whatever bytes it is given, resolves with the server's status. */
+function openStream(client: grpc.Client) {
+  let settle!: (status: { code: number; details: string }) => void;
+  const status = new Promise<{ code: number; details: string }>((resolve) => (settle = resolve));
+  const call = client.makeClientStreamRequest<Buffer, Buffer>(
+    methodPath,
+    (bytes) => bytes,
+    (bytes) => bytes,
+    (error) => settle(error ? { code: error.code, details: error.details } : { code: grpc.status.OK, details: '' }),
+  );
+  call.on('error', () => {});
+  return { call, status, write: (bytes: Buffer) => new Promise<void>((resolve) => call.write(bytes, () => resolve())) };
+}
+
+describe('StreamAccessLogs handler', () => {
+  let db: PgliteDb;
+  let server: RunningGrpcServer;
+  let harness: Harness;
+  const cleanups: (() => Promise<void> | void)[] = [];
+
+  beforeAll(async () => {
+    db = await PgliteDb.open();
+    await migrate(db);
+  });
+  afterAll(() => db.close());
+
+  /**
+   * backpressure: the spool counts as full from the first entry and nothing is written until release(), so the
+   * handler pauses the stream after its first message and the stream holds the messages that follow.
+   */
+  async function start(options: { backpressure?: boolean } = {}): Promise<Harness> {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-als-'));
+    const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
+    const metrics = createMetrics();
+    const sink = new DbUsageSink(db);
+    let release!: () => void;
+    const released = options.backpressure ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
+    const gatedSink = { write: async (chunks: Buffer[]) => (await released, sink.write(chunks)), close: () => sink.close() };
+    const meter = new UsageMeter(spool, gatedSink, metrics, silentLogger, {
+      batchSize: 1_000,
+      flushIntervalMs: 60_000,
+      maxSpoolBytes: options.backpressure ? 1 : 1 << 30,
+    });
+    meter.start();
+    const context = { catalog: petstore, periodStartOf: () => Date.UTC(2026, 10, 1), now: Date.now(), newRequestId: () => 'generated' };
+    const subject: Harness = {
+      release: () => release(),
+      meter,
+      metrics,
+      spoolFails: false,
+      client: undefined as never,
+      receiver: undefined as never,
+    };
+    subject.receiver = new AccessLogReceiver({
+      meter: {
+        record(events) {
+          if (subject.spoolFails) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          meter.record(events);
+        },
+        get saturated() {
+          return meter.saturated;
+        },
+        drained: () => meter.drained(),
+      },
+      toEvents: (entries) => entries.map((each) => toUsageEvent(each, context)),
+      metrics,
+      logger: silentLogger,
+    });
+    server = await startGrpcServer('127.0.0.1', 0, { check: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback({ code: grpc.status.UNIMPLEMENTED }), streamAccessLogs: subject.receiver.handle as never });
+    subject.client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    cleanups.push(async () => {
+      release?.();
+      subject.client.close();
+      await server.shutdown(1_000);
+      await meter.stop(1_000);
+      rmSync(dir, { recursive: true, force: true });
+      await db.query('TRUNCATE usage_events, usage_rollups');
+    });
+    return subject;
+  }
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function storedRequestIds(): Promise<string[]> {
+    await harness.meter.flush();
+    return (await db.query<{ request_id: string }>('SELECT request_id FROM usage_events ORDER BY request_id')).map((row) => row.request_id);
+  }
+
+  async function entriesReceived(): Promise<number> {
+    return (await harness.metrics.alsEntriesReceived.get()).values[0]?.value ?? 0;
+  }
+
+  async function streamsEnded(): Promise<Record<string, number>> {
+    const { values } = await harness.metrics.alsStreamsEnded.get();
+    return Object.fromEntries(values.map((value) => [value.labels.outcome, value.value]));
+  }
+
+  it('spools the HTTP entries of every stream, skips TCP and identifier-only messages, and answers each stream Envoy closes', async () => {
+    harness = await start();
+    const first = openStream(harness.client);
+    const second = openStream(harness.client);
+    await first.write(serialize({ identifier }));
+    await first.write(httpMessage(['a1', 'a2']));
+    await second.write(httpMessage(['b1'], true));
+    await second.write(serialize({ tcp_logs: { log_entry: [{ connection_properties: { received_bytes: '10', sent_bytes: '20' } }] } }));
+    await first.write(httpMessage(['a3']));
+    await expect.poll(entriesReceived).toBe(4);
+    expect(harness.receiver.openStreamCount).toBe(2);
+    first.call.end();
+    second.call.end();
+    expect(await first.status).toEqual({ code: grpc.status.OK, details: '' });
+    expect(await second.status).toEqual({ code: grpc.status.OK, details: '' });
+    expect(await storedRequestIds()).toEqual(['a1', 'a2', 'a3', 'b1']);
+    expect(harness.receiver.openStreamCount).toBe(0);
+    expect(await streamsEnded()).toEqual({ closed: 2 });
+  });
+
+  it('ends a stream whose message does not decode with INVALID_ARGUMENT naming it, keeps the entries before it, and lets go of the stream', async () => {
+    harness = await start();
+    const stream = openStream(harness.client);
+    await stream.write(httpMessage(['m1', 'm2'], true));
+    void stream.write(truncatedMessage);
+    const status = await stream.status;
+    expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(status.details).toMatch(/^malformed StreamAccessLogsMessage: invalid \w+: truncated$/);
+    expect(await storedRequestIds()).toEqual(['m1', 'm2']);
+    expect(harness.receiver.openStreamCount).toBe(0);
+    expect(await streamsEnded()).toEqual({ malformed: 1 });
+    // Envoy's next stream is taken as usual.
+    const next = openStream(harness.client);
+    await next.write(httpMessage(['m3'], true));
+    next.call.end();
+    expect((await next.status).code).toBe(grpc.status.OK);
+    expect(await storedRequestIds()).toEqual(['m1', 'm2', 'm3']);
+  });
+
+  it('ends the stream with UNAVAILABLE when the spool cannot be written, and takes the next stream once it can', async () => {
+    harness = await start();
+    const stream = openStream(harness.client);
+    await stream.write(httpMessage(['u1'], true));
+    await expect.poll(entriesReceived).toBe(1);
+    harness.spoolFails = true;
+    void stream.write(httpMessage(['u2']));
+    expect(await stream.status).toEqual({ code: grpc.status.UNAVAILABLE, details: 'usage spool unavailable' });
+    expect(harness.receiver.openStreamCount).toBe(0);
+    harness.spoolFails = false;
+    const next = openStream(harness.client);
+    await next.write(httpMessage(['u3'], true));
+    next.call.end();
+    expect((await next.status).code).toBe(grpc.status.OK);
+    expect(await storedRequestIds()).toEqual(['u1', 'u3']);
+    expect(await streamsEnded()).toEqual({ spool_unavailable: 1, closed: 1 });
+  });
+
+  it('spools what a stream paused by backpressure still holds when Envoy resets it', async () => {
+    harness = await start({ backpressure: true });
+    const stream = openStream(harness.client);
+    await stream.write(httpMessage(['r1'], true));
+    for (const id of ['r2', 'r3', 'r4', 'r5']) await stream.write(httpMessage([id]));
+    await expect.poll(entriesReceived).toBe(1);
+    await sleep(200); // the paused stream takes in the messages that follow, up to its buffer's limit
+    expect(await entriesReceived()).toBe(1);
+    stream.call.cancel();
+    await expect.poll(() => harness.receiver.openStreamCount).toBe(0);
+    expect(await streamsEnded()).toEqual({ cancelled: 1 });
+    harness.release();
+    expect(await storedRequestIds()).toEqual(['r1', 'r2', 'r3', 'r4', 'r5']);
+  });
+
+  it('answers every open stream when draining, after spooling what each had received, paused ones too', async () => {
+    harness = await start({ backpressure: true });
+    const streams = [openStream(harness.client), openStream(harness.client)];
+    await streams[0]!.write(httpMessage(['d1'], true));
+    await streams[1]!.write(httpMessage(['e1'], true));
+    await expect.poll(entriesReceived).toBe(2);
+    for (const id of ['d2', 'd3']) await streams[0]!.write(httpMessage([id]));
+    await sleep(200);
+    harness.receiver.endStreams();
+    for (const stream of streams) expect(await stream.status).toEqual({ code: grpc.status.OK, details: '' });
+    expect(harness.receiver.openStreamCount).toBe(0);
+    expect(await streamsEnded()).toEqual({ closed: 2 });
+    harness.release();
+    expect(await storedRequestIds()).toEqual(['d1', 'd2', 'd3', 'e1']);
+  });
+});
