@@ -196,6 +196,9 @@ describe('StreamAccessLogs handler', () => {
     harness.spoolFails = true;
     void stream.write(httpMessage(['u2']));
     expect(await stream.status).toEqual({ code: grpc.status.UNAVAILABLE, details: 'usage spool unavailable' });
+    // Received but not spooled: the entry the spool refused shows as the difference between the two counters.
+    expect(await entriesReceived()).toBe(2);
+    expect((await harness.metrics.usageEventsSpooled.get()).values[0]?.value).toBe(1);
     expect(harness.receiver.openStreamCount).toBe(0);
     harness.spoolFails = false;
     const next = openStream(harness.client);

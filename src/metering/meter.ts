@@ -14,7 +14,7 @@ export interface MeterOptions {
   maxSpoolBytes: number;
 }
 
-type MeterMetrics = Pick<Metrics, 'usageEventsStored' | 'usageEventsDuplicate' | 'usageFlushDuration' | 'usageFlushFailures'>;
+type MeterMetrics = Pick<Metrics, 'usageEventsSpooled' | 'usageEventsStored' | 'usageEventsDuplicate' | 'usageFlushDuration' | 'usageFlushFailures'>;
 
 /** When behind, up to this many segments go into one transaction: fewer round trips while catching up. */
 const segmentsPerWrite = 5;
@@ -66,6 +66,7 @@ export class UsageMeter {
     for (const event of events) rows += encodeEventRow(event);
     this.spool.append(rows, events.length);
     this.recorded += events.length;
+    this.metrics.usageEventsSpooled.inc(events.length);
     if (this.spool.activeEvents >= this.options.batchSize) {
       this.spool.seal();
       this.writeInBackground();

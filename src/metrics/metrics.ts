@@ -56,6 +56,11 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    usageEventsSpooled: new Counter({
+      name: 'tollgate_usage_events_spooled_total',
+      help: 'Usage events appended to the local spool (received entries the spool could not take are not counted).',
+      registers: [registry],
+    }),
     usageEventsStored: new Counter({
       name: 'tollgate_usage_events_stored_total',
       help: 'Usage events committed to the database (request ids seen for the first time).',
