@@ -162,56 +162,42 @@ export function registerStripeOutboxGauge(metrics: Metrics, counts: () => Promis
   });
 }
 
-/** Gauges read from a live object at scrape time. */
+/** A gauge without labels whose value is read at scrape time. */
+function scrapedGauge(metrics: Metrics, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [metrics.registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
 export function registerIdentityCacheGauges(metrics: Metrics, cache: { size: number; synced: boolean }): void {
-  new Gauge({
-    name: 'tollgate_identity_cache_keys',
-    help: 'API keys held in the Check identity cache.',
-    registers: [metrics.registry],
-    collect() {
-      this.set(cache.size);
-    },
-  });
-  new Gauge({
-    name: 'tollgate_identity_cache_synced',
-    help: '1 while the identity cache polls the database successfully, 0 while it serves stale data.',
-    registers: [metrics.registry],
-    collect() {
-      this.set(cache.synced ? 1 : 0);
-    },
-  });
+  scrapedGauge(metrics, 'tollgate_identity_cache_keys', 'API keys held in the Check identity cache.', () => cache.size);
+  scrapedGauge(
+    metrics,
+    'tollgate_identity_cache_synced',
+    '1 while the identity cache polls the database successfully, 0 while it serves stale data.',
+    () => (cache.synced ? 1 : 0),
+  );
 }
 
 /** The usage spool's backlog: events appended and not yet committed to the database. */
 export function registerSpoolGauges(metrics: Metrics, spool: { pendingEvents: number; lagSeconds(): number }): void {
-  new Gauge({
-    name: 'tollgate_spool_entries',
-    help: 'Usage events in the local spool waiting to be committed to the database.',
-    registers: [metrics.registry],
-    collect() {
-      this.set(spool.pendingEvents);
-    },
-  });
-  new Gauge({
-    name: 'tollgate_spool_lag_seconds',
-    help: 'Age of the oldest usage event not yet committed to the database; 0 when the spool is empty.',
-    registers: [metrics.registry],
-    collect() {
-      this.set(spool.lagSeconds());
-    },
-  });
+  scrapedGauge(metrics, 'tollgate_spool_entries', 'Usage events in the local spool waiting to be committed to the database.', () => spool.pendingEvents);
+  scrapedGauge(
+    metrics,
+    'tollgate_spool_lag_seconds',
+    'Age of the oldest usage event not yet committed to the database; 0 when the spool is empty.',
+    () => spool.lagSeconds(),
+  );
 }
 
 /** ALS streams open now: one or a few per Envoy; zero means no access log is reaching this replica. */
 export function registerAccessLogStreamGauge(metrics: Metrics, receiver: { openStreamCount: number }): void {
-  new Gauge({
-    name: 'tollgate_als_streams_open',
-    help: 'Access-log streams from Envoy open now.',
-    registers: [metrics.registry],
-    collect() {
-      this.set(receiver.openStreamCount);
-    },
-  });
+  scrapedGauge(metrics, 'tollgate_als_streams_open', 'Access-log streams from Envoy open now.', () => receiver.openStreamCount);
 }
 
 /**
