@@ -64,7 +64,8 @@ function verifySignature(secret: string, rawBody: string, header: string, tolera
   return fresh && given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-type Answer = number | 'hang';
+/** A status, a status with a Retry-After header, or no answer at all. */
+type Answer = number | { status: number; retryAfter: string } | 'hang';
 
 /** A customer's webhook endpoint: records every request and answers as told per path (200 once told nothing). */
 class AlertReceiver {
@@ -79,7 +80,9 @@ class AlertReceiver {
         const path = request.url ?? '/';
         this.received.push({ path, headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
         const answer = this.answers.get(path)?.shift() ?? 200;
-        if (answer !== 'hang') response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer === 200 ? 'ok' : 'receiver failed');
+        if (answer === 'hang') return;
+        const { status, retryAfter } = typeof answer === 'number' ? { status: answer, retryAfter: undefined } : answer;
+        response.writeHead(status, { 'content-type': 'text/plain', ...(retryAfter ? { 'retry-after': retryAfter } : {}) }).end(status === 200 ? 'ok' : 'receiver failed');
       });
     });
   }
@@ -337,6 +340,20 @@ describe.each(['embedded', 'production'] as const)('usage alerts (%s)', (mode) =
     const metrics = await (await fetch(`${service.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/tollgate_alert_deliveries_total\{result="retry"\} [1-9]/);
     expect(metrics).toMatch(/tollgate_alerts_fired_total\{type="quota.threshold_reached"\} [1-9]/);
+  });
+
+  it("waits as long as a refusing webhook's Retry-After asks before the next attempt", async () => {
+    clock.set(at('2026-11-01T00:00:00Z'));
+    const customer = await subscribedCustomer('metered');
+    receiver.answerNext(customer.path, { status: 429, retryAfter: '3600' });
+    await setUsage(customer.id, customer.subscriptionId, at('2026-11-01T00:00:00Z'), 800);
+    expect(await evaluate()).toHaveLength(1);
+    await expect.poll(async () => (await deliveriesOf(customer.id))[0]?.attempts, { timeout: 5_000, interval: 20 }).toBe(1);
+    const [delivery] = await deliveriesOf(customer.id);
+    expect(delivery).toMatchObject({ status: 'pending', lastStatusCode: 429 });
+    // The backoff alone would retry within seconds; the next attempt is an hour out (the database's clock, not the test's).
+    expect(Date.parse(delivery.nextAttemptAt) - Date.now()).toBeGreaterThan(3_590_000);
+    expect(receiver.at(customer.path)).toHaveLength(1);
   });
 
   it('gives a delivery up after the last attempt (timeouts, 5xx) and sends it again on request', async () => {

@@ -1,7 +1,7 @@
 import Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 import { TollgateError } from '../src/kernel/errors.js';
-import { backoffDelay, decideAfterFailure } from '../src/stripe/retry.js';
+import { backoffDelay, decideAfterFailure, parseRetryAfter } from '../src/stripe/retry.js';
 
 const policy = { baseMs: 1_000, maxMs: 60_000, maxAttempts: 5 };
 const lowest = () => 0;
@@ -20,6 +20,22 @@ describe('Stripe retry policy', () => {
   it('retries a 429 no sooner than Retry-After says', () => {
     const decision = decideAfterFailure(stripeError(Stripe.errors.StripeRateLimitError, 429, { 'retry-after': '20' }), 1, policy, lowest);
     expect(decision).toMatchObject({ action: 'retry', delayMs: 20_000, renewKeys: false });
+  });
+
+  it('reads Retry-After as delay seconds or an HTTP date, up to a day, and ignores what it cannot read', () => {
+    const now = Date.parse('2026-12-02T10:00:00Z');
+    expect(parseRetryAfter('120', now)).toBe(120_000);
+    expect(parseRetryAfter(' 7 ', now)).toBe(7_000);
+    expect(parseRetryAfter('Wed, 02 Dec 2026 10:05:00 GMT', now)).toBe(300_000);
+    expect(parseRetryAfter('Wed, 02 Dec 2026 09:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('999999999', now)).toBe(86_400_000);
+    for (const unreadable of [null, undefined, '', '-5', '1.5', 'soon']) expect(parseRetryAfter(unreadable, now)).toBe(0);
+  });
+
+  it("takes a non-Stripe failure's own retryAfterMs (an alert webhook's Retry-After) as the least delay", () => {
+    const refused = Object.assign(new Error('HTTP 429'), { retryAfterMs: 90_000 });
+    expect(decideAfterFailure(refused, 1, policy, highest)).toMatchObject({ action: 'retry', delayMs: 90_000 });
+    expect(decideAfterFailure(Object.assign(new Error('HTTP 429'), { retryAfterMs: 10 }), 3, policy, lowest)).toMatchObject({ delayMs: 2_000 });
   });
 
   it('retries 5xx, connection errors, 409 and errors that are not Stripe answers', () => {

@@ -6,7 +6,7 @@
 import { TollgateError } from '../kernel/errors.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { decideAfterFailure, type RetryPolicy } from '../stripe/retry.js';
+import { decideAfterFailure, parseRetryAfter, type RetryPolicy } from '../stripe/retry.js';
 import type { AlertDeliveryLog, DueDelivery } from './deliveries.js';
 import { alertEvent } from './records.js';
 import { signatureHeader, signatureHeaderName } from './signature.js';
@@ -33,9 +33,13 @@ const concurrency = 8;
 /** How much of a refusing webhook's answer the log keeps. */
 const answerExcerptLength = 200;
 
-/** A webhook answered with a status other than 2xx. */
+/** A webhook answered with a status other than 2xx; a Retry-After it sent delays the next attempt (see retry.ts). */
 class WebhookRefused extends Error {
-  constructor(readonly statusCode: number, answer: string) {
+  constructor(
+    readonly statusCode: number,
+    answer: string,
+    readonly retryAfterMs: number,
+  ) {
     super(`HTTP ${statusCode}${answer ? `: ${answer.slice(0, answerExcerptLength)}` : ''}`);
   }
 }
@@ -102,7 +106,7 @@ export class AlertDeliveryWorker {
     }
     // Read so the connection can be reused, and kept in the log when the webhook refuses.
     const answer = await response.text().catch(() => '');
-    if (!response.ok) throw new WebhookRefused(response.status, answer);
+    if (!response.ok) throw new WebhookRefused(response.status, answer, parseRetryAfter(response.headers.get('retry-after'), Date.now()));
     return response.status;
   }
 }

@@ -62,10 +62,22 @@ function isFinalSavedFailure(error: unknown): boolean {
   );
 }
 
+/** How long the failed request's answer asked us to wait: a Stripe error's Retry-After, or an error's own retryAfterMs. */
 function retryAfterMs(error: unknown): number {
-  if (!(error instanceof Stripe.errors.StripeError)) return 0;
-  const seconds = Number(header(error, 'retry-after'));
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+  if (error instanceof Stripe.errors.StripeError) return parseRetryAfter(header(error, 'retry-after'), Date.now());
+  const own = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  return typeof own === 'number' && own > 0 ? own : 0;
+}
+
+/** At most a day: a receiver cannot park a retry indefinitely; maxMs still bounds the backoff itself. */
+const maxRetryAfterMs = 86_400_000;
+
+/** A Retry-After header (RFC 9110: delay seconds or an HTTP date) in milliseconds from `now`; 0 when absent or invalid. */
+export function parseRetryAfter(value: string | null | undefined, now: number): number {
+  if (!value) return 0;
+  const trimmed = value.trim();
+  const ms = /^\d+$/.test(trimmed) ? Number(trimmed) * 1000 : Date.parse(trimmed) - now;
+  return Number.isFinite(ms) && ms > 0 ? Math.min(ms, maxRetryAfterMs) : 0;
 }
 
 function header(error: InstanceType<typeof Stripe.errors.StripeError>, name: string): string | undefined {
