@@ -1,6 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -215,7 +214,8 @@ describe('StreamAccessLogs handler', () => {
     await stream.write(httpMessage(['r1'], true));
     for (const id of ['r2', 'r3', 'r4', 'r5']) await stream.write(httpMessage([id]));
     await expect.poll(entriesReceived).toBe(1);
-    await sleep(200); // the paused stream takes in the messages that follow, up to its buffer's limit
+    // Paused after the first, the stream takes in the messages that follow (up to its buffer's limit) unread.
+    await expect.poll(() => harness.receiver.heldMessages).toBe(4);
     expect(await entriesReceived()).toBe(1);
     stream.call.cancel();
     await expect.poll(() => harness.receiver.openStreamCount).toBe(0);
@@ -231,7 +231,7 @@ describe('StreamAccessLogs handler', () => {
     await streams[1]!.write(httpMessage(['e1'], true));
     await expect.poll(entriesReceived).toBe(2);
     for (const id of ['d2', 'd3']) await streams[0]!.write(httpMessage([id]));
-    await sleep(200);
+    await expect.poll(() => harness.receiver.heldMessages).toBe(2);
     harness.receiver.endStreams();
     for (const stream of streams) expect(await stream.status).toEqual({ code: grpc.status.OK, details: '' });
     expect(harness.receiver.openStreamCount).toBe(0);

@@ -23,13 +23,20 @@ type StreamOutcome = 'closed' | 'cancelled' | 'malformed' | 'spool_unavailable';
  * counts the outcome and forgets it.
  */
 export class AccessLogReceiver {
-  /** Ends each open stream with an empty response. */
-  private readonly openStreams = new Set<() => void>();
+  /** Each open stream, by the function that ends it with an empty response. */
+  private readonly openStreams = new Map<() => void, { readableLength: number }>();
 
   constructor(private readonly deps: AccessLogReceiverDependencies) {}
 
   get openStreamCount(): number {
     return this.openStreams.size;
+  }
+
+  /** Messages the open streams have taken in and not yet delivered: those held while paused by backpressure. */
+  get heldMessages(): number {
+    let held = 0;
+    for (const stream of this.openStreams.values()) held += stream.readableLength;
+    return held;
   }
 
   readonly handle: grpc.handleClientStreamingCall<StreamAccessLogsMessageWire | UndecodableMessageWire, StreamAccessLogsResponseWire> = (
@@ -63,7 +70,7 @@ export class AccessLogReceiver {
       while (call.read() !== null);
     };
     const close = () => endStream('closed');
-    this.openStreams.add(close);
+    this.openStreams.set(close, call);
 
     call.on('data', (message: StreamAccessLogsMessageWire | UndecodableMessageWire) => {
       if ('undecodable' in message) {
@@ -96,6 +103,6 @@ export class AccessLogReceiver {
 
   /** Answers every open stream, e.g. when draining: Envoy opens a new one, to another replica once this one stops. */
   endStreams(): void {
-    for (const close of [...this.openStreams]) close();
+    for (const close of [...this.openStreams.keys()]) close();
   }
 }

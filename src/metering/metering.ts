@@ -6,7 +6,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
-import { registerAccessLogStreamGauge, registerSpoolGauges, type Metrics } from '../metrics/metrics.js';
+import { registerAccessLogStreamGauges, registerSpoolGauges, type Metrics } from '../metrics/metrics.js';
 import type { CounterStore } from '../quota/store.js';
 import { periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
@@ -66,7 +66,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
     metrics,
     logger,
   });
-  registerAccessLogStreamGauge(metrics, receiver);
+  registerAccessLogStreamGauges(metrics, receiver);
   meter.start();
   const usage = new UsageService({
     db: deps.db,

@@ -195,9 +195,15 @@ export function registerSpoolGauges(metrics: Metrics, spool: { pendingEvents: nu
   );
 }
 
-/** ALS streams open now: one or a few per Envoy; zero means no access log is reaching this replica. */
-export function registerAccessLogStreamGauge(metrics: Metrics, receiver: { openStreamCount: number }): void {
+/** ALS streams open now (one or a few per Envoy; zero means no access log reaches this replica), and their backlog. */
+export function registerAccessLogStreamGauges(metrics: Metrics, receiver: { openStreamCount: number; heldMessages: number }): void {
   scrapedGauge(metrics, 'tollgate_als_streams_open', 'Access-log streams from Envoy open now.', () => receiver.openStreamCount);
+  scrapedGauge(
+    metrics,
+    'tollgate_als_messages_held',
+    'Access-log messages received and held unread while their streams are paused by backpressure.',
+    () => receiver.heldMessages,
+  );
 }
 
 /**
