@@ -52,7 +52,7 @@ export function createMetrics(registry = new Registry()) {
     }),
     alsStreamsEnded: new Counter({
       name: 'tollgate_als_streams_ended_total',
-      help: 'ALS streams ended, by outcome: closed (by Envoy, or by Tollgate when draining), cancelled (reset by Envoy), malformed (a message did not decode) or spool_unavailable.',
+      help: 'ALS streams ended, by outcome: closed (by Envoy, or by Tollgate when draining), cancelled (reset by Envoy while messages were still unread; a reset stream with none may count as closed), malformed (a message did not decode) or spool_unavailable.',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
