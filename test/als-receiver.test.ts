@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalogFile } from '../src/catalog/load.js';
@@ -9,14 +6,13 @@ import { startGrpcServer, type RunningGrpcServer } from '../src/grpc/server.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { AccessLogReceiver } from '../src/metering/als-receiver.js';
 import { toUsageEvent } from '../src/metering/event.js';
-import { isEventRow } from '../src/metering/event-rows.js';
-import { UsageMeter } from '../src/metering/meter.js';
+import type { UsageMeter } from '../src/metering/meter.js';
 import { DbUsageSink } from '../src/metering/sink.js';
-import { Spool } from '../src/metering/spool.js';
-import { createMetrics, type Metrics } from '../src/metrics/metrics.js';
+import type { Metrics } from '../src/metrics/metrics.js';
 import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { httpEntry } from './support/access-log.js';
+import { startTestMeter } from './support/meter.js';
 
 /**
  * The StreamAccessLogs handler on a real gRPC server, spooling into a real spool and PGlite, driven by a client that
@@ -80,19 +76,19 @@ describe('StreamAccessLogs handler', () => {
    * handler pauses the stream after its first message and the stream holds the messages that follow.
    */
   async function start(options: { backpressure?: boolean } = {}): Promise<Harness> {
-    const dir = mkdtempSync(join(tmpdir(), 'tollgate-als-'));
-    const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
-    const metrics = createMetrics();
-    const sink = new DbUsageSink(db);
+    // Registered first, so it runs last: after the meter's stop has written what was left.
+    cleanups.push(async () => void (await db.query('TRUNCATE usage_events, usage_rollups')));
     let release!: () => void;
     const released = options.backpressure ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
-    const gatedSink = { write: async (chunks: Buffer[]) => (await released, sink.write(chunks)), close: () => sink.close() };
-    const meter = new UsageMeter(spool, gatedSink, metrics, silentLogger, {
-      batchSize: 1_000,
-      flushIntervalMs: 60_000,
-      maxSpoolBytes: options.backpressure ? 1 : 1 << 30,
-    });
-    meter.start();
+    const { meter, metrics } = startTestMeter(
+      new DbUsageSink(db),
+      {
+        batchSize: 1_000,
+        maxSpoolBytes: options.backpressure ? 1 : undefined,
+        wrap: (sink) => ({ write: async (chunks) => (await released, sink.write(chunks)), close: () => sink.close() }),
+      },
+      cleanups,
+    );
     const context = { catalog: petstore, periodStartOf: () => Date.UTC(2026, 10, 1), now: Date.now(), newRequestId: () => 'generated' };
     const subject: Harness = {
       release: () => release(),
@@ -123,9 +119,6 @@ describe('StreamAccessLogs handler', () => {
       release?.();
       subject.client.close();
       await server.shutdown(1_000);
-      await meter.stop(1_000);
-      rmSync(dir, { recursive: true, force: true });
-      await db.query('TRUNCATE usage_events, usage_rollups');
     });
     return subject;
   }

@@ -11,15 +11,14 @@ import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
 import type { HttpAccessLogEntryWire } from '../src/metering/als-wire.js';
 import { toUsageEvent, type MeteringContext, type UsageEvent } from '../src/metering/event.js';
 import { decodeCopyRow, encodeEventRow, isEventRow } from '../src/metering/event-rows.js';
-import { UsageMeter } from '../src/metering/meter.js';
 import { DbUsageSink, PostgresUsageSink, type UsageSink } from '../src/metering/sink.js';
 import { Spool } from '../src/metering/spool.js';
-import { createMetrics } from '../src/metrics/metrics.js';
 import { migrate } from '../src/store/migrations.js';
 import type { Db } from '../src/store/db.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
 import { httpEntry, type EntryFacts } from './support/access-log.js';
+import { startTestMeter, type TestMeterOptions } from './support/meter.js';
 import { createTestDatabase } from './support/services.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -386,20 +385,10 @@ ${options.planExtra ?? ''}
 `);
 }
 
-function pgliteMeter(db: PgliteDb, options: { batchSize: number; maxSpoolBytes?: number; wrap?: (sink: UsageSink) => UsageSink }) {
+function pgliteMeter(db: PgliteDb, options: TestMeterOptions) {
   return meterOn(new DbUsageSink(db), options);
 }
 
-function meterOn(sink: UsageSink, options: { batchSize: number; maxSpoolBytes?: number; wrap?: (sink: UsageSink) => UsageSink }) {
-  const dir = tempDir();
-  const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
-  const metrics = createMetrics();
-  const meter = new UsageMeter(spool, options.wrap ? options.wrap(sink) : sink, metrics, silentLogger, {
-    batchSize: options.batchSize,
-    flushIntervalMs: 60_000,
-    maxSpoolBytes: options.maxSpoolBytes ?? 1 << 30,
-  });
-  meter.start();
-  cleanups.push(() => meter.stop(1_000));
-  return { meter, spool, metrics, dir };
+function meterOn(sink: UsageSink, options: TestMeterOptions) {
+  return startTestMeter(sink, options, cleanups);
 }
