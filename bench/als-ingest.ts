@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
 import { toStruct } from '../test/support/envoy-wire.js';
-import { buildDist, startTollgate } from './processes.js';
+import { buildDist, processCpuMicros, startTollgate } from './processes.js';
 import { extAuthzNamespace } from '../src/metering/als-wire.js';
 
 export interface AlsIngestOptions {
@@ -39,6 +39,11 @@ export interface AlsIngestResult {
   meanFlushMs: number;
   /** Mean events per flush transaction (full segments, several merged when the writer is behind). */
   meanFlushEvents: number;
+  /**
+   * CPU per entry over the measured run, in microseconds: Tollgate's process (all threads), the PostgreSQL backends
+   * serving the scratch database, and this client playing Envoy. It moves less with the shared machine than the rate.
+   */
+  cpuMicrosPerEntry: { tollgate: number; postgres: number; client: number };
   /** The PostgreSQL server's settings that bound its write rate, as found (the bench does not tune them). */
   postgres: Record<string, string>;
 }
@@ -93,9 +98,12 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
       sum: metricValue(exposition, 'tollgate_usage_flush_duration_seconds_sum'),
     });
     const before = flushes(await metrics());
+    const cpuBefore = { tollgate: server.cpuMicros(), postgres: await database.backendCpuMicros(), client: process.cpuUsage() };
     const started = performance.now();
     const sent = await send(entries);
     const seconds = (performance.now() - started) / 1000;
+    const client = process.cpuUsage(cpuBefore.client);
+    const cpu = { tollgate: server.cpuMicros() - cpuBefore.tollgate, postgres: (await database.backendCpuMicros()) - cpuBefore.postgres, client: client.user + client.system };
     const after = flushes(await metrics());
     const flushCount = after.count - before.count;
     return {
@@ -107,6 +115,11 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
       batchSize,
       meanFlushMs: Number((((after.sum - before.sum) / Math.max(1, flushCount)) * 1000).toFixed(1)),
       meanFlushEvents: Math.round(sent / Math.max(1, flushCount)),
+      cpuMicrosPerEntry: {
+        tollgate: Number((cpu.tollgate / sent).toFixed(2)),
+        postgres: Number((cpu.postgres / sent).toFixed(2)),
+        client: Number((cpu.client / sent).toFixed(2)),
+      },
       postgres: await ScratchDatabase.settings(['server_version', 'shared_buffers', 'max_wal_size', 'synchronous_commit']),
     };
   } finally {
@@ -271,6 +284,26 @@ class ScratchDatabase {
     const url = new URL(serverUrl);
     url.pathname = `/${name}`;
     return new ScratchDatabase(url.toString(), name);
+  }
+
+  /** CPU used so far by the backends connected to this database (a backend that has exited no longer counts). */
+  async backendCpuMicros(): Promise<number> {
+    const client = new pg.Client({ connectionString: serverUrl });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [this.name]);
+      let total = 0;
+      for (const { pid } of rows) {
+        try {
+          total += processCpuMicros(pid);
+        } catch {
+          // The backend ended between the query and the read.
+        }
+      }
+      return total;
+    } finally {
+      await client.end();
+    }
   }
 
   drop(): Promise<void> {

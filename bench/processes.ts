@@ -12,6 +12,13 @@ export interface BenchProcess<Info> {
   stop(): Promise<void>;
 }
 
+/** CPU time a process has used so far (user + system, all threads), in microseconds: from /proc, so Linux only. */
+export function processCpuMicros(pid: number): number {
+  // Fields 14 and 15 of /proc/PID/stat (utime, stime), in clock ticks of 10 ms; the name before them may hold spaces.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 /** Starts a benchmark server script and waits for the JSON line it prints once it listens. */
 export async function startBenchProcess<Info>(script: string, args: string[] = []): Promise<BenchProcess<Info>> {
   // TOLLGATE_BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each server process there, for finding hot spots.
@@ -24,11 +31,7 @@ export async function startBenchProcess<Info>(script: string, args: string[] = [
   });
   return {
     info: JSON.parse(line) as Info,
-    cpuMicros: () => {
-      // Fields 14 and 15 of /proc/PID/stat (utime, stime), in clock ticks of 10 ms; the name before them may hold spaces.
-      const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(fields[11]) + Number(fields[12])) * 10_000;
-    },
+    cpuMicros: () => processCpuMicros(child.pid!),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -64,7 +64,10 @@ if (als) {
       `(runs: ${rates.join(', ')}; target ≥ 100,000): ${result.entries} entries over ${result.streams} gRPC streams into ` +
       `the real server's spool and PostgreSQL. The figure is absolute, so it moves with the machine: the null ext_authz ` +
       `server above, a fixed amount of work, did ${check.saturation.null.requestsPerSecond.toFixed(0)} req/s in this run ` +
-      `(and ${check.saturation.null.cpuMicrosPerRequest.toFixed(1)} µs of CPU per request). The median run:\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
+      `(and ${check.saturation.null.cpuMicrosPerRequest.toFixed(1)} µs of CPU per request). CPU per entry in the median ` +
+      `run, which moves less with the machine: Tollgate ${result.cpuMicrosPerEntry.tollgate} µs, PostgreSQL ` +
+      `${result.cpuMicrosPerEntry.postgres} µs, the client playing Envoy ${result.cpuMicrosPerEntry.client} µs; on ` +
+      `${cpus().length} cores their sum bounds the rate at ${Math.round((cpus().length * 1e6) / (result.cpuMicrosPerEntry.tollgate + result.cpuMicrosPerEntry.postgres + result.cpuMicrosPerEntry.client))} entries/s. The median run:\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
   );
 }
 const rating = await optional<Record<string, number>>('./rating.ts', 'runRatingBench');
