@@ -20,13 +20,15 @@ const leaderLock = 0x74677374;
 
 /**
  * The PetStore catalog with a partner's revenue share on Pro (reported, never billed: it must not reach Stripe) and
- * Enterprise in meter mode (its usage goes to the Stripe meter `api_calls`).
+ * Enterprise in meter mode (its usage goes to the Stripe meter `api_calls`), and Pro priced in Icelandic króna.
  */
 function writeCatalog(dir: string): string {
   const document = parse(readFileSync('examples/petstore.yaml', 'utf8')) as { plans: { id: string; stripe?: object; pricing: object }[] };
   const plan = (id: string) => document.plans.find((candidate) => candidate.id === id)!;
   plan('pro').pricing = { ...plan('pro').pricing, revenue_share: { partner: 'petstore-partners', percent: 30 } };
   plan('enterprise').stripe = { meter_event_name: 'api_calls' };
+  // Króna: no decimals for us and ISO 4217, two in Stripe's API.
+  document.plans.push({ ...plan('pro'), id: 'pro-isk', pricing: { currency: 'ISK', recurring_fee: '4900' } });
   const file = join(dir, 'catalog.yaml');
   writeFileSync(file, stringify(document));
   return file;
@@ -265,6 +267,25 @@ describe('Stripe sync', () => {
     expect(JSON.parse(clean.stdout).invoices).toMatchObject({ missing: [], unrecorded: [] });
     expect(clean.code).toBe(0);
   }, 40_000);
+
+  it('reconciles a króna invoice, which Stripe holds at a hundred times our amount, as matching', async () => {
+    await service.app.accounts.createCustomer({ id: 'isk-1', name: 'Reykjavik Pets' });
+    await service.app.accounts.subscribe('isk-1', 'pro-isk');
+    clock.advance(aMonthLater);
+    await service.app.ratingLoop.runOnce();
+    await until(outboxSettled, 20_000, 'the outbox to drain');
+    const [invoice] = await finalizedInvoices('isk-%');
+    expect(invoice!.total).toBe('4900');
+    const inStripe = [...stripe.state.invoices.values()].filter((candidate) => candidate.metadata?.tollgate_invoice_id === invoice!.id);
+    expect(inStripe.map((candidate) => [candidate.currency, candidate.total])).toEqual([['isk', 490_000]]);
+
+    const report = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+    expect(report.body.invoices.amountMismatch).toEqual([]);
+    // A real difference is still found, and given in our units.
+    stripe.state.invoices.get(inStripe[0]!.id)!.total = 480_000;
+    const drifted = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+    expect(drifted.body.invoices.amountMismatch).toEqual([{ invoiceId: invoice!.id, stripeInvoiceId: inStripe[0]!.id, ours: '4900', stripe: '4800' }]);
+  }, 30_000);
 
   /** Runs the CLI against this test's server, capturing what it prints. */
   async function cli(argv: string[]): Promise<{ code: number; stdout: string }> {

@@ -3,6 +3,7 @@ import type { AccountsService } from '../accounts/service.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Queryable } from '../store/db.js';
+import { fromStripeAmount, toStripeAmount } from './amounts.js';
 import { customerIdMetadataKey, type StripeCustomers } from './customers.js';
 import type { Dunning } from './dunning.js';
 import { collectedThroughStripe, invoiceIdMetadataKey, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
@@ -95,8 +96,14 @@ export class StripeReconciler {
         report.invoices.unrecorded.push({ invoiceId: invoice.id, stripeInvoiceId: stripeInvoice.id });
         unrecorded.push({ invoice, stripeInvoice });
       }
-      if (BigInt(stripeInvoice.total) !== BigInt(invoice.total)) {
-        report.invoices.amountMismatch.push({ invoiceId: invoice.id, stripeInvoiceId: stripeInvoice.id, ours: invoice.total, stripe: String(stripeInvoice.total) });
+      // Compared in Stripe's units, which are not always ours (ISK); reported in ours.
+      if (stripeInvoice.total !== toStripeAmount(invoice.total, invoice.currency)) {
+        report.invoices.amountMismatch.push({
+          invoiceId: invoice.id,
+          stripeInvoiceId: stripeInvoice.id,
+          ours: invoice.total,
+          stripe: String(fromStripeAmount(stripeInvoice.total, invoice.currency)),
+        });
       }
       if ((stripeInvoice.status === 'paid' || stripeInvoice.status === 'void') && !invoice.settled_at) {
         report.invoices.unsettled.push({ invoiceId: invoice.id, stripeInvoiceId: stripeInvoice.id, stripeStatus: stripeInvoice.status });
