@@ -170,6 +170,31 @@ describe('Stripe webhooks', () => {
     expect((await checkPets(key)).httpStatus).toBe(200);
   });
 
+  it('keeps a customer suspended while a second overdue invoice is unpaid, and restores access once both are paid', async () => {
+    const { customerId, stripeCustomerId, key } = await customerWithKey('pro');
+    const [first, second] = [await openInvoice(stripeCustomerId), await openInvoice(stripeCustomerId)];
+    stripe.markInvoicePaymentFailed(first);
+    await deliver(stripe.events.invoice('invoice.payment_failed', first));
+    clock.advance(day);
+    stripe.markInvoicePaymentFailed(second);
+    await deliver(stripe.events.invoice('invoice.payment_failed', second));
+    // Both grace periods are over: the first suspends the customer; the second finds them suspended already.
+    clock.advance(graceMs + 60_000);
+    await service.app.stripe.sync!.pass();
+    expect((await service.app.accounts.getCustomer(customerId)).status).toBe('suspended');
+
+    stripe.markInvoicePaid(first);
+    expect(JSON.parse((await deliver(stripe.events.invoice('invoice.paid', first))).body).result).toBe('applied');
+    expect((await service.app.accounts.getCustomer(customerId)).status).toBe('suspended');
+    await service.app.identities.refresh();
+    expect((await checkPets(key)).httpStatus).toBe(402);
+
+    stripe.markInvoicePaid(second);
+    expect(JSON.parse((await deliver(stripe.events.invoice('invoice.paid', second))).body).result).toBe('applied');
+    expect((await service.app.accounts.getCustomer(customerId)).status).toBe('active');
+    await until(() => checkPets(key), (outcome) => outcome.httpStatus === 200, 2_000, 'access restored');
+  });
+
   it('follows Stripe subscriptions: a plan change reaches the Check within a second, a deletion downgrades to the default plan', async () => {
     const { customerId, stripeCustomerId, key } = await customerWithKey('pro');
     const price = await stripeApi.prices.create({

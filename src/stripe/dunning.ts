@@ -67,9 +67,12 @@ export class Dunning {
          invoice_id = COALESCE(stripe_invoices.invoice_id, EXCLUDED.invoice_id)`,
       [invoice.stripeInvoiceId, invoice.invoiceId ?? null, invoice.customerId, invoice.status, settledAt],
     );
+    // Overdue: unpaid past its grace period, whether or not it was the one that suspended the customer (a customer
+    // already suspended is not suspended again for a second invoice).
     const [stillOverdue] = await tx.query(
-      'SELECT 1 FROM stripe_invoices WHERE customer_id = $1 AND settled_at IS NULL AND suspended_at IS NOT NULL LIMIT 1',
-      [invoice.customerId],
+      `SELECT 1 FROM stripe_invoices
+       WHERE customer_id = $1 AND settled_at IS NULL AND (suspended_at IS NOT NULL OR suspend_at <= $2) LIMIT 1`,
+      [invoice.customerId, new Date(this.clock.now())],
     );
     if (stillOverdue) return;
     const customer = await accounts.getCustomer(invoice.customerId);
