@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -11,8 +11,10 @@ import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
 import type { HttpAccessLogEntryWire } from '../src/metering/als-wire.js';
 import { toUsageEvent, type MeteringContext, type UsageEvent } from '../src/metering/event.js';
 import { decodeCopyRow, encodeEventRow, isEventRow } from '../src/metering/event-rows.js';
+import { UsageMeter } from '../src/metering/meter.js';
 import { DbUsageSink, PostgresUsageSink, type UsageSink } from '../src/metering/sink.js';
 import { Spool } from '../src/metering/spool.js';
+import { createMetrics } from '../src/metrics/metrics.js';
 import { migrate } from '../src/store/migrations.js';
 import type { Db } from '../src/store/db.js';
 import { PgliteDb } from '../src/store/pglite.js';
@@ -130,6 +132,14 @@ describe('usage events from ALS entries', () => {
     });
     // Values that are not of the declared type are left out, never guessed.
     expect(eventOf({ ...facts, requestId: 'i', responseHeaders: { 'x-usage-units': '2.5', 'x-custom-price': 'free' } }, catalog).captured).toBeNull();
+  });
+
+  it('cuts a long text capture at 256 UTF-16 units, never through a character', () => {
+    const catalog = catalogWith({ planExtra: '    capture:\n      - { name: note, from: response_header, header: x-note }' });
+    const capture = (value: string) => eventOf({ authz: allowed('n', { plan_id: 'metered' }), requestId: 'n', responseHeaders: { 'x-note': value } }, catalog).captured;
+    expect(capture(`${'x'.repeat(255)}\u{1F600}`)).toEqual({ note: 'x'.repeat(255) });
+    expect(capture(`${'x'.repeat(254)}\u{1F600}y`)).toEqual({ note: `${'x'.repeat(254)}\u{1F600}` });
+    expect(capture('x'.repeat(300))).toEqual({ note: 'x'.repeat(256) });
   });
 
   it('keeps every field intact through the COPY text row the spool stores', () => {
@@ -251,13 +261,7 @@ describe.each(backends)('request ids on $name', (backend) => {
 
 describe('usage writer on PostgreSQL', () => {
   it('inserts a batch without per-row duplicate checks first, and falls back to skipping duplicates for a while after one', async () => {
-    const database = await createTestDatabase();
-    const db = new PostgresDb(database.url);
-    cleanups.push(async () => {
-      await db.close();
-      await database.drop();
-    });
-    await migrate(db);
+    const { database, db } = await migratedTestDatabase();
     const statements: string[] = [];
     const originalQuery = pg.Client.prototype.query;
     const query = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
@@ -289,6 +293,13 @@ describe('usage writer on PostgreSQL', () => {
   });
 });
 
+describe('usage writer on PostgreSQL, refused events', () => {
+  it('sets aside only the events PostgreSQL refuses, and stores the rest of their segment and the segments around it', async () => {
+    const { database, db } = await migratedTestDatabase();
+    await setsAsideOnlyRefusedEvents(new PostgresUsageSink(database.url, silentLogger), db);
+  });
+});
+
 describe('metering on PGlite', () => {
   let db: PgliteDb;
   beforeAll(async () => {
@@ -317,23 +328,46 @@ describe('metering on PGlite', () => {
     expect(row!.count).toBe(3);
   });
 
-  it('sets aside a segment the database refuses, and keeps writing the segments around it', async () => {
-    const { meter, metrics, dir } = pgliteMeter(db, {
-      batchSize: 2,
-      wrap: (sink) => ({
-        write: (chunks) =>
-          Buffer.concat(chunks).includes('poison')
-            ? Promise.reject(Object.assign(new Error('invalid input syntax for type bigint'), { code: '22P02' }))
-            : sink.write(chunks),
-        close: () => sink.close(),
-      }),
+  it('sets aside only the events the database refuses, and stores the rest of their segment and the segments around it', () =>
+    setsAsideOnlyRefusedEvents(new DbUsageSink(db), db));
+
+  it('never lets a later process replace what an earlier one set aside', async () => {
+    const refusing = (sink: UsageSink): UsageSink => ({
+      write: () => Promise.reject(Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' })),
+      close: () => sink.close(),
     });
-    for (const ids of [['s1', 's2'], ['poison', 's3'], ['s4', 's5']]) meter.record(ids.map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    const first = pgliteMeter(db, { batchSize: 1, wrap: refusing });
+    first.meter.record([eventOf({ requestId: 'first', authz: allowed('first') })]);
+    await first.meter.flush();
+    await first.meter.stop(1_000);
+    // The same spool directory, as after a restart: segment numbers start again from 1.
+    const second = new UsageMeter(
+      new Spool({ dir: first.dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger }),
+      refusing(new DbUsageSink(db)),
+      createMetrics(),
+      silentLogger,
+      { batchSize: 1, flushIntervalMs: 60_000, maxSpoolBytes: 1 << 30 },
+    );
+    second.start();
+    second.record([eventOf({ requestId: 'second', authz: allowed('second') })]);
+    await second.flush();
+    await second.stop(1_000);
+    const kept = readdirSync(join(first.dir, 'rejected')).map((file) => decodeCopyRow(readFileSync(join(first.dir, 'rejected', file), 'utf8').trim())[0]);
+    expect(kept.sort()).toEqual(['first', 'second']);
+  });
+
+  it('lets paused callers go once a refused segment leaves the spool under its limit', async () => {
+    const { meter, spool } = pgliteMeter(db, {
+      batchSize: 1,
+      maxSpoolBytes: 1,
+      wrap: (sink) => ({ write: () => Promise.reject(Object.assign(new Error('value too long'), { code: '22001' })), close: () => sink.close() }),
+    });
+    meter.record([eventOf({ requestId: 'v1', authz: allowed('v1') })]);
+    expect(meter.saturated).toBe(true);
+    const drained = meter.drained();
     await meter.flush();
-    const stored = await db.query<{ request_id: string }>('SELECT request_id FROM usage_events ORDER BY request_id');
-    expect(stored.map((row) => row.request_id)).toEqual(['s1', 's2', 's4', 's5']);
-    expect(readdirSync(join(dir, 'rejected'))).toHaveLength(1);
-    expect((await metrics.usageFlushFailures.get()).values).toEqual([expect.objectContaining({ labels: { outcome: 'rejected' }, value: 1 })]);
+    expect(spool.pendingBytes).toBe(0);
+    await expect(Promise.race([drained.then(() => 'drained'), new Promise((resolve) => setTimeout(() => resolve('still paused'), 500))])).resolves.toBe('drained');
   });
 
   it('asks the caller to pause while the spool is over its limit, and releases it once written', async () => {
@@ -383,6 +417,41 @@ plans:
     entitlements: ["*"]
 ${options.planExtra ?? ''}
 `);
+}
+
+/** Shared by both sinks: PostgreSQL refuses two events of a segment; everything else is stored, those two set aside. */
+async function setsAsideOnlyRefusedEvents(sink: UsageSink, db: Db): Promise<void> {
+  const { meter, metrics, dir } = meterOn(sink, { batchSize: 8 });
+  const event = (id: string) => eventOf({ requestId: id, authz: allowed(id) });
+  // PostgreSQL's jsonb refuses a lone surrogate; no capture makes one, so these events are made by hand.
+  const poisoned = (id: string) => ({ ...event(id), captured: { note: '\ud83d' } });
+  meter.record(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8'].map(event));
+  meter.record([event('t1'), poisoned('p1'), event('t2'), event('t3'), event('t4'), event('t5'), poisoned('p2'), event('t6')]);
+  meter.record(['u1', 'u2'].map(event));
+  await meter.flush();
+  const stored = await db.query<{ request_id: string }>('SELECT request_id FROM usage_events ORDER BY request_id');
+  expect(stored.map((row) => row.request_id)).toEqual(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 't1', 't2', 't3', 't4', 't5', 't6', 'u1', 'u2']);
+  const [rollup] = await db.query<{ calls: string }>('SELECT sum(calls)::text AS calls FROM usage_rollups');
+  expect(rollup!.calls).toBe('16');
+  const rejected = readdirSync(join(dir, 'rejected'));
+  expect(rejected).toHaveLength(1);
+  const rows = readFileSync(join(dir, 'rejected', rejected[0]!), 'utf8').split('\n').filter(Boolean);
+  expect(rows.map((row) => decodeCopyRow(row)[0])).toEqual(['p1', 'p2']);
+  expect((await metrics.usageFlushFailures.get()).values).toEqual([expect.objectContaining({ labels: { outcome: 'rejected' }, value: 1 })]);
+  expect((await metrics.usageEventsRejected.get()).values[0]!.value).toBe(2);
+  expect((await metrics.usageEventsStored.get()).values[0]!.value).toBe(16);
+}
+
+/** A fresh, migrated PostgreSQL database, dropped after the test. */
+async function migratedTestDatabase() {
+  const database = await createTestDatabase();
+  const db = new PostgresDb(database.url);
+  cleanups.push(async () => {
+    await db.close();
+    await database.drop();
+  });
+  await migrate(db);
+  return { database, db };
 }
 
 function pgliteMeter(db: PgliteDb, options: TestMeterOptions) {

@@ -134,10 +134,17 @@ function capture(rules: CaptureDocument[], entry: HttpAccessLogEntryWire): Recor
     } else if (rule.type === 'decimal') {
       if (/^-?\d{1,30}(\.\d{1,30})?$/.test(raw)) captured[rule.name] = raw;
     } else {
-      captured[rule.name] = raw.slice(0, maxCapturedStringLength);
+      captured[rule.name] = cutAtCodePoint(raw, maxCapturedStringLength);
     }
   }
   return Object.keys(captured).length > 0 ? captured : null;
+}
+
+/** At most `length` UTF-16 units, never half of a surrogate pair (PostgreSQL's jsonb refuses a lone one). */
+function cutAtCodePoint(text: string, length: number): string {
+  if (text.length <= length) return text;
+  const last = text.charCodeAt(length - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? length - 1 : length);
 }
 
 /** A non-negative safe integer from a uint64 (a string with longs: String) or a number; anything else is 0. */

@@ -14,11 +14,16 @@ export interface MeterOptions {
   maxSpoolBytes: number;
 }
 
-type MeterMetrics = Pick<Metrics, 'usageEventsSpooled' | 'usageEventsStored' | 'usageEventsDuplicate' | 'usageFlushDuration' | 'usageFlushFailures'>;
+type MeterMetrics = Pick<
+  Metrics,
+  'usageEventsSpooled' | 'usageEventsStored' | 'usageEventsDuplicate' | 'usageEventsRejected' | 'usageFlushDuration' | 'usageFlushFailures'
+>;
 
 /** When behind, up to this many segments go into one transaction: fewer round trips while catching up. */
 const segmentsPerWrite = 5;
 const maxRetryDelayMs = 5_000;
+/** Writes spent finding the rows of a refused segment (enough for about thirty refused rows among 50,000). */
+const maxSalvageAttempts = 1_000;
 
 /**
  * Moves usage events from the spool into the database: every event is appended to the spool first, segments are
@@ -173,10 +178,18 @@ export class UsageMeter {
         this.isolating = true;
         return;
       }
-      const file = this.spool.reject(batch[0]!);
+      const salvage = await this.salvage(contents.flatMap((content) => splitRows(content.chunks)), { attemptsLeft: maxSalvageAttempts });
+      const file = this.spool.setAside(batch[0]!, salvage.refused);
       this.isolating = false;
       this.metrics.usageFlushFailures.inc({ outcome: 'rejected' });
-      this.logger.error({ err: (error as Error).message, file, events }, 'the database refused a spool segment; moved it aside');
+      this.metrics.usageEventsStored.inc(salvage.inserted);
+      this.metrics.usageEventsDuplicate.inc(events - salvage.inserted - salvage.refused.length);
+      this.metrics.usageEventsRejected.inc(salvage.refused.length);
+      this.logger.error(
+        { err: (error as Error).message, file, rejected: salvage.refused.length, stored: salvage.inserted },
+        'the database refused usage events; they are set aside, the rest of their segment is stored',
+      );
+      if (!this.saturated) this.releaseDrainWaiters();
       return;
     }
     endTimer();
@@ -184,6 +197,30 @@ export class UsageMeter {
     this.metrics.usageEventsDuplicate.inc(events - inserted);
     this.spool.remove(batch);
     if (!this.saturated) this.releaseDrainWaiters();
+  }
+
+  /**
+   * Stores what it can of rows the database refused together: each half is written on its own, and a refused half
+   * split again, until the refused rows stand alone (about two writes per refused row and halving). Past the
+   * attempt budget, a refused part is set aside whole. A failure other than a refusal is thrown: the segment stays
+   * in the spool and is written again later, its stored rows then skipped as duplicates.
+   */
+  private async salvage(rows: Buffer[], budget: { attemptsLeft: number }): Promise<{ inserted: number; refused: Buffer[] }> {
+    if (rows.length <= 1 || budget.attemptsLeft <= 0) return { inserted: 0, refused: rows };
+    const middle = rows.length >> 1;
+    const result = { inserted: 0, refused: [] as Buffer[] };
+    for (const half of [rows.slice(0, middle), rows.slice(middle)]) {
+      budget.attemptsLeft -= 1;
+      try {
+        result.inserted += await this.sink.write([Buffer.concat(half)]);
+      } catch (error) {
+        if (!refusedByDatabase(error)) throw error;
+        const inner = await this.salvage(half, budget);
+        result.inserted += inner.inserted;
+        result.refused.push(...inner.refused);
+      }
+    }
+    return result;
   }
 
   private recovered(): void {
@@ -208,6 +245,15 @@ export class UsageMeter {
   private releaseDrainWaiters(): void {
     for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
+}
+
+/** Newline-ended rows, each its own buffer (a view, not a copy). */
+function splitRows(chunks: readonly Buffer[]): Buffer[] {
+  const rows: Buffer[] = [];
+  for (const chunk of chunks) {
+    for (let start = 0, end = chunk.indexOf(10); end !== -1; start = end + 1, end = chunk.indexOf(10, start)) rows.push(chunk.subarray(start, end + 1));
+  }
+  return rows;
 }
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity): retrying the same rows cannot succeed. */

@@ -10,11 +10,11 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -191,14 +191,27 @@ export class Spool {
     }
   }
 
-  /** Moves a segment PostgreSQL refuses aside (to rejected/) so the rows behind it keep flowing. */
-  reject(segment: Segment): string {
-    const rejectedDir = join(this.options.dir, 'rejected');
-    mkdirSync(rejectedDir, { recursive: true });
-    const target = join(rejectedDir, basename(segment.file));
-    this.forget(segment);
-    renameSync(segment.file, target);
-    return target;
+  /**
+   * Ends a segment whose other rows are committed: `rows`, the ones PostgreSQL refused, are kept in a new file under
+   * rejected/ (COPY text rows, as in the spool) for an operator to look at; returns that file, if any.
+   */
+  setAside(segment: Segment, rows: readonly Buffer[]): string | undefined {
+    let file: string | undefined;
+    if (rows.length > 0) {
+      const rejectedDir = join(this.options.dir, 'rejected');
+      mkdirSync(rejectedDir, { recursive: true });
+      // Segment numbers start again with each process: a fresh name never replaces what an earlier one set aside.
+      file = join(rejectedDir, `${basename(segment.file, '.copy')}-${Date.now()}-${randomBytes(4).toString('hex')}.copy`);
+      const fd = openSync(file, 'wx');
+      try {
+        for (const row of rows) writeSync(fd, row);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    this.remove([segment]);
+    return file;
   }
 
   /** Seals, waits for in-flight fsyncs and fsyncs the rest: what is left is replayed by the next process. */

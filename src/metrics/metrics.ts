@@ -71,6 +71,11 @@ export function createMetrics(registry = new Registry()) {
       help: 'Usage events skipped because their request id was already stored.',
       registers: [registry],
     }),
+    usageEventsRejected: new Counter({
+      name: 'tollgate_usage_events_rejected_total',
+      help: 'Usage events the database refused (a data error no retry can fix), set aside in the spool\'s rejected/ directory.',
+      registers: [registry],
+    }),
     usageFlushDuration: new Histogram({
       name: 'tollgate_usage_flush_duration_seconds',
       help: 'Time to write one batch of usage events and their rollups.',
@@ -79,7 +84,7 @@ export function createMetrics(registry = new Registry()) {
     }),
     usageFlushFailures: new Counter({
       name: 'tollgate_usage_flush_failures_total',
-      help: 'Usage batches not written, by outcome: retried (database unavailable) or rejected (set aside in the spool).',
+      help: 'Usage batches not written whole, by outcome: retried (database unavailable) or rejected (refused; its refused events set aside).',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
