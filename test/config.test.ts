@@ -1,9 +1,11 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { adminTokenFromDataDir } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
+import { clusterConnection } from '../src/quota/redis.js';
 import { silentLogger } from '../src/kernel/logger.js';
 
 describe('configuration', () => {
@@ -17,6 +19,20 @@ describe('configuration', () => {
   it('accepts Redis Cluster seeds as comma-separated URLs, and TLS', () => {
     expect(loadConfig({ TOLLGATE_REDIS_URL: 'redis://a:6379, redis://b:6379' }).redis.url).toBe('redis://a:6379, redis://b:6379');
     expect(loadConfig({ TOLLGATE_REDIS_URL: 'rediss://user:pw@redis.example.com:6380' }).redis.url).toContain('rediss://');
+  });
+
+  it('connects to Redis Cluster with the TLS, ACL user and password of the seed URLs, as a single URL would', () => {
+    const url = 'rediss://app:p%40ss@a.example.com:6380';
+    const { nodes, credentials } = clusterConnection([url, 'rediss://app:p%40ss@b.example.com']);
+    expect(nodes).toEqual([
+      { host: 'a.example.com', port: 6380 },
+      { host: 'b.example.com', port: 6379 },
+    ]);
+    // ioredis's own reading of the same URL, for one server (it marks TLS as `true`, which connects as `{}` does).
+    const single = new Redis(url, { lazyConnect: true }).options;
+    expect([Boolean(single.tls), single.username, single.password]).toEqual([true, 'app', 'p@ss']);
+    expect(credentials).toEqual({ tls: {}, username: 'app', password: 'p@ss' });
+    expect(clusterConnection(['redis://a:6379', 'redis://b:6379']).credentials).toEqual({});
   });
 
   it('names the variable of every bad value', () => {

@@ -209,6 +209,26 @@ function readResult(request: ConsumeRequest, reply: number[], at: number): Consu
   return { allowed: reply[at] === 1, outcomes };
 }
 
+/**
+ * Redis Cluster seeds from comma-separated URLs: their hosts and ports, and the first one's TLS (`rediss:`), ACL user
+ * and password, as ioredis reads them from a single URL.
+ */
+export function clusterConnection(urls: readonly string[]): {
+  nodes: { host: string; port: number }[];
+  credentials: { tls?: object; username?: string; password?: string };
+} {
+  const parsed = urls.map((url) => new URL(url));
+  const first = parsed[0]!;
+  return {
+    nodes: parsed.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
+    credentials: {
+      ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+      ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+      ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+    },
+  };
+}
+
 export class RedisCounterStore implements CounterStore {
   readonly client: Redis | Cluster;
   private readonly prefix: string;
@@ -228,13 +248,12 @@ export class RedisCounterStore implements CounterStore {
       lazyConnect: false,
     };
     const urls = options.url.split(',').map((url) => url.trim());
-    this.client =
-      urls.length > 1
-        ? new Cluster(urls.map((url) => ({ host: new URL(url).hostname, port: Number(new URL(url).port || 6379) })), {
-            enableOfflineQueue: false,
-            redisOptions: { ...common, password: new URL(urls[0]!).password || undefined },
-          })
-        : new Redis(urls[0]!, common);
+    if (urls.length > 1) {
+      const { nodes, credentials } = clusterConnection(urls);
+      this.client = new Cluster(nodes, { enableOfflineQueue: false, redisOptions: { ...common, ...credentials } });
+    } else {
+      this.client = new Redis(urls[0]!, common);
+    }
     this.batchPerScope = this.client instanceof Cluster;
     // Errors surface per command; the connection keeps reconnecting in the background.
     this.client.on('error', () => {});
