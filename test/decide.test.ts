@@ -131,6 +131,30 @@ describe('conclude', () => {
     expect(pro).toMatchObject({ status: 402, code: 'quota_exhausted' });
   });
 
+  it('names the block that lasts longest when several limits block: a used-up quota before a rate limit, then the longest wait', () => {
+    const pro = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'pro' })));
+    if (!pro.admitted) throw new Error('expected admission');
+    const both = conclude(pro.next, answer({ allowed: false, remaining: 0, retryAfterMs: 3_000 }, { allowed: false, remaining: 0 }), request('GET', '/api/v1/pets'), options, undefined);
+    expect(both).toMatchObject({ status: 402, code: 'quota_exhausted', headers: { 'retry-after': '5' } });
+
+    const enterprise = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'enterprise' })));
+    if (!enterprise.admitted) throw new Error('expected admission');
+    // Enterprise: 1,000 a minute, then 50 a second; both windows are used up.
+    const windows = (secondMs: number, minuteMs: number): ConsumeResult => ({
+      allowed: false,
+      outcomes: [
+        { name: 'minute', allowed: false, limit: 1000, remaining: 0, resetMs: minuteMs, retryAfterMs: minuteMs },
+        { name: 'second', allowed: false, limit: 50, remaining: 0, resetMs: secondMs, retryAfterMs: secondMs },
+        { name: 'quota', allowed: true, limit: 1_000_000, remaining: 10, resetMs: 0, retryAfterMs: 0 },
+      ],
+    });
+    const longer = conclude(enterprise.next, windows(800, 42_000), request('GET', '/api/v1/pets'), options, undefined);
+    expect(longer).toMatchObject({ status: 429, code: 'rate_limited', headers: { 'retry-after': '42' } });
+    expect((longer as Deny).body).toMatchObject({ error: { window: '1m', retry_after_seconds: 42 } });
+    const shorter = conclude(enterprise.next, windows(900, 300), request('GET', '/api/v1/pets'), options, undefined);
+    expect((shorter as Deny).body).toMatchObject({ error: { window: '1s', retry_after_seconds: 1 } });
+  });
+
   it('applies the counter store failure modes', () => {
     expect(conclude(admitted(), { degraded: 'closed' }, request('GET', '/api/v1/pets'), options, undefined)).toMatchObject({ status: 503, code: 'limits_unavailable' });
     const open = conclude(admitted(), { degraded: 'open' }, request('GET', '/api/v1/pets'), options, undefined);

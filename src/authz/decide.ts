@@ -170,9 +170,9 @@ export function conclude(
   if (quota) addQuotaHeaders(headers, quota);
 
   if ('allowed' in answer && !answer.allowed) {
-    const blocked = outcomes.find((outcome) => !outcome.allowed)!;
+    const blockedIndex = lastingBlock(outcomes, admitted.limits);
+    const blocked = outcomes[blockedIndex]!;
     const retryAfter = String(Math.max(1, Math.ceil(blocked.retryAfterMs / 1000)));
-    const blockedIndex = outcomes.indexOf(blocked);
     const blockedLimit = admitted.limits[blockedIndex]!;
     if (blockedLimit.kind === 'sliding') {
       // admit() lists the plan's rate limits first, in order.
@@ -292,6 +292,25 @@ const windowUnits: [number, string][] = [
   [60_000, 'm'],
   [1_000, 's'],
 ];
+
+/**
+ * Of the limits that blocked a request, the one a client must wait out (or act on) longest, so that retrying after
+ * its Retry-After can succeed: a quota or wallet before any rate limit, then the longest wait.
+ */
+function lastingBlock(outcomes: readonly LimitOutcome[], limits: readonly { kind: string }[]): number {
+  let lasting = -1;
+  for (let i = 0; i < outcomes.length; i++) {
+    if (outcomes[i]!.allowed) continue;
+    if (lasting === -1) {
+      lasting = i;
+      continue;
+    }
+    const rateLimit = limits[i]!.kind === 'sliding';
+    const lastingIsRateLimit = limits[lasting]!.kind === 'sliding';
+    if (rateLimit === lastingIsRateLimit ? outcomes[i]!.retryAfterMs > outcomes[lasting]!.retryAfterMs : lastingIsRateLimit) lasting = i;
+  }
+  return lasting;
+}
 
 export function formatWindow(ms: number): string {
   const unit = windowUnits.find(([size]) => ms % size === 0);
