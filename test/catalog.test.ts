@@ -91,7 +91,7 @@ version: 1
 products:
   - id: api
     name: API
-    hosts: [api.example.com, "*.tenant.example.com"]
+    hosts: [api.example.com, "*.Tenant.Example.com"]
     endpoints:
       - { id: list, method: GET, path: /v1/items }
       - { id: special, method: GET, path: /v1/items/special }
@@ -121,6 +121,11 @@ plans:
     expect(id('api.example.com', 'DELETE', '/v1/echo')).toBe('any-method');
     expect(id('api.example.com', 'GET', '/v1/files/a/b/c.txt')).toBe('files');
     expect(id('x.tenant.example.com', 'GET', '/v1/items')).toBe('list');
+  });
+
+  it('matches host names whatever their case, in the catalog or the request', () => {
+    expect(id('X.TENANT.example.COM', 'GET', '/v1/items')).toBe('list');
+    expect(id('API.Example.com', 'GET', '/v1/items')).toBe('list');
   });
 
   it('falls through to the next product when the host does not match', () => {

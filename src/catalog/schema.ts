@@ -56,7 +56,8 @@ const productSchema = z
     id,
     name: z.string().min(1),
     description: z.string().optional(),
-    hosts: z.array(z.string().min(1)).min(1).default(['*']),
+    // Host names are case-insensitive; requests' hosts are matched lower-cased.
+    hosts: z.array(z.string().min(1).toLowerCase()).min(1).default(['*']),
     approval: z.enum(['auto', 'manual']).default('auto'),
     endpoints: z.array(endpointSchema).min(1),
     capture: z.array(captureSchema).optional(),
