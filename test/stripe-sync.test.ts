@@ -285,7 +285,34 @@ describe('Stripe sync', () => {
     stripe.state.invoices.get(inStripe[0]!.id)!.total = 480_000;
     const drifted = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
     expect(drifted.body.invoices.amountMismatch).toEqual([{ invoiceId: invoice!.id, stripeInvoiceId: inStripe[0]!.id, ours: '4900', stripe: '4800' }]);
+    stripe.state.invoices.get(inStripe[0]!.id)!.total = 490_000;
   }, 30_000);
+
+  it('bills only the part of a period after a move out of meter mode: Stripe billed the meter-mode plan itself', async () => {
+    await service.app.accounts.createCustomer({ id: 'leaving-meter', name: 'Leaving Meter Mode' });
+    const subscription = await service.app.accounts.subscribe('leaving-meter', 'enterprise');
+    clock.advance(20 * day);
+    await service.app.accounts.changePlan(subscription.id, 'pro');
+    clock.advance(aMonthLater);
+    await service.app.ratingLoop.runOnce();
+    await until(outboxSettled, 10_000, 'the invoice work');
+    const [invoice] = await finalizedInvoices('leaving-meter');
+    const lines = await db().query<{ plan_id: string; kind: string; amount: string }>(
+      `SELECT plan_id, kind, amount FROM invoice_lines WHERE invoice_id = $1 AND kind <> 'revenue_share' ORDER BY position`,
+      [invoice!.id],
+    );
+    // Our invoice keeps the whole period: the Enterprise fee and its credit, then Pro for the rest of it.
+    expect(lines.map((line) => [line.plan_id, line.kind])).toEqual([
+      ['enterprise', 'recurring_fee'],
+      ['enterprise', 'proration_credit'],
+      ['pro', 'recurring_fee'],
+    ]);
+    const proCharge = BigInt(lines[2]!.amount);
+    const [inStripe] = [...stripe.state.invoices.values()].filter((candidate) => candidate.metadata?.tollgate_invoice_id === invoice!.id);
+    expect(inStripe!.total).toBe(Number(proCharge));
+    const report = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+    expect(report.body.invoices.amountMismatch).toEqual([]);
+  });
 
   /** Runs the CLI against this test's server, capturing what it prints. */
   async function cli(argv: string[]): Promise<{ code: number; stdout: string }> {

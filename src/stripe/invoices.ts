@@ -11,11 +11,11 @@ import type { StripeWork } from './work.js';
 export const invoiceIdMetadataKey = 'tollgate_invoice_id';
 const lineMetadataKey = 'tollgate_line';
 
-/** The columns of an invoice that collecting it through Stripe reads. */
+/** The columns of an invoice that collecting it through Stripe reads, and `stripe_total`: the part Stripe collects. */
 export type InvoiceToCollect = Pick<
   InvoiceRow,
   'id' | 'customer_id' | 'subscription_id' | 'plan_id' | 'period_start' | 'period_end' | 'currency' | 'mode' | 'status' | 'total'
->;
+> & { stripe_total: string };
 
 interface LineRow {
   position: number;
@@ -24,17 +24,26 @@ interface LineRow {
   amount: string;
 }
 
+/** Plans in meter mode: Stripe prices and bills them itself (their usage goes to a Stripe meter). */
+export function meterModePlanIds(catalog: Catalog): string[] {
+  return [...catalog.plans.values()].filter((plan) => plan.stripe?.meter_event_name !== undefined).map((plan) => plan.id);
+}
+
 /**
- * Whether Stripe collects this invoice: finalized, postpaid (a prepaid one was paid from the wallet), something to
- * pay, and on a plan Tollgate prices (in meter mode Stripe prices and invoices the usage itself).
+ * SQL: whether invoice line `line` is one Stripe collects. Revenue-share lines are owed to partners, not billed; the
+ * lines of meter-mode plans (ids in the text[] parameter `plans`) are billed by Stripe itself, also for the part of a
+ * period before the customer moved to another plan.
  */
-export function collectedThroughStripe(invoice: InvoiceToCollect, catalog: Catalog): boolean {
-  return (
-    invoice.status === 'finalized' &&
-    invoice.mode === 'postpaid' &&
-    BigInt(invoice.total) > 0n &&
-    catalog.plan(invoice.plan_id)?.stripe?.meter_event_name === undefined
-  );
+const collectedLine = (line: string, plans: string) => `${line}.kind <> 'revenue_share' AND NOT (${line}.plan_id = ANY(${plans}::text[]))`;
+
+/** SQL: the columns of InvoiceToCollect for invoice `invoice`, with meter-mode plan ids in the parameter `plans`. */
+export const invoiceToCollectColumns = (invoice: string, plans: string) =>
+  `${['id', 'customer_id', 'subscription_id', 'plan_id', 'period_start', 'period_end', 'currency', 'mode', 'status', 'total'].map((column) => `${invoice}.${column}`).join(', ')},
+   (SELECT COALESCE(sum(l.amount), 0)::text FROM invoice_lines l WHERE l.invoice_id = ${invoice}.id AND ${collectedLine('l', plans)}) AS stripe_total`;
+
+/** Whether Stripe collects this invoice: finalized, postpaid (a prepaid one was paid from the wallet), and something to pay on lines it collects. */
+export function collectedThroughStripe(invoice: InvoiceToCollect): boolean {
+  return invoice.status === 'finalized' && invoice.mode === 'postpaid' && BigInt(invoice.stripe_total) > 0n;
 }
 
 /**
@@ -52,7 +61,7 @@ export class StripeInvoicePush {
 
   async push(work: StripeWork): Promise<void> {
     const invoice = await this.invoice(work.item.subjectId);
-    if (!collectedThroughStripe(invoice, this.catalog())) return;
+    if (!collectedThroughStripe(invoice)) return;
     const stripeCustomerId = await this.customers.ensure(invoice.customer_id, work);
     let stripeInvoice = await this.existing(invoice, stripeCustomerId, work);
     const justCreated = !stripeInvoice;
@@ -90,7 +99,7 @@ export class StripeInvoicePush {
     return undefined;
   }
 
-  /** Adds the lines Stripe does not have yet; revenue-share lines are owed to partners, not billed. */
+  /** Adds the lines Stripe collects that it does not have yet. */
   private async addLines(invoice: InvoiceToCollect, stripeInvoiceId: string, stripeCustomerId: string, work: StripeWork, justCreated: boolean): Promise<void> {
     const present = new Set<string>();
     if (!justCreated) {
@@ -100,8 +109,8 @@ export class StripeInvoicePush {
       }
     }
     const lines = await this.db.query<LineRow>(
-      `SELECT position, kind, description, amount FROM invoice_lines WHERE invoice_id = $1 AND kind <> 'revenue_share' ORDER BY position`,
-      [invoice.id],
+      `SELECT position, kind, description, amount FROM invoice_lines l WHERE invoice_id = $1 AND ${collectedLine('l', '$2')} ORDER BY position`,
+      [invoice.id, meterModePlanIds(this.catalog())],
     );
     for (const line of lines) {
       const lineId = String(line.position);
@@ -122,10 +131,10 @@ export class StripeInvoicePush {
   }
 
   private async invoice(id: string): Promise<InvoiceToCollect> {
-    const [row] = await this.db.query<InvoiceToCollect>(
-      `SELECT id, customer_id, subscription_id, plan_id, period_start, period_end, currency, mode, status, total FROM invoices WHERE id = $1`,
-      [id],
-    );
+    const [row] = await this.db.query<InvoiceToCollect>(`SELECT ${invoiceToCollectColumns('i', '$2')} FROM invoices i WHERE i.id = $1`, [
+      id,
+      meterModePlanIds(this.catalog()),
+    ]);
     if (!row) throw notFound('invoice', id);
     return row;
   }

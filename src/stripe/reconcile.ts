@@ -6,7 +6,7 @@ import type { Queryable } from '../store/db.js';
 import { fromStripeAmount, toStripeAmount } from './amounts.js';
 import { customerIdMetadataKey, type StripeCustomers } from './customers.js';
 import type { Dunning } from './dunning.js';
-import { collectedThroughStripe, invoiceIdMetadataKey, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
+import { collectedThroughStripe, invoiceIdMetadataKey, invoiceToCollectColumns, meterModePlanIds, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
 import { enqueueStripeWork, type StripeOutbox } from './outbox.js';
 
 interface FoundInvoice {
@@ -77,14 +77,14 @@ export class StripeReconciler {
     }
 
     const ourInvoices = await this.db.query<InvoiceToCollect & { stripe_invoice_id: string | null; settled_at: Date | null }>(
-      `SELECT i.id, i.customer_id, i.subscription_id, i.plan_id, i.period_start, i.period_end, i.currency, i.mode, i.status, i.total,
-              s.stripe_invoice_id, s.settled_at
+      `SELECT ${invoiceToCollectColumns('i', '$1')}, s.stripe_invoice_id, s.settled_at
        FROM invoices i LEFT JOIN stripe_invoices s ON s.invoice_id = i.id
        WHERE i.status = 'finalized' ORDER BY i.id`,
+      [meterModePlanIds(this.catalog())],
     );
     const unrecorded: FoundInvoice[] = [];
     const unsettled: FoundInvoice[] = [];
-    for (const invoice of ourInvoices.filter((candidate) => collectedThroughStripe(candidate, this.catalog()))) {
+    for (const invoice of ourInvoices.filter(collectedThroughStripe)) {
       const found = stripeInvoices.get(invoice.id) ?? [];
       if (found.length > 1) report.invoices.duplicated.push({ invoiceId: invoice.id, stripeInvoiceIds: found.map((i) => i.id) });
       const stripeInvoice = found[0];
@@ -97,11 +97,11 @@ export class StripeReconciler {
         unrecorded.push({ invoice, stripeInvoice });
       }
       // Compared in Stripe's units, which are not always ours (ISK); reported in ours.
-      if (stripeInvoice.total !== toStripeAmount(invoice.total, invoice.currency)) {
+      if (stripeInvoice.total !== toStripeAmount(invoice.stripe_total, invoice.currency)) {
         report.invoices.amountMismatch.push({
           invoiceId: invoice.id,
           stripeInvoiceId: stripeInvoice.id,
-          ours: invoice.total,
+          ours: invoice.stripe_total,
           stripe: String(fromStripeAmount(stripeInvoice.total, invoice.currency)),
         });
       }

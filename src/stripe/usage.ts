@@ -5,6 +5,7 @@ import { invalid, notFound } from '../kernel/errors.js';
 import { periodContaining } from '../rating/period.js';
 import type { Queryable } from '../store/db.js';
 import type { StripeCustomers } from './customers.js';
+import { meterModePlanIds } from './invoices.js';
 import { enqueueStripeWork } from './outbox.js';
 import type { StripeWork } from './work.js';
 
@@ -39,7 +40,7 @@ export class StripeUsageReports {
 
   /** Queues a report for each meter-mode subscription period whose usage grew since it was last reported. */
   async enqueueGrown(): Promise<void> {
-    const meteredPlans = [...this.catalog().plans.values()].filter((plan) => plan.stripe?.meter_event_name).map((plan) => plan.id);
+    const meteredPlans = meterModePlanIds(this.catalog());
     if (meteredPlans.length === 0) return;
     const grown = await this.db.query<{ subscription_id: string; period_start: Date }>(
       `SELECT r.subscription_id, r.period_start
