@@ -11,6 +11,12 @@ const creationSkewSeconds = 300;
 
 /** Our customers as Stripe customers: created once, kept up to date, and mapped back for webhooks. */
 export class StripeCustomers {
+  /**
+   * Creates in flight, by our customer id. The sync runs work items concurrently (on the one leader replica), and
+   * items of one new customer with different key generations would otherwise both create it.
+   */
+  private readonly creating = new Map<string, Promise<string>>();
+
   constructor(
     private readonly db: Queryable,
     private readonly stripe: Stripe | undefined,
@@ -32,10 +38,28 @@ export class StripeCustomers {
    * our id, so its idempotency key always carries the same parameters; `sync` sets the rest.
    */
   async ensure(customerId: string, work: StripeWork): Promise<string> {
-    const known = await this.stripeIdOf(customerId);
-    if (known) return known;
+    let lookFirst = work.mayHaveApplied;
+    for (;;) {
+      const known = await this.stripeIdOf(customerId);
+      if (known) return known;
+      const inFlight = this.creating.get(customerId);
+      if (!inFlight) break;
+      // Another work item is creating this customer. If it fails, its create may still have been applied.
+      await inFlight.catch(() => {});
+      lookFirst = true;
+    }
+    const creation = this.create(customerId, work, lookFirst);
+    this.creating.set(customerId, creation);
+    try {
+      return await creation;
+    } finally {
+      this.creating.delete(customerId);
+    }
+  }
+
+  private async create(customerId: string, work: StripeWork, lookFirst: boolean): Promise<string> {
     const customer = await this.ours(customerId);
-    const found = work.mayHaveApplied ? await this.findTagged(customer) : undefined;
+    const found = lookFirst ? await this.findTagged(customer) : undefined;
     const stripeCustomer =
       found ??
       (await this.client().customers.create(
