@@ -373,6 +373,14 @@ describe.each(['embedded', 'production'] as const)('usage alerts (%s)', (mode) =
     expect((await service.admin('POST', `/v1/alerts/deliveries/${dead.id}/retry`)).status).toBe(409);
   });
 
+  it('refuses a webhook URL with a user name or password (fetch never sends to one), naming the field', async () => {
+    const customer = await subscribedCustomer('metered', { webhook: false });
+    const refused = await service.admin('PUT', `/v1/customers/${customer.id}/alert-webhook`, { url: 'https://hook:s3cret@hooks.example.com/alerts' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: 'invalid_request', field: 'url' });
+    expect(JSON.stringify(refused.body)).not.toContain('s3cret');
+  });
+
   it('times a silent webhook out and records that it got no answer', async () => {
     clock.set(at('2026-11-01T00:00:00Z'));
     const customer = await subscribedCustomer('metered');

@@ -114,5 +114,6 @@ export class AlertDeliveryWorker {
 function unreachable(error: unknown, timeoutMs: number): string {
   if (error instanceof DOMException && error.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return `connection failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`;
+  // Error texts may quote the URL, which may carry a token: it is never logged or stored.
+  return `connection failed: ${cause?.code ?? (cause?.message ?? (error as Error).message).replace(/\bhttps?:\/\/\S*/gi, '<webhook URL>')}`;
 }

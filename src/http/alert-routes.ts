@@ -50,7 +50,14 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
       summary: "Set the URL the customer's usage alerts are POSTed to; answers with a new signing secret, shown this once",
       tag: 'alerts',
       auth: 'admin',
-      body: z.object({ url: z.url({ protocol: /^https?$/ }) }).strict(),
+      body: z
+        .object({
+          url: z
+            .url({ protocol: /^https?$/ })
+            // fetch refuses such URLs, and a token belongs in the path or query, which are kept out of logs alike.
+            .refine((url) => !new URL(url).username && !new URL(url).password, 'must not carry a user name or password; put a token in the path or query'),
+        })
+        .strict(),
       response: webhookSchema.extend({ secret: z.string().describe('the signing secret (whsec_…): store it now, it is not shown again') }),
       handle: async ({ params, body }) => ({ status: 200, body: await alerts.webhooks.set(params.id!, body.url) }),
     }),
