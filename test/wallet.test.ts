@@ -140,6 +140,8 @@ describe.each(['embedded', 'production'] as const)('prepaid wallets (%s)', (mode
 
     const patched = await service.admin('PATCH', `/v1/customers/${id}/wallet`, { lowBalanceThreshold: '75.00' });
     expect(patched.body).toMatchObject({ lowBalanceThreshold: '75.00', lowBalance: true });
+    const wrong = await service.admin('PATCH', `/v1/customers/${id}/wallet`, { lowBalanceThreshold: '1.001' });
+    expect([wrong.status, wrong.body.error.field]).toEqual([400, 'lowBalanceThreshold']);
     expect((await topUp(id, '0', 'R-2')).status).toBe(400);
     // Beyond what the counters hold exactly (2^53 micro-cents, about $90M).
     expect((await topUp(id, '90071993.00', 'R-3')).body.error).toMatchObject({ code: 'invalid_request', field: 'amount' });

@@ -145,7 +145,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
       response: walletSchema,
       handle: async ({ params, body }) => {
         const currency = await currencyFor(params.id!, body.currency);
-        const threshold = parseMajorAmount(body.lowBalanceThreshold, currency);
+        const threshold = parseMajorAmount(body.lowBalanceThreshold, currency, 'lowBalanceThreshold');
         return { status: 200, body: walletView(await wallets.setLowBalanceThreshold(params.id!, currency, threshold)) };
       },
     }),

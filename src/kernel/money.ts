@@ -36,14 +36,14 @@ const SIGNED_DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
 /** A plain non-negative decimal such as "0.005": no sign, exponent or grouping. */
 export const NON_NEGATIVE_DECIMAL = /^\d+(?:\.\d+)?$/;
 
-/** Parses a major-unit amount ("49.00" → 4900n); more decimals than the currency has is an error. */
-export function parseMajorAmount(text: string, currency: CurrencyCode): bigint {
+/** Parses a major-unit amount ("49.00" → 4900n); more decimals than the currency has is an error, on `field`. */
+export function parseMajorAmount(text: string, currency: CurrencyCode, field = 'amount'): bigint {
   const match = SIGNED_DECIMAL.exec(text);
-  if (!match) throw invalid('amount', `"${text}" is not a decimal amount such as "49.00"`);
+  if (!match) throw invalid(field, `"${text}" is not a decimal amount such as "49.00"`);
   const [, sign, whole = '', fraction = ''] = match;
   const exponent = minorUnitExponent(currency);
   if (fraction.length > exponent) {
-    throw invalid('amount', `"${text}" has more decimals than ${currency} allows (${exponent})`);
+    throw invalid(field, `"${text}" has more decimals than ${currency} allows (${exponent})`);
   }
   const minor = BigInt(whole + fraction.padEnd(exponent, '0'));
   return sign === '-' ? -minor : minor;
