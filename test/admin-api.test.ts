@@ -101,7 +101,18 @@ describe('admin API', () => {
       expect((await service.admin('POST', '/v1/keys/key_nope/revoke')).status).toBe(404);
       expect((await service.admin('POST', '/v1/keys', { customer: 'nobody', plan: 'free' })).status).toBe(404);
       expect((await service.admin('GET', '/v1/nothing')).status).toBe(404);
+      expect((await service.admin('GET', '/v1/customers/nobody/alerts')).status).toBe(404);
       expect((await service.admin('DELETE', '/v1/customers')).status).toBe(405);
+    });
+
+    it('answers 400 for a page cursor past the range of row ids, and 404 for such an id', async () => {
+      const huge = '99999999999999999999999';
+      for (const path of [`/v1/alerts/deliveries?after=${huge}`, `/v1/stripe/outbox?after=${huge}`]) {
+        const response = await service.admin('GET', path);
+        expect([response.status, response.body.error?.field], path).toEqual([400, 'after']);
+      }
+      expect((await service.admin('POST', `/v1/alerts/deliveries/${huge}/retry`)).status).toBe(404);
+      expect((await service.admin('GET', '/v1/alerts/deliveries?after=9223372036854775807')).status).toBe(200);
     });
 
     it('answers 409 for a duplicate customer and a second subscription to the same product', async () => {

@@ -1,5 +1,6 @@
 /** Usage alerts fired (usage_alerts), and the event each one sends to the customer's webhook. */
 import { newId } from '../accounts/keys.js';
+import { notFound } from '../kernel/errors.js';
 import type { BillingPeriod } from '../rating/period.js';
 import type { Queryable } from '../store/db.js';
 import type { AlertType } from './thresholds.js';
@@ -84,6 +85,8 @@ export async function listAlerts(db: Queryable, customerId: string, limit: numbe
      WHERE a.customer_id = $1 ORDER BY a.fired_at DESC, a.id LIMIT $2`,
     [customerId, limit],
   );
+  // No alerts, or no such customer: the latter is a 404, as on every other route of a customer.
+  if (rows.length === 0 && (await db.query('SELECT 1 FROM customers WHERE id = $1', [customerId])).length === 0) throw notFound('customer', customerId);
   return rows.map((row) => ({
     event: alertEvent(toUsageAlert(row)),
     delivery: row.delivery_id === null ? null : { id: String(row.delivery_id), status: row.delivery_status!, attempts: row.delivery_attempts! },

@@ -4,7 +4,7 @@ import type { UsageAlerts } from '../alerts/alerts.js';
 import { deliveryStatuses } from '../alerts/deliveries.js';
 import { alertTypes } from '../alerts/thresholds.js';
 import { conflict, notFound } from '../kernel/errors.js';
-import { route, type Route } from './router.js';
+import { afterRowIdSchema, isRowId, route, type Route } from './router.js';
 
 const webhookSchema = z.object({
   customerId: z.string(),
@@ -105,7 +105,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
           customer: z.string().min(1).optional(),
           status: z.enum(deliveryStatuses).optional(),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
-          after: z.string().regex(/^\d+$/).optional(),
+          after: afterRowIdSchema,
         })
         .strict(),
       response: z.object({ data: z.array(deliverySchema) }),
@@ -123,7 +123,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
       response: deliverySchema,
       handle: async ({ params }) => {
         const id = params.id!;
-        const existing = /^\d+$/.test(id) ? await alerts.deliveries.get(id) : undefined;
+        const existing = isRowId(id) ? await alerts.deliveries.get(id) : undefined;
         if (!existing) throw notFound('alert delivery', id);
         const delivery = await alerts.deliveries.retryDead(id);
         if (!delivery) throw conflict(`alert delivery ${id} is ${existing.status}, not dead`);

@@ -16,7 +16,7 @@ import { invalid, notFound } from '../kernel/errors.js';
 import { CURRENCY_CODES, formatMajor, parseMajorAmount, type CurrencyCode } from '../kernel/money.js';
 import { quote } from '../rating/quote.js';
 import type { Db } from '../store/db.js';
-import { route, type Route } from './router.js';
+import { afterRowIdSchema, route, type Route } from './router.js';
 
 export interface BillingRouteDependencies {
   accounts: AccountsService;
@@ -182,7 +182,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
         .object({
           currency: currencySchema.optional(),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
-          after: z.string().regex(/^\d+$/).optional(),
+          after: afterRowIdSchema,
         })
         .strict(),
       response: z.object({ data: z.array(entrySchema) }),

@@ -3,7 +3,7 @@ import { conflict, notFound, TollgateError } from '../kernel/errors.js';
 import { CURRENCY_CODES } from '../kernel/money.js';
 import type { StripeIntegration } from '../stripe/integration.js';
 import { stripeWorkKinds } from '../stripe/outbox.js';
-import { route, type Route } from './router.js';
+import { afterRowIdSchema, isRowId, route, type Route } from './router.js';
 
 const outboxItemSchema = z.object({
   id: z.string(),
@@ -78,7 +78,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
           status: z.enum(['pending', 'done', 'dead']).optional(),
           kind: z.enum(stripeWorkKinds).optional(),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
-          after: z.string().regex(/^\d+$/).optional(),
+          after: afterRowIdSchema,
         })
         .strict(),
       response: z.object({ data: z.array(outboxItemSchema) }),
@@ -93,7 +93,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
       response: outboxItemSchema,
       handle: async ({ params }) => {
         const id = params.id!;
-        const existing = /^\d+$/.test(id) ? await stripe.outbox.get(id) : undefined;
+        const existing = isRowId(id) ? await stripe.outbox.get(id) : undefined;
         if (!existing) throw notFound('outbox item', id);
         const [item] = await stripe.outbox.retryDead(id);
         if (!item) throw conflict(`outbox item ${id} is ${existing.status}, not dead`);
