@@ -180,6 +180,12 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       stopping = true;
       grpc.health.setStatus('', 'NOT_SERVING');
       grpc.health.setStatus(checkServiceName, 'NOT_SERVING');
+      if (config.shutdownDelayMs > 0) {
+        // Not ready, still serving: until Kubernetes and the proxies have taken this replica out of their endpoints,
+        // Checks and access logs keep arriving, and refusing them would fail requests.
+        logger.info({ delayMs: config.shutdownDelayMs }, 'not ready; still serving until the delay is over');
+        await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+      }
       // Refuse new calls first, then end the ALS streams (Envoy reopens them elsewhere) so draining need not wait.
       const grpcDrained = grpc.shutdown(config.shutdownGraceMs);
       metering.receiver.endStreams();

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { parseCatalog } from '../src/catalog/load.js';
+import { loadConfig } from '../src/config/config.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const kubectl = process.env['TOLLGATE_TEST_KUBECTL'] ?? 'kubectl';
@@ -113,6 +114,14 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
     expect(container.args).toEqual(['serve']);
     expect(config['TOLLGATE_GRPC_PORT']).toBe('9001');
     expect(config['TOLLGATE_HTTP_PORT']).toBe('8080');
+  });
+
+  it('keeps serving, not ready, while the pod leaves the endpoints, and drains within the grace period', () => {
+    const delayMs = Number(config['TOLLGATE_SHUTDOWN_DELAY_MS']);
+    // A terminating pod leaves its Service's endpoints at once; the delay is for the proxies to hear of it.
+    expect(delayMs).toBeGreaterThanOrEqual(5_000);
+    const drainMs = Number(config['TOLLGATE_SHUTDOWN_GRACE_MS'] ?? loadConfig({}).shutdownGraceMs);
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(delayMs + 2 * drainMs);
   });
 
   it('runs as non-root on a read-only root filesystem, writing only its data dir and /tmp', () => {
@@ -256,13 +265,16 @@ describe('deploy/istio', () => {
     expect(seconds(envoyExtAuthz.grpc_service.timeout)).toBe(seconds(extAuthz.timeout));
   });
 
-  it('sends /api/* of the API workload through the ext_authz provider and its logs to the ALS provider', () => {
+  it('sends every request of the API workload through the ext_authz provider and its logs to the ALS provider', () => {
     const policy = only(manifests, 'AuthorizationPolicy');
     expect(policy.apiVersion).toBe('security.istio.io/v1');
     expect(policy.spec.action).toBe('CUSTOM');
     expect(providers.has(policy.spec.provider.name)).toBe(true);
     expect(providers.get(policy.spec.provider.name).envoyExtAuthzGrpc).toBeDefined();
-    expect(policy.spec.rules).toEqual([{ to: [{ operation: { paths: ['/api/*'] } }] }]);
+    expect(policy.spec.rules).toEqual([{}]);
+    // Paths reach the Check as Envoy routes them, with slashes merged as envoy/envoy.yaml does.
+    expect(mesh.pathNormalization).toEqual({ normalization: 'MERGE_SLASHES' });
+    expect(readYaml('envoy/envoy.yaml').static_resources.listeners[0].filter_chains[0].filters[0].typed_config.merge_slashes).toBe(true);
 
     const telemetry = only(manifests, 'Telemetry');
     expect(telemetry.apiVersion).toBe('telemetry.istio.io/v1');

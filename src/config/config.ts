@@ -24,6 +24,7 @@ const envSchema = z.object({
   TOLLGATE_KEY_FROM_BEARER: z.stringbool().default(true),
   TOLLGATE_HEADER_PREFIX: z.string().toLowerCase().default('x-tollgate-'),
   TOLLGATE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(250),
+  TOLLGATE_SHUTDOWN_DELAY_MS: z.coerce.number().int().nonnegative().default(0),
   TOLLGATE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   TOLLGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TOLLGATE_BILLING_INTERVAL_MS: z.coerce.number().int().nonnegative().default(30_000),
@@ -70,6 +71,8 @@ export interface Config {
   keys: { header: string; fromBearer: boolean };
   headerPrefix: string;
   syncIntervalMs: number;
+  /** After SIGTERM, how long to go on serving while reporting not ready, before draining. */
+  shutdownDelayMs: number;
   shutdownGraceMs: number;
   logLevel: Env['TOLLGATE_LOG_LEVEL'];
   metering: { spoolFsyncMs: number; spoolMaxBytes: number; batchSize: number; flushIntervalMs: number };
@@ -134,6 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keys: { header: e.TOLLGATE_KEY_HEADER, fromBearer: e.TOLLGATE_KEY_FROM_BEARER },
     headerPrefix: e.TOLLGATE_HEADER_PREFIX,
     syncIntervalMs: e.TOLLGATE_SYNC_INTERVAL_MS,
+    shutdownDelayMs: e.TOLLGATE_SHUTDOWN_DELAY_MS,
     shutdownGraceMs: e.TOLLGATE_SHUTDOWN_GRACE_MS,
     logLevel: e.TOLLGATE_LOG_LEVEL,
     metering: {
