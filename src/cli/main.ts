@@ -343,6 +343,14 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export async function run(argv: string[]): Promise<void> {
+  // A reader that stops early (`tollgate … | head`) ends the command quietly, as for any Unix tool; the server's
+  // log stream is left alone.
+  if (argv[0] !== 'serve') {
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
   try {
     const code = await main(argv);
     if (code >= 0) process.exitCode = code;
