@@ -19,13 +19,13 @@ let jwksServer: Server;
 let jwksUrl: string;
 let jwksRequests = 0;
 
-async function token(claims: Record<string, unknown>, options: { key?: CryptoKey; kid?: string; exp?: number; nbf?: number; iss?: string; aud?: string } = {}) {
+async function token(claims: Record<string, unknown>, options: { key?: CryptoKey; kid?: string; exp?: number | null; nbf?: number; iss?: string; aud?: string } = {}) {
   let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: 'ES256', kid: options.kid ?? 'k1' })
     .setIssuer(options.iss ?? issuer)
     .setAudience(options.aud ?? audience)
-    .setIssuedAt(Math.floor(now / 1000))
-    .setExpirationTime(options.exp ?? Math.floor(now / 1000) + 300);
+    .setIssuedAt(Math.floor(now / 1000));
+  if (options.exp !== null) jwt = jwt.setExpirationTime(options.exp ?? Math.floor(now / 1000) + 300);
   if (options.nbf) jwt = jwt.setNotBefore(options.nbf);
   return jwt.sign(options.key ?? signing);
 }
@@ -75,6 +75,7 @@ describe.each(['file', 'url'] as const)('JWT verification with a JWKS %s', (sour
     ['a token signed by another key', () => token({ client_id: 'c' }, { key: stranger }), 'token_invalid_signature'],
     ['a token for another audience', () => token({ client_id: 'c' }, { aud: 'billing-api' }), 'token_invalid_claims'],
     ['a token from another issuer', () => token({ client_id: 'c' }, { iss: 'https://evil.example.com/' }), 'token_invalid_claims'],
+    ['a token without an expiry, which would be good forever', () => token({ client_id: 'c' }, { exp: null }), 'token_invalid_claims'],
     ['a token without the client claim', () => token({ sub: 'c' }), 'token_missing_client'],
     ['garbage', async () => 'aaa.bbb.ccc', 'token_malformed'],
   ])('rejects %s', async (_case, make, failure) => {

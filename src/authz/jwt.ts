@@ -21,14 +21,14 @@ export interface JwtSettings {
 
 export type JwtFailure = 'token_expired' | 'token_not_yet_valid' | 'token_invalid_signature' | 'token_invalid_claims' | 'token_malformed' | 'token_missing_client' | 'jwks_unavailable';
 
-export type JwtResult = { ok: true; clientId: string; expiresAt: number | undefined } | { ok: false; failure: JwtFailure; message: string };
+export type JwtResult = { ok: true; clientId: string; expiresAt: number } | { ok: false; failure: JwtFailure; message: string };
 
 const jwtShape = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 export const looksLikeJwt = (token: string) => jwtShape.test(token);
 
 /** Verifies bearer JWTs, remembering successful verifications until the token expires (bounded). */
 export class JwtVerifier {
-  private readonly verified = new Map<string, { clientId: string; expiresAt: number | undefined }>();
+  private readonly verified = new Map<string, { clientId: string; expiresAt: number }>();
 
   private constructor(
     private readonly keys: JWTVerifyGetKey,
@@ -48,7 +48,7 @@ export class JwtVerifier {
   async verify(token: string): Promise<JwtResult> {
     const cacheKey = createHash('sha256').update(token).digest('base64url');
     const cached = this.verified.get(cacheKey);
-    if (cached && (cached.expiresAt === undefined || cached.expiresAt > this.now())) return { ok: true, ...cached };
+    if (cached && cached.expiresAt > this.now()) return { ok: true, ...cached };
     if (cached) this.verified.delete(cacheKey);
     try {
       const { payload } = await jwtVerify(token, this.keys, {
@@ -56,12 +56,14 @@ export class JwtVerifier {
         ...(this.settings.audience ? { audience: this.settings.audience } : {}),
         clockTolerance: this.settings.clockToleranceSeconds,
         currentDate: new Date(this.now()),
+        // A token without an expiry would be good (and cached) forever.
+        requiredClaims: ['exp'],
       });
       const clientId = payload[this.settings.claim];
       if (typeof clientId !== 'string' || clientId.length === 0) {
         return { ok: false, failure: 'token_missing_client', message: `The token has no "${this.settings.claim}" claim.` };
       }
-      const result = { clientId, expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000 };
+      const result = { clientId, expiresAt: payload.exp! * 1000 };
       if (this.verified.size >= this.cacheSize) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(cacheKey, result);
       return { ok: true, ...result };
@@ -75,7 +77,8 @@ function describeFailure(error: unknown): { failure: JwtFailure; message: string
   if (error instanceof errors.JWTExpired) return { failure: 'token_expired', message: 'The token has expired.' };
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === 'nbf') return { failure: 'token_not_yet_valid', message: 'The token is not valid yet.' };
-    return { failure: 'token_invalid_claims', message: `The token's "${error.claim}" claim is not accepted.` };
+    const problem = error.reason === 'missing' ? `The token has no "${error.claim}" claim.` : `The token's "${error.claim}" claim is not accepted.`;
+    return { failure: 'token_invalid_claims', message: problem };
   }
   if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JWKSNoMatchingKey) {
     return { failure: 'token_invalid_signature', message: 'The token signature does not verify against the configured keys.' };
