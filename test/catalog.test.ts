@@ -79,6 +79,20 @@ describe('catalog loading', () => {
     ]);
   });
 
+  it('refuses what would never match or never count: hosts with a scheme or port, routes taken twice, windows past a year', () => {
+    const problems = problemsOf(fixture('never-matching'));
+    expect(problems.map((p) => [p.path, p.line])).toEqual([
+      ['products[0].hosts[1]', 5],
+      ['products[0].hosts[2]', 5],
+      ['products[0].hosts[3]', 5],
+      ['plans[0].rate_limits[0].window', 16],
+      ['products[0].endpoints[1].path', 8],
+      ['products[0].endpoints[2].path', 9],
+    ]);
+    expect(problems[4]!.message).toBe('endpoint "get-item" already has GET /v1/items/:item_id');
+    expect(problems[3]!.message).toMatch(/at most 366d/);
+  });
+
   it('refuses a missing file with a clear error', () => {
     const [problem] = problemsOf('test/fixtures/catalog/does-not-exist.yaml');
     expect(problem!.message).toMatch(/cannot read/);

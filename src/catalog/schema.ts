@@ -8,14 +8,18 @@ const id = z
 
 const durationUnitsMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** "10s", "1m", "1h", "1d" → milliseconds. */
+/** The longest rate-limit window: past any real plan, and well inside what a Redis key expiry takes. */
+const maxDurationMs = 366 * durationUnitsMs.d;
+
+/** "10s", "1m", "1h", "1d" → milliseconds, at most 366 days. */
 export const durationSchema = z
   .string()
   .regex(/^[1-9]\d*(ms|s|m|h|d)$/, 'must be a duration such as 1s, 1m, 1h or 1d')
   .transform((text) => {
     const [, amount, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(text)!;
     return Number(amount) * durationUnitsMs[unit as keyof typeof durationUnitsMs];
-  });
+  })
+  .refine((ms) => ms <= maxDurationMs, 'must be at most 366d');
 
 const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*']);
 
@@ -56,8 +60,16 @@ const productSchema = z
     id,
     name: z.string().min(1),
     description: z.string().optional(),
-    // Host names are case-insensitive; requests' hosts are matched lower-cased.
-    hosts: z.array(z.string().min(1).toLowerCase()).min(1).default(['*']),
+    // Host names are case-insensitive; requests' hosts are matched lower-cased, without their port.
+    hosts: z
+      .array(
+        z
+          .string()
+          .toLowerCase()
+          .regex(/^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)$/, 'must be a host name (no scheme or port), "*.example.com" or "*"'),
+      )
+      .min(1)
+      .default(['*']),
     approval: z.enum(['auto', 'manual']).default('auto'),
     endpoints: z.array(endpointSchema).min(1),
     capture: z.array(captureSchema).optional(),
@@ -136,9 +148,26 @@ export const catalogSchema = z
     };
     reportDuplicates(catalog.products.map((p) => p.id), (i) => ['products', i, 'id'], 'product');
     reportDuplicates(catalog.plans.map((p) => p.id), (i) => ['plans', i, 'id'], 'plan');
-    catalog.products.forEach((product, p) =>
-      reportDuplicates(product.endpoints.map((e) => e.id), (i) => ['products', p, 'endpoints', i, 'id'], 'endpoint'),
-    );
+    catalog.products.forEach((product, p) => {
+      reportDuplicates(product.endpoints.map((e) => e.id), (i) => ['products', p, 'endpoints', i, 'id'], 'endpoint');
+      // One route, one endpoint: a later one would silently take an earlier one's calls (parameter names aside).
+      const routes = new Map<string, string>();
+      product.endpoints.forEach((endpoint, e) => {
+        const shape = endpoint.path
+          .split('/')
+          .filter((segment) => segment.length > 0)
+          .map((segment) => (segment.startsWith(':') ? ':' : segment))
+          .join('/');
+        for (const method of endpoint.method) {
+          const route = `${method} /${shape}`;
+          const taken = routes.get(route);
+          if (taken !== undefined) {
+            ctx.addIssue({ code: 'custom', path: ['products', p, 'endpoints', e, 'path'], message: `endpoint "${taken}" already has ${method} ${endpoint.path}` });
+          }
+          routes.set(route, endpoint.id);
+        }
+      });
+    });
 
     const products = new Map(catalog.products.map((p) => [p.id, p]));
     catalog.plans.forEach((plan, p) => {
