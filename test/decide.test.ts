@@ -118,7 +118,8 @@ describe('conclude', () => {
 
   it('denies 429 with Retry-After rounded up to whole seconds', () => {
     const decision = conclude(admitted(), answer({ allowed: false, remaining: 0, retryAfterMs: 4_001 }), request('GET', '/api/v1/pets'), options, 'https://up');
-    expect(decision).toMatchObject({ allowed: false, status: 429, code: 'rate_limited', headers: { 'retry-after': '5' } });
+    // The quota let it through, but the denied request counted nothing: 900 after it would have been 901 without it.
+    expect(decision).toMatchObject({ allowed: false, status: 429, code: 'rate_limited', headers: { 'retry-after': '5', 'x-quota-remaining': '901' } });
     expect((decision as Deny).body).toMatchObject({ error: { limit: 10, window: '1m', retry_after_seconds: 5, upgrade_url: 'https://up', plan: 'free' } });
   });
 

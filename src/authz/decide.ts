@@ -157,19 +157,21 @@ export function conclude(
   }
   const outcomes = 'outcomes' in answer ? answer.outcomes : [];
   // The tightest rate limit and the quota are reported to the client (this runs on every Check: one plain loop).
-  let tightest: LimitOutcome | undefined;
-  let quota: LimitOutcome | undefined;
+  let tightest = -1;
+  let quota = -1;
   for (let i = 0; i < outcomes.length; i++) {
     const kind = admitted.limits[i]!.kind;
-    const outcome = outcomes[i]!;
-    if (kind === 'sliding' && (!tightest || outcome.remaining < tightest.remaining)) tightest = outcome;
-    else if (kind === 'period') quota = outcome;
+    if (kind === 'sliding' && (tightest === -1 || outcomes[i]!.remaining < outcomes[tightest]!.remaining)) tightest = i;
+    else if (kind === 'period') quota = i;
   }
+  const denied = 'allowed' in answer && !answer.allowed;
+  // A denied request counted nothing: what the limits that let it through report must not include it.
+  const reported = (i: number) => (denied ? uncounted(outcomes[i]!, admitted.limits[i]!) : outcomes[i]!);
   const headers: Record<string, string> = {};
-  if (tightest) addRateLimitHeaders(headers, tightest, plan);
-  if (quota) addQuotaHeaders(headers, quota);
+  if (tightest !== -1) addRateLimitHeaders(headers, reported(tightest), plan);
+  if (quota !== -1) addQuotaHeaders(headers, reported(quota));
 
-  if ('allowed' in answer && !answer.allowed) {
+  if (denied) {
     const blockedIndex = lastingBlock(outcomes, admitted.limits);
     const blocked = outcomes[blockedIndex]!;
     const retryAfter = String(Math.max(1, Math.ceil(blocked.retryAfterMs / 1000)));
@@ -292,6 +294,11 @@ const windowUnits: [number, string][] = [
   [60_000, 'm'],
   [1_000, 's'],
 ];
+
+/** An outcome that let the request through, for a request another limit denied: without this request's cost. */
+function uncounted(outcome: LimitOutcome, limit: { cost: number }): LimitOutcome {
+  return outcome.allowed ? { ...outcome, remaining: Math.min(outcome.limit, outcome.remaining + limit.cost) } : outcome;
+}
 
 /**
  * Of the limits that blocked a request, the one a client must wait out (or act on) longest, so that retrying after
