@@ -379,6 +379,10 @@ describe.each(['embedded', 'production'] as const)('usage alerts (%s)', (mode) =
     expect(refused.status).toBe(400);
     expect(refused.body.error).toMatchObject({ code: 'invalid_request', field: 'url' });
     expect(JSON.stringify(refused.body)).not.toContain('s3cret');
+    for (const url of ['not a url', 'http://']) {
+      const malformed = await service.admin('PUT', `/v1/customers/${customer.id}/alert-webhook`, { url });
+      expect([malformed.status, malformed.body.error?.field], url).toEqual([400, 'url']);
+    }
   });
 
   it('times a silent webhook out and records that it got no answer', async () => {

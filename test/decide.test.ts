@@ -154,6 +154,21 @@ describe('conclude', () => {
     expect((longer as Deny).body).toMatchObject({ error: { window: '1m', retry_after_seconds: 42 } });
     const shorter = conclude(enterprise.next, windows(900, 300), request('GET', '/api/v1/pets'), options, undefined);
     expect((shorter as Deny).body).toMatchObject({ error: { window: '1s', retry_after_seconds: 1 } });
+
+    // A prepaid plan with a quota too: an empty wallet outlasts any quota period, since no wait refills it.
+    const prepaid = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'pay-per-call' })));
+    if (!prepaid.admitted) throw new Error('expected admission');
+    const quotaLimit = { kind: 'period' as const, name: 'quota', limit: 1000, periodStart: 0, periodEnd: now + 86_400_000, cost: 1, enforce: true };
+    const walletAndQuota: ConsumeResult = {
+      allowed: false,
+      outcomes: [
+        { name: 'minute', allowed: true, limit: 600, remaining: 500, resetMs: 60_000, retryAfterMs: 0 },
+        { name: 'wallet', allowed: false, limit: 0, remaining: 0, resetMs: 0, retryAfterMs: 0 },
+        { name: 'quota', allowed: false, limit: 1000, remaining: 0, resetMs: 86_400_000, retryAfterMs: 86_400_000 },
+      ],
+    };
+    const emptyWallet = conclude({ ...prepaid.next, limits: [...prepaid.next.limits, quotaLimit] }, walletAndQuota, request('GET', '/api/v1/pets'), options, undefined);
+    expect(emptyWallet).toMatchObject({ status: 402, code: 'wallet_exhausted' });
   });
 
   it('applies the counter store failure modes', () => {

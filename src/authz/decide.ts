@@ -302,22 +302,20 @@ function uncounted(outcome: LimitOutcome, limit: { cost: number }): LimitOutcome
 
 /**
  * Of the limits that blocked a request, the one a client must wait out (or act on) longest, so that retrying after
- * its Retry-After can succeed: a quota or wallet before any rate limit, then the longest wait.
+ * its Retry-After can succeed: an empty wallet (no wait refills it), then a used-up quota, then the rate limit with
+ * the longest wait.
  */
 function lastingBlock(outcomes: readonly LimitOutcome[], limits: readonly { kind: string }[]): number {
   let lasting = -1;
   for (let i = 0; i < outcomes.length; i++) {
     if (outcomes[i]!.allowed) continue;
-    if (lasting === -1) {
-      lasting = i;
-      continue;
-    }
-    const rateLimit = limits[i]!.kind === 'sliding';
-    const lastingIsRateLimit = limits[lasting]!.kind === 'sliding';
-    if (rateLimit === lastingIsRateLimit ? outcomes[i]!.retryAfterMs > outcomes[lasting]!.retryAfterMs : lastingIsRateLimit) lasting = i;
+    if (lasting === -1 || blockRank(limits[i]!.kind) > blockRank(limits[lasting]!.kind)) lasting = i;
+    else if (limits[i]!.kind === limits[lasting]!.kind && outcomes[i]!.retryAfterMs > outcomes[lasting]!.retryAfterMs) lasting = i;
   }
   return lasting;
 }
+
+const blockRank = (kind: string) => (kind === 'wallet' ? 2 : kind === 'period' ? 1 : 0);
 
 export function formatWindow(ms: number): string {
   const unit = windowUnits.find(([size]) => ms % size === 0);

@@ -42,6 +42,12 @@ const deliverySchema = z.object({
   createdAt: z.string(),
 });
 
+/** True unless the URL names a user or password (a URL that does not parse is z.url()'s to report). */
+function withoutCredentials(url: string): boolean {
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  return !parsed?.username && !parsed?.password;
+}
+
 export function alertRoutes(alerts: UsageAlerts): Route[] {
   return [
     route({
@@ -55,7 +61,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
           url: z
             .url({ protocol: /^https?$/ })
             // fetch refuses such URLs, and a token belongs in the path or query, which are kept out of logs alike.
-            .refine((url) => !new URL(url).username && !new URL(url).password, 'must not carry a user name or password; put a token in the path or query'),
+            .refine(withoutCredentials, 'must not carry a user name or password; put a token in the path or query'),
         })
         .strict(),
       response: webhookSchema.extend({ secret: z.string().describe('the signing secret (whsec_…): store it now, it is not shown again') }),
