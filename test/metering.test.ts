@@ -11,10 +11,8 @@ import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
 import type { HttpAccessLogEntryWire } from '../src/metering/als-wire.js';
 import { toUsageEvent, type MeteringContext, type UsageEvent } from '../src/metering/event.js';
 import { decodeCopyRow, encodeEventRow, isEventRow } from '../src/metering/event-rows.js';
-import { UsageMeter } from '../src/metering/meter.js';
 import { DbUsageSink, PostgresUsageSink, type UsageSink } from '../src/metering/sink.js';
 import { Spool } from '../src/metering/spool.js';
-import { createMetrics } from '../src/metrics/metrics.js';
 import { migrate } from '../src/store/migrations.js';
 import type { Db } from '../src/store/db.js';
 import { PgliteDb } from '../src/store/pglite.js';
@@ -331,6 +329,24 @@ describe('metering on PGlite', () => {
   it('sets aside only the events the database refuses, and stores the rest of their segment and the segments around it', () =>
     setsAsideOnlyRefusedEvents(new DbUsageSink(db), db));
 
+  it('spends a bounded number of writes on a segment the database refuses throughout, then sets the rest aside', async () => {
+    let writes = 0;
+    const { meter, metrics, dir } = pgliteMeter(db, {
+      batchSize: 1_000,
+      wrap: (sink) => ({
+        write: () => (writes++, Promise.reject(Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' }))),
+        close: () => sink.close(),
+      }),
+    });
+    meter.record(Array.from({ length: 1_000 }, (_, i) => eventOf({ requestId: `x${i}`, authz: allowed(`x${i}`) })));
+    await meter.flush();
+    // The whole segment, then at most 128 halves.
+    expect(writes).toBeLessThanOrEqual(129);
+    const [file] = readdirSync(join(dir, 'rejected'));
+    expect(readFileSync(join(dir, 'rejected', file!), 'utf8').split('\n').filter(Boolean)).toHaveLength(1_000);
+    expect((await metrics.usageEventsRejected.get()).values[0]!.value).toBe(1_000);
+  });
+
   it('never lets a later process replace what an earlier one set aside', async () => {
     const refusing = (sink: UsageSink): UsageSink => ({
       write: () => Promise.reject(Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' })),
@@ -341,17 +357,10 @@ describe('metering on PGlite', () => {
     await first.meter.flush();
     await first.meter.stop(1_000);
     // The same spool directory, as after a restart: segment numbers start again from 1.
-    const second = new UsageMeter(
-      new Spool({ dir: first.dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger }),
-      refusing(new DbUsageSink(db)),
-      createMetrics(),
-      silentLogger,
-      { batchSize: 1, flushIntervalMs: 60_000, maxSpoolBytes: 1 << 30 },
-    );
-    second.start();
-    second.record([eventOf({ requestId: 'second', authz: allowed('second') })]);
-    await second.flush();
-    await second.stop(1_000);
+    const second = pgliteMeter(db, { batchSize: 1, wrap: refusing, dir: first.dir });
+    second.meter.record([eventOf({ requestId: 'second', authz: allowed('second') })]);
+    await second.meter.flush();
+    await second.meter.stop(1_000);
     const kept = readdirSync(join(first.dir, 'rejected')).map((file) => decodeCopyRow(readFileSync(join(first.dir, 'rejected', file), 'utf8').trim())[0]);
     expect(kept.sort()).toEqual(['first', 'second']);
   });

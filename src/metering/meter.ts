@@ -22,8 +22,11 @@ type MeterMetrics = Pick<
 /** When behind, up to this many segments go into one transaction: fewer round trips while catching up. */
 const segmentsPerWrite = 5;
 const maxRetryDelayMs = 5_000;
-/** Writes spent finding the rows of a refused segment (enough for about thirty refused rows among 50,000). */
-const maxSalvageAttempts = 1_000;
+/**
+ * Writes spent finding the rows of a refused segment: enough for a few refused rows among 50,000 (about 32 each);
+ * a segment full of them costs no more than this before the rest is set aside.
+ */
+const maxSalvageAttempts = 128;
 
 /**
  * Moves usage events from the spool into the database: every event is appended to the spool first, segments are
@@ -178,17 +181,20 @@ export class UsageMeter {
         this.isolating = true;
         return;
       }
-      const salvage = await this.salvage(contents.flatMap((content) => splitRows(content.chunks)), { attemptsLeft: maxSalvageAttempts });
-      const file = this.spool.setAside(batch[0]!, salvage.refused);
+      const salvage = { inserted: 0, refused: [] as Buffer[], unexamined: [] as Buffer[], attemptsLeft: maxSalvageAttempts };
+      await this.salvage(contents.flatMap((content) => splitRows(content.chunks)), salvage);
+      const setAside = [...salvage.refused, ...salvage.unexamined];
+      const file = this.spool.setAside(batch[0]!, setAside);
       this.isolating = false;
-      this.metrics.usageFlushFailures.inc({ outcome: 'rejected' });
-      this.metrics.usageEventsStored.inc(salvage.inserted);
-      this.metrics.usageEventsDuplicate.inc(events - salvage.inserted - salvage.refused.length);
-      this.metrics.usageEventsRejected.inc(salvage.refused.length);
-      this.logger.error(
-        { err: (error as Error).message, file, rejected: salvage.refused.length, stored: salvage.inserted },
-        'the database refused usage events; they are set aside, the rest of their segment is stored',
-      );
+      this.metrics.usageEventsDuplicate.inc(events - salvage.inserted - setAside.length);
+      if (setAside.length > 0) {
+        this.metrics.usageFlushFailures.inc({ outcome: 'rejected' });
+        this.metrics.usageEventsRejected.inc(setAside.length);
+        this.logger.error(
+          { err: (error as Error).message, file, refused: salvage.refused.length, unexamined: salvage.unexamined.length, stored: salvage.inserted },
+          'the database refused usage events; they are set aside, the rest of their segment is stored',
+        );
+      }
       if (!this.saturated) this.releaseDrainWaiters();
       return;
     }
@@ -201,26 +207,31 @@ export class UsageMeter {
 
   /**
    * Stores what it can of rows the database refused together: each half is written on its own, and a refused half
-   * split again, until the refused rows stand alone (about two writes per refused row and halving). Past the
-   * attempt budget, a refused part is set aside whole. A failure other than a refusal is thrown: the segment stays
-   * in the spool and is written again later, its stored rows then skipped as duplicates.
+   * split again, until the refused rows stand alone (about two writes per refused row and halving). Once the attempt
+   * budget is spent, a refused part is set aside unexamined. A failure other than a refusal is thrown: the segment
+   * stays in the spool and is written again later, its stored rows then skipped as duplicates.
    */
-  private async salvage(rows: Buffer[], budget: { attemptsLeft: number }): Promise<{ inserted: number; refused: Buffer[] }> {
-    if (rows.length <= 1 || budget.attemptsLeft <= 0) return { inserted: 0, refused: rows };
+  private async salvage(rows: Buffer[], salvage: { inserted: number; refused: Buffer[]; unexamined: Buffer[]; attemptsLeft: number }): Promise<void> {
+    if (rows.length <= 1) {
+      salvage.refused.push(...rows);
+      return;
+    }
     const middle = rows.length >> 1;
-    const result = { inserted: 0, refused: [] as Buffer[] };
     for (const half of [rows.slice(0, middle), rows.slice(middle)]) {
-      budget.attemptsLeft -= 1;
+      if (salvage.attemptsLeft <= 0) {
+        salvage.unexamined.push(...half);
+        continue;
+      }
+      salvage.attemptsLeft -= 1;
       try {
-        result.inserted += await this.sink.write([Buffer.concat(half)]);
+        const inserted = await this.sink.write([Buffer.concat(half)]);
+        salvage.inserted += inserted;
+        this.metrics.usageEventsStored.inc(inserted);
       } catch (error) {
         if (!refusedByDatabase(error)) throw error;
-        const inner = await this.salvage(half, budget);
-        result.inserted += inner.inserted;
-        result.refused.push(...inner.refused);
+        await this.salvage(half, salvage);
       }
     }
-    return result;
   }
 
   private recovered(): void {

@@ -14,6 +14,8 @@ export interface TestMeterOptions {
   maxSpoolBytes?: number;
   /** Wraps the sink, e.g. to fail or hold back writes. */
   wrap?: (sink: UsageSink) => UsageSink;
+  /** An existing spool directory (as after a restart), left in place; else a fresh one, removed after the test. */
+  dir?: string;
 }
 
 /**
@@ -22,8 +24,8 @@ export interface TestMeterOptions {
  * onto `cleanups`, which the caller runs in reverse order after each test.
  */
 export function startTestMeter(sink: UsageSink, options: TestMeterOptions, cleanups: (() => Promise<void> | void)[]) {
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-spool-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'tollgate-spool-'));
+  if (!options.dir) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
   const metrics = createMetrics();
   const meter = new UsageMeter(spool, options.wrap ? options.wrap(sink) : sink, metrics, silentLogger, {
