@@ -282,10 +282,14 @@ describe('Stripe sync', () => {
     const report = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
     expect(report.body.invoices.amountMismatch).toEqual([]);
     // A real difference is still found, and given in our units.
-    stripe.state.invoices.get(inStripe[0]!.id)!.total = 480_000;
-    const drifted = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
-    expect(drifted.body.invoices.amountMismatch).toEqual([{ invoiceId: invoice!.id, stripeInvoiceId: inStripe[0]!.id, ours: '4900', stripe: '4800' }]);
-    stripe.state.invoices.get(inStripe[0]!.id)!.total = 490_000;
+    const drift = stripe.state.invoices.get(inStripe[0]!.id)!;
+    drift.total = 480_000;
+    try {
+      const drifted = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+      expect(drifted.body.invoices.amountMismatch).toEqual([{ invoiceId: invoice!.id, stripeInvoiceId: inStripe[0]!.id, ours: '4900', stripe: '4800' }]);
+    } finally {
+      drift.total = 490_000;
+    }
   }, 30_000);
 
   it('bills only the part of a period after a move out of meter mode: Stripe billed the meter-mode plan itself', async () => {

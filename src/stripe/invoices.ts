@@ -11,11 +11,11 @@ import type { StripeWork } from './work.js';
 export const invoiceIdMetadataKey = 'tollgate_invoice_id';
 const lineMetadataKey = 'tollgate_line';
 
-/** The columns of an invoice that collecting it through Stripe reads, and `stripe_total`: the part Stripe collects. */
-export type InvoiceToCollect = Pick<
-  InvoiceRow,
-  'id' | 'customer_id' | 'subscription_id' | 'plan_id' | 'period_start' | 'period_end' | 'currency' | 'mode' | 'status' | 'total'
-> & { stripe_total: string };
+/** The columns of an invoice that collecting it through Stripe reads. */
+const columnsToCollect = ['id', 'customer_id', 'subscription_id', 'plan_id', 'period_start', 'period_end', 'currency', 'mode', 'status', 'total'] as const;
+
+/** An invoice as collecting it through Stripe reads it, with `stripe_total`: the part Stripe collects. */
+export type InvoiceToCollect = Pick<InvoiceRow, (typeof columnsToCollect)[number]> & { stripe_total: string };
 
 interface LineRow {
   position: number;
@@ -38,10 +38,13 @@ const collectedLine = (line: string, plans: string) => `${line}.kind <> 'revenue
 
 /** SQL: the columns of InvoiceToCollect for invoice `invoice`, with meter-mode plan ids in the parameter `plans`. */
 export const invoiceToCollectColumns = (invoice: string, plans: string) =>
-  `${['id', 'customer_id', 'subscription_id', 'plan_id', 'period_start', 'period_end', 'currency', 'mode', 'status', 'total'].map((column) => `${invoice}.${column}`).join(', ')},
+  `${columnsToCollect.map((column) => `${invoice}.${column}`).join(', ')},
    (SELECT COALESCE(sum(l.amount), 0)::text FROM invoice_lines l WHERE l.invoice_id = ${invoice}.id AND ${collectedLine('l', plans)}) AS stripe_total`;
 
-/** Whether Stripe collects this invoice: finalized, postpaid (a prepaid one was paid from the wallet), and something to pay on lines it collects. */
+/**
+ * Whether Stripe collects this invoice: finalized, postpaid (a prepaid one was paid from the wallet), and something
+ * to pay on the lines it collects.
+ */
 export function collectedThroughStripe(invoice: InvoiceToCollect): boolean {
   return invoice.status === 'finalized' && invoice.mode === 'postpaid' && BigInt(invoice.stripe_total) > 0n;
 }
