@@ -57,8 +57,10 @@ export interface App {
   wallets: WalletService;
   ratingLoop: RatingLoop;
   alerts: UsageAlerts;
-  /** Drains and stops everything; safe to call twice. */
+  /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
+  /** Ends the shutdown delay of a stop under way, so that draining starts now. */
+  drainNow(): void;
 }
 
 export interface AppOverrides {
@@ -175,6 +177,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   logger.info({ port: http.port }, 'HTTP listening (admin API, /metrics, /readyz)');
 
   let stopped: Promise<void> | undefined;
+  /** Ends the shutdown delay early (a second signal); does nothing before or after it. */
+  let drainNow = () => {};
   const stop = () =>
     (stopped ??= (async () => {
       stopping = true;
@@ -184,7 +188,14 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
         // Not ready, still serving: until Kubernetes and the proxies have taken this replica out of their endpoints,
         // Checks and access logs keep arriving, and refusing them would fail requests.
         logger.info({ delayMs: config.shutdownDelayMs }, 'not ready; still serving until the delay is over');
-        await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, config.shutdownDelayMs);
+          drainNow = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        drainNow = () => {};
       }
       // Refuse new calls first, then end the ALS streams (Envoy reopens them elsewhere) so draining need not wait.
       const grpcDrained = grpc.shutdown(config.shutdownGraceMs);
@@ -201,7 +212,23 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       logger.info('stopped');
     })());
 
-  return { config, catalog, db, accounts, identities, metrics, grpc, http, metering, stripe, wallets: wallet, ratingLoop, alerts, stop };
+  return {
+    config,
+    catalog,
+    db,
+    accounts,
+    identities,
+    metrics,
+    grpc,
+    http,
+    metering,
+    stripe,
+    wallets: wallet,
+    ratingLoop,
+    alerts,
+    stop,
+    drainNow: () => drainNow(),
+  };
 }
 
 /** Without TOLLGATE_ADMIN_TOKEN, a random token is kept in the data directory (mode 0600) for the local CLI. */

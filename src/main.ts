@@ -25,10 +25,18 @@ export async function serve(): Promise<void> {
     logger.fatal({ err: (error as Error).stack }, 'start failed');
     process.exit(1);
   }
-  const shutdown = (signal: string) => {
+  let signalled = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      // A second signal ends TOLLGATE_SHUTDOWN_DELAY_MS early; the drain itself always runs.
+      logger.info({ signal }, 'draining now');
+      app.drainNow();
+      return;
+    }
+    signalled = true;
     logger.info({ signal }, 'draining');
     void app.stop().then(() => process.exit(0));
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
 }

@@ -72,8 +72,8 @@ describe('SIGTERM', () => {
     expect(server.output).toContain('"msg":"stopped"');
   });
 
-  it('with a shutdown delay, reports not ready but goes on answering Checks until the delay is over', async () => {
-    const { child, grpcPort, httpPort, exited } = await serve({ TOLLGATE_SHUTDOWN_DELAY_MS: '1500' });
+  it('with a shutdown delay, reports not ready but goes on answering Checks, until the delay is over or a second signal', async () => {
+    const { child, grpcPort, httpPort, exited } = await serve({ TOLLGATE_SHUTDOWN_DELAY_MS: '60000' });
     const envoy = new FakeEnvoy(`127.0.0.1:${grpcPort}`);
     expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
     child.kill('SIGTERM');
@@ -84,6 +84,10 @@ describe('SIGTERM', () => {
     expect((await late.check({ method: 'GET', path: '/api/v1/pets' })).httpStatus).toBe(401);
     late.close();
     envoy.close();
+    // A second signal drains at once, well before the minute is over.
+    const secondSignal = Date.now();
+    child.kill('SIGTERM');
     expect(await exited).toBe(0);
+    expect(Date.now() - secondSignal).toBeLessThan(20_000);
   });
 });
