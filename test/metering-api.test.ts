@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main.js';
+import { ManualClock } from '../src/kernel/clock.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
@@ -139,5 +140,27 @@ describe('usage reports', () => {
     const [usage, reconciliation] = printed.map((text) => JSON.parse(text));
     expect(usage.subscriptions[0].totals.units).toBe(13);
     expect(reconciliation.subscriptions[0].meteredUnits).toBe(13);
+  });
+});
+
+describe('usage of a past period', () => {
+  const clock = new ManualClock(Date.parse('2026-10-01T00:00:00Z'));
+  let past: TestApp;
+  beforeAll(async () => {
+    past = await startTestApp({ mode: 'embedded', clock });
+  });
+  afterAll(async () => {
+    await past?.close();
+  });
+
+  it('shows the plan and quota it was counted under, not the plan the subscription has now', async () => {
+    await past.admin('POST', '/v1/customers', { id: 'upgraded', name: 'Upgraded' });
+    const { apiKey } = (await past.admin('POST', '/v1/keys', { customer: 'upgraded', plan: 'free' })).body;
+    clock.set(Date.parse('2026-11-05T00:00:00Z'));
+    expect((await past.admin('POST', `/v1/subscriptions/${apiKey.subscriptionId}/change-plan`, { plan: 'pro' })).status).toBe(200);
+    const october = (await past.admin('GET', '/v1/customers/upgraded/usage?period=2026-10')).body.subscriptions[0];
+    expect(october).toMatchObject({ planId: 'free', quota: { limit: 1_000 } });
+    const november = (await past.admin('GET', '/v1/customers/upgraded/usage')).body.subscriptions[0];
+    expect(november).toMatchObject({ planId: 'pro', quota: { limit: 50_000 } });
   });
 });

@@ -1,6 +1,8 @@
 import type { AccountsService } from '../accounts/service.js';
 import type { Subscription } from '../accounts/types.js';
 import { quotaCounterName } from '../authz/decide.js';
+import { loadSubscriptionHistory } from '../billing/histories.js';
+import { planAt } from '../billing/period-invoice.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import { invalid, TollgateError } from '../kernel/errors.js';
@@ -92,17 +94,19 @@ export class UsageService {
       .map((subscription) => ({ subscription, period: periodOf(Date.parse(subscription.periodAnchor)) }))
       .filter(({ subscription, period }) => alive(subscription, period));
     const rows = await this.rollups(customerId, subscriptions);
+    const planIds = await Promise.all(subscriptions.map(({ subscription, period }) => this.planInForce(subscription, period, now)));
     return {
       customerId,
-      subscriptions: subscriptions.map(({ subscription, period }) => {
+      subscriptions: subscriptions.map(({ subscription, period }, i) => {
         const endpoints = rows
           .filter((row) => row.subscription_id === subscription.id)
           .map((row) => ({ endpointId: row.endpoint_id || null, ...totalsOf(row) }));
         const totals = sumTotals(endpoints);
-        const plan = this.deps.catalog().plan(subscription.planId);
+        const planId = planIds[i]!;
+        const plan = this.deps.catalog().plan(planId);
         return {
           subscriptionId: subscription.id,
-          planId: subscription.planId,
+          planId,
           productId: subscription.productId,
           status: subscription.status,
           period: isoPeriod(period),
@@ -114,6 +118,13 @@ export class UsageService {
         };
       }),
     };
+  }
+
+  /** The plan a period's usage was counted and rated under: the one in force at its end (now, for the current one). */
+  private async planInForce(subscription: Subscription, period: { end: number }, now: number): Promise<string> {
+    if (period.end > now) return subscription.planId;
+    const history = await loadSubscriptionHistory(this.deps.db, subscription.id);
+    return history ? planAt(history, period.end - 1) : subscription.planId;
   }
 
   /** For each active subscription, the Check's quota counter for the current period against the metered units. */
