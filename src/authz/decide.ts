@@ -166,10 +166,9 @@ export function conclude(
   }
   const denied = 'allowed' in answer && !answer.allowed;
   // A denied request counted nothing: what the limits that let it through report must not include it.
-  const reported = (i: number) => (denied ? uncounted(outcomes[i]!, admitted.limits[i]!) : outcomes[i]!);
   const headers: Record<string, string> = {};
-  if (tightest !== -1) addRateLimitHeaders(headers, reported(tightest), plan);
-  if (quota !== -1) addQuotaHeaders(headers, reported(quota));
+  if (tightest !== -1) addRateLimitHeaders(headers, denied ? uncounted(outcomes[tightest]!, admitted.limits[tightest]!) : outcomes[tightest]!, plan);
+  if (quota !== -1) addQuotaHeaders(headers, denied ? uncounted(outcomes[quota]!, admitted.limits[quota]!) : outcomes[quota]!);
 
   if (denied) {
     const blockedIndex = lastingBlock(outcomes, admitted.limits);
