@@ -340,11 +340,29 @@ describe('metering on PGlite', () => {
     });
     meter.record(Array.from({ length: 1_000 }, (_, i) => eventOf({ requestId: `x${i}`, authz: allowed(`x${i}`) })));
     await meter.flush();
-    // The whole segment, then at most 128 halves.
-    expect(writes).toBeLessThanOrEqual(129);
+    // The whole segment, then at most 1,000 halves split, and one write for each half left untried on the way up.
+    expect(writes).toBeLessThanOrEqual(1 + 1_000 + 10);
     const [file] = readdirSync(join(dir, 'rejected'));
     expect(readFileSync(join(dir, 'rejected', file!), 'utf8').split('\n').filter(Boolean)).toHaveLength(1_000);
     expect((await metrics.usageEventsRejected.get()).values[0]!.value).toBe(1_000);
+  });
+
+  it('stores every event of a segment but the few the database refuses, however they are scattered', async () => {
+    const { meter, metrics, dir } = pgliteMeter(db, { batchSize: 2_000 });
+    const poisoned = new Set([3, 250, 251, 700, 1_023, 1_024, 1_500, 1_777, 1_998, 1_999]);
+    meter.record(
+      Array.from({ length: 2_000 }, (_, i) => {
+        const event = eventOf({ requestId: `y${i}`, authz: allowed(`y${i}`) });
+        return poisoned.has(i) ? { ...event, captured: { note: '\ud83d' } } : event;
+      }),
+    );
+    await meter.flush();
+    const [stored] = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM usage_events WHERE request_id LIKE 'y%'`);
+    expect(stored!.count).toBe(1_990);
+    const [file] = readdirSync(join(dir, 'rejected'));
+    const setAside = readFileSync(join(dir, 'rejected', file!), 'utf8').split('\n').filter(Boolean).map((row) => decodeCopyRow(row)[0]);
+    expect(setAside.sort()).toEqual([...poisoned].map((i) => `y${i}`).sort());
+    expect((await metrics.usageEventsRejected.get()).values[0]!.value).toBe(10);
   });
 
   it('never lets a later process replace what an earlier one set aside', async () => {

@@ -23,10 +23,11 @@ type MeterMetrics = Pick<
 const segmentsPerWrite = 5;
 const maxRetryDelayMs = 5_000;
 /**
- * Writes spent finding the rows of a refused segment: enough for a few refused rows among 50,000 (about 32 each);
- * a segment full of them costs no more than this before the rest is set aside.
+ * Writes spent splitting a refused segment: enough to isolate about thirty refused rows among 50,000 (about 32
+ * writes each). A segment refused throughout costs this many writes (plus one per level left) before the rest of it
+ * is set aside.
  */
-const maxSalvageAttempts = 128;
+const maxSalvageAttempts = 1_000;
 
 /**
  * Moves usage events from the spool into the database: every event is appended to the spool first, segments are
@@ -207,21 +208,18 @@ export class UsageMeter {
 
   /**
    * Stores what it can of rows the database refused together: each half is written on its own, and a refused half
-   * split again, until the refused rows stand alone (about two writes per refused row and halving). Once the attempt
-   * budget is spent, a refused part is set aside unexamined. A failure other than a refusal is thrown: the segment
-   * stays in the spool and is written again later, its stored rows then skipped as duplicates.
+   * split again, until the refused rows stand alone (about two writes per refused row and halving). Every half is
+   * written at least once; once the budget of writes is spent, a refused half is no longer split but set aside as it
+   * is. A failure other than a refusal is thrown: the segment stays in the spool and is written again later, its
+   * stored rows then skipped as duplicates.
    */
   private async salvage(rows: Buffer[], salvage: { inserted: number; refused: Buffer[]; unexamined: Buffer[]; attemptsLeft: number }): Promise<void> {
-    if (rows.length <= 1) {
+    if (rows.length === 1) {
       salvage.refused.push(...rows);
       return;
     }
     const middle = rows.length >> 1;
     for (const half of [rows.slice(0, middle), rows.slice(middle)]) {
-      if (salvage.attemptsLeft <= 0) {
-        salvage.unexamined.push(...half);
-        continue;
-      }
       salvage.attemptsLeft -= 1;
       try {
         const inserted = await this.sink.write([Buffer.concat(half)]);
@@ -229,7 +227,9 @@ export class UsageMeter {
         this.metrics.usageEventsStored.inc(inserted);
       } catch (error) {
         if (!refusedByDatabase(error)) throw error;
-        await this.salvage(half, salvage);
+        if (half.length === 1) salvage.refused.push(...half);
+        else if (salvage.attemptsLeft > 0) await this.salvage(half, salvage);
+        else salvage.unexamined.push(...half);
       }
     }
   }
