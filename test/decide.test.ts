@@ -167,6 +167,21 @@ describe('conclude', () => {
         { name: 'quota', allowed: false, limit: 1000, remaining: 0, resetMs: 86_400_000, retryAfterMs: 86_400_000 },
       ],
     };
+    // The 1 s window blocks; the minute window let it through with nothing left after it: the headers name the block,
+    // and an overage quota already past its limit still shows nothing left.
+    const secondBlocks: ConsumeResult = {
+      allowed: false,
+      outcomes: [
+        { name: 'minute', allowed: true, limit: 1000, remaining: 0, resetMs: 60_000, retryAfterMs: 0 },
+        { name: 'second', allowed: false, limit: 50, remaining: 0, resetMs: 1_000, retryAfterMs: 400 },
+        { name: 'quota', allowed: true, limit: 1_000_000, remaining: 0, resetMs: 86_400_000, retryAfterMs: 0 },
+      ],
+    };
+    expect(conclude(enterprise.next, secondBlocks, request('GET', '/api/v1/pets'), options, undefined)).toMatchObject({
+      status: 429,
+      headers: { 'ratelimit-limit': '50', 'ratelimit-remaining': '0', 'x-quota-remaining': '0', 'retry-after': '1' },
+    });
+
     const emptyWallet = conclude({ ...prepaid.next, limits: [...prepaid.next.limits, quotaLimit] }, walletAndQuota, request('GET', '/api/v1/pets'), options, undefined);
     expect(emptyWallet).toMatchObject({ status: 402, code: 'wallet_exhausted' });
   });

@@ -161,7 +161,7 @@ export function conclude(
   let quota = -1;
   for (let i = 0; i < outcomes.length; i++) {
     const kind = admitted.limits[i]!.kind;
-    if (kind === 'sliding' && (tightest === -1 || outcomes[i]!.remaining < outcomes[tightest]!.remaining)) tightest = i;
+    if (kind === 'sliding' && (tightest === -1 || tighter(outcomes[i]!, outcomes[tightest]!))) tightest = i;
     else if (kind === 'period') quota = i;
   }
   const denied = 'allowed' in answer && !answer.allowed;
@@ -294,9 +294,17 @@ const windowUnits: [number, string][] = [
   [1_000, 's'],
 ];
 
-/** An outcome that let the request through, for a request another limit denied: without this request's cost. */
+/** The rate limit to report: one that blocked, else the one with the least left. */
+function tighter(candidate: LimitOutcome, than: LimitOutcome): boolean {
+  return candidate.allowed === than.allowed ? candidate.remaining < than.remaining : !candidate.allowed;
+}
+
+/**
+ * An outcome that let the request through, for a request another limit denied: without this request's cost. A
+ * remaining of 0 may have been clamped (an overage quota past its limit), so it stays 0 rather than guess.
+ */
 function uncounted(outcome: LimitOutcome, limit: { cost: number }): LimitOutcome {
-  return outcome.allowed ? { ...outcome, remaining: Math.min(outcome.limit, outcome.remaining + limit.cost) } : outcome;
+  return outcome.allowed && outcome.remaining > 0 ? { ...outcome, remaining: Math.min(outcome.limit, outcome.remaining + limit.cost) } : outcome;
 }
 
 /**
