@@ -85,11 +85,12 @@ describe('catalog loading', () => {
       ['products[0].hosts[1]', 5],
       ['products[0].hosts[2]', 5],
       ['products[0].hosts[3]', 5],
-      ['plans[0].rate_limits[0].window', 16],
+      ['plans[0].rate_limits[0].window', 17],
       ['products[0].endpoints[1].path', 8],
-      ['products[0].endpoints[2].path', 9],
+      ['products[0].endpoints[3].path', 10],
     ]);
     expect(problems[4]!.message).toBe('endpoint "get-item" already has GET /v1/items/:item_id');
+    expect(problems[5]!.message).toBe('endpoint "any" already has * /v1/echo');
     expect(problems[3]!.message).toMatch(/at most 366d/);
   });
 

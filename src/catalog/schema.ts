@@ -161,7 +161,8 @@ export const catalogSchema = z
         for (const method of endpoint.method) {
           const route = `${method} /${shape}`;
           const taken = routes.get(route);
-          if (taken !== undefined) {
+          // A method listed twice in one endpoint is only repeated, not taken from another endpoint.
+          if (taken !== undefined && taken !== endpoint.id) {
             ctx.addIssue({ code: 'custom', path: ['products', p, 'endpoints', e, 'path'], message: `endpoint "${taken}" already has ${method} ${endpoint.path}` });
           }
           routes.set(route, endpoint.id);
