@@ -39,13 +39,13 @@ export interface Route<Body = unknown, Query = unknown> {
   handle(context: RequestContext<Body, Query>): Promise<Reply>;
 }
 
-/** Declares a route with its body and query types inferred from their schemas. */
 /** Whether text is a row id of a bigserial column: digits, within PostgreSQL's bigint (a larger one is an error there). */
 export const isRowId = (text: string) => /^\d{1,19}$/.test(text) && BigInt(text) <= 9_223_372_036_854_775_807n;
 
 /** An `after` cursor: the last row id of the previous page. */
 export const afterRowIdSchema = z.string().refine(isRowId, 'must be a row id, a whole number up to 9223372036854775807').optional();
 
+/** Declares a route with its body and query types inferred from their schemas. */
 export const route = <Body = undefined, Query = Record<string, string>>(definition: Route<Body, Query>) =>
   definition as unknown as Route;
 
