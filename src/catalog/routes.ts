@@ -16,14 +16,18 @@ interface TrieNode {
 
 const newNode = (): TrieNode => ({ statics: new Map(), methods: new Map() });
 
-function insert(root: TrieNode, endpoint: EndpointDocument): void {
+/** Puts an endpoint in the trie; `onTaken` hears of each method slot another endpoint already had (it is replaced). */
+function insert(root: TrieNode, endpoint: EndpointDocument, onTaken?: (method: string, taken: EndpointDocument) => void): void {
+  const claim = (slots: Map<string, EndpointDocument>) => {
+    for (const method of endpoint.method) {
+      const taken = slots.get(method);
+      if (taken && taken !== endpoint) onTaken?.(method, taken);
+      slots.set(method, endpoint);
+    }
+  };
   let node = root;
   for (const segment of splitPath(endpoint.path)) {
-    if (segment === '*') {
-      node.wildcard ??= new Map();
-      for (const method of endpoint.method) node.wildcard.set(method, endpoint);
-      return;
-    }
+    if (segment === '*') return claim((node.wildcard ??= new Map()));
     if (segment.startsWith(':')) node = node.param ??= newNode();
     else {
       let next = node.statics.get(segment);
@@ -31,7 +35,18 @@ function insert(root: TrieNode, endpoint: EndpointDocument): void {
       node = next;
     }
   }
-  for (const method of endpoint.method) node.methods.set(method, endpoint);
+  claim(node.methods);
+}
+
+/**
+ * The routes of a product's endpoints that an earlier endpoint already has (a method on the same path, whatever its
+ * parameters are named): the later endpoint would take all of those calls.
+ */
+export function takenRoutes(endpoints: readonly EndpointDocument[]): { index: number; method: string; taken: EndpointDocument }[] {
+  const root = newNode();
+  const found: { index: number; method: string; taken: EndpointDocument }[] = [];
+  endpoints.forEach((endpoint, index) => insert(root, endpoint, (method, taken) => found.push({ index, method, taken })));
+  return found;
 }
 
 const byMethod = (table: Map<string, EndpointDocument> | undefined, method: string) =>

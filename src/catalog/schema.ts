@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { alertsSchema, checkPlanAlerts } from '../alerts/thresholds.js';
 import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/schema.js';
+import { takenRoutes } from './routes.js';
 
 const id = z
   .string()
@@ -150,24 +151,10 @@ export const catalogSchema = z
     reportDuplicates(catalog.plans.map((p) => p.id), (i) => ['plans', i, 'id'], 'plan');
     catalog.products.forEach((product, p) => {
       reportDuplicates(product.endpoints.map((e) => e.id), (i) => ['products', p, 'endpoints', i, 'id'], 'endpoint');
-      // One route, one endpoint: a later one would silently take an earlier one's calls (parameter names aside).
-      const routes = new Map<string, string>();
-      product.endpoints.forEach((endpoint, e) => {
-        const shape = endpoint.path
-          .split('/')
-          .filter((segment) => segment.length > 0)
-          .map((segment) => (segment.startsWith(':') ? ':' : segment))
-          .join('/');
-        for (const method of endpoint.method) {
-          const route = `${method} /${shape}`;
-          const taken = routes.get(route);
-          // A method listed twice in one endpoint is only repeated, not taken from another endpoint.
-          if (taken !== undefined && taken !== endpoint.id) {
-            ctx.addIssue({ code: 'custom', path: ['products', p, 'endpoints', e, 'path'], message: `endpoint "${taken}" already has ${method} ${endpoint.path}` });
-          }
-          routes.set(route, endpoint.id);
-        }
-      });
+      for (const { index, method, taken } of takenRoutes(product.endpoints)) {
+        const path = product.endpoints[index]!.path;
+        ctx.addIssue({ code: 'custom', path: ['products', p, 'endpoints', index, 'path'], message: `endpoint "${taken.id}" already has ${method} ${path}` });
+      }
     });
 
     const products = new Map(catalog.products.map((p) => [p.id, p]));
