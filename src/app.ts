@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { IdentityCache } from './accounts/identity-cache.js';
 import { AccountsService } from './accounts/service.js';
 import { startUsageAlerts, type UsageAlerts } from './alerts/alerts.js';
@@ -59,7 +60,7 @@ export interface App {
   alerts: UsageAlerts;
   /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
-  /** Ends the shutdown delay of a stop under way, so that draining starts now. */
+  /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
   drainNow(): void;
 }
 
@@ -177,8 +178,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   logger.info({ port: http.port }, 'HTTP listening (admin API, /metrics, /readyz)');
 
   let stopped: Promise<void> | undefined;
-  /** Ends the shutdown delay early (a second signal); does nothing before or after it. */
-  let drainNow = () => {};
+  /** Aborted to end the shutdown delay early (a second signal). */
+  const shutdownDelay = new AbortController();
   const stop = () =>
     (stopped ??= (async () => {
       stopping = true;
@@ -188,14 +189,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
         // Not ready, still serving: until Kubernetes and the proxies have taken this replica out of their endpoints,
         // Checks and access logs keep arriving, and refusing them would fail requests.
         logger.info({ delayMs: config.shutdownDelayMs }, 'not ready; still serving until the delay is over');
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, config.shutdownDelayMs);
-          drainNow = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        drainNow = () => {};
+        await sleep(config.shutdownDelayMs, undefined, { signal: shutdownDelay.signal }).catch(() => {});
       }
       // Refuse new calls first, then end the ALS streams (Envoy reopens them elsewhere) so draining need not wait.
       const grpcDrained = grpc.shutdown(config.shutdownGraceMs);
@@ -227,7 +221,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     ratingLoop,
     alerts,
     stop,
-    drainNow: () => drainNow(),
+    drainNow: () => shutdownDelay.abort(),
   };
 }
 
