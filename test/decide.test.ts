@@ -6,6 +6,7 @@ import type { Deny } from '../src/authz/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { periodContaining } from '../src/rating/period.js';
 import type { ConsumeResult } from '../src/quota/store.js';
+import type { LimitOutcome } from '../src/quota/window.js';
 
 /** The Check's pure core, decision by decision, with no I/O. */
 
@@ -106,6 +107,10 @@ describe('conclude', () => {
     ],
   });
 
+  const passed = (name: string, limit: number, remaining: number, resetMs: number): LimitOutcome => ({ name, allowed: true, limit, remaining, resetMs, retryAfterMs: 0 });
+  const blocked = (name: string, limit: number, resetMs: number, retryAfterMs: number): LimitOutcome => ({ name, allowed: false, limit, remaining: 0, resetMs, retryAfterMs });
+  const denied = (...outcomes: LimitOutcome[]): ConsumeResult => ({ allowed: false, outcomes });
+
   it('allows with identity headers that overwrite client copies and removes other spoofed ones', () => {
     const decision = conclude(admitted(), answer({ allowed: true, remaining: 7 }), request('GET', '/api/v1/pets', { 'x-api-key': 'k', 'x-tollgate-plan-id': 'enterprise', 'x-tollgate-debug': '1' }), options, undefined);
     expect(decision).toMatchObject({
@@ -141,47 +146,27 @@ describe('conclude', () => {
     const enterprise = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'enterprise' })));
     if (!enterprise.admitted) throw new Error('expected admission');
     // Enterprise: 1,000 a minute, then 50 a second; both windows are used up.
-    const windows = (secondMs: number, minuteMs: number): ConsumeResult => ({
-      allowed: false,
-      outcomes: [
-        { name: 'minute', allowed: false, limit: 1000, remaining: 0, resetMs: minuteMs, retryAfterMs: minuteMs },
-        { name: 'second', allowed: false, limit: 50, remaining: 0, resetMs: secondMs, retryAfterMs: secondMs },
-        { name: 'quota', allowed: true, limit: 1_000_000, remaining: 10, resetMs: 0, retryAfterMs: 0 },
-      ],
-    });
+    const windows = (secondMs: number, minuteMs: number) =>
+      denied(blocked('minute', 1000, minuteMs, minuteMs), blocked('second', 50, secondMs, secondMs), passed('quota', 1_000_000, 10, 0));
     const longer = conclude(enterprise.next, windows(800, 42_000), request('GET', '/api/v1/pets'), options, undefined);
     expect(longer).toMatchObject({ status: 429, code: 'rate_limited', headers: { 'retry-after': '42' } });
     expect((longer as Deny).body).toMatchObject({ error: { window: '1m', retry_after_seconds: 42 } });
     const shorter = conclude(enterprise.next, windows(900, 300), request('GET', '/api/v1/pets'), options, undefined);
     expect((shorter as Deny).body).toMatchObject({ error: { window: '1s', retry_after_seconds: 1 } });
 
-    // A prepaid plan with a quota too: an empty wallet outlasts any quota period, since no wait refills it.
-    const prepaid = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'pay-per-call' })));
-    if (!prepaid.admitted) throw new Error('expected admission');
-    const quotaLimit = { kind: 'period' as const, name: 'quota', limit: 1000, periodStart: 0, periodEnd: now + 86_400_000, cost: 1, enforce: true };
-    const walletAndQuota: ConsumeResult = {
-      allowed: false,
-      outcomes: [
-        { name: 'minute', allowed: true, limit: 600, remaining: 500, resetMs: 60_000, retryAfterMs: 0 },
-        { name: 'wallet', allowed: false, limit: 0, remaining: 0, resetMs: 0, retryAfterMs: 0 },
-        { name: 'quota', allowed: false, limit: 1000, remaining: 0, resetMs: 86_400_000, retryAfterMs: 86_400_000 },
-      ],
-    };
     // The 1 s window blocks; the minute window let it through with nothing left after it: the headers name the block,
     // and an overage quota already past its limit still shows nothing left.
-    const secondBlocks: ConsumeResult = {
-      allowed: false,
-      outcomes: [
-        { name: 'minute', allowed: true, limit: 1000, remaining: 0, resetMs: 60_000, retryAfterMs: 0 },
-        { name: 'second', allowed: false, limit: 50, remaining: 0, resetMs: 1_000, retryAfterMs: 400 },
-        { name: 'quota', allowed: true, limit: 1_000_000, remaining: 0, resetMs: 86_400_000, retryAfterMs: 0 },
-      ],
-    };
+    const secondBlocks = denied(passed('minute', 1000, 0, 60_000), blocked('second', 50, 1_000, 400), passed('quota', 1_000_000, 0, 86_400_000));
     expect(conclude(enterprise.next, secondBlocks, request('GET', '/api/v1/pets'), options, undefined)).toMatchObject({
       status: 429,
       headers: { 'ratelimit-limit': '50', 'ratelimit-remaining': '0', 'x-quota-remaining': '0', 'retry-after': '1' },
     });
 
+    // A prepaid plan with a quota too: an empty wallet outlasts any quota period, since no wait refills it.
+    const prepaid = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'pay-per-call' })));
+    if (!prepaid.admitted) throw new Error('expected admission');
+    const quotaLimit = { kind: 'period' as const, name: 'quota', limit: 1000, periodStart: 0, periodEnd: now + 86_400_000, cost: 1, enforce: true };
+    const walletAndQuota = denied(passed('minute', 600, 500, 60_000), blocked('wallet', 0, 0, 0), blocked('quota', 1000, 86_400_000, 86_400_000));
     const emptyWallet = conclude({ ...prepaid.next, limits: [...prepaid.next.limits, quotaLimit] }, walletAndQuota, request('GET', '/api/v1/pets'), options, undefined);
     expect(emptyWallet).toMatchObject({ status: 402, code: 'wallet_exhausted' });
   });
