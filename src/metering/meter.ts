@@ -218,6 +218,10 @@ export class UsageMeter {
       salvage.refused.push(...rows);
       return;
     }
+    if (salvage.attemptsLeft <= 0) {
+      salvage.unexamined.push(...rows);
+      return;
+    }
     const middle = rows.length >> 1;
     for (const half of [rows.slice(0, middle), rows.slice(middle)]) {
       salvage.attemptsLeft -= 1;
@@ -227,9 +231,7 @@ export class UsageMeter {
         this.metrics.usageEventsStored.inc(inserted);
       } catch (error) {
         if (!refusedByDatabase(error)) throw error;
-        if (half.length === 1) salvage.refused.push(...half);
-        else if (salvage.attemptsLeft > 0) await this.salvage(half, salvage);
-        else salvage.unexamined.push(...half);
+        await this.salvage(half, salvage);
       }
     }
   }
