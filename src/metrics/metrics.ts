@@ -73,7 +73,7 @@ export function createMetrics(registry = new Registry()) {
     }),
     usageEventsRejected: new Counter({
       name: 'tollgate_usage_events_rejected_total',
-      help: 'Usage events the database refused (a data error no retry can fix), set aside in the spool\'s rejected/ directory.',
+      help: 'Usage events set aside in the spool\'s rejected/ directory: those the database refused (a data error no retry can fix), and good ones left among refused rows once the search for them had spent its writes.',
       registers: [registry],
     }),
     usageFlushDuration: new Histogram({
