@@ -84,6 +84,29 @@ describe('admit', () => {
     ]);
   });
 
+  it("shares one limits array among a key's calls to an endpoint, and builds a new one when its plan, subscription or period changes", () => {
+    const free = identity();
+    const limitsFor = (resolved: Identity, path = '/api/v1/pets', at = now) => {
+      const admission = admit(request('GET', path), { ...context(resolved), now: at });
+      if (!admission.admitted) throw new Error('expected admission');
+      return admission.next.limits;
+    };
+    const first = limitsFor(free);
+    expect(limitsFor(free)).toBe(first);
+    expect(limitsFor(free, '/api/v1/pets/7')).not.toBe(first);
+
+    const nextPeriod = limitsFor(free, '/api/v1/pets', Date.UTC(2026, 11, 5));
+    expect(nextPeriod).not.toBe(first);
+    expect(nextPeriod.find((limit) => limit.kind === 'period')).toMatchObject({ periodStart: Date.UTC(2026, 11, 3) });
+
+    // The identity cache replaces a changed subscription with a new object, and the key keeps its own.
+    const upgraded: Identity = { ...free, subscription: { ...free.subscription!, planId: 'pro' } };
+    const pro = limitsFor(upgraded);
+    expect(pro).not.toBe(first);
+    expect(pro.find((limit) => limit.kind === 'sliding')).toMatchObject({ limit: 100 });
+    expect(limitsFor(upgraded)).toBe(pro);
+  });
+
   it('takes the key from Authorization: Bearer unless that is turned off', () => {
     expect(extractKey({ authorization: 'Bearer abc' }, options)).toBe('abc');
     expect(extractKey({ authorization: 'bearer   abc ' }, options)).toBe('abc');

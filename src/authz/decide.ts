@@ -1,5 +1,6 @@
 import type { Catalog, Plan } from '../catalog/catalog.js';
 import type { RouteMatch } from '../catalog/routes.js';
+import type { EndpointDocument } from '../catalog/schema.js';
 import type { CustomerState, Identity, KeyState, SubscriptionState } from '../accounts/identity-cache.js';
 import type { ConsumeResult } from '../quota/store.js';
 import type { Limit, LimitOutcome } from '../quota/window.js';
@@ -48,7 +49,8 @@ export interface Admitted {
   period: Period;
   /** Counter scope: one customer's counters share it (and one Redis Cluster slot). */
   scope: string;
-  limits: Limit[];
+  /** Shared by every Check of one key on one endpoint within a period (see limitsOf): never modified. */
+  limits: readonly Limit[];
   metadata: DecisionMetadata;
 }
 
@@ -108,26 +110,7 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   }
 
   const period = context.periodOf(subscription.periodAnchor, context.now);
-  const limits: Limit[] = plan.rate_limits.map((rateLimit) => ({
-    kind: 'sliding',
-    name: `rl:${rateLimit.scope === 'key' ? identity.key.id : subscription.id}:${rateLimit.window}`,
-    limit: rateLimit.requests,
-    windowMs: rateLimit.window,
-    cost: 1,
-  }));
-  if (plan.quota) {
-    limits.push({
-      kind: 'period',
-      name: quotaCounterName(subscription.id),
-      limit: plan.quota.units,
-      periodStart: period.start,
-      periodEnd: period.end,
-      cost: route.endpoint.weight,
-      enforce: plan.quota.when_exhausted !== 'allow_overage',
-    });
-  }
-  const walletLimit = prepaidWalletLimit(plan.pricing, route.endpoint, subscription.id, period);
-  if (walletLimit) limits.push(walletLimit);
+  const limits = limitsOf(identity.key, subscription, plan, route.endpoint, period);
   return {
     admitted: true,
     next: {
@@ -140,6 +123,51 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
       metadata,
     },
   };
+}
+
+interface LimitsMemo {
+  subscription: SubscriptionState;
+  plan: Plan;
+  period: Period;
+  limits: readonly Limit[];
+}
+
+const limitsMemo = new WeakMap<KeyState, Map<EndpointDocument, LimitsMemo>>();
+
+/**
+ * The counters a key's call to an endpoint consumes. They change only with its subscription, plan or billing period,
+ * so each combination is built once and then shared, the same array every time: besides sparing the allocations, that
+ * lets the Redis store recognise a request it has already encoded in the same batch.
+ */
+function limitsOf(key: KeyState, subscription: SubscriptionState, plan: Plan, endpoint: EndpointDocument, period: Period): readonly Limit[] {
+  let byEndpoint = limitsMemo.get(key);
+  if (!byEndpoint) limitsMemo.set(key, (byEndpoint = new Map()));
+  const memo = byEndpoint.get(endpoint);
+  if (memo && memo.subscription === subscription && memo.plan === plan && memo.period.start === period.start && memo.period.end === period.end) {
+    return memo.limits;
+  }
+  const limits: Limit[] = plan.rate_limits.map((rateLimit) => ({
+    kind: 'sliding',
+    name: `rl:${rateLimit.scope === 'key' ? key.id : subscription.id}:${rateLimit.window}`,
+    limit: rateLimit.requests,
+    windowMs: rateLimit.window,
+    cost: 1,
+  }));
+  if (plan.quota) {
+    limits.push({
+      kind: 'period',
+      name: quotaCounterName(subscription.id),
+      limit: plan.quota.units,
+      periodStart: period.start,
+      periodEnd: period.end,
+      cost: endpoint.weight,
+      enforce: plan.quota.when_exhausted !== 'allow_overage',
+    });
+  }
+  const walletLimit = prepaidWalletLimit(plan.pricing, endpoint, subscription.id, period);
+  if (walletLimit) limits.push(walletLimit);
+  byEndpoint.set(endpoint, { subscription, plan, period, limits });
+  return limits;
 }
 
 export type CounterAnswer = ConsumeResult | { degraded: 'open' | 'closed' };

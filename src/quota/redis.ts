@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { counterKey, CounterStoreUnavailable, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
-import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './window.js';
+import { slidingWindowIndex, type Limit, type LimitOutcome, type WalletRebase } from './window.js';
 
 /**
  * Checks every limit of each request and, only for a request whose limits all allow, counts them. Requests are
@@ -188,6 +188,11 @@ interface ConsumeBatch {
   shapes: IndexedStrings;
   /** Per request: now, shape index. */
   args: string[];
+  /**
+   * The shape of each limits array already in this batch, for its scope and while `now` stays within the same sliding
+   * windows (its keys name them): admit() shares one array among a key's calls to an endpoint, so a repeated Check is two numbers.
+   */
+  shapeByLimits: Map<readonly Limit[], { scope: string; shape: number; from: number; until: number }>;
   requests: { request: ConsumeRequest; resolve: (result: ConsumeResult) => void; reject: (error: unknown) => void }[];
 }
 
@@ -281,13 +286,35 @@ export class RedisCounterStore implements CounterStore {
     const group = this.batchPerScope ? request.scope : '';
     let batch = this.pending.get(group);
     if (!batch) {
-      batch = { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], requests: [] };
+      batch = { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], requests: [], shapeByLimits: new Map() };
       this.pending.set(group, batch);
     }
+    const known = batch.shapeByLimits.get(request.limits);
+    const reusable = known && known.scope === request.scope && known.from <= request.now && request.now < known.until;
+    const shape = reusable ? known.shape : this.addShape(batch, request);
+    batch.args.push(`${request.now},${shape}`);
+    const answer = new Promise<ConsumeResult>((resolve, reject) => batch.requests.push({ request, resolve, reject }));
+    if (batch.requests.length >= maxBatch) {
+      this.pending.delete(group);
+      this.send(batch);
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+    return answer;
+  }
+
+  /** Adds the shape of a request's limits (and their keys) to the batch; returns its index. */
+  private addShape(batch: ConsumeBatch, request: ConsumeRequest): number {
     let shape = String(request.limits.length);
+    // The span of `now` in which the sliding windows, and so the keys, stay the same.
+    let from = -Infinity;
+    let until = Infinity;
     for (const limit of request.limits) {
       if (limit.kind === 'sliding') {
         const index = slidingWindowIndex(request.now, limit.windowMs);
+        from = Math.max(from, index * limit.windowMs);
+        until = Math.min(until, (index + 1) * limit.windowMs);
         const previous = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.name, index - 1));
         const current = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.name, index));
         shape += `,s,${limit.limit},${limit.cost},${limit.windowMs},1,${previous},${current}`;
@@ -300,16 +327,9 @@ export class RedisCounterStore implements CounterStore {
         shape += `,p,${limit.limit},${limit.cost},${limit.periodEnd},${limit.enforce ? 1 : 0},${counter},0`;
       }
     }
-    batch.args.push(`${request.now},${batch.shapes.indexOf(shape)}`);
-    const answer = new Promise<ConsumeResult>((resolve, reject) => batch.requests.push({ request, resolve, reject }));
-    if (batch.requests.length >= maxBatch) {
-      this.pending.delete(group);
-      this.send(batch);
-    } else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
-    return answer;
+    const index = batch.shapes.indexOf(shape);
+    batch.shapeByLimits.set(request.limits, { scope: request.scope, shape: index, from, until });
+    return index;
   }
 
   /** Sends every batch collected since the last flush: the Checks of one event-loop turn. */

@@ -4,7 +4,7 @@ export interface ConsumeRequest {
   /** Groups counters that must be checked together, e.g. a subscription; one Redis Cluster slot per scope. */
   scope: string;
   now: number;
-  limits: Limit[];
+  limits: readonly Limit[];
 }
 
 export interface ConsumeResult {
