@@ -1,12 +1,12 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { IdentityCache } from '../src/accounts/identity-cache.js';
+import type { Identity, IdentityCache } from '../src/accounts/identity-cache.js';
 import { createCheckHandler, type CheckDependencies } from '../src/authz/check-service.js';
 import { memoizePeriods } from '../src/authz/decide.js';
 import type { Decision } from '../src/authz/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { ManualClock } from '../src/kernel/clock.js';
-import { createLogger } from '../src/kernel/logger.js';
+import { createLogger, silentLogger } from '../src/kernel/logger.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { MemoryCounterStore } from '../src/quota/memory.js';
 import { ResilientCounterStore } from '../src/quota/resilient.js';
@@ -61,6 +61,27 @@ describe('the Check handler', () => {
     const decision = await new Promise<Decision>((resolve) => check(handler, resolve));
     expect(decision).toMatchObject({ allowed: false, status: 503, code: 'internal_error', body: { error: { code: 'internal_error', request_id: 'req-1' } } });
     expect(lines.some((line) => line.msg === 'check failed' && String(line.err).includes('catalog exploded'))).toBe(true);
+    expect(await metrics.registry.metrics()).toMatch(/tollgate_check_decisions_total\{result="deny",reason="internal_error",plan=""\} 1/);
+  });
+
+  it('answers a counter call that fails with a bug, not an outage, with the same 503 denial', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23));
+    const broken = new MemoryCounterStore(clock, 'broken');
+    broken.consume = () => Promise.reject(new Error('script bug'));
+    const identity: Identity = {
+      key: { id: 'key_1', customerId: 'acme', subscriptionId: 'sub_1', status: 'active' },
+      subscription: { id: 'sub_1', customerId: 'acme', productId: 'petstore', planId: 'free', status: 'active', periodAnchor: Date.UTC(2026, 9, 3) },
+      customer: { id: 'acme', status: 'active' },
+    };
+    const { handler, lines, metrics } = handlerWith({
+      identities: { resolve: () => identity } as unknown as IdentityCache,
+      // Failing open would allow on an outage; a bug must still deny.
+      counters: new ResilientCounterStore(broken, 'open', broken, silentLogger),
+    });
+    const keyed = { attributes: { request: { http: { method: 'GET', path: '/api/v1/pets', host: 'api.petstore.example.com', headers: { 'x-request-id': 'req-2', 'x-api-key': 'tg_k' } } } } };
+    const decision = await new Promise<Decision>((resolve) => handler({ request: keyed } as unknown as Parameters<typeof handler>[0], (_error, decided) => resolve(decided!)));
+    expect(decision).toMatchObject({ allowed: false, status: 503, code: 'internal_error', body: { error: { request_id: 'req-2' } } });
+    expect(lines.some((line) => line.msg === 'check failed' && String(line.err).includes('script bug'))).toBe(true);
     expect(await metrics.registry.metrics()).toMatch(/tollgate_check_decisions_total\{result="deny",reason="internal_error",plan=""\} 1/);
   });
 

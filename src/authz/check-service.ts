@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { hashApiKey, isApiKey, oauthClientCredential } from '../accounts/keys.js';
-import type { IdentityCache } from '../accounts/identity-cache.js';
+import type { Identity, IdentityCache } from '../accounts/identity-cache.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
@@ -24,48 +24,68 @@ export interface CheckDependencies {
   jwt?: JwtVerifier | undefined;
 }
 
-/** Decides one Check: identity and entitlement from memory, counters in one store call, never a database query. */
-export async function decide(wire: CheckRequestWire, deps: CheckDependencies): Promise<Decision> {
+/**
+ * Decides one Check: identity and entitlement from memory, counters in one store call, never a database query.
+ * A denial that needs no counters is answered synchronously; only the counter call (or a JWT to verify) makes it wait.
+ */
+export function decide(wire: CheckRequestWire, deps: CheckDependencies): Decision | Promise<Decision> {
   const facts = toFacts(wire);
-  const catalog = deps.catalog();
   if (!facts) {
     return denial(400, 'malformed_request', 'The Check request carries no HTTP request method and path.', '', {});
   }
-  const now = deps.clock.now();
   const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
-  let resolveKey = resolveApiKey;
-  let options = deps.options;
   // A bearer JWT is the credential unless an API key was sent in its own header.
   const bearer = deps.jwt && /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
   if (deps.jwt && bearer && looksLikeJwt(bearer) && !facts.headers[deps.options.keyHeader]?.trim()) {
-    const verified = await deps.jwt.verify(bearer);
-    if (!verified.ok) {
-      return denial(verified.failure === 'jwks_unavailable' ? 503 : 401, verified.failure, verified.message, facts.requestId, { request_id: facts.requestId });
-    }
-    const client = deps.identities.resolve(oauthClientCredential(verified.clientId).hash);
-    resolveKey = (key) => (key === bearer ? client : resolveApiKey(key));
-    // The verified token is the credential even where bearer API keys are turned off.
-    options = { ...deps.options, keyFromBearer: true };
+    return decideWithJwt(facts, bearer, deps.jwt, resolveApiKey, deps);
   }
+  return decideFor(facts, resolveApiKey, deps.options, deps);
+}
+
+async function decideWithJwt(
+  facts: CheckRequestFacts,
+  bearer: string,
+  jwt: JwtVerifier,
+  resolveApiKey: (key: string) => Identity | undefined,
+  deps: CheckDependencies,
+): Promise<Decision> {
+  const verified = await jwt.verify(bearer);
+  if (!verified.ok) {
+    return denial(verified.failure === 'jwks_unavailable' ? 503 : 401, verified.failure, verified.message, facts.requestId, { request_id: facts.requestId });
+  }
+  const client = deps.identities.resolve(oauthClientCredential(verified.clientId).hash);
+  const resolveKey = (key: string) => (key === bearer ? client : resolveApiKey(key));
+  // The verified token is the credential even where bearer API keys are turned off.
+  return decideFor(facts, resolveKey, { ...deps.options, keyFromBearer: true }, deps);
+}
+
+function decideFor(
+  facts: CheckRequestFacts,
+  resolveKey: (key: string) => Identity | undefined,
+  options: DecideOptions,
+  deps: CheckDependencies,
+): Decision | Promise<Decision> {
+  const catalog = deps.catalog();
+  const now = deps.clock.now();
   const admission = admit(facts, { catalog, options, now, resolveKey, periodOf: deps.periodOf });
   if (!admission.admitted) return admission.decision;
   const { next } = admission;
-  const answer =
-    next.limits.length === 0
-      ? { allowed: true, outcomes: [] }
-      : await deps.counters.consumeOrDegrade({ scope: next.scope, now, limits: next.limits });
-  return conclude(next, answer, facts, deps.options, catalog.upgradeUrl);
+  if (next.limits.length === 0) return conclude(next, { allowed: true, outcomes: [] }, facts, deps.options, catalog.upgradeUrl);
+  return deps.counters
+    .consumeOrDegrade({ scope: next.scope, now, limits: next.limits })
+    .then((answer) => conclude(next, answer, facts, deps.options, catalog.upgradeUrl));
 }
 
 /** The handler answers with the Decision itself: grpc/check-response-encoder.ts serializes it to a CheckResponse. */
 export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCall<CheckRequestWire, Decision> {
-  // Label lookups hash their label set on every call; the combinations are few (result × reason × plan), so the
-  // bound counters are kept.
-  const decisionCounters = new Map<string, { inc(): void }>();
-  const countDecision = (result: string, reason: string, plan: string) => {
-    const id = `${result}\u0000${reason}\u0000${plan}`;
-    let counter = decisionCounters.get(id);
-    if (!counter) decisionCounters.set(id, (counter = deps.metrics.checkDecisions.labels({ result, reason, plan })));
+  // Label lookups hash their label set on every call; the combinations are few (plan × reason, the reason empty for
+  // an allow), so the bound counters are kept.
+  const decisionCounters = new Map<string, Map<string, { inc(): void }>>();
+  const countDecision = (plan: string, reason: string) => {
+    let byReason = decisionCounters.get(plan);
+    if (!byReason) decisionCounters.set(plan, (byReason = new Map()));
+    let counter = byReason.get(reason);
+    if (!counter) byReason.set(reason, (counter = deps.metrics.checkDecisions.labels({ result: reason === '' ? 'allow' : 'deny', reason, plan })));
     counter.inc();
   };
   const failed = (call: { request: CheckRequestWire }, error: unknown): Decision => {
@@ -74,17 +94,39 @@ export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCal
     const requestId = call.request?.attributes?.request?.http?.headers?.['x-request-id'] ?? '';
     return denial(503, 'internal_error', 'The request could not be authorized; retry shortly.', requestId, {});
   };
+  const logAnswerFailure = (error: unknown) =>
+    deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check response failed');
   return (call, callback) => {
     const started = performance.now();
     const respond = (decision: Decision) => {
-      countDecision(decision.allowed ? 'allow' : 'deny', decision.allowed ? '' : decision.code, String(decision.metadata.plan_id ?? ''));
+      countDecision(String(decision.metadata.plan_id ?? ''), decision.allowed ? '' : decision.code);
       deps.metrics.checkDuration.observe((performance.now() - started) / 1000);
       callback(null, decision);
     };
-    decide(call.request, deps)
-      .then(respond, (error: unknown) => respond(failed(call, error)))
-      // Nothing after the decision may reject unhandled: that would end the process.
-      .catch((error: unknown) => deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check response failed'));
+    // Nothing here may throw or reject unhandled: a bug answers a 503, and a failure to answer must not end the process.
+    const answer = (decision: Decision) => {
+      try {
+        respond(decision);
+      } catch (error) {
+        logAnswerFailure(error);
+      }
+    };
+    const answerFailure = (error: unknown) => {
+      try {
+        respond(failed(call, error));
+      } catch (failure) {
+        logAnswerFailure(failure);
+      }
+    };
+    let decision: Decision | Promise<Decision>;
+    try {
+      decision = decide(call.request, deps);
+    } catch (error) {
+      answerFailure(error);
+      return;
+    }
+    if (decision instanceof Promise) decision.then(answer, answerFailure);
+    else answer(decision);
   };
 }
 

@@ -28,29 +28,36 @@ export class ResilientCounterStore {
   ) {}
 
   /** Returns the counter result, or for closed/open modes a marker that the decision must be degraded. */
-  async consumeOrDegrade(request: ConsumeRequest): Promise<ConsumeResult | Degraded> {
+  consumeOrDegrade(request: ConsumeRequest): Promise<ConsumeResult | Degraded> {
+    // Promise callbacks rather than async/await: this runs on every Check, and each await costs a suspended frame.
     const started = performance.now();
-    try {
-      const result = await this.primary.consume(request);
-      this.onLatency((performance.now() - started) / 1000);
-      if (this.failing) {
-        this.failing = false;
-        this.logger.info('counter store reachable again');
-      }
-      return result;
-    } catch (error) {
-      this.onLatency((performance.now() - started) / 1000);
-      if (!(error instanceof CounterStoreUnavailable)) throw error;
-      if (!this.failing) {
-        this.failing = true;
-        this.logger.error({ err: error.message, mode: this.mode }, 'counter store unavailable; applying failure mode');
-      }
-      this.onFailure(this.mode);
-      // A wallet is spent only where its mirror lives: replicas counting apart could each spend the whole balance.
-      if (request.limits.some((limit) => limit.kind === 'wallet')) return { degraded: 'closed' };
-      if (this.mode === 'local') return this.local.consume(request);
-      return { degraded: this.mode };
+    return this.primary.consume(request).then<ConsumeResult | Degraded, ConsumeResult | Degraded>(
+      (result) => {
+        this.onLatency((performance.now() - started) / 1000);
+        if (this.failing) {
+          this.failing = false;
+          this.logger.info('counter store reachable again');
+        }
+        return result;
+      },
+      (error: unknown) => {
+        this.onLatency((performance.now() - started) / 1000);
+        return this.degrade(request, error);
+      },
+    );
+  }
+
+  private degrade(request: ConsumeRequest, error: unknown): Promise<ConsumeResult> | Degraded {
+    if (!(error instanceof CounterStoreUnavailable)) throw error;
+    if (!this.failing) {
+      this.failing = true;
+      this.logger.error({ err: error.message, mode: this.mode }, 'counter store unavailable; applying failure mode');
     }
+    this.onFailure(this.mode);
+    // A wallet is spent only where its mirror lives: replicas counting apart could each spend the whole balance.
+    if (request.limits.some((limit) => limit.kind === 'wallet')) return { degraded: 'closed' };
+    if (this.mode === 'local') return this.local.consume(request);
+    return { degraded: this.mode };
   }
 
   periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
