@@ -34,6 +34,21 @@ describe('encodeCheckResponse', () => {
     );
   });
 
+  it('encodes a frozen header set, whose bytes it keeps, as it encodes the same headers unfrozen, every time', () => {
+    fc.assert(
+      fc.property(headers, metadata, (upstreamHeaders, meta) => {
+        const frozen = Object.freeze({ ...upstreamHeaders });
+        const asFrozen = (responseHeaders: Readonly<Record<string, string>>) => ({ allowed: true as const, upstreamHeaders: frozen, removeHeaders: [], responseHeaders, metadata: meta });
+        const expected = encodeCheckResponse({ allowed: true, upstreamHeaders: { ...upstreamHeaders }, removeHeaders: [], responseHeaders: {}, metadata: meta });
+        expect(encodeCheckResponse(asFrozen({}))).toEqual(expected);
+        expect(encodeCheckResponse(asFrozen({}))).toEqual(expected);
+        // The same frozen set in another field (response headers) is not given the first field's bytes.
+        expect(decodeBoth(asFrozen(frozen))[0]).toEqual(decodeBoth({ ...asFrozen({ ...upstreamHeaders }), upstreamHeaders: { ...upstreamHeaders } })[0]);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('encodes any deny decision to what protobufjs decodes identically', () => {
     fc.assert(
       fc.property(fc.constantFrom(400, 401, 402, 403, 429, 503), headers, text, metadata, (status, extra, message, meta) => {

@@ -144,6 +144,23 @@ describe('conclude', () => {
     });
   });
 
+  it("shares one frozen set of identity headers among a key's allowed calls, and builds another when its plan changes", () => {
+    const free = identity();
+    const allowedHeaders = (resolved: Identity) => {
+      const admission = admit(request('GET', '/api/v1/pets'), context(resolved));
+      if (!admission.admitted) throw new Error('expected admission');
+      const decision = conclude(admission.next, answer({ allowed: true, remaining: 7 }), request('GET', '/api/v1/pets'), options, undefined);
+      if (!decision.allowed) throw new Error('expected an allow');
+      return decision.upstreamHeaders;
+    };
+    const first = allowedHeaders(free);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(allowedHeaders(free)).toBe(first);
+    const upgraded = allowedHeaders({ ...free, subscription: { ...free.subscription!, planId: 'pro' } });
+    expect(upgraded).not.toBe(first);
+    expect(upgraded['x-tollgate-plan-id']).toBe('pro');
+  });
+
   it('denies 429 with Retry-After rounded up to whole seconds', () => {
     const decision = conclude(admitted(), answer({ allowed: false, remaining: 0, retryAfterMs: 4_001 }), request('GET', '/api/v1/pets'), options, 'https://up');
     // The quota let it through, but the denied request counted nothing: 900 after it would have been 901 without it.

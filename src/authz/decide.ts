@@ -236,17 +236,41 @@ export function conclude(
   }
 
   const names = identityHeaderNames(options.headerPrefix);
-  const upstreamHeaders: Record<string, string> = {};
-  upstreamHeaders[names.customer] = identity.customer.id;
-  upstreamHeaders[names.subscription] = identity.subscription.id;
-  upstreamHeaders[names.plan] = plan.id;
-  upstreamHeaders[names.key] = identity.key.id;
+  const upstreamHeaders = identityHeaders(identity, plan, names);
   const removeHeaders: string[] = [];
   for (const name in request.headers) if (name.startsWith(options.headerPrefix) && !names.all.has(name)) removeHeaders.push(name);
   // admit() built this metadata for this request alone, so it is completed in place.
   metadata.decision = 'allow';
   if ('degraded' in answer) metadata.degraded = answer.degraded;
   return { allowed: true, upstreamHeaders, removeHeaders, responseHeaders: headers, metadata };
+}
+
+interface IdentityHeadersMemo {
+  subscription: SubscriptionState;
+  customer: CustomerState;
+  plan: Plan;
+  names: IdentityHeaderNames;
+  headers: Readonly<Record<string, string>>;
+}
+
+const identityHeadersMemo = new WeakMap<KeyState, IdentityHeadersMemo>();
+
+/**
+ * The identity headers a key's allowed calls send upstream, built once per key, subscription, customer and plan and
+ * frozen: the response encoder keeps the bytes of a frozen header set, so a repeated one is copied, not re-encoded.
+ */
+function identityHeaders(identity: Admitted['identity'], plan: Plan, names: IdentityHeaderNames): Readonly<Record<string, string>> {
+  const { key, subscription, customer } = identity;
+  const memo = identityHeadersMemo.get(key);
+  if (memo && memo.subscription === subscription && memo.customer === customer && memo.plan === plan && memo.names === names) return memo.headers;
+  const headers: Record<string, string> = {};
+  headers[names.customer] = customer.id;
+  headers[names.subscription] = subscription.id;
+  headers[names.plan] = plan.id;
+  headers[names.key] = key.id;
+  Object.freeze(headers);
+  identityHeadersMemo.set(key, { subscription, customer, plan, names, headers });
+  return headers;
 }
 
 interface IdentityHeaderNames {

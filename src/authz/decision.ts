@@ -31,8 +31,8 @@ export type DecisionMetadata = Record<string, string | number>;
 
 export interface Allow {
   allowed: true;
-  /** Set on the upstream request, overwriting any client-sent value. */
-  upstreamHeaders: Record<string, string>;
+  /** Set on the upstream request, overwriting any client-sent value; frozen, and shared by a key's calls. */
+  upstreamHeaders: Readonly<Record<string, string>>;
   /** Client-sent headers in our namespace that we do not set: removed before the upstream sees them. */
   removeHeaders: string[];
   responseHeaders: Record<string, string>;

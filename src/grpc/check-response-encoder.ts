@@ -27,8 +27,12 @@ function varintSize(value: number): number {
 }
 
 class Writer {
-  buffer = Buffer.allocUnsafe(16 * 1024);
+  buffer: Buffer;
   position = 0;
+
+  constructor(size = 16 * 1024) {
+    this.buffer = Buffer.allocUnsafe(size);
+  }
 
   /** Makes room for `bytes` more. */
   reserve(bytes: number): void {
@@ -118,7 +122,14 @@ class Writer {
   }
 
   headers(field: number, headers: Readonly<Record<string, string>>): void {
+    if (Object.isFrozen(headers)) return this.bytes(encodedHeaderSet(field, headers));
     for (const name in headers) this.overwritingHeader(field, name, headers[name]!);
+  }
+
+  bytes(bytes: Uint8Array): void {
+    this.reserve(bytes.length);
+    this.buffer.set(bytes, this.position);
+    this.position += bytes.length;
   }
 
   /** google.protobuf.Struct of string and number values. */
@@ -157,6 +168,22 @@ class Writer {
 }
 
 const writer = new Writer();
+
+/**
+ * Frozen header sets (a key's identity headers: decide.ts shares one among its calls) are encoded once. Keyed by
+ * field too, though each set is only ever sent in one.
+ */
+const encodedHeaderSets = new WeakMap<Readonly<Record<string, string>>, { field: number; bytes: Buffer }>();
+
+function encodedHeaderSet(field: number, headers: Readonly<Record<string, string>>): Buffer {
+  const known = encodedHeaderSets.get(headers);
+  if (known?.field === field) return known.bytes;
+  const own = new Writer(256);
+  for (const name in headers) own.overwritingHeader(field, name, headers[name]!);
+  const bytes = own.take();
+  encodedHeaderSets.set(headers, { field, bytes });
+  return bytes;
+}
 
 export function encodeCheckResponse(decision: Decision): Buffer {
   writer.position = 0;
