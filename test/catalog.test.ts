@@ -158,6 +158,10 @@ plans:
       method: fc.constantFrom('GET', 'get', 'POST', 'DELETE'),
       path: fc.constantFrom('/v1/items', '/v1/items/', '/v1/items?page=2', '/v1/items/special', '/v1/items/42', '/v1/echo', '/v1/files/a/b', '/v2/items', '/v1/items/%2e%2e'),
     });
+    // Joined with spaces, these two would share one cache key; crafted hosts and paths must not collide.
+    const cached = new RouteTable(products);
+    expect(cached.match('x.tenant.example.com', 'GET', '/v1/items/a b')?.endpoint.id).toBe('get');
+    expect(cached.match('x.tenant.example.com /v1/items/a', 'GET', 'b')).toBeUndefined();
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 5 }), fc.array(request, { maxLength: 60 }), (limit, requests) => {
         const cached = new RouteTable(products, limit);
