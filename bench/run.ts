@@ -22,7 +22,8 @@ function checkSection(result: CheckBenchResult): string {
 h2load, 1 thread, 4 connections; saturation with 32 concurrent streams each; then paced at half of the null
 server's saturation rate (${h.rate} req/s). Tollgate runs the full Check: key hash lookup, plan and entitlement,
 one Redis Lua call counting a rate limit and a quota, the response with identity headers, RateLimit headers and
-dynamic metadata. The null server is the same grpc-js and protos, answering OK without looking at the request.
+dynamic metadata. The null server is the same grpc-js, protos and server options, answering OK without looking
+at the request.
 ${result.rounds} rounds, each measuring the null server and then Tollgate back to back, so that drift on the shared machine
 hits both: throughput and CPU are medians over the rounds (the ratio is the median of the rounds' ratios), and the
 half-load rows show the round with the median added p99.

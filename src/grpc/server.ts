@@ -20,14 +20,19 @@ export interface RunningGrpcServer {
 export const checkServiceName = 'envoy.service.auth.v3.Authorization';
 export const accessLogServiceName = 'envoy.service.accesslog.v3.AccessLogService';
 
+/** The gRPC server's options; the Check benchmark gives its null server the same ones. */
+export const grpcServerOptions: grpc.ServerOptions = {
+  // Envoy keeps long-lived HTTP/2 connections; keepalive lets dead ones be noticed.
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.max_concurrent_streams': 10_000,
+  // No channelz service is served, and its per-call bookkeeping (timestamps, trackers) costs ~0.5 µs per Check.
+  'grpc.enable_channelz': 0,
+};
+
 export async function startGrpcServer(host: string, port: number, handlers: GrpcHandlers): Promise<RunningGrpcServer> {
   const services = loadEnvoyServices();
-  const server = new grpc.Server({
-    // Envoy keeps long-lived HTTP/2 connections; keepalive lets dead ones be noticed.
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.max_concurrent_streams': 10_000,
-  });
+  const server = new grpc.Server(grpcServerOptions);
   const authorization = {
     ...services.authorization,
     Check: {
