@@ -132,7 +132,8 @@ interface LimitsMemo {
   limits: readonly Limit[];
 }
 
-const limitsMemo = new WeakMap<KeyState, Map<EndpointDocument, LimitsMemo>>();
+// Weak both ways: a key's entry goes with its state, an endpoint's with the catalog it was loaded from.
+const limitsMemo = new WeakMap<KeyState, WeakMap<EndpointDocument, LimitsMemo>>();
 
 /**
  * The counters a key's call to an endpoint consumes. They change only with its subscription, plan or billing period,
@@ -141,7 +142,7 @@ const limitsMemo = new WeakMap<KeyState, Map<EndpointDocument, LimitsMemo>>();
  */
 function limitsOf(key: KeyState, subscription: SubscriptionState, plan: Plan, endpoint: EndpointDocument, period: Period): readonly Limit[] {
   let byEndpoint = limitsMemo.get(key);
-  if (!byEndpoint) limitsMemo.set(key, (byEndpoint = new Map()));
+  if (!byEndpoint) limitsMemo.set(key, (byEndpoint = new WeakMap()));
   const memo = byEndpoint.get(endpoint);
   if (memo && memo.subscription === subscription && memo.plan === plan && memo.period.start === period.start && memo.period.end === period.end) {
     return memo.limits;
