@@ -122,7 +122,11 @@ class Writer {
   }
 
   headers(field: number, headers: Readonly<Record<string, string>>): void {
-    if (Object.isFrozen(headers)) return this.bytes(encodedHeaderSet(field, headers));
+    if (Object.isFrozen(headers)) this.bytes(encodedHeaderSet(field, headers));
+    else this.eachHeader(field, headers);
+  }
+
+  eachHeader(field: number, headers: Readonly<Record<string, string>>): void {
     for (const name in headers) this.overwritingHeader(field, name, headers[name]!);
   }
 
@@ -179,7 +183,7 @@ function encodedHeaderSet(field: number, headers: Readonly<Record<string, string
   const known = encodedHeaderSets.get(headers);
   if (known?.field === field) return known.bytes;
   const own = new Writer(256);
-  for (const name in headers) own.overwritingHeader(field, name, headers[name]!);
+  own.eachHeader(field, headers);
   const bytes = own.take();
   encodedHeaderSets.set(headers, { field, bytes });
   return bytes;

@@ -190,7 +190,8 @@ interface ConsumeBatch {
   args: string[];
   /**
    * The shape of each limits array already in this batch, for its scope and while `now` stays within the same sliding
-   * windows (its keys name them): admit() shares one array among a key's calls to an endpoint, so a repeated Check is two numbers.
+   * windows (its keys name them): admit() shares one array among a key's calls to an endpoint, so a repeated Check is
+   * two numbers.
    */
   shapeByLimits: Map<readonly Limit[], { scope: string; shape: number; from: number; until: number }>;
   requests: { request: ConsumeRequest; resolve: (result: ConsumeResult) => void; reject: (error: unknown) => void }[];
