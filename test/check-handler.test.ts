@@ -44,8 +44,8 @@ function handlerWith(overrides: Partial<CheckDependencies>) {
 
 const request = { attributes: { request: { http: { method: 'GET', path: '/api/v1/pets', host: 'api.example.com', headers: { 'x-request-id': 'req-1' } } } } };
 
-function check(handler: ReturnType<typeof handlerWith>['handler'], callback: (decision: Decision) => void) {
-  handler({ request } as unknown as Parameters<typeof handler>[0], (error, decision) => {
+function check(handler: ReturnType<typeof handlerWith>['handler'], callback: (decision: Decision) => void, checkRequest: unknown = request) {
+  handler({ request: checkRequest } as unknown as Parameters<typeof handler>[0], (error, decision) => {
     expect(error).toBeNull();
     callback(decision!);
   });
@@ -79,7 +79,7 @@ describe('the Check handler', () => {
       counters: new ResilientCounterStore(broken, 'open', broken, silentLogger),
     });
     const keyed = { attributes: { request: { http: { method: 'GET', path: '/api/v1/pets', host: 'api.petstore.example.com', headers: { 'x-request-id': 'req-2', 'x-api-key': 'tg_k' } } } } };
-    const decision = await new Promise<Decision>((resolve) => handler({ request: keyed } as unknown as Parameters<typeof handler>[0], (_error, decided) => resolve(decided!)));
+    const decision = await new Promise<Decision>((resolve) => check(handler, resolve, keyed));
     expect(decision).toMatchObject({ allowed: false, status: 503, code: 'internal_error', body: { error: { request_id: 'req-2' } } });
     expect(lines.some((line) => line.msg === 'check failed' && String(line.err).includes('script bug'))).toBe(true);
     expect(await metrics.registry.metrics()).toMatch(/tollgate_check_decisions_total\{result="deny",reason="internal_error",plan=""\} 1/);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Identity } from '../src/accounts/identity-cache.js';
-import { admit, conclude, extractKey, formatWindow, type AdmitContext, type CheckRequestFacts } from '../src/authz/decide.js';
+import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admitted, type CheckRequestFacts } from '../src/authz/decide.js';
 import type { Deny } from '../src/authz/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { periodContaining } from '../src/rating/period.js';
@@ -40,6 +40,12 @@ const context = (resolved: Identity | undefined): AdmitContext => ({
   resolveKey: (key) => (key === 'k' ? resolved : undefined),
   periodOf: periodContaining,
 });
+
+function admittedOf(facts: CheckRequestFacts, resolved: Identity, at = now): Admitted {
+  const admission = admit(facts, { ...context(resolved), now: at });
+  if (!admission.admitted) throw new Error('expected admission');
+  return admission.next;
+}
 
 function denialOf(facts: CheckRequestFacts, resolved: Identity | undefined): Deny {
   const admission = admit(facts, context(resolved));
@@ -86,11 +92,7 @@ describe('admit', () => {
 
   it("shares one limits array among a key's calls to an endpoint, and builds a new one when its plan, subscription or period changes", () => {
     const free = identity();
-    const limitsFor = (resolved: Identity, path = '/api/v1/pets', at = now) => {
-      const admission = admit(request('GET', path), { ...context(resolved), now: at });
-      if (!admission.admitted) throw new Error('expected admission');
-      return admission.next.limits;
-    };
+    const limitsFor = (resolved: Identity, path = '/api/v1/pets', at = now) => admittedOf(request('GET', path), resolved, at).limits;
     const first = limitsFor(free);
     expect(limitsFor(free)).toBe(first);
     expect(limitsFor(free, '/api/v1/pets/7')).not.toBe(first);
@@ -117,11 +119,7 @@ describe('admit', () => {
 });
 
 describe('conclude', () => {
-  const admitted = () => {
-    const admission = admit(request('GET', '/api/v1/pets', { 'x-api-key': 'k', 'x-tollgate-plan-id': 'enterprise', 'x-tollgate-debug': '1' }), context(identity()));
-    if (!admission.admitted) throw new Error('expected admission');
-    return admission.next;
-  };
+  const admitted = () => admittedOf(request('GET', '/api/v1/pets', { 'x-api-key': 'k', 'x-tollgate-plan-id': 'enterprise', 'x-tollgate-debug': '1' }), identity());
   const answer = (rate: { allowed: boolean; remaining: number; retryAfterMs?: number }, quota = { allowed: true, remaining: 900 }): ConsumeResult => ({
     allowed: rate.allowed && quota.allowed,
     outcomes: [
@@ -147,9 +145,7 @@ describe('conclude', () => {
   it("shares one frozen set of identity headers among a key's allowed calls, and builds another when its plan changes", () => {
     const free = identity();
     const allowedHeaders = (resolved: Identity) => {
-      const admission = admit(request('GET', '/api/v1/pets'), context(resolved));
-      if (!admission.admitted) throw new Error('expected admission');
-      const decision = conclude(admission.next, answer({ allowed: true, remaining: 7 }), request('GET', '/api/v1/pets'), options, undefined);
+      const decision = conclude(admittedOf(request('GET', '/api/v1/pets'), resolved), answer({ allowed: true, remaining: 7 }), request('GET', '/api/v1/pets'), options, undefined);
       if (!decision.allowed) throw new Error('expected an allow');
       return decision.upstreamHeaders;
     };
@@ -171,43 +167,38 @@ describe('conclude', () => {
   it('denies an exhausted quota with the status the plan chooses', () => {
     const free = conclude(admitted(), answer({ allowed: true, remaining: 5 }, { allowed: false, remaining: 0 }), request('GET', '/api/v1/pets'), options, undefined);
     expect(free).toMatchObject({ status: 429, code: 'quota_exhausted' });
-    const proAdmission = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'pro' })));
-    if (!proAdmission.admitted) throw new Error('expected admission');
-    const pro = conclude(proAdmission.next, answer({ allowed: true, remaining: 5 }, { allowed: false, remaining: 0 }), request('GET', '/api/v1/pets'), options, undefined);
+    const pro = conclude(admittedOf(request('GET', '/api/v1/pets'), identity({ plan: 'pro' })), answer({ allowed: true, remaining: 5 }, { allowed: false, remaining: 0 }), request('GET', '/api/v1/pets'), options, undefined);
     expect(pro).toMatchObject({ status: 402, code: 'quota_exhausted' });
   });
 
   it('names the block that lasts longest when several limits block: a used-up quota before a rate limit, then the longest wait', () => {
-    const pro = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'pro' })));
-    if (!pro.admitted) throw new Error('expected admission');
-    const both = conclude(pro.next, answer({ allowed: false, remaining: 0, retryAfterMs: 3_000 }, { allowed: false, remaining: 0 }), request('GET', '/api/v1/pets'), options, undefined);
+    const pro = admittedOf(request('GET', '/api/v1/pets'), identity({ plan: 'pro' }));
+    const both = conclude(pro, answer({ allowed: false, remaining: 0, retryAfterMs: 3_000 }, { allowed: false, remaining: 0 }), request('GET', '/api/v1/pets'), options, undefined);
     expect(both).toMatchObject({ status: 402, code: 'quota_exhausted', headers: { 'retry-after': '5' } });
 
-    const enterprise = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'enterprise' })));
-    if (!enterprise.admitted) throw new Error('expected admission');
+    const enterprise = admittedOf(request('GET', '/api/v1/pets'), identity({ plan: 'enterprise' }));
     // Enterprise: 1,000 a minute, then 50 a second; both windows are used up.
     const windows = (secondMs: number, minuteMs: number) =>
       denied(blocked('minute', 1000, minuteMs, minuteMs), blocked('second', 50, secondMs, secondMs), passed('quota', 1_000_000, 10, 0));
-    const longer = conclude(enterprise.next, windows(800, 42_000), request('GET', '/api/v1/pets'), options, undefined);
+    const longer = conclude(enterprise, windows(800, 42_000), request('GET', '/api/v1/pets'), options, undefined);
     expect(longer).toMatchObject({ status: 429, code: 'rate_limited', headers: { 'retry-after': '42' } });
     expect((longer as Deny).body).toMatchObject({ error: { window: '1m', retry_after_seconds: 42 } });
-    const shorter = conclude(enterprise.next, windows(900, 300), request('GET', '/api/v1/pets'), options, undefined);
+    const shorter = conclude(enterprise, windows(900, 300), request('GET', '/api/v1/pets'), options, undefined);
     expect((shorter as Deny).body).toMatchObject({ error: { window: '1s', retry_after_seconds: 1 } });
 
     // The 1 s window blocks; the minute window let it through with nothing left after it: the headers name the block,
     // and an overage quota already past its limit still shows nothing left.
     const secondBlocks = denied(passed('minute', 1000, 0, 60_000), blocked('second', 50, 1_000, 400), passed('quota', 1_000_000, 0, 86_400_000));
-    expect(conclude(enterprise.next, secondBlocks, request('GET', '/api/v1/pets'), options, undefined)).toMatchObject({
+    expect(conclude(enterprise, secondBlocks, request('GET', '/api/v1/pets'), options, undefined)).toMatchObject({
       status: 429,
       headers: { 'ratelimit-limit': '50', 'ratelimit-remaining': '0', 'x-quota-remaining': '0', 'retry-after': '1' },
     });
 
     // A prepaid plan with a quota too: an empty wallet outlasts any quota period, since no wait refills it.
-    const prepaid = admit(request('GET', '/api/v1/pets'), context(identity({ plan: 'pay-per-call' })));
-    if (!prepaid.admitted) throw new Error('expected admission');
+    const prepaid = admittedOf(request('GET', '/api/v1/pets'), identity({ plan: 'pay-per-call' }));
     const quotaLimit = { kind: 'period' as const, name: 'quota', limit: 1000, periodStart: 0, periodEnd: now + 86_400_000, cost: 1, enforce: true };
     const walletAndQuota = denied(passed('minute', 600, 500, 60_000), blocked('wallet', 0, 0, 0), blocked('quota', 1000, 86_400_000, 86_400_000));
-    const emptyWallet = conclude({ ...prepaid.next, limits: [...prepaid.next.limits, quotaLimit] }, walletAndQuota, request('GET', '/api/v1/pets'), options, undefined);
+    const emptyWallet = conclude({ ...prepaid, limits: [...prepaid.limits, quotaLimit] }, walletAndQuota, request('GET', '/api/v1/pets'), options, undefined);
     expect(emptyWallet).toMatchObject({ status: 402, code: 'wallet_exhausted' });
   });
 
