@@ -26,8 +26,8 @@ const metadata = fc.dictionary(metadataKey, fc.oneof(text, fc.double({ noNaN: tr
 describe('encodeCheckResponse', () => {
   it('encodes any allow decision to what protobufjs decodes identically', () => {
     fc.assert(
-      fc.property(headers, fc.array(fc.string({ minLength: 1 }), { maxLength: 4 }), headers, metadata, (upstreamHeaders, removeHeaders, responseHeaders, meta) => {
-        const [ours, reference] = decodeBoth({ allowed: true, upstreamHeaders, removeHeaders, responseHeaders, metadata: meta });
+      fc.property(headers, fc.array(fc.string({ minLength: 1 }), { maxLength: 4 }), headers, metadata, metadata, (upstreamHeaders, removeHeaders, responseHeaders, meta, own) => {
+        const [ours, reference] = decodeBoth({ allowed: true, upstreamHeaders, removeHeaders, responseHeaders, metadata: meta, requestMetadata: own });
         expect(ours).toEqual(reference);
       }),
       { numRuns: 300 },
@@ -38,12 +38,25 @@ describe('encodeCheckResponse', () => {
     fc.assert(
       fc.property(headers, metadata, (upstreamHeaders, meta) => {
         const frozen = Object.freeze({ ...upstreamHeaders });
-        const asFrozen = (responseHeaders: Readonly<Record<string, string>>) => ({ allowed: true as const, upstreamHeaders: frozen, removeHeaders: [], responseHeaders, metadata: meta });
-        const expected = encodeCheckResponse({ allowed: true, upstreamHeaders: { ...upstreamHeaders }, removeHeaders: [], responseHeaders: {}, metadata: meta });
+        const asFrozen = (responseHeaders: Readonly<Record<string, string>>) => ({ allowed: true as const, upstreamHeaders: frozen, removeHeaders: [], responseHeaders, metadata: meta, requestMetadata: {} });
+        const expected = encodeCheckResponse({ allowed: true, upstreamHeaders: { ...upstreamHeaders }, removeHeaders: [], responseHeaders: {}, metadata: meta, requestMetadata: {} });
         expect(encodeCheckResponse(asFrozen({}))).toEqual(expected);
         expect(encodeCheckResponse(asFrozen({}))).toEqual(expected);
         // The same frozen set in another field (response headers) is not given the first field's bytes.
         expect(decodeBoth(asFrozen(frozen))[0]).toEqual(decodeBoth({ ...asFrozen({ ...upstreamHeaders }), upstreamHeaders: { ...upstreamHeaders } })[0]);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('encodes frozen shared metadata, whose bytes it keeps, as it encodes the same entries unfrozen, every time', () => {
+    fc.assert(
+      fc.property(metadata, metadata, (shared, own) => {
+        const decision = (metadata: Readonly<Record<string, string | number>>) => ({ allowed: true as const, upstreamHeaders: {}, removeHeaders: [], responseHeaders: {}, metadata, requestMetadata: own });
+        const frozen = Object.freeze({ ...shared });
+        const expected = encodeCheckResponse(decision({ ...shared }));
+        expect(encodeCheckResponse(decision(frozen))).toEqual(expected);
+        expect(encodeCheckResponse(decision(frozen))).toEqual(expected);
       }),
       { numRuns: 100 },
     );
@@ -75,7 +88,8 @@ describe('encodeCheckResponse', () => {
       upstreamHeaders: { a: long, b: 'é'.repeat(100) },
       removeHeaders: ['x'.repeat(127), 'y'.repeat(128)],
       responseHeaders: { c: '€'.repeat(42) },
-      metadata: { note: long, accent: '€'.repeat(60), empty: '' },
+      metadata: Object.freeze({ note: long, accent: '€'.repeat(60), empty: '' }),
+      requestMetadata: { request_id: 'r'.repeat(130) },
     });
     expect(ours).toEqual(reference);
   });

@@ -90,8 +90,15 @@ describe('admit', () => {
     ]);
   });
 
-  it("shares one limits array among a key's calls to an endpoint, and builds a new one when its plan, subscription or period changes", () => {
+  it("shares one limits array and one frozen metadata among a key's calls to an endpoint, and builds new ones when its plan, subscription or period changes", () => {
     const free = identity();
+    const metadataFor = (resolved: Identity, path = '/api/v1/pets') => admittedOf(request('GET', path), resolved).metadata;
+    const facts = metadataFor(free);
+    expect(Object.isFrozen(facts)).toBe(true);
+    expect(metadataFor(free)).toBe(facts);
+    expect(metadataFor(free, '/api/v1/pets/7')).toMatchObject({ endpoint_id: 'get-pet', plan_id: 'free' });
+    expect(metadataFor({ ...free, subscription: { ...free.subscription!, planId: 'pro' } })).toMatchObject({ endpoint_id: 'list-pets', plan_id: 'pro' });
+
     const limitsFor = (resolved: Identity, path = '/api/v1/pets', at = now) => admittedOf(request('GET', path), resolved, at).limits;
     const first = limitsFor(free);
     expect(limitsFor(free)).toBe(first);
@@ -139,6 +146,18 @@ describe('conclude', () => {
       upstreamHeaders: { 'x-tollgate-customer-id': 'acme', 'x-tollgate-plan-id': 'free', 'x-tollgate-key-id': 'key_1', 'x-tollgate-subscription-id': 'sub_1' },
       removeHeaders: ['x-tollgate-debug'],
       responseHeaders: { 'ratelimit-limit': '10', 'ratelimit-remaining': '7', 'ratelimit-reset': '62', 'ratelimit-policy': '10;w=60', 'x-quota-remaining': '900' },
+    });
+    if (!decision.allowed) return;
+    expect({ ...decision.metadata, ...decision.requestMetadata }).toEqual({
+      request_id: 'req-1',
+      product_id: 'petstore',
+      endpoint_id: 'list-pets',
+      weight: 1,
+      key_id: 'key_1',
+      customer_id: 'acme',
+      subscription_id: 'sub_1',
+      plan_id: 'free',
+      decision: 'allow',
     });
   });
 
@@ -205,7 +224,7 @@ describe('conclude', () => {
   it('applies the counter store failure modes', () => {
     expect(conclude(admitted(), { degraded: 'closed' }, request('GET', '/api/v1/pets'), options, undefined)).toMatchObject({ status: 503, code: 'limits_unavailable' });
     const open = conclude(admitted(), { degraded: 'open' }, request('GET', '/api/v1/pets'), options, undefined);
-    expect(open).toMatchObject({ allowed: true, responseHeaders: {}, metadata: { degraded: 'open' } });
+    expect(open).toMatchObject({ allowed: true, responseHeaders: {}, requestMetadata: { degraded: 'open' } });
   });
 });
 

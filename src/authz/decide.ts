@@ -49,9 +49,10 @@ export interface Admitted {
   period: Period;
   /** Counter scope: one customer's counters share it (and one Redis Cluster slot). */
   scope: string;
-  /** Shared by every Check of one key on one endpoint within a period (see limitsOf): never modified. */
+  /** Shared by every Check of one key on one endpoint within a period (see keyEndpointFacts): never modified. */
   limits: readonly Limit[];
-  metadata: DecisionMetadata;
+  /** The allowed call's metadata facts, shared the same way and frozen (the encoder keeps their bytes). */
+  metadata: Readonly<DecisionMetadata>;
 }
 
 export type Admission = { admitted: false; decision: Deny } | { admitted: true; next: Admitted };
@@ -68,26 +69,22 @@ export function extractKey(headers: Readonly<Record<string, string>>, options: D
 
 export function admit(request: CheckRequestFacts, context: AdmitContext): Admission {
   const { catalog } = context;
-  const metadata: DecisionMetadata = { request_id: request.requestId };
-  const deny = (status: DenialStatus, code: DenialCode, message: string, extra: Record<string, unknown> = {}): Admission => ({
-    admitted: false,
-    decision: denial(status, code, message, request.requestId, { ...metadata }, extra),
-  });
-
   const route = catalog.match(request.host, request.method, request.path);
-  if (route) {
-    metadata.product_id = route.product.id;
-    metadata.endpoint_id = route.endpoint.id;
-    metadata.weight = route.endpoint.weight;
-  }
+  let identity: Identity | undefined;
+  let planId: string | undefined;
+  // A denial's metadata holds what was learned before it: the route, then the key, then the plan.
+  const deny = (status: DenialStatus, code: DenialCode, message: string, extra: Record<string, unknown> = {}): Admission => {
+    const metadata: DecisionMetadata = { request_id: request.requestId };
+    if (route) Object.assign(metadata, routeMetadata(route));
+    if (identity) Object.assign(metadata, keyMetadata(identity.key));
+    if (planId !== undefined) metadata.plan_id = planId;
+    return { admitted: false, decision: denial(status, code, message, request.requestId, metadata, extra) };
+  };
 
   const key = extractKey(request.headers, context.options);
   if (!key) return deny(401, 'missing_key', `Send your API key in the ${context.options.keyHeader} header.`);
-  const identity = context.resolveKey(key);
+  identity = context.resolveKey(key);
   if (!identity) return deny(401, 'invalid_key', 'The API key is not valid.');
-  metadata.key_id = identity.key.id;
-  metadata.customer_id = identity.key.customerId;
-  metadata.subscription_id = identity.key.subscriptionId;
   if (identity.key.status === 'revoked') return deny(401, 'key_revoked', 'The API key has been revoked.');
   if (identity.key.status === 'pending') return deny(403, 'key_pending_approval', 'The API key is waiting for approval.');
 
@@ -98,7 +95,7 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   if (!subscription || subscription.status !== 'active') {
     return deny(403, 'subscription_inactive', 'The subscription for this API key is not active.');
   }
-  metadata.plan_id = subscription.planId;
+  planId = subscription.planId;
   const plan = catalog.plan(subscription.planId);
   if (!plan) return deny(403, 'plan_unavailable', `Plan ${subscription.planId} is no longer offered.`);
 
@@ -110,7 +107,7 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   }
 
   const period = context.periodOf(subscription.periodAnchor, context.now);
-  const limits = limitsOf(identity.key, subscription, plan, route.endpoint, period);
+  const facts = keyEndpointFacts(identity.key, subscription, plan, route, period);
   return {
     admitted: true,
     next: {
@@ -119,33 +116,39 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
       route,
       period,
       scope: customer.id,
-      limits,
-      metadata,
+      limits: facts.limits,
+      metadata: facts.metadata,
     },
   };
 }
 
-interface LimitsMemo {
+const routeMetadata = (route: RouteMatch): DecisionMetadata => ({ product_id: route.product.id, endpoint_id: route.endpoint.id, weight: route.endpoint.weight });
+const keyMetadata = (key: KeyState): DecisionMetadata => ({ key_id: key.id, customer_id: key.customerId, subscription_id: key.subscriptionId });
+
+interface KeyEndpointFacts {
   subscription: SubscriptionState;
   plan: Plan;
   period: Period;
   limits: readonly Limit[];
+  metadata: Readonly<DecisionMetadata>;
 }
 
 // Weak both ways: a key's entry goes with its state, an endpoint's with the catalog it was loaded from.
-const limitsMemo = new WeakMap<KeyState, WeakMap<EndpointDocument, LimitsMemo>>();
+const keyEndpointMemo = new WeakMap<KeyState, WeakMap<EndpointDocument, KeyEndpointFacts>>();
 
 /**
- * The counters a key's call to an endpoint consumes. They change only with its subscription, plan or billing period,
- * so each combination is built once and then shared, the same array every time: besides sparing the allocations, that
- * lets the Redis store recognise a request it has already encoded in the same batch.
+ * The counters a key's call to an endpoint consumes, and an allowed call's metadata. They change only with its
+ * subscription, plan or billing period, so each combination is built once and then shared, the same objects every
+ * time: besides sparing the allocations, that lets the Redis store recognise a request it has already encoded in the
+ * same batch, and the response encoder copy the metadata's bytes.
  */
-function limitsOf(key: KeyState, subscription: SubscriptionState, plan: Plan, endpoint: EndpointDocument, period: Period): readonly Limit[] {
-  let byEndpoint = limitsMemo.get(key);
-  if (!byEndpoint) limitsMemo.set(key, (byEndpoint = new WeakMap()));
+function keyEndpointFacts(key: KeyState, subscription: SubscriptionState, plan: Plan, route: RouteMatch, period: Period): KeyEndpointFacts {
+  const { endpoint } = route;
+  let byEndpoint = keyEndpointMemo.get(key);
+  if (!byEndpoint) keyEndpointMemo.set(key, (byEndpoint = new WeakMap()));
   const memo = byEndpoint.get(endpoint);
   if (memo && memo.subscription === subscription && memo.plan === plan && memo.period.start === period.start && memo.period.end === period.end) {
-    return memo.limits;
+    return memo;
   }
   const limits: Limit[] = plan.rate_limits.map((rateLimit) => ({
     kind: 'sliding',
@@ -167,8 +170,10 @@ function limitsOf(key: KeyState, subscription: SubscriptionState, plan: Plan, en
   }
   const walletLimit = prepaidWalletLimit(plan.pricing, endpoint, subscription.id, period);
   if (walletLimit) limits.push(walletLimit);
-  byEndpoint.set(endpoint, { subscription, plan, period, limits });
-  return limits;
+  const metadata = Object.freeze({ ...routeMetadata(route), ...keyMetadata(key), plan_id: plan.id, decision: 'allow' });
+  const facts = { subscription, plan, period, limits, metadata };
+  byEndpoint.set(endpoint, facts);
+  return facts;
 }
 
 export type CounterAnswer = ConsumeResult | { degraded: 'open' | 'closed' };
@@ -240,10 +245,9 @@ export function conclude(
   const upstreamHeaders = identityHeaders(identity, plan, names);
   const removeHeaders: string[] = [];
   for (const name in request.headers) if (name.startsWith(options.headerPrefix) && !names.all.has(name)) removeHeaders.push(name);
-  // admit() built this metadata for this request alone, so it is completed in place.
-  metadata.decision = 'allow';
-  if ('degraded' in answer) metadata.degraded = answer.degraded;
-  return { allowed: true, upstreamHeaders, removeHeaders, responseHeaders: headers, metadata };
+  const requestMetadata: DecisionMetadata = { request_id: request.requestId };
+  if ('degraded' in answer) requestMetadata.degraded = answer.degraded;
+  return { allowed: true, upstreamHeaders, removeHeaders, responseHeaders: headers, metadata, requestMetadata };
 }
 
 interface IdentityHeadersMemo {
@@ -303,7 +307,7 @@ export function denial(
   code: DenialCode,
   message: string,
   requestId: string,
-  metadata: DecisionMetadata,
+  metadata: Readonly<DecisionMetadata>,
   extra: Record<string, unknown> = {},
   headers: Record<string, string> = {},
 ): Deny {
@@ -315,7 +319,7 @@ export function denial(
     message,
     headers,
     body: { error: { code, message, ...details, request_id: requestId } },
-    metadata: { ...metadata, decision: 'deny', reason: code },
+    metadata: { request_id: requestId, ...metadata, decision: 'deny', reason: code },
   };
 }
 

@@ -36,7 +36,10 @@ export interface Allow {
   /** Client-sent headers in our namespace that we do not set: removed before the upstream sees them. */
   removeHeaders: string[];
   responseHeaders: Record<string, string>;
-  metadata: DecisionMetadata;
+  /** Facts shared by a key's allowed calls to one endpoint (customer, subscription, plan, product, endpoint, weight, key id); frozen. */
+  metadata: Readonly<DecisionMetadata>;
+  /** This call's own facts, recorded beside them: its request id, and `degraded` when its limits were not counted. */
+  requestMetadata: Readonly<DecisionMetadata>;
 }
 
 export interface Deny {

@@ -136,9 +136,20 @@ class Writer {
     this.position += bytes.length;
   }
 
-  /** google.protobuf.Struct of string and number values. */
-  struct(field: number, values: Readonly<Record<string, string | number>>): void {
+  /**
+   * google.protobuf.Struct of string and number values: `shared`'s entries, then `own`'s. A Struct is a map, so an
+   * entry of `own` wins over one of `shared` with the same name. A frozen `shared` (an allowed call's facts, shared by
+   * a key's calls to an endpoint) is encoded once and its bytes copied.
+   */
+  struct(field: number, shared: Readonly<Record<string, string | number>>, own?: Readonly<Record<string, string | number>>): void {
     const struct = this.begin(field);
+    if (Object.isFrozen(shared)) this.bytes(encodedStructEntries(shared));
+    else this.structEntries(shared);
+    if (own) this.structEntries(own);
+    this.end(struct);
+  }
+
+  structEntries(values: Readonly<Record<string, string | number>>): void {
     for (const key in values) {
       const entry = this.begin(1);
       this.string(1, key);
@@ -159,7 +170,6 @@ class Writer {
       this.end(wrapper);
       this.end(entry);
     }
-    this.end(struct);
   }
 
   /** A copy of what was written, leaving the buffer for the next response. */
@@ -182,11 +192,25 @@ const encodedHeaderSets = new WeakMap<Readonly<Record<string, string>>, { field:
 function encodedHeaderSet(field: number, headers: Readonly<Record<string, string>>): Buffer {
   const known = encodedHeaderSets.get(headers);
   if (known?.field === field) return known.bytes;
-  const own = new Writer(256);
-  own.eachHeader(field, headers);
-  const bytes = own.take();
+  const bytes = writtenAlone((own) => own.eachHeader(field, headers));
   encodedHeaderSets.set(headers, { field, bytes });
   return bytes;
+}
+
+/** Frozen metadata (an allowed call's facts, shared by a key's calls to one endpoint): its Struct entries, encoded once. */
+const encodedStructs = new WeakMap<Readonly<Record<string, string | number>>, Buffer>();
+
+function encodedStructEntries(values: Readonly<Record<string, string | number>>): Buffer {
+  let bytes = encodedStructs.get(values);
+  if (!bytes) encodedStructs.set(values, (bytes = writtenAlone((own) => own.structEntries(values))));
+  return bytes;
+}
+
+/** What `write` writes, in a writer of its own (the shared one may be part-way through a response). */
+function writtenAlone(write: (writer: Writer) => void): Buffer {
+  const own = new Writer(256);
+  write(own);
+  return own.take();
 }
 
 export function encodeCheckResponse(decision: Decision): Buffer {
@@ -216,6 +240,6 @@ export function encodeCheckResponse(decision: Decision): Buffer {
     writer.string(3, JSON.stringify(decision.body));
     writer.end(denied);
   }
-  writer.struct(4, decision.metadata);
+  writer.struct(4, decision.metadata, decision.allowed ? decision.requestMetadata : undefined);
   return writer.take();
 }

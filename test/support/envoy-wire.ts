@@ -22,7 +22,8 @@ const overwriteAll = (headers: Record<string, string>) => Object.entries(headers
 
 /** The CheckResponse a decision stands for, as an object protobufjs can encode. */
 export function referenceCheckResponse(decision: Decision): CheckResponseWire {
-  const dynamic_metadata = toStruct(decision.metadata);
+  // A Struct is a map: the call's own entries, written after the shared ones, win on a shared name.
+  const dynamic_metadata = toStruct(decision.allowed ? { ...decision.metadata, ...decision.requestMetadata } : decision.metadata);
   if (decision.allowed) {
     return {
       status: { code: 0 },
