@@ -97,7 +97,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     if (!(await redis.ready())) {
       logger.error({ failureMode: config.redis.failureMode }, 'Redis unreachable at start; serving in failure mode until it connects');
     }
-    const redisLatency = metrics.counterStoreDuration.labels({ store: 'redis' });
+    const redisLatency = metrics.counterStoreDuration.bind({ store: 'redis' });
     counters = new ResilientCounterStore(
       redis,
       config.redis.failureMode,
@@ -107,7 +107,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       (seconds) => redisLatency.observe(seconds),
     );
   } else {
-    const memoryLatency = metrics.counterStoreDuration.labels({ store: 'memory' });
+    const memoryLatency = metrics.counterStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
   const wallet = new WalletService(db, counters, () => catalog, clock, logger);

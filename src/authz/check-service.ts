@@ -5,6 +5,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { TallyIncrement } from '../metrics/tallies.js';
 import type { ResilientCounterStore } from '../quota/resilient.js';
 import type { CheckRequestWire } from '../grpc/wire.js';
 import { admit, conclude, denial, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
@@ -78,14 +79,14 @@ function decideFor(
 
 /** The handler answers with the Decision itself: grpc/check-response-encoder.ts serializes it to a CheckResponse. */
 export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCall<CheckRequestWire, Decision> {
-  // Label lookups hash their label set on every call; the combinations are few (plan × reason, the reason empty for
-  // an allow), so the bound counters are kept.
-  const decisionCounters = new Map<string, Map<string, { inc(): void }>>();
+  // The label combinations are few (plan × reason, the reason empty for an allow): each is bound once and kept.
+  const decisionCounters = new Map<string, Map<string, TallyIncrement>>();
+  const checkDuration = deps.metrics.checkDuration.bind();
   const countDecision = (plan: string, reason: string) => {
     let byReason = decisionCounters.get(plan);
     if (!byReason) decisionCounters.set(plan, (byReason = new Map()));
     let counter = byReason.get(reason);
-    if (!counter) byReason.set(reason, (counter = deps.metrics.checkDecisions.labels({ result: reason === '' ? 'allow' : 'deny', reason, plan })));
+    if (!counter) byReason.set(reason, (counter = deps.metrics.checkDecisions.bind({ result: reason === '' ? 'allow' : 'deny', reason, plan })));
     counter.inc();
   };
   const failed = (call: { request: CheckRequestWire }, error: unknown): Decision => {
@@ -100,7 +101,7 @@ export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCal
     const started = performance.now();
     const respond = (decision: Decision) => {
       countDecision(String(decision.metadata.plan_id ?? ''), decision.allowed ? '' : decision.code);
-      deps.metrics.checkDuration.observe((performance.now() - started) / 1000);
+      checkDuration.observe((performance.now() - started) / 1000);
       callback(null, decision);
     };
     // Nothing here may throw or reject unhandled: a bug answers a 503, and a failure to answer must not end the process.

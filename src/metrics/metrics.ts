@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BusinessMetrics } from '../reports/business-metrics.js';
+import { TalliedCounter, TalliedHistogram } from './tallies.js';
 
 /**
  * Every metric Tollgate exports. Labels stay bounded: plan, reason and result come from the catalog and fixed
@@ -9,19 +10,20 @@ export function createMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry, prefix: 'tollgate_' });
   return {
     registry,
-    checkDecisions: new Counter({
+    // Updated on every Check: tallies, not prom-client's own inc() and observe() (see tallies.ts).
+    checkDecisions: new TalliedCounter({
       name: 'tollgate_check_decisions_total',
       help: 'Check decisions by result (allow, deny), denial reason and plan.',
       labelNames: ['result', 'reason', 'plan'] as const,
       registers: [registry],
     }),
-    checkDuration: new Histogram({
+    checkDuration: new TalliedHistogram({
       name: 'tollgate_check_duration_seconds',
       help: 'Time to decide one Check, from request to response.',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers: [registry],
     }),
-    counterStoreDuration: new Histogram({
+    counterStoreDuration: new TalliedHistogram({
       name: 'tollgate_counter_store_duration_seconds',
       help: 'Latency of one counter-store consume call.',
       labelNames: ['store'] as const,
