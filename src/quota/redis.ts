@@ -187,14 +187,26 @@ interface ConsumeBatch {
   /** Distinct request shapes (see consumeScript). */
   shapes: IndexedStrings;
   /** Per request: now, shape index. */
-  args: string[];
+  args: number[];
   /**
    * The shape of each limits array already in this batch, for its scope and while `now` stays within the same sliding
    * windows (its keys name them): admit() shares one array among a key's calls to an endpoint, so a repeated Check is
    * two numbers.
    */
   shapeByLimits: Map<readonly Limit[], { scope: string; shape: number; from: number; until: number }>;
-  requests: { request: ConsumeRequest; resolve: (result: ConsumeResult) => void; reject: (error: unknown) => void }[];
+  /** Requests in the batch. */
+  size: number;
+  /** Where the next request's part of the reply starts. */
+  replyLength: number;
+  /** The script's reply, which each request reads its part of; settled by send(). */
+  reply: Promise<number[]>;
+  settle: (reply: Promise<number[]>) => void;
+}
+
+function newBatch(): ConsumeBatch {
+  let settle!: (reply: Promise<number[]>) => void;
+  const reply = new Promise<number[]>((resolve) => (settle = resolve));
+  return { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], shapeByLimits: new Map(), size: 0, replyLength: 0, reply, settle };
 }
 
 /** One request's outcomes, from its part of the reply starting at `at`. */
@@ -287,15 +299,19 @@ export class RedisCounterStore implements CounterStore {
     const group = this.batchPerScope ? request.scope : '';
     let batch = this.pending.get(group);
     if (!batch) {
-      batch = { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], requests: [], shapeByLimits: new Map() };
+      batch = newBatch();
       this.pending.set(group, batch);
     }
     const known = batch.shapeByLimits.get(request.limits);
     const reusable = known && known.scope === request.scope && known.from <= request.now && request.now < known.until;
     const shape = reusable ? known.shape : this.addShape(batch, request);
-    batch.args.push(`${request.now},${shape}`);
-    const answer = new Promise<ConsumeResult>((resolve, reject) => batch.requests.push({ request, resolve, reject }));
-    if (batch.requests.length >= maxBatch) {
+    batch.args.push(request.now, shape);
+    const at = batch.replyLength;
+    batch.replyLength += 1 + 4 * request.limits.length;
+    batch.size++;
+    // One promise per batch, read by each request: no promise, resolvers or record of its own to make per Check.
+    const answer = batch.reply.then((reply) => readResult(request, reply, at));
+    if (batch.size >= maxBatch) {
       this.pending.delete(group);
       this.send(batch);
     } else if (!this.flushScheduled) {
@@ -343,24 +359,17 @@ export class RedisCounterStore implements CounterStore {
   private send(batch: ConsumeBatch): void {
     const command = (this.client as unknown as { tollgateConsume: ConsumeCommand }).tollgateConsume;
     // One comma-joined argument: fewer RESP bulk strings to build and parse (the script splits it).
-    command
-      .call(
-        this.client,
-        batch.keys.items.length,
-        ...batch.keys.items,
-        `${batch.shapes.items.length},${batch.shapes.items.join(',')},${batch.requests.length},${batch.args.join(',')}`,
-      )
-      .then((reply) => {
-        let at = 0;
-        for (const { request, resolve } of batch.requests) {
-          resolve(readResult(request, reply, at));
-          at += 1 + 4 * request.limits.length;
-        }
-      })
-      .catch((error: unknown) => {
-        const unavailable = new CounterStoreUnavailable(error);
-        for (const { reject } of batch.requests) reject(unavailable);
-      });
+    const reply = command.call(
+      this.client,
+      batch.keys.items.length,
+      ...batch.keys.items,
+      `${batch.shapes.items.length},${batch.shapes.items.join(',')},${batch.size},${batch.args.join(',')}`,
+    );
+    batch.settle(
+      reply.catch((error: unknown) => {
+        throw new CounterStoreUnavailable(error);
+      }),
+    );
   }
 
   async periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
