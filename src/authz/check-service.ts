@@ -29,12 +29,11 @@ export interface CheckDependencies {
  * Decides one Check: identity and entitlement from memory, counters in one store call, never a database query.
  * A denial that needs no counters is answered synchronously; only the counter call (or a JWT to verify) makes it wait.
  */
-export function decide(wire: CheckRequestWire, deps: CheckDependencies): Decision | Promise<Decision> {
+function decide(wire: CheckRequestWire, deps: CheckDependencies, resolveApiKey: (key: string) => Identity | undefined): Decision | Promise<Decision> {
   const facts = toFacts(wire);
   if (!facts) {
     return denial(400, 'malformed_request', 'The Check request carries no HTTP request method and path.', '', {});
   }
-  const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
   // A bearer JWT is the credential unless an API key was sent in its own header.
   const bearer = deps.jwt && /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
   if (deps.jwt && bearer && looksLikeJwt(bearer) && !facts.headers[deps.options.keyHeader]?.trim()) {
@@ -97,37 +96,46 @@ export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCal
   };
   const logAnswerFailure = (error: unknown) =>
     deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check response failed');
-  return (call, callback) => {
-    const started = performance.now();
-    const respond = (decision: Decision) => {
+  // Nothing here may throw or reject unhandled: a bug answers a 503, and a failure to answer must not end the process.
+  type Call = grpc.ServerUnaryCall<CheckRequestWire, Decision>;
+  type Callback = grpc.sendUnaryData<Decision>;
+  const answer = (callback: Callback, started: number, decision: Decision) => {
+    try {
       countDecision(String(decision.metadata.plan_id ?? ''), decision.allowed ? '' : decision.code);
       checkDuration.observe((performance.now() - started) / 1000);
       callback(null, decision);
-    };
-    // Nothing here may throw or reject unhandled: a bug answers a 503, and a failure to answer must not end the process.
-    const answer = (decision: Decision) => {
-      try {
-        respond(decision);
-      } catch (error) {
-        logAnswerFailure(error);
-      }
-    };
-    const answerFailure = (error: unknown) => {
-      try {
-        respond(failed(call, error));
-      } catch (failure) {
-        logAnswerFailure(failure);
-      }
-    };
-    let decision: Decision | Promise<Decision>;
-    try {
-      decision = decide(call.request, deps);
     } catch (error) {
-      answerFailure(error);
+      logAnswerFailure(error);
+    }
+  };
+  const answerFailure = (call: Call, callback: Callback, started: number, error: unknown) => {
+    let decision: Decision;
+    try {
+      decision = failed(call, error);
+    } catch (failure) {
+      logAnswerFailure(failure);
       return;
     }
-    if (decision instanceof Promise) decision.then(answer, answerFailure);
-    else answer(decision);
+    answer(callback, started, decision);
+  };
+  const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
+  return (call, callback) => {
+    const started = performance.now();
+    let decision: Decision | Promise<Decision>;
+    try {
+      decision = decide(call.request, deps, resolveApiKey);
+    } catch (error) {
+      answerFailure(call, callback, started, error);
+      return;
+    }
+    if (decision instanceof Promise) {
+      decision.then(
+        (decided) => answer(callback, started, decided),
+        (error: unknown) => answerFailure(call, callback, started, error),
+      );
+    } else {
+      answer(callback, started, decision);
+    }
   };
 }
 
