@@ -12,20 +12,14 @@ export interface TallyIncrement {
 }
 
 /** A prom-client Counter whose bound label sets count in plain numbers, added to it when it is scraped. */
-export class TalliedCounter<L extends string> {
-  readonly counter: Counter<L>;
+export class TalliedCounter<L extends string> extends Counter<L> {
   private readonly tallies: { labels: LabelValues<L>; count: number }[] = [];
 
   constructor(configuration: Omit<CounterConfiguration<L>, 'collect'>) {
-    const tallies = this.tallies;
-    this.counter = new Counter<L>({
+    super({
       ...configuration,
       collect() {
-        for (const tally of tallies) {
-          if (tally.count === 0) continue;
-          this.inc(tally.labels, tally.count);
-          tally.count = 0;
-        }
+        (this as TalliedCounter<L>).addTallies();
       },
     });
   }
@@ -40,6 +34,20 @@ export class TalliedCounter<L extends string> {
       },
     };
   }
+
+  override reset(): void {
+    super.reset();
+    // Counter's constructor resets before this class's fields exist.
+    if (this.tallies) for (const tally of this.tallies) tally.count = 0;
+  }
+
+  private addTallies(): void {
+    for (const tally of this.tallies) {
+      if (tally.count === 0) continue;
+      this.inc(tally.labels, tally.count);
+      tally.count = 0;
+    }
+  }
 }
 
 export interface TallyObserver {
@@ -48,6 +56,8 @@ export interface TallyObserver {
 
 interface HistogramSeries {
   labels: LabelValues<string>;
+  /** Shown even with nothing observed: prom-client's unlabelled histogram is, from its creation until a reset. */
+  shownEmpty: boolean;
   /** Observations per bucket, not cumulative; the last one is +Inf. */
   buckets: Float64Array;
   sum: number;
@@ -65,7 +75,7 @@ export class TalliedHistogram<L extends string> {
   readonly help: string;
   readonly labelNames: readonly L[];
   private readonly upperBounds: readonly number[];
-  private readonly series: HistogramSeries[] = [];
+  private readonly series = new Map<string, HistogramSeries>();
 
   constructor(configuration: { name: string; help: string; buckets: readonly number[]; labelNames?: readonly L[]; registers: Registry[] }) {
     this.name = configuration.name;
@@ -74,12 +84,12 @@ export class TalliedHistogram<L extends string> {
     this.upperBounds = configuration.buckets;
     // The registry asks a metric only for its name, help, type, aggregator, get() and reset().
     for (const registry of configuration.registers) registry.registerMetric(this as unknown as Metric);
+    if (this.labelNames.length === 0) this.seriesOf({}).shownEmpty = true;
   }
 
-  /** The observer of one label set; bind each set once and keep it. */
+  /** The observer of one label set (binding a set again gives the same series); keep it. */
   bind(labels: LabelValues<L> = {}): TallyObserver {
-    const series: HistogramSeries = { labels, buckets: new Float64Array(this.upperBounds.length + 1), sum: 0, count: 0 };
-    this.series.push(series);
+    const series = this.seriesOf(labels);
     const { upperBounds } = this;
     return {
       observe(value) {
@@ -92,12 +102,22 @@ export class TalliedHistogram<L extends string> {
     };
   }
 
+  private seriesOf(labels: LabelValues<L>): HistogramSeries {
+    const key = JSON.stringify(this.labelNames.map((name) => labels[name]));
+    let series = this.series.get(key);
+    if (!series) {
+      series = { labels, shownEmpty: false, buckets: new Float64Array(this.upperBounds.length + 1), sum: 0, count: 0 };
+      this.series.set(key, series);
+    }
+    return series;
+  }
+
   /** What the registry prints: each series' cumulative buckets, then its sum and count (as prom-client lays them out). */
   async getForPromString() {
     const values: (MetricValueWithName<string> & { sharedLabels: LabelValues<string> })[] = [];
-    for (const series of this.series) {
-      // prom-client shows a label set only once something was observed in it.
-      if (series.count === 0) continue;
+    for (const series of this.series.values()) {
+      // prom-client shows a label set only once something was observed in it (since the last reset).
+      if (series.count === 0 && !series.shownEmpty) continue;
       const sharedLabels = series.labels;
       let cumulative = 0;
       this.upperBounds.forEach((bound, i) => {
@@ -118,7 +138,8 @@ export class TalliedHistogram<L extends string> {
   }
 
   reset(): void {
-    for (const series of this.series) {
+    for (const series of this.series.values()) {
+      series.shownEmpty = false;
       series.buckets.fill(0);
       series.sum = 0;
       series.count = 0;
