@@ -181,6 +181,18 @@ describe('conclude', () => {
     // The quota let it through, but the denied request counted nothing: 900 after it would have been 901 without it.
     expect(decision).toMatchObject({ allowed: false, status: 429, code: 'rate_limited', headers: { 'retry-after': '5', 'x-quota-remaining': '901' } });
     expect((decision as Deny).body).toMatchObject({ error: { limit: 10, window: '1m', retry_after_seconds: 5, upgrade_url: 'https://up', plan: 'free' } });
+    expect(decision.metadata).toEqual({
+      request_id: 'req-1',
+      product_id: 'petstore',
+      endpoint_id: 'list-pets',
+      weight: 1,
+      key_id: 'key_1',
+      customer_id: 'acme',
+      subscription_id: 'sub_1',
+      plan_id: 'free',
+      decision: 'deny',
+      reason: 'rate_limited',
+    });
   });
 
   it('denies an exhausted quota with the status the plan chooses', () => {

@@ -187,7 +187,7 @@ export function conclude(
 ): Decision {
   const { identity, plan, metadata } = admitted;
   if ('degraded' in answer && answer.degraded === 'closed') {
-    return denial(503, 'limits_unavailable', 'Usage limits cannot be checked right now; retry shortly.', request.requestId, metadata, {}, { 'retry-after': '1' });
+    return denial(503, 'limits_unavailable', 'Usage limits cannot be checked right now; retry shortly.', request.requestId, withRequestId(metadata, request.requestId), {}, { 'retry-after': '1' });
   }
   const outcomes = 'outcomes' in answer ? answer.outcomes : [];
   // The tightest rate limit and the quota are reported to the client (this runs on every Check: one plain loop).
@@ -212,7 +212,7 @@ export function conclude(
     if (blockedLimit.kind === 'sliding') {
       // admit() lists the plan's rate limits first, in order.
       const window = plan.rate_limits[blockedIndex]!;
-      return denial(429, 'rate_limited', `Rate limit of ${blockedLimit.limit} requests per ${formatWindow(blockedLimit.windowMs)} exceeded.`, request.requestId, metadata, {
+      return denial(429, 'rate_limited', `Rate limit of ${blockedLimit.limit} requests per ${formatWindow(blockedLimit.windowMs)} exceeded.`, request.requestId, withRequestId(metadata, request.requestId), {
         limit: blockedLimit.limit,
         window: formatWindow(blockedLimit.windowMs),
         scope: window.scope,
@@ -223,7 +223,7 @@ export function conclude(
     }
     if (blockedLimit.kind === 'wallet') {
       const currency = plan.pricing!.currency;
-      return denial(402, 'wallet_exhausted', 'The prepaid wallet cannot pay for this call; top it up to continue.', request.requestId, metadata, {
+      return denial(402, 'wallet_exhausted', 'The prepaid wallet cannot pay for this call; top it up to continue.', request.requestId, withRequestId(metadata, request.requestId), {
         balance: formatMicros(blocked.remaining, currency),
         price: formatMicros(blockedLimit.cost, currency),
         currency,
@@ -231,7 +231,7 @@ export function conclude(
       }, headers);
     }
     const status: DenialStatus = plan.quota?.when_exhausted === 'deny_402' ? 402 : 429;
-    return denial(status, 'quota_exhausted', `The quota of ${blockedLimit.limit} units for this billing period is used up.`, request.requestId, metadata, {
+    return denial(status, 'quota_exhausted', `The quota of ${blockedLimit.limit} units for this billing period is used up.`, request.requestId, withRequestId(metadata, request.requestId), {
       limit: blockedLimit.limit,
       remaining: blocked.remaining,
       cost: blockedLimit.cost,
@@ -302,6 +302,9 @@ function identityHeaderNames(prefix: string): IdentityHeaderNames {
   return names;
 }
 
+/** The shared facts of an admitted call, named with its request as admit()'s own denials are. */
+const withRequestId = (metadata: Readonly<DecisionMetadata>, requestId: string): DecisionMetadata => ({ request_id: requestId, ...metadata });
+
 export function denial(
   status: DenialStatus,
   code: DenialCode,
@@ -319,7 +322,7 @@ export function denial(
     message,
     headers,
     body: { error: { code, message, ...details, request_id: requestId } },
-    metadata: { request_id: requestId, ...metadata, decision: 'deny', reason: code },
+    metadata: { ...metadata, decision: 'deny', reason: code },
   };
 }
 
