@@ -3,7 +3,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { MemoryCounterStore } from '../src/quota/memory.js';
 import { RedisCounterStore } from '../src/quota/redis.js';
-import type { CounterStore } from '../src/quota/store.js';
+import { CounterStoreUnavailable, type CounterStore } from '../src/quota/store.js';
 import type { Limit, PeriodLimit, SlidingLimit, WalletLimit } from '../src/quota/window.js';
 import { testRedisUrl, uniqueName } from './support/services.js';
 
@@ -299,6 +299,20 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
       }),
       { numRuns: 30 },
     );
+  });
+
+  it('treats a reply without every request of the batch as the store failing, for each request', async () => {
+    const redis = new RedisCounterStore({ url: testRedisUrl, prefix: uniqueName('tgt'), timeoutMs: 1_000 });
+    expect(await redis.ready()).toBe(true);
+    try {
+      // What a proxy or a Redis-alike answering the script differently would send: one request's part of two.
+      const client = redis.client as unknown as { tollgateConsume: () => Promise<number[]> };
+      client.tollgateConsume = async () => [1, 1, 9, 0, 0];
+      const answers = await Promise.allSettled([1, 2].map((i) => redis.consume({ scope: 's', now: start + i, limits: [perMinute(10)] })));
+      for (const answer of answers) expect(answer).toMatchObject({ status: 'rejected', reason: expect.any(CounterStoreUnavailable) });
+    } finally {
+      await redis.close();
+    }
   });
 
   it("gives every counter Redis writes the expiry its batch's last write asked for, and a wallet balance none", async () => {

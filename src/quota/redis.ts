@@ -366,9 +366,15 @@ export class RedisCounterStore implements CounterStore {
       `${batch.shapes.items.length},${batch.shapes.items.join(',')},${batch.size},${batch.args.join(',')}`,
     );
     batch.settle(
-      reply.catch((error: unknown) => {
-        throw new CounterStoreUnavailable(error);
-      }),
+      reply
+        .then((values) => {
+          // A reply without every request's part (a proxy or a Redis-alike answering differently) is a store fault.
+          if (!Array.isArray(values) || values.length !== batch.replyLength) throw new Error(`unexpected reply to a batch of ${batch.size} requests`);
+          return values;
+        })
+        .catch((error: unknown) => {
+          throw new CounterStoreUnavailable(error);
+        }),
     );
   }
 
