@@ -126,6 +126,8 @@ describe('admit', () => {
 });
 
 describe('conclude', () => {
+  /** The metadata facts of the free key's calls to GET /api/v1/pets. */
+  const listPetsFacts = { product_id: 'petstore', endpoint_id: 'list-pets', weight: 1, key_id: 'key_1', customer_id: 'acme', subscription_id: 'sub_1', plan_id: 'free' };
   const admitted = () => admittedOf(request('GET', '/api/v1/pets', { 'x-api-key': 'k', 'x-tollgate-plan-id': 'enterprise', 'x-tollgate-debug': '1' }), identity());
   const answer = (rate: { allowed: boolean; remaining: number; retryAfterMs?: number }, quota = { allowed: true, remaining: 900 }): ConsumeResult => ({
     allowed: rate.allowed && quota.allowed,
@@ -148,17 +150,7 @@ describe('conclude', () => {
       responseHeaders: { 'ratelimit-limit': '10', 'ratelimit-remaining': '7', 'ratelimit-reset': '62', 'ratelimit-policy': '10;w=60', 'x-quota-remaining': '900' },
     });
     if (!decision.allowed) return;
-    expect({ ...decision.metadata, ...decision.requestMetadata }).toEqual({
-      request_id: 'req-1',
-      product_id: 'petstore',
-      endpoint_id: 'list-pets',
-      weight: 1,
-      key_id: 'key_1',
-      customer_id: 'acme',
-      subscription_id: 'sub_1',
-      plan_id: 'free',
-      decision: 'allow',
-    });
+    expect({ ...decision.metadata, ...decision.requestMetadata }).toEqual({ request_id: 'req-1', ...listPetsFacts, decision: 'allow' });
   });
 
   it("shares one frozen set of identity headers among a key's allowed calls, and builds another when its plan changes", () => {
@@ -181,18 +173,7 @@ describe('conclude', () => {
     // The quota let it through, but the denied request counted nothing: 900 after it would have been 901 without it.
     expect(decision).toMatchObject({ allowed: false, status: 429, code: 'rate_limited', headers: { 'retry-after': '5', 'x-quota-remaining': '901' } });
     expect((decision as Deny).body).toMatchObject({ error: { limit: 10, window: '1m', retry_after_seconds: 5, upgrade_url: 'https://up', plan: 'free' } });
-    expect(decision.metadata).toEqual({
-      request_id: 'req-1',
-      product_id: 'petstore',
-      endpoint_id: 'list-pets',
-      weight: 1,
-      key_id: 'key_1',
-      customer_id: 'acme',
-      subscription_id: 'sub_1',
-      plan_id: 'free',
-      decision: 'deny',
-      reason: 'rate_limited',
-    });
+    expect(decision.metadata).toEqual({ request_id: 'req-1', ...listPetsFacts, decision: 'deny', reason: 'rate_limited' });
   });
 
   it('denies an exhausted quota with the status the plan chooses', () => {

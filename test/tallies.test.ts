@@ -37,6 +37,20 @@ const histogramSteps = fc.array(
   { maxLength: 60 },
 );
 
+/** Applies the steps to both registries, comparing their scrapes at each scrape step and at the end. */
+async function replay(steps: HistogramStep[], ours: Registry, theirs: Registry, observe: (store: string, value: number) => void) {
+  for (const step of steps) {
+    if ('observe' in step) observe(...step.observe);
+    else if ('reset' in step) {
+      ours.resetMetrics();
+      theirs.resetMetrics();
+    } else {
+      await expectSameScrape(ours, theirs);
+    }
+  }
+  await expectSameScrape(ours, theirs);
+}
+
 describe('TalliedHistogram', () => {
   it('is scraped as a prom-client Histogram with the same observations and resets, label sets bound in any order', async () => {
     await fc.assert(
@@ -48,19 +62,10 @@ describe('TalliedHistogram', () => {
         // A label set bound but never observed is not shown (prom-client shows none it has not seen); binding one
         // again gives the same series.
         for (const store of boundOnly) tallied.bind({ store });
-        for (const step of steps) {
-          if ('observe' in step) {
-            const [store, value] = step.observe;
-            tallied.bind({ store }).observe(value);
-            reference.observe({ store }, value);
-          } else if ('reset' in step) {
-            ours.resetMetrics();
-            theirs.resetMetrics();
-          } else {
-            await expectSameScrape(ours, theirs);
-          }
-        }
-        await expectSameScrape(ours, theirs);
+        await replay(steps, ours, theirs, (store, value) => {
+          tallied.bind({ store }).observe(value);
+          reference.observe({ store }, value);
+        });
       }),
       { numRuns: 200 },
     );
@@ -74,18 +79,10 @@ describe('TalliedHistogram', () => {
         const observer = new TalliedHistogram({ name: 'check_seconds', help: 'Check.', buckets, registers: [ours] }).bind();
         const reference = new Histogram({ name: 'check_seconds', help: 'Check.', buckets, registers: [theirs] });
         await expectSameScrape(ours, theirs);
-        for (const step of steps) {
-          if ('observe' in step) {
-            observer.observe(step.observe[1]);
-            reference.observe(step.observe[1]);
-          } else if ('reset' in step) {
-            ours.resetMetrics();
-            theirs.resetMetrics();
-          } else {
-            await expectSameScrape(ours, theirs);
-          }
-        }
-        await expectSameScrape(ours, theirs);
+        await replay(steps, ours, theirs, (_store, value) => {
+          observer.observe(value);
+          reference.observe(value);
+        });
       }),
       { numRuns: 100 },
     );
