@@ -186,7 +186,7 @@ interface ConsumeBatch {
   keys: IndexedStrings;
   /** Distinct request shapes (see consumeScript). */
   shapes: IndexedStrings;
-  /** Per request: now, shape index. */
+  /** Per request: now, shape index (so the batch holds args.length / 2 requests). */
   args: number[];
   /**
    * The shape of each limits array already in this batch, for its scope and while `now` stays within the same sliding
@@ -194,8 +194,6 @@ interface ConsumeBatch {
    * two numbers.
    */
   shapeByLimits: Map<readonly Limit[], { scope: string; shape: number; from: number; until: number }>;
-  /** Requests in the batch. */
-  size: number;
   /** Where the next request's part of the reply starts. */
   replyLength: number;
   /** The script's reply, which each request reads its part of; settled by send(). */
@@ -206,7 +204,7 @@ interface ConsumeBatch {
 function newBatch(): ConsumeBatch {
   let settle!: (reply: Promise<number[]>) => void;
   const reply = new Promise<number[]>((resolve) => (settle = resolve));
-  return { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], shapeByLimits: new Map(), size: 0, replyLength: 0, reply, settle };
+  return { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], shapeByLimits: new Map(), replyLength: 0, reply, settle };
 }
 
 /** One request's outcomes, from its part of the reply starting at `at`. */
@@ -308,10 +306,9 @@ export class RedisCounterStore implements CounterStore {
     batch.args.push(request.now, shape);
     const at = batch.replyLength;
     batch.replyLength += 1 + 4 * request.limits.length;
-    batch.size++;
     // One promise per batch, read by each request: no promise, resolvers or record of its own to make per Check.
     const answer = batch.reply.then((reply) => readResult(request, reply, at));
-    if (batch.size >= maxBatch) {
+    if (batch.args.length / 2 >= maxBatch) {
       this.pending.delete(group);
       this.send(batch);
     } else if (!this.flushScheduled) {
@@ -358,18 +355,19 @@ export class RedisCounterStore implements CounterStore {
 
   private send(batch: ConsumeBatch): void {
     const command = (this.client as unknown as { tollgateConsume: ConsumeCommand }).tollgateConsume;
+    const requests = batch.args.length / 2;
     // One comma-joined argument: fewer RESP bulk strings to build and parse (the script splits it).
     const reply = command.call(
       this.client,
       batch.keys.items.length,
       ...batch.keys.items,
-      `${batch.shapes.items.length},${batch.shapes.items.join(',')},${batch.size},${batch.args.join(',')}`,
+      `${batch.shapes.items.length},${batch.shapes.items.join(',')},${requests},${batch.args.join(',')}`,
     );
     batch.settle(
       reply
         .then((values) => {
           // A reply without every request's part (a proxy or a Redis-alike answering differently) is a store fault.
-          if (!Array.isArray(values) || values.length !== batch.replyLength) throw new Error(`unexpected reply to a batch of ${batch.size} requests`);
+          if (!Array.isArray(values) || values.length !== batch.replyLength) throw new Error(`unexpected reply to a batch of ${requests} requests`);
           return values;
         })
         .catch((error: unknown) => {
