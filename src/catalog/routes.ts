@@ -101,12 +101,12 @@ export class RouteTable {
     const known = byPath?.get(path);
     if (known !== undefined) return known ?? undefined;
     const found = this.find(host, method, path);
-    if (this.recentCount >= this.recentLimit) {
-      this.recent.clear();
-      this.recentCount = 0;
-      byHost = byPath = undefined;
-    }
     if (this.recentLimit > 0) {
+      if (this.recentCount >= this.recentLimit) {
+        this.recent.clear();
+        this.recentCount = 0;
+        byHost = byPath = undefined;
+      }
       if (!byHost) this.recent.set(method, (byHost = new Map()));
       if (!byPath) byHost.set(host, (byPath = new Map()));
       byPath.set(path, found ?? null);
