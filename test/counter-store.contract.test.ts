@@ -306,8 +306,8 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
     expect(await redis.ready()).toBe(true);
     try {
       // What a proxy or a Redis-alike answering the script differently would send: one request's part of two.
-      const client = redis.client as unknown as { tollgateConsume: () => Promise<number[]> };
-      client.tollgateConsume = async () => [1, 1, 9, 0, 0];
+      const client = redis.client as unknown as { tollgateConsumeBuffer: () => Promise<number[]> };
+      client.tollgateConsumeBuffer = async () => [1, 1, 9, 0, 0];
       const answers = await Promise.allSettled([1, 2].map((i) => redis.consume({ scope: 's', now: start + i, limits: [perMinute(10)] })));
       for (const answer of answers) expect(answer).toMatchObject({ status: 'rejected', reason: expect.any(CounterStoreUnavailable) });
     } finally {

@@ -354,7 +354,9 @@ export class RedisCounterStore implements CounterStore {
   };
 
   private send(batch: ConsumeBatch): void {
-    const command = (this.client as unknown as { tollgateConsume: ConsumeCommand }).tollgateConsume;
+    // The Buffer variant returns the reply as parsed: all integers, which the plain one would copy element by element
+    // only to turn any Buffer among them into a string.
+    const command = (this.client as unknown as { tollgateConsumeBuffer: ConsumeCommand }).tollgateConsumeBuffer;
     const requests = batch.args.length / 2;
     // One comma-joined argument: fewer RESP bulk strings to build and parse (the script splits it).
     const reply = command.call(
