@@ -24,6 +24,11 @@ export interface LoadResult {
 
 export interface CheckBenchResult {
   rounds: number;
+  /** Seconds measured per server and round, after warmUpS seconds of warm-up. */
+  durationS: number;
+  warmUpS: number;
+  /** Share of the host's CPU time taken by the hypervisor for other guests (steal, from /proc/stat) during the runs. */
+  stealShare: number;
   /** Medians over the rounds; each round measures the null server and Tollgate back to back. */
   saturation: { null: LoadResult; tollgate: LoadResult; ratio: number; ratios: number[]; cpuRatio: number };
   halfLoad: { rate: number; null: LoadResult; tollgate: LoadResult; addedP99Ms: number; addedP50Ms: number; addedP99sMs: number[] };
@@ -76,7 +81,7 @@ function checkRequestBody(key: string): string {
   return file;
 }
 
-const warmUpS = 2;
+const warmUpS = 1;
 
 function h2load(server: BenchProcess<unknown>, port: number, body: string, options: { durationS: number; clients: number; streams: number; rps?: number }): LoadResult {
   const cpuBefore = server.cpuMicros();
@@ -109,16 +114,41 @@ function h2load(server: BenchProcess<unknown>, port: number, body: string, optio
   return { requestsPerSecond: rps, succeeded: succeeded!, failed: failed!, p50Ms: percentile(50), p99Ms: percentile(99), cpuMicrosPerRequest: (server.cpuMicros() - cpuBefore) / requests };
 }
 
+/** Runs both measurements `rounds` times, swapping which goes first every round. */
+function alternate(rounds: number, measureNull: () => LoadResult, measureTollgate: () => LoadResult): { null: LoadResult; tollgate: LoadResult }[] {
+  const results: { null: LoadResult; tollgate: LoadResult }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    if (round % 2 === 0) {
+      const first = measureNull();
+      results.push({ null: first, tollgate: measureTollgate() });
+    } else {
+      const first = measureTollgate();
+      results.push({ null: measureNull(), tollgate: first });
+    }
+  }
+  return results;
+}
+
+/** The host's CPU time so far, all of it and the part stolen by the hypervisor (the first line of /proc/stat). */
+function hostSteal() {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((sum, each) => sum + each, 0);
+  const stolen = ticks[7]!;
+  return { total, stolen, share: (before: { total: number; stolen: number }) => (stolen - before.stolen) / (total - before.total) };
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 /** The run whose throughput is the median, so its latencies and counts stay together. */
 const medianRun = (runs: LoadResult[]) => runs.find((run) => run.requestsPerSecond === median(runs.map((each) => each.requestsPerSecond)))!;
 
 /**
- * Rounds alternate the two servers so that drift on a shared machine (other tenants, CPU frequency) hits both
- * alike; ratios are taken within a round and the median reported. Many short rounds rather than a few long ones:
- * on the shared machine single rounds' ratios ranged from 0.5 to 1.2, so the median needs the samples.
+ * Each round measures both servers back to back, the null server first in even rounds and Tollgate first in odd ones,
+ * so that drift on a shared machine (other tenants, CPU frequency) hits both alike and neither always runs on the
+ * other's heels; ratios are taken within a round and the median reported. Many short rounds rather than a few long
+ * ones: on the shared machine single rounds' ratios ranged from 0.5 to 1.2 (with up to a quarter of the host's CPU
+ * taken by other guests for seconds at a time), and the median of 9 rounds still moved by ±0.15 between runs.
  */
-export async function runCheckBench(options = { durationS: 4, rounds: 9 }): Promise<CheckBenchResult> {
+export async function runCheckBench(options = { durationS: 3, rounds: 21 }): Promise<CheckBenchResult> {
   buildDist();
   const nullServer = await startBenchProcess<{ port: number }>('bench/null-authz-server.ts');
   const tollgate = await startTollgateWithKey(mkdtempSync(join(tmpdir(), 'tollgate-bench-')));
@@ -126,17 +156,13 @@ export async function runCheckBench(options = { durationS: 4, rounds: 9 }): Prom
     const nullBody = checkRequestBody('none');
     const tollgateBody = checkRequestBody(tollgate.key);
     const saturate = { durationS: options.durationS, clients: 4, streams: 32 };
-    const saturation: { null: LoadResult; tollgate: LoadResult }[] = [];
-    for (let round = 0; round < options.rounds; round++) {
-      saturation.push({ null: h2load(nullServer, nullServer.info.port, nullBody, saturate), tollgate: h2load(tollgate, tollgate.info.grpcPort, tollgateBody, saturate) });
-    }
+    const stealBefore = hostSteal();
+    const saturation = alternate(options.rounds, () => h2load(nullServer, nullServer.info.port, nullBody, saturate), () => h2load(tollgate, tollgate.info.grpcPort, tollgateBody, saturate));
     const nullSaturation = medianRun(saturation.map((round) => round.null));
     const rate = Math.floor(nullSaturation.requestsPerSecond / 2);
     const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: Math.max(1, Math.floor(rate / 4)) };
-    const halfLoad: { null: LoadResult; tollgate: LoadResult }[] = [];
-    for (let round = 0; round < options.rounds; round++) {
-      halfLoad.push({ null: h2load(nullServer, nullServer.info.port, nullBody, paced), tollgate: h2load(tollgate, tollgate.info.grpcPort, tollgateBody, paced) });
-    }
+    const halfLoad = alternate(options.rounds, () => h2load(nullServer, nullServer.info.port, nullBody, paced), () => h2load(tollgate, tollgate.info.grpcPort, tollgateBody, paced));
+    const stealShare = hostSteal().share(stealBefore);
     // The admin calls' keep-alive connection has idled out by now; a stale one can be cut as it is reused, so retry once.
     const scrape = async () => (await fetch(`http://127.0.0.1:${tollgate.info.httpPort}/metrics`)).text();
     const metrics = await scrape().catch(scrape);
@@ -147,6 +173,9 @@ export async function runCheckBench(options = { durationS: 4, rounds: 9 }): Prom
     const medianHalf = halfLoad[addedP99sMs.indexOf(median(addedP99sMs))]!;
     return {
       rounds: options.rounds,
+      durationS: options.durationS,
+      warmUpS,
+      stealShare,
       saturation: {
         null: nullSaturation,
         tollgate: medianRun(saturation.map((round) => round.tollgate)),
