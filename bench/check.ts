@@ -23,6 +23,8 @@ export interface LoadResult {
 }
 
 export interface CheckBenchResult {
+  /** Fresh pairs of server processes the rounds were spread over. */
+  forks: number;
   rounds: number;
   /** Seconds measured per server and round, after warmUpS seconds of warm-up. */
   durationS: number;
@@ -32,6 +34,7 @@ export interface CheckBenchResult {
   /** Medians over the rounds; each round measures the null server and Tollgate back to back. */
   saturation: { null: LoadResult; tollgate: LoadResult; ratio: number; ratios: number[]; cpuRatio: number };
   halfLoad: { rate: number; null: LoadResult; tollgate: LoadResult; addedP99Ms: number; addedP50Ms: number; addedP99sMs: number[] };
+  /** Allowed Checks counted by Tollgate's own metric, over every fork. */
   allowDecisions: number;
 }
 
@@ -83,7 +86,15 @@ function checkRequestBody(key: string): string {
 
 const warmUpS = 1;
 
-function h2load(server: BenchProcess<unknown>, port: number, body: string, options: { durationS: number; clients: number; streams: number; rps?: number }): LoadResult {
+interface Load {
+  durationS: number;
+  clients: number;
+  streams: number;
+  /** Paced at this many requests per second per client; unset, as fast as the server answers. */
+  rps?: number;
+}
+
+function h2load(server: BenchProcess<unknown>, port: number, body: string, options: Load): LoadResult {
   const cpuBefore = server.cpuMicros();
   const log = join(workDir, `h2load-${randomUUID()}.log`);
   const args = [
@@ -141,61 +152,92 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 /** The run whose throughput is the median, so its latencies and counts stay together. */
 const medianRun = (runs: LoadResult[]) => runs.find((run) => run.requestsPerSecond === median(runs.map((each) => each.requestsPerSecond)))!;
 
+interface Servers {
+  nullServer: BenchProcess<{ port: number }>;
+  tollgate: Awaited<ReturnType<typeof startTollgateWithKey>>;
+  nullBody: string;
+  tollgateBody: string;
+}
+
+/**
+ * Runs `measure` in `forks` fresh pairs of server processes, as JMH forks JVMs: one process's JIT and heap layout
+ * can run a few percent faster or slower for its whole life, so results pool several. Each fork first loads both
+ * servers once, unmeasured, so that neither is measured while still compiling its hot path. Returns what every fork
+ * measured, and the allow decisions Tollgate's own metric counted.
+ */
+async function inForks<T>(forks: number, warmUp: Load, measure: (servers: Servers) => T[]): Promise<{ results: T[]; allowDecisions: number }> {
+  const results: T[] = [];
+  let allowDecisions = 0;
+  const nullBody = checkRequestBody('none');
+  for (let fork = 0; fork < forks; fork++) {
+    const nullServer = await startBenchProcess<{ port: number }>('bench/null-authz-server.ts');
+    const tollgate = await startTollgateWithKey(mkdtempSync(join(tmpdir(), 'tollgate-bench-')));
+    try {
+      const servers = { nullServer, tollgate, nullBody, tollgateBody: checkRequestBody(tollgate.key) };
+      h2load(nullServer, nullServer.info.port, nullBody, warmUp);
+      h2load(tollgate, tollgate.info.grpcPort, servers.tollgateBody, warmUp);
+      results.push(...measure(servers));
+      // The admin calls' keep-alive connection has idled out by now; a stale one can be cut as it is reused, so retry once.
+      const scrape = async () => (await fetch(`http://127.0.0.1:${tollgate.info.httpPort}/metrics`)).text();
+      const metrics = await scrape().catch(scrape);
+      allowDecisions += Number(/tollgate_check_decisions_total\{result="allow",reason="",plan="unbounded"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    } finally {
+      await Promise.all([nullServer.stop(), tollgate.stop()]);
+    }
+  }
+  return { results, allowDecisions };
+}
+
 /**
  * Each round measures both servers back to back, the null server first in even rounds and Tollgate first in odd ones,
  * so that drift on a shared machine (other tenants, CPU frequency) hits both alike and neither always runs on the
  * other's heels; ratios are taken within a round and the median reported. Many short rounds rather than a few long
- * ones: on the shared machine single rounds' ratios ranged from 0.5 to 1.2 (with up to a quarter of the host's CPU
- * taken by other guests for seconds at a time), and the median of 9 rounds still moved by ±0.15 between runs.
+ * ones, in several forks: on the shared machine single rounds' ratios ranged from 0.5 to 1.3 (the null server alone,
+ * under constant load, did anywhere from 6k to 18k req/s in half-second slices), and the median of 9 rounds in one
+ * pair of processes moved by up to 0.25 between runs.
  */
-export async function runCheckBench(options = { durationS: 3, rounds: 21 }): Promise<CheckBenchResult> {
+export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPerFork: 7 }): Promise<CheckBenchResult> {
   buildDist();
-  const nullServer = await startBenchProcess<{ port: number }>('bench/null-authz-server.ts');
-  const tollgate = await startTollgateWithKey(mkdtempSync(join(tmpdir(), 'tollgate-bench-')));
-  try {
-    const nullBody = checkRequestBody('none');
-    const tollgateBody = checkRequestBody(tollgate.key);
-    const saturate = { durationS: options.durationS, clients: 4, streams: 32 };
-    const stealBefore = hostSteal();
-    const saturation = alternate(options.rounds, () => h2load(nullServer, nullServer.info.port, nullBody, saturate), () => h2load(tollgate, tollgate.info.grpcPort, tollgateBody, saturate));
-    const nullSaturation = medianRun(saturation.map((round) => round.null));
-    const rate = Math.floor(nullSaturation.requestsPerSecond / 2);
-    const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: Math.max(1, Math.floor(rate / 4)) };
-    const halfLoad = alternate(options.rounds, () => h2load(nullServer, nullServer.info.port, nullBody, paced), () => h2load(tollgate, tollgate.info.grpcPort, tollgateBody, paced));
-    const stealShare = hostSteal().share(stealBefore);
-    // The admin calls' keep-alive connection has idled out by now; a stale one can be cut as it is reused, so retry once.
-    const scrape = async () => (await fetch(`http://127.0.0.1:${tollgate.info.httpPort}/metrics`)).text();
-    const metrics = await scrape().catch(scrape);
-    const allowDecisions = Number(/tollgate_check_decisions_total\{result="allow",reason="",plan="unbounded"\} (\d+)/.exec(metrics)?.[1] ?? 0);
-    const ratios = saturation.map((round) => round.tollgate.requestsPerSecond / round.null.requestsPerSecond);
-    const addedP99sMs = halfLoad.map((round) => round.tollgate.p99Ms - round.null.p99Ms);
-    // Paced rounds all reach the same throughput, so the median half-load round is the one with the median added p99.
-    const medianHalf = halfLoad[addedP99sMs.indexOf(median(addedP99sMs))]!;
-    return {
-      rounds: options.rounds,
-      durationS: options.durationS,
-      warmUpS,
-      stealShare,
-      saturation: {
-        null: nullSaturation,
-        tollgate: medianRun(saturation.map((round) => round.tollgate)),
-        ratio: median(ratios),
-        ratios,
-        cpuRatio: median(saturation.map((round) => round.null.cpuMicrosPerRequest / round.tollgate.cpuMicrosPerRequest)),
-      },
-      halfLoad: {
-        rate,
-        null: medianHalf.null,
-        tollgate: medianHalf.tollgate,
-        addedP99Ms: medianHalf.tollgate.p99Ms - medianHalf.null.p99Ms,
-        addedP50Ms: medianHalf.tollgate.p50Ms - medianHalf.null.p50Ms,
-        addedP99sMs,
-      },
-      allowDecisions,
-    };
-  } finally {
-    await Promise.all([nullServer.stop(), tollgate.stop()]);
-  }
+  const saturate = { durationS: options.durationS, clients: 4, streams: 32 };
+  const stealBefore = hostSteal();
+  const load = (servers: Servers, how: Load) => alternate(
+    options.roundsPerFork,
+    () => h2load(servers.nullServer, servers.nullServer.info.port, servers.nullBody, how),
+    () => h2load(servers.tollgate, servers.tollgate.info.grpcPort, servers.tollgateBody, how),
+  );
+  const saturation = await inForks(options.forks, saturate, (servers) => load(servers, saturate));
+  const nullSaturation = medianRun(saturation.results.map((round) => round.null));
+  const rate = Math.floor(nullSaturation.requestsPerSecond / 2);
+  const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: Math.max(1, Math.floor(rate / 4)) };
+  const halfLoad = await inForks(options.forks, saturate, (servers) => load(servers, paced));
+  const stealShare = hostSteal().share(stealBefore);
+  const ratios = saturation.results.map((round) => round.tollgate.requestsPerSecond / round.null.requestsPerSecond);
+  const addedP99sMs = halfLoad.results.map((round) => round.tollgate.p99Ms - round.null.p99Ms);
+  // Paced rounds all reach the same throughput, so the median half-load round is the one with the median added p99.
+  const medianHalf = halfLoad.results[addedP99sMs.indexOf(median(addedP99sMs))]!;
+  return {
+    forks: options.forks,
+    rounds: options.forks * options.roundsPerFork,
+    durationS: options.durationS,
+    warmUpS,
+    stealShare,
+    saturation: {
+      null: nullSaturation,
+      tollgate: medianRun(saturation.results.map((round) => round.tollgate)),
+      ratio: median(ratios),
+      ratios,
+      cpuRatio: median(saturation.results.map((round) => round.null.cpuMicrosPerRequest / round.tollgate.cpuMicrosPerRequest)),
+    },
+    halfLoad: {
+      rate,
+      null: medianHalf.null,
+      tollgate: medianHalf.tollgate,
+      addedP99Ms: medianHalf.tollgate.p99Ms - medianHalf.null.p99Ms,
+      addedP50Ms: medianHalf.tollgate.p50Ms - medianHalf.null.p50Ms,
+      addedP99sMs,
+    },
+    allowDecisions: saturation.allowDecisions + halfLoad.allowDecisions,
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
