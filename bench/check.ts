@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
@@ -23,13 +23,13 @@ export interface LoadResult {
 }
 
 export interface CheckBenchResult {
-  /** Fresh pairs of server processes the rounds were spread over. */
+  /** Fresh pairs of server processes each load's rounds were spread over. */
   forks: number;
   rounds: number;
   /** Seconds measured per server and round, after warmUpS seconds of warm-up. */
   durationS: number;
   warmUpS: number;
-  /** Share of the host's CPU time taken by the hypervisor for other guests (steal, from /proc/stat) during the runs. */
+  /** Share of this machine's CPU time that the hypervisor gave to other guests (steal, /proc/stat) while measuring. */
   stealShare: number;
   /** Medians over the rounds; each round measures the null server and Tollgate back to back. */
   saturation: { null: LoadResult; tollgate: LoadResult; ratio: number; ratios: number[]; cpuRatio: number };
@@ -62,12 +62,17 @@ async function startTollgateWithKey(dataDir: string) {
     if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
     return response.json() as Promise<Record<string, unknown>>;
   };
-  const customer = `bench-${process.pid}-${Date.now()}`;
-  await admin('/v1/customers', { id: customer, name: 'Bench' });
-  const { key } = (await admin('/v1/keys', { customer, plan: 'unbounded' })) as { key: string };
-  // The identity cache of the replica that took the write refreshes at once; give it a moment to land.
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  return { ...server, key };
+  try {
+    const customer = `bench-${process.pid}-${Date.now()}`;
+    await admin('/v1/customers', { id: customer, name: 'Bench' });
+    const { key } = (await admin('/v1/keys', { customer, plan: 'unbounded' })) as { key: string };
+    // The identity cache of the replica that took the write refreshes at once; give it a moment to land.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return { ...server, key };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
 }
 
 /** A gRPC-framed CheckRequest as Envoy would send it for GET /api/v1/pets. */
@@ -113,7 +118,9 @@ function h2load(server: BenchProcess<unknown>, port: number, body: string, optio
   const output = execFileSync('h2load', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(output)?.[1]);
   const [, , succeeded, failed] = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(output)!.map(Number) as number[];
-  const durations = readFileSync(log, 'utf8')
+  const entries = readFileSync(log, 'utf8');
+  rmSync(log);
+  const durations = entries
     .trim()
     .split('\n')
     .map((line) => Number(line.split('\t')[2]))
@@ -125,10 +132,13 @@ function h2load(server: BenchProcess<unknown>, port: number, body: string, optio
   return { requestsPerSecond: rps, succeeded: succeeded!, failed: failed!, p50Ms: percentile(50), p99Ms: percentile(99), cpuMicrosPerRequest: (server.cpuMicros() - cpuBefore) / requests };
 }
 
-/** Runs both measurements `rounds` times, swapping which goes first every round. */
-function alternate(rounds: number, measureNull: () => LoadResult, measureTollgate: () => LoadResult): { null: LoadResult; tollgate: LoadResult }[] {
+/**
+ * Runs both measurements `rounds` times, swapping which goes first every round; `firstRound` numbers them on from
+ * earlier forks, so the null server goes first in the even rounds of the whole run.
+ */
+function alternate(firstRound: number, rounds: number, measureNull: () => LoadResult, measureTollgate: () => LoadResult): { null: LoadResult; tollgate: LoadResult }[] {
   const results: { null: LoadResult; tollgate: LoadResult }[] = [];
-  for (let round = 0; round < rounds; round++) {
+  for (let round = firstRound; round < firstRound + rounds; round++) {
     if (round % 2 === 0) {
       const first = measureNull();
       results.push({ null: first, tollgate: measureTollgate() });
@@ -140,21 +150,43 @@ function alternate(rounds: number, measureNull: () => LoadResult, measureTollgat
   return results;
 }
 
-/** The host's CPU time so far, all of it and the part stolen by the hypervisor (the first line of /proc/stat). */
-function hostSteal() {
-  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = ticks.reduce((sum, each) => sum + each, 0);
-  const stolen = ticks[7]!;
-  return { total, stolen, share: (before: { total: number; stolen: number }) => (stolen - before.stolen) / (total - before.total) };
+/**
+ * This machine's CPU time so far (the first line of /proc/stat): all of it, and the part the hypervisor gave to other
+ * guests (steal). The fields after steal, guest time, are already counted in user and nice.
+ */
+function cpuTicks(): { total: number; stolen: number } {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { total: ticks.reduce((sum, each) => sum + each, 0), stolen: ticks[7]! };
+}
+
+/** Adds up the CPU time, and the stolen part of it, spent while measuring (not while starting or warming servers). */
+class StealMeter {
+  private total = 0;
+  private stolen = 0;
+
+  measure<T>(work: () => T): T {
+    const before = cpuTicks();
+    const result = work();
+    const after = cpuTicks();
+    this.total += after.total - before.total;
+    this.stolen += after.stolen - before.stolen;
+    return result;
+  }
+
+  get share(): number {
+    return this.total === 0 ? 0 : this.stolen / this.total;
+  }
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 /** The run whose throughput is the median, so its latencies and counts stay together. */
 const medianRun = (runs: LoadResult[]) => runs.find((run) => run.requestsPerSecond === median(runs.map((each) => each.requestsPerSecond)))!;
 
+type TollgateProcess = Awaited<ReturnType<typeof startTollgateWithKey>>;
+
 interface Servers {
   nullServer: BenchProcess<{ port: number }>;
-  tollgate: Awaited<ReturnType<typeof startTollgateWithKey>>;
+  tollgate: TollgateProcess;
   nullBody: string;
   tollgateBody: string;
 }
@@ -165,24 +197,29 @@ interface Servers {
  * servers once, unmeasured, so that neither is measured while still compiling its hot path. Returns what every fork
  * measured, and the allow decisions Tollgate's own metric counted.
  */
-async function inForks<T>(forks: number, warmUp: Load, measure: (servers: Servers) => T[]): Promise<{ results: T[]; allowDecisions: number }> {
+async function inForks<T>(forks: number, warmUp: Load, measure: (servers: Servers, fork: number) => T[]): Promise<{ results: T[]; allowDecisions: number }> {
   const results: T[] = [];
   let allowDecisions = 0;
   const nullBody = checkRequestBody('none');
   for (let fork = 0; fork < forks; fork++) {
-    const nullServer = await startBenchProcess<{ port: number }>('bench/null-authz-server.ts');
-    const tollgate = await startTollgateWithKey(mkdtempSync(join(tmpdir(), 'tollgate-bench-')));
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
+    let nullServer: BenchProcess<{ port: number }> | undefined;
+    let tollgate: TollgateProcess | undefined;
     try {
+      nullServer = await startBenchProcess<{ port: number }>('bench/null-authz-server.ts');
+      tollgate = await startTollgateWithKey(dataDir);
       const servers = { nullServer, tollgate, nullBody, tollgateBody: checkRequestBody(tollgate.key) };
       h2load(nullServer, nullServer.info.port, nullBody, warmUp);
       h2load(tollgate, tollgate.info.grpcPort, servers.tollgateBody, warmUp);
-      results.push(...measure(servers));
+      results.push(...measure(servers, fork));
       // The admin calls' keep-alive connection has idled out by now; a stale one can be cut as it is reused, so retry once.
-      const scrape = async () => (await fetch(`http://127.0.0.1:${tollgate.info.httpPort}/metrics`)).text();
+      const { httpPort } = tollgate.info;
+      const scrape = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
       const metrics = await scrape().catch(scrape);
       allowDecisions += Number(/tollgate_check_decisions_total\{result="allow",reason="",plan="unbounded"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     } finally {
-      await Promise.all([nullServer.stop(), tollgate.stop()]);
+      await Promise.all([nullServer?.stop(), tollgate?.stop()]);
+      rmSync(dataDir, { recursive: true, force: true });
     }
   }
   return { results, allowDecisions };
@@ -199,18 +236,21 @@ async function inForks<T>(forks: number, warmUp: Load, measure: (servers: Server
 export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPerFork: 7 }): Promise<CheckBenchResult> {
   buildDist();
   const saturate = { durationS: options.durationS, clients: 4, streams: 32 };
-  const stealBefore = hostSteal();
-  const load = (servers: Servers, how: Load) => alternate(
-    options.roundsPerFork,
-    () => h2load(servers.nullServer, servers.nullServer.info.port, servers.nullBody, how),
-    () => h2load(servers.tollgate, servers.tollgate.info.grpcPort, servers.tollgateBody, how),
-  );
-  const saturation = await inForks(options.forks, saturate, (servers) => load(servers, saturate));
+  const steal = new StealMeter();
+  const load = (servers: Servers, fork: number, how: Load) =>
+    steal.measure(() =>
+      alternate(
+        fork * options.roundsPerFork,
+        options.roundsPerFork,
+        () => h2load(servers.nullServer, servers.nullServer.info.port, servers.nullBody, how),
+        () => h2load(servers.tollgate, servers.tollgate.info.grpcPort, servers.tollgateBody, how),
+      ),
+    );
+  const saturation = await inForks(options.forks, saturate, (servers, fork) => load(servers, fork, saturate));
   const nullSaturation = medianRun(saturation.results.map((round) => round.null));
   const rate = Math.floor(nullSaturation.requestsPerSecond / 2);
   const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: Math.max(1, Math.floor(rate / 4)) };
-  const halfLoad = await inForks(options.forks, saturate, (servers) => load(servers, paced));
-  const stealShare = hostSteal().share(stealBefore);
+  const halfLoad = await inForks(options.forks, saturate, (servers, fork) => load(servers, fork, paced));
   const ratios = saturation.results.map((round) => round.tollgate.requestsPerSecond / round.null.requestsPerSecond);
   const addedP99sMs = halfLoad.results.map((round) => round.tollgate.p99Ms - round.null.p99Ms);
   // Paced rounds all reach the same throughput, so the median half-load round is the one with the median added p99.
@@ -220,7 +260,7 @@ export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPe
     rounds: options.forks * options.roundsPerFork,
     durationS: options.durationS,
     warmUpS,
-    stealShare,
+    stealShare: steal.share,
     saturation: {
       null: nullSaturation,
       tollgate: medianRun(saturation.results.map((round) => round.tollgate)),

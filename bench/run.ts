@@ -24,11 +24,12 @@ server's saturation rate (${h.rate} req/s). Tollgate runs the full Check: key ha
 one Redis Lua call counting a rate limit and a quota, the response with identity headers, RateLimit headers and
 dynamic metadata. The null server is the same grpc-js, protos and server options, answering OK without looking
 at the request.
-${result.rounds} rounds of ${result.durationS} s (after ${result.warmUpS} s of warm-up) for each load, spread over ${result.forks} fresh pairs of server processes (each loaded
-once, unmeasured, before its rounds). A round measures both servers back to back, the null server first in even rounds
-and Tollgate first in odd ones, so that drift on the shared machine hits both: throughput and CPU are medians over the
-rounds (the ratio is the median of the rounds' ratios), and the half-load rows show the round with the median added p99. Server CPU per request counts all of the server process's threads (from /proc), over warm-up and measurement.
-The hypervisor gave ${fixed(100 * result.stealShare, 1)}% of the host's CPU time to other guests (steal) during these rounds.
+${result.rounds} rounds of ${result.durationS} s (after ${result.warmUpS} s of warm-up) for each load, spread over ${result.forks} fresh pairs of server processes per load
+(each pair loaded once, unmeasured, before its rounds). A round measures both servers back to back, the null server
+first in even rounds and Tollgate first in odd ones, so that drift on the shared machine hits both: throughput and CPU
+are medians over the rounds (the ratio is the median of the rounds' ratios), and the half-load rows show the round with
+the median added p99. Server CPU per request counts all of the server process's threads (from /proc), over warm-up and
+measurement. While the rounds ran, the hypervisor gave ${fixed(100 * result.stealShare, 1)}% of this machine's CPU time to other guests (steal).
 
 | | null server | Tollgate | ratio / added |
 |---|---|---|---|
