@@ -58,6 +58,12 @@ describe('Stripe webhooks', () => {
     }
   };
 
+  /**
+   * One whole sync pass that starts now. The service's own loop passes every 20 ms, and a pass that finds the leader
+   * lock taken does nothing, so a single call could miss what the test just changed.
+   */
+  const syncPass = () => until(() => service.app.stripe.sync!.pass(), (summary) => summary !== undefined, 2_000, 'a sync pass as leader');
+
   /** A customer with a key on `plan`, synced to Stripe. */
   async function customerWithKey(plan: string): Promise<{ customerId: string; stripeCustomerId: string; key: string }> {
     const customerId = `webhook-customer-${++suffix}`;
@@ -145,7 +151,7 @@ describe('Stripe webhooks', () => {
     const failed = stripe.events.invoice('invoice.payment_failed', invoiceId);
     expect(JSON.parse((await deliver(failed)).body).result).toBe('applied');
     clock.advance(graceMs - 60_000);
-    await service.app.stripe.sync!.pass();
+    await syncPass();
     expect((await checkPets(key)).httpStatus).toBe(200);
 
     clock.advance(120_000);
@@ -165,7 +171,7 @@ describe('Stripe webhooks', () => {
 
     expect(JSON.parse((await deliver(failedAgain)).body).result).toBe('applied');
     clock.advance(graceMs + day);
-    await service.app.stripe.sync!.pass();
+    await syncPass();
     expect((await service.app.accounts.getCustomer(customerId)).status).toBe('active');
     expect((await checkPets(key)).httpStatus).toBe(200);
   });
@@ -180,7 +186,7 @@ describe('Stripe webhooks', () => {
     await deliver(stripe.events.invoice('invoice.payment_failed', second));
     // Both grace periods are over: the first suspends the customer; the second finds them suspended already.
     clock.advance(graceMs + 60_000);
-    await service.app.stripe.sync!.pass();
+    await syncPass();
     expect((await service.app.accounts.getCustomer(customerId)).status).toBe('suspended');
 
     stripe.markInvoicePaid(first);
