@@ -17,6 +17,9 @@ export const rootProtos = [
   'envoy/extensions/access_loggers/grpc/v3/als.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  // envoy/envoy-tls.yaml: TLS towards Tollgate, its certificates from file-watched SDS resources (envoy/sds/).
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/service/discovery/v3/discovery.proto',
 ];
 
 function locate(file) {

@@ -15,6 +15,7 @@ import { WalletService } from './billing/wallet.js';
 import type { Catalog } from './catalog/catalog.js';
 import { loadCatalogFile } from './catalog/load.js';
 import type { Config } from './config/config.js';
+import { grpcSecurity } from './grpc/security.js';
 import { checkServiceName, startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { adminRoutes } from './http/admin-routes.js';
 import { alertRoutes } from './http/alert-routes.js';
@@ -26,6 +27,7 @@ import { usageRoutes } from './http/usage-routes.js';
 import { startHttpServer, type RunningHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './kernel/clock.js';
 import type { Logger } from './kernel/logger.js';
+import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
 import { startMetering, type Metering } from './metering/metering.js';
 import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
 import { CustomerErasure } from './privacy/erasure.js';
@@ -131,7 +133,13 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     logger,
   });
   const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
-  const grpc = await startGrpcServer(config.grpc.host, config.grpc.port, {
+  const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
+  const grpc = await startGrpcServer({
+    host: config.grpc.host,
+    port: config.grpc.port,
+    tls: grpcSecured.tls,
+    authenticate: grpcSecured.authenticate,
+    onUnauthenticated: grpcSecured.onUnauthenticated,
     check: createCheckHandler({
       jwt: config.jwt ? await JwtVerifier.create(config.jwt, () => clock.now()) : undefined,
       catalog: () => catalog,
@@ -142,12 +150,13 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       periodOf: memoizePeriods(periodContaining),
       metrics,
       logger,
-    }) as never,
-    streamAccessLogs: metering.receiver.handle as never,
+    }),
+    streamAccessLogs: metering.receiver.handle,
   });
+  grpcSecured.watch((tls) => grpc.setSecureContext(tls));
   grpc.health.setStatus('', 'SERVING');
   grpc.health.setStatus(checkServiceName, 'SERVING');
-  logger.info({ port: grpc.port }, 'gRPC listening (ext_authz Check, ALS, health)');
+  logger.info({ port: grpc.port, ...grpcSecured.describe() }, 'gRPC listening (ext_authz Check, ALS, health)');
 
   registerIdentityCacheGauges(metrics, identities);
   registerSubscriptionGauge(metrics, async () =>
@@ -160,6 +169,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const http = await startHttpServer({
     host: config.http.host,
     port: config.http.port,
+    tls: config.http.tls ? readTlsFiles(config.http.tls) : undefined,
     adminToken,
     routes: [
       ...adminRoutes(accounts, () => catalog),
@@ -175,7 +185,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     version,
     logger,
   });
-  logger.info({ port: http.port }, 'HTTP listening (admin API, /metrics, /readyz)');
+  const httpTlsWatch = config.http.tls ? watchTlsFiles(config.http.tls, (tls) => http.setSecureContext(tls), logger) : undefined;
+  logger.info({ port: http.port, tls: config.http.tls ? 'on' : 'off (plaintext)' }, 'HTTP listening (admin API, /metrics, /readyz)');
 
   let stopped: Promise<void> | undefined;
   /** Aborted to end the shutdown delay early (a second signal). */
@@ -195,7 +206,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       const grpcDrained = grpc.shutdown(config.shutdownGraceMs);
       metering.receiver.endStreams();
       await grpcDrained;
+      grpcSecured.close();
       await metering.meter.stop(config.shutdownGraceMs);
+      httpTlsWatch?.close();
       await http.close();
       await ratingLoop.stop();
       await stripe.stop();

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
 import { startGrpcServer, type RunningGrpcServer } from '../src/grpc/server.js';
+import { Status } from '../src/grpc/transport.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { AccessLogReceiver } from '../src/metering/als-receiver.js';
 import { toUsageEvent } from '../src/metering/event.js';
@@ -113,7 +114,12 @@ describe('StreamAccessLogs handler', () => {
       metrics,
       logger: silentLogger,
     });
-    server = await startGrpcServer('127.0.0.1', 0, { check: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback({ code: grpc.status.UNIMPLEMENTED }), streamAccessLogs: subject.receiver.handle as never });
+    server = await startGrpcServer({
+      host: '127.0.0.1',
+      port: 0,
+      check: (_request, call) => call.fail(Status.UNIMPLEMENTED, 'not under test'),
+      streamAccessLogs: subject.receiver.handle,
+    });
     subject.client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     cleanups.push(async () => {
       release?.();

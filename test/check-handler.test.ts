@@ -45,10 +45,11 @@ function handlerWith(overrides: Partial<CheckDependencies>) {
 const request = { attributes: { request: { http: { method: 'GET', path: '/api/v1/pets', host: 'api.example.com', headers: { 'x-request-id': 'req-1' } } } } };
 
 function check(handler: ReturnType<typeof handlerWith>['handler'], callback: (decision: Decision) => void, checkRequest: unknown = request) {
-  handler({ request: checkRequest } as unknown as Parameters<typeof handler>[0], (error, decision) => {
-    expect(error).toBeNull();
-    callback(decision!);
-  });
+  const call = {
+    respond: callback,
+    fail: (code: number, message: string) => expect.fail(`the Check failed the call (${code}: ${message}) instead of answering`),
+  };
+  handler(checkRequest as Parameters<typeof handler>[0], call as unknown as Parameters<typeof handler>[1]);
 }
 
 describe('the Check handler', () => {

@@ -2,7 +2,10 @@ import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Decision } from '../src/authz/decision.js';
-import { encodeCheckResponse } from '../src/grpc/check-response-encoder.js';
+import { encodeCheckResponseFrame } from '../src/grpc/check-response-encoder.js';
+
+/** The message inside the gRPC frame (1 flag byte, 4 length bytes). */
+const encodeCheckResponse = (decision: Parameters<typeof encodeCheckResponseFrame>[0]): Buffer => encodeCheckResponseFrame(decision).subarray(5);
 import { loaderOptions } from '../src/grpc/protos.js';
 import { referenceCheckResponse } from './support/envoy-wire.js';
 

@@ -43,6 +43,24 @@ describe('configuration', () => {
     expect(() => loadConfig({ TOLLGATE_JWT_JWKS_URL: 'https://a/jwks', TOLLGATE_JWT_JWKS_FILE: 'jwks.json' })).toThrow(/exclusive/);
   });
 
+  it('reads TLS and caller settings for the gRPC port, and refuses incomplete ones', () => {
+    expect(loadConfig({}).grpc).toMatchObject({ tls: undefined, callers: { allowedPeers: [], tokens: [], tokensFile: undefined } });
+    const grpc = loadConfig({
+      TOLLGATE_GRPC_TLS_CERT: '/tls/tls.crt',
+      TOLLGATE_GRPC_TLS_KEY: '/tls/tls.key',
+      TOLLGATE_GRPC_TLS_CLIENT_CA: '/tls/ca.crt',
+      TOLLGATE_GRPC_ALLOWED_PEERS: 'spiffe://cluster.local/ns/gw/sa/envoy, DNS:envoy.internal',
+      TOLLGATE_GRPC_CALLER_TOKENS: 'token-aaaaaaaaaaaaaaaa,token-bbbbbbbbbbbbbbbb',
+    }).grpc;
+    expect(grpc.tls).toEqual({ cert: '/tls/tls.crt', key: '/tls/tls.key', clientCa: '/tls/ca.crt', requireClientCertificate: true });
+    expect(grpc.callers.allowedPeers).toEqual(['spiffe://cluster.local/ns/gw/sa/envoy', 'DNS:envoy.internal']);
+    expect(grpc.callers.tokens).toHaveLength(2);
+    expect(() => loadConfig({ TOLLGATE_GRPC_TLS_CERT: '/tls/tls.crt' })).toThrow(/TOLLGATE_GRPC_TLS_CERT and TOLLGATE_GRPC_TLS_KEY go together/);
+    expect(() => loadConfig({ TOLLGATE_GRPC_TLS_CLIENT_CA: '/tls/ca.crt' })).toThrow(/TOLLGATE_GRPC_TLS_CLIENT_CA needs/);
+    expect(() => loadConfig({ TOLLGATE_GRPC_CALLER_TOKENS: 'short' })).toThrow(/TOLLGATE_GRPC_CALLER_TOKENS: each token must be at least 16 characters/);
+    expect(() => loadConfig({ TOLLGATE_HTTP_TLS_KEY: '/tls/tls.key' })).toThrow(/TOLLGATE_HTTP_TLS_CERT and TOLLGATE_HTTP_TLS_KEY go together/);
+  });
+
   it('keeps a generated admin token, and replaces a truncated one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-token-'));
     const token = adminTokenFromDataDir(dir, silentLogger);

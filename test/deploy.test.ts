@@ -92,7 +92,7 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
 
   it('renders the expected kinds, all in namespace tollgate', () => {
     const kinds = manifests.map((manifest) => manifest.kind).sort();
-    const expected = ['ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Service'];
+    const expected = ['ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'NetworkPolicy', 'PodDisruptionBudget', 'Service'];
     expected.push('ServiceMonitor', ...(overlay === 'embedded' ? ['PersistentVolumeClaim'] : []));
     expect(kinds).toEqual(expected.sort());
     for (const manifest of manifests.filter((m) => m.kind !== 'Namespace')) {
@@ -108,9 +108,17 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
       { name: 'http', containerPort: 8080, protocol: 'TCP' },
     ]);
     expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
-    // Kubernetes' native gRPC probe takes a port number, not a port name.
-    expect(container.livenessProbe.grpc).toEqual({ port: 9001 });
-    expect(container.startupProbe.grpc).toEqual({ port: 9001 });
+    if (config['TOLLGATE_GRPC_TLS_CERT']) {
+      // Kubernetes' gRPC probe speaks no TLS: over a TLS gRPC port, the process is probed over HTTP.
+      for (const probe of [container.livenessProbe, container.startupProbe]) {
+        expect(probe.grpc).toBeUndefined();
+        expect(probe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+      }
+    } else {
+      // Kubernetes' native gRPC probe takes a port number, not a port name.
+      expect(container.livenessProbe.grpc).toEqual({ port: 9001 });
+      expect(container.startupProbe.grpc).toEqual({ port: 9001 });
+    }
     expect(container.args).toEqual(['serve']);
     expect(config['TOLLGATE_GRPC_PORT']).toBe('9001');
     expect(config['TOLLGATE_HTTP_PORT']).toBe('8080');
@@ -167,6 +175,19 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
     ]);
   });
 
+  it('admits only labelled callers to the gRPC port, and anyone in the cluster to the admin port', () => {
+    const policy = only(manifests, 'NetworkPolicy');
+    expect(policy.spec.podSelector.matchLabels).toEqual(podLabels);
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    const byPort = new Map<number, Json>(policy.spec.ingress.map((rule: Json) => [rule.ports[0].port, rule]));
+    expect([...byPort.keys()].sort()).toEqual([8080, 9001]);
+    expect(byPort.get(9001).from).toEqual([{ namespaceSelector: {}, podSelector: { matchLabels: { 'tollgate.io/caller': 'true' } } }]);
+    expect(byPort.get(8080).from).toBeUndefined();
+    // The ports it names are the ones the pod serves.
+    const ports = container.ports.map((port: Json) => port.containerPort).sort();
+    expect(ports).toEqual([...byPort.keys()].sort());
+  });
+
   it('lets a node drain take one pod at a time', () => {
     const budget = only(manifests, 'PodDisruptionBudget');
     expect(budget.apiVersion).toBe('policy/v1');
@@ -214,6 +235,32 @@ describe('deploy/kubernetes overlay specifics', () => {
       'topology.kubernetes.io/zone',
     ]);
     for (const constraint of spread) expect(constraint.labelSelector.matchLabels).toEqual(podLabels);
+  });
+
+  it('production: the gRPC port on TLS from a cert-manager style Secret, callers by client certificate or token', () => {
+    const manifests = overlays.production;
+    const deployment = only(manifests, 'Deployment');
+    const container = tollgateContainer(deployment);
+    const config = configMapData(manifests, container);
+    const settings = loadConfig(config);
+    expect(settings.grpc.tls).toEqual({
+      cert: '/etc/tollgate-tls/tls.crt',
+      key: '/etc/tollgate-tls/tls.key',
+      clientCa: '/etc/tollgate-tls/ca.crt',
+      requireClientCertificate: false,
+    });
+    expect(settings.grpc.callers.tokensFile).toBe('/etc/tollgate-callers/tokens');
+    const volumes = new Map<string, Json>(deployment.spec.template.spec.volumes.map((volume: Json) => [volume.name, volume]));
+    const mountOf = (path: string) => container.volumeMounts.find((mount: Json) => path.startsWith(`${mount.mountPath}/`));
+    for (const file of [settings.grpc.tls!.cert, settings.grpc.tls!.key, settings.grpc.tls!.clientCa!]) {
+      const mount = mountOf(file);
+      expect(mount.readOnly).toBe(true);
+      const volume = volumes.get(mount.name);
+      expect(volume.secret.secretName).toBe('tollgate-grpc-tls');
+      expect(volume.secret.optional ?? false).toBe(false);
+    }
+    const tokens = volumes.get(mountOf(settings.grpc.callers.tokensFile!).name);
+    expect(tokens.secret).toMatchObject({ secretName: secretName, optional: true, items: [{ key: 'grpc-caller-tokens', path: 'tokens' }] });
   });
 });
 
@@ -282,6 +329,31 @@ describe('deploy/istio', () => {
     const [logging] = telemetry.spec.accessLogging;
     expect(logging.providers).toEqual([{ name: 'tollgate-als' }]);
     expect(logging.match).toEqual({ mode: 'SERVER' });
+  });
+});
+
+describe('deploy/istio/tollgate', () => {
+  const manifests = kustomize('deploy/istio/tollgate');
+  const tollgateService = only(overlays.production, 'Service');
+  const apiPolicy = only(kustomize('deploy/istio'), 'AuthorizationPolicy');
+
+  it('takes only mutual TLS on the gRPC port, and lets plaintext reach the admin port', () => {
+    const peer = only(manifests, 'PeerAuthentication');
+    expect(peer.metadata.namespace).toBe(tollgateService.metadata.namespace);
+    expect(peer.spec.selector.matchLabels).toEqual(podLabels);
+    expect(peer.spec.mtls.mode).toBe('STRICT');
+    expect(peer.spec.portLevelMtls).toEqual({ 8080: { mode: 'PERMISSIVE' } });
+  });
+
+  it('lets only the API workload whose sidecar sends Checks and access logs reach the gRPC port', () => {
+    const policy = only(manifests, 'AuthorizationPolicy');
+    expect(policy.spec.selector.matchLabels).toEqual(podLabels);
+    expect(policy.spec.action).toBe('ALLOW');
+    const grpcRule = policy.spec.rules.find((rule: Json) => rule.to[0].operation.ports.includes('9001'));
+    // The principal is the service account of the namespace the CUSTOM policy protects.
+    expect(grpcRule.from).toEqual([{ source: { principals: [`cluster.local/ns/${apiPolicy.metadata.namespace}/sa/petstore`] } }]);
+    const adminRule = policy.spec.rules.find((rule: Json) => rule.to[0].operation.ports.includes('8080'));
+    expect(adminRule.from).toBeUndefined();
   });
 });
 

@@ -263,3 +263,43 @@ describe('envoy/envoy.yaml', () => {
     for (const name of referenced) expect(defined).toContain(name);
   });
 });
+
+describe('envoy/envoy-tls.yaml', () => {
+  const tlsYaml = parse(readFileSync(new URL('../envoy/envoy-tls.yaml', import.meta.url), 'utf8')) as Config;
+  const decoded = decodeProtoJson(root, bootstrapType, tlsYaml);
+  const config: Config = messageToObject(decoded.message);
+  const plain: Config = decode(bootstrapType, envoyConfig());
+  const clusters = new Map<string, Config>(config.static_resources.clusters.map((c: Config) => [c.name, c]));
+  const tlsContext = clusters.get('tollgate').transport_socket.typed_config;
+  const sdsFile = (path: string) => new URL(`../envoy/sds/${path.replace('/etc/envoy/sds/', '')}`, import.meta.url);
+
+  it('decodes strictly as a Bootstrap without deprecated fields, with the listener of envoy/envoy.yaml', () => {
+    expect(decoded.deprecated).toEqual([]);
+    expect(config.static_resources.listeners).toEqual(plain.static_resources.listeners);
+  });
+
+  it('talks HTTP/2 over TLS to Tollgate, presenting a client certificate and trusting only its CA and name', () => {
+    expect(tlsContext['@type']).toBe('type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext');
+    const common = tlsContext.common_tls_context;
+    expect(common.alpn_protocols).toEqual(['h2']);
+    expect(common.tls_certificate_sds_secret_configs.map((secret: Config) => secret.name)).toEqual(['tollgate-client']);
+    expect(common.combined_validation_context.validation_context_sds_secret_config.name).toBe('tollgate-ca');
+    expect(common.combined_validation_context.default_validation_context.match_typed_subject_alt_names).toEqual([
+      { san_type: 'DNS', matcher: { exact: tlsContext.sni } },
+    ]);
+    const endpoint = clusters.get('tollgate').load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+    expect(endpoint).toMatchObject({ address: tlsContext.sni, port_value: 9001 });
+  });
+
+  it('reads its certificates from SDS files that exist, decode strictly, and name the secrets it asks for', () => {
+    const common = tlsContext.common_tls_context;
+    const configs = [...common.tls_certificate_sds_secret_configs, common.combined_validation_context.validation_context_sds_secret_config];
+    for (const secretConfig of configs) {
+      const source = secretConfig.sds_config.path_config_source;
+      expect(source.watched_directory.path).toBe('/etc/envoy/tls');
+      const response = decode('envoy.service.discovery.v3.DiscoveryResponse', parse(readFileSync(sdsFile(source.path), 'utf8')));
+      expect(response.resources.map((resource: Config) => resource.name)).toEqual([secretConfig.name]);
+      expect(response.resources[0]['@type']).toBe('type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret');
+    }
+  });
+});

@@ -1,4 +1,3 @@
-import type * as grpc from '@grpc/grpc-js';
 import { hashApiKey, isApiKey, oauthClientCredential } from '../accounts/keys.js';
 import type { Identity, IdentityCache } from '../accounts/identity-cache.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -7,6 +6,7 @@ import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { TallyIncrement } from '../metrics/tallies.js';
 import type { ResilientCounterStore } from '../quota/resilient.js';
+import type { CheckHandler } from '../grpc/server.js';
 import type { CheckRequestWire } from '../grpc/wire.js';
 import { admit, conclude, denial, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
 import type { Decision } from './decision.js';
@@ -77,7 +77,7 @@ function decideFor(
 }
 
 /** The handler answers with the Decision itself: grpc/check-response-encoder.ts serializes it to a CheckResponse. */
-export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCall<CheckRequestWire, Decision> {
+export function createCheckHandler(deps: CheckDependencies): CheckHandler {
   // The label combinations are few (plan × reason, the reason empty for an allow): each is bound once and kept.
   const decisionCounters = new Map<string, Map<string, TallyIncrement>>();
   const checkDuration = deps.metrics.checkDuration.bind();
@@ -88,53 +88,52 @@ export function createCheckHandler(deps: CheckDependencies): grpc.handleUnaryCal
     if (!counter) byReason.set(reason, (counter = deps.metrics.checkDecisions.bind({ result: reason === '' ? 'allow' : 'deny', reason, plan })));
     counter.inc();
   };
-  const failed = (call: { request: CheckRequestWire }, error: unknown): Decision => {
+  const failed = (request: CheckRequestWire, error: unknown): Decision => {
     // A bug must not turn into Envoy's error path with unknown effect: answer an explicit 503 denial.
     deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check failed');
-    const requestId = call.request?.attributes?.request?.http?.headers?.['x-request-id'] ?? '';
+    const requestId = request?.attributes?.request?.http?.headers?.['x-request-id'] ?? '';
     return denial(503, 'internal_error', 'The request could not be authorized; retry shortly.', requestId, {});
   };
   const logAnswerFailure = (error: unknown) =>
     deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check response failed');
   // Nothing here may throw or reject unhandled: a bug answers a 503, and a failure to answer must not end the process.
-  type Call = grpc.ServerUnaryCall<CheckRequestWire, Decision>;
-  type Callback = grpc.sendUnaryData<Decision>;
-  const answer = (callback: Callback, started: number, decision: Decision) => {
+  type Call = Parameters<CheckHandler>[1];
+  const answer = (call: Call, started: number, decision: Decision) => {
     try {
       countDecision(String(decision.metadata.plan_id ?? ''), decision.allowed ? '' : decision.code);
       checkDuration.observe((performance.now() - started) / 1000);
-      callback(null, decision);
+      call.respond(decision);
     } catch (error) {
       logAnswerFailure(error);
     }
   };
-  const answerFailure = (call: Call, callback: Callback, started: number, error: unknown) => {
+  const answerFailure = (request: CheckRequestWire, call: Call, started: number, error: unknown) => {
     let decision: Decision;
     try {
-      decision = failed(call, error);
+      decision = failed(request, error);
     } catch (failure) {
       logAnswerFailure(failure);
       return;
     }
-    answer(callback, started, decision);
+    answer(call, started, decision);
   };
   const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
-  return (call, callback) => {
+  return (request, call) => {
     const started = performance.now();
     let decision: Decision | Promise<Decision>;
     try {
-      decision = decide(call.request, deps, resolveApiKey);
+      decision = decide(request, deps, resolveApiKey);
     } catch (error) {
-      answerFailure(call, callback, started, error);
+      answerFailure(request, call, started, error);
       return;
     }
     if (decision instanceof Promise) {
       decision.then(
-        (decided) => answer(callback, started, decided),
-        (error: unknown) => answerFailure(call, callback, started, error),
+        (decided) => answer(call, started, decided),
+        (error: unknown) => answerFailure(request, call, started, error),
       );
     } else {
-      answer(callback, started, decision);
+      answer(call, started, decision);
     }
   };
 }

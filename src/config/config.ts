@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { JwtSettings } from '../authz/jwt.js';
+import type { TlsFilePaths } from '../kernel/tls-files.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
@@ -17,8 +18,20 @@ const envSchema = z.object({
   TOLLGATE_REDIS_PREFIX: z.string().default('tg'),
   TOLLGATE_GRPC_HOST: z.string().default('0.0.0.0'),
   TOLLGATE_GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(9001),
+  TOLLGATE_GRPC_TLS_CERT: z.string().min(1).optional(),
+  TOLLGATE_GRPC_TLS_KEY: z.string().min(1).optional(),
+  TOLLGATE_GRPC_TLS_CLIENT_CA: z.string().min(1).optional(),
+  TOLLGATE_GRPC_TLS_CLIENT_CERT: z.enum(['required', 'optional']).default('required'),
+  TOLLGATE_GRPC_ALLOWED_PEERS: z.string().optional(),
+  TOLLGATE_GRPC_CALLER_TOKENS: z
+    .string()
+    .refine((value) => value.split(',').every((token) => token.trim().length >= 16), { message: 'each token must be at least 16 characters' })
+    .optional(),
+  TOLLGATE_GRPC_CALLER_TOKENS_FILE: z.string().min(1).optional(),
   TOLLGATE_HTTP_HOST: z.string().default('0.0.0.0'),
   TOLLGATE_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  TOLLGATE_HTTP_TLS_CERT: z.string().min(1).optional(),
+  TOLLGATE_HTTP_TLS_KEY: z.string().min(1).optional(),
   TOLLGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   TOLLGATE_KEY_HEADER: z.string().toLowerCase().default('x-api-key'),
   TOLLGATE_KEY_FROM_BEARER: z.stringbool().default(true),
@@ -65,8 +78,8 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   redis: { url: string | undefined; failureMode: 'closed' | 'open' | 'local'; timeoutMs: number; prefix: string };
-  grpc: { host: string; port: number };
-  http: { host: string; port: number };
+  grpc: GrpcConfig;
+  http: { host: string; port: number; tls: TlsFilePaths | undefined };
   adminToken: string | undefined;
   keys: { header: string; fromBearer: boolean };
   headerPrefix: string;
@@ -82,6 +95,15 @@ export interface Config {
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
   alerts: AlertsConfig;
+}
+
+export interface GrpcConfig {
+  host: string;
+  port: number;
+  /** Plaintext without it; mutual TLS when it names a client CA. */
+  tls: TlsFilePaths | undefined;
+  /** Who may send Checks and access logs (see grpc/callers.ts). */
+  callers: { allowedPeers: string[]; tokens: string[]; tokensFile: string | undefined };
 }
 
 export interface AlertsConfig {
@@ -131,8 +153,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.TOLLGATE_REDIS_TIMEOUT_MS,
       prefix: e.TOLLGATE_REDIS_PREFIX,
     },
-    grpc: { host: e.TOLLGATE_GRPC_HOST, port: e.TOLLGATE_GRPC_PORT },
-    http: { host: e.TOLLGATE_HTTP_HOST, port: e.TOLLGATE_HTTP_PORT },
+    grpc: {
+      host: e.TOLLGATE_GRPC_HOST,
+      port: e.TOLLGATE_GRPC_PORT,
+      tls: tlsFiles('TOLLGATE_GRPC_TLS', e.TOLLGATE_GRPC_TLS_CERT, e.TOLLGATE_GRPC_TLS_KEY, e.TOLLGATE_GRPC_TLS_CLIENT_CA, e.TOLLGATE_GRPC_TLS_CLIENT_CERT),
+      callers: {
+        allowedPeers: list(e.TOLLGATE_GRPC_ALLOWED_PEERS),
+        tokens: list(e.TOLLGATE_GRPC_CALLER_TOKENS),
+        tokensFile: e.TOLLGATE_GRPC_CALLER_TOKENS_FILE,
+      },
+    },
+    http: { host: e.TOLLGATE_HTTP_HOST, port: e.TOLLGATE_HTTP_PORT, tls: tlsFiles('TOLLGATE_HTTP_TLS', e.TOLLGATE_HTTP_TLS_CERT, e.TOLLGATE_HTTP_TLS_KEY) },
     adminToken: e.TOLLGATE_ADMIN_TOKEN,
     keys: { header: e.TOLLGATE_KEY_HEADER, fromBearer: e.TOLLGATE_KEY_FROM_BEARER },
     headerPrefix: e.TOLLGATE_HEADER_PREFIX,
@@ -166,6 +197,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       usageReportIntervalMs: e.TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS,
     },
   };
+}
+
+const list = (value: string | undefined) => (value ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+
+/** A certificate and key go together; a client CA (mutual TLS) needs both. */
+function tlsFiles(prefix: string, cert?: string, key?: string, clientCa?: string, clientCert?: 'required' | 'optional'): TlsFilePaths | undefined {
+  if (!cert !== !key) throw new Error(`invalid configuration:\n  ${prefix}_CERT and ${prefix}_KEY go together`);
+  if (clientCa && !cert) throw new Error(`invalid configuration:\n  ${prefix}_CLIENT_CA needs ${prefix}_CERT and ${prefix}_KEY`);
+  if (!cert || !key) return undefined;
+  return { cert, key, clientCa, requireClientCertificate: clientCert !== 'optional' };
 }
 
 function jwtSettings(e: Env): JwtSettings | undefined {

@@ -179,6 +179,16 @@ class Writer {
     this.position = 0;
     return bytes;
   }
+
+  /** What was written as one uncompressed gRPC message: the 5-byte prefix, then the bytes (one copy). */
+  takeFramed(): Buffer {
+    const framed = Buffer.allocUnsafe(5 + this.position);
+    framed[0] = 0;
+    framed.writeUInt32BE(this.position, 1);
+    this.buffer.copy(framed, 5, 0, this.position);
+    this.position = 0;
+    return framed;
+  }
 }
 
 const writer = new Writer();
@@ -213,7 +223,13 @@ function writtenAlone(write: (writer: Writer) => void): Buffer {
   return own.take();
 }
 
-export function encodeCheckResponse(decision: Decision): Buffer {
+/** The CheckResponse as the gRPC server sends it: framed, in one allocation. */
+export function encodeCheckResponseFrame(decision: Decision): Buffer {
+  writeCheckResponse(decision);
+  return writer.takeFramed();
+}
+
+function writeCheckResponse(decision: Decision): void {
   writer.position = 0;
   const status = writer.begin(1);
   if (decision.allowed) {
@@ -241,5 +257,4 @@ export function encodeCheckResponse(decision: Decision): Buffer {
     writer.end(denied);
   }
   writer.struct(4, decision.metadata, decision.allowed ? decision.requestMetadata : undefined);
-  return writer.take();
 }

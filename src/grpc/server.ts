@@ -1,74 +1,84 @@
-import * as grpc from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import type { SecureServerOptions } from 'node:http2';
+import type { Decision } from '../authz/decision.js';
+import type { StreamAccessLogsMessageWire, StreamAccessLogsResponseWire, UndecodableMessageWire } from '../metering/als-wire.js';
 import { deserializeStreamAccessLogsMessage } from '../metering/als-decoder.js';
 import { decodeCheckRequest } from './check-request-decoder.js';
-import { encodeCheckResponse } from './check-response-encoder.js';
-import { loadEnvoyServices } from './protos.js';
+import { encodeCheckResponseFrame } from './check-response-encoder.js';
+import { HealthService } from './health.js';
+import {
+  clientStreamMethod,
+  createGrpcTransport,
+  frame,
+  unaryMethod,
+  type Authenticator,
+  type ClientStreamCall,
+  type Method,
+  type Peer,
+  type UnaryCall,
+} from './transport.js';
+import type { CheckRequestWire } from './wire.js';
 
-export interface GrpcHandlers {
-  check: grpc.UntypedHandleCall;
-  streamAccessLogs?: grpc.UntypedHandleCall;
+export type CheckHandler = (request: CheckRequestWire, call: UnaryCall<Decision>) => void;
+export type AccessLogHandler = (call: ClientStreamCall<StreamAccessLogsMessageWire | UndecodableMessageWire, StreamAccessLogsResponseWire>) => void;
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  check: CheckHandler;
+  streamAccessLogs?: AccessLogHandler | undefined;
+  /** Serve over TLS (mutual TLS when it names a client CA). */
+  tls?: SecureServerOptions | undefined;
+  /** Who may send Checks and access logs; without it, anyone who reaches the port. */
+  authenticate?: Authenticator | undefined;
+  onUnauthenticated?: (method: string, peer: Peer, reason: string) => void;
 }
 
 export interface RunningGrpcServer {
   port: number;
-  health: HealthImplementation;
-  /** Stops accepting calls, lets in-flight ones finish for up to graceMs, then cuts the rest. */
+  health: HealthService;
+  /** Swaps the TLS certificate for new connections; open ones keep theirs. */
+  setSecureContext(tls: SecureServerOptions): void;
+  /** Stops accepting calls (GOAWAY), lets in-flight ones finish for up to graceMs, then cuts the rest. */
   shutdown(graceMs: number): Promise<void>;
 }
 
 export const checkServiceName = 'envoy.service.auth.v3.Authorization';
 export const accessLogServiceName = 'envoy.service.accesslog.v3.AccessLogService';
 
-/** The gRPC server's options; the Check benchmark gives its null server the same ones. */
-export const grpcServerOptions: grpc.ServerOptions = {
-  // Envoy keeps long-lived HTTP/2 connections; keepalive lets dead ones be noticed.
-  'grpc.keepalive_time_ms': 30_000,
-  'grpc.keepalive_timeout_ms': 10_000,
-  'grpc.max_concurrent_streams': 10_000,
-  // No channelz service is served, and its per-call bookkeeping (timestamps, trackers) costs ~0.5 µs per Check.
-  'grpc.enable_channelz': 0,
-};
+const emptyMessage = frame(Buffer.alloc(0));
 
-export async function startGrpcServer(host: string, port: number, handlers: GrpcHandlers): Promise<RunningGrpcServer> {
-  const services = loadEnvoyServices();
-  const server = new grpc.Server(grpcServerOptions);
-  const authorization = {
-    ...services.authorization,
-    Check: {
-      ...services.authorization.Check!,
-      requestDeserialize: decodeCheckRequest as (bytes: Buffer) => unknown,
-      responseSerialize: encodeCheckResponse as (value: unknown) => Buffer,
-    },
-  };
-  server.addService(authorization, { Check: handlers.check });
-  if (handlers.streamAccessLogs) {
-    const accessLog = {
-      ...services.accessLog,
-      StreamAccessLogs: { ...services.accessLog.StreamAccessLogs!, requestDeserialize: deserializeStreamAccessLogsMessage as (bytes: Buffer) => unknown },
-    };
-    server.addService(accessLog, { StreamAccessLogs: handlers.streamAccessLogs });
-  }
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [checkServiceName]: 'NOT_SERVING' });
-  health.addToServer(server);
-  const boundPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const health = new HealthService({ '': 'NOT_SERVING', [checkServiceName]: 'NOT_SERVING' });
+  const methods = new Map<string, Method>(health.methods());
+  methods.set(
+    `/${checkServiceName}/Check`,
+    unaryMethod<CheckRequestWire, Decision>({ authenticated: true, decode: decodeCheckRequest, encode: encodeCheckResponseFrame, handle: options.check }),
   );
-  return {
-    port: boundPort,
-    health,
-    shutdown: (graceMs) =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
+  if (options.streamAccessLogs) {
+    methods.set(
+      `/${accessLogServiceName}/StreamAccessLogs`,
+      clientStreamMethod<StreamAccessLogsMessageWire | UndecodableMessageWire, StreamAccessLogsResponseWire>({
+        authenticated: true,
+        decode: deserializeStreamAccessLogsMessage,
+        encode: () => emptyMessage,
+        handle: options.streamAccessLogs,
       }),
+    );
+  }
+  const transport = createGrpcTransport({
+    methods,
+    tls: options.tls,
+    authenticate: options.authenticate,
+    onUnauthenticated: options.onUnauthenticated,
+  });
+  const port = await transport.listen(options.host, options.port);
+  return {
+    port,
+    health,
+    setSecureContext: (tls) => transport.setSecureContext(tls),
+    shutdown: (graceMs) => {
+      health.endWatches();
+      return transport.close(graceMs);
+    },
   };
 }

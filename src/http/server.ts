@@ -1,4 +1,6 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { TlsServerOptions } from '../kernel/tls-files.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Registry } from 'prom-client';
 import { openApiDocument } from './openapi.js';
@@ -7,6 +9,8 @@ import { route, Router, type Route } from './router.js';
 export interface HttpServerOptions {
   host: string;
   port: number;
+  /** HTTPS instead of plain HTTP. */
+  tls?: TlsServerOptions | undefined;
   adminToken: string;
   routes: Route[];
   registry: Registry;
@@ -19,6 +23,8 @@ export interface HttpServerOptions {
 export interface RunningHttpServer {
   port: number;
   server: Server;
+  /** Swaps the TLS certificate for new connections; open ones keep theirs. */
+  setSecureContext(tls: TlsServerOptions): void;
   close(): Promise<void>;
 }
 
@@ -67,7 +73,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const all: Route[] = [];
   all.push(...systemRoutes(options, () => all), ...options.routes);
   const router = new Router(all, options.adminToken, options.logger);
-  const server = createServer((request, response) => void router.handle(request, response));
+  const handle = (request: Parameters<Router['handle']>[0], response: Parameters<Router['handle']>[1]) => void router.handle(request, response);
+  const server: Server = options.tls ? createTlsServer(options.tls, handle) : createServer(handle);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -77,6 +84,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   return {
     port: typeof address === 'object' && address ? address.port : options.port,
     server,
+    setSecureContext: (tls) => (server as Server & { setSecureContext?(tls: TlsServerOptions): void }).setSecureContext?.(tls),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

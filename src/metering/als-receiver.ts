@@ -1,7 +1,8 @@
-import * as grpc from '@grpc/grpc-js';
+import type { AccessLogHandler } from '../grpc/server.js';
+import { Status, type StatusCode } from '../grpc/transport.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire, StreamAccessLogsResponseWire, UndecodableMessageWire } from './als-wire.js';
+import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from './als-wire.js';
 import type { UsageEvent } from './event.js';
 import type { UsageMeter } from './meter.js';
 
@@ -17,14 +18,14 @@ type StreamOutcome = 'closed' | 'cancelled' | 'malformed' | 'spool_unavailable';
 
 /**
  * envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs: Envoy streams entries and never reads a reply.
- * Each message's entries are spooled before the next message is read; while the spool is over its limit the stream
- * is paused, so HTTP/2 flow control pushes back on Envoy instead of entries being dropped here.
- * Every stream ends through one place, which spools what the stream still holds, answers it (unless Envoy reset it),
- * counts the outcome and forgets it.
+ * Each message's entries are spooled as it is delivered; while the spool is over its limit the stream is paused, so
+ * HTTP/2 flow control pushes back on Envoy instead of entries being dropped here. A reset stream first delivers what
+ * it had received (the transport guarantees it), so nothing Envoy sent is lost to a pause.
+ * Every stream ends through one place, which answers it (unless Envoy reset it), counts the outcome and forgets it.
  */
 export class AccessLogReceiver {
   /** Each open stream, by the function that ends it with an empty response. */
-  private readonly openStreams = new Map<() => void, { readableLength: number }>();
+  private readonly openStreams = new Map<() => void, { held: number }>();
 
   constructor(private readonly deps: AccessLogReceiverDependencies) {}
 
@@ -35,24 +36,20 @@ export class AccessLogReceiver {
   /** Messages the open streams have taken in and not yet delivered: those held while paused by backpressure. */
   get heldMessages(): number {
     let held = 0;
-    for (const stream of this.openStreams.values()) held += stream.readableLength;
+    for (const stream of this.openStreams.values()) held += stream.held;
     return held;
   }
 
-  readonly handle: grpc.handleClientStreamingCall<StreamAccessLogsMessageWire | UndecodableMessageWire, StreamAccessLogsResponseWire> = (
-    call,
-    callback,
-  ) => {
+  readonly handle: AccessLogHandler = (call) => {
     const { meter, metrics, logger } = this.deps;
     let identifier: StreamAccessLogsMessageWire['identifier'];
     let received = 0;
     let ended = false;
-    const endStream = (outcome: StreamOutcome, error?: Partial<grpc.StatusObject>) => {
+    const endStream = (outcome: StreamOutcome, error?: { code: StatusCode; details: string }) => {
       if (ended) return;
-      if (outcome === 'closed' || outcome === 'cancelled') {
-        spoolBuffered();
-        if (ended) return; // a buffered message ended the stream its own way
-      }
+      // What a paused stream holds was sent by Envoy: spool it before the stream is answered.
+      if (outcome === 'closed') call.deliverHeld();
+      if (ended) return; // a held message ended the stream its own way
       ended = true;
       this.openStreams.delete(close);
       metrics.alsStreamsEnded.inc({ outcome });
@@ -60,22 +57,18 @@ export class AccessLogReceiver {
         logger.debug({ node: identifier?.node?.id, received }, 'access log stream reset by Envoy');
         return;
       }
-      if (error) callback(error);
-      else callback(null, {});
+      if (error) call.fail(error.code, error.details);
+      else call.respond({});
       logger.debug({ node: identifier?.node?.id, logName: identifier?.log_name, received, outcome }, 'access log stream ended');
-    };
-    // A paused stream holds messages it has received but not delivered, and grpc-js discards them once the call
-    // ends. Reading them out delivers each to the 'data' listener below, which spools it.
-    const spoolBuffered = () => {
-      while (call.read() !== null);
     };
     const close = () => endStream('closed');
     this.openStreams.set(close, call);
 
-    call.on('data', (message: StreamAccessLogsMessageWire | UndecodableMessageWire) => {
+    call.onMessage((message) => {
+      if (ended) return;
       if ('undecodable' in message) {
         logger.warn({ node: identifier?.node?.id, err: message.undecodable, received }, 'malformed access log message; ending the stream');
-        endStream('malformed', { code: grpc.status.INVALID_ARGUMENT, details: `malformed StreamAccessLogsMessage: ${message.undecodable}` });
+        endStream('malformed', { code: Status.INVALID_ARGUMENT, details: `malformed StreamAccessLogsMessage: ${message.undecodable}` });
         return;
       }
       // Only the first message of a stream names the node and log; a reconnect sends it again.
@@ -88,17 +81,16 @@ export class AccessLogReceiver {
         meter.record(this.deps.toEvents(entries));
       } catch (error) {
         logger.error({ err: (error as Error).message, entries: entries.length }, 'cannot spool access log entries; ending the stream');
-        endStream('spool_unavailable', { code: grpc.status.UNAVAILABLE, details: 'usage spool unavailable' });
+        endStream('spool_unavailable', { code: Status.UNAVAILABLE, details: 'usage spool unavailable' });
         return;
       }
-      if (meter.saturated && !call.isPaused()) {
+      if (meter.saturated) {
         call.pause();
         void meter.drained().then(() => call.resume());
       }
     });
-    call.on('end', close);
-    call.on('cancelled', () => endStream('cancelled'));
-    call.on('error', () => endStream('cancelled'));
+    call.onEnd(close);
+    call.onCancel(() => endStream('cancelled'));
   };
 
   /** Answers every open stream, e.g. when draining: Envoy opens a new one, to another replica once this one stops. */

@@ -47,6 +47,12 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['mode'] as const,
       registers: [registry],
     }),
+    grpcUnauthenticated: new Counter({
+      name: 'tollgate_grpc_unauthenticated_calls_total',
+      help: 'Check and access-log calls refused with UNAUTHENTICATED (no trusted client certificate or caller token), by method.',
+      labelNames: ['method'] as const,
+      registers: [registry],
+    }),
     alsEntriesReceived: new Counter({
       name: 'tollgate_als_entries_received_total',
       help: 'HTTP access-log entries received from Envoy over ALS.',

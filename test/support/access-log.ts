@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadEnvoyServices } from '../../src/grpc/protos.js';
+import { callMetadata, type EnvoyConnection } from './envoy.js';
 import { toStruct } from './envoy-wire.js';
 import { extAuthzNamespace } from '../../src/metering/als-wire.js';
 
@@ -62,10 +63,13 @@ export class AccessLogStream {
   readonly answer: Promise<unknown>;
   private readonly call: StreamCall;
 
-  constructor(client: grpc.Client & { StreamAccessLogs(callback: (error: grpc.ServiceError | null, response: unknown) => void): StreamCall }) {
+  constructor(
+    client: grpc.Client & { StreamAccessLogs(metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: unknown) => void): StreamCall },
+    metadata: grpc.Metadata,
+  ) {
     let settle!: (result: unknown) => void;
     this.answer = new Promise((resolve) => (settle = resolve));
-    this.call = client.StreamAccessLogs((error, response) => settle(error ?? response));
+    this.call = client.StreamAccessLogs(metadata, (error, response) => settle(error ?? response));
     this.call.on('error', () => {});
   }
 
@@ -93,14 +97,16 @@ export class AccessLogStream {
 
 export class AccessLogClient {
   private readonly client: ConstructorParameters<typeof AccessLogStream>[0];
+  private readonly metadata: grpc.Metadata;
 
-  constructor(address: string) {
+  constructor(address: string, connection: EnvoyConnection = {}) {
     const { AccessLogServiceClient } = loadEnvoyServices();
-    this.client = new AccessLogServiceClient(address, grpc.credentials.createInsecure()) as never;
+    this.client = new AccessLogServiceClient(address, connection.credentials ?? grpc.credentials.createInsecure()) as never;
+    this.metadata = callMetadata(connection.metadata);
   }
 
   open(): AccessLogStream {
-    return new AccessLogStream(this.client);
+    return new AccessLogStream(this.client, this.metadata);
   }
 
   close(): void {

@@ -8,19 +8,33 @@ import { summarise, type CheckOutcome } from '../../src/cli/check.js';
  * Plays Envoy's ext_authz filter: a gRPC client built from the canonical protos sends CheckRequests shaped like
  * Envoy's, and `forwardedHeaders` applies an OkHttpResponse to the request headers the way Envoy does.
  */
+export interface EnvoyConnection {
+  /** TLS towards Tollgate (Envoy's upstream transport socket); plaintext without. */
+  credentials?: grpc.ChannelCredentials;
+  /** Sent with every call, as Envoy's grpc_service.initial_metadata (e.g. a caller token). */
+  metadata?: Record<string, string>;
+}
+
 export class FakeEnvoy {
   private readonly client: grpc.Client & {
-    Check(request: CheckRequestWire, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: CheckResponseWire) => void): void;
+    Check(
+      request: CheckRequestWire,
+      metadata: grpc.Metadata,
+      options: grpc.CallOptions,
+      callback: (error: grpc.ServiceError | null, response: CheckResponseWire) => void,
+    ): void;
   };
+  private readonly metadata: grpc.Metadata;
 
-  constructor(address: string) {
+  constructor(address: string, connection: EnvoyConnection = {}) {
     const { AuthorizationClient } = loadEnvoyServices();
-    this.client = new AuthorizationClient(address, grpc.credentials.createInsecure()) as never;
+    this.client = new AuthorizationClient(address, connection.credentials ?? grpc.credentials.createInsecure()) as never;
+    this.metadata = callMetadata(connection.metadata);
   }
 
   async checkRaw(request: CheckRequestWire): Promise<CheckResponseWire> {
     return new Promise((resolve, reject) =>
-      this.client.Check(request, { deadline: Date.now() + 5_000 }, (error, response) => (error ? reject(error) : resolve(response))),
+      this.client.Check(request, this.metadata, { deadline: Date.now() + 5_000 }, (error, response) => (error ? reject(error) : resolve(response))),
     );
   }
 
@@ -54,6 +68,12 @@ export class FakeEnvoy {
   close(): void {
     this.client.close();
   }
+}
+
+export function callMetadata(values: Record<string, string> = {}): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  for (const [key, value] of Object.entries(values)) metadata.set(key, value);
+  return metadata;
 }
 
 /**
