@@ -152,7 +152,7 @@ plans:
 
   it('answers the same from its cache of recent routes, however small, as by matching every time', () => {
     const products = catalog.document.products;
-    const uncached = new RouteTable(products, 0);
+    const uncached = new RouteTable(products, { entries: 0, bytes: 0 });
     const request = fc.record({
       host: fc.constantFrom('api.example.com', 'API.example.com:8443', 'x.tenant.example.com', 'elsewhere.com'),
       method: fc.constantFrom('GET', 'get', 'POST', 'DELETE'),
@@ -163,11 +163,21 @@ plans:
     expect(cached.match('x.tenant.example.com', 'GET', '/v1/items/a b')?.endpoint.id).toBe('get');
     expect(cached.match('x.tenant.example.com /v1/items/a', 'GET', 'b')).toBeUndefined();
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5 }), fc.array(request, { maxLength: 60 }), (limit, requests) => {
-        const cached = new RouteTable(products, limit);
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 20, max: 200 }), fc.array(request, { maxLength: 60 }), (entries, bytes, requests) => {
+        const cached = new RouteTable(products, { entries, bytes });
         for (const { host, method, path } of requests) expect(cached.match(host, method, path)).toEqual(uncached.match(host, method, path));
       }),
     );
+  });
+
+  it('holds no more bytes of paths than its limit, and no long paths at all', () => {
+    const table = new RouteTable(catalog.document.products, { entries: 1_000_000, bytes: 10_000 });
+    for (let i = 0; i < 2_000; i++) table.match('api.example.com', 'GET', `/v1/items/${i}-${'x'.repeat(i % 40)}`);
+    expect(table.cachedBytes).toBeGreaterThan(0);
+    expect(table.cachedBytes).toBeLessThanOrEqual(10_000);
+    const before = table.cachedBytes;
+    expect(table.match('api.example.com', 'GET', `/v1/items/${'y'.repeat(100_000)}`)?.endpoint.id).toBe('get');
+    expect(table.cachedBytes).toBe(before);
   });
 
   it('does not match other methods or unknown paths', () => {
@@ -178,7 +188,17 @@ plans:
 
 describe('paths that could reach another endpoint upstream', () => {
   const catalog = loadCatalogFile('examples/petstore.yaml');
-  it.each(['/api/v1/pets/..%2Fanalytics', '/api/v1/pets/%2e%2e/analytics', '/api/v1/pets/./1', '/api/v1/pets/a%2Fb', '/api/v1/pets/a%5Cb'])('matches no endpoint for %s', (path) => {
+  it.each([
+    '/api/v1/pets/..%2Fanalytics',
+    '/api/v1/pets/%2e%2e/analytics',
+    '/api/v1/pets/./1',
+    '/api/v1/pets/a%2Fb',
+    '/api/v1/pets/a%5Cb',
+    '/api/v1/pets/..;/analytics',
+    '/api/v1/pets/1;jsessionid=x',
+    '/api/v1/pets/1%3Bx',
+    '/api/v1/pets/1%00',
+  ])('matches no endpoint for %s', (path) => {
     expect(catalog.match('h', 'GET', path)).toBeUndefined();
   });
 

@@ -69,10 +69,10 @@ export function extractKey(headers: Readonly<Record<string, string>>, options: D
 
 export function admit(request: CheckRequestFacts, context: AdmitContext): Admission {
   const { catalog } = context;
-  const route = catalog.match(request.host, request.method, request.path);
+  let route: RouteMatch | undefined;
   let identity: Identity | undefined;
   let planId: string | undefined;
-  // A denial's metadata holds what was learned before it: the route, then the key, then the plan.
+  // A denial's metadata holds what was learned before it: the key, then the route, then the plan.
   const deny = (status: DenialStatus, code: DenialCode, message: string, extra: Record<string, unknown> = {}): Admission => {
     const metadata: DecisionMetadata = { request_id: request.requestId };
     if (route) Object.assign(metadata, routeMetadata(route));
@@ -87,6 +87,8 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   if (!identity) return deny(401, 'invalid_key', 'The API key is not valid.');
   if (identity.key.status === 'revoked') return deny(401, 'key_revoked', 'The API key has been revoked.');
   if (identity.key.status === 'pending') return deny(403, 'key_pending_approval', 'The API key is waiting for approval.');
+  // Only now, with a credential known, may the path reach the route cache: a stranger's paths must cost no memory.
+  route = catalog.match(request.host, request.method, request.path);
 
   const { subscription, customer } = identity;
   if (!customer || customer.status !== 'active') {

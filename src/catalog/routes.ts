@@ -72,26 +72,42 @@ function hostMatches(pattern: string, host: string): boolean {
   return pattern === host;
 }
 
+/** What the cache of recent routes may hold: entries, and bytes of their hosts and paths. */
+export interface RecentRoutesLimit {
+  entries: number;
+  bytes: number;
+}
+
+/** Longer paths are matched every time: they carry ids that do not repeat, and would crowd out the routes that do. */
+const longestCachedPath = 512;
+
 /** Matches (host, method, path) to the one product endpoint that serves it. */
 export class RouteTable {
   private readonly products: { product: ProductDocument; root: TrieNode }[];
   /**
    * Answers by method, host and path (no query): matching takes ~0.6 µs on every Check, a lookup here a tenth of
-   * that, and most traffic repeats a few routes. Emptied when full, so paths full of ids only cost the matching.
-   * Nested maps rather than one joined key: no separator a crafted host or path could contain makes two requests one.
+   * that, and most traffic repeats a few routes. Emptied when full (entries or bytes), so paths full of ids only cost
+   * the matching. Nested maps rather than one joined key: no separator a crafted host or path could contain makes
+   * two requests one.
    */
   private readonly recent = new Map<string, Map<string, Map<string, RouteMatch | null>>>();
   private recentCount = 0;
+  private recentBytes = 0;
 
   constructor(
     products: ProductDocument[],
-    private readonly recentLimit = 10_000,
+    private readonly recentLimit: RecentRoutesLimit = { entries: 10_000, bytes: 2 * 1024 * 1024 },
   ) {
     this.products = products.map((product) => {
       const root = newNode();
       for (const endpoint of product.endpoints) insert(root, endpoint);
       return { product, root };
     });
+  }
+
+  /** Bytes of hosts and paths the cache of recent routes holds now. */
+  get cachedBytes(): number {
+    return this.recentBytes;
   }
 
   match(host: string, method: string, rawPath: string): RouteMatch | undefined {
@@ -101,16 +117,18 @@ export class RouteTable {
     const known = byPath?.get(path);
     if (known !== undefined) return known ?? undefined;
     const found = this.find(host, method, path);
-    if (this.recentLimit > 0) {
-      if (this.recentCount >= this.recentLimit) {
+    const bytes = host.length + path.length + method.length;
+    if (this.recentLimit.entries > 0 && path.length <= longestCachedPath && bytes <= this.recentLimit.bytes) {
+      if (this.recentCount >= this.recentLimit.entries || this.recentBytes + bytes > this.recentLimit.bytes) {
         this.recent.clear();
-        this.recentCount = 0;
+        this.recentCount = this.recentBytes = 0;
         byHost = byPath = undefined;
       }
       if (!byHost) this.recent.set(method, (byHost = new Map()));
       if (!byPath) byHost.set(host, (byPath = new Map()));
       byPath.set(path, found ?? null);
       this.recentCount++;
+      this.recentBytes += bytes;
     }
     return found;
   }
@@ -118,8 +136,7 @@ export class RouteTable {
   private find(host: string, method: string, path: string): RouteMatch | undefined {
     const bareHost = host.toLowerCase().replace(/:\d+$/, '');
     const segments = splitPath(path).map(decodeSegment);
-    // "..", "." or an encoded "/" could make the upstream serve another endpoint than the one matched here.
-    if (segments.some((segment) => segment === '.' || segment === '..' || segment.includes('/') || segment.includes('\\'))) return undefined;
+    if (segments.some(mayReachAnotherEndpoint)) return undefined;
     for (const { product, root } of this.products) {
       if (!product.hosts.some((pattern) => hostMatches(pattern, bareHost))) continue;
       const endpoint = lookup(root, segments, 0, method.toUpperCase());
@@ -127,6 +144,14 @@ export class RouteTable {
     }
     return undefined;
   }
+}
+
+/**
+ * "..", "." or an encoded "/" or "\\" could make the upstream serve another endpoint than the one matched here; so
+ * could ";" (Tomcat and Spring drop path parameters: "/docs/..;/analytics" is served as "/analytics") and NUL.
+ */
+function mayReachAnotherEndpoint(segment: string): boolean {
+  return segment === '.' || segment === '..' || /[/\\;\0]/.test(segment);
 }
 
 function stripQuery(path: string): string {
