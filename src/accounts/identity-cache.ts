@@ -59,6 +59,8 @@ export class IdentityCache {
   private readonly subscriptions = new Map<string, SubscriptionState>();
   private readonly customers = new Map<string, CustomerState>();
   private highWater = new Date(0);
+  /** The database's clock when the last successful poll began: later polls re-read only the commitSkewMs before it. */
+  private lastPollStartedAt: Date | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private rerun = false;
@@ -130,8 +132,11 @@ export class IdentityCache {
 
   private async poll(): Promise<void> {
     const fullReload = Date.now() - this.lastFullReloadAt >= fullReloadMs;
-    const since = fullReload ? new Date(0) : new Date(Math.max(0, this.highWater.getTime() - commitSkewMs));
+    // Rows dated before (poll start - skew) were committed before that poll's reads began, so it saw them: polling
+    // from the high-water mark instead would re-read a bulk import's rows on every poll until the next write.
+    const since = fullReload ? new Date(0) : new Date(Math.max(0, (this.lastPollStartedAt ?? this.highWater).getTime() - commitSkewMs));
     try {
+      const [{ now: startedAt }] = (await this.db.query<{ now: Date }>('SELECT clock_timestamp() AS now')) as [{ now: Date }];
       const [keys, subscriptions, customers] = await Promise.all([
         this.db.query<{ id: string; customer_id: string; subscription_id: string; hash: string; status: KeyStatus; updated_at: Date }>(
           'SELECT id, customer_id, subscription_id, hash, status, updated_at FROM api_keys WHERE updated_at > $1',
@@ -148,7 +153,7 @@ export class IdentityCache {
       ]);
       for (const row of keys) this.holdKey(row.hash, { id: row.id, customerId: row.customer_id, subscriptionId: row.subscription_id, status: row.status });
       for (const row of subscriptions) {
-        this.subscriptions.set(row.id, {
+        keepChanged(this.subscriptions, row.id, {
           id: row.id,
           customerId: row.customer_id,
           productId: row.product_id,
@@ -157,13 +162,14 @@ export class IdentityCache {
           periodAnchor: row.period_anchor.getTime(),
         });
       }
-      for (const row of customers) this.customers.set(row.id, { id: row.id, status: row.status });
+      for (const row of customers) keepChanged(this.customers, row.id, { id: row.id, status: row.status });
       const newest = [...keys, ...subscriptions, ...customers].reduce((max, row) => Math.max(max, row.updated_at.getTime()), this.highWater.getTime());
       if (newest > this.highWater.getTime()) this.dirtySnapshot = true;
       this.highWater = new Date(newest);
       if (!this.healthy) this.logger.info({ keys: this.keysByHash.size }, 'identity cache synced');
       this.healthy = true;
       if (fullReload) this.lastFullReloadAt = Date.now();
+      this.lastPollStartedAt = startedAt;
     } catch (error) {
       if (this.healthy) this.logger.error({ err: (error as Error).message }, 'identity sync failed; serving cached identities');
       this.healthy = false;
@@ -178,7 +184,7 @@ export class IdentityCache {
     const previousHash = this.hashByKeyId.get(key.id);
     if (previousHash !== undefined && previousHash !== hash) this.keysByHash.delete(previousHash);
     this.hashByKeyId.set(key.id, hash);
-    this.keysByHash.set(hash, key);
+    keepChanged(this.keysByHash, hash, key);
   }
 
   private async maybeWriteSnapshot(): Promise<void> {
@@ -209,4 +215,14 @@ export class IdentityCache {
       return false;
     }
   }
+}
+
+/**
+ * Replaces a held state only when a field changed: the Check memoizes per state object (see authz/decide.ts), so an
+ * unchanged row read again (a full reload, a re-read inside the skew window) must not cost it its memos.
+ */
+function keepChanged<State extends object>(held: Map<string, State>, id: string, next: State): void {
+  const current = held.get(id);
+  if (current && (Object.keys(next) as (keyof State)[]).every((field) => current[field] === next[field])) return;
+  held.set(id, next);
 }
