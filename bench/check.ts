@@ -1,7 +1,8 @@
 /**
- * Check throughput and latency: Tollgate (Redis counters) against a null ext_authz server on the same machine,
- * both driven by h2load with the same gRPC request. Reports the throughput ratio at saturation and p50/p99 at half
- * of the null server's saturation rate.
+ * Check throughput and latency: Tollgate (Redis counters, a realistic catalog, 1,000 keys of 100 customers) against
+ * a null grpc-js ext_authz server on the same machine, beside the candidate transports (bench/null-servers.ts).
+ * Two kinds of traffic: one key and one request, by h2load; and requests over all 1,000 keys and every endpoint, by
+ * bench/check-load.ts. Reports throughput ratios at saturation and the added p99 at half of the null server's rate.
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -10,29 +11,41 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import { loaderOptions } from '../src/grpc/protos.js';
+import type { CheckLoadOptions, CheckLoadResult } from './check-load.js';
+import { encodeBodies } from './check-load.js';
+import type { NullServerKind } from './null-servers.js';
 import { buildDist, startBenchProcess, startTollgate, type BenchProcess } from './processes.js';
 
-export interface LoadResult {
-  requestsPerSecond: number;
-  succeeded: number;
-  failed: number;
-  p50Ms: number;
-  p99Ms: number;
+export interface LoadResult extends CheckLoadResult {
   /** Server CPU (all its threads) per request: less sensitive than throughput to what else the machine runs. */
   cpuMicrosPerRequest: number;
 }
 
+/** The servers measured: the null grpc-js server is the baseline every ratio is taken against. */
+export const serverNames = ['grpc-js', 'connect', 'own', 'bare', 'tollgate'] as const;
+export type ServerName = (typeof serverNames)[number];
+
+export interface SaturationResult {
+  /** The median round's figures per server (by throughput). */
+  servers: Partial<Record<ServerName, LoadResult>>;
+  /** Median over the rounds of each server's throughput divided by the null grpc-js server's in the same round. */
+  ratios: Partial<Record<ServerName, number>>;
+  /** Tollgate's ratio in each round. */
+  tollgateRatios: number[];
+}
+
 export interface CheckBenchResult {
-  /** Fresh pairs of server processes each load's rounds were spread over. */
   forks: number;
   rounds: number;
-  /** Seconds measured per server and round, after warmUpS seconds of warm-up. */
   durationS: number;
   warmUpS: number;
+  keys: number;
+  customers: number;
+  bodies: number;
   /** Share of this machine's CPU time that the hypervisor gave to other guests (steal, /proc/stat) while measuring. */
   stealShare: number;
-  /** Medians over the rounds; each round measures the null server and Tollgate back to back. */
-  saturation: { null: LoadResult; tollgate: LoadResult; ratio: number; ratios: number[]; cpuRatio: number };
+  singleKey: SaturationResult;
+  manyKeys: SaturationResult;
   halfLoad: { rate: number; null: LoadResult; tollgate: LoadResult; addedP99Ms: number; addedP50Ms: number; addedP99sMs: number[] };
   /** Allowed Checks counted by Tollgate's own metric, over every fork. */
   allowDecisions: number;
@@ -41,11 +54,13 @@ export interface CheckBenchResult {
 const workDir = mkdtempSync(join(tmpdir(), 'tollgate-h2load-'));
 
 const adminToken = 'bench-admin-token-0123456789';
+const customers = 100;
+const keysPerCustomer = 10;
 
 /** Tollgate in production shape: records in PostgreSQL (the hot path never queries it), counters in Redis. */
-async function startTollgateWithKey(dataDir: string) {
+async function startTollgateWithKeys(dataDir: string) {
   const server = await startTollgate({
-    TOLLGATE_CATALOG: 'bench/catalog.yaml',
+    TOLLGATE_CATALOG: 'bench/catalog-realistic.yaml',
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_ADMIN_TOKEN: adminToken,
     TOLLGATE_DATABASE_URL: process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
@@ -63,29 +78,80 @@ async function startTollgateWithKey(dataDir: string) {
     return response.json() as Promise<Record<string, unknown>>;
   };
   try {
-    const customer = `bench-${process.pid}-${Date.now()}`;
-    await admin('/v1/customers', { id: customer, name: 'Bench' });
-    const { key } = (await admin('/v1/keys', { customer, plan: 'unbounded' })) as { key: string };
-    // The identity cache of the replica that took the write refreshes at once; give it a moment to land.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    return { ...server, key };
+    const keys: string[] = [];
+    const run = `${process.pid}-${Date.now()}`;
+    for (let c = 0; c < customers; c++) {
+      const customer = `bench-${run}-${c}`;
+      await admin('/v1/customers', { id: customer, name: `Bench ${c}` });
+      const first = (await admin('/v1/keys', { customer, plan: 'growth' })) as { key: string; apiKey: { subscriptionId: string } };
+      keys.push(first.key);
+      const more = await Promise.all(
+        Array.from({ length: keysPerCustomer - 1 }, () => admin('/v1/keys', { customer, subscription: first.apiKey.subscriptionId }) as Promise<{ key: string }>),
+      );
+      keys.push(...more.map((created) => created.key));
+    }
+    // The identity cache of the replica that took the writes refreshes at once; give it a moment to land.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    return { ...server, keys };
   } catch (error) {
     await server.stop();
     throw error;
   }
 }
 
-/** A gRPC-framed CheckRequest as Envoy would send it for GET /api/v1/pets. */
-function checkRequestBody(key: string): string {
+const checkMethod = () => {
   const definition = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', loaderOptions);
-  const method = (definition['envoy.service.auth.v3.Authorization'] as unknown as { Check: protoLoader.MethodDefinition<unknown, unknown> }).Check;
-  const headers = { ':method': 'GET', ':path': '/api/v1/pets', ':authority': 'api.example.com', 'x-api-key': key, 'x-request-id': randomUUID(), 'user-agent': 'bench' };
-  const message = method.requestSerialize({ attributes: { request: { http: { method: 'GET', path: '/api/v1/pets', host: 'api.example.com', headers, protocol: 'HTTP/1.1' } } } });
+  return (definition['envoy.service.auth.v3.Authorization'] as unknown as { Check: protoLoader.MethodDefinition<unknown, unknown> }).Check;
+};
+
+/** A gRPC-framed CheckRequest as Envoy sends it: the request's headers, as a real client's would be. */
+function checkRequestFrame(method: protoLoader.MethodDefinition<unknown, unknown>, key: string, verb: string, path: string): Buffer {
+  const headers = {
+    ':method': verb,
+    ':path': path,
+    ':authority': 'api.example.com',
+    ':scheme': 'https',
+    'x-api-key': key,
+    'x-request-id': randomUUID(),
+    'x-forwarded-proto': 'https',
+    'x-forwarded-for': '203.0.113.7',
+    'x-envoy-external-address': '203.0.113.7',
+    'user-agent': 'shop-client/4.2 (bench)',
+    accept: 'application/json',
+    'accept-encoding': 'gzip, deflate, br',
+  };
+  const message = method.requestSerialize({
+    attributes: {
+      source: { address: { socket_address: { address: '203.0.113.7', port_value: 51234 } } },
+      destination: { address: { socket_address: { address: '10.0.0.12', port_value: 10000 } } },
+      request: { time: { seconds: String(Math.floor(Date.now() / 1000)) }, http: { id: headers['x-request-id'], method: verb, path, host: 'api.example.com', scheme: 'https', headers, protocol: 'HTTP/2' } },
+    },
+  });
   const frame = Buffer.alloc(5 + message.length);
   frame.writeUInt32BE(message.length, 1);
   message.copy(frame, 5);
-  const file = join(workDir, `check-${randomUUID()}.bin`);
-  writeFileSync(file, frame);
+  return frame;
+}
+
+/** Requests over every endpoint of bench/catalog-realistic.yaml, with their path parameters filled in. */
+const realisticRequests: ((n: number) => [string, string])[] = [
+  () => ['GET', '/v2/products?page=2&per_page=50'],
+  (n) => ['GET', `/v2/products/prod-${n % 997}`],
+  (n) => ['GET', `/v2/products/prod-${n % 997}/reviews`],
+  (n) => ['GET', `/v2/products/prod-${n % 997}/reviews/rev-${n % 89}`],
+  (n) => ['POST', `/v2/products/prod-${n % 997}/reviews`],
+  (n) => ['GET', `/v2/customers/c-${n % 101}/orders?status=open`],
+  (n) => ['GET', `/v2/customers/c-${n % 101}/orders/ord-${n}`],
+  (n) => ['POST', `/v2/customers/c-${n % 101}/orders`],
+  (n) => ['DELETE', `/v2/customers/c-${n % 101}/orders/ord-${n}`],
+  (n) => ['GET', `/v2/search?q=blue+shoes&n=${n}`],
+  (n) => ['GET', `/v2/warehouses/wh-${n % 7}/stock/sku-${n % 5003}`],
+  (n) => ['GET', `/v2/exports/2026/12/orders-${n % 31}.csv`],
+];
+
+function writeFile(name: string, bytes: Buffer): string {
+  const file = join(workDir, `${name}-${randomUUID()}.bin`);
+  writeFileSync(file, bytes);
   return file;
 }
 
@@ -95,10 +161,11 @@ interface Load {
   durationS: number;
   clients: number;
   streams: number;
-  /** Paced at this many requests per second per client; unset, as fast as the server answers. */
+  /** Paced at this many requests per second over all clients; unset, as fast as the server answers. */
   rps?: number;
 }
 
+/** Loads a server with one request, as h2load does best. */
 function h2load(server: BenchProcess<unknown>, port: number, body: string, options: Load): LoadResult {
   const cpuBefore = server.cpuMicros();
   const log = join(workDir, `h2load-${randomUUID()}.log`);
@@ -113,7 +180,7 @@ function h2load(server: BenchProcess<unknown>, port: number, body: string, optio
     '-D', String(options.durationS),
     '--warm-up-time', String(warmUpS),
     '--log-file', log,
-    ...(options.rps ? ['--rps', String(options.rps)] : []),
+    ...(options.rps ? ['--rps', String(Math.max(1, Math.floor(options.rps / options.clients)))] : []),
   ];
   const output = execFileSync('h2load', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(output)?.[1]);
@@ -132,22 +199,14 @@ function h2load(server: BenchProcess<unknown>, port: number, body: string, optio
   return { requestsPerSecond: rps, succeeded: succeeded!, failed: failed!, p50Ms: percentile(50), p99Ms: percentile(99), cpuMicrosPerRequest: (server.cpuMicros() - cpuBefore) / requests };
 }
 
-/**
- * Runs both measurements `rounds` times, swapping which goes first every round; `firstRound` numbers them on from
- * earlier forks, so the null server goes first in the even rounds of the whole run.
- */
-function alternate(firstRound: number, rounds: number, measureNull: () => LoadResult, measureTollgate: () => LoadResult): { null: LoadResult; tollgate: LoadResult }[] {
-  const results: { null: LoadResult; tollgate: LoadResult }[] = [];
-  for (let round = firstRound; round < firstRound + rounds; round++) {
-    if (round % 2 === 0) {
-      const first = measureNull();
-      results.push({ null: first, tollgate: measureTollgate() });
-    } else {
-      const first = measureTollgate();
-      results.push({ null: measureNull(), tollgate: first });
-    }
-  }
-  return results;
+/** Loads a server with many requests (bench/check-load.ts), in a process of its own. */
+function mixedLoad(server: BenchProcess<unknown>, port: number, bodiesFile: string, options: Load): LoadResult {
+  const cpuBefore = server.cpuMicros();
+  const load: CheckLoadOptions = { port, bodiesFile, connections: options.clients, streams: options.streams, durationS: options.durationS, warmUpS, ...(options.rps ? { rps: options.rps } : {}) };
+  const output = execFileSync(process.execPath, ['--import', 'tsx', 'bench/check-load.ts', JSON.stringify(load)], { encoding: 'utf8' });
+  const result = JSON.parse(output.trim().split('\n').at(-1)!) as CheckLoadResult;
+  const requests = result.requestsPerSecond * (options.durationS + warmUpS);
+  return { ...result, cpuMicrosPerRequest: (server.cpuMicros() - cpuBefore) / requests };
 }
 
 /**
@@ -182,77 +241,125 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 /** The run whose throughput is the median, so its latencies and counts stay together. */
 const medianRun = (runs: LoadResult[]) => runs.find((run) => run.requestsPerSecond === median(runs.map((each) => each.requestsPerSecond)))!;
 
-type TollgateProcess = Awaited<ReturnType<typeof startTollgateWithKey>>;
+type TollgateProcess = Awaited<ReturnType<typeof startTollgateWithKeys>>;
+type Round = Partial<Record<ServerName, LoadResult>>;
 
 interface Servers {
-  nullServer: BenchProcess<{ port: number }>;
-  tollgate: TollgateProcess;
-  nullBody: string;
-  tollgateBody: string;
+  processes: Record<ServerName, BenchProcess<unknown>>;
+  ports: Record<ServerName, number>;
+  /** One request (GET /v2/products with the first key), for h2load. */
+  singleBody: string;
+  /** Requests over every key and endpoint, for bench/check-load.ts. */
+  bodiesFile: string;
+  bodies: number;
 }
 
 /**
- * Runs `measure` in `forks` fresh pairs of server processes, as JMH forks JVMs: one process's JIT and heap layout
- * can run a few percent faster or slower for its whole life, so results pool several. Each fork first loads both
- * servers once, unmeasured, so that neither is measured while still compiling its hot path. Returns what every fork
- * measured, and the allow decisions Tollgate's own metric counted.
+ * Measures `names` one after the other, each round starting one further along the list, so that drift on a shared
+ * machine (other tenants, CPU frequency) hits all alike and none always runs on another's heels.
  */
-async function inForks<T>(forks: number, warmUp: Load, measure: (servers: Servers, fork: number) => T[]): Promise<{ results: T[]; allowDecisions: number }> {
+function rotate(firstRound: number, rounds: number, names: readonly ServerName[], measure: (name: ServerName) => LoadResult): Round[] {
+  const results: Round[] = [];
+  for (let round = firstRound; round < firstRound + rounds; round++) {
+    const result: Round = {};
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(round + i) % names.length]!;
+      result[name] = measure(name);
+    }
+    results.push(result);
+  }
+  return results;
+}
+
+/**
+ * Runs `measure` in `forks` fresh sets of server processes, as JMH forks JVMs: one process's JIT and heap layout
+ * can run a few percent faster or slower for its whole life, so results pool several. Each fork first loads every
+ * server once, unmeasured, so that none is measured while still compiling its hot path.
+ */
+async function inForks<T>(forks: number, warmUp: (servers: Servers) => void, measure: (servers: Servers, fork: number) => T[]): Promise<{ results: T[]; allowDecisions: number; keys: number; bodies: number }> {
   const results: T[] = [];
   let allowDecisions = 0;
-  const nullBody = checkRequestBody('none');
+  let keys = 0;
+  let bodies = 0;
+  const method = checkMethod();
   for (let fork = 0; fork < forks; fork++) {
     const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
-    let nullServer: BenchProcess<{ port: number }> | undefined;
-    let tollgate: TollgateProcess | undefined;
+    const started: BenchProcess<unknown>[] = [];
     try {
-      nullServer = await startBenchProcess<{ port: number }>('bench/null-authz-server.ts');
-      tollgate = await startTollgateWithKey(dataDir);
-      const servers = { nullServer, tollgate, nullBody, tollgateBody: checkRequestBody(tollgate.key) };
-      h2load(nullServer, nullServer.info.port, nullBody, warmUp);
-      h2load(tollgate, tollgate.info.grpcPort, servers.tollgateBody, warmUp);
+      const nulls = {} as Record<Exclude<ServerName, 'tollgate'>, BenchProcess<{ port: number }>>;
+      for (const kind of ['grpc-js', 'connect', 'own', 'bare'] as const satisfies readonly NullServerKind[]) {
+        started.push((nulls[kind] = await startBenchProcess<{ port: number }>('bench/null-servers.ts', [kind])));
+      }
+      const tollgate: TollgateProcess = await startTollgateWithKeys(dataDir);
+      started.push(tollgate);
+      keys = tollgate.keys.length;
+      const frames = Array.from({ length: tollgate.keys.length * 4 }, (_, n) => {
+        const [verb, path] = realisticRequests[n % realisticRequests.length]!(n);
+        return checkRequestFrame(method, tollgate.keys[(n * 7) % tollgate.keys.length]!, verb, path);
+      });
+      bodies = frames.length;
+      const servers: Servers = {
+        processes: { ...nulls, tollgate },
+        ports: { 'grpc-js': nulls['grpc-js'].info.port, connect: nulls.connect.info.port, own: nulls.own.info.port, bare: nulls.bare.info.port, tollgate: tollgate.info.grpcPort },
+        singleBody: writeFile('single', checkRequestFrame(method, tollgate.keys[0]!, 'GET', '/v2/products')),
+        bodiesFile: writeFile('bodies', encodeBodies(frames)),
+        bodies: frames.length,
+      };
+      warmUp(servers);
       results.push(...measure(servers, fork));
       // The admin calls' keep-alive connection has idled out by now; a stale one can be cut as it is reused, so retry once.
       const { httpPort } = tollgate.info;
       const scrape = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
       const metrics = await scrape().catch(scrape);
-      allowDecisions += Number(/tollgate_check_decisions_total\{result="allow",reason="",plan="unbounded"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+      allowDecisions += Number(/tollgate_check_decisions_total\{result="allow",reason="",plan="growth"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     } finally {
-      await Promise.all([nullServer?.stop(), tollgate?.stop()]);
+      await Promise.all(started.map((server) => server.stop()));
       rmSync(dataDir, { recursive: true, force: true });
     }
   }
-  return { results, allowDecisions };
+  return { results, allowDecisions, keys, bodies };
+}
+
+function saturationOf(rounds: Round[]): SaturationResult {
+  const servers: SaturationResult['servers'] = {};
+  const ratios: SaturationResult['ratios'] = {};
+  for (const name of serverNames) {
+    const runs = rounds.map((round) => round[name]).filter((run): run is LoadResult => run !== undefined);
+    if (runs.length === 0) continue;
+    servers[name] = medianRun(runs);
+    ratios[name] = median(rounds.map((round) => round[name]!.requestsPerSecond / round['grpc-js']!.requestsPerSecond));
+  }
+  return { servers, ratios, tollgateRatios: rounds.map((round) => round.tollgate!.requestsPerSecond / round['grpc-js']!.requestsPerSecond) };
 }
 
 /**
- * Each round measures both servers back to back, the null server first in even rounds and Tollgate first in odd ones,
- * so that drift on a shared machine (other tenants, CPU frequency) hits both alike and neither always runs on the
- * other's heels; ratios are taken within a round and the median reported. Many short rounds rather than a few long
- * ones, in several forks: on the shared machine single rounds' ratios ranged from 0.5 to 1.3 (the null server alone,
- * under constant load, did anywhere from 6k to 18k req/s in half-second slices), and the median of 9 rounds in one
- * pair of processes moved by up to 0.25 between runs.
+ * Many short rounds rather than a few long ones, in several forks: on the shared machine single rounds' ratios ranged
+ * from 0.5 to 1.3 (the null server alone, under constant load, did anywhere from 6k to 18k req/s in half-second
+ * slices), and the median of 9 rounds in one set of processes moved by up to 0.25 between runs.
  */
-export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPerFork: 7 }): Promise<CheckBenchResult> {
+export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPerFork: 5 }): Promise<CheckBenchResult> {
   buildDist();
   const saturate = { durationS: options.durationS, clients: 4, streams: 32 };
   const steal = new StealMeter();
-  const load = (servers: Servers, fork: number, how: Load) =>
-    steal.measure(() =>
-      alternate(
-        fork * options.roundsPerFork,
-        options.roundsPerFork,
-        () => h2load(servers.nullServer, servers.nullServer.info.port, servers.nullBody, how),
-        () => h2load(servers.tollgate, servers.tollgate.info.grpcPort, servers.tollgateBody, how),
-      ),
-    );
-  const saturation = await inForks(options.forks, saturate, (servers, fork) => load(servers, fork, saturate));
-  const nullSaturation = medianRun(saturation.results.map((round) => round.null));
-  const rate = Math.floor(nullSaturation.requestsPerSecond / 2);
-  const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: Math.max(1, Math.floor(rate / 4)) };
-  const halfLoad = await inForks(options.forks, saturate, (servers, fork) => load(servers, fork, paced));
-  const ratios = saturation.results.map((round) => round.tollgate.requestsPerSecond / round.null.requestsPerSecond);
-  const addedP99sMs = halfLoad.results.map((round) => round.tollgate.p99Ms - round.null.p99Ms);
+  const warmUp = (servers: Servers) => {
+    for (const name of serverNames) h2load(servers.processes[name], servers.ports[name], servers.singleBody, saturate);
+    mixedLoad(servers.processes.tollgate, servers.ports.tollgate, servers.bodiesFile, saturate);
+  };
+  const saturation = await inForks(options.forks, warmUp, (servers, fork) => {
+    const first = fork * options.roundsPerFork;
+    return steal.measure(() => [
+      ...rotate(first, options.roundsPerFork, serverNames, (name) => h2load(servers.processes[name], servers.ports[name], servers.singleBody, saturate)).map((round) => ({ kind: 'single' as const, round })),
+      ...rotate(first, options.roundsPerFork, ['grpc-js', 'bare', 'tollgate'], (name) => mixedLoad(servers.processes[name], servers.ports[name], servers.bodiesFile, saturate)).map((round) => ({ kind: 'many' as const, round })),
+    ]);
+  });
+  const singleKey = saturationOf(saturation.results.filter((each) => each.kind === 'single').map((each) => each.round));
+  const manyKeys = saturationOf(saturation.results.filter((each) => each.kind === 'many').map((each) => each.round));
+  const rate = Math.floor(manyKeys.servers['grpc-js']!.requestsPerSecond / 2);
+  const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: rate };
+  const halfLoad = await inForks(options.forks, warmUp, (servers, fork) =>
+    steal.measure(() => rotate(fork * options.roundsPerFork, options.roundsPerFork, ['grpc-js', 'tollgate'], (name) => mixedLoad(servers.processes[name], servers.ports[name], servers.bodiesFile, paced))),
+  );
+  const addedP99sMs = halfLoad.results.map((round) => round.tollgate!.p99Ms - round['grpc-js']!.p99Ms);
   // Paced rounds all reach the same throughput, so the median half-load round is the one with the median added p99.
   const medianHalf = halfLoad.results[addedP99sMs.indexOf(median(addedP99sMs))]!;
   return {
@@ -260,20 +367,18 @@ export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPe
     rounds: options.forks * options.roundsPerFork,
     durationS: options.durationS,
     warmUpS,
+    keys: saturation.keys,
+    customers,
+    bodies: saturation.bodies,
     stealShare: steal.share,
-    saturation: {
-      null: nullSaturation,
-      tollgate: medianRun(saturation.results.map((round) => round.tollgate)),
-      ratio: median(ratios),
-      ratios,
-      cpuRatio: median(saturation.results.map((round) => round.null.cpuMicrosPerRequest / round.tollgate.cpuMicrosPerRequest)),
-    },
+    singleKey,
+    manyKeys,
     halfLoad: {
       rate,
-      null: medianHalf.null,
-      tollgate: medianHalf.tollgate,
-      addedP99Ms: medianHalf.tollgate.p99Ms - medianHalf.null.p99Ms,
-      addedP50Ms: medianHalf.tollgate.p50Ms - medianHalf.null.p50Ms,
+      null: medianHalf['grpc-js']!,
+      tollgate: medianHalf.tollgate!,
+      addedP99Ms: medianHalf.tollgate!.p99Ms - medianHalf['grpc-js']!.p99Ms,
+      addedP50Ms: medianHalf.tollgate!.p50Ms - medianHalf['grpc-js']!.p50Ms,
       addedP99sMs,
     },
     allowDecisions: saturation.allowDecisions + halfLoad.allowDecisions,
@@ -281,5 +386,6 @@ export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPe
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  console.log(JSON.stringify(await runCheckBench(), null, 2));
+  const [durationS, forks, roundsPerFork] = process.argv.slice(2).map(Number);
+  console.log(JSON.stringify(await runCheckBench({ durationS: durationS || 3, forks: forks || 3, roundsPerFork: roundsPerFork || 5 }), null, 2));
 }

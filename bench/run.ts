@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import type { AlsIngestResult } from './als-ingest.js';
-import { runCheckBench, type CheckBenchResult } from './check.js';
+import { runCheckBench, serverNames, type CheckBenchResult, type SaturationResult, type ServerName } from './check.js';
 
 const optional = async <T>(module: string, exportName: string): Promise<(() => Promise<T>) | undefined> => {
   if (!existsSync(new URL(module, import.meta.url))) return undefined;
@@ -14,33 +14,71 @@ const optional = async <T>(module: string, exportName: string): Promise<(() => P
 
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
 
+const serverLabels: Record<ServerName, string> = {
+  'grpc-js': 'null server, grpc-js (baseline)',
+  connect: 'null server, @connectrpc/connect-node',
+  own: "null server, Tollgate's transport (src/grpc/transport.ts)",
+  bare: 'bare node:http2 responder (the ceiling)',
+  tollgate: 'Tollgate, full Check',
+};
+
+function saturationTable(result: SaturationResult): string {
+  const rows = serverNames
+    .filter((name) => result.servers[name])
+    .map((name) => {
+      const run = result.servers[name]!;
+      const ratio = name === 'tollgate' ? `**${fixed(result.ratios[name]!)}×**` : `${fixed(result.ratios[name]!)}×`;
+      return `| ${serverLabels[name]} | ${fixed(run.requestsPerSecond, 0)} | ${ratio} | ${fixed(run.cpuMicrosPerRequest, 1)} | ${fixed(run.p50Ms)} / ${fixed(run.p99Ms)} | ${run.failed} |`;
+    });
+  return ['| server | req/s | vs grpc-js | server CPU/req (µs) | p50 / p99 (ms) | failed |', '|---|---|---|---|---|---|', ...rows].join('\n');
+}
+
 function checkSection(result: CheckBenchResult): string {
-  const { saturation: s, halfLoad: h } = result;
+  const { singleKey, manyKeys, halfLoad: h } = result;
   const list = (values: number[], digits: number) => values.map((value) => fixed(value, digits)).join(', ');
-  return `## Check (ext_authz) with Redis counters vs a null ext_authz server
+  const ceiling = (s: SaturationResult) => fixed(s.ratios.tollgate! / s.ratios.bare!);
+  return `## Check (ext_authz) with Redis counters vs a null grpc-js ext_authz server
 
-h2load, 1 thread, 4 connections; saturation with 32 concurrent streams each; then paced at half of the null
-server's saturation rate (${h.rate} req/s). Tollgate runs the full Check: key hash lookup, plan and entitlement,
-one Redis Lua call counting a rate limit and a quota, the response with identity headers, RateLimit headers and
-dynamic metadata. The null server is the same grpc-js, protos and server options, answering OK without looking
-at the request.
-${result.rounds} rounds of ${result.durationS} s (after ${result.warmUpS} s of warm-up) for each load, spread over ${result.forks} fresh pairs of server processes per load
-(each pair loaded once, unmeasured, before its rounds). A round measures both servers back to back, the null server
-first in even rounds and Tollgate first in odd ones, so that drift on the shared machine hits both: throughput and CPU
-are medians over the rounds (the ratio is the median of the rounds' ratios), and the half-load rows show the round with
-the median added p99. Server CPU per request counts all of the server process's threads (from /proc), over warm-up and
-measurement. While the rounds ran, the hypervisor gave ${fixed(100 * result.stealShare, 1)}% of this machine's CPU time to other guests (steal).
+Tollgate runs the full Check on \`bench/catalog-realistic.yaml\` (12 endpoints, most with path parameters; a plan
+with two rate-limit windows, one per subscription and one per key, and a monthly quota) with ${result.keys} keys of
+${result.customers} customers in PostgreSQL and counters in Redis: key hash lookup, route with parameters,
+entitlement, one Redis Lua call counting three counters, the response with identity headers, RateLimit headers and
+signed dynamic metadata. The null servers answer OK without looking at the request
+(\`bench/null-servers.ts\`): grpc-js, the baseline every ratio is taken against; the candidate transports
+@connectrpc/connect-node and Tollgate's own (\`src/grpc/transport.ts\`), each with a null handler; and a bare
+node:http2 responder framing the same bytes by hand, the ceiling of any gRPC server on node:http2.
 
-| | null server | Tollgate | ratio / added |
+**One key**: h2load (1 thread, 4 connections × 32 streams) sends one CheckRequest (GET /v2/products) over and over.
+**Many keys**: \`bench/check-load.ts\` (a Node process, 4 connections × 32 streams) cycles through ${result.bodies}
+CheckRequests over all ${result.keys} keys and every endpoint, with realistic headers. Its own CPU is part of the
+machine's two cores, as h2load's is.
+
+${result.rounds} rounds of ${result.durationS} s (after ${result.warmUpS} s of warm-up) per traffic, spread over ${result.forks} fresh sets of server
+processes (each set loaded once, unmeasured, first). Each round measures every server back to back, starting one
+further along the list each round, so that drift on the shared machine hits all alike; ratios are taken within a
+round and the median over rounds is reported, with the median round's figures. Server CPU counts all of the server
+process's threads (from /proc). While measuring, the hypervisor gave ${fixed(100 * result.stealShare, 1)}% of this machine's CPU time to other guests (steal).
+
+### Saturation, many keys (the target: ≥ 1.3× grpc-js)
+
+${saturationTable(manyKeys)}
+
+Tollgate's ratio per round: ${list(manyKeys.tollgateRatios, 2)}; Tollgate / bare responder: ${ceiling(manyKeys)}×.
+
+### Saturation, one key
+
+${saturationTable(singleKey)}
+
+Tollgate's ratio per round: ${list(singleKey.tollgateRatios, 2)}; Tollgate / bare responder: ${ceiling(singleKey)}×.
+
+### Half of the null server's saturation rate, many keys (${h.rate} req/s; the target: ≤ +1 ms p99)
+
+| | null grpc-js | Tollgate | added |
 |---|---|---|---|
-| saturation throughput (req/s) | ${fixed(s.null.requestsPerSecond, 0)} | ${fixed(s.tollgate.requestsPerSecond, 0)} | **${fixed(s.ratio)}×** (target ≥ 0.85×); rounds: ${list(s.ratios, 2)} |
-| server CPU per request (µs) | ${fixed(s.null.cpuMicrosPerRequest, 1)} | ${fixed(s.tollgate.cpuMicrosPerRequest, 1)} | ${fixed(s.cpuRatio)}× |
-| saturation p50 / p99 (ms) | ${fixed(s.null.p50Ms)} / ${fixed(s.null.p99Ms)} | ${fixed(s.tollgate.p50Ms)} / ${fixed(s.tollgate.p99Ms)} | |
-| half-load throughput (req/s) | ${fixed(h.null.requestsPerSecond, 0)} | ${fixed(h.tollgate.requestsPerSecond, 0)} | |
-| half-load p50 (ms) | ${fixed(h.null.p50Ms)} | ${fixed(h.tollgate.p50Ms)} | +${fixed(h.addedP50Ms)} |
-| half-load p99 (ms) | ${fixed(h.null.p99Ms)} | ${fixed(h.tollgate.p99Ms)} | **+${fixed(h.addedP99Ms)}** (target ≤ +1 ms); rounds: ${list(h.addedP99sMs, 2)} |
+| throughput (req/s) | ${fixed(h.null.requestsPerSecond, 0)} | ${fixed(h.tollgate.requestsPerSecond, 0)} | |
+| p50 (ms) | ${fixed(h.null.p50Ms)} | ${fixed(h.tollgate.p50Ms)} | ${fixed(h.addedP50Ms)} |
+| p99 (ms) | ${fixed(h.null.p99Ms)} | ${fixed(h.tollgate.p99Ms)} | **${fixed(h.addedP99Ms)}**; rounds: ${list(h.addedP99sMs, 2)} |
 
-Failed requests: null ${s.null.failed + h.null.failed}, Tollgate ${s.tollgate.failed + h.tollgate.failed} (median rounds).
 Allow decisions counted by Tollgate's own metric, all forks: ${result.allowDecisions}.
 `;
 }
@@ -66,8 +104,8 @@ if (als) {
     `## ALS ingest into PostgreSQL\n\n**${result.entriesPerSecond} entries/s** sustained, the median of ${runs.length} runs ` +
       `(runs: ${rates.join(', ')}; target ≥ 100,000): ${result.entries} entries over ${result.streams} gRPC streams into ` +
       `the real server's spool and PostgreSQL. The figure is absolute, so it moves with the machine: the null ext_authz ` +
-      `server above, a fixed amount of work, did ${check.saturation.null.requestsPerSecond.toFixed(0)} req/s in this run ` +
-      `(and ${check.saturation.null.cpuMicrosPerRequest.toFixed(1)} µs of CPU per request). CPU per entry in the median ` +
+      `server above, a fixed amount of work, did ${check.singleKey.servers['grpc-js']!.requestsPerSecond.toFixed(0)} req/s in this run ` +
+      `(and ${check.singleKey.servers['grpc-js']!.cpuMicrosPerRequest.toFixed(1)} µs of CPU per request). CPU per entry in the median ` +
       `run, which moves less with the machine: Tollgate ${result.cpuMicrosPerEntry.tollgate} µs, PostgreSQL ` +
       `${result.cpuMicrosPerEntry.postgres} µs, the client playing Envoy ${result.cpuMicrosPerEntry.client} µs; on ` +
       `${cpus().length} cores their sum bounds the rate at ${Math.round((cpus().length * 1e6) / (result.cpuMicrosPerEntry.tollgate + result.cpuMicrosPerEntry.postgres + result.cpuMicrosPerEntry.client))} entries/s. The median run:\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
