@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -254,6 +254,22 @@ describe('spool', () => {
     const ids = [];
     for (const segment of replayed.sealedSegments()) ids.push(...requestIds(await replayed.read(segment)));
     expect(ids).toEqual(['k1', 'k2', 'k3']);
+  });
+
+  it('replays a segment spooled before usage ids, each row keyed by its request id', async () => {
+    const dir = tempDir();
+    const legacyRow = (id: string) => {
+      const row = encodeEventRow(eventOf({ requestId: id, authz: allowed(id) }));
+      return row.slice(row.indexOf('\t') + 1);
+    };
+    writeFileSync(join(dir, 'usage-v1-000000000001.copy'), legacyRow('old-1') + legacyRow('old-2'));
+    const spool = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
+    cleanups.push(() => spool.close());
+    const rows = Buffer.concat((await spool.read(spool.sealedSegments()[0]!)).chunks).toString('utf8').split('\n').filter(Boolean);
+    expect(rows.map((row) => decodeCopyRow(row).slice(0, 2))).toEqual([
+      ['old-1', 'old-1'],
+      ['old-2', 'old-2'],
+    ]);
   });
 
   it('reads back segments it dropped from memory, and deletes segments only once told they are committed', async () => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { JwtSettings } from '../authz/jwt.js';
+import { minSigningKeyLength } from '../authz/usage-identity.js';
 import type { TlsFilePaths } from '../kernel/tls-files.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
@@ -35,7 +36,9 @@ const envSchema = z.object({
   TOLLGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   TOLLGATE_USAGE_SIGNING_KEY: z
     .string()
-    .refine((value) => value.split(',').every((key) => key.trim().length >= 32), { message: 'each key must be at least 32 characters' })
+    .refine((value) => value.split(',').every((key) => key.trim().length >= minSigningKeyLength), {
+      message: `each key must be at least ${minSigningKeyLength} characters`,
+    })
     .optional(),
   TOLLGATE_KEY_HEADER: z.string().toLowerCase().default('x-api-key'),
   TOLLGATE_KEY_FROM_BEARER: z.stringbool().default(true),
