@@ -8,6 +8,7 @@ import { startUsageAlerts, type UsageAlerts } from './alerts/alerts.js';
 import { createCheckHandler } from './authz/check-service.js';
 import { memoizePeriods } from './authz/decide.js';
 import { JwtVerifier } from './authz/jwt.js';
+import { minSigningKeyLength, UsageIdentity } from './authz/usage-identity.js';
 import { RatingLoop } from './billing/rating-loop.js';
 import { SubscriptionCharges } from './billing/subscription-charges.js';
 import { RollupUsageSource } from './billing/usage-source.js';
@@ -77,6 +78,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
   mkdirSync(config.dataDir, { recursive: true });
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
+  const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
   const metrics = createMetrics();
 
   const opened = await openDatabase(config, logger);
@@ -115,7 +117,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const wallet = new WalletService(db, counters, () => catalog, clock, logger);
   const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
-  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, metrics, logger });
+  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
   const ratingLoop = new RatingLoop(
     { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
     config.billing,
@@ -148,6 +150,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       clock,
       options: { keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer, headerPrefix: config.headerPrefix },
       periodOf: memoizePeriods(periodContaining),
+      usage: usageIdentity,
       metrics,
       logger,
     }),
@@ -240,16 +243,29 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
 
 /** Without TOLLGATE_ADMIN_TOKEN, a random token is kept in the data directory (mode 0600) for the local CLI. */
 export function adminTokenFromDataDir(dataDir: string, logger: Logger): string {
-  const file = join(dataDir, 'admin-token');
+  return secretFromDataDir(dataDir, 'admin-token', 16, 24, logger, 'generated an admin token (TOLLGATE_ADMIN_TOKEN not set)');
+}
+
+/**
+ * Without TOLLGATE_USAGE_SIGNING_KEY, a random key is kept in the data directory (mode 0600). That suits one process;
+ * replicas sharing a database must be given the same key, or each bills only the calls it checked itself.
+ */
+export function usageSigningKeyFromDataDir(dataDir: string, logger: Logger): string {
+  return secretFromDataDir(dataDir, 'usage-signing-key', minSigningKeyLength, 32, logger, 'generated a usage signing key (TOLLGATE_USAGE_SIGNING_KEY not set); replicas need the same key');
+}
+
+/** A secret kept in a file of the data directory, generated (`bytes` random bytes, base64url) when absent or too short. */
+function secretFromDataDir(dataDir: string, name: string, minLength: number, bytes: number, logger: Logger, generated: string): string {
+  const file = join(dataDir, name);
   try {
     const stored = readFileSync(file, 'utf8').trim();
-    // A truncated file (e.g. a full disk at first start) must not become an empty, matching-anything token.
-    if (stored.length >= 16) return stored;
-    throw new Error('admin token file too short');
+    // A truncated file (e.g. a full disk at first start) must not become an empty or guessable secret.
+    if (stored.length >= minLength) return stored;
+    throw new Error(`${name} file too short`);
   } catch {
-    const token = randomBytes(24).toString('base64url');
-    writeFileSync(file, `${token}\n`, { mode: 0o600 });
-    logger.info({ file }, 'generated an admin token (TOLLGATE_ADMIN_TOKEN not set)');
-    return token;
+    const secret = randomBytes(bytes).toString('base64url');
+    writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+    logger.info({ file }, generated);
+    return secret;
   }
 }

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { periodContaining } from '../src/rating/period.js';
 import { FakeEnvoy, forwardedHeaders } from './support/envoy.js';
 import { startTestApp, type TestApp } from './support/services.js';
+import { testUsageIdentity } from './support/usage.js';
 
 /**
  * Issue #3's acceptance test: Envoy's side of ext_authz played with a gRPC client on the canonical protos,
@@ -149,11 +151,12 @@ describe.each(['embedded', 'production'] as const)('Check acceptance (%s)', (mod
     expect(outcome.headersToRemove).toEqual(['x-tollgate-admin']);
   });
 
-  it('sends customer, plan, product, endpoint, weight and key id as dynamic metadata', async () => {
+  it('sends customer, plan, product, endpoint, weight, key id, period and a signed usage id as dynamic metadata', async () => {
     const { key, keyId, customerId, subscriptionId } = await newKey('pro');
-    const outcome = await envoy.check({ method: 'POST', path: '/api/v1/pets', key });
+    const [subscription] = (await service.admin('GET', `/v1/customers/${customerId}/subscriptions`)).body.data as { periodAnchor: string }[];
+    const outcome = await envoy.check({ method: 'POST', path: '/api/v1/pets', key, headers: { 'x-request-id': 'chosen-by-client' } });
     expect(outcome.metadata).toEqual({
-      request_id: outcome.requestHeaders['x-request-id'],
+      request_id: 'chosen-by-client',
       customer_id: customerId,
       subscription_id: subscriptionId,
       plan_id: 'pro',
@@ -161,8 +164,15 @@ describe.each(['embedded', 'production'] as const)('Check acceptance (%s)', (mod
       endpoint_id: 'create-pet',
       weight: 2,
       key_id: keyId,
+      period_start: periodContaining(Date.parse(subscription!.periodAnchor), Date.now()).start,
       decision: 'allow',
+      usage_id: expect.stringMatching(/^[\w-]{17,}$/),
+      usage_sig: expect.stringMatching(/^[\w-]{22}$/),
     });
+    expect(testUsageIdentity.verify(outcome.metadata)).toMatchObject({ valid: true, usageId: outcome.metadata.usage_id });
+    // The same request id again: a usage id of its own.
+    const again = await envoy.check({ method: 'POST', path: '/api/v1/pets', key, headers: { 'x-request-id': 'chosen-by-client' } });
+    expect(again.metadata.usage_id).not.toBe(outcome.metadata.usage_id);
   });
 
   it('answers 402 for a suspended account and lets it through again once reactivated', async () => {

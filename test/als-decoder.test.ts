@@ -8,6 +8,7 @@ import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
 import { extAuthzNamespace, type HttpAccessLogEntryWire, type StreamAccessLogsMessageWire } from '../src/metering/als-wire.js';
 import { toUsageEvent, type MeteringContext } from '../src/metering/event.js';
 import { delimited, encodeUnknown, readVarint, unknownField, type UnknownField } from './support/protobuf-bytes.js';
+import { testUsageIdentity } from './support/usage.js';
 
 /** The ingest path's hand-written StreamAccessLogsMessage decoder must read exactly what protobufjs's decoding gives. */
 
@@ -17,7 +18,7 @@ const method = (definition['envoy.service.accesslog.v3.AccessLogService'] as unk
 const reference = (bytes: Buffer) => asOurs(method.requestDeserialize(bytes) as Parameters<typeof asOurs>[0]);
 
 const petstore = loadCatalogFile('examples/petstore.yaml');
-const context: MeteringContext = { catalog: petstore, periodStartOf: () => 1_700_000_000_000, now: 1_750_000_000_000, newRequestId: () => 'generated-id' };
+const context: MeteringContext = { catalog: petstore, periodStartOf: () => 1_700_000_000_000, usage: testUsageIdentity, now: 1_750_000_000_000, newUsageId: () => 'generated-id' };
 
 /** An HTTPAccessLogEntry's own encoding: protobufjs encodes it inside http_logs, whose two headers are stripped. */
 function encodeEntry(entry: unknown): Buffer {

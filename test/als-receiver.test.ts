@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalogFile } from '../src/catalog/load.js';
@@ -14,6 +15,7 @@ import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { httpEntry } from './support/access-log.js';
 import { startTestMeter } from './support/meter.js';
+import { testUsageIdentity } from './support/usage.js';
 
 /**
  * The StreamAccessLogs handler on a real gRPC server, spooling into a real spool and PGlite, driven by a client that
@@ -90,7 +92,7 @@ describe('StreamAccessLogs handler', () => {
       },
       cleanups,
     );
-    const context = { catalog: petstore, periodStartOf: () => Date.UTC(2026, 10, 1), now: Date.now(), newRequestId: () => 'generated' };
+    const context = { catalog: petstore, periodStartOf: () => Date.UTC(2026, 10, 1), usage: testUsageIdentity, now: Date.now(), newUsageId: randomUUID };
     const subject: Harness = {
       release: () => release(),
       meter,

@@ -11,6 +11,7 @@ import { createMetrics } from '../src/metrics/metrics.js';
 import { MemoryCounterStore } from '../src/quota/memory.js';
 import { ResilientCounterStore } from '../src/quota/resilient.js';
 import { periodContaining } from '../src/rating/period.js';
+import { testUsageIdentity } from './support/usage.js';
 
 /** The gRPC handler around the Check: whatever goes wrong, Envoy gets an explicit answer and the process lives on. */
 
@@ -35,6 +36,7 @@ function handlerWith(overrides: Partial<CheckDependencies>) {
     clock,
     options: { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' },
     periodOf: memoizePeriods(periodContaining),
+    usage: testUsageIdentity,
     metrics,
     logger,
     ...overrides,

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { adminTokenFromDataDir } from '../src/app.js';
+import { adminTokenFromDataDir, usageSigningKeyFromDataDir } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
 import { clusterConnection } from '../src/quota/redis.js';
 import { silentLogger } from '../src/kernel/logger.js';
@@ -59,6 +59,21 @@ describe('configuration', () => {
     expect(() => loadConfig({ TOLLGATE_GRPC_TLS_CLIENT_CA: '/tls/ca.crt' })).toThrow(/TOLLGATE_GRPC_TLS_CLIENT_CA needs/);
     expect(() => loadConfig({ TOLLGATE_GRPC_CALLER_TOKENS: 'short' })).toThrow(/TOLLGATE_GRPC_CALLER_TOKENS: each token must be at least 16 characters/);
     expect(() => loadConfig({ TOLLGATE_HTTP_TLS_KEY: '/tls/tls.key' })).toThrow(/TOLLGATE_HTTP_TLS_CERT and TOLLGATE_HTTP_TLS_KEY go together/);
+  });
+
+  it('takes several usage signing keys for rotation, each at least 32 characters, and keeps a generated one', () => {
+    const first = 'k'.repeat(32);
+    const second = 'l'.repeat(40);
+    expect(loadConfig({ TOLLGATE_USAGE_SIGNING_KEY: `${first}, ${second}` }).usageSigningKeys).toEqual([first, second]);
+    expect(loadConfig({}).usageSigningKeys).toEqual([]);
+    expect(() => loadConfig({ TOLLGATE_USAGE_SIGNING_KEY: `${first},short` })).toThrow(/TOLLGATE_USAGE_SIGNING_KEY: each key must be at least 32 characters/);
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-usage-key-'));
+    const generated = usageSigningKeyFromDataDir(dir, silentLogger);
+    expect(generated.length).toBeGreaterThanOrEqual(32);
+    expect(usageSigningKeyFromDataDir(dir, silentLogger)).toBe(generated);
+    writeFileSync(join(dir, 'usage-signing-key'), 'too-short\n');
+    expect(usageSigningKeyFromDataDir(dir, silentLogger)).not.toBe('too-short');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('keeps a generated admin token, and replaces a truncated one', () => {

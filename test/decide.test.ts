@@ -127,7 +127,16 @@ describe('admit', () => {
 
 describe('conclude', () => {
   /** The metadata facts of the free key's calls to GET /api/v1/pets. */
-  const listPetsFacts = { product_id: 'petstore', endpoint_id: 'list-pets', weight: 1, key_id: 'key_1', customer_id: 'acme', subscription_id: 'sub_1', plan_id: 'free' };
+  const listPetsFacts = {
+    product_id: 'petstore',
+    endpoint_id: 'list-pets',
+    weight: 1,
+    key_id: 'key_1',
+    customer_id: 'acme',
+    subscription_id: 'sub_1',
+    plan_id: 'free',
+    period_start: periodContaining(Date.UTC(2026, 9, 3), now).start,
+  };
   const admitted = () => admittedOf(request('GET', '/api/v1/pets', { 'x-api-key': 'k', 'x-tollgate-plan-id': 'enterprise', 'x-tollgate-debug': '1' }), identity());
   const answer = (rate: { allowed: boolean; remaining: number; retryAfterMs?: number }, quota = { allowed: true, remaining: 900 }): ConsumeResult => ({
     allowed: rate.allowed && quota.allowed,

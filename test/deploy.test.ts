@@ -25,7 +25,7 @@ interface Manifest {
 }
 
 const secretName = 'tollgate-secrets';
-const secretKeys = ['admin-token', 'database-url', 'redis-url', 'stripe-secret-key', 'stripe-webhook-secret'];
+const secretKeys = ['admin-token', 'database-url', 'redis-url', 'usage-signing-key', 'stripe-secret-key', 'stripe-webhook-secret'];
 const podLabels = { 'app.kubernetes.io/name': 'tollgate' };
 
 function kustomize(dir: string): Manifest[] {
@@ -219,7 +219,7 @@ describe('deploy/kubernetes overlay specifics', () => {
     expect(names).not.toContain('TOLLGATE_REDIS_URL');
   });
 
-  it('production: three spread replicas, Redis and PostgreSQL required from the Secret', () => {
+  it('production: three spread replicas, Redis, PostgreSQL and one usage signing key for all required from the Secret', () => {
     const manifests = overlays.production;
     const deployment = only(manifests, 'Deployment');
     const container = tollgateContainer(deployment);
@@ -228,6 +228,7 @@ describe('deploy/kubernetes overlay specifics', () => {
     const secrets = secretEnv(container);
     expect(secrets.get('TOLLGATE_DATABASE_URL')).toEqual({ key: 'database-url', optional: false });
     expect(secrets.get('TOLLGATE_REDIS_URL')).toEqual({ key: 'redis-url', optional: false });
+    expect(secrets.get('TOLLGATE_USAGE_SIGNING_KEY')).toEqual({ key: 'usage-signing-key', optional: false });
     expect(configMapData(manifests, container)['TOLLGATE_REDIS_FAILURE_MODE']).toBe('local');
     const spread = deployment.spec.template.spec.topologySpreadConstraints;
     expect(spread.map((constraint: Json) => constraint.topologyKey)).toEqual([

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { startTestApp } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { signedAllow } from './support/usage.js';
 
 /** ALS → spool → PostgreSQL, through a real gRPC client, with duplicates, concurrent streams and an outage. */
 
@@ -23,33 +24,39 @@ interface Sent {
   endpoint: (typeof endpoints)[number];
   requestBytes: number;
   responseBytes: number;
+  /** Signed once: an entry sent again carries the same usage id, as a call logged twice does. */
+  authz: Record<string, string | number>;
 }
 
 /** The i-th call: 5 customers, 3 endpoints, sizes that differ per call so byte totals are meaningful. */
 function call(i: number): Sent {
+  const requestId = `req-${String(i).padStart(6, '0')}`;
+  const customer = `cus_${i % 5}`;
+  const endpoint = endpoints[i % 3]!;
   return {
-    requestId: `req-${String(i).padStart(6, '0')}`,
-    customer: `cus_${i % 5}`,
-    endpoint: endpoints[i % 3]!,
+    requestId,
+    customer,
+    endpoint,
     requestBytes: 200 + (i % 7),
     responseBytes: 1_000 + (i % 13),
+    authz: signedAllow({
+      customer_id: customer,
+      subscription_id: `sub_${customer}`,
+      plan_id: 'enterprise',
+      product_id: 'petstore',
+      endpoint_id: endpoint.id,
+      key_id: `key_${customer}`,
+      weight: endpoint.weight,
+      period_start: Date.UTC(2026, 10, 1),
+      request_id: requestId,
+    }),
   };
 }
 
 const entryFor = (sent: Sent) =>
   httpEntry({
     requestId: sent.requestId,
-    authz: {
-      customer_id: sent.customer,
-      subscription_id: `sub_${sent.customer}`,
-      plan_id: 'enterprise',
-      product_id: 'petstore',
-      endpoint_id: sent.endpoint.id,
-      key_id: `key_${sent.customer}`,
-      weight: sent.endpoint.weight,
-      decision: 'allow',
-      request_id: sent.requestId,
-    },
+    authz: sent.authz,
     method: sent.endpoint.method,
     status: 200,
     requestHeadersBytes: sent.requestBytes,

@@ -1,8 +1,9 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { UsageIdentity } from '../src/authz/usage-identity.js';
 import type { Catalog } from '../src/catalog/catalog.js';
 import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
@@ -10,16 +11,17 @@ import { silentLogger } from '../src/kernel/logger.js';
 import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
 import type { HttpAccessLogEntryWire } from '../src/metering/als-wire.js';
 import { toUsageEvent, type MeteringContext, type UsageEvent } from '../src/metering/event.js';
-import { decodeCopyRow, encodeEventRow, isEventRow } from '../src/metering/event-rows.js';
+import { currentEventRow, decodeCopyRow, encodeEventRow } from '../src/metering/event-rows.js';
 import { DbUsageSink, PostgresUsageSink, type UsageSink } from '../src/metering/sink.js';
 import { Spool } from '../src/metering/spool.js';
-import { migrate } from '../src/store/migrations.js';
+import { migrate, migrations } from '../src/store/migrations.js';
 import type { Db } from '../src/store/db.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
 import { httpEntry, type EntryFacts } from './support/access-log.js';
 import { startTestMeter, type TestMeterOptions } from './support/meter.js';
 import { createTestDatabase } from './support/services.js';
+import { signedAllow, testUsageIdentity } from './support/usage.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -36,21 +38,34 @@ const petstore = loadCatalogFile('examples/petstore.yaml');
 const periodStart = Date.parse('2026-11-01T00:00:00Z');
 const startMs = Date.parse('2026-11-15T10:20:30.456Z');
 
-const allowed = (requestId: string, extra: Record<string, string | number> = {}) => ({
-  customer_id: 'cus_1',
-  subscription_id: 'sub_1',
-  plan_id: 'pro',
-  product_id: 'petstore',
-  endpoint_id: 'list-pets',
-  key_id: 'key_1',
-  weight: 1,
-  decision: 'allow',
-  request_id: requestId,
-  ...extra,
-});
+/** An allowed call's metadata as the Check signs it (extra facts are signed too; `decision` may turn it into a denial's). */
+const allowed = (requestId: string, extra: Record<string, string | number> = {}) =>
+  signedAllow({
+    customer_id: 'cus_1',
+    subscription_id: 'sub_1',
+    plan_id: 'pro',
+    product_id: 'petstore',
+    endpoint_id: 'list-pets',
+    key_id: 'key_1',
+    weight: 1,
+    period_start: periodStart,
+    request_id: requestId,
+    ...extra,
+  });
+
+/** The metadata of one allowed call per name: an entry logged twice carries the same usage id. */
+function callsByName() {
+  const calls = new Map<string, Record<string, string | number>>();
+  return (name: string, extra: Record<string, string | number> = {}) => {
+    if (!calls.has(name)) calls.set(name, allowed(name, extra));
+    return calls.get(name)!;
+  };
+}
+
+let generatedIds = 0;
 
 function contextFor(catalog: Catalog): MeteringContext {
-  return { catalog, periodStartOf: () => periodStart, now: startMs, newRequestId: () => 'generated-id' };
+  return { catalog, periodStartOf: () => periodStart, usage: testUsageIdentity, now: startMs, newUsageId: () => `generated-${++generatedIds}` };
 }
 
 /** Encodes with the canonical protos, as Envoy does, and decodes as the server does. */
@@ -63,9 +78,10 @@ const eventOf = (facts: EntryFacts, catalog = petstore) => toUsageEvent(overTheW
 
 describe('usage events from ALS entries', () => {
   it("takes identity from the Check's metadata after it crossed the wire, and bills an allowed 2xx call", () => {
+    const authz = allowed('req-1');
     const event = eventOf({
       requestId: 'req-1',
-      authz: allowed('req-1'),
+      authz,
       method: 'POST',
       status: 201,
       startMs,
@@ -76,6 +92,7 @@ describe('usage events from ALS entries', () => {
       responseBodyBytes: 4000,
     });
     expect(event).toEqual({
+      usageId: authz.usage_id,
       requestId: 'req-1',
       occurredAt: startMs,
       periodStart,
@@ -116,6 +133,67 @@ describe('usage events from ALS entries', () => {
     expect(unauthenticated).toMatchObject({ decision: 'deny', reason: 'missing_key', customerId: null, periodStart: null });
     const unprotected = eventOf({ requestId: 'g', status: 200 });
     expect(unprotected).toMatchObject({ decision: null, reason: 'no_authz_metadata', billable: false, customerId: null, weight: 0 });
+    // None of them has a usage id of the Check's: each gets its own, so none is taken for another.
+    expect(new Set([denied.usageId, unauthenticated.usageId, unprotected.usageId]).size).toBe(3);
+  });
+
+  it('bills only metadata the Check signed: altered, invented or missing signatures are recorded, not billed', () => {
+    const genuine = allowed('s1', { weight: 2 });
+    const { usage_id, usage_sig, ...unsigned } = genuine;
+    const foreign = signedAllow(
+      { customer_id: 'cus_1', subscription_id: 'sub_1', plan_id: 'pro', endpoint_id: 'list-pets', weight: 2, period_start: periodStart },
+      new UsageIdentity(['another-key-that-tollgate-never-had-0123']),
+    );
+    const cases: [string, Record<string, string | number>, string][] = [
+      ['no signature', unsigned, 'unsigned'],
+      ['weight altered', { ...genuine, weight: 1 }, 'bad_signature'],
+      ['customer altered', { ...genuine, customer_id: 'cus_victim' }, 'bad_signature'],
+      ['period altered', { ...genuine, period_start: periodStart - 86_400_000 }, 'bad_signature'],
+      ['endpoint altered', { ...genuine, endpoint_id: 'get-pet' }, 'bad_signature'],
+      ['usage id altered', { ...genuine, usage_id: `${usage_id}x` }, 'bad_signature'],
+      ['invented signature', { ...genuine, usage_sig: 'AAAAAAAAAAAAAAAAAAAAAA' }, 'bad_signature'],
+      ['signature without usage id', { ...unsigned, usage_sig }, 'bad_signature'],
+      ['signature of another type', { ...genuine, usage_sig: 7 }, 'bad_signature'],
+      ['signed with another key', foreign, 'bad_signature'],
+    ];
+    for (const [name, authz, reason] of cases) {
+      const event = eventOf({ requestId: 's1', authz, status: 200 });
+      expect({ name, ...event }).toMatchObject({ name, decision: null, reason, billable: false, usageId: expect.stringMatching(/^generated-/) });
+    }
+    expect(eventOf({ requestId: 's1', authz: genuine, status: 200 })).toMatchObject({ usageId: usage_id, decision: 'allow', reason: null, billable: true, weight: 2 });
+  });
+
+  it('verifies with every configured key, so a key can be rotated', () => {
+    const oldKey = 'the-old-usage-signing-key-0123456789';
+    const newKey = 'the-new-usage-signing-key-0123456789';
+    const facts = { customer_id: 'cus_1', subscription_id: 'sub_1', plan_id: 'pro', endpoint_id: 'list-pets', weight: 1, period_start: periodStart };
+    const signedBefore = signedAllow(facts, new UsageIdentity([oldKey]));
+    const rotated = new UsageIdentity([newKey, oldKey]);
+    const signedAfter = signedAllow(facts, rotated);
+    expect(rotated.verify(signedBefore)).toMatchObject({ valid: true, usageId: signedBefore.usage_id });
+    expect(rotated.verify(signedAfter)).toMatchObject({ valid: true });
+    expect(new UsageIdentity([oldKey]).verify(signedAfter)).toEqual({ valid: false, reason: 'bad_signature' });
+    expect(() => new UsageIdentity(['short'])).toThrow(/at least 32 characters/);
+  });
+
+  it("counts a call in the Check's billing period, whatever the log's clock says", () => {
+    // Logged a moment before its subscription's period began (or by a proxy whose clock runs behind): by the clock
+    // it would fall in the period before, where no report looks.
+    const previousPeriodStart = Date.parse('2026-10-01T00:00:00Z');
+    const byClock = { ...contextFor(petstore), periodStartOf: () => previousPeriodStart };
+    const event = toUsageEvent(overTheWire({ requestId: 'early', authz: allowed('early'), startMs: periodStart - 5 }), byClock);
+    expect(event).toMatchObject({ occurredAt: periodStart - 5, periodStart, billable: true });
+    // An entry the Check did not sign has only the clock to go by.
+    const unsigned = toUsageEvent(overTheWire({ requestId: 'early', authz: { ...allowed('early'), usage_sig: '' }, startMs: periodStart - 5 }), byClock);
+    expect(unsigned).toMatchObject({ periodStart: previousPeriodStart, billable: false });
+  });
+
+  it('issues ids that never repeat, within an instance and across instances', () => {
+    const a = new UsageIdentity(['a-usage-signing-key-0123456789abcdef']);
+    const b = new UsageIdentity(['a-usage-signing-key-0123456789abcdef']);
+    const ids = new Set<string | number>();
+    for (let i = 0; i < 1_000; i++) for (const identity of [a, b]) ids.add(signedAllow({ customer_id: 'c', subscription_id: 's', plan_id: 'p', endpoint_id: 'e', weight: 1, period_start: 0 }, identity).usage_id!);
+    expect(ids.size).toBe(2_000);
   });
 
   it("captures the facts the product's and plan's capture lists name, from the logged headers", () => {
@@ -144,18 +222,25 @@ describe('usage events from ALS entries', () => {
     const event = { ...eventOf({ requestId: 'j', authz: allowed('j') }), reason: 'tab\there, newline\nthere, back\\slash, nul\0' };
     const row = encodeEventRow(event);
     expect(row.endsWith('\n')).toBe(true);
-    expect(isEventRow(row.slice(0, -1))).toBe(true);
+    expect(currentEventRow(row.slice(0, -1))).toBe(row.slice(0, -1));
     const fields = decodeCopyRow(row.slice(0, -1));
-    expect(fields[0]).toBe('j');
+    expect(fields.slice(0, 2)).toEqual([event.usageId, 'j']);
     expect(fields).toContain('tab\there, newline\nthere, back\\slash, nul');
-    expect(fields[2]).toBe(String(periodStart));
+    expect(fields[3]).toBe(String(periodStart));
+  });
+
+  it('reads a row spooled before usage ids, keyed by its request id, and no torn one', () => {
+    const row = encodeEventRow(eventOf({ requestId: 'old', authz: allowed('old') })).slice(0, -1);
+    const legacy = row.slice(row.indexOf('\t') + 1);
+    expect(currentEventRow(legacy)).toBe(`old\t${legacy}`);
+    expect(currentEventRow(legacy.slice(0, legacy.lastIndexOf('\t')))).toBeUndefined();
   });
 });
 
 describe('spool', () => {
   it('replays what a killed process appended, dropping a torn last row', async () => {
     const dir = tempDir();
-    const first = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
+    const first = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
     cleanups.push(() => first.close());
     first.append(rowsFor(['k1', 'k2']), 2);
     first.seal();
@@ -163,7 +248,7 @@ describe('spool', () => {
     // A crash mid-write leaves part of a row at the end of the active segment; no close() ever runs.
     const active = readdirSync(dir).sort().at(-1)!;
     appendFileSync(join(dir, active), 'k4\tpartial');
-    const replayed = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
+    const replayed = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
     cleanups.push(() => replayed.close());
     expect(replayed.pendingEvents).toBe(3);
     const ids = [];
@@ -171,9 +256,25 @@ describe('spool', () => {
     expect(ids).toEqual(['k1', 'k2', 'k3']);
   });
 
+  it('replays a segment spooled before usage ids, each row keyed by its request id', async () => {
+    const dir = tempDir();
+    const legacyRow = (id: string) => {
+      const row = encodeEventRow(eventOf({ requestId: id, authz: allowed(id) }));
+      return row.slice(row.indexOf('\t') + 1);
+    };
+    writeFileSync(join(dir, 'usage-v1-000000000001.copy'), legacyRow('old-1') + legacyRow('old-2'));
+    const spool = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
+    cleanups.push(() => spool.close());
+    const rows = Buffer.concat((await spool.read(spool.sealedSegments()[0]!)).chunks).toString('utf8').split('\n').filter(Boolean);
+    expect(rows.map((row) => decodeCopyRow(row).slice(0, 2))).toEqual([
+      ['old-1', 'old-1'],
+      ['old-2', 'old-2'],
+    ]);
+  });
+
   it('reads back segments it dropped from memory, and deletes segments only once told they are committed', async () => {
     const dir = tempDir();
-    const spool = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1, isValidRow: isEventRow, logger: silentLogger });
+    const spool = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1, currentRow: currentEventRow, logger: silentLogger });
     cleanups.push(() => spool.close());
     spool.append(rowsFor(['m1']), 1);
     spool.seal();
@@ -214,7 +315,7 @@ const backends: { name: string; open(): Promise<{ db: Db; sink(): UsageSink; clo
   },
 ];
 
-describe.each(backends)('request ids on $name', (backend) => {
+describe.each(backends)('usage ids on $name', (backend) => {
   let opened: Awaited<ReturnType<typeof backend.open>>;
   beforeAll(async () => {
     opened = await backend.open();
@@ -222,19 +323,22 @@ describe.each(backends)('request ids on $name', (backend) => {
   });
   afterAll(() => opened.close());
 
-  it('stores each request id once, across and within batches, and rolls up only new rows', async () => {
+  afterEach(() => opened.db.query('TRUNCATE usage_events, usage_rollups, customer_first_calls'));
+
+  it('stores each usage id once, across and within batches, and rolls up only new rows', async () => {
     const { db } = opened;
     const { meter, metrics } = meterOn(opened.sink(), { batchSize: 100 });
+    const call = callsByName();
     // A denied call before any allowed one: recorded, but not a first call.
     meter.record([eventOf({ requestId: 'r0', authz: allowed('r0', { decision: 'deny', reason: 'rate_limited' }), startMs: startMs - 10_000 })]);
-    meter.record(['r1', 'r2', 'r3'].map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
+    meter.record(['r1', 'r2', 'r3'].map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
     await meter.flush();
-    // A replayed segment (r1) and a request logged twice in one batch (r4).
-    meter.record(['r4', 'r5', 'r1', 'r4'].map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
+    // A replayed segment (r1) and a call logged twice in one batch (r4).
+    meter.record(['r4', 'r5', 'r1', 'r4'].map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
     await meter.flush();
-    meter.record(['r3', 'r6', 'r6'].map((id) => eventOf({ requestId: id, authz: allowed(id, { endpoint_id: 'get-pet' }), startMs })));
+    meter.record(['r3', 'r6', 'r6'].map((id) => eventOf({ requestId: id, authz: call(id, { endpoint_id: 'get-pet' }), startMs })));
     // Logged late, an allowed call earlier than every other: it becomes the customer's first call.
-    meter.record([eventOf({ requestId: 'r7', authz: allowed('r7'), startMs: startMs - 5_000 })]);
+    meter.record([eventOf({ requestId: 'r7', authz: call('r7'), startMs: startMs - 5_000 })]);
     await meter.flush();
     const [events] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM usage_events');
     expect(events!.count).toBe(8);
@@ -255,6 +359,54 @@ describe.each(backends)('request ids on $name', (backend) => {
     expect((await metrics.usageEventsStored.get()).values[0]!.value).toBe(8);
     expect((await metrics.usageEventsDuplicate.get()).values[0]!.value).toBe(4);
   });
+
+  it("bills every call of a client that repeats one x-request-id, and none it cannot prove was checked", async () => {
+    const { db } = opened;
+    const { meter } = meterOn(opened.sink(), { batchSize: 100 });
+    // Five allowed calls, one client-chosen request id (kept by a proxy such as Istio's inbound sidecar).
+    meter.record(Array.from({ length: 5 }, () => eventOf({ requestId: 'same-id', authz: allowed('same-id'), startMs })));
+    const forged = allowed('same-id', { customer_id: 'cus_victim', weight: 100 });
+    // The same calls claimed again with altered metadata, or none: recorded, not billed, counted for no one.
+    meter.record([
+      eventOf({ requestId: 'same-id', authz: { ...forged, customer_id: 'cus_1' }, startMs }),
+      eventOf({ requestId: 'same-id', authz: { ...allowed('same-id'), weight: 100 }, startMs }),
+      eventOf({ requestId: 'same-id', authz: { ...forged, usage_sig: 'AAAAAAAAAAAAAAAAAAAAAA' }, startMs }),
+      eventOf({ requestId: 'same-id', startMs }),
+    ]);
+    await meter.flush();
+    const events = await db.query<{ billable: boolean; reason: string | null; n: number }>(
+      `SELECT billable, reason, count(*)::int AS n FROM usage_events WHERE request_id = 'same-id' GROUP BY 1, 2 ORDER BY 2 NULLS FIRST`,
+    );
+    expect(events).toEqual([
+      { billable: true, reason: null, n: 5 },
+      { billable: false, reason: 'bad_signature', n: 3 },
+      { billable: false, reason: 'no_authz_metadata', n: 1 },
+    ]);
+    const rollups = await db.query('SELECT customer_id, calls, units, billable_calls, billable_units, denied_calls FROM usage_rollups');
+    expect(rollups).toEqual([{ customer_id: 'cus_1', calls: '5', units: '5', billable_calls: '5', billable_units: '5', denied_calls: '0' }]);
+  });
+});
+
+describe('migration 8 on PGlite', () => {
+  it('keeps the events stored before it, keyed by their request id, and stores new calls with the same request id', async () => {
+    const db = await PgliteDb.open();
+    cleanups.push(() => db.close());
+    await migrate(db, migrations.filter((migration) => migration.version < 8));
+    await db.query(
+      `INSERT INTO usage_events (request_id, occurred_at, weight, request_bytes, response_bytes, billable, decision, customer_id)
+       VALUES ('legacy-1', now(), 1, 10, 20, true, 'allow', 'cus_1')`,
+    );
+    expect(await migrate(db)).toEqual([8]);
+    expect(await db.query('SELECT usage_id, request_id, customer_id FROM usage_events')).toEqual([{ usage_id: 'legacy-1', request_id: null, customer_id: 'cus_1' }]);
+    const { meter } = pgliteMeter(db, { batchSize: 10 });
+    const call = allowed('legacy-1');
+    meter.record([eventOf({ requestId: 'legacy-1', authz: call }), eventOf({ requestId: 'legacy-1', authz: call })]);
+    await meter.flush();
+    expect(await db.query('SELECT usage_id, request_id FROM usage_events ORDER BY request_id NULLS FIRST')).toEqual([
+      { usage_id: 'legacy-1', request_id: null },
+      { usage_id: call.usage_id, request_id: 'legacy-1' },
+    ]);
+  });
 });
 
 describe('usage writer on PostgreSQL', () => {
@@ -265,13 +417,14 @@ describe('usage writer on PostgreSQL', () => {
     const query = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
       const sql = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text ?? '';
       if (sql.includes('SAVEPOINT')) statements.push(sql);
-      else if (sql.includes('INSERT INTO usage_events')) statements.push(sql.includes('ON CONFLICT (request_id)') ? 'insert skipping duplicates' : 'insert');
+      else if (sql.includes('INSERT INTO usage_events')) statements.push(sql.includes('ON CONFLICT (usage_id)') ? 'insert skipping duplicates' : 'insert');
       return originalQuery.apply(this, args as never);
     });
     cleanups.push(() => query.mockRestore());
     const { meter } = meterOn(new PostgresUsageSink(database.url, silentLogger), { batchSize: 100 });
+    const call = callsByName();
     const flush = async (ids: string[]) => {
-      meter.record(ids.map((id) => eventOf({ requestId: id, authz: allowed(id), startMs })));
+      meter.record(ids.map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
       await meter.flush();
     };
     await flush(['w1', 'w2']);
@@ -360,7 +513,7 @@ describe('metering on PGlite', () => {
     const [stored] = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM usage_events WHERE request_id LIKE 'y%'`);
     expect(stored!.count).toBe(1_990);
     const [file] = readdirSync(join(dir, 'rejected'));
-    const setAside = readFileSync(join(dir, 'rejected', file!), 'utf8').split('\n').filter(Boolean).map((row) => decodeCopyRow(row)[0]);
+    const setAside = readFileSync(join(dir, 'rejected', file!), 'utf8').split('\n').filter(Boolean).map(requestIdOfRow);
     expect(setAside.sort()).toEqual([...poisoned].map((i) => `y${i}`).sort());
     expect((await metrics.usageEventsRejected.get()).values[0]!.value).toBe(10);
   });
@@ -379,7 +532,7 @@ describe('metering on PGlite', () => {
     second.meter.record([eventOf({ requestId: 'second', authz: allowed('second') })]);
     await second.meter.flush();
     await second.meter.stop(1_000);
-    const kept = readdirSync(join(first.dir, 'rejected')).map((file) => decodeCopyRow(readFileSync(join(first.dir, 'rejected', file), 'utf8').trim())[0]);
+    const kept = readdirSync(join(first.dir, 'rejected')).map((file) => requestIdOfRow(readFileSync(join(first.dir, 'rejected', file), 'utf8').trim()));
     expect(kept.sort()).toEqual(['first', 'second']);
   });
 
@@ -426,8 +579,10 @@ function requestIds(rows: { chunks: Buffer[] }): string[] {
     .toString('utf8')
     .split('\n')
     .filter(Boolean)
-    .map((row) => decodeCopyRow(row)[0]!);
+    .map(requestIdOfRow);
 }
+
+const requestIdOfRow = (row: string) => decodeCopyRow(row)[1]!;
 
 function catalogWith(options: { productExtra?: string; planExtra?: string }): Catalog {
   return parseCatalog(`version: 1
@@ -463,7 +618,7 @@ async function setsAsideOnlyRefusedEvents(sink: UsageSink, db: Db): Promise<void
   const rejected = readdirSync(join(dir, 'rejected'));
   expect(rejected).toHaveLength(1);
   const rows = readFileSync(join(dir, 'rejected', rejected[0]!), 'utf8').split('\n').filter(Boolean);
-  expect(rows.map((row) => decodeCopyRow(row)[0])).toEqual(['p1', 'p2']);
+  expect(rows.map(requestIdOfRow)).toEqual(['p1', 'p2']);
   expect((await metrics.usageFlushFailures.get()).values).toEqual([expect.objectContaining({ labels: { outcome: 'rejected' }, value: 1 })]);
   expect((await metrics.usageEventsRejected.get()).values[0]!.value).toBe(2);
   expect((await metrics.usageEventsStored.get()).values[0]!.value).toBe(16);

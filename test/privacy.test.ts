@@ -26,7 +26,8 @@ describe.each(['production', 'embedded'] as const)('privacy: export and erasure 
   const webhookUrl = 'https://hooks.example.org/zq-hook-4471';
   const topUpUrl = 'https://shop.example.org/thanks?who=zq-topup-9043';
   let keys: { key: string; prefix: string }[] = [];
-  let lastCall: Awaited<ReturnType<FakeEnvoy['check']>>;
+  /** A call checked before the erasure whose access-log entry arrives after it. */
+  let lateCall: Awaited<ReturnType<FakeEnvoy['check']>>;
 
   const cli = async (...args: string[]) => {
     try {
@@ -102,8 +103,9 @@ describe.each(['production', 'embedded'] as const)('privacy: export and erasure 
     await admin('POST', '/v1/customers', { id: 'bystander', name: 'Bystander' });
     const bystanderKey = (await admin('POST', '/v1/keys', { customer: 'bystander', plan: 'free' })).key;
     await service.app.identities.refresh();
-    for (let i = 0; i < 3; i++) lastCall = await call(keys[0]!.key);
+    for (let i = 0; i < 3; i++) await call(keys[0]!.key);
     await call(bystanderKey);
+    lateCall = await envoy.check({ method: 'GET', path: '/api/v1/pets', key: keys[0]!.key });
     await service.app.metering.meter.flush();
 
     // November ends: its invoice is finalized, December's is a draft.
@@ -264,7 +266,7 @@ describe.each(['production', 'embedded'] as const)('privacy: export and erasure 
     it('sweeps usage that arrives late when erased again, changing nothing else', async () => {
       // An event spooled before the erasure, stored after it.
       const stream = als.open();
-      await stream.send([httpEntry({ requestId: 'late-request', authz: lastCall.metadata, startMs: clock.now() })]);
+      await stream.send([httpEntry({ requestId: 'late-request', authz: lateCall.metadata, startMs: clock.now() })]);
       await stream.end();
       await service.app.metering.meter.flush();
       const again = await service.admin('POST', `/v1/customers/${person.id}/erase`);

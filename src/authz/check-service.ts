@@ -8,9 +8,10 @@ import type { TallyIncrement } from '../metrics/tallies.js';
 import type { ResilientCounterStore } from '../quota/resilient.js';
 import type { CheckHandler } from '../grpc/server.js';
 import type { CheckRequestWire } from '../grpc/wire.js';
-import { admit, conclude, denial, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
+import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
 import type { Decision } from './decision.js';
 import { looksLikeJwt, type JwtVerifier } from './jwt.js';
+import type { UsageIdentity } from './usage-identity.js';
 
 export interface CheckDependencies {
   catalog: () => Catalog;
@@ -23,6 +24,8 @@ export interface CheckDependencies {
   logger: Logger;
   /** Present when bearer JWTs are accepted beside API keys. */
   jwt?: JwtVerifier | undefined;
+  /** Gives each allowed call its usage id and signature. */
+  usage: Pick<UsageIdentity, 'stamp'>;
 }
 
 /**
@@ -70,10 +73,16 @@ function decideFor(
   const admission = admit(facts, { catalog, options, now, resolveKey, periodOf: deps.periodOf });
   if (!admission.admitted) return admission.decision;
   const { next } = admission;
-  if (next.limits.length === 0) return conclude(next, { allowed: true, outcomes: [] }, facts, deps.options, catalog.upgradeUrl);
+  if (next.limits.length === 0) return stamped(conclude(next, { allowed: true, outcomes: [] }, facts, deps.options, catalog.upgradeUrl), next, deps);
   return deps.counters
     .consumeOrDegrade({ scope: next.scope, now, limits: next.limits })
-    .then((answer) => conclude(next, answer, facts, deps.options, catalog.upgradeUrl));
+    .then((answer) => stamped(conclude(next, answer, facts, deps.options, catalog.upgradeUrl), next, deps));
+}
+
+/** An allowed call gets its usage identity here, outside the pure core: issuing ids is stateful. */
+function stamped(decision: Decision, admitted: Admitted, deps: CheckDependencies): Decision {
+  if (decision.allowed) deps.usage.stamp(decision.requestMetadata, admitted.usageFacts);
+  return decision;
 }
 
 /** The handler answers with the Decision itself: grpc/check-response-encoder.ts serializes it to a CheckResponse. */

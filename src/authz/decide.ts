@@ -7,6 +7,7 @@ import type { Limit, LimitOutcome } from '../quota/window.js';
 import { formatMicros } from '../billing/call-price.js';
 import { prepaidWalletLimit } from '../billing/wallet-counters.js';
 import type { Decision, DecisionMetadata, DenialCode, DenialStatus, Deny } from './decision.js';
+import { signedFactsTail } from './usage-identity.js';
 
 /**
  * The Check's pure core, in two steps around the one I/O call (the counter store):
@@ -53,6 +54,8 @@ export interface Admitted {
   limits: readonly Limit[];
   /** The allowed call's metadata facts, shared the same way and frozen (the encoder keeps their bytes). */
   metadata: Readonly<DecisionMetadata>;
+  /** The facts an allowed call's usage signature covers besides its id (usage-identity.ts), shared the same way. */
+  usageFacts: string;
 }
 
 export type Admission = { admitted: false; decision: Deny } | { admitted: true; next: Admitted };
@@ -120,6 +123,7 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
       scope: customer.id,
       limits: facts.limits,
       metadata: facts.metadata,
+      usageFacts: facts.usageFacts,
     },
   };
 }
@@ -133,6 +137,7 @@ interface KeyEndpointFacts {
   period: Period;
   limits: readonly Limit[];
   metadata: Readonly<DecisionMetadata>;
+  usageFacts: string;
 }
 
 // Weak both ways: a key's entry goes with its state, an endpoint's with the catalog it was loaded from.
@@ -172,8 +177,17 @@ function keyEndpointFacts(key: KeyState, subscription: SubscriptionState, plan: 
   }
   const walletLimit = prepaidWalletLimit(plan.pricing, endpoint, subscription.id, period);
   if (walletLimit) limits.push(walletLimit);
-  const metadata = Object.freeze({ ...routeMetadata(route), ...keyMetadata(key), plan_id: plan.id, decision: 'allow' });
-  const facts = { subscription, plan, period, limits, metadata };
+  // period_start: the billing period this call is counted in, which metering follows rather than the log's clock.
+  const metadata = Object.freeze({ ...routeMetadata(route), ...keyMetadata(key), plan_id: plan.id, period_start: period.start, decision: 'allow' });
+  const usageFacts = signedFactsTail({
+    customerId: key.customerId,
+    subscriptionId: key.subscriptionId,
+    planId: plan.id,
+    periodStart: period.start,
+    endpointId: endpoint.id,
+    weight: endpoint.weight,
+  });
+  const facts = { subscription, plan, period, limits, metadata, usageFacts };
   byEndpoint.set(endpoint, facts);
   return facts;
 }

@@ -38,8 +38,11 @@ export interface Allow {
   responseHeaders: Record<string, string>;
   /** Facts shared by a key's allowed calls to one endpoint (customer, subscription, plan, product, endpoint, weight, key id); frozen. */
   metadata: Readonly<DecisionMetadata>;
-  /** This call's own facts, recorded beside them: its request id, and `degraded` when its limits were not counted. */
-  requestMetadata: Readonly<DecisionMetadata>;
+  /**
+   * This call's own facts, recorded beside them: its request id, `degraded` when its limits were not counted, and its
+   * usage id and signature (stamped by the Check service, see usage-identity.ts). Encoded anew for every call.
+   */
+  requestMetadata: DecisionMetadata;
 }
 
 export interface Deny {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { JwtSettings } from '../authz/jwt.js';
+import { minSigningKeyLength } from '../authz/usage-identity.js';
 import type { TlsFilePaths } from '../kernel/tls-files.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
@@ -33,6 +34,12 @@ const envSchema = z.object({
   TOLLGATE_HTTP_TLS_CERT: z.string().min(1).optional(),
   TOLLGATE_HTTP_TLS_KEY: z.string().min(1).optional(),
   TOLLGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  TOLLGATE_USAGE_SIGNING_KEY: z
+    .string()
+    .refine((value) => value.split(',').every((key) => key.trim().length >= minSigningKeyLength), {
+      message: `each key must be at least ${minSigningKeyLength} characters`,
+    })
+    .optional(),
   TOLLGATE_KEY_HEADER: z.string().toLowerCase().default('x-api-key'),
   TOLLGATE_KEY_FROM_BEARER: z.stringbool().default(true),
   TOLLGATE_HEADER_PREFIX: z.string().toLowerCase().default('x-tollgate-'),
@@ -81,6 +88,8 @@ export interface Config {
   grpc: GrpcConfig;
   http: { host: string; port: number; tls: TlsFilePaths | undefined };
   adminToken: string | undefined;
+  /** Usage signing keys: the first signs, all verify (rotation). Empty: one generated into the data directory. */
+  usageSigningKeys: string[];
   keys: { header: string; fromBearer: boolean };
   headerPrefix: string;
   syncIntervalMs: number;
@@ -165,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     http: { host: e.TOLLGATE_HTTP_HOST, port: e.TOLLGATE_HTTP_PORT, tls: tlsFiles('TOLLGATE_HTTP_TLS', e.TOLLGATE_HTTP_TLS_CERT, e.TOLLGATE_HTTP_TLS_KEY) },
     adminToken: e.TOLLGATE_ADMIN_TOKEN,
+    usageSigningKeys: list(e.TOLLGATE_USAGE_SIGNING_KEY),
     keys: { header: e.TOLLGATE_KEY_HEADER, fromBearer: e.TOLLGATE_KEY_FROM_BEARER },
     headerPrefix: e.TOLLGATE_HEADER_PREFIX,
     syncIntervalMs: e.TOLLGATE_SYNC_INTERVAL_MS,

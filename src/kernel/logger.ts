@@ -15,6 +15,7 @@ const secretPaths = [
   'stripeSecretKey',
   'webhookSecret',
   'adminToken',
+  'usageSigningKeys',
   'databaseUrl',
   'redisUrl',
   '*.key',

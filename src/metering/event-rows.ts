@@ -9,6 +9,7 @@ import type { UsageEvent } from './event.js';
 type Scalar = string | number | boolean | null;
 
 const stagingColumns: readonly { name: string; type: string; value: (event: UsageEvent) => Scalar }[] = [
+  { name: 'usage_id', type: 'text', value: (e) => e.usageId },
   { name: 'request_id', type: 'text', value: (e) => e.requestId },
   { name: 'occurred_at', type: 'bigint', value: (e) => e.occurredAt },
   { name: 'period_start', type: 'bigint', value: (e) => e.periodStart },
@@ -53,7 +54,7 @@ const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_
 /**
  * Inserts the staged events and adds exactly those to the rollups, in one statement (so one transaction): a replayed
  * or duplicated event changes neither. Returns the number inserted.
- * skippingDuplicates skips events whose request id is already stored or repeated in the batch. failingOnDuplicate
+ * skippingDuplicates skips events whose usage id is already stored or repeated in the batch. failingOnDuplicate
  * instead fails with unique_violation on the first such event, and costs PostgreSQL about a third less per event (a
  * plain insert instead of a speculative one): the writer tries it first and falls back (see PostgresUsageSink).
  * The numeric captured facts of the new billable events are summed per rollup key and name (usage_captured_rollups).
@@ -65,7 +66,7 @@ function insertStagedEvents(skipDuplicates: boolean): string {
   return `WITH inserted AS (
   INSERT INTO usage_events (${eventColumns})
   SELECT ${stagedValues} FROM usage_staging
-  ${skipDuplicates ? 'ON CONFLICT (request_id) DO NOTHING' : ''}
+  ${skipDuplicates ? 'ON CONFLICT (usage_id) DO NOTHING' : ''}
   RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured
 ), grouped AS (
   SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, '') AS endpoint_id,
@@ -85,6 +86,8 @@ function insertStagedEvents(skipDuplicates: boolean): string {
   SELECT customer_id, subscription_id, period_start, endpoint_id, ${measures.join(', ')}
   FROM grouped
   WHERE customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
+    -- Unverified entries (no decision) are kept with the identity they claim, but add to no one's usage.
+    AND (calls > 0 OR denied_calls > 0)
   -- One lock order for every writer, so replicas flushing at once cannot deadlock on rollup rows.
   ORDER BY 1, 2, 3, 4
   ON CONFLICT (customer_id, subscription_id, period_start, endpoint_id) DO UPDATE SET
@@ -126,11 +129,22 @@ export function decodeCopyRow(row: string): (string | null)[] {
   return row.split('\t').map((field) => (field === '\\N' ? null : field.replace(/\\(.)/g, (_, char: string) => unescapes[char] ?? char)));
 }
 
-/** A complete row of the current column layout: torn or foreign lines found in a spool file fail this. */
-export function isEventRow(row: string): boolean {
+/** Tabs in a row of the current layout, and in one spooled before version 8 (no usage id: its request id was the key). */
+const currentTabs = stagingColumns.length - 1;
+const legacyTabs = currentTabs - 1;
+
+/**
+ * A row of the current column layout, as read back from a spool file: the row itself, an older row brought up to date,
+ * or undefined for a torn or foreign line.
+ */
+export function currentEventRow(row: string): string | undefined {
+  if (row.includes('\0')) return undefined;
   let tabs = 0;
   for (let i = row.indexOf('\t'); i !== -1; i = row.indexOf('\t', i + 1)) tabs++;
-  return tabs === stagingColumns.length - 1 && !row.includes('\0');
+  if (tabs === currentTabs) return row;
+  // Spooled before usage ids: its request id stays its key, as migration 8 made it for the rows already stored.
+  if (tabs === legacyTabs) return `${row.slice(0, row.indexOf('\t'))}\t${row}`;
+  return undefined;
 }
 
 const needsEscape = /[\\\t\n\r\0]/;

@@ -1,14 +1,24 @@
 import type { Catalog } from '../catalog/catalog.js';
 import type { CaptureDocument } from '../catalog/schema.js';
+import type { UsageIdentity } from '../authz/usage-identity.js';
 import type { HttpAccessLogEntryWire, SecondsNanosWire } from './als-wire.js';
 
 /** One call as metered: identity from the Check's dynamic metadata, facts from Envoy's access-log entry. */
 export interface UsageEvent {
-  /** Envoy's x-request-id: the de-duplication key. */
-  requestId: string;
+  /**
+   * The de-duplication key: the usage id the Check issued and signed for an allowed call (a call logged twice is
+   * stored once); for any other entry, one made up on receipt (the spool keeps it, so a replay stays de-duplicated).
+   * Never anything a client can set.
+   */
+  usageId: string;
+  /** Envoy's x-request-id, for correlation only: a client can choose it, so it decides nothing. */
+  requestId: string | null;
   /** Epoch ms, Envoy's start_time. */
   occurredAt: number;
-  /** Epoch ms: start of the subscription's billing period containing occurredAt. */
+  /**
+   * Epoch ms: start of the billing period the call is counted in. The Check's (signed) for an allowed call; else the
+   * subscription's period containing occurredAt.
+   */
   periodStart: number | null;
   customerId: string | null;
   subscriptionId: string | null;
@@ -25,6 +35,7 @@ export interface UsageEvent {
   responseBytes: number;
   /** Envoy's time_to_last_downstream_tx_byte, in microseconds. */
   durationUs: number | null;
+  /** The Check's decision; null without Check metadata, or when an allow's signature does not verify. */
   decision: 'allow' | 'deny' | null;
   /** The denial code for denied calls, else why an allowed call is not billable; null when billable. */
   reason: string | null;
@@ -33,17 +44,23 @@ export interface UsageEvent {
   captured: Record<string, string | number> | null;
 }
 
-/** Why a call is recorded but not billed (denied calls carry their denial code instead). */
-export type NotBillableReason = 'no_authz_metadata' | 'unknown_plan' | 'no_response' | 'status_not_billable';
+/**
+ * Why a call is recorded but not billed (denied calls carry their denial code instead). `unsigned` and
+ * `bad_signature`: the entry claims an allowed call, but without the Check's usage signature, or with one that does
+ * not match its facts (forged or altered metadata); its claimed identity is kept, and counted nowhere.
+ */
+export type NotBillableReason = 'no_authz_metadata' | 'unsigned' | 'bad_signature' | 'unknown_plan' | 'no_response' | 'status_not_billable';
 
 export interface MeteringContext {
   catalog: Catalog;
   /** Start of the subscription's billing period containing `at`. */
   periodStartOf(subscriptionId: string, at: number): number;
+  /** Verifies the usage identity the Check signed into an allowed call's metadata. */
+  usage: Pick<UsageIdentity, 'verify'>;
   /** Used when Envoy sent no start_time. */
   now: number;
-  /** Used when Envoy sent no request id: the spool keeps it, so a replay stays de-duplicated. */
-  newRequestId(): string;
+  /** A usage id for an entry the Check issued none for (see UsageEvent.usageId). */
+  newUsageId(): string;
 }
 
 interface PlanRules {
@@ -57,33 +74,36 @@ export function toUsageEvent(entry: HttpAccessLogEntryWire, context: MeteringCon
   const authz = common.authz ?? {};
   const text = (name: string) => (typeof authz[name] === 'string' && authz[name] !== '' ? (authz[name] as string) : null);
   const occurredAt = timestampMs(common.start_time) ?? context.now;
-  const customerId = text('customer_id');
-  const subscriptionId = text('subscription_id');
-  const planId = text('plan_id');
-  const decisionText = text('decision');
-  const decision = decisionText === 'allow' || decisionText === 'deny' ? decisionText : null;
+  const claimed = text('decision');
+  const verdict = claimed === 'allow' ? context.usage.verify(authz) : undefined;
+  const signed = verdict?.valid ? verdict : undefined;
+  const customerId = signed?.facts.customerId ?? text('customer_id');
+  const subscriptionId = signed?.facts.subscriptionId ?? text('subscription_id');
+  const planId = signed?.facts.planId ?? text('plan_id');
+  const decision = signed ? 'allow' : claimed === 'deny' ? 'deny' : null;
   const code = response.response_code?.value;
   const status = typeof code === 'number' && code >= 100 && code <= 599 ? code : null;
   const rules = planId ? planRules(context.catalog, planId) : undefined;
 
-  const reason =
-    decision === 'deny'
-      ? (text('reason') ?? 'denied')
-      : whyNotBillable(decision === 'allow' && customerId !== null && subscriptionId !== null, rules, status);
+  let reason: string | null;
+  if (signed) reason = whyNotBillable(rules, status);
+  else if (decision === 'deny') reason = text('reason') ?? 'denied';
+  else reason = verdict && !verdict.valid ? verdict.reason : 'no_authz_metadata';
 
   return {
-    requestId: request.request_id || text('request_id') || common.stream_id || context.newRequestId(),
+    usageId: signed?.usageId ?? context.newUsageId(),
+    requestId: request.request_id || text('request_id') || common.stream_id || null,
     occurredAt,
-    periodStart: subscriptionId ? context.periodStartOf(subscriptionId, occurredAt) : null,
+    periodStart: signed ? signed.facts.periodStart : subscriptionId ? context.periodStartOf(subscriptionId, occurredAt) : null,
     customerId,
     subscriptionId,
     planId,
     productId: text('product_id'),
-    endpointId: text('endpoint_id'),
+    endpointId: signed?.facts.endpointId ?? text('endpoint_id'),
     keyId: text('key_id'),
     method: request.request_method && request.request_method !== 'METHOD_UNSPECIFIED' ? request.request_method : null,
     status,
-    weight: typeof authz.weight === 'number' ? count(authz.weight) : 0,
+    weight: signed ? signed.facts.weight : typeof authz.weight === 'number' ? count(authz.weight) : 0,
     requestBytes: count(request.request_headers_bytes) + count(request.request_body_bytes),
     responseBytes: count(response.response_headers_bytes) + count(response.response_body_bytes),
     durationUs: durationUs(common.time_to_last_downstream_tx_byte),
@@ -94,8 +114,7 @@ export function toUsageEvent(entry: HttpAccessLogEntryWire, context: MeteringCon
   };
 }
 
-function whyNotBillable(attributed: boolean, rules: PlanRules | undefined, status: number | null): NotBillableReason | null {
-  if (!attributed) return 'no_authz_metadata';
+function whyNotBillable(rules: PlanRules | undefined, status: number | null): NotBillableReason | null {
   if (!rules) return 'unknown_plan';
   if (status === null) return 'no_response';
   return rules.billableClasses.has(Math.floor(status / 100)) ? null : 'status_not_billable';

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { AccountsService } from '../accounts/service.js';
 import type { IdentityCache } from '../accounts/identity-cache.js';
+import type { UsageIdentity } from '../authz/usage-identity.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../kernel/clock.js';
@@ -12,7 +13,7 @@ import { periodContaining, periodContains, type BillingPeriod } from '../rating/
 import type { Db } from '../store/db.js';
 import { AccessLogReceiver } from './als-receiver.js';
 import { toUsageEvent } from './event.js';
-import { isEventRow } from './event-rows.js';
+import { currentEventRow } from './event-rows.js';
 import { UsageMeter } from './meter.js';
 import { DbUsageSink, PostgresUsageSink } from './sink.js';
 import { Spool } from './spool.js';
@@ -26,6 +27,8 @@ export interface MeteringDependencies {
   accounts: Pick<AccountsService, 'listSubscriptions'>;
   counters: Pick<CounterStore, 'periodUsage'>;
   clock: Clock;
+  /** Verifies the usage signatures the Check put in the access-log entries' metadata. */
+  usage: Pick<UsageIdentity, 'verify'>;
   metrics: Metrics;
   logger: Logger;
 }
@@ -46,7 +49,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
     dir: join(config.dataDir, 'spool'),
     fsyncIntervalMs: config.metering.spoolFsyncMs,
     maxBufferedBytes,
-    isValidRow: isEventRow,
+    currentRow: currentEventRow,
     logger,
   });
   registerSpoolGauges(metrics, spool);
@@ -60,7 +63,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
   const receiver = new AccessLogReceiver({
     meter,
     toEvents: (entries) => {
-      const context = { catalog: deps.catalog(), periodStartOf, now: deps.clock.now(), newRequestId: randomUUID };
+      const context = { catalog: deps.catalog(), periodStartOf, usage: deps.usage, now: deps.clock.now(), newUsageId: randomUUID };
       return entries.map((entry) => toUsageEvent(entry, context));
     },
     metrics,

@@ -6,7 +6,7 @@ import { createStagingTableSql, decodeCopyRow, insertStagedEventsSql, stagingCol
 /** Where flushed usage events go: PostgreSQL through COPY, or any Db (PGlite) through a JSON parameter. */
 export interface UsageSink {
   /**
-   * Stores rows (COPY text format, newline-ended) and their rollups in one transaction, skipping request ids
+   * Stores rows (COPY text format, newline-ended) and their rollups in one transaction, skipping usage ids
    * already stored. Returns how many were new.
    */
   write(chunks: readonly Buffer[]): Promise<number>;
@@ -16,7 +16,7 @@ export interface UsageSink {
 /** temp_buffers and work_mem of the writer's session: a 50,000-event batch stages in about 16 MB. */
 const sessionMemory = '64MB';
 /**
- * After a batch held an already stored request id, this many writes skip duplicates from the start: where duplicates
+ * After a batch held an already stored usage id, this many writes skip duplicates from the start: where duplicates
  * are common (a request logged by two proxies), the cheap attempt would mostly be wasted.
  */
 const checkedWritesAfterDuplicate = 20;

@@ -37,8 +37,8 @@ export interface SpoolOptions {
   fsyncIntervalMs: number;
   /** Rows of sealed segments held in memory; past it, the newest are dropped and read back from disk when flushed. */
   maxBufferedBytes: number;
-  /** Whether a row read back from disk is complete and of the current layout. */
-  isValidRow: (row: string) => boolean;
+  /** A row read back from disk in the current layout (brought up to date if older); undefined if torn or foreign. */
+  currentRow: (row: string) => string | undefined;
   logger: Logger;
 }
 
@@ -63,7 +63,10 @@ export interface SegmentRows {
   events: number;
 }
 
-/** The row layout version is part of the name, so a future layout never replays rows it cannot read. */
+/**
+ * The row layout version is part of the name, so a future layout never replays rows it cannot read. Additions that
+ * older rows can be brought up to (SpoolOptions.currentRow) keep the name: v1 rows from before usage ids are read.
+ */
 const segmentName = (seq: number) => `usage-v1-${String(seq).padStart(12, '0')}.copy`;
 const segmentPattern = /^usage-v1-(\d{12})\.copy$/;
 const fdatasyncAsync = promisify(fdatasync);
@@ -323,10 +326,17 @@ export class Spool {
   private validRows(content: Buffer, file: string): SegmentRows {
     const lines = content.toString('utf8').split('\n');
     const torn = lines.pop() !== '';
-    const valid = lines.filter(this.options.isValidRow);
+    const valid: string[] = [];
+    let upgraded = false;
+    for (const line of lines) {
+      const row = this.options.currentRow(line);
+      if (row === undefined) continue;
+      if (row !== line) upgraded = true;
+      valid.push(row);
+    }
     const dropped = lines.length - valid.length + (torn ? 1 : 0);
     if (dropped > 0) this.options.logger.warn({ file, dropped }, 'spool segment had incomplete rows; dropped them');
-    if (dropped === 0) return { chunks: [content], events: valid.length };
+    if (dropped === 0 && !upgraded) return { chunks: [content], events: valid.length };
     return { chunks: [Buffer.from(valid.map((row) => `${row}\n`).join(''))], events: valid.length };
   }
 }

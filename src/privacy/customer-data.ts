@@ -32,7 +32,7 @@ export const customerTables: readonly CustomerTable[] = [
   { table: 'subscriptions', where: ofCustomer, orderBy: 'started_at, id' },
   { table: 'subscription_changes', where: ofSubscriptions, orderBy: 'effective_at, id' },
   { table: 'api_keys', where: ofCustomer, orderBy: 'created_at, id', omit: ['hash'] },
-  { table: 'usage_events', where: ofCustomer, orderBy: 'occurred_at, request_id' },
+  { table: 'usage_events', where: ofCustomer, orderBy: 'occurred_at, usage_id' },
   { table: 'usage_rollups', where: ofCustomer, orderBy: 'period_start, subscription_id, endpoint_id' },
   { table: 'usage_captured_rollups', where: ofCustomer, orderBy: 'period_start, subscription_id, endpoint_id, name' },
   { table: 'customer_first_calls', where: ofCustomer, orderBy: 'customer_id' },

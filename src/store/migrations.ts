@@ -428,6 +428,18 @@ export const migrations: Migration[] = [
          GROUP BY 1, 2, 3, 4, 5`,
     ],
   },
+  {
+    version: 8,
+    name: 'server-issued usage ids',
+    statements: [
+      // Events are keyed by the usage id the Check issues (a client chooses its x-request-id, and a proxy may keep it).
+      // Renaming keeps the key and its index without rewriting the table: events stored before keep their request
+      // id as their usage id, and an empty request_id.
+      `ALTER TABLE usage_events RENAME COLUMN request_id TO usage_id`,
+      // Correlation only, not unique, not indexed; absent when Envoy sent none.
+      `ALTER TABLE usage_events ADD COLUMN request_id text`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

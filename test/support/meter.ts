@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/kernel/logger.js';
-import { isEventRow } from '../../src/metering/event-rows.js';
+import { currentEventRow } from '../../src/metering/event-rows.js';
 import { UsageMeter } from '../../src/metering/meter.js';
 import type { UsageSink } from '../../src/metering/sink.js';
 import { Spool } from '../../src/metering/spool.js';
@@ -26,7 +26,7 @@ export interface TestMeterOptions {
 export function startTestMeter(sink: UsageSink, options: TestMeterOptions, cleanups: (() => Promise<void> | void)[]) {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'tollgate-spool-'));
   if (!options.dir) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, isValidRow: isEventRow, logger: silentLogger });
+  const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
   const metrics = createMetrics();
   const meter = new UsageMeter(spool, options.wrap ? options.wrap(sink) : sink, metrics, silentLogger, {
     batchSize: options.batchSize,

@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/config.js';
 import type { Clock } from '../../src/kernel/clock.js';
 import { silentLogger, type Logger } from '../../src/kernel/logger.js';
 import type { TcpProxy } from './tcp-proxy.js';
+import { testUsageSigningKey } from './usage.js';
 
 export const testRedisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const testDatabaseUrl = process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -72,6 +73,8 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     TOLLGATE_HTTP_HOST: '127.0.0.1',
     TOLLGATE_HTTP_PORT: '0',
     TOLLGATE_ADMIN_TOKEN: adminToken,
+    // Shared by every test app, as replicas must share it; tests sign access-log entries of their own with it.
+    TOLLGATE_USAGE_SIGNING_KEY: testUsageSigningKey,
     TOLLGATE_SYNC_INTERVAL_MS: '100',
     TOLLGATE_SHUTDOWN_GRACE_MS: '2000',
     // Billing tests move a manual clock just past period ends; they assume a five-minute finalization grace.
