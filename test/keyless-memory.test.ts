@@ -13,6 +13,7 @@ import { MemoryCounterStore } from '../src/quota/memory.js';
 import { ResilientCounterStore } from '../src/quota/resilient.js';
 import { periodContaining } from '../src/rating/period.js';
 import { FakeEnvoy } from './support/envoy.js';
+import { testUsageIdentity } from './support/usage.js';
 
 /** Strangers' Checks cost no memory: nothing about a request is kept before its credential is known. */
 
@@ -45,6 +46,7 @@ describe('keyless Checks with long unique paths', () => {
         periodOf: memoizePeriods(periodContaining),
         metrics: createMetrics(),
         logger: silentLogger,
+        usage: testUsageIdentity,
       }),
     });
     envoy = new FakeEnvoy(`127.0.0.1:${server.port}`);
