@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis } from 'ioredis';
 import { counterKey, CounterStoreUnavailable, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
 import { RedisClockOffset } from './redis-clock.js';
@@ -348,10 +349,11 @@ export class RedisCounterStore implements CounterStore {
   }
 
   /**
-   * Resolves once connected and Redis's clock is known (the offset queue is off, so commands sent earlier fail), or
-   * false after timeoutMs.
+   * Resolves once connected and Redis's clock is known (the offline queue is off, so commands sent earlier fail), or
+   * false after about timeoutMs.
    */
   async ready(timeoutMs = 2_000): Promise<boolean> {
+    const giveUpAt = performance.now() + timeoutMs;
     const connected =
       this.client.status === 'ready' ||
       (await new Promise<boolean>((resolve) => {
@@ -365,7 +367,12 @@ export class RedisCounterStore implements CounterStore {
         };
         this.client.once('ready', onReady);
       }));
-    if (connected && !this.redisClock.known) await this.syncClock();
+    // A busy start may need more than one read within the command timeout.
+    while (connected && performance.now() < giveUpAt) {
+      await this.syncClock();
+      if (this.redisClock.known) break;
+      await sleep(this.timeoutMs);
+    }
     return this.redisClock.known;
   }
 
