@@ -187,7 +187,7 @@ const clockSyncIntervalMs = 1_000;
  * while a reply that arrived in the meantime is still unread in the socket. It was Node that was slow, not Redis.
  * `onLate` gets a reply that comes after the timeout was declared.
  */
-export function withinTimeout<T>(reply: Promise<T>, timeoutMs: number, onLate?: (value: T) => void): Promise<T> {
+function withinTimeout<T>(reply: Promise<T>, timeoutMs: number, onLate?: (value: T) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let decided = false;
     const timer = setTimeout(
