@@ -97,7 +97,12 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const local = new MemoryCounterStore(clock, config.redis.prefix);
   let counters: ResilientCounterStore;
   if (config.redis.url) {
-    const redis = new RedisCounterStore({ url: config.redis.url, prefix: config.redis.prefix, timeoutMs: config.redis.timeoutMs });
+    const redis = new RedisCounterStore({
+      url: config.redis.url,
+      prefix: config.redis.prefix,
+      timeoutMs: config.redis.timeoutMs,
+      onLateReply: (outcome) => metrics.counterStoreLateReplies.inc({ outcome }),
+    });
     if (!(await redis.ready())) {
       logger.error({ failureMode: config.redis.failureMode }, 'Redis unreachable at start; serving in failure mode until it connects');
     }
@@ -184,7 +189,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
     ],
     registry: metrics.registry,
-    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, accepting: !stopping }),
+    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, counters: counters.serving, accepting: !stopping }),
     version,
     logger,
   });

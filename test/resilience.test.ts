@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import { hashApiKey } from '../src/accounts/keys.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/kernel/clock.js';
 import { createLogger } from '../src/kernel/logger.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, testDatabaseUrl, testRedisUrl, type TestApp } from './support/services.js';
@@ -75,6 +78,106 @@ describe('Redis unreachable', () => {
     cleanups.push(() => envoy.close());
     const key = await freeKey(service, 'dead-redis-co');
     expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).httpStatus).toBe(503);
+  });
+});
+
+describe('Redis slow, or Node slow', () => {
+  const pets = { method: 'GET', path: '/api/v1/pets' };
+  const metric = async (service: TestApp, pattern: RegExp) => Number((await (await fetch(`${service.httpUrl}/metrics`)).text()).match(pattern)?.[1] ?? 0);
+
+  /** Direct to Redis (an in-process proxy would stall with the test), on a clock that stays in one rate-limit window. */
+  async function startDirect(env: Record<string, string>) {
+    const service = await startTestApp({ mode: 'production', clock: new ManualClock(Date.UTC(2026, 10, 2, 12)), env });
+    const envoy = new FakeEnvoy(service.grpcAddress);
+    cleanups.push(
+      async () => {
+        const redis = new Redis(testRedisUrl);
+        const keys = await redis.keys(`${service.env.TOLLGATE_REDIS_PREFIX}:*`);
+        if (keys.length > 0) await redis.del(...keys);
+        redis.disconnect();
+      },
+      () => service.close(),
+      () => envoy.close(),
+    );
+    return { service, envoy };
+  }
+
+  it('charges nothing for the Checks refused during a Redis hang once Redis runs them', async () => {
+    const { service, envoy } = await startDirect({ TOLLGATE_REDIS_FAILURE_MODE: 'closed', TOLLGATE_REDIS_TIMEOUT_MS: '100' });
+    const key = await freeKey(service, 'hang-co');
+    expect((await envoy.check({ ...pets, key })).responseHeaders['x-quota-remaining']).toBe('999');
+
+    // Scripts wait while writes are paused; the pause lifts by itself if the test dies before unpausing.
+    const operator = new Redis(testRedisUrl);
+    cleanups.push(() => void operator.disconnect());
+    await operator.call('CLIENT', 'PAUSE', '3000', 'WRITE');
+    try {
+      for (let wave = 0; wave < 2; wave++) {
+        const refused = await Promise.all(Array.from({ length: 10 }, () => envoy.check({ ...pets, key })));
+        expect(refused.map((outcome) => outcome.httpStatus)).toEqual(Array(10).fill(503));
+      }
+    } finally {
+      await operator.call('CLIENT', 'UNPAUSE');
+    }
+    // The free plan's 10 a minute, all still there but the first: nothing of the 20 refused calls was counted.
+    const after = [];
+    for (let i = 0; i < 10; i++) after.push(await envoy.check({ ...pets, key }));
+    expect(after.map((outcome) => outcome.httpStatus)).toEqual([...Array(9).fill(200), 429]);
+    expect(after[8]!.responseHeaders['x-quota-remaining']).toBe('990');
+    expect(await metric(service, /tollgate_counter_store_late_replies_total\{outcome="discarded"\} (\d+)/)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('an event-loop stall while Checks wait on Redis causes no fallback and lets no extra call through', async () => {
+    const { service, envoy } = await startDirect({ TOLLGATE_REDIS_FAILURE_MODE: 'local', TOLLGATE_REDIS_TIMEOUT_MS: '50' });
+    const key = await freeKey(service, 'stall-co');
+    for (let i = 0; i < 5; i++) expect((await envoy.check({ ...pets, key })).allowed).toBe(true);
+
+    // Blocks the event loop for 200 ms right after the first consume script goes out, before its reply can be read.
+    const write = Socket.prototype.write;
+    let stalled = false;
+    Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+      const written = (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+      if (!stalled && String(chunk).toLowerCase().includes('evalsha')) {
+        stalled = true;
+        process.nextTick(() => {
+          const until = performance.now() + 200;
+          while (performance.now() < until);
+        });
+      }
+      return written;
+    } as typeof write;
+    cleanups.push(() => void (Socket.prototype.write = write));
+
+    const outcomes = await Promise.all(Array.from({ length: 7 }, () => envoy.check({ ...pets, key })));
+    Socket.prototype.write = write;
+    expect(stalled).toBe(true);
+    expect(outcomes.map((outcome) => outcome.httpStatus).sort()).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    expect(await metric(service, /tollgate_counter_store_failures_total\{mode="local"\} (\d+)/)).toBe(0);
+  });
+});
+
+describe('readiness', () => {
+  it('closed: not ready while Redis is down, ready again once it is back', async () => {
+    const { service, redis } = await startWithProxies({ TOLLGATE_REDIS_FAILURE_MODE: 'closed' });
+    const readyz = async () => {
+      const response = await fetch(`${service.httpUrl}/readyz`);
+      return { status: response.status, counters: ((await response.json()) as { checks: { counters: boolean } }).checks.counters };
+    };
+    expect(await readyz()).toEqual({ status: 200, counters: true });
+    await redis.cut();
+    await expect.poll(readyz, { timeout: 5_000, interval: 50 }).toEqual({ status: 503, counters: false });
+    await redis.restore();
+    await expect.poll(readyz, { timeout: 10_000, interval: 100 }).toEqual({ status: 200, counters: true });
+  });
+
+  it('local: stays ready while Redis is down, serving from local counters', async () => {
+    const { service, envoy, redis } = await startWithProxies({ TOLLGATE_REDIS_FAILURE_MODE: 'local' });
+    const key = await freeKey(service, 'ready-local-co');
+    await redis.cut();
+    expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed).toBe(true);
+    const metrics = await (await fetch(`${service.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/tollgate_counter_store_failures_total\{mode="local"\} [1-9]/);
+    expect((await fetch(`${service.httpUrl}/readyz`)).status).toBe(200);
   });
 });
 

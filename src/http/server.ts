@@ -41,7 +41,7 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'read
     route({
       method: 'GET',
       path: '/readyz',
-      summary: 'Readiness: catalog loaded, identities synced, servers listening',
+      summary: 'Readiness: catalog loaded, identities synced, counter store reachable (closed failure mode), servers listening',
       tag: 'system',
       auth: 'public',
       handle: async () => {

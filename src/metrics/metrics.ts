@@ -47,6 +47,12 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['mode'] as const,
       registers: [registry],
     }),
+    counterStoreLateReplies: new Counter({
+      name: 'tollgate_counter_store_late_replies_total',
+      help: 'Redis consume calls that replied after they had timed out: discarded (Redis ran them past their deadline and counted nothing) or evaluated (run in time, reply late: their counts stand though the Checks were answered from the failure mode).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     grpcUnauthenticated: new Counter({
       name: 'tollgate_grpc_unauthenticated_calls_total',
       help: 'Check and access-log calls refused with UNAUTHENTICATED (no trusted client certificate or caller token), by method.',

@@ -21,6 +21,7 @@ interface Cell {
 export class MemoryCounterStore implements CounterStore {
   private readonly cells = new Map<string, Cell>();
   private readonly sweeper: NodeJS.Timeout;
+  readonly available = true;
 
   constructor(
     private readonly clock: Clock,

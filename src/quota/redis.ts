@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis } from 'ioredis';
 import { counterKey, CounterStoreUnavailable, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
+import { RedisClockOffset } from './redis-clock.js';
 import { slidingWindowIndex, type Limit, type LimitOutcome, type WalletRebase } from './window.js';
 
 /**
@@ -23,8 +25,13 @@ import { slidingWindowIndex, type Limit, type LimitOutcome, type WalletRebase } 
  * two numbers per Check.
  * Reply, request after request: all allowed (1|0), then per limit: allowed, remaining, reset, retry.
  * Sums go to Redis formatted with %.0f: Lua would print a large number as "1e+15", which INCRBY refuses.
+ * ARGV[2]: the deadline, in Redis's clock (ms): a batch Redis gets to only after it replies -1 and counts nothing, as
+ * its caller has given up on it and answered the Checks without it (a Redis that hung and resumes runs every command
+ * it had queued).
  */
 const consumeScript = `
+local time = redis.call('TIME')
+if tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000 > tonumber(ARGV[2]) then return -1 end
 local argv = {}
 for token in string.gmatch(ARGV[1], '[^,]+') do argv[#argv + 1] = token end
 local stored, added, ttl, written = {}, {}, {}, {}
@@ -150,9 +157,12 @@ redis.call('SET', KEYS[1], string.format('%.0f', balance))
 return balance
 `;
 
+/** Redis's clock, read by a script so that it waits wherever a consume script would (e.g. CLIENT PAUSE WRITE). */
+const timeScript = `return redis.call('TIME')`;
+
 /** With no fixed key count, ioredis takes the number of keys first, then the keys, then the arguments. */
 type ScriptCommand<Reply> = (keyCount: number, ...keysThenArgs: (string | number)[]) => Promise<Reply>;
-type ConsumeCommand = ScriptCommand<number[]>;
+type ConsumeCommand = ScriptCommand<number[] | -1>;
 
 export interface RedisCounterStoreOptions {
   /** A redis:// URL, or several comma-separated ones for Redis Cluster seed nodes. */
@@ -160,6 +170,50 @@ export interface RedisCounterStoreOptions {
   prefix: string;
   /** Per-command timeout: a slow Redis is treated as a dead one rather than stalling every Check. */
   timeoutMs: number;
+  /**
+   * A consume batch replied after it had timed out: `discarded` when Redis ran it past its deadline (nothing counted),
+   * `evaluated` when it ran in time and only its reply was late (its counts stand, though its Checks were answered
+   * from the failure mode).
+   */
+  onLateReply?: (outcome: 'discarded' | 'evaluated') => void;
+}
+
+/** How often Redis's clock is read: the offset to it, and whether scripts run at all. */
+const clockSyncIntervalMs = 1_000;
+
+/**
+ * `reply`, or a timeout error if it has not settled `timeoutMs` after now. The verdict waits for the poll phase of the
+ * event loop (setImmediate) after the timer fires: after this process stalled, the timer is overdue and runs first,
+ * while a reply that arrived in the meantime is still unread in the socket. It was Node that was slow, not Redis.
+ * `onLate` gets a reply that comes after the timeout was declared.
+ */
+function withinTimeout<T>(reply: Promise<T>, timeoutMs: number, onLate?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let decided = false;
+    const timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (decided) return;
+          decided = true;
+          reject(new Error(`command timed out after ${timeoutMs} ms`));
+        }),
+      timeoutMs,
+    );
+    reply.then(
+      (value) => {
+        if (decided) return onLate?.(value);
+        decided = true;
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        if (decided) return;
+        decided = true;
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** Checks per EVALSHA at most: bounds how long one script holds Redis. */
@@ -248,19 +302,32 @@ export function clusterConnection(urls: readonly string[]): {
 export class RedisCounterStore implements CounterStore {
   readonly client: Redis | Cluster;
   private readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly onLateReply: (outcome: 'discarded' | 'evaluated') => void;
   /** Consume requests waiting for this event-loop turn's flush, by batch group. */
   private readonly pending = new Map<string, ConsumeBatch>();
   private flushScheduled = false;
   /** Redis Cluster runs a script on one slot, so a batch there holds one scope (hash tag); one server takes all. */
   private readonly batchPerScope: boolean;
+  /**
+   * Redis's clock relative to ours, for the deadline each consume batch carries. In a Cluster it is read from any one
+   * node: the nodes' clocks must agree (NTP) to well within the timeout.
+   */
+  private readonly redisClock = new RedisClockOffset();
+  private clockSync: Promise<void> | undefined;
+  private readonly clockSyncTimer: NodeJS.Timeout;
+  /** Whether the latest script (consume batch or clock read) got its reply in time. */
+  private lastScriptAnswered = false;
 
   constructor(options: RedisCounterStoreOptions) {
     this.prefix = options.prefix;
+    this.timeoutMs = options.timeoutMs;
+    this.onLateReply = options.onLateReply ?? (() => {});
     const common = {
       // Fail at once while disconnected instead of queueing Checks behind a dead connection.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.timeoutMs,
+      // No commandTimeout: withinTimeout() times commands out, telling a slow Redis from a stalled event loop.
       lazyConnect: false,
     };
     const urls = options.url.split(',').map((url) => url.trim());
@@ -273,24 +340,63 @@ export class RedisCounterStore implements CounterStore {
     this.batchPerScope = this.client instanceof Cluster;
     // Errors surface per command; the connection keeps reconnecting in the background.
     this.client.on('error', () => {});
+    this.client.on('ready', () => void this.syncClock());
     this.client.defineCommand('tollgateConsume', { lua: consumeScript });
     this.client.defineCommand('tollgateRebaseWallet', { lua: rebaseWalletScript });
+    this.client.defineCommand('tollgateTime', { lua: timeScript, numberOfKeys: 0 });
+    this.clockSyncTimer = setInterval(() => void this.syncClock(), clockSyncIntervalMs);
+    this.clockSyncTimer.unref();
   }
 
-  /** Resolves once connected (the offline queue is off, so commands sent earlier fail), or false after timeoutMs. */
+  /**
+   * Resolves once connected and Redis's clock is known (the offline queue is off, so commands sent earlier fail), or
+   * false after about timeoutMs.
+   */
   async ready(timeoutMs = 2_000): Promise<boolean> {
-    if (this.client.status === 'ready') return true;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.client.off('ready', onReady);
-        resolve(false);
-      }, timeoutMs);
-      const onReady = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      this.client.once('ready', onReady);
-    });
+    const giveUpAt = performance.now() + timeoutMs;
+    const connected =
+      this.client.status === 'ready' ||
+      (await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          this.client.off('ready', onReady);
+          resolve(false);
+        }, timeoutMs);
+        const onReady = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        this.client.once('ready', onReady);
+      }));
+    // A busy start may need more than one read within the command timeout.
+    while (connected && performance.now() < giveUpAt) {
+      await this.syncClock();
+      if (this.redisClock.known) break;
+      await sleep(this.timeoutMs);
+    }
+    return this.redisClock.known;
+  }
+
+  /** False while Redis is disconnected or its scripts go unanswered: every consume would fail. */
+  get available(): boolean {
+    return this.client.status === 'ready' && this.redisClock.known && this.lastScriptAnswered;
+  }
+
+  /** Reads Redis's clock once, unless a read is under way. */
+  private syncClock(): Promise<void> {
+    this.clockSync ??= (async () => {
+      const command = (this.client as unknown as { tollgateTime: ScriptCommand<[string, string]> }).tollgateTime;
+      const sentAt = performance.now();
+      try {
+        const [seconds, micros] = await withinTimeout(command.call(this.client, 0), this.timeoutMs);
+        this.redisClock.record(sentAt, Number(seconds) * 1000 + Number(micros) / 1000, performance.now());
+        this.lastScriptAnswered = true;
+      } catch {
+        this.lastScriptAnswered = false;
+      } finally {
+        this.clockSync = undefined;
+      }
+    })();
+    return this.clockSync;
   }
 
   consume(request: ConsumeRequest): Promise<ConsumeResult> {
@@ -354,25 +460,39 @@ export class RedisCounterStore implements CounterStore {
   };
 
   private send(batch: ConsumeBatch): void {
+    const requests = batch.args.length / 2;
+    const sentAt = performance.now();
+    const deadline = this.redisClock.deadline(sentAt, this.timeoutMs);
+    if (deadline === undefined) {
+      batch.settle(Promise.reject(new CounterStoreUnavailable(new Error("Redis's clock is not known yet"))));
+      return;
+    }
     // The Buffer variant returns the reply as parsed: all integers, which the plain one would copy element by element
     // only to turn any Buffer among them into a string.
     const command = (this.client as unknown as { tollgateConsumeBuffer: ConsumeCommand }).tollgateConsumeBuffer;
-    const requests = batch.args.length / 2;
     // One comma-joined argument: fewer RESP bulk strings to build and parse (the script splits it).
     const reply = command.call(
       this.client,
       batch.keys.items.length,
       ...batch.keys.items,
       `${batch.shapes.items.length},${batch.shapes.items.join(',')},${requests},${batch.args.join(',')}`,
+      deadline.toFixed(3),
     );
     batch.settle(
-      reply
+      withinTimeout(reply, this.timeoutMs, (late) => this.onLateReply(late === -1 ? 'discarded' : 'evaluated'))
         .then((values) => {
+          if (values === -1) {
+            // In time for us, too late by Redis's clock: it was slow, or its clock moved; read it again.
+            void this.syncClock();
+            throw new Error('Redis ran the batch after its deadline');
+          }
           // A reply without every request's part (a proxy or a Redis-alike answering differently) is a store fault.
           if (!Array.isArray(values) || values.length !== batch.replyLength) throw new Error(`unexpected reply to a batch of ${requests} requests`);
+          this.lastScriptAnswered = true;
           return values;
         })
         .catch((error: unknown) => {
+          this.lastScriptAnswered = false;
           throw new CounterStoreUnavailable(error);
         }),
     );
@@ -380,7 +500,7 @@ export class RedisCounterStore implements CounterStore {
 
   async periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
     try {
-      return Number((await this.client.get(counterKey(this.prefix, scope, name, periodStart))) ?? 0);
+      return Number((await withinTimeout(this.client.get(counterKey(this.prefix, scope, name, periodStart)), this.timeoutMs)) ?? 0);
     } catch (error) {
       throw new CounterStoreUnavailable(error);
     }
@@ -394,7 +514,7 @@ export class RedisCounterStore implements CounterStore {
     const args = [String(rebase.ledgerBalance), ...rebase.unsettled.map((counter) => String(counter.settled))];
     try {
       const command = (this.client as unknown as { tollgateRebaseWallet: ScriptCommand<number> }).tollgateRebaseWallet;
-      return await command.call(this.client, keys.length, ...keys, ...args);
+      return await withinTimeout(command.call(this.client, keys.length, ...keys, ...args), this.timeoutMs);
     } catch (error) {
       throw new CounterStoreUnavailable(error);
     }
@@ -402,7 +522,7 @@ export class RedisCounterStore implements CounterStore {
 
   async walletBalance(scope: string, name: string): Promise<number | undefined> {
     try {
-      const value = await this.client.get(walletKey(this.prefix, scope, name));
+      const value = await withinTimeout(this.client.get(walletKey(this.prefix, scope, name)), this.timeoutMs);
       return value === null ? undefined : Number(value);
     } catch (error) {
       throw new CounterStoreUnavailable(error);
@@ -410,6 +530,7 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.clockSyncTimer);
     this.client.disconnect();
   }
 }

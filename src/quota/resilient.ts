@@ -60,6 +60,11 @@ export class ResilientCounterStore {
     return { degraded: this.mode };
   }
 
+  /** Whether Checks can be decided: only closed mode refuses them all while the shared store is unavailable. */
+  get serving(): boolean {
+    return this.mode !== 'closed' || this.primary.available;
+  }
+
   periodUsage(scope: string, name: string, periodStart: number): Promise<number> {
     return this.primary.periodUsage(scope, name, periodStart);
   }

@@ -25,6 +25,8 @@ export interface CounterStore {
   rebaseWallet(scope: string, rebase: WalletRebase): Promise<number>;
   /** A wallet's mirrored balance, undefined if it was never set (consume then treats it as 0). */
   walletBalance(scope: string, name: string): Promise<number | undefined>;
+  /** False while the store is known to fail every call (disconnected, or not answering in time). */
+  readonly available: boolean;
   close(): Promise<void>;
 }
 
