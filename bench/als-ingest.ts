@@ -8,7 +8,7 @@
  * Standalone: `npx tsx bench/als-ingest.ts` (TOLLGATE_BENCH_DATABASE_URL, else TOLLGATE_TEST_DATABASE_URL, else
  * postgres://postgres@127.0.0.1:5432/test names the server; a scratch database is created and dropped).
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -50,6 +50,10 @@ export interface AlsIngestResult {
 
 const serverUrl = process.env.TOLLGATE_BENCH_DATABASE_URL ?? process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const idLength = 24;
+/** Entries carry the Check's signed usage id, as Envoy copies it from the Check's metadata: metering verifies each. */
+const signingKey = 'bench-usage-signing-key-0123456789abcdef';
+const signatureLength = 22;
+const periodStart = Date.UTC(2026, 11, 1);
 const endpoints = [
   { id: 'list-pets', weight: 1, method: 'GET', path: '/api/v1/pets' },
   { id: 'create-pet', weight: 2, method: 'POST', path: '/api/v1/pets' },
@@ -72,6 +76,7 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_DATABASE_URL: database.url,
     TOLLGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
+    TOLLGATE_USAGE_SIGNING_KEY: signingKey,
     TOLLGATE_USAGE_BATCH_SIZE: String(batchSize),
   }).catch(async (error: unknown) => {
     await database.drop();
@@ -138,9 +143,9 @@ function metricValue(exposition: string, name: string): number {
 }
 
 
-/** Envoy-shaped StreamAccessLogsMessages, encoded once per template; each copy gets fresh request ids. */
+/** Envoy-shaped StreamAccessLogsMessages, encoded once per template; each copy gets fresh, signed usage ids. */
 class MessageFactory {
-  private readonly templates: { bytes: Buffer; idOffsets: number[] }[] = [];
+  private readonly templates: { bytes: Buffer; entries: { idOffsets: number[]; signatureOffset: number; factsTail: string }[] }[] = [];
   private sequence = 0;
   private readonly runTag = randomBytes(4).toString('hex');
 
@@ -148,34 +153,38 @@ class MessageFactory {
     const method = (loadEnvoyServices().accessLog as unknown as Record<string, { requestSerialize(value: unknown): Buffer }>).StreamAccessLogs!;
     for (let t = 0; t < 16; t++) {
       const placeholders = Array.from({ length: entriesPerMessage }, (_, i) => `@${String(t).padStart(3, '0')}${String(i).padStart(idLength - 4, '0')}`);
-      const bytes = method.requestSerialize({ http_logs: { log_entry: placeholders.map((id, i) => entry(id, t * entriesPerMessage + i)) } });
-      const idOffsets = placeholders.flatMap((id) => occurrences(bytes, Buffer.from(id)));
-      this.templates.push({ bytes, idOffsets });
+      const signatures = placeholders.map((id) => `!${id.slice(1)}`.padEnd(signatureLength, '!'));
+      const built = placeholders.map((id, i) => entry(id, signatures[i]!, t * entriesPerMessage + i));
+      const bytes = method.requestSerialize({ http_logs: { log_entry: built.map((each) => each.entry) } });
+      this.templates.push({
+        bytes,
+        entries: placeholders.map((id, i) => ({ idOffsets: occurrences(bytes, Buffer.from(id), 3), signatureOffset: occurrences(bytes, Buffer.from(signatures[i]!), 1)[0]!, factsTail: built[i]!.factsTail })),
+      });
     }
   }
 
-  /** A gRPC-framed message (5-byte prefix, then the message), each entry with a fresh request id. */
+  /** A gRPC-framed message (5-byte prefix, then the message), each entry with a fresh usage id and its signature. */
   next(): Buffer {
     const template = this.templates[this.sequence % this.templates.length]!;
     const framed = Buffer.allocUnsafe(5 + template.bytes.length);
     framed[0] = 0;
     framed.writeUInt32BE(template.bytes.length, 1);
     template.bytes.copy(framed, 5);
-    // Each entry's id appears twice (request_id and the Check's metadata): both offsets of entry i share one id,
-    // the run tag followed by the entry's sequence number in base 36, written digit by digit from the right.
-    for (let i = 0; i < template.idOffsets.length; i += 2) {
-      const first = 5 + template.idOffsets[i]!;
-      const second = 5 + template.idOffsets[i + 1]!;
-      framed.write(this.runTag, first, 'latin1');
-      framed.write(this.runTag, second, 'latin1');
-      let n = this.sequence * 10_000 + i / 2;
+    // Each entry's id appears three times (request_id, and the Check's request_id and usage_id): the run tag followed
+    // by the entry's sequence number in base 36, written digit by digit from the right; then its signature.
+    template.entries.forEach(({ idOffsets, signatureOffset, factsTail }, i) => {
+      const [first, ...others] = idOffsets.map((offset) => 5 + offset);
+      framed.write(this.runTag, first!, 'latin1');
+      let n = this.sequence * 10_000 + i;
       for (let at = idLength - 1; at >= this.runTag.length; at--) {
-        const digit = base36[n % 36]!;
-        framed[first + at] = digit;
-        framed[second + at] = digit;
+        framed[first! + at] = base36[n % 36]!;
         n = Math.floor(n / 36);
       }
-    }
+      for (const other of others) framed.copy(framed, other, first!, first! + idLength);
+      const usageId = framed.toString('latin1', first!, first! + idLength);
+      const signature = createHmac('sha256', signingKey).update(`["${usageId}",${factsTail}`).digest().toString('base64url', 0, 16);
+      framed.write(signature, 5 + signatureOffset, 'latin1');
+    });
     this.sequence++;
     return framed;
   }
@@ -183,11 +192,12 @@ class MessageFactory {
 
 const base36 = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz', 'latin1');
 
-function entry(requestId: string, n: number): Record<string, unknown> {
+function entry(requestId: string, signature: string, n: number): { entry: Record<string, unknown>; factsTail: string } {
   const customer = `cus_${n % 200}`;
   const endpoint = endpoints[n % endpoints.length]!;
   const now = Date.now();
-  return {
+  const factsTail = JSON.stringify([customer, `sub_${customer}`, 'pro', periodStart, endpoint.id, endpoint.weight]).slice(1);
+  const logEntry = {
     common_properties: {
       start_time: { seconds: String(Math.floor(now / 1000)), nanos: (now % 1000) * 1e6 },
       time_to_last_downstream_tx_byte: { seconds: '0', nanos: 8_500_000 },
@@ -205,6 +215,9 @@ function entry(requestId: string, n: number): Record<string, unknown> {
             weight: endpoint.weight,
             decision: 'allow',
             request_id: requestId,
+            usage_id: requestId,
+            usage_sig: signature,
+            period_start: periodStart,
           }),
         },
       },
@@ -221,12 +234,13 @@ function entry(requestId: string, n: number): Record<string, unknown> {
     },
     response: { response_code: { value: 200 }, response_headers_bytes: '180', response_body_bytes: '1450' },
   };
+  return { entry: logEntry, factsTail };
 }
 
-function occurrences(haystack: Buffer, needle: Buffer): number[] {
+function occurrences(haystack: Buffer, needle: Buffer, expected: number): number[] {
   const found: number[] = [];
   for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + 1)) found.push(at);
-  if (found.length !== 2) throw new Error(`expected each request id twice in the template, found ${found.length}`);
+  if (found.length !== expected) throw new Error(`expected ${needle.toString()} ${expected} times in the template, found ${found.length}`);
   return found;
 }
 
