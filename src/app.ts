@@ -26,6 +26,7 @@ import { stripeRoutes } from './http/stripe-routes.js';
 import { usageRoutes } from './http/usage-routes.js';
 import { startHttpServer, type RunningHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './kernel/clock.js';
+import { stepWithin } from './kernel/deadline.js';
 import type { Logger } from './kernel/logger.js';
 import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
 import { startMetering, type Metering } from './metering/metering.js';
@@ -202,20 +203,28 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
         logger.info({ delayMs: config.shutdownDelayMs }, 'not ready; still serving until the delay is over');
         await sleep(config.shutdownDelayMs, undefined, { signal: shutdownDelay.signal }).catch(() => {});
       }
+      // Every step is bounded, so the stop ends within the grace whatever a step does; the closes at the end
+      // (PGlite writes its files on close) keep a share of the grace that the draining steps cannot use up.
+      const start = Date.now();
+      const drainUntil = start + config.shutdownGraceMs * 0.75;
+      const closeUntil = start + config.shutdownGraceMs * 0.95;
+      const step = (name: string, until: number, work: () => unknown) => stepWithin(name, until, work, logger);
       // Refuse new calls first, then end the ALS streams (Envoy reopens them elsewhere) so draining need not wait.
-      const grpcDrained = grpc.shutdown(config.shutdownGraceMs);
-      metering.receiver.endStreams();
-      await grpcDrained;
+      await step('gRPC drain', drainUntil, () => {
+        const grpcDrained = grpc.shutdown(drainUntil - Date.now());
+        metering.receiver.endStreams();
+        return grpcDrained;
+      });
       grpcSecured.close();
-      await metering.meter.stop(config.shutdownGraceMs);
+      await step('usage flush', drainUntil, () => metering.meter.stop(drainUntil - Date.now()));
       httpTlsWatch?.close();
-      await http.close();
-      await ratingLoop.stop();
-      await stripe.stop();
-      await alerts.stop();
+      await step('HTTP drain', drainUntil, () => http.close(drainUntil));
+      await step('rating loop', drainUntil, () => ratingLoop.stop());
+      await step('Stripe sync', drainUntil, () => stripe.stop());
+      await step('usage alerts', drainUntil, () => alerts.stop());
       identities.stop();
-      await counters.close();
-      await db.close();
+      await step('counter store close', closeUntil, () => counters.close());
+      await step('database close', closeUntil, () => db.close());
       logger.info('stopped');
     })());
 

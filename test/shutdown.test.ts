@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { FakeEnvoy } from './support/envoy.js';
 
 const freePort = () =>
@@ -14,13 +14,20 @@ const freePort = () =>
     });
   });
 
+const started: ChildProcess[] = [];
+// A server that failed to stop must not outlive its test.
+afterEach(() => {
+  for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
 /** `tollgate serve` as a process on free loopback ports, with its log collected. */
-async function serve(env: Record<string, string> = {}) {
+async function serve(env: Record<string, string> = {}, stdout: 'pipe' | number = 'pipe') {
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-sigterm-'));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'serve'], {
     env: {
       ...process.env,
-      TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tollgate-sigterm-')),
+      TOLLGATE_DATA_DIR: dataDir,
       TOLLGATE_GRPC_HOST: '127.0.0.1',
       TOLLGATE_GRPC_PORT: String(grpcPort),
       TOLLGATE_HTTP_HOST: '127.0.0.1',
@@ -29,13 +36,21 @@ async function serve(env: Record<string, string> = {}) {
       TOLLGATE_LOG_LEVEL: 'info',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', stdout, 'pipe'],
   });
-  const server = { child, grpcPort, httpPort, output: '', exited: new Promise<number | null>((resolve) => child.once('exit', resolve)) };
-  child.stdout.on('data', (chunk) => (server.output += chunk));
-  child.stderr.on('data', (chunk) => (server.output += chunk));
-  await expect.poll(() => server.output.includes('HTTP listening'), { timeout: 30_000, interval: 100 }).toBe(true);
+  started.push(child);
+  const server = { child, grpcPort, httpPort, dataDir, output: '', exited: new Promise<number | null>((resolve) => child.once('exit', resolve)) };
+  child.stdout?.on('data', (chunk) => (server.output += chunk));
+  child.stderr!.on('data', (chunk) => (server.output += chunk));
+  const listening = async () => server.output.includes('HTTP listening') || (await fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false));
+  await expect.poll(listening, { timeout: 30_000, interval: 100 }).toBe(true);
   return server;
+}
+
+/** Milliseconds until the process exits, and its exit code. */
+async function timeToExit(server: { exited: Promise<number | null> }, since: number) {
+  const code = await server.exited;
+  return { code, ms: Date.now() - since };
 }
 
 /** `tollgate serve` as a process: SIGTERM answers the Checks in flight, then exits 0. */
@@ -89,5 +104,75 @@ describe('SIGTERM', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(Date.now() - secondSignal).toBeLessThan(20_000);
+  });
+});
+
+/** Stops that must end whatever the surroundings do (Tollgate issue 20): each step is bounded, logging never blocks. */
+describe('stops that end', () => {
+  it('exits when the reader of its log went away and left the pipe full', async () => {
+    // A FIFO opened here at both ends: the server logs into it, nobody reads, and the test fills it up, like a
+    // harness that exited without closing the pipe it had handed on.
+    const fifo = join(mkdtempSync(join(tmpdir(), 'tollgate-fifo-')), 'log');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      const server = await serve({ TOLLGATE_SHUTDOWN_GRACE_MS: '3000' }, writer);
+      const filler = Buffer.alloc(4096, 'x');
+      for (;;) {
+        try {
+          writeSync(writer, filler);
+        } catch (error) {
+          expect((error as NodeJS.ErrnoException).code).toBe('EAGAIN');
+          break;
+        }
+      }
+      const signalled = Date.now();
+      server.child.kill('SIGTERM');
+      const { code, ms } = await timeToExit(server, signalled);
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(3_000);
+    } finally {
+      closeSync(reader);
+      closeSync(writer);
+    }
+  });
+
+  it('exits when its stdout and stderr are closed right after the signal', async () => {
+    const server = await serve();
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    server.child.stdout!.destroy();
+    server.child.stderr!.destroy();
+    const { code, ms } = await timeToExit(server, signalled);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it('exits when its data directory is deleted right after the signal', async () => {
+    const server = await serve({ TOLLGATE_SHUTDOWN_GRACE_MS: '3000' });
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    rmSync(server.dataDir, { recursive: true, force: true });
+    const { code, ms } = await timeToExit(server, signalled);
+    expect(code).not.toBeNull();
+    expect(ms).toBeLessThan(3_000 + 1_000);
+  });
+
+  it('ends a stop with a hung step within the grace', async () => {
+    const server = await serve({ TOLLGATE_SHUTDOWN_GRACE_MS: '2000' });
+    // A request whose body never finishes: the HTTP server would wait for it (up to Node's 5-minute request timeout).
+    const socket = connect(server.httpPort, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('POST /v1/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sigterm-admin-token-0123456789\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":');
+    socket.on('error', () => {});
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    const { code, ms } = await timeToExit(server, signalled);
+    socket.destroy();
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(2_000 + 1_000);
+    expect(server.output).toContain('"msg":"stopped"');
   });
 });

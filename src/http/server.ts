@@ -25,7 +25,8 @@ export interface RunningHttpServer {
   server: Server;
   /** Swaps the TLS certificate for new connections; open ones keep theirs. */
   setSecureContext(tls: TlsServerOptions): void;
-  close(): Promise<void>;
+  /** Stops accepting, ends idle connections, and ends the busy ones too at `deadline` (epoch ms) if given. */
+  close(deadline?: number): Promise<void>;
 }
 
 export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'readiness' | 'version'>, apiRoutes: () => Route[]): Route[] {
@@ -85,9 +86,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     port: typeof address === 'object' && address ? address.port : options.port,
     server,
     setSecureContext: (tls) => (server as Server & { setSecureContext?(tls: TlsServerOptions): void }).setSecureContext?.(tls),
-    close: () =>
+    close: (deadline) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // A request whose body never finishes would otherwise keep the server, and the stop, open forever.
+        const cutOff = deadline === undefined ? undefined : setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now()));
+        server.close(() => {
+          clearTimeout(cutOff);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };
