@@ -26,8 +26,10 @@ import { stripeRoutes } from './http/stripe-routes.js';
 import { usageRoutes } from './http/usage-routes.js';
 import { startHttpServer, type RunningHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './kernel/clock.js';
+import { lockDataDir } from './kernel/data-dir-lock.js';
 import { stepWithin } from './kernel/deadline.js';
 import type { Logger } from './kernel/logger.js';
+import { checkPortsFree } from './kernel/ports.js';
 import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
 import { startMetering, type Metering } from './metering/metering.js';
 import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
@@ -76,7 +78,12 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const clock = overrides.clock ?? systemClock;
   const catalog = loadCatalogFile(config.catalogPath);
   logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
+  await checkPortsFree([
+    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
+    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
+  ]);
   mkdirSync(config.dataDir, { recursive: true });
+  const dataDirLock = lockDataDir(config.dataDir);
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const metrics = createMetrics();
 
@@ -225,6 +232,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       identities.stop();
       await step('counter store close', closeUntil, () => counters.close());
       await step('database close', closeUntil, () => db.close());
+      dataDirLock.release();
       logger.info('stopped');
     })());
 

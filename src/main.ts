@@ -1,8 +1,10 @@
 import { startApp } from './app.js';
 import { loadConfig } from './config/config.js';
 import { CatalogError } from './catalog/load.js';
+import { DataDirLockedError } from './kernel/data-dir-lock.js';
 import { ExitDeadline } from './kernel/exit-deadline.js';
 import { createLogger } from './kernel/logger.js';
+import { PortUnavailableError } from './kernel/ports.js';
 
 /** `tollgate serve`: runs until SIGTERM or SIGINT, then drains. */
 export async function serve(): Promise<void> {
@@ -24,6 +26,11 @@ export async function serve(): Promise<void> {
     if (error instanceof CatalogError) {
       process.stderr.write(`${error.message}\n`);
       process.exit(2);
+    }
+    if (error instanceof DataDirLockedError || error instanceof PortUnavailableError) {
+      logger.fatal(error.message);
+      process.stderr.write(`tollgate: ${error.message}\n`);
+      process.exit(1);
     }
     logger.fatal({ err: (error as Error).stack }, 'start failed');
     process.exit(1);
