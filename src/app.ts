@@ -189,6 +189,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
     ],
     registry: metrics.registry,
+    businessRegistry: metrics.businessRegistry,
+    metricsToken: config.metricsToken,
     readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, accepting: !stopping }),
     version,
     logger,

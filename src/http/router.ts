@@ -29,8 +29,11 @@ export interface Route<Body = unknown, Query = unknown> {
   path: string;
   summary: string;
   tag: string;
-  /** admin: needs the admin bearer token; public: no authentication (health, metrics, webhooks verify their own). */
-  auth: 'admin' | 'public';
+  /**
+   * admin: needs the admin bearer token; metrics: the admin or the metrics bearer token; public: no authentication
+   * (health, operational metrics, webhooks verify their own).
+   */
+  auth: 'admin' | 'metrics' | 'public';
   body?: z.ZodType<Body>;
   query?: z.ZodType<Query>;
   /** Schema of the success body, for the OpenAPI document. */
@@ -64,6 +67,7 @@ export class Router {
     readonly routes: Route[],
     private readonly adminToken: string,
     private readonly logger: Logger,
+    private readonly metricsToken?: string,
   ) {
     this.compiled = routes.map((r) => {
       const names: string[] = [];
@@ -110,7 +114,8 @@ export class Router {
       };
     }
     const { route: r } = match;
-    if (r.auth === 'admin') this.authenticate(request);
+    if (r.auth === 'admin') this.authenticate(request, [this.adminToken]);
+    if (r.auth === 'metrics') this.authenticate(request, [this.adminToken, this.metricsToken ?? '']);
     const values = match.pattern.exec(url.pathname)!.slice(1);
     const params = Object.fromEntries(match.names.map((name, i) => [name, decodePathParam(values[i]!, name)]));
     const rawBody = await readBody(request);
@@ -119,12 +124,16 @@ export class Router {
     return r.handle({ params, body, query, headers: request.headers, rawBody, requestId });
   }
 
-  private authenticate(request: IncomingMessage): void {
+  private authenticate(request: IncomingMessage, accepted: string[]): void {
     const match = /^Bearer\s+(\S+)$/i.exec(headerValue(request.headers.authorization) ?? '');
     const given = Buffer.from(match?.[1] ?? '');
-    const expected = Buffer.from(this.adminToken);
-    if (expected.length === 0 || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new TollgateError('unauthorized', 'a valid admin bearer token is required');
+    const matches = (token: string) => {
+      const expected = Buffer.from(token);
+      return expected.length > 0 && given.length === expected.length && timingSafeEqual(given, expected);
+    };
+    // Every token is compared, so the time taken does not tell which one came close.
+    if (!accepted.map(matches).includes(true)) {
+      throw new TollgateError('unauthorized', accepted.length > 1 ? 'a valid admin or metrics bearer token is required' : 'a valid admin bearer token is required');
     }
   }
 }

@@ -12,8 +12,13 @@ export interface HttpServerOptions {
   /** HTTPS instead of plain HTTP. */
   tls?: TlsServerOptions | undefined;
   adminToken: string;
+  /** Also opens /metrics/business (besides the admin token). */
+  metricsToken?: string | undefined;
   routes: Route[];
+  /** Operational metrics, public on /metrics. */
   registry: Registry;
+  /** Business metrics, on /metrics/business for the admin or metrics token. */
+  businessRegistry: Registry;
   /** Readiness: each named check must hold for /readyz to answer 200. */
   readiness: () => Record<string, boolean>;
   version: string;
@@ -29,7 +34,7 @@ export interface RunningHttpServer {
   close(deadline?: number): Promise<void>;
 }
 
-export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'readiness' | 'version'>, apiRoutes: () => Route[]): Route[] {
+export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'businessRegistry' | 'readiness' | 'version'>, apiRoutes: () => Route[]): Route[] {
   return [
     route({
       method: 'GET',
@@ -54,10 +59,18 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'read
     route({
       method: 'GET',
       path: '/metrics',
-      summary: 'Prometheus metrics',
+      summary: 'Prometheus metrics: operational only (no revenue figures)',
       tag: 'system',
       auth: 'public',
       handle: async () => ({ status: 200, body: await options.registry.metrics(), contentType: options.registry.contentType }),
+    }),
+    route({
+      method: 'GET',
+      path: '/metrics/business',
+      summary: 'Prometheus business gauges (MRR, churn, activation); admin or metrics bearer token',
+      tag: 'system',
+      auth: 'metrics',
+      handle: async () => ({ status: 200, body: await options.businessRegistry.metrics(), contentType: options.businessRegistry.contentType }),
     }),
     route({
       method: 'GET',
@@ -73,7 +86,7 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'read
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const all: Route[] = [];
   all.push(...systemRoutes(options, () => all), ...options.routes);
-  const router = new Router(all, options.adminToken, options.logger);
+  const router = new Router(all, options.adminToken, options.logger, options.metricsToken);
   const handle = (request: Parameters<Router['handle']>[0], response: Parameters<Router['handle']>[1]) => void router.handle(request, response);
   const server: Server = options.tls ? createTlsServer(options.tls, handle) : createServer(handle);
   server.keepAliveTimeout = 65_000;
