@@ -27,7 +27,10 @@ import { stripeRoutes } from './http/stripe-routes.js';
 import { usageRoutes } from './http/usage-routes.js';
 import { startHttpServer, type RunningHttpServer } from './http/server.js';
 import { systemClock, type Clock } from './kernel/clock.js';
+import { lockDataDir } from './kernel/data-dir-lock.js';
+import { stepWithin } from './kernel/deadline.js';
 import type { Logger } from './kernel/logger.js';
+import { checkPortsFree } from './kernel/ports.js';
 import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
 import { startMetering, type Metering } from './metering/metering.js';
 import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
@@ -76,7 +79,12 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const clock = overrides.clock ?? systemClock;
   const catalog = loadCatalogFile(config.catalogPath);
   logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
+  await checkPortsFree([
+    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
+    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
+  ]);
   mkdirSync(config.dataDir, { recursive: true });
+  const dataDirLock = lockDataDir(config.dataDir);
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
   const metrics = createMetrics();
@@ -189,6 +197,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
     ],
     registry: metrics.registry,
+    businessRegistry: metrics.businessRegistry,
+    metricsToken: config.metricsToken,
     readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, counters: counters.serving, accepting: !stopping }),
     version,
     logger,
@@ -210,20 +220,29 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
         logger.info({ delayMs: config.shutdownDelayMs }, 'not ready; still serving until the delay is over');
         await sleep(config.shutdownDelayMs, undefined, { signal: shutdownDelay.signal }).catch(() => {});
       }
+      // Every step is bounded, so the stop ends within the grace whatever a step does; the closes at the end
+      // (PGlite writes its files on close) keep a share of the grace that the draining steps cannot use up.
+      const start = Date.now();
+      const drainUntil = start + config.shutdownGraceMs * 0.75;
+      const closeUntil = start + config.shutdownGraceMs * 0.95;
+      const step = (name: string, until: number, work: () => unknown) => stepWithin(name, until, work, logger);
       // Refuse new calls first, then end the ALS streams (Envoy reopens them elsewhere) so draining need not wait.
-      const grpcDrained = grpc.shutdown(config.shutdownGraceMs);
-      metering.receiver.endStreams();
-      await grpcDrained;
+      await step('gRPC drain', drainUntil, () => {
+        const grpcDrained = grpc.shutdown(drainUntil - Date.now());
+        metering.receiver.endStreams();
+        return grpcDrained;
+      });
       grpcSecured.close();
-      await metering.meter.stop(config.shutdownGraceMs);
+      await step('usage flush', drainUntil, () => metering.meter.stop(drainUntil - Date.now()));
       httpTlsWatch?.close();
-      await http.close();
-      await ratingLoop.stop();
-      await stripe.stop();
-      await alerts.stop();
+      await step('HTTP drain', drainUntil, () => http.close(drainUntil));
+      await step('rating loop', drainUntil, () => ratingLoop.stop());
+      await step('Stripe sync', drainUntil, () => stripe.stop());
+      await step('usage alerts', drainUntil, () => alerts.stop());
       identities.stop();
-      await counters.close();
-      await db.close();
+      await step('counter store close', closeUntil, () => counters.close());
+      await step('database close', closeUntil, () => db.close());
+      dataDirLock.release();
       logger.info('stopped');
     })());
 

@@ -1,7 +1,10 @@
 import { startApp } from './app.js';
 import { loadConfig } from './config/config.js';
 import { CatalogError } from './catalog/load.js';
+import { DataDirLockedError } from './kernel/data-dir-lock.js';
+import { ExitDeadline } from './kernel/exit-deadline.js';
 import { createLogger } from './kernel/logger.js';
+import { PortUnavailableError } from './kernel/ports.js';
 
 /** `tollgate serve`: runs until SIGTERM or SIGINT, then drains. */
 export async function serve(): Promise<void> {
@@ -13,6 +16,8 @@ export async function serve(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel);
+  // The reader of stderr may be gone (EPIPE); an unhandled stream error would end the process mid-drain.
+  process.stderr.on('error', () => {});
   process.on('unhandledRejection', (reason) => logger.error({ err: reason instanceof Error ? reason.stack : String(reason) }, 'unhandled rejection'));
   let app;
   try {
@@ -22,19 +27,27 @@ export async function serve(): Promise<void> {
       process.stderr.write(`${error.message}\n`);
       process.exit(2);
     }
+    if (error instanceof DataDirLockedError || error instanceof PortUnavailableError) {
+      logger.fatal(error.message);
+      process.stderr.write(`tollgate: ${error.message}\n`);
+      process.exit(1);
+    }
     logger.fatal({ err: (error as Error).stack }, 'start failed');
     process.exit(1);
   }
   let signalled = false;
+  const deadline = new ExitDeadline(logger);
   const shutdown = (signal: NodeJS.Signals) => {
     if (signalled) {
       // A second signal ends TOLLGATE_SHUTDOWN_DELAY_MS early; the drain itself always runs.
       logger.info({ signal }, 'draining now');
+      deadline.arm(config.shutdownGraceMs, 'the stop did not end within TOLLGATE_SHUTDOWN_GRACE_MS');
       app.drainNow();
       return;
     }
     signalled = true;
     logger.info({ signal }, 'draining');
+    deadline.arm(config.shutdownDelayMs + config.shutdownGraceMs, 'the stop did not end within TOLLGATE_SHUTDOWN_DELAY_MS + TOLLGATE_SHUTDOWN_GRACE_MS');
     void app.stop().then(() => process.exit(0));
   };
   process.on('SIGTERM', shutdown);

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../src/accounts/keys.js';
 import { startTestApp, type TestApp } from './support/services.js';
@@ -94,6 +95,39 @@ describe('admin API', () => {
       const response = await service.admin('GET', '/v1/customers/%E0%A4%A');
       expect(response.status).toBe(400);
       expect(response.body.error).toMatchObject({ code: 'invalid_request', field: 'id' });
+    });
+
+    it('answers 400 naming the field for a NUL byte in a path id or a body value', async () => {
+      const inPath = await service.admin('GET', '/v1/customers/a%00b');
+      expect(inPath.status).toBe(400);
+      expect(inPath.body.error).toMatchObject({ code: 'invalid_request', field: 'id' });
+      const inBody = await service.admin('POST', '/v1/customers', { name: 'Nul\u0000Corp' });
+      expect(inBody.status).toBe(400);
+      expect(inBody.body.error).toMatchObject({ code: 'invalid_request' });
+    });
+
+    it.each([
+      ['an admin route, announced by Content-Length', '/v1/customers', true],
+      ['an admin route, chunked', '/v1/customers', false],
+      ['the public Stripe webhook', '/webhooks/stripe', true],
+    ])('answers 413 to a body over 1 MB on %s and closes the connection without reading the rest', async (_case, path, announced) => {
+      const { hostname, port } = new URL(service.httpUrl);
+      const socket = connect(Number(port), hostname);
+      let answer = '';
+      socket.on('data', (chunk) => (answer += chunk));
+      socket.on('error', () => {});
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      const length = announced ? 'Content-Length: 2000000' : 'Transfer-Encoding: chunked';
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-admin-token-0123456789\r\nContent-Type: application/json\r\n${length}\r\n\r\n`);
+      // Well over the limit but short of the announced length: the server must not wait for the rest.
+      const part = Buffer.alloc(1100 * 1024, 'a');
+      socket.write(announced ? part : Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]));
+      const started = Date.now();
+      await closed;
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+      expect(answer.toLowerCase()).toContain('connection: close');
+      expect(answer).toContain('"code":"payload_too_large"');
     });
 
     it('answers 404 for unknown customers, keys and routes, 405 for a wrong method', async () => {

@@ -16,6 +16,8 @@ const at = (iso: string) => Date.parse(iso);
  * period under test; customers a…g exist before it, h…l are created in it. First calls go through the real
  * Check and access-log path.
  */
+const metricsToken = 'business-metrics-token-0123456789';
+
 describe('business metrics', () => {
   const clock = new ManualClock(at('2026-10-01T00:00:00Z'));
   let service: TestApp;
@@ -23,7 +25,7 @@ describe('business metrics', () => {
   let als: AccessLogClient;
 
   beforeAll(async () => {
-    service = await startTestApp({ mode: 'embedded', clock });
+    service = await startTestApp({ mode: 'embedded', clock, env: { TOLLGATE_METRICS_TOKEN: metricsToken } });
     await service.app.ratingLoop.stop();
     envoy = new FakeEnvoy(service.grpcAddress);
     als = new AccessLogClient(service.grpcAddress);
@@ -169,9 +171,25 @@ describe('business metrics', () => {
     expect(response.body.error).toMatchObject({ code: 'invalid_request', field: 'period' });
   });
 
+  it('keeps revenue figures off the public /metrics: /metrics/business takes the admin or the metrics token', async () => {
+    const operational = await (await fetch(`${service.httpUrl}/metrics`)).text();
+    expect(operational).toContain('tollgate_check_decisions_total');
+    expect(operational).not.toContain('tollgate_business_');
+    const business = (token?: string) => fetch(`${service.httpUrl}/metrics/business`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    expect((await business()).status).toBe(401);
+    expect((await business('not-the-metrics-token-0123456789')).status).toBe(401);
+    for (const token of [metricsToken, adminToken]) {
+      const response = await business(token);
+      expect(response.status).toBe(200);
+      const exposition = await response.text();
+      expect(exposition).toContain('tollgate_business_mrr_minor_units');
+      expect(exposition).not.toContain('tollgate_check_decisions_total');
+    }
+  });
+
   it('exports the trailing 30 days as Prometheus gauges labelled by currency and plan only', async () => {
     // 30 days back from December 1, 00:10 holds the same changes and new customers as November.
-    const exposition = await (await fetch(`${service.httpUrl}/metrics`)).text();
+    const exposition = await (await fetch(`${service.httpUrl}/metrics/business`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
     const value = (series: string) => {
       const line = exposition.split('\n').find((candidate) => candidate.startsWith(`${series} `));
       expect(line, series).toBeDefined();

@@ -73,6 +73,45 @@ describe('catalog loading', () => {
     expect(message).toContain(`${fixture('bad-window')}:14:`);
   });
 
+  describe('hostile or broken YAML: a clear problem with file, line and field', () => {
+    const problemsIn = (text: string) => {
+      try {
+        parseCatalog(text, 'broken.yaml');
+      } catch (error) {
+        expect(error).toBeInstanceOf(CatalogError);
+        return (error as CatalogError).problems;
+      }
+      throw new Error('parsed without error');
+    };
+
+    it('an alias to no anchor', () => {
+      expect(problemsIn('products:\n  - id: pets\n  - *nothing\n')).toEqual([
+        { file: 'broken.yaml', line: 3, column: 5, path: 'products[1]', message: 'alias *nothing names no anchor set before it' },
+      ]);
+    });
+
+    it('an alias bomb (billion laughs)', () => {
+      const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+      for (const [name, previous] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd'], ['f', 'e'], ['g', 'f'], ['h', 'g']]) {
+        levels.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(',')}]`);
+      }
+      const [problem, ...more] = problemsIn(`${levels.join('\n')}\nproducts: *h\n`);
+      expect(more).toEqual([]);
+      expect(problem).toMatchObject({ file: 'broken.yaml', line: 2, path: 'b[0]' });
+      expect(problem!.message).toMatch(/alias count.*at most 100 alias expansions/);
+    });
+
+    it('nesting deeper than any catalog, in flow or block style, and deep enough to overflow the parser', () => {
+      const block = `products:\n${Array.from({ length: 80 }, (_, depth) => `${' '.repeat(2 * depth + 2)}a${depth}:`).join('\n')} 1\n`;
+      const [blockProblem] = problemsIn(block);
+      expect(blockProblem).toMatchObject({ file: 'broken.yaml', line: 66, path: 'products.a0.a1.a2.a3.a4.a5.a6', message: 'nested more than 64 levels deep' });
+      const [flowProblem] = problemsIn(`products: ${'['.repeat(100)}${']'.repeat(100)}\n`);
+      expect(flowProblem).toMatchObject({ line: 1, message: 'nested more than 64 levels deep' });
+      const [overflow] = problemsIn(`products: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`);
+      expect(overflow).toMatchObject({ file: 'broken.yaml', line: 1, message: 'nested more than 64 levels deep' });
+    });
+  });
+
   it('reports cross-reference problems once the shape is valid', () => {
     const problems = problemsOf('test/fixtures/catalog/duplicate-and-unknown-product.yaml');
     expect(problems.map((p) => [p.path, p.line])).toEqual([

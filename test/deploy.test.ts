@@ -25,7 +25,7 @@ interface Manifest {
 }
 
 const secretName = 'tollgate-secrets';
-const secretKeys = ['admin-token', 'database-url', 'redis-url', 'usage-signing-key', 'stripe-secret-key', 'stripe-webhook-secret'];
+const secretKeys = ['admin-token', 'metrics-token', 'database-url', 'redis-url', 'usage-signing-key', 'stripe-secret-key', 'stripe-webhook-secret'];
 const podLabels = { 'app.kubernetes.io/name': 'tollgate' };
 
 function kustomize(dir: string): Manifest[] {
@@ -162,6 +162,7 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
     const secrets = secretEnv(container);
     for (const { key } of secrets.values()) expect(secretKeys).toContain(key);
     expect(secrets.get('TOLLGATE_ADMIN_TOKEN')).toEqual({ key: 'admin-token', optional: false });
+    expect(secrets.get('TOLLGATE_METRICS_TOKEN')).toEqual({ key: 'metrics-token', optional: false });
     expect(secrets.get('TOLLGATE_STRIPE_SECRET_KEY')).toEqual({ key: 'stripe-secret-key', optional: true });
     expect(secrets.get('TOLLGATE_STRIPE_WEBHOOK_SECRET')).toEqual({ key: 'stripe-webhook-secret', optional: true });
   });
@@ -196,11 +197,17 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
     expect(budget.spec.minAvailable).toBeUndefined();
   });
 
-  it('has Prometheus scrape /metrics on the http port', () => {
+  it('has Prometheus scrape /metrics on the http port, and /metrics/business with the metrics token the pod also gets', () => {
     const monitor = only(manifests, 'ServiceMonitor');
     expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(monitor.spec.selector.matchLabels).toEqual(service.metadata.labels);
-    expect(monitor.spec.endpoints).toEqual([{ port: 'http', path: '/metrics', interval: '15s' }]);
+    const metricsToken = { name: 'tollgate-secrets', key: 'metrics-token' };
+    expect(monitor.spec.endpoints).toEqual([
+      { port: 'http', path: '/metrics', interval: '15s' },
+      { port: 'http', path: '/metrics/business', interval: '60s', bearerTokenSecret: metricsToken },
+    ]);
+    const env = only(manifests, 'Deployment').spec.template.spec.containers[0].env;
+    expect(env).toContainEqual({ name: 'TOLLGATE_METRICS_TOKEN', valueFrom: { secretKeyRef: metricsToken } });
   });
 });
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeEnvoy } from './support/envoy.js';
-import { startTestApp, type TestApp } from './support/services.js';
+import { adminToken, startTestApp, type TestApp } from './support/services.js';
 
 interface Panel {
   type: string;
@@ -23,7 +23,9 @@ describe('metrics and dashboard', () => {
     for (let i = 0; i < 12; i++) await envoy.check({ method: 'GET', path: '/api/v1/pets', key: body.key });
     await envoy.check({ method: 'GET', path: '/api/v1/pets' });
     envoy.close();
-    exposition = await (await fetch(`${service.httpUrl}/metrics`)).text();
+    // What Prometheus scrapes: the public operational metrics and, with the token, the business ones.
+    const business = await fetch(`${service.httpUrl}/metrics/business`, { headers: { authorization: `Bearer ${adminToken}` } });
+    exposition = (await (await fetch(`${service.httpUrl}/metrics`)).text()) + (await business.text());
   });
   afterAll(async () => {
     await service?.close();
@@ -42,7 +44,7 @@ describe('metrics and dashboard', () => {
   /** Label names each metric declares, read from the registry (series with no samples yet still declare them). */
   const labelNamesByMetric = () =>
     new Map(
-      service.app.metrics.registry.getMetricsAsArray().map((metric) => [metric.name, new Set((metric as unknown as { labelNames: string[] }).labelNames ?? [])]),
+      [...service.app.metrics.registry.getMetricsAsArray(), ...service.app.metrics.businessRegistry.getMetricsAsArray()].map((metric) => [metric.name, new Set((metric as unknown as { labelNames: string[] }).labelNames ?? [])]),
     );
 
   it('counts Check decisions by result, reason and plan after traffic', () => {

@@ -213,6 +213,8 @@ describe('PostgreSQL unreachable', () => {
     };
     await expect.poll(snapshotHasKey, { timeout: 12_000, interval: 200 }).toBe(true);
     await database.cut();
+    // A restart: the data directory is one server's at a time.
+    await service.app.stop();
     const restarted = await startTestApp({
       mode: 'embedded',
       env: { TOLLGATE_DATA_DIR: service.dataDir, TOLLGATE_DATABASE_URL: database.rewrite(testDatabaseUrl) },

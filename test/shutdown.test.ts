@@ -1,42 +1,11 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeEnvoy } from './support/envoy.js';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-
-/** `tollgate serve` as a process on free loopback ports, with its log collected. */
-async function serve(env: Record<string, string> = {}) {
-  const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'serve'], {
-    env: {
-      ...process.env,
-      TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tollgate-sigterm-')),
-      TOLLGATE_GRPC_HOST: '127.0.0.1',
-      TOLLGATE_GRPC_PORT: String(grpcPort),
-      TOLLGATE_HTTP_HOST: '127.0.0.1',
-      TOLLGATE_HTTP_PORT: String(httpPort),
-      TOLLGATE_ADMIN_TOKEN: 'sigterm-admin-token-0123456789',
-      TOLLGATE_LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const server = { child, grpcPort, httpPort, output: '', exited: new Promise<number | null>((resolve) => child.once('exit', resolve)) };
-  child.stdout.on('data', (chunk) => (server.output += chunk));
-  child.stderr.on('data', (chunk) => (server.output += chunk));
-  await expect.poll(() => server.output.includes('HTTP listening'), { timeout: 30_000, interval: 100 }).toBe(true);
-  return server;
-}
+import { serve, serveAdminToken, timeToExit } from './support/serve-process.js';
 
 /** `tollgate serve` as a process: SIGTERM answers the Checks in flight, then exits 0. */
 describe('SIGTERM', () => {
@@ -73,7 +42,7 @@ describe('SIGTERM', () => {
   });
 
   it('with a shutdown delay, reports not ready but goes on answering Checks, until the delay is over or a second signal', async () => {
-    const { child, grpcPort, httpPort, exited } = await serve({ TOLLGATE_SHUTDOWN_DELAY_MS: '60000' });
+    const { child, grpcPort, httpPort, exited } = await serve({ env: { TOLLGATE_SHUTDOWN_DELAY_MS: '60000' } });
     const envoy = new FakeEnvoy(`127.0.0.1:${grpcPort}`);
     expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
     child.kill('SIGTERM');
@@ -89,5 +58,75 @@ describe('SIGTERM', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(Date.now() - secondSignal).toBeLessThan(20_000);
+  });
+});
+
+/** Stops that must end whatever the surroundings do (Tollgate issue 20): each step is bounded, logging never blocks. */
+describe('stops that end', { timeout: 60_000 }, () => {
+  it('exits when the reader of its log went away and left the pipe full', async () => {
+    // A FIFO opened here at both ends: the server logs into it, nobody reads, and the test fills it up, like a
+    // harness that exited without closing the pipe it had handed on.
+    const fifo = join(mkdtempSync(join(tmpdir(), 'tollgate-fifo-')), 'log');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      const server = await serve({ env: { TOLLGATE_SHUTDOWN_GRACE_MS: '3000' }, stdout: writer });
+      const filler = Buffer.alloc(4096, 'x');
+      for (;;) {
+        try {
+          writeSync(writer, filler);
+        } catch (error) {
+          expect((error as NodeJS.ErrnoException).code).toBe('EAGAIN');
+          break;
+        }
+      }
+      const signalled = Date.now();
+      server.child.kill('SIGTERM');
+      const { code, ms } = await timeToExit(server, signalled);
+      expect(code).toBe(0);
+      expect(ms).toBeLessThan(3_000);
+    } finally {
+      closeSync(reader);
+      closeSync(writer);
+    }
+  });
+
+  it('exits when its stdout and stderr are closed right after the signal', async () => {
+    const server = await serve();
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    server.child.stdout!.destroy();
+    server.child.stderr!.destroy();
+    const { code, ms } = await timeToExit(server, signalled);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it('exits when its data directory is deleted right after the signal', async () => {
+    const server = await serve({ env: { TOLLGATE_SHUTDOWN_GRACE_MS: '3000' } });
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    rmSync(server.dataDir, { recursive: true, force: true });
+    const { code, ms } = await timeToExit(server, signalled);
+    expect(code).not.toBeNull();
+    expect(ms).toBeLessThan(3_000 + 1_000);
+  });
+
+  it('ends a stop with a hung step within the grace', async () => {
+    const server = await serve({ env: { TOLLGATE_SHUTDOWN_GRACE_MS: '2000' } });
+    // A request whose body never finishes: the HTTP server would wait for it (up to Node's 5-minute request timeout).
+    const socket = connect(server.httpPort, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`POST /v1/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${serveAdminToken}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":`);
+    socket.on('error', () => {});
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    const { code, ms } = await timeToExit(server, signalled);
+    socket.destroy();
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(2_000 + 1_000);
+    expect(server.output).toContain('"msg":"stopped"');
   });
 });

@@ -115,6 +115,22 @@ describe('Stripe webhooks', () => {
     expect(JSON.parse(genuine.body)).toMatchObject({ received: true, id: event.id, result: 'applied' });
   });
 
+  it('answers 400 to a correctly signed body that is not an event (null, no data)', async () => {
+    const now = Math.floor(clock.now() / 1000);
+    const signed = (payload: string) =>
+      fetch(`${service.httpUrl}/webhooks/stripe`, { method: 'POST', headers: { 'stripe-signature': signPayload(payload, webhookSecret, now) }, body: payload });
+    const withoutData = JSON.stringify({ id: 'evt_no_data', object: 'event', type: 'invoice.paid', created: now });
+    for (const [payload, field] of [
+      ['null', 'body'],
+      [withoutData, 'body.data'],
+    ] as const) {
+      const response = await signed(payload);
+      expect(response.status, payload).toBe(400);
+      expect(((await response.json()) as { error: unknown }).error).toMatchObject({ code: 'invalid_request', field });
+    }
+    expect(await service.app.db.query('SELECT 1 FROM stripe_webhook_events WHERE id = $1', ['evt_no_data'])).toEqual([]);
+  });
+
   it('credits a Checkout top-up to the wallet once, however often and however concurrently its events arrive', async () => {
     const { customerId } = await customerWithKey('pro');
     const created = await service.admin('POST', `/v1/customers/${customerId}/wallet/checkout-sessions`, {

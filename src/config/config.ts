@@ -40,6 +40,7 @@ const envSchema = z.object({
       message: `each key must be at least ${minSigningKeyLength} characters`,
     })
     .optional(),
+  TOLLGATE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   TOLLGATE_KEY_HEADER: z.string().toLowerCase().default('x-api-key'),
   TOLLGATE_KEY_FROM_BEARER: z.stringbool().default(true),
   TOLLGATE_HEADER_PREFIX: z.string().toLowerCase().default('x-tollgate-'),
@@ -90,6 +91,8 @@ export interface Config {
   adminToken: string | undefined;
   /** Usage signing keys: the first signs, all verify (rotation). Empty: one generated into the data directory. */
   usageSigningKeys: string[];
+  /** Opens /metrics/business to a scraper without the admin token. */
+  metricsToken: string | undefined;
   keys: { header: string; fromBearer: boolean };
   headerPrefix: string;
   syncIntervalMs: number;
@@ -175,6 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     http: { host: e.TOLLGATE_HTTP_HOST, port: e.TOLLGATE_HTTP_PORT, tls: tlsFiles('TOLLGATE_HTTP_TLS', e.TOLLGATE_HTTP_TLS_CERT, e.TOLLGATE_HTTP_TLS_KEY) },
     adminToken: e.TOLLGATE_ADMIN_TOKEN,
     usageSigningKeys: list(e.TOLLGATE_USAGE_SIGNING_KEY),
+    metricsToken: e.TOLLGATE_METRICS_TOKEN,
     keys: { header: e.TOLLGATE_KEY_HEADER, fromBearer: e.TOLLGATE_KEY_FROM_BEARER },
     headerPrefix: e.TOLLGATE_HEADER_PREFIX,
     syncIntervalMs: e.TOLLGATE_SYNC_INTERVAL_MS,

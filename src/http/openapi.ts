@@ -12,7 +12,7 @@ export function openApiDocument(routes: Route[], version: string): Record<string
     paths[path][r.method.toLowerCase()] = {
       summary: r.summary,
       tags: [r.tag],
-      ...(r.auth === 'admin' ? { security: [{ adminToken: [] }] } : { security: [] }),
+      ...(r.auth === 'admin' ? { security: [{ adminToken: [] }] } : r.auth === 'metrics' ? { security: [{ adminToken: [] }, { metricsToken: [] }] } : { security: [] }),
       parameters: [...pathParameters, ...queryParameters],
       ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } } } : {}),
       responses: {
@@ -29,7 +29,7 @@ export function openApiDocument(routes: Route[], version: string): Record<string
     info: { title: 'Tollgate admin API', version },
     servers: [{ url: '/' }],
     components: {
-      securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } },
+      securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' }, metricsToken: { type: 'http', scheme: 'bearer', description: 'TOLLGATE_METRICS_TOKEN' } },
       schemas: {
         Error: {
           type: 'object',

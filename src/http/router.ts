@@ -29,8 +29,11 @@ export interface Route<Body = unknown, Query = unknown> {
   path: string;
   summary: string;
   tag: string;
-  /** admin: needs the admin bearer token; public: no authentication (health, metrics, webhooks verify their own). */
-  auth: 'admin' | 'public';
+  /**
+   * admin: needs the admin bearer token; metrics: the admin or the metrics bearer token; public: no authentication
+   * (health, operational metrics, webhooks verify their own).
+   */
+  auth: 'admin' | 'metrics' | 'public';
   body?: z.ZodType<Body>;
   query?: z.ZodType<Query>;
   /** Schema of the success body, for the OpenAPI document. */
@@ -64,6 +67,7 @@ export class Router {
     readonly routes: Route[],
     private readonly adminToken: string,
     private readonly logger: Logger,
+    private readonly metricsToken?: string,
   ) {
     this.compiled = routes.map((r) => {
       const names: string[] = [];
@@ -76,6 +80,8 @@ export class Router {
   }
 
   async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    // Taken now: once an oversized body is abandoned the request no longer holds it.
+    const { socket } = request;
     const requestId = headerValue(request.headers['x-request-id']) ?? crypto.randomUUID();
     const url = new URL(request.url ?? '/', 'http://localhost');
     let reply: Reply;
@@ -85,12 +91,15 @@ export class Router {
       reply = errorReply(error, requestId, this.logger);
     }
     const body = reply.body === undefined ? '' : reply.contentType ? String(reply.body) : JSON.stringify(reply.body);
+    // The rest of an oversized body is not read: the connection closes once the answer is out.
+    const unreadBody = reply.status === 413;
     response.writeHead(reply.status, {
       'content-type': reply.contentType ?? 'application/json',
       'x-request-id': requestId,
       ...reply.headers,
+      ...(unreadBody ? { connection: 'close' } : {}),
     });
-    response.end(body);
+    response.end(body, unreadBody ? () => socket.destroy() : undefined);
   }
 
   private async dispatch(request: IncomingMessage, url: URL, requestId: string): Promise<Reply> {
@@ -105,7 +114,8 @@ export class Router {
       };
     }
     const { route: r } = match;
-    if (r.auth === 'admin') this.authenticate(request);
+    if (r.auth === 'admin') this.authenticate(request, [this.adminToken]);
+    if (r.auth === 'metrics') this.authenticate(request, [this.adminToken, this.metricsToken ?? '']);
     const values = match.pattern.exec(url.pathname)!.slice(1);
     const params = Object.fromEntries(match.names.map((name, i) => [name, decodePathParam(values[i]!, name)]));
     const rawBody = await readBody(request);
@@ -114,12 +124,16 @@ export class Router {
     return r.handle({ params, body, query, headers: request.headers, rawBody, requestId });
   }
 
-  private authenticate(request: IncomingMessage): void {
+  private authenticate(request: IncomingMessage, accepted: string[]): void {
     const match = /^Bearer\s+(\S+)$/i.exec(headerValue(request.headers.authorization) ?? '');
     const given = Buffer.from(match?.[1] ?? '');
-    const expected = Buffer.from(this.adminToken);
-    if (expected.length === 0 || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new TollgateError('unauthorized', 'a valid admin bearer token is required');
+    const matches = (token: string) => {
+      const expected = Buffer.from(token);
+      return expected.length > 0 && given.length === expected.length && timingSafeEqual(given, expected);
+    };
+    // Every token is compared, so the time taken does not tell which one came close.
+    if (!accepted.map(matches).includes(true)) {
+      throw new TollgateError('unauthorized', accepted.length > 1 ? 'a valid admin or metrics bearer token is required' : 'a valid admin bearer token is required');
     }
   }
 }
@@ -142,11 +156,13 @@ function parseJson(raw: Buffer): unknown {
 }
 
 async function readBody(request: IncomingMessage): Promise<Buffer> {
+  const tooLarge = () => new TollgateError('payload_too_large', `body larger than ${maxBodyBytes} bytes`, 'body');
+  if (Number(request.headers['content-length']) > maxBodyBytes) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > maxBodyBytes) throw new TollgateError('invalid_request', `body larger than ${maxBodyBytes} bytes`, 'body');
+    if (size > maxBodyBytes) throw tooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
@@ -162,6 +178,10 @@ function errorReply(error: unknown, requestId: string, logger: Logger): Reply {
   if ((error as { code?: unknown })?.code === '23505') {
     // A unique constraint (e.g. an OAuth client registered twice) raced past the service's own checks.
     return { status: 409, body: { error: { code: 'conflict', message: 'that record already exists', request_id: requestId } } };
+  }
+  if ((error as { code?: unknown })?.code === '22021' || (error as { code?: unknown })?.code === '22P05') {
+    // A NUL byte (or a character the database's encoding lacks) in a body or query value.
+    return { status: 400, body: { error: { code: 'invalid_request', message: 'a value holds a character the database cannot store (e.g. a NUL byte)', request_id: requestId } } };
   }
   if ((error as { code?: unknown })?.code === '23001') {
     // restrict_violation: a database rule refused the write (an erased customer, a finalized invoice); its message says which.
@@ -185,9 +205,13 @@ function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 function decodePathParam(value: string, name: string): string {
+  let decoded: string;
   try {
-    return decodeURIComponent(value);
+    decoded = decodeURIComponent(value);
   } catch {
     throw new TollgateError('invalid_request', `${name}: malformed percent-encoding in the path`, name);
   }
+  // PostgreSQL text cannot hold a NUL byte; the query would fail with an encoding error.
+  if (decoded.includes('\u0000')) throw new TollgateError('invalid_request', `${name}: must not contain a NUL byte`, name);
+  return decoded;
 }

@@ -12,8 +12,13 @@ export interface HttpServerOptions {
   /** HTTPS instead of plain HTTP. */
   tls?: TlsServerOptions | undefined;
   adminToken: string;
+  /** Also opens /metrics/business (besides the admin token). */
+  metricsToken?: string | undefined;
   routes: Route[];
+  /** Operational metrics, public on /metrics. */
   registry: Registry;
+  /** Business metrics, on /metrics/business for the admin or metrics token. */
+  businessRegistry: Registry;
   /** Readiness: each named check must hold for /readyz to answer 200. */
   readiness: () => Record<string, boolean>;
   version: string;
@@ -25,10 +30,11 @@ export interface RunningHttpServer {
   server: Server;
   /** Swaps the TLS certificate for new connections; open ones keep theirs. */
   setSecureContext(tls: TlsServerOptions): void;
-  close(): Promise<void>;
+  /** Stops accepting, ends idle connections, and ends the busy ones too at `deadline` (epoch ms) if given. */
+  close(deadline?: number): Promise<void>;
 }
 
-export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'readiness' | 'version'>, apiRoutes: () => Route[]): Route[] {
+export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'businessRegistry' | 'readiness' | 'version'>, apiRoutes: () => Route[]): Route[] {
   return [
     route({
       method: 'GET',
@@ -53,10 +59,18 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'read
     route({
       method: 'GET',
       path: '/metrics',
-      summary: 'Prometheus metrics',
+      summary: 'Prometheus metrics: operational only (no revenue figures)',
       tag: 'system',
       auth: 'public',
       handle: async () => ({ status: 200, body: await options.registry.metrics(), contentType: options.registry.contentType }),
+    }),
+    route({
+      method: 'GET',
+      path: '/metrics/business',
+      summary: 'Prometheus business gauges (MRR, churn, activation); admin or metrics bearer token',
+      tag: 'system',
+      auth: 'metrics',
+      handle: async () => ({ status: 200, body: await options.businessRegistry.metrics(), contentType: options.businessRegistry.contentType }),
     }),
     route({
       method: 'GET',
@@ -72,7 +86,7 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'read
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const all: Route[] = [];
   all.push(...systemRoutes(options, () => all), ...options.routes);
-  const router = new Router(all, options.adminToken, options.logger);
+  const router = new Router(all, options.adminToken, options.logger, options.metricsToken);
   const handle = (request: Parameters<Router['handle']>[0], response: Parameters<Router['handle']>[1]) => void router.handle(request, response);
   const server: Server = options.tls ? createTlsServer(options.tls, handle) : createServer(handle);
   server.keepAliveTimeout = 65_000;
@@ -85,9 +99,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     port: typeof address === 'object' && address ? address.port : options.port,
     server,
     setSecureContext: (tls) => (server as Server & { setSecureContext?(tls: TlsServerOptions): void }).setSecureContext?.(tls),
-    close: () =>
+    close: (deadline) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // A request whose body never finishes would otherwise keep the server, and the stop, open forever.
+        const cutOff = deadline === undefined ? undefined : setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now()));
+        server.close(() => {
+          clearTimeout(cutOff);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };

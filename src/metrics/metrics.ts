@@ -10,6 +10,8 @@ export function createMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry, prefix: 'tollgate_' });
   return {
     registry,
+    /** Business gauges (MRR, revenue, churn): served apart from the operational ones, to token holders only. */
+    businessRegistry: new Registry(),
     // Updated on every Check: tallies, not prom-client's own inc() and observe() (see tallies.ts).
     checkDecisions: new TalliedCounter({
       name: 'tollgate_check_decisions_total',
@@ -235,7 +237,7 @@ export function registerBusinessGauges(metrics: Metrics, latest: () => Promise<B
       name,
       help,
       labelNames,
-      registers: [metrics.registry],
+      registers: [metrics.businessRegistry],
       async collect() {
         const current = await latest();
         if (current) show(this, current);

@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { z } from 'zod';
 import type { AccountsService } from '../accounts/service.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
@@ -14,6 +15,14 @@ import type { StripeTopUps } from './topups.js';
 
 /** Stripe's own tolerance: a signature older than this is a replay. */
 const signatureToleranceSeconds = 300;
+
+/** What every Stripe event carries; a signed body without it (`null`, no `data`) is refused, not half-applied. */
+const eventEnvelopeSchema = z.object({
+  id: z.string().min(1),
+  type: z.string().min(1),
+  created: z.number().int(),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+});
 
 export type WebhookResult = 'applied' | 'duplicate' | 'ignored';
 
@@ -56,14 +65,24 @@ export class StripeWebhooks {
   }
 
   private verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
+    let event: Stripe.Event;
     try {
       if (!signature) throw new Error('no Stripe-Signature header');
-      return Stripe.webhooks.constructEvent(rawBody, signature, this.deps.secret, signatureToleranceSeconds, undefined, this.deps.clock.now());
+      event = Stripe.webhooks.constructEvent(rawBody, signature, this.deps.secret, signatureToleranceSeconds, undefined, this.deps.clock.now());
     } catch (error) {
       this.deps.metrics.stripeWebhookEvents.inc({ type: 'unverified', result: 'rejected' });
       this.deps.logger.warn({ err: (error as Error).message }, 'Stripe webhook rejected');
       throw new TollgateError('invalid_request', `webhook signature verification failed: ${(error as Error).message}`, 'stripe-signature');
     }
+    const envelope = eventEnvelopeSchema.safeParse(event);
+    if (!envelope.success) {
+      const issue = envelope.error.issues[0]!;
+      const field = ['body', ...issue.path].join('.');
+      this.deps.metrics.stripeWebhookEvents.inc({ type: 'malformed', result: 'rejected' });
+      this.deps.logger.warn({ field }, 'Stripe webhook rejected: not an event');
+      throw new TollgateError('invalid_request', `not a Stripe event: ${field}: ${issue.message}`, field);
+    }
+    return event;
   }
 
   private async apply(event: Stripe.Event): Promise<WebhookResult> {

@@ -1,0 +1,73 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { serve, serveAdminToken, spawnServe, timeToExit } from './support/serve-process.js';
+
+const customers = (httpPort: number) =>
+  fetch(`http://127.0.0.1:${httpPort}/v1/customers`, { headers: { authorization: `Bearer ${serveAdminToken}` } }).then((r) => r.json());
+
+/** One data directory, one server (Tollgate issue 20): the embedded database is single-process. */
+describe('data directory lock', { timeout: 60_000 }, () => {
+  it('refuses a second server on the same data directory, naming the directory and the holder', async () => {
+    const first = await serve();
+    const second = await spawnServe({ dataDir: first.dataDir });
+    const { code, ms } = await timeToExit(second, Date.now());
+    expect(code).toBe(1);
+    expect(ms).toBeLessThan(15_000);
+    expect(second.output).toContain(`data directory ${first.dataDir} is in use by another Tollgate process (PID ${first.child.pid})`);
+    // The first one goes on serving, and releases the directory when it stops.
+    expect(await customers(first.httpPort)).toMatchObject({ data: [] });
+    expect(JSON.parse(readFileSync(join(first.dataDir, 'tollgate.lock'), 'utf8'))).toMatchObject({ pid: first.child.pid });
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    expect(existsSync(join(first.dataDir, 'tollgate.lock'))).toBe(false);
+  });
+
+  it('takes over the lock of a process that is gone', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-lock-'));
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!;
+    writeFileSync(join(dataDir, 'tollgate.lock'), `${JSON.stringify({ pid: gone, started: '1' })}\n`);
+    const server = await serve({ dataDir });
+    expect(JSON.parse(readFileSync(join(dataDir, 'tollgate.lock'), 'utf8'))).toMatchObject({ pid: server.child.pid });
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+
+  it('takes over a lock whose PID now belongs to another process', async () => {
+    // In a container a restarted server often gets the PID its predecessor had; here, a live PID with another start time.
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-lock-'));
+    writeFileSync(join(dataDir, 'tollgate.lock'), `${JSON.stringify({ pid: process.pid, started: '1' })}\n`);
+    const server = await serve({ dataDir });
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+});
+
+describe('ports taken', { timeout: 60_000 }, () => {
+  let holder: Server | undefined;
+  afterEach(() => void holder?.close());
+
+  const occupy = (port: number) =>
+    new Promise<Server>((resolve) => {
+      const server = createServer().listen(port, '127.0.0.1', () => resolve(server));
+    });
+
+  for (const which of ['HTTP', 'gRPC'] as const) {
+    it(`fails fast naming the ${which} port, before opening the database`, async () => {
+      const server = await spawnServe({ env: { TOLLGATE_GRPC_PORT: '0', TOLLGATE_HTTP_PORT: '0' } });
+      // spawnServe chose free ports for it; take the one under test back before the server gets to it.
+      server.child.kill('SIGKILL');
+      await server.exited;
+      const port = which === 'HTTP' ? server.httpPort : server.grpcPort;
+      holder = await occupy(port);
+      const again = await spawnServe({ env: { [`TOLLGATE_${which === 'HTTP' ? 'HTTP' : 'GRPC'}_PORT`]: String(port) } });
+      const { code } = await timeToExit(again, Date.now());
+      expect(code).toBe(1);
+      expect(again.output).toContain(`${which} port ${port} on 127.0.0.1 is already in use (TOLLGATE_${which === 'HTTP' ? 'HTTP' : 'GRPC'}_PORT)`);
+      expect(existsSync(join(again.dataDir, 'pgdata'))).toBe(false);
+    });
+  }
+});

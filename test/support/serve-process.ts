@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect } from 'vitest';
+
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+export const serveAdminToken = 'sigterm-admin-token-0123456789';
+
+const started: ChildProcess[] = [];
+// A server that failed to stop must not outlive its test.
+afterEach(() => {
+  for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
+export interface ServeProcessOptions {
+  env?: Record<string, string>;
+  /** Its data directory; a fresh one by default. */
+  dataDir?: string;
+  /** Where its stdout goes: collected (the default) or an open file descriptor. */
+  stdout?: 'pipe' | number;
+}
+
+/** `tollgate serve` as a process on free loopback ports, its log collected, not waited for. */
+export async function spawnServe(options: ServeProcessOptions = {}) {
+  const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'tollgate-sigterm-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'serve'], {
+    env: {
+      ...process.env,
+      TOLLGATE_DATA_DIR: dataDir,
+      TOLLGATE_GRPC_HOST: '127.0.0.1',
+      TOLLGATE_GRPC_PORT: String(grpcPort),
+      TOLLGATE_HTTP_HOST: '127.0.0.1',
+      TOLLGATE_HTTP_PORT: String(httpPort),
+      TOLLGATE_ADMIN_TOKEN: serveAdminToken,
+      TOLLGATE_LOG_LEVEL: 'info',
+      ...options.env,
+    },
+    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
+  });
+  started.push(child);
+  const server = { child, grpcPort, httpPort, dataDir, output: '', exited: new Promise<number | null>((resolve) => child.once('exit', resolve)) };
+  child.stdout?.on('data', (chunk) => (server.output += chunk));
+  child.stderr!.on('data', (chunk) => (server.output += chunk));
+  return server;
+}
+
+/** `tollgate serve` as a process, once it answers HTTP. */
+export async function serve(options: ServeProcessOptions = {}) {
+  const server = await spawnServe(options);
+  const listening = async () =>
+    server.output.includes('HTTP listening') || (await fetch(`http://127.0.0.1:${server.httpPort}/healthz`).then((r) => r.ok, () => false));
+  await expect.poll(listening, { timeout: 30_000, interval: 100 }).toBe(true);
+  return server;
+}
+
+/** Milliseconds until the process exits, and its exit code. */
+export async function timeToExit(server: { exited: Promise<number | null> }, since: number) {
+  const code = await server.exited;
+  return { code, ms: Date.now() - since };
+}
