@@ -428,6 +428,16 @@ export const migrations: Migration[] = [
          GROUP BY 1, 2, 3, 4, 5`,
     ],
   },
+  // Version 8 is another change's; the runner applies whatever versions are missing, in order, so a gap is fine.
+  {
+    version: 9,
+    name: 'stripe meter event timestamps',
+    statements: [
+      // The timestamp of the meter event in flight, pinned with its units: a retry after a lost answer must send
+      // byte-identical parameters under its idempotency key, or Stripe refuses it (400, key reused).
+      `ALTER TABLE stripe_usage_reports ADD COLUMN sending_timestamp bigint`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"
