@@ -9,7 +9,7 @@ import type { Queryable } from '../store/db.js';
 import type { StripeCustomers } from './customers.js';
 import type { Dunning, StripeInvoiceFacts } from './dunning.js';
 import { invoiceIdMetadataKey } from './invoices.js';
-import { followStripeSubscription, planOfStripeSubscription } from './subscriptions.js';
+import { accountStateOf, followStripeSubscription, planOfStripeSubscription } from './subscriptions.js';
 import type { StripeTopUps } from './topups.js';
 
 /** Stripe's own tolerance: a signature older than this is a replay. */
@@ -102,7 +102,7 @@ export class StripeWebhooks {
       case 'customer.subscription.created':
       case 'customer.subscription.updated':
       case 'customer.subscription.deleted':
-        return this.subscriptionEffect(event.data.object);
+        return this.subscriptionEffect(event.data.object, at);
       case 'checkout.session.completed':
       case 'checkout.session.async_payment_succeeded': {
         const session = event.data.object;
@@ -134,8 +134,8 @@ export class StripeWebhooks {
    * Subscription events arrive in any order, so the event only says which subscription changed: its current state
    * is read from Stripe and applied, which makes a late `updated` after `deleted` harmless.
    */
-  private async subscriptionEffect(snapshot: Stripe.Subscription): Promise<Effect | undefined> {
-    const { stripe, customers, catalog, logger } = this.deps;
+  private async subscriptionEffect(snapshot: Stripe.Subscription, at: Date): Promise<Effect | undefined> {
+    const { stripe, customers, catalog, dunning, logger } = this.deps;
     const subscription = stripe ? await stripe.subscriptions.retrieve(snapshot.id) : snapshot;
     const customerId = await customers.ourIdOf(idOf(subscription.customer));
     if (!customerId) return undefined;
@@ -144,9 +144,22 @@ export class StripeWebhooks {
       logger.warn({ stripeSubscriptionId: subscription.id, customerId }, 'Stripe subscription maps to no plan (set tollgate_plan metadata or plans[].stripe.prices)');
       return undefined;
     }
-    return async (accounts) => {
-      const outcome = await followStripeSubscription(accounts, catalog(), customerId, plan, subscription.status);
-      logger.info({ customerId, stripeSubscriptionId: subscription.id, plan: plan.id, status: subscription.status, outcome }, 'Stripe subscription applied');
+    const state = accountStateOf(subscription.status);
+    if (!state) {
+      logger.warn({ stripeSubscriptionId: subscription.id, customerId, status: subscription.status }, 'Stripe subscription status unknown to this version; nothing changed');
+      return undefined;
+    }
+    const latestInvoiceId = subscription.latest_invoice ? idOf(subscription.latest_invoice) : undefined;
+    const latestInvoice = latestInvoiceId && { stripeInvoiceId: latestInvoiceId, customerId, invoiceId: undefined, status: 'open' };
+    return async (accounts, tx) => {
+      const outcome = await followStripeSubscription(accounts, catalog(), customerId, plan, state);
+      if (state === 'paid_plan') await dunning.recordSubscriptionCurrent(accounts, tx, customerId, latestInvoiceId, at);
+      else if (state === 'grace' || state === 'suspended') {
+        if (!latestInvoice) logger.warn({ stripeSubscriptionId: subscription.id, customerId, status: subscription.status }, 'Stripe subscription in arrears without a latest invoice');
+        else if (state === 'grace') await dunning.recordFailure(tx, latestInvoice, at);
+        else await dunning.suspendNow(accounts, tx, latestInvoice, at);
+      }
+      logger.info({ customerId, stripeSubscriptionId: subscription.id, plan: plan.id, status: subscription.status, state, outcome }, 'Stripe subscription applied');
     };
   }
 }
