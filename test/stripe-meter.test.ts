@@ -7,16 +7,22 @@ import { parse, stringify } from 'yaml';
 import type { Subscription } from '../src/accounts/types.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { isDuplicateMeterEvent } from '../src/stripe/usage.js';
-import { startStripeServer, type StripeServer } from './stripe-server/server.js';
+import { startStripeServer, type StripeServer, type WebhookOptions } from './stripe-server/server.js';
 import { startTestApp, type TestApp } from './support/services.js';
 
 const secretKey = 'sk_test_tollgate_meter';
 const webhookSecret = 'whsec_tollgate_meter_test';
 
-/** The PetStore catalog with Enterprise in meter mode: its usage goes to the Stripe meter `api_calls`. */
+/**
+ * The PetStore catalog with Enterprise in meter mode (its usage goes to the Stripe meter `api_calls`) and Pro priced
+ * in Bahraini dinar.
+ */
 function writeCatalog(dir: string): string {
-  const document = parse(readFileSync('examples/petstore.yaml', 'utf8')) as { plans: { id: string; stripe?: object }[] };
-  document.plans.find((plan) => plan.id === 'enterprise')!.stripe = { meter_event_name: 'api_calls' };
+  const document = parse(readFileSync('examples/petstore.yaml', 'utf8')) as { plans: { id: string; stripe?: object; pricing: object }[] };
+  const plan = (id: string) => document.plans.find((candidate) => candidate.id === id)!;
+  plan('enterprise').stripe = { meter_event_name: 'api_calls' };
+  // Bahraini dinar: three decimals, and Stripe collects only amounts whose last digit is 0.
+  document.plans.push({ ...plan('pro'), id: 'pro-bhd', pricing: { currency: 'BHD', recurring_fee: '19.125' } });
   const file = join(dir, 'catalog.yaml');
   writeFileSync(file, stringify(document));
   return file;
@@ -66,6 +72,8 @@ describe('Stripe meter mode', () => {
   });
 
   const db = () => service.app.db;
+  const deliver = (event: object, options: Partial<WebhookOptions> = {}) =>
+    stripe.sendWebhook(`${service.httpUrl}/webhooks/stripe`, event, { secret: webhookSecret, timestamp: Math.floor(clock.now() / 1000), ...options });
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   /** One sync pass as leader, after the retry delays (a few ms of the database's clock) have run out. */
@@ -153,5 +161,55 @@ describe('Stripe meter mode', () => {
     expect(isDuplicateMeterEvent(refusal({ message: 'No such customer: cus_x', param: 'payload' }))).toBe(false);
     const keyReused = new Stripe.errors.StripeIdempotencyError({ type: 'idempotency_error', statusCode: 400, message: 'Keys for idempotent requests can only be used with the same parameters' } as never);
     expect(isDuplicateMeterEvent(keyReused)).toBe(false);
+  });
+
+  describe('three-decimal currencies: Stripe collects amounts ending in 0, and our records equal what it collects', () => {
+    it('invoice: sent rounded half-up to 10 minor units, the rounding recorded, and reconciled as matching', async () => {
+      const customerId = `bhd-customer-${++suffix}`;
+      await service.app.accounts.createCustomer({ id: customerId, name: 'Manama Pets' });
+      await service.app.accounts.subscribe(customerId, 'pro-bhd');
+      clock.advance(31 * 86_400_000 + 10 * 60_000);
+      await service.app.ratingLoop.runOnce();
+      const [invoice] = await db().query<{ id: string; total: string }>(`SELECT id, total FROM invoices WHERE customer_id = $1 AND status = 'finalized'`, [customerId]);
+      expect(invoice!.total).toBe('19125');
+      await syncPass();
+      await syncPass();
+      const [recorded] = await db().query<{ stripe_invoice_id: string; rounding: string }>('SELECT stripe_invoice_id, rounding FROM stripe_invoices WHERE invoice_id = $1', [invoice!.id]);
+      const inStripe = stripe.state.invoices.get(recorded!.stripe_invoice_id)!;
+      expect([inStripe.currency, inStripe.total, inStripe.status]).toEqual(['bhd', 19_130, 'open']);
+      expect(BigInt(invoice!.total) + BigInt(recorded!.rounding)).toBe(BigInt(inStripe.total));
+
+      stripe.markInvoicePaid(inStripe.id);
+      expect(JSON.parse((await deliver(stripe.events.invoice('invoice.paid', inStripe.id))).body).result).toBe('applied');
+      expect(stripe.state.invoices.get(inStripe.id)!.amount_paid).toBe(19_130);
+      const report = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+      expect(report.status).toBe(200);
+      expect(report.body.invoices.amountMismatch).toEqual([]);
+    });
+
+    it('Checkout top-up: the amount is rounded before the session, and the wallet is credited what Stripe collected', async () => {
+      const customerId = `bhd-wallet-${++suffix}`;
+      await service.app.accounts.createCustomer({ id: customerId, name: 'Muscat Pets' });
+      const created = await service.admin('POST', `/v1/customers/${customerId}/wallet/checkout-sessions`, {
+        amount: 2_505,
+        currency: 'BHD',
+        successUrl: 'https://petstore.example.com/wallet/thanks',
+      });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({ amount: '2510', currency: 'BHD', status: 'open' });
+      const session = stripe.completeCheckoutSession(created.body.stripeSessionId);
+      expect(session.amount_total).toBe(2_510);
+      expect(JSON.parse((await deliver(stripe.events.checkoutSession('checkout.session.completed', session.id))).body).result).toBe('applied');
+      const entries = await db().query<{ amount: string; currency: string }>('SELECT amount, currency FROM wallet_entries WHERE customer_id = $1', [customerId]);
+      expect(entries).toEqual([{ amount: '2510', currency: 'BHD' }]);
+
+      const tooSmall = await service.admin('POST', `/v1/customers/${customerId}/wallet/checkout-sessions`, {
+        amount: 4,
+        currency: 'KWD',
+        successUrl: 'https://petstore.example.com/wallet/thanks',
+      });
+      expect(tooSmall.status).toBe(400);
+      expect(tooSmall.body.error).toMatchObject({ field: 'amount' });
+    });
   });
 });

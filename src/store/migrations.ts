@@ -438,6 +438,15 @@ export const migrations: Migration[] = [
       `ALTER TABLE stripe_usage_reports ADD COLUMN sending_timestamp bigint`,
     ],
   },
+  {
+    version: 10,
+    name: 'stripe rounding',
+    statements: [
+      // What Stripe collects minus our invoice's Stripe part: three-decimal currencies are collected in steps of 10
+      // minor units, so the rounding difference is recorded with the Stripe invoice, explicitly.
+      `ALTER TABLE stripe_invoices ADD COLUMN rounding bigint NOT NULL DEFAULT 0`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

@@ -6,7 +6,7 @@ import type { Queryable } from '../store/db.js';
 import { fromStripeAmount, toStripeAmount } from './amounts.js';
 import { customerIdMetadataKey, type StripeCustomers } from './customers.js';
 import type { Dunning } from './dunning.js';
-import { collectedThroughStripe, invoiceIdMetadataKey, invoiceToCollectColumns, meterModePlanIds, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
+import { collectedByStripe, collectedThroughStripe, invoiceIdMetadataKey, invoiceToCollectColumns, meterModePlanIds, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
 import { enqueueStripeWork, type StripeOutbox } from './outbox.js';
 
 interface FoundInvoice {
@@ -96,12 +96,14 @@ export class StripeReconciler {
         report.invoices.unrecorded.push({ invoiceId: invoice.id, stripeInvoiceId: stripeInvoice.id });
         unrecorded.push({ invoice, stripeInvoice });
       }
-      // Compared in Stripe's units, which are not always ours (ISK); reported in ours.
-      if (stripeInvoice.total !== toStripeAmount(invoice.stripe_total, invoice.currency)) {
+      // Compared in Stripe's units, which are not always ours (ISK), with our amount rounded as Stripe collects it
+      // (three-decimal currencies); reported in our units.
+      const collected = collectedByStripe(invoice);
+      if (stripeInvoice.total !== toStripeAmount(collected, invoice.currency)) {
         report.invoices.amountMismatch.push({
           invoiceId: invoice.id,
           stripeInvoiceId: stripeInvoice.id,
-          ours: invoice.stripe_total,
+          ours: String(collected),
           stripe: String(fromStripeAmount(stripeInvoice.total, invoice.currency)),
         });
       }
