@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { Subscription } from '../src/accounts/types.js';
 import { ManualClock } from '../src/kernel/clock.js';
+import { stripeApiVersion } from '../src/stripe/client.js';
 import { isDuplicateMeterEvent } from '../src/stripe/usage.js';
 import { startStripeServer, type StripeServer, type WebhookOptions } from './stripe-server/server.js';
 import { startTestApp, type TestApp } from './support/services.js';
@@ -40,7 +41,7 @@ describe('Stripe meter mode', () => {
   beforeAll(async () => {
     catalogDir = mkdtempSync(join(tmpdir(), 'tollgate-stripe-meter-'));
     stripe = await startStripeServer({ clock: () => clock.now() });
-    stripeApi = new Stripe(secretKey, { host: stripe.host, port: stripe.port, protocol: 'http' });
+    stripeApi = new Stripe('sk_test_tollgate_meter_fixtures', { host: stripe.host, port: stripe.port, protocol: 'http' });
     meter = await stripeApi.billing.meters.create({
       display_name: 'API calls',
       event_name: 'api_calls',
@@ -161,6 +162,20 @@ describe('Stripe meter mode', () => {
     expect(isDuplicateMeterEvent(refusal({ message: 'No such customer: cus_x', param: 'payload' }))).toBe(false);
     const keyReused = new Stripe.errors.StripeIdempotencyError({ type: 'idempotency_error', statusCode: 400, message: 'Keys for idempotent requests can only be used with the same parameters' } as never);
     expect(isDuplicateMeterEvent(keyReused)).toBe(false);
+  });
+
+  it("sends the pinned API version with every request, and our own idempotency key with every write (customer updates too)", async () => {
+    const { customerId } = await meteredCustomer();
+    const from = stripe.state.requestLog.length;
+    await service.app.accounts.updateCustomer(customerId, { name: 'Renamed Pets' });
+    await syncPass();
+    const sent = stripe.state.requestLog.slice(from);
+    expect(sent.some((request) => request.method === 'POST' && request.path.startsWith('/v1/customers/'))).toBe(true);
+    const ours = stripe.state.requestLog.filter((request) => request.apiKey === secretKey);
+    expect(ours.length).toBeGreaterThan(5);
+    expect(new Set(ours.map((request) => request.stripeVersion))).toEqual(new Set([stripeApiVersion]));
+    const writes = ours.filter((request) => request.method === 'POST');
+    expect(writes.filter((request) => !request.idempotencyKey?.startsWith('tollgate:'))).toEqual([]);
   });
 
   describe('three-decimal currencies: Stripe collects amounts ending in 0, and our records equal what it collects', () => {

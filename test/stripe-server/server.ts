@@ -37,7 +37,7 @@ import { createState, type StripeState } from './state.js';
 import { createEventFactory, sendWebhook, type EventFactory } from './webhooks.js';
 
 export type { FaultConfig } from './faults.js';
-export type { FaultKind, FaultPhase, InjectedFault, StripeState } from './state.js';
+export type { FaultKind, FaultPhase, InjectedFault, LoggedRequest, StripeState } from './state.js';
 export type { EventFactory, WebhookDelivery, WebhookOptions } from './webhooks.js';
 export { signPayload } from './webhooks.js';
 
@@ -268,6 +268,14 @@ export async function startStripeServer(options: StripeServerOptions = {}): Prom
     state.stats.requestsReceived += 1;
     const idempotencyKey = request.method === 'POST' ? request.headers['idempotency-key'] : undefined;
     const key = typeof idempotencyKey === 'string' ? idempotencyKey : undefined;
+    const stripeVersion = request.headers['stripe-version'];
+    state.requestLog.push({
+      method: request.method ?? 'GET',
+      path: (request.url ?? '/').split('?')[0]!,
+      idempotencyKey: key,
+      stripeVersion: typeof stripeVersion === 'string' ? stripeVersion : undefined,
+      apiKey: presentedKey(request),
+    });
     const fault = faults.next();
     if (fault) {
       state.stats.faultsInjected += 1;

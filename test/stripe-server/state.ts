@@ -34,6 +34,17 @@ export interface StripeState {
   deletedIds: Set<string>;
   stats: { requestsReceived: number; faultsInjected: number; idempotentReplays: number };
   faultLog: InjectedFault[];
+  /** Every request received, with the headers that say how the client asked. */
+  requestLog: LoggedRequest[];
+}
+
+export interface LoggedRequest {
+  method: string;
+  path: string;
+  idempotencyKey: string | undefined;
+  stripeVersion: string | undefined;
+  /** The secret key presented, to tell several clients of one server apart. */
+  apiKey: string | undefined;
 }
 
 export function createState(): StripeState {
@@ -53,6 +64,7 @@ export function createState(): StripeState {
     deletedIds: new Set(),
     stats: { requestsReceived: 0, faultsInjected: 0, idempotentReplays: 0 },
     faultLog: [],
+    requestLog: [],
   };
 }
 
