@@ -178,6 +178,22 @@ describe('Stripe meter mode', () => {
     expect(writes.filter((request) => !request.idempotencyKey?.startsWith('tollgate:'))).toEqual([]);
   });
 
+  it('reconcile retries a failed Stripe read, and answers 502 naming Stripe when it keeps failing', async () => {
+    stripe.setFaults({ rate: 1, kinds: ['500'], phases: ['before'], limit: 2 });
+    const recovered = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+    expect(recovered.status).toBe(200);
+    expect(stripe.state.faultLog.slice(-2).map((fault) => fault.path)).toEqual(['/v1/customers?limit=100', '/v1/customers?limit=100']);
+
+    stripe.setFaults({ rate: 1, kinds: ['500', 'drop'], phases: ['before'] });
+    try {
+      const failed = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+      expect(failed.status).toBe(502);
+      expect(failed.body.error).toMatchObject({ code: 'bad_gateway', message: expect.stringMatching(/^reading customers from Stripe failed \(after 3 attempts\)/) });
+    } finally {
+      stripe.setFaults(null);
+    }
+  });
+
   describe('three-decimal currencies: Stripe collects amounts ending in 0, and our records equal what it collects', () => {
     it('invoice: sent rounded half-up to 10 minor units, the rounding recorded, and reconciled as matching', async () => {
       const customerId = `bhd-customer-${++suffix}`;

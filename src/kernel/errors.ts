@@ -6,6 +6,8 @@ export const errorStatus = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  /** A service Tollgate depends on (Stripe) failed to answer. */
+  bad_gateway: 502,
   unavailable: 503,
   internal: 500,
 } as const;

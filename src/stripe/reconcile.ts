@@ -2,12 +2,14 @@ import type Stripe from 'stripe';
 import type { AccountsService } from '../accounts/service.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
+import { TollgateError } from '../kernel/errors.js';
 import type { Queryable } from '../store/db.js';
 import { fromStripeAmount, toStripeAmount } from './amounts.js';
 import { customerIdMetadataKey, type StripeCustomers } from './customers.js';
 import type { Dunning } from './dunning.js';
 import { collectedByStripe, collectedThroughStripe, invoiceIdMetadataKey, invoiceToCollectColumns, meterModePlanIds, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
 import { enqueueStripeWork, type StripeOutbox } from './outbox.js';
+import { describeFailure, isRetryable } from './retry.js';
 
 interface FoundInvoice {
   invoice: InvoiceToCollect;
@@ -57,8 +59,8 @@ export class StripeReconciler {
   ) {}
 
   async reconcile(options: { repair: boolean }): Promise<DriftReport> {
-    const stripeCustomers = await this.byMetadata(this.stripe.customers.list({ limit: 100 }), customerIdMetadataKey);
-    const stripeInvoices = await this.byMetadata(this.stripe.invoices.list({ limit: 100 }), invoiceIdMetadataKey);
+    const stripeCustomers = await readFromStripe('customers', () => this.byMetadata(this.stripe.customers.list({ limit: 100 }), customerIdMetadataKey));
+    const stripeInvoices = await readFromStripe('invoices', () => this.byMetadata(this.stripe.invoices.list({ limit: 100 }), invoiceIdMetadataKey));
     const report: DriftReport = {
       checkedAt: new Date(this.clock.now()).toISOString(),
       customers: { missing: [], unrecorded: [], duplicated: [] },
@@ -152,5 +154,26 @@ export class StripeReconciler {
       if (ourId) grouped.set(ourId, [...(grouped.get(ourId) ?? []), object]);
     }
     return grouped;
+  }
+}
+
+/** Attempts of one reconcile read, and the pause before each retry: the operator waits, so the bound is short. */
+const readRetryDelaysMs = [200, 800];
+
+/**
+ * A read of Stripe for reconciliation, retried a few times if the failure is transient; a read that still fails is a
+ * 502 naming Stripe (the operator's request did nothing wrong, and nothing was repaired).
+ */
+export async function readFromStripe<T>(what: string, read: () => Promise<T>, delaysMs: readonly number[] = readRetryDelaysMs): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      const delay = delaysMs[attempt];
+      if (delay === undefined || !isRetryable(error)) {
+        throw new TollgateError('bad_gateway', `reading ${what} from Stripe failed (after ${attempt + 1} attempts): ${describeFailure(error)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 }
