@@ -178,6 +178,45 @@ describe('Stripe meter mode', () => {
     expect(writes.filter((request) => !request.idempotencyKey?.startsWith('tollgate:'))).toEqual([]);
   });
 
+  it('marks usage Stripe refuses after accepting it failed (meter error report), and reconcile compares meter totals', async () => {
+    const { customerId, stripeCustomerId, subscription } = await meteredCustomer();
+    await addUsage(subscription, 40);
+    expect(await syncPass()).toMatchObject({ done: 1 });
+    const clean = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+    expect(clean.body.meters).toEqual({ missing: [], totalMismatch: [], failed: [] });
+
+    // Stripe's asynchronous validation drops the event (say the customer was deleted in Stripe meanwhile) and
+    // reports it through a thin event, which names only itself: the report is fetched from /v2/core/events.
+    const [identifier, event] = [...stripe.state.meterEvents].find(([, candidate]) => candidate.payload.stripe_customer_id === stripeCustomerId)!;
+    expect(event.payload.value).toBe('40');
+    stripe.state.meterEvents.delete(identifier);
+    const report = stripe.events.meterErrorReport('v1.billing.meter.error_report_triggered', meter.id, [
+      { identifier, code: 'meter_event_customer_not_found', message: `No customer found for ${stripeCustomerId}` },
+      { identifier: 'someone-elses-event', code: 'meter_event_customer_not_found', message: 'No customer found for cus_x' },
+    ]);
+    const delivered = await deliver(report);
+    expect([delivered.status, JSON.parse(delivered.body).result]).toEqual([200, 'applied']);
+    expect(JSON.parse((await deliver(report)).body).result).toBe('duplicate');
+
+    const [marked] = await db().query<{ failed_at: Date | null; failure: string | null }>(
+      'SELECT failed_at, failure FROM stripe_usage_reports WHERE subscription_id = $1',
+      [subscription.id],
+    );
+    expect(marked).toMatchObject({ failed_at: expect.any(Date), failure: `meter_event_customer_not_found: No customer found for ${stripeCustomerId}` });
+    const metrics = await (await fetch(`${service.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^tollgate_stripe_meter_errors_total\{code="meter_event_customer_not_found"\} 2$/m);
+
+    const drift = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+    expect(drift.body.meters).toEqual({
+      missing: [],
+      totalMismatch: [{ customerId, eventName: 'api_calls', ours: '40', stripe: '0' }],
+      failed: [{ subscriptionId: subscription.id, periodStart: new Date(subscription.periodAnchor).toISOString(), failure: expect.stringMatching(/^meter_event_customer_not_found/) }],
+    });
+    // Put back as Stripe would count it once the cause is fixed and the usage re-sent, for the tests that follow.
+    stripe.state.meterEvents.set(identifier, event);
+    await db().query('UPDATE stripe_usage_reports SET failed_at = NULL, failure = NULL WHERE subscription_id = $1', [subscription.id]);
+  });
+
   it('reconcile retries a failed Stripe read, and answers 502 naming Stripe when it keeps failing', async () => {
     stripe.setFaults({ rate: 1, kinds: ['500'], phases: ['before'], limit: 2 });
     const recovered = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });

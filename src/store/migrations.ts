@@ -431,11 +431,13 @@ export const migrations: Migration[] = [
   // Version 8 is another change's; the runner applies whatever versions are missing, in order, so a gap is fine.
   {
     version: 9,
-    name: 'stripe meter event timestamps',
+    name: 'stripe meter event timestamps and failures',
     statements: [
       // The timestamp of the meter event in flight, pinned with its units: a retry after a lost answer must send
       // byte-identical parameters under its idempotency key, or Stripe refuses it (400, key reused).
       `ALTER TABLE stripe_usage_reports ADD COLUMN sending_timestamp bigint`,
+      // Stripe validates meter events after accepting them; a report it refused later is marked failed here.
+      `ALTER TABLE stripe_usage_reports ADD COLUMN failed_at timestamptz, ADD COLUMN failure text`,
     ],
   },
   {

@@ -15,6 +15,16 @@ const meterEventMaxAgeMs = 35 * day - 3_600_000;
 /** Periods older than this have nothing left that Stripe would take. */
 const reportableHistoryMs = 40 * day;
 
+/** Our meter event identifiers: `tollgate:<subscription>:<period start, unix seconds>:<cumulative units sent>`. */
+const meterEventIdentifier = (subscriptionId: string, periodStartSeconds: string, sending: string) =>
+  `tollgate:${subscriptionId}:${periodStartSeconds}:${sending}`;
+
+/** The subscription and period start (whole seconds) of one of our meter event identifiers; undefined if not ours. */
+export function parseMeterEventIdentifier(identifier: string): { subscriptionId: string; periodStart: Date } | undefined {
+  const match = /^tollgate:(.+):(\d+):\d+$/.exec(identifier);
+  return match ? { subscriptionId: match[1]!, periodStart: new Date(Number(match[2]) * 1000) } : undefined;
+}
+
 /** A subscription period of usage, as the subject of a `usage.report` work item: `<subscription>@<period start>`. */
 const usageSubject = (subscriptionId: string, periodStart: Date) => `${subscriptionId}@${periodStart.toISOString()}`;
 
@@ -78,7 +88,7 @@ export class StripeUsageReports {
         {
           event_name: eventName,
           payload: { stripe_customer_id: stripeCustomerId, value: (pinned.sending - pinned.reported).toString() },
-          identifier: `tollgate:${subscriptionId}:${periodStartSeconds}:${sending}`,
+          identifier: meterEventIdentifier(subscriptionId, periodStartSeconds, sending),
           timestamp: pinned.timestamp,
         },
         { idempotencyKey: work.key('usage', subscriptionId, periodStartSeconds, sending) },
@@ -133,4 +143,33 @@ export function isDuplicateMeterEvent(error: unknown): boolean {
   if (/duplicate|already_exists/i.test(code)) return true;
   const aboutIdentifier = error.param === 'identifier' || /identifier/i.test(message);
   return aboutIdentifier && /already exists|duplicate|already been (used|processed)|must be unique/i.test(message);
+}
+
+/** A meter event Stripe refused after accepting it (a sample of its meter error report). */
+export interface MeterEventFailure {
+  identifier: string;
+  code: string;
+  message: string;
+}
+
+/**
+ * Marks the usage reports of refused meter events failed (`failed_at`, `failure`), for reconcile to list; returns
+ * the ones that were ours. The usage stays counted as reported: sending it again needs the cause fixed in Stripe
+ * first (a meter, a customer), and the meter totals in reconcile show what Stripe is missing.
+ */
+export async function markUsageReportsFailed(tx: Queryable, failures: readonly MeterEventFailure[], at: Date): Promise<MeterEventFailure[]> {
+  const ours: MeterEventFailure[] = [];
+  for (const failure of failures) {
+    const report = parseMeterEventIdentifier(failure.identifier);
+    if (!report) continue;
+    // The identifier holds the period start in whole seconds; the period start itself may have milliseconds.
+    await tx.query(`UPDATE stripe_usage_reports SET failed_at = $3, failure = $4 WHERE subscription_id = $1 AND date_trunc('second', period_start) = $2`, [
+      report.subscriptionId,
+      report.periodStart,
+      at,
+      `${failure.code}: ${failure.message}`.slice(0, 1000),
+    ]);
+    ours.push(failure);
+  }
+  return ours;
 }

@@ -10,6 +10,7 @@ import type { StripeCustomers } from './customers.js';
 import type { Dunning, StripeInvoiceFacts } from './dunning.js';
 import { invoiceIdMetadataKey } from './invoices.js';
 import { accountStateOf, followStripeSubscription, planOfStripeSubscription } from './subscriptions.js';
+import { markUsageReportsFailed, type MeterEventFailure } from './usage.js';
 import type { StripeTopUps } from './topups.js';
 
 /** Stripe's own tolerance: a signature older than this is a replay. */
@@ -55,10 +56,12 @@ export class StripeWebhooks {
     return { id: event.id, type: event.type, result };
   }
 
-  private verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
+  private verify(rawBody: Buffer, signature: string | undefined): Stripe.Event | ThinEvent {
     try {
       if (!signature) throw new Error('no Stripe-Signature header');
-      return Stripe.webhooks.constructEvent(rawBody, signature, this.deps.secret, signatureToleranceSeconds, undefined, this.deps.clock.now());
+      // Verified, then parsed here: constructEvent refuses thin (v2) events, which are signed the same way.
+      Stripe.webhooks.signature!.verifyHeader(rawBody, signature, this.deps.secret, signatureToleranceSeconds, undefined, this.deps.clock.now());
+      return JSON.parse(rawBody.toString('utf8')) as Stripe.Event | ThinEvent;
     } catch (error) {
       this.deps.metrics.stripeWebhookEvents.inc({ type: 'unverified', result: 'rejected' });
       this.deps.logger.warn({ err: (error as Error).message }, 'Stripe webhook rejected');
@@ -66,7 +69,7 @@ export class StripeWebhooks {
     }
   }
 
-  private async apply(event: Stripe.Event): Promise<WebhookResult> {
+  private async apply(event: Stripe.Event | ThinEvent): Promise<WebhookResult> {
     const [seen] = await this.deps.db.query('SELECT 1 FROM stripe_webhook_events WHERE id = $1', [event.id]);
     if (seen) return 'duplicate';
     const effect = await this.effectOf(event);
@@ -74,8 +77,8 @@ export class StripeWebhooks {
     const applied = await this.deps.accounts.inTransaction(async (accounts, tx) => {
       // Two deliveries racing: the second waits on the first's insert and then finds the id taken.
       const recorded = await tx.query(
-        'INSERT INTO stripe_webhook_events (id, type, created_at) VALUES ($1, $2, to_timestamp($3)) ON CONFLICT DO NOTHING RETURNING id',
-        [event.id, event.type, event.created],
+        'INSERT INTO stripe_webhook_events (id, type, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id',
+        [event.id, event.type, createdAt(event)],
       );
       if (recorded.length === 0) return false;
       await effect(accounts, tx);
@@ -85,9 +88,10 @@ export class StripeWebhooks {
   }
 
   /** The event's effect, worked out before the transaction (it may read from Stripe); undefined if it is not ours. */
-  private async effectOf(event: Stripe.Event): Promise<Effect | undefined> {
+  private async effectOf(event: Stripe.Event | ThinEvent): Promise<Effect | undefined> {
     const { dunning, topUps } = this.deps;
-    const at = new Date(event.created * 1000);
+    const at = createdAt(event);
+    if (isThinEvent(event)) return this.thinEventEffect(event, at);
     switch (event.type) {
       case 'invoice.paid':
       case 'invoice.payment_succeeded':
@@ -117,6 +121,30 @@ export class StripeWebhooks {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * A meter error report: Stripe accepted meter events and refused them later (no such meter, customer unknown, …).
+   * The usage reports of the sampled events are marked failed, and every error is logged and counted.
+   */
+  private async thinEventEffect(notification: ThinEvent, at: Date): Promise<Effect | undefined> {
+    const { stripe, metrics, logger } = this.deps;
+    if (!meterErrorEventTypes.has(notification.type)) return undefined;
+    if (!stripe) {
+      logger.warn({ eventId: notification.id, type: notification.type }, 'Stripe meter error report not read: TOLLGATE_STRIPE_SECRET_KEY is not set');
+      return undefined;
+    }
+    const event = await stripe.v2.core.events.retrieve(notification.id);
+    if (event.type !== 'v1.billing.meter.error_report_triggered' && event.type !== 'v1.billing.meter.no_meter_found') return undefined;
+    const { reason, developer_message_summary: summary } = event.data;
+    const failures: MeterEventFailure[] = reason.error_types.flatMap((type) =>
+      type.sample_errors.map((sample) => ({ identifier: sample.request.identifier, code: type.code, message: sample.error_message })),
+    );
+    return async (_, tx) => {
+      const ours = await markUsageReportsFailed(tx, failures, at);
+      for (const type of reason.error_types) metrics.stripeMeterErrors.inc({ code: type.code }, type.error_count);
+      logger.error({ eventId: event.id, type: event.type, errorCount: reason.error_count, summary, failed: ours }, 'Stripe refused meter events after accepting them');
+    };
   }
 
   private async invoiceFacts(invoice: Stripe.Invoice): Promise<StripeInvoiceFacts | undefined> {
@@ -165,3 +193,19 @@ export class StripeWebhooks {
 }
 
 const idOf = (value: string | { id: string }) => (typeof value === 'string' ? value : value.id);
+
+/** A thin event (API v2, `object: 'v2.core.event'`): the delivery carries its id and type; the rest is fetched. */
+interface ThinEvent {
+  id: string;
+  object: 'v2.core.event';
+  type: string;
+  created: string;
+}
+
+const isThinEvent = (event: Stripe.Event | ThinEvent): event is ThinEvent => (event as { object: string }).object === 'v2.core.event';
+
+/** Snapshot events give `created` in unix seconds, thin events as an ISO timestamp. */
+const createdAt = (event: { created: number | string }) => new Date(typeof event.created === 'number' ? event.created * 1000 : event.created);
+
+/** The meter error reports of Stripe's asynchronous meter event validation. */
+const meterErrorEventTypes = new Set(['v1.billing.meter.error_report_triggered', 'v1.billing.meter.no_meter_found']);
