@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Stripe from 'stripe';
 import { StripeApiError, invalidRequest } from './errors.js';
 import { FaultInjector, type Fault, type FaultConfig } from './faults.js';
+import { shapeDifference } from './fixtures.js';
 import { canonicalJson, decodeForm, type FormObject } from './form.js';
 import { IdempotencyLayer, type Execution, type SavedResponse } from './idempotency.js';
 import { randomBase62 } from './ids.js';
@@ -173,6 +174,9 @@ export async function startStripeServer(options: StripeServerOptions = {}): Prom
         }),
       );
       expandResponse(result, expandPaths(params), state);
+      // The server's own answers are held to the pinned version's shapes: a drift is a bug here, not a response.
+      const difference = shapeDifference(result);
+      if (difference) throw new Error(`response does not match the pinned API version: ${difference}`);
       return { response: { status: 200, headers: {}, body: JSON.stringify(result, null, 2), requestId }, saved: true };
     } catch (error) {
       if (!(error instanceof StripeApiError)) throw error;
