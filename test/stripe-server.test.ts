@@ -1,20 +1,15 @@
 // The local Stripe server behaves like Stripe for the `stripe` package: objects, errors, idempotency, webhooks and
 // faults. Tollgate's billing tests rely on it, so these tests drive it only through the real client.
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultInjector } from './stripe-server/faults.js';
+import { shapeDifference } from './stripe-server/fixtures.js';
 import { startStripeServer, type StripeServer } from './stripe-server/server.js';
 
 const API_KEY = 'sk_test_tollgate_stripe_server';
 const WEBHOOK_SECRET = 'whsec_tollgate_test_secret';
-const examples = (
-  JSON.parse(readFileSync(new URL('./stripe-server/fixtures/fixtures3.json', import.meta.url), 'utf8')) as {
-    resources: Record<string, object>;
-  }
-).resources;
 
 let server: StripeServer;
 let clockMs = Date.UTC(2025, 5, 1);
@@ -51,10 +46,10 @@ async function failure(call: Promise<unknown>): Promise<Stripe.errors.StripeErro
   throw new Error('expected the call to fail');
 }
 
+/** The object has the pinned API version's shape of `resource`: Stripe's example, adjusted to that version. */
 function expectStripeShape(object: object, resource: string): void {
-  const example = examples[resource];
-  if (!example) throw new Error(`no example for ${resource}`);
-  expect(Object.keys(object).sort()).toEqual(Object.keys(example).sort());
+  expect((object as { object?: unknown }).object).toBe(resource);
+  expect(shapeDifference(object)).toBeUndefined();
 }
 
 function responseHeader(object: { lastResponse?: unknown }, name: string): unknown {
@@ -639,3 +634,49 @@ describe('fault injection', () => {
     expect(outcomes).toHaveLength(operations);
   });
 });
+
+describe('fidelity to the pinned API version', () => {
+  it('answers in the pinned version\'s shapes: no invoice `subscription`, the fields the version added', async () => {
+    const stripe = client();
+    const customer = await stripe.customers.create({ name: 'Shape Check' });
+    const invoice = await stripe.invoices.create({ customer: customer.id, currency: 'usd', auto_advance: false });
+    expect(Object.hasOwn(invoice, 'subscription')).toBe(false);
+    expect(invoice).toHaveProperty('parent');
+    const session = await stripe.checkout.sessions.create({
+      mode: 'payment',
+      success_url: 'https://example.com/thanks',
+      line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: 500, product_data: { name: 'Top-up' } } }],
+    });
+    expect(session).toHaveProperty('allowed_payment_method_types');
+    const intent = await stripe.paymentIntents.create({ amount: 1_000, currency: 'usd' });
+    expect(intent).toMatchObject({ payment_record: null, allowed_payment_method_types: null });
+
+    // What the check would catch in the server's own answers.
+    expect(shapeDifference({ ...invoice, subscription: null })).toMatch(/has subscription, which the pinned version does not return/);
+    const { parent: _parent, ...withoutParent } = invoice;
+    expect(shapeDifference(withoutParent)).toMatch(/lacks parent/);
+    expect(shapeDifference({ object: 'list', data: [{ ...invoice, total: '1000' }] })).toMatch(/data\[0\]\.total \(invoice\) is string, not number/);
+  });
+
+  it('refuses amounts Stripe refuses: three-decimal amounts not ending in 0, Checkout totals under the minimum charge', async () => {
+    const stripe = client();
+    const customer = await stripe.customers.create({ name: 'Manama Pets' });
+    const unrounded = await failure(stripe.invoiceItems.create({ customer: customer.id, amount: 19_125, currency: 'bhd' }));
+    expect(unrounded).toMatchObject({ statusCode: 400, type: 'StripeInvalidRequestError', code: 'invalid_amount', param: 'amount' });
+    expect(await stripe.invoiceItems.create({ customer: customer.id, amount: 19_130, currency: 'bhd' })).toMatchObject({ amount: 19_130 });
+
+    const checkout = (currency: string, unitAmount: number) =>
+      stripe.checkout.sessions.create({
+        mode: 'payment',
+        success_url: 'https://example.com/thanks',
+        line_items: [{ quantity: 1, price_data: { currency, unit_amount: unitAmount, product_data: { name: 'Top-up' } } }],
+      });
+    expect(await failure(checkout('usd', 49))).toMatchObject({ statusCode: 400, code: 'amount_too_small', param: 'line_items' });
+    expect(await failure(checkout('gbp', 29))).toMatchObject({ statusCode: 400, code: 'amount_too_small' });
+    expect(await failure(checkout('kwd', 2_505))).toMatchObject({ statusCode: 400, code: 'invalid_amount', param: 'line_items[0][price_data][unit_amount]' });
+    expect(await checkout('kwd', 2_510)).toMatchObject({ amount_total: 2_510 });
+    expect(await failure(stripe.paymentIntents.create({ amount: 1_005, currency: 'omr' }))).toMatchObject({ statusCode: 400, code: 'invalid_amount' });
+    expect(await failure(stripe.paymentIntents.create({ amount: 40, currency: 'eur' }))).toMatchObject({ statusCode: 400, code: 'amount_too_small' });
+  });
+});
+

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { Subscription } from '../src/accounts/types.js';
@@ -60,6 +61,12 @@ describe('Stripe sync', () => {
   beforeAll(async () => {
     catalogDir = mkdtempSync(join(tmpdir(), 'tollgate-stripe-sync-'));
     stripe = await startStripeServer({ clock: () => clock.now() });
+    // The meter Enterprise's usage goes to, as the operator makes it in Stripe (reconcile compares its totals).
+    await new Stripe('sk_test_tollgate_sync_fixtures', { host: stripe.host, port: stripe.port, protocol: 'http' }).billing.meters.create({
+      display_name: 'API calls',
+      event_name: 'api_calls',
+      default_aggregation: { formula: 'sum' },
+    });
     service = await startTestApp({
       mode: 'production',
       clock,
@@ -259,6 +266,8 @@ describe('Stripe sync', () => {
     expect(report.invoices).toMatchObject({ unrecorded: [{ invoiceId: lostAnswer.id }], duplicated: [], amountMismatch: [], unsettled: [] });
     expect(report.invoices.missing.sort()).toEqual(neverSent);
     expect(report.customers).toEqual({ missing: [], unrecorded: [], duplicated: [] });
+    // The metered customers' usage, sent through faults, is all in the meter, once.
+    expect(report.meters).toEqual({ missing: [], totalMismatch: [], failed: [] });
 
     const repaired = await service.admin('POST', '/v1/stripe/reconcile', { repair: true });
     expect(repaired.body.repaired).toEqual({ requeued: customerCount, recorded: 1, settled: 0 });

@@ -246,6 +246,90 @@ describe('Stripe webhooks', () => {
     expect((await service.app.accounts.listSubscriptions(customerId)).filter((s) => s.status === 'active').map((s) => s.planId)).toEqual(['free']);
   });
 
+  describe('maps every Stripe subscription status to an account state at the Check', () => {
+    /** A customer with a key on Pro and a Stripe subscription to Enterprise in `status` (applied through a webhook). */
+    async function subscribed(status: Stripe.Subscription.Status) {
+      const customer = await customerWithKey('pro');
+      const price = await stripeApi.prices.create({
+        currency: 'usd',
+        unit_amount: 49_900,
+        recurring: { interval: 'month' },
+        product_data: { name: 'PetStore Enterprise' },
+        metadata: { tollgate_plan: 'enterprise' },
+      });
+      const subscription = stripe.createSubscription({ customer: customer.stripeCustomerId, price: price.id }, { status });
+      expect(JSON.parse((await deliver(stripe.events.subscription('customer.subscription.created', subscription.id))).body).result).toBe('applied');
+      return { ...customer, subscriptionId: subscription.id };
+    }
+    /** Stripe moved the subscription to `status`, with `latestInvoice` its latest invoice; the webhook says so. */
+    async function moveTo(subscriptionId: string, status: Stripe.Subscription.Status, latestInvoice?: string) {
+      const previous = stripe.updateSubscription(subscriptionId, { status, ...(latestInvoice && { latest_invoice: latestInvoice }) });
+      const type = status === 'canceled' ? 'customer.subscription.deleted' : 'customer.subscription.updated';
+      expect(JSON.parse((await deliver(stripe.events.subscription(type, subscriptionId, previous))).body).result).toBe('applied');
+      await service.app.identities.refresh();
+    }
+    const atCheck = async (key: string) => {
+      await service.app.identities.refresh();
+      const outcome = await checkPets(key);
+      return { status: outcome.httpStatus, plan: outcome.httpStatus === 200 ? outcome.metadata.plan_id : undefined };
+    };
+
+    it('active and trialing: the paid plan', async () => {
+      for (const status of ['active', 'trialing'] as const) {
+        const { key } = await subscribed(status);
+        expect(await atCheck(key)).toEqual({ status: 200, plan: 'enterprise' });
+      }
+    });
+
+    it('incomplete: nothing yet; incomplete_expired: never granted, so the plan the customer had stays', async () => {
+      const { key, subscriptionId } = await subscribed('incomplete');
+      expect(await atCheck(key)).toEqual({ status: 200, plan: 'pro' });
+      await moveTo(subscriptionId, 'incomplete_expired');
+      expect(await atCheck(key)).toEqual({ status: 200, plan: 'pro' });
+      // The first payment went through in time after all: the subscription became active.
+      const second = await subscribed('incomplete');
+      await moveTo(second.subscriptionId, 'active');
+      expect(await atCheck(second.key)).toEqual({ status: 200, plan: 'enterprise' });
+    });
+
+    it('past_due: the paid plan during the grace period, suspended (402) after it, back when it is active again', async () => {
+      const { key, stripeCustomerId, subscriptionId } = await subscribed('active');
+      const invoiceId = await openInvoice(stripeCustomerId);
+      stripe.markInvoicePaymentFailed(invoiceId);
+      await moveTo(subscriptionId, 'past_due', invoiceId);
+      expect(await atCheck(key)).toEqual({ status: 200, plan: 'enterprise' });
+      clock.advance(graceMs + 60_000);
+      await syncPass();
+      expect(await atCheck(key)).toEqual({ status: 402, plan: undefined });
+      // Paid: the subscription is active again, even if the invoice's own event never comes.
+      stripe.markInvoicePaid(invoiceId);
+      await moveTo(subscriptionId, 'active', invoiceId);
+      expect(await atCheck(key)).toEqual({ status: 200, plan: 'enterprise' });
+    });
+
+    it('unpaid: suspended (402) at once, keeping the plan; paying the invoice restores access', async () => {
+      const { customerId, key, stripeCustomerId, subscriptionId } = await subscribed('active');
+      const invoiceId = await openInvoice(stripeCustomerId);
+      stripe.markInvoicePaymentFailed(invoiceId);
+      await moveTo(subscriptionId, 'unpaid', invoiceId);
+      expect(await atCheck(key)).toEqual({ status: 402, plan: undefined });
+      expect((await service.app.accounts.getCustomer(customerId)).statusReason).toMatch(/^payment_overdue: Stripe invoice in_\w+ unpaid/);
+      stripe.markInvoicePaid(invoiceId);
+      expect(JSON.parse((await deliver(stripe.events.invoice('invoice.paid', invoiceId))).body).result).toBe('applied');
+      expect(await atCheck(key)).toEqual({ status: 200, plan: 'enterprise' });
+    });
+
+    it('paused and canceled: back to the default plan; a resumed subscription grants its plan again', async () => {
+      const { key, subscriptionId } = await subscribed('active');
+      await moveTo(subscriptionId, 'paused');
+      expect(await atCheck(key)).toEqual({ status: 200, plan: 'free' });
+      await moveTo(subscriptionId, 'active');
+      expect(await atCheck(key)).toEqual({ status: 200, plan: 'enterprise' });
+      await moveTo(subscriptionId, 'canceled');
+      expect(await atCheck(key)).toEqual({ status: 200, plan: 'free' });
+    });
+  });
+
   it("pushes the invoices billing finalizes at a period's end, and marks ours paid when Stripe collects them", async () => {
     const { customerId } = await customerWithKey('pro');
     clock.advance(31 * day + 10 * 60_000);

@@ -29,7 +29,7 @@ const usage = `Usage: tollgate <command> [options]
   stripe outbox [--status pending|done|dead] [--kind KIND]
                                             Stripe sync work; stripe dead-letters lists the dead ones
   stripe retry ITEM_ID | stripe retry --all send dead letters back to the Stripe sync
-  stripe reconcile [--repair]               Stripe's customers and invoices against ours; exits 1 on drift
+  stripe reconcile [--repair]               Stripe's customers, invoices, meter totals against ours; exits 1 on drift
   stripe top-up --customer ID --amount MINOR_UNITS --currency USD --success-url URL [--cancel-url URL]
                                             a wallet top-up paid through Stripe Checkout; prints its URL
   purchase --customer ID --plan PLAN [--anchor ISO_DATETIME]
@@ -66,6 +66,7 @@ class UsageError extends Error {}
 interface StripeDriftReport {
   customers: Record<string, unknown[]>;
   invoices: Record<string, unknown[]>;
+  meters: Record<string, unknown[]>;
 }
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -250,7 +251,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'stripe reconcile': {
       const report = await api.call<StripeDriftReport>('POST', '/v1/stripe/reconcile', { repair: values.repair ?? false });
       json(report);
-      const drift = [...Object.values(report.customers), ...Object.values(report.invoices)].some((found) => found.length > 0);
+      const drift = [...Object.values(report.customers), ...Object.values(report.invoices), ...Object.values(report.meters)].some((found) => found.length > 0);
       return drift && !values.repair ? 1 : 0;
     }
     case 'stripe top-up': {

@@ -44,6 +44,11 @@ const driftReportSchema = z.object({
     amountMismatch: z.array(z.object({ invoiceId: z.string(), stripeInvoiceId: z.string(), ours: z.string(), stripe: z.string() })),
     unsettled: z.array(z.object({ invoiceId: z.string(), stripeInvoiceId: z.string(), stripeStatus: z.string() })),
   }),
+  meters: z.object({
+    missing: idList.describe('meter event names of our plans with no active Stripe meter'),
+    totalMismatch: z.array(z.object({ customerId: z.string(), eventName: z.string(), ours: z.string(), stripe: z.string() })),
+    failed: z.array(z.object({ subscriptionId: z.string(), periodStart: z.string(), failure: z.string() })),
+  }),
   deadLetters: z.number(),
   repaired: z.object({ requeued: z.number(), recorded: z.number(), settled: z.number() }).optional(),
 });
@@ -112,7 +117,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
     route({
       method: 'POST',
       path: '/v1/stripe/reconcile',
-      summary: "Compare Stripe's customers and invoices with ours; repair re-queues what is missing",
+      summary: "Compare Stripe's customers, invoices and meter totals with ours; repair re-queues what is missing",
       tag: 'stripe',
       auth: 'admin',
       body: z.object({ repair: z.boolean().default(false) }).strict(),

@@ -7,6 +7,8 @@ export const errorStatus = {
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  /** A service Tollgate depends on (Stripe) failed to answer. */
+  bad_gateway: 502,
   unavailable: 503,
   internal: 500,
 } as const;

@@ -121,6 +121,12 @@ export function createMetrics(registry = new Registry()) {
       help: 'Failed invoice payments reported by Stripe for invoices not (yet) paid.',
       registers: [registry],
     }),
+    stripeMeterErrors: new Counter({
+      name: 'tollgate_stripe_meter_errors_total',
+      help: "Meter events Stripe refused after accepting them (its asynchronous validation), by Stripe's error code.",
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
     stripePaymentSuspensions: new Counter({
       name: 'tollgate_stripe_payment_suspensions_total',
       help: 'Customers suspended after the payment grace period, and suspensions lifted once paid, by action.',

@@ -440,6 +440,26 @@ export const migrations: Migration[] = [
       `ALTER TABLE usage_events ADD COLUMN request_id text`,
     ],
   },
+  {
+    version: 9,
+    name: 'stripe meter event timestamps and failures',
+    statements: [
+      // The timestamp of the meter event in flight, pinned with its units: a retry after a lost answer must send
+      // byte-identical parameters under its idempotency key, or Stripe refuses it (400, key reused).
+      `ALTER TABLE stripe_usage_reports ADD COLUMN sending_timestamp bigint`,
+      // Stripe validates meter events after accepting them; a report it refused later is marked failed here.
+      `ALTER TABLE stripe_usage_reports ADD COLUMN failed_at timestamptz, ADD COLUMN failure text`,
+    ],
+  },
+  {
+    version: 10,
+    name: 'stripe rounding',
+    statements: [
+      // What Stripe collects minus our invoice's Stripe part: three-decimal currencies are collected in steps of 10
+      // minor units, so the rounding difference is recorded with the Stripe invoice, explicitly.
+      `ALTER TABLE stripe_invoices ADD COLUMN rounding bigint NOT NULL DEFAULT 0`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

@@ -2,6 +2,13 @@ import Stripe from 'stripe';
 import type { StripeConfig } from '../config/config.js';
 
 /**
+ * The Stripe API version Tollgate is written and tested against, sent with every request: an upgrade of the `stripe`
+ * package (whose default follows its own release) must not change the shapes Stripe answers with. Changing it is a
+ * deliberate step: the type check then shows what moved.
+ */
+export const stripeApiVersion = '2026-10-28.endive' satisfies Stripe.LatestApiVersion;
+
+/**
  * The `stripe` client for the configured API (Stripe, or a Stripe-compatible test server). Its own retries are
  * off: the outbox retries whole work items, with backoff that survives restarts and a dead-letter state.
  */
@@ -12,6 +19,7 @@ export function createStripeClient(config: Pick<StripeConfig, 'apiBase' | 'timeo
     host: base.hostname,
     port: base.port || (protocol === 'http' ? 80 : 443),
     protocol,
+    apiVersion: stripeApiVersion,
     maxNetworkRetries: 0,
     timeout: config.timeoutMs,
     telemetry: false,

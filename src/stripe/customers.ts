@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type Stripe from 'stripe';
 import { conflict, notFound, TollgateError } from '../kernel/errors.js';
 import type { Queryable } from '../store/db.js';
@@ -26,11 +27,11 @@ export class StripeCustomers {
   async sync(work: StripeWork): Promise<void> {
     const customer = await this.ours(work.item.subjectId);
     const stripeCustomerId = await this.ensure(customer.id, work);
-    await this.client().customers.update(stripeCustomerId, {
-      name: customer.name,
-      email: customer.email ?? '',
-      metadata: { [customerIdMetadataKey]: customer.id },
-    });
+    const update = { name: customer.name, email: customer.email ?? '', metadata: { [customerIdMetadataKey]: customer.id } };
+    // Our own key, not the package's random one: derived from what is sent, so a retry of the same update replays
+    // it and a later change (other parameters) gets its own key.
+    const digest = createHash('sha256').update(JSON.stringify(update)).digest('base64url').slice(0, 22);
+    await this.client().customers.update(stripeCustomerId, update, { idempotencyKey: work.key('customer', customer.id, 'update', digest) });
   }
 
   /**

@@ -67,19 +67,62 @@ export class Dunning {
          invoice_id = COALESCE(stripe_invoices.invoice_id, EXCLUDED.invoice_id)`,
       [invoice.stripeInvoiceId, invoice.invoiceId ?? null, invoice.customerId, invoice.status, settledAt],
     );
+    await this.liftIfNothingOverdue(accounts, tx, invoice.customerId, invoice.stripeInvoiceId);
+  }
+
+  /**
+   * In the webhook's transaction: a Stripe subscription of the customer is current (active or trialing), so its
+   * latest invoice is paid: settles it if it is under dunning, then lifts a non-payment suspension once nothing
+   * else is overdue (the `invoice.paid` event may come late, or not at all).
+   */
+  async recordSubscriptionCurrent(accounts: AccountsService, tx: Queryable, customerId: string, latestInvoiceId: string | undefined, at: Date): Promise<void> {
+    await lockCustomer(tx, customerId);
+    if (latestInvoiceId) {
+      await tx.query(
+        `UPDATE stripe_invoices SET status = 'paid', settled_at = $2 WHERE stripe_invoice_id = $1 AND customer_id = $3 AND settled_at IS NULL`,
+        [latestInvoiceId, at, customerId],
+      );
+    }
+    await this.liftIfNothingOverdue(accounts, tx, customerId, latestInvoiceId);
+  }
+
+  /**
+   * In the webhook's transaction: Stripe gave up collecting a subscription's invoice (status `unpaid`). The customer
+   * is suspended now, as for an invoice past its grace period, until the invoices are paid.
+   */
+  async suspendNow(accounts: AccountsService, tx: Queryable, invoice: StripeInvoiceFacts, at: Date): Promise<void> {
+    await lockCustomer(tx, invoice.customerId);
+    await this.recordFailure(tx, invoice, at);
+    const [overdue] = await tx.query(
+      `UPDATE stripe_invoices SET suspended_at = COALESCE(suspended_at, $2) WHERE stripe_invoice_id = $1 AND settled_at IS NULL RETURNING 1`,
+      [invoice.stripeInvoiceId, new Date(this.clock.now())],
+    );
+    if (!overdue) return;
+    const customer = await accounts.getCustomer(invoice.customerId);
+    if (customer.status !== 'active') return;
+    await accounts.updateCustomer(customer.id, {
+      status: 'suspended',
+      statusReason: `${paymentSuspensionPrefix} Stripe invoice ${invoice.stripeInvoiceId} unpaid; Stripe stopped retrying (subscription unpaid)`,
+    });
+    this.metrics.stripePaymentSuspensions.inc({ action: 'suspended' });
+    this.logger.warn({ customerId: customer.id, stripeInvoiceId: invoice.stripeInvoiceId }, 'Stripe subscription unpaid; customer suspended');
+  }
+
+  /** Lifts a non-payment suspension once no invoice of the customer is overdue any more. */
+  private async liftIfNothingOverdue(accounts: AccountsService, tx: Queryable, customerId: string, stripeInvoiceId: string | undefined): Promise<void> {
     // Overdue: unpaid past its grace period, whether or not it was the one that suspended the customer (a customer
     // already suspended is not suspended again for a second invoice).
     const [stillOverdue] = await tx.query(
       `SELECT 1 FROM stripe_invoices
        WHERE customer_id = $1 AND settled_at IS NULL AND (suspended_at IS NOT NULL OR suspend_at <= $2) LIMIT 1`,
-      [invoice.customerId, new Date(this.clock.now())],
+      [customerId, new Date(this.clock.now())],
     );
     if (stillOverdue) return;
-    const customer = await accounts.getCustomer(invoice.customerId);
+    const customer = await accounts.getCustomer(customerId);
     if (customer.status !== 'suspended' || !customer.statusReason?.startsWith(paymentSuspensionPrefix)) return;
     await accounts.updateCustomer(customer.id, { status: 'active', statusReason: null });
     this.metrics.stripePaymentSuspensions.inc({ action: 'lifted' });
-    this.logger.info({ customerId: customer.id, stripeInvoiceId: invoice.stripeInvoiceId }, 'overdue invoices paid; customer reactivated');
+    this.logger.info({ customerId: customer.id, stripeInvoiceId }, 'overdue invoices paid; customer reactivated');
   }
 
   /** The background check: suspends customers whose failed invoices are still unpaid after the grace period. */

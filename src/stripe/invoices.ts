@@ -3,7 +3,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { notFound } from '../kernel/errors.js';
 import type { InvoiceRow } from '../billing/invoices.js';
 import type { Queryable } from '../store/db.js';
-import { toStripeAmount } from './amounts.js';
+import { roundForStripe, roundLinesForStripe, toStripeAmount } from './amounts.js';
 import type { StripeCustomers } from './customers.js';
 import type { StripeWork } from './work.js';
 
@@ -115,14 +115,15 @@ export class StripeInvoicePush {
       `SELECT position, kind, description, amount FROM invoice_lines l WHERE invoice_id = $1 AND ${collectedLine('l', '$2')} ORDER BY position`,
       [invoice.id, meterModePlanIds(this.catalog())],
     );
-    for (const line of lines) {
+    const collected = roundLinesForStripe(lines.map((line) => BigInt(line.amount)), invoice.currency);
+    for (const [index, line] of lines.entries()) {
       const lineId = String(line.position);
       if (present.has(lineId)) continue;
       await this.stripe.invoiceItems.create(
         {
           customer: stripeCustomerId,
           invoice: stripeInvoiceId,
-          amount: toStripeAmount(line.amount, invoice.currency),
+          amount: toStripeAmount(collected[index]!, invoice.currency),
           currency: invoice.currency.toLowerCase(),
           description: line.description,
           period: { start: unixSeconds(invoice.period_start), end: unixSeconds(invoice.period_end) },
@@ -143,18 +144,27 @@ export class StripeInvoicePush {
   }
 }
 
-/** Records which Stripe invoice is ours and its status; a settled invoice keeps the status it settled with. */
+/** What Stripe collects for the invoice (its lines rounded as Stripe requires), in our minor units. */
+export function collectedByStripe(invoice: Pick<InvoiceToCollect, 'stripe_total' | 'currency'>): bigint {
+  return roundForStripe(BigInt(invoice.stripe_total), invoice.currency);
+}
+
+/**
+ * Records which Stripe invoice is ours, its status, and the rounding Stripe's collection adds to our amount; a
+ * settled invoice keeps the status it settled with.
+ */
 export async function recordStripeInvoice(
   db: Queryable,
-  invoice: Pick<InvoiceToCollect, 'id' | 'customer_id'>,
+  invoice: Pick<InvoiceToCollect, 'id' | 'customer_id' | 'stripe_total' | 'currency'>,
   stripeInvoice: Stripe.Invoice,
 ): Promise<void> {
   await db.query(
-    `INSERT INTO stripe_invoices (stripe_invoice_id, invoice_id, customer_id, status) VALUES ($1, $2, $3, $4)
+    `INSERT INTO stripe_invoices (stripe_invoice_id, invoice_id, customer_id, status, rounding) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (stripe_invoice_id) DO UPDATE SET
        status = CASE WHEN stripe_invoices.settled_at IS NULL THEN EXCLUDED.status ELSE stripe_invoices.status END,
-       invoice_id = EXCLUDED.invoice_id`,
-    [stripeInvoice.id, invoice.id, invoice.customer_id, stripeInvoice.status ?? 'draft'],
+       invoice_id = EXCLUDED.invoice_id,
+       rounding = EXCLUDED.rounding`,
+    [stripeInvoice.id, invoice.id, invoice.customer_id, stripeInvoice.status ?? 'draft', String(collectedByStripe(invoice) - BigInt(invoice.stripe_total))],
   );
 }
 

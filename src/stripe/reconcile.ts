@@ -2,12 +2,14 @@ import type Stripe from 'stripe';
 import type { AccountsService } from '../accounts/service.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
+import { TollgateError } from '../kernel/errors.js';
 import type { Queryable } from '../store/db.js';
 import { fromStripeAmount, toStripeAmount } from './amounts.js';
 import { customerIdMetadataKey, type StripeCustomers } from './customers.js';
 import type { Dunning } from './dunning.js';
-import { collectedThroughStripe, invoiceIdMetadataKey, invoiceToCollectColumns, meterModePlanIds, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
+import { collectedByStripe, collectedThroughStripe, invoiceIdMetadataKey, invoiceToCollectColumns, meterModePlanIds, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
 import { enqueueStripeWork, type StripeOutbox } from './outbox.js';
+import { describeFailure, isRetryable } from './retry.js';
 
 interface FoundInvoice {
   invoice: InvoiceToCollect;
@@ -34,6 +36,15 @@ export interface DriftReport {
     /** Paid or voided in Stripe, still unsettled here (a webhook never arrived). */
     unsettled: { invoiceId: string; stripeInvoiceId: string; stripeStatus: string }[];
   };
+  /** Meter mode: what Stripe's meters count against what we reported. */
+  meters: {
+    /** Meter event names of our plans that match no active Stripe meter. */
+    missing: string[];
+    /** Per customer and meter, when the totals differ: our units reported, and Stripe's sum over the same time. */
+    totalMismatch: { customerId: string; eventName: string; ours: string; stripe: string }[];
+    /** Usage reports whose meter events Stripe refused after accepting them (meter error reports). */
+    failed: { subscriptionId: string; periodStart: string; failure: string }[];
+  };
   deadLetters: number;
   /** With --repair: what was done about it. */
   repaired?: { requeued: number; recorded: number; settled: number };
@@ -57,12 +68,13 @@ export class StripeReconciler {
   ) {}
 
   async reconcile(options: { repair: boolean }): Promise<DriftReport> {
-    const stripeCustomers = await this.byMetadata(this.stripe.customers.list({ limit: 100 }), customerIdMetadataKey);
-    const stripeInvoices = await this.byMetadata(this.stripe.invoices.list({ limit: 100 }), invoiceIdMetadataKey);
+    const stripeCustomers = await readFromStripe('customers', () => this.byMetadata(this.stripe.customers.list({ limit: 100 }), customerIdMetadataKey));
+    const stripeInvoices = await readFromStripe('invoices', () => this.byMetadata(this.stripe.invoices.list({ limit: 100 }), invoiceIdMetadataKey));
     const report: DriftReport = {
       checkedAt: new Date(this.clock.now()).toISOString(),
       customers: { missing: [], unrecorded: [], duplicated: [] },
       invoices: { missing: [], unrecorded: [], duplicated: [], amountMismatch: [], unsettled: [] },
+      meters: await this.meterDrift(),
       deadLetters: (await this.outbox.backlog()).dead,
     };
 
@@ -96,12 +108,14 @@ export class StripeReconciler {
         report.invoices.unrecorded.push({ invoiceId: invoice.id, stripeInvoiceId: stripeInvoice.id });
         unrecorded.push({ invoice, stripeInvoice });
       }
-      // Compared in Stripe's units, which are not always ours (ISK); reported in ours.
-      if (stripeInvoice.total !== toStripeAmount(invoice.stripe_total, invoice.currency)) {
+      // Compared in Stripe's units, which are not always ours (ISK), with our amount rounded as Stripe collects it
+      // (three-decimal currencies); reported in our units.
+      const collected = collectedByStripe(invoice);
+      if (stripeInvoice.total !== toStripeAmount(collected, invoice.currency)) {
         report.invoices.amountMismatch.push({
           invoiceId: invoice.id,
           stripeInvoiceId: stripeInvoice.id,
-          ours: invoice.stripe_total,
+          ours: String(collected),
           stripe: String(fromStripeAmount(stripeInvoice.total, invoice.currency)),
         });
       }
@@ -142,6 +156,64 @@ export class StripeReconciler {
     return repaired;
   }
 
+  /**
+   * Compares, per customer and meter, the units we reported with what the Stripe meter counts, over all the time
+   * since the customer's first reported period (Stripe sums the events in [start, end), minute-aligned). Customers
+   * with a report in flight are left out: Stripe may have it or not yet.
+   */
+  private async meterDrift(): Promise<DriftReport['meters']> {
+    const drift: DriftReport['meters'] = { missing: [], totalMismatch: [], failed: [] };
+    const plansByEvent = new Map<string, string[]>();
+    for (const plan of this.catalog().plans.values()) {
+      const eventName = plan.stripe?.meter_event_name;
+      if (eventName) plansByEvent.set(eventName, [...(plansByEvent.get(eventName) ?? []), plan.id]);
+    }
+    if (plansByEvent.size === 0) return drift;
+    const meters = await readFromStripe('billing meters', async () => {
+      const all: Stripe.Billing.Meter[] = [];
+      for await (const meter of this.stripe.billing.meters.list({ status: 'active', limit: 100 })) all.push(meter);
+      return all;
+    });
+    const minute = 60;
+    const end = (Math.ceil(this.clock.now() / 1000 / minute) + 10) * minute; // Stripe takes events up to 5 min ahead
+    for (const [eventName, planIds] of plansByEvent) {
+      const meter = meters.find((candidate) => candidate.event_name === eventName);
+      if (!meter) {
+        drift.missing.push(eventName);
+        continue;
+      }
+      const customers = await this.db.query<{ customer_id: string; stripe_customer_id: string; reported: string; first: Date }>(
+        `SELECT s.customer_id, c.stripe_customer_id, sum(u.reported_units)::text AS reported, min(u.period_start) AS first
+         FROM stripe_usage_reports u
+         JOIN subscriptions s ON s.id = u.subscription_id
+         JOIN stripe_customers c ON c.customer_id = s.customer_id
+         WHERE s.plan_id = ANY($1)
+         GROUP BY s.customer_id, c.stripe_customer_id
+         HAVING bool_and(u.sending_units IS NULL)
+         ORDER BY s.customer_id`,
+        [planIds],
+      );
+      for (const customer of customers) {
+        const start = Math.floor(customer.first.getTime() / 1000 / minute) * minute;
+        const counted = await readFromStripe(`the ${eventName} meter's total`, async () => {
+          let sum = 0;
+          for await (const summary of this.stripe.billing.meters.listEventSummaries(meter.id, { customer: customer.stripe_customer_id, start_time: start, end_time: end, limit: 100 })) {
+            sum += summary.aggregated_value;
+          }
+          return sum;
+        });
+        if (String(counted) !== customer.reported) {
+          drift.totalMismatch.push({ customerId: customer.customer_id, eventName, ours: customer.reported, stripe: String(counted) });
+        }
+      }
+    }
+    const failed = await this.db.query<{ subscription_id: string; period_start: Date; failure: string }>(
+      'SELECT subscription_id, period_start, failure FROM stripe_usage_reports WHERE failed_at IS NOT NULL ORDER BY subscription_id, period_start',
+    );
+    drift.failed = failed.map((row) => ({ subscriptionId: row.subscription_id, periodStart: row.period_start.toISOString(), failure: row.failure }));
+    return drift;
+  }
+
   /** Every object of a Stripe list that carries one of our ids in `key`, grouped by that id. */
   private async byMetadata<T extends { id: string; metadata: Stripe.Metadata | null }>(list: AsyncIterable<T>, key: string): Promise<Map<string, T[]>> {
     const grouped = new Map<string, T[]>();
@@ -150,5 +222,26 @@ export class StripeReconciler {
       if (ourId) grouped.set(ourId, [...(grouped.get(ourId) ?? []), object]);
     }
     return grouped;
+  }
+}
+
+/** Attempts of one reconcile read, and the pause before each retry: the operator waits, so the bound is short. */
+const readRetryDelaysMs = [200, 800];
+
+/**
+ * A read of Stripe for reconciliation, retried a few times if the failure is transient; a read that still fails is a
+ * 502 naming Stripe (the operator's request did nothing wrong, and nothing was repaired).
+ */
+export async function readFromStripe<T>(what: string, read: () => Promise<T>, delaysMs: readonly number[] = readRetryDelaysMs): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      const delay = delaysMs[attempt];
+      if (delay === undefined || !isRetryable(error)) {
+        throw new TollgateError('bad_gateway', `reading ${what} from Stripe failed (after ${attempt + 1} attempts): ${describeFailure(error)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 }

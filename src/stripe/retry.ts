@@ -38,7 +38,8 @@ export function decideAfterFailure(error: unknown, attempt: number, policy: Retr
   return { action: 'retry', delayMs, renewKeys: isFinalSavedFailure(error), reason };
 }
 
-function isRetryable(error: unknown): boolean {
+/** Whether a failure is transient: another attempt may succeed. */
+export function isRetryable(error: unknown): boolean {
   // Our own refusals (the record is gone, say) are final; an unavailable database is not.
   if (error instanceof TollgateError) return error.code === 'unavailable';
   if (!(error instanceof Stripe.errors.StripeError)) return true;

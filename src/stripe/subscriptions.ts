@@ -5,9 +5,35 @@ import type { Catalog, Plan } from '../catalog/catalog.js';
 /** Metadata key, on a Stripe subscription or price, naming our plan outright. */
 const planMetadataKey = 'tollgate_plan';
 
-/** Stripe statuses in which the subscription's plan applies; `past_due` keeps it while dunning runs its course. */
-const grantingStatuses: ReadonlySet<Stripe.Subscription.Status> = new Set(['active', 'trialing', 'past_due']);
-const endedStatuses: ReadonlySet<Stripe.Subscription.Status> = new Set(['canceled', 'incomplete_expired']);
+/**
+ * What a Stripe subscription status means for the customer's account at the Check:
+ * - `paid_plan`: the subscription's plan applies (and a non-payment suspension is lifted once nothing is overdue);
+ * - `grace`: the plan still applies, and the latest invoice is under dunning: unpaid when the payment grace period
+ *   ends, the customer is suspended (402);
+ * - `suspended`: the plan stays, the customer is suspended now (402) until the invoices are paid;
+ * - `pending`: nothing changes yet (the first payment is still being attempted);
+ * - `default_plan`: the plan no longer applies: back to the catalog's default plan (or no subscription).
+ */
+export type SubscriptionAccountState = 'paid_plan' | 'grace' | 'suspended' | 'pending' | 'default_plan';
+
+/** Every status of the pinned API version; the type of the package's own Status also admits any string. */
+type KnownStatus = 'active' | 'trialing' | 'past_due' | 'unpaid' | 'incomplete' | 'incomplete_expired' | 'canceled' | 'paused';
+
+const accountStates: Record<KnownStatus, SubscriptionAccountState> = {
+  active: 'paid_plan',
+  trialing: 'paid_plan',
+  past_due: 'grace',
+  unpaid: 'suspended',
+  incomplete: 'pending',
+  incomplete_expired: 'default_plan',
+  canceled: 'default_plan',
+  paused: 'default_plan',
+};
+
+/** The account state for a Stripe status; undefined for a status this version does not know (changes nothing). */
+export function accountStateOf(status: Stripe.Subscription.Status): SubscriptionAccountState | undefined {
+  return Object.hasOwn(accountStates, status) ? accountStates[status as KnownStatus] : undefined;
+}
 
 /**
  * Our plan for a Stripe subscription: `tollgate_plan` metadata on the subscription, else on one of its prices, else
@@ -39,10 +65,10 @@ export async function followStripeSubscription(
   catalog: Catalog,
   customerId: string,
   plan: Plan,
-  status: Stripe.Subscription.Status,
+  state: SubscriptionAccountState,
 ): Promise<SubscriptionOutcome> {
   const current = (await accounts.listSubscriptions(customerId)).find((s) => s.status === 'active' && s.productId === plan.product);
-  if (endedStatuses.has(status)) {
+  if (state === 'default_plan') {
     // Only the plan this Stripe subscription granted is taken away; a plan from elsewhere stays.
     if (!current || current.planId !== plan.id) return 'unchanged';
     const fallback = catalog.defaultPlan ? catalog.plan(catalog.defaultPlan) : undefined;
@@ -53,7 +79,7 @@ export async function followStripeSubscription(
     await accounts.cancelSubscription(current.id);
     return 'canceled';
   }
-  if (!grantingStatuses.has(status)) return 'unchanged';
+  if (state === 'pending') return 'unchanged';
   if (!current) {
     await accounts.subscribe(customerId, plan.id);
     return 'subscribed';

@@ -1,10 +1,10 @@
 import type Stripe from 'stripe';
 import { newId } from '../accounts/keys.js';
-import { notFound, TollgateError } from '../kernel/errors.js';
+import { invalid, notFound, TollgateError } from '../kernel/errors.js';
 import type { Logger } from '../kernel/logger.js';
 import type { CurrencyCode } from '../kernel/money.js';
 import type { Db, Queryable } from '../store/db.js';
-import { fromStripeAmount, toStripeAmount } from './amounts.js';
+import { fromStripeAmount, roundForStripe, toStripeAmount } from './amounts.js';
 import type { StripeCustomers } from './customers.js';
 import { enqueueStripeWork } from './outbox.js';
 import type { StripeWork } from './work.js';
@@ -49,12 +49,15 @@ export class StripeTopUps {
 
   async create(customerId: string, input: CreateTopUpInput): Promise<TopUp> {
     this.client(); // a top-up is refused up front when there is no Stripe to pay it through
+    // The wallet is credited what Stripe collects: in three-decimal currencies, the amount rounded as Stripe requires.
+    const amount = roundForStripe(input.amount, input.currency);
+    if (amount <= 0n) throw invalid('amount', `${input.amount} ${input.currency} rounds to nothing Stripe can collect`);
     return this.db.transaction(async (tx) => {
       const [customer] = await tx.query('SELECT 1 FROM customers WHERE id = $1', [customerId]);
       if (!customer) throw notFound('customer', customerId);
       const [row] = await tx.query<TopUpRow>(
         `INSERT INTO stripe_topups (id, customer_id, amount, currency, success_url, cancel_url) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-        [newId('top'), customerId, input.amount.toString(), input.currency, input.successUrl, input.cancelUrl ?? null],
+        [newId('top'), customerId, amount.toString(), input.currency, input.successUrl, input.cancelUrl ?? null],
       );
       await enqueueStripeWork(tx, 'topup.checkout', row!.id);
       return toTopUp(row!);

@@ -10,19 +10,24 @@ import type { Queryable } from '../store/db.js';
 import type { StripeCustomers } from './customers.js';
 import type { Dunning, StripeInvoiceFacts } from './dunning.js';
 import { invoiceIdMetadataKey } from './invoices.js';
-import { followStripeSubscription, planOfStripeSubscription } from './subscriptions.js';
+import { accountStateOf, followStripeSubscription, planOfStripeSubscription } from './subscriptions.js';
+import { markUsageReportsFailed, type MeterEventFailure } from './usage.js';
 import type { StripeTopUps } from './topups.js';
 
 /** Stripe's own tolerance: a signature older than this is a replay. */
 const signatureToleranceSeconds = 300;
 
 /** What every Stripe event carries; a signed body without it (`null`, no `data`) is refused, not half-applied. */
-const eventEnvelopeSchema = z.object({
-  id: z.string().min(1),
-  type: z.string().min(1),
-  created: z.number().int(),
-  data: z.object({ object: z.record(z.string(), z.unknown()) }),
-});
+/** A snapshot event (v1: its object in `data`) or a thin event (v2: fetched by id, `created` as an ISO timestamp). */
+const eventEnvelopeSchema = z.union([
+  z.object({ id: z.string().min(1), object: z.literal('v2.core.event'), type: z.string().min(1), created: z.string().min(1) }),
+  z.object({
+    id: z.string().min(1),
+    type: z.string().min(1),
+    created: z.number().int(),
+    data: z.object({ object: z.record(z.string(), z.unknown()) }),
+  }),
+]);
 
 export type WebhookResult = 'applied' | 'duplicate' | 'ignored';
 
@@ -64,11 +69,13 @@ export class StripeWebhooks {
     return { id: event.id, type: event.type, result };
   }
 
-  private verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
-    let event: Stripe.Event;
+  private verify(rawBody: Buffer, signature: string | undefined): Stripe.Event | ThinEvent {
+    let event: unknown;
     try {
       if (!signature) throw new Error('no Stripe-Signature header');
-      event = Stripe.webhooks.constructEvent(rawBody, signature, this.deps.secret, signatureToleranceSeconds, undefined, this.deps.clock.now());
+      // Verified, then parsed here: constructEvent refuses thin (v2) events, which are signed the same way.
+      Stripe.webhooks.signature!.verifyHeader(rawBody, signature, this.deps.secret, signatureToleranceSeconds, undefined, this.deps.clock.now());
+      event = JSON.parse(rawBody.toString('utf8'));
     } catch (error) {
       this.deps.metrics.stripeWebhookEvents.inc({ type: 'unverified', result: 'rejected' });
       this.deps.logger.warn({ err: (error as Error).message }, 'Stripe webhook rejected');
@@ -82,10 +89,10 @@ export class StripeWebhooks {
       this.deps.logger.warn({ field }, 'Stripe webhook rejected: not an event');
       throw new TollgateError('invalid_request', `not a Stripe event: ${field}: ${issue.message}`, field);
     }
-    return event;
+    return event as Stripe.Event | ThinEvent;
   }
 
-  private async apply(event: Stripe.Event): Promise<WebhookResult> {
+  private async apply(event: Stripe.Event | ThinEvent): Promise<WebhookResult> {
     const [seen] = await this.deps.db.query('SELECT 1 FROM stripe_webhook_events WHERE id = $1', [event.id]);
     if (seen) return 'duplicate';
     const effect = await this.effectOf(event);
@@ -93,8 +100,8 @@ export class StripeWebhooks {
     const applied = await this.deps.accounts.inTransaction(async (accounts, tx) => {
       // Two deliveries racing: the second waits on the first's insert and then finds the id taken.
       const recorded = await tx.query(
-        'INSERT INTO stripe_webhook_events (id, type, created_at) VALUES ($1, $2, to_timestamp($3)) ON CONFLICT DO NOTHING RETURNING id',
-        [event.id, event.type, event.created],
+        'INSERT INTO stripe_webhook_events (id, type, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id',
+        [event.id, event.type, createdAt(event)],
       );
       if (recorded.length === 0) return false;
       await effect(accounts, tx);
@@ -104,9 +111,10 @@ export class StripeWebhooks {
   }
 
   /** The event's effect, worked out before the transaction (it may read from Stripe); undefined if it is not ours. */
-  private async effectOf(event: Stripe.Event): Promise<Effect | undefined> {
+  private async effectOf(event: Stripe.Event | ThinEvent): Promise<Effect | undefined> {
     const { dunning, topUps } = this.deps;
-    const at = new Date(event.created * 1000);
+    const at = createdAt(event);
+    if (isThinEvent(event)) return this.thinEventEffect(event, at);
     switch (event.type) {
       case 'invoice.paid':
       case 'invoice.payment_succeeded':
@@ -121,7 +129,7 @@ export class StripeWebhooks {
       case 'customer.subscription.created':
       case 'customer.subscription.updated':
       case 'customer.subscription.deleted':
-        return this.subscriptionEffect(event.data.object);
+        return this.subscriptionEffect(event.data.object, at);
       case 'checkout.session.completed':
       case 'checkout.session.async_payment_succeeded': {
         const session = event.data.object;
@@ -136,6 +144,30 @@ export class StripeWebhooks {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * A meter error report: Stripe accepted meter events and refused them later (no such meter, customer unknown, …).
+   * The usage reports of the sampled events are marked failed, and every error is logged and counted.
+   */
+  private async thinEventEffect(notification: ThinEvent, at: Date): Promise<Effect | undefined> {
+    const { stripe, metrics, logger } = this.deps;
+    if (!meterErrorEventTypes.has(notification.type)) return undefined;
+    if (!stripe) {
+      logger.warn({ eventId: notification.id, type: notification.type }, 'Stripe meter error report not read: TOLLGATE_STRIPE_SECRET_KEY is not set');
+      return undefined;
+    }
+    const event = await stripe.v2.core.events.retrieve(notification.id);
+    if (event.type !== 'v1.billing.meter.error_report_triggered' && event.type !== 'v1.billing.meter.no_meter_found') return undefined;
+    const { reason, developer_message_summary: summary } = event.data;
+    const failures: MeterEventFailure[] = reason.error_types.flatMap((type) =>
+      type.sample_errors.map((sample) => ({ identifier: sample.request.identifier, code: type.code, message: sample.error_message })),
+    );
+    return async (_, tx) => {
+      const ours = await markUsageReportsFailed(tx, failures, at);
+      for (const type of reason.error_types) metrics.stripeMeterErrors.inc({ code: type.code }, type.error_count);
+      logger.error({ eventId: event.id, type: event.type, errorCount: reason.error_count, summary, failed: ours }, 'Stripe refused meter events after accepting them');
+    };
   }
 
   private async invoiceFacts(invoice: Stripe.Invoice): Promise<StripeInvoiceFacts | undefined> {
@@ -153,8 +185,8 @@ export class StripeWebhooks {
    * Subscription events arrive in any order, so the event only says which subscription changed: its current state
    * is read from Stripe and applied, which makes a late `updated` after `deleted` harmless.
    */
-  private async subscriptionEffect(snapshot: Stripe.Subscription): Promise<Effect | undefined> {
-    const { stripe, customers, catalog, logger } = this.deps;
+  private async subscriptionEffect(snapshot: Stripe.Subscription, at: Date): Promise<Effect | undefined> {
+    const { stripe, customers, catalog, dunning, logger } = this.deps;
     const subscription = stripe ? await stripe.subscriptions.retrieve(snapshot.id) : snapshot;
     const customerId = await customers.ourIdOf(idOf(subscription.customer));
     if (!customerId) return undefined;
@@ -163,11 +195,40 @@ export class StripeWebhooks {
       logger.warn({ stripeSubscriptionId: subscription.id, customerId }, 'Stripe subscription maps to no plan (set tollgate_plan metadata or plans[].stripe.prices)');
       return undefined;
     }
-    return async (accounts) => {
-      const outcome = await followStripeSubscription(accounts, catalog(), customerId, plan, subscription.status);
-      logger.info({ customerId, stripeSubscriptionId: subscription.id, plan: plan.id, status: subscription.status, outcome }, 'Stripe subscription applied');
+    const state = accountStateOf(subscription.status);
+    if (!state) {
+      logger.warn({ stripeSubscriptionId: subscription.id, customerId, status: subscription.status }, 'Stripe subscription status unknown to this version; nothing changed');
+      return undefined;
+    }
+    const latestInvoiceId = subscription.latest_invoice ? idOf(subscription.latest_invoice) : undefined;
+    const latestInvoice = latestInvoiceId && { stripeInvoiceId: latestInvoiceId, customerId, invoiceId: undefined, status: 'open' };
+    return async (accounts, tx) => {
+      const outcome = await followStripeSubscription(accounts, catalog(), customerId, plan, state);
+      if (state === 'paid_plan') await dunning.recordSubscriptionCurrent(accounts, tx, customerId, latestInvoiceId, at);
+      else if (state === 'grace' || state === 'suspended') {
+        if (!latestInvoice) logger.warn({ stripeSubscriptionId: subscription.id, customerId, status: subscription.status }, 'Stripe subscription in arrears without a latest invoice');
+        else if (state === 'grace') await dunning.recordFailure(tx, latestInvoice, at);
+        else await dunning.suspendNow(accounts, tx, latestInvoice, at);
+      }
+      logger.info({ customerId, stripeSubscriptionId: subscription.id, plan: plan.id, status: subscription.status, state, outcome }, 'Stripe subscription applied');
     };
   }
 }
 
 const idOf = (value: string | { id: string }) => (typeof value === 'string' ? value : value.id);
+
+/** A thin event (API v2, `object: 'v2.core.event'`): the delivery carries its id and type; the rest is fetched. */
+interface ThinEvent {
+  id: string;
+  object: 'v2.core.event';
+  type: string;
+  created: string;
+}
+
+const isThinEvent = (event: Stripe.Event | ThinEvent): event is ThinEvent => (event as { object: string }).object === 'v2.core.event';
+
+/** Snapshot events give `created` in unix seconds, thin events as an ISO timestamp. */
+const createdAt = (event: { created: number | string }) => new Date(typeof event.created === 'number' ? event.created * 1000 : event.created);
+
+/** The meter error reports of Stripe's asynchronous meter event validation. */
+const meterErrorEventTypes = new Set(['v1.billing.meter.error_report_triggered', 'v1.billing.meter.no_meter_found']);

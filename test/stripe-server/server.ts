@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Stripe from 'stripe';
 import { StripeApiError, invalidRequest } from './errors.js';
 import { FaultInjector, type Fault, type FaultConfig } from './faults.js';
+import { shapeDifference } from './fixtures.js';
 import { canonicalJson, decodeForm, type FormObject } from './form.js';
 import { IdempotencyLayer, type Execution, type SavedResponse } from './idempotency.js';
 import { randomBase62 } from './ids.js';
@@ -37,7 +38,7 @@ import { createState, type StripeState } from './state.js';
 import { createEventFactory, sendWebhook, type EventFactory } from './webhooks.js';
 
 export type { FaultConfig } from './faults.js';
-export type { FaultKind, FaultPhase, InjectedFault, StripeState } from './state.js';
+export type { FaultKind, FaultPhase, InjectedFault, LoggedRequest, StripeState } from './state.js';
 export type { EventFactory, WebhookDelivery, WebhookOptions } from './webhooks.js';
 export { signPayload } from './webhooks.js';
 
@@ -173,6 +174,9 @@ export async function startStripeServer(options: StripeServerOptions = {}): Prom
         }),
       );
       expandResponse(result, expandPaths(params), state);
+      // The server's own answers are held to the pinned version's shapes: a drift is a bug here, not a response.
+      const difference = shapeDifference(result);
+      if (difference) throw new Error(`response does not match the pinned API version: ${difference}`);
       return { response: { status: 200, headers: {}, body: JSON.stringify(result, null, 2), requestId }, saved: true };
     } catch (error) {
       if (!(error instanceof StripeApiError)) throw error;
@@ -268,6 +272,14 @@ export async function startStripeServer(options: StripeServerOptions = {}): Prom
     state.stats.requestsReceived += 1;
     const idempotencyKey = request.method === 'POST' ? request.headers['idempotency-key'] : undefined;
     const key = typeof idempotencyKey === 'string' ? idempotencyKey : undefined;
+    const stripeVersion = request.headers['stripe-version'];
+    state.requestLog.push({
+      method: request.method ?? 'GET',
+      path: (request.url ?? '/').split('?')[0]!,
+      idempotencyKey: key,
+      stripeVersion: typeof stripeVersion === 'string' ? stripeVersion : undefined,
+      apiKey: presentedKey(request),
+    });
     const fault = faults.next();
     if (fault) {
       state.stats.faultsInjected += 1;

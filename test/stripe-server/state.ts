@@ -30,10 +30,23 @@ export interface StripeState {
   subscriptions: Map<string, Stripe.Subscription>;
   /** Events built for webhooks, which Stripe also serves from `/v1/events`. */
   events: Map<string, Stripe.Event>;
+  /** Thin (v2) events: webhooks carry only their notification; `GET /v2/core/events/:id` serves them whole. */
+  v2Events: Map<string, Stripe.V2.Core.Event>;
   /** Ids of deleted objects, which Stripe still answers for with `{ id, object, deleted: true }`. */
   deletedIds: Set<string>;
   stats: { requestsReceived: number; faultsInjected: number; idempotentReplays: number };
   faultLog: InjectedFault[];
+  /** Every request received, with the headers that say how the client asked. */
+  requestLog: LoggedRequest[];
+}
+
+export interface LoggedRequest {
+  method: string;
+  path: string;
+  idempotencyKey: string | undefined;
+  stripeVersion: string | undefined;
+  /** The secret key presented, to tell several clients of one server apart. */
+  apiKey: string | undefined;
 }
 
 export function createState(): StripeState {
@@ -50,9 +63,11 @@ export function createState(): StripeState {
     prices: new Map(),
     subscriptions: new Map(),
     events: new Map(),
+    v2Events: new Map(),
     deletedIds: new Set(),
     stats: { requestsReceived: 0, faultsInjected: 0, idempotentReplays: 0 },
     faultLog: [],
+    requestLog: [],
   };
 }
 

@@ -3,7 +3,7 @@
 import { createHmac } from 'node:crypto';
 import type Stripe from 'stripe';
 import { fromFixture } from './fixtures.js';
-import { newId } from './ids.js';
+import { newId, randomBase62 } from './ids.js';
 import { renderInvoice, requireInvoice } from './resources/invoices.js';
 import { requireObject, type StripeState } from './state.js';
 
@@ -67,8 +67,34 @@ export type SubscriptionEventType =
   | 'customer.subscription.updated'
   | 'customer.subscription.deleted';
 
+/** One failed meter event in a meter error report: its identifier, Stripe's error code and message. */
+export interface MeterEventError {
+  identifier: string;
+  code: string;
+  message: string;
+}
+
+/** The notification of a thin (v2) event, as a webhook carries it: the event itself is fetched by id. */
+export interface ThinEventNotification {
+  id: string;
+  object: 'v2.core.event';
+  type: string;
+  created: string;
+  livemode: false;
+  related_object?: { id: string; type: string; url: string };
+}
+
 /** Builds events from the current state. Each is also recorded, so `GET /v1/events/:id` finds it as in Stripe. */
 export interface EventFactory {
+  /**
+   * Stripe's asynchronous validation of meter events found errors (`v1.billing.meter.error_report_triggered`, or
+   * `v1.billing.meter.no_meter_found` for events that name no meter): a thin event, recorded for `/v2/core/events`.
+   */
+  meterErrorReport(
+    type: 'v1.billing.meter.error_report_triggered' | 'v1.billing.meter.no_meter_found',
+    meterId: string | undefined,
+    errors: readonly MeterEventError[],
+  ): ThinEventNotification;
   build(type: Stripe.EventBase['type'], object: object, previousAttributes?: object): Stripe.Event;
   invoice(type: InvoiceEventType, invoiceId: string): Stripe.Event;
   checkoutSession(type: CheckoutSessionEventType, sessionId: string): Stripe.Event;
@@ -99,8 +125,40 @@ export function createEventFactory(state: StripeState, now: () => number, apiVer
     state.events.set(event.id, event);
     return event;
   };
+  const meterErrorReport: EventFactory['meterErrorReport'] = (type, meterId, errors) => {
+    const created = new Date(now() * 1000).toISOString();
+    const byCode = new Map<string, MeterEventError[]>();
+    for (const error of errors) byCode.set(error.code, [...(byCode.get(error.code) ?? []), error]);
+    const notification: ThinEventNotification = {
+      id: `evt_test_${randomBase62(24)}`,
+      object: 'v2.core.event',
+      type,
+      created,
+      livemode: false,
+      ...(meterId && { related_object: { id: meterId, type: 'billing.meter', url: `/v1/billing/meters/${meterId}` } }),
+    };
+    const event = {
+      ...notification,
+      data: {
+        developer_message_summary: `${errors.length} meter event(s) failed validation`,
+        reason: {
+          error_count: errors.length,
+          error_types: [...byCode].map(([code, sampled]) => ({
+            code,
+            error_count: sampled.length,
+            sample_errors: sampled.map((error) => ({ error_message: error.message, request: { identifier: error.identifier } })),
+          })),
+        },
+        validation_start: created,
+        validation_end: created,
+      },
+    };
+    state.v2Events.set(event.id, event as unknown as Stripe.V2.Core.Event);
+    return notification;
+  };
   return {
     build,
+    meterErrorReport,
     invoice: (type, invoiceId) => build(type, renderInvoice(requireInvoice(state, invoiceId))),
     checkoutSession: (type, sessionId) =>
       build(type, requireObject(state.checkoutSessions, sessionId, 'checkout.session')),

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { exclusiveParams, invalidParam, missingParam } from '../errors.js';
 import { fromFixture } from '../fixtures.js';
 import { newId, randomBase62 } from '../ids.js';
-import { lineAmount } from '../money.js';
+import { lineAmount, requireCollectible, requireMinimumCharge } from '../money.js';
 import {
   currency,
   decimal,
@@ -142,6 +142,12 @@ function createSession({ params, state, now }: ApiRequest): Stripe.Checkout.Sess
       throw invalidParam(`line_items[${index}]`, `All line items must use the session's currency (${sessionCurrency}).`);
     }
   });
+  const lineTotals = lines.map(({ lineItem, price }, index) => {
+    const amount = lineAmount(lineItem.quantity ?? 1, price.unitAmountDecimal);
+    requireCollectible(amount, sessionCurrency, `line_items[${index}][price_data][unit_amount]`);
+    return amount;
+  });
+  requireMinimumCharge(lineTotals.reduce((sum, amount) => sum + amount, 0), sessionCurrency, 'line_items');
   const customer = input.customer === undefined ? null : requireCustomer(state, input.customer, 'customer');
 
   const id = `cs_test_a1${randomBase62(56)}`;

@@ -28,7 +28,13 @@ function listEvents({ params, state }: ApiRequest): Stripe.ApiList<Stripe.Event>
   return listPage(matching, input, '/v1/events', 'event');
 }
 
+function retrieveV2Event(request: ApiRequest): Stripe.V2.Core.Event {
+  parseParams(noParams, request.params);
+  return requireObject(request.state.v2Events, pathParam(request), 'event');
+}
+
 export const eventRoutes: Route[] = [
   route('GET', '/v1/events', listEvents),
   route('GET', '/v1/events/:id', retrieveEvent),
+  route('GET', '/v2/core/events/:id', retrieveV2Event),
 ];

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { exclusiveParams, invalidParam, invalidRequest, missingParam } from '../errors.js';
 import { decimalString, fromFixture } from '../fixtures.js';
 import { newId, randomBase62 } from '../ids.js';
-import { lineAmount } from '../money.js';
+import { lineAmount, requireCollectible } from '../money.js';
 import {
   boolean,
   currency,
@@ -187,6 +187,7 @@ function createInvoiceItem({ params, state, now }: ApiRequest): Stripe.InvoiceIt
   }
   const quantity = input.quantity ?? 1;
   const amount = input.amount ?? lineAmount(quantity, pricing.unitAmountDecimal);
+  requireCollectible(amount, itemCurrency, input.amount === undefined ? 'unit_amount' : 'amount');
   const price =
     pricing.price ??
     (pricing.inlinePriceProduct === null

@@ -1,5 +1,6 @@
 // PaymentIntents (create, confirm on create, retrieve) and charging Stripe's test payment methods, which invoices
 // and checkout share.
+import { requireCollectible, requireMinimumCharge } from '../money.js';
 import type Stripe from 'stripe';
 import { z } from 'zod';
 import { invalidParam, invalidRequest, noSuchResource, StripeApiError } from '../errors.js';
@@ -144,9 +145,8 @@ export function confirmPaymentIntent(paymentIntent: Stripe.PaymentIntent, paymen
 function createPaymentIntentRoute({ params, state, now }: ApiRequest): Stripe.PaymentIntent {
   const input = parseParams(createParams, params);
   if (input.amount < 1) throw invalidParam('amount', 'This value must be greater than or equal to 1.');
-  if (input.currency === 'usd' && input.amount < 50) {
-    throw invalidParam('amount', 'Amount must be at least $0.50 usd', 'amount_too_small');
-  }
+  requireMinimumCharge(input.amount, input.currency, 'amount');
+  requireCollectible(input.amount, input.currency, 'amount');
   if (input.confirm && input.payment_method === undefined) {
     throw invalidRequest(
       "You cannot confirm this PaymentIntent because it's missing a payment method. Update the payment_method and retry.",
