@@ -13,6 +13,8 @@ import { startTestApp, type TestApp } from './support/services.js';
 
 const secretKey = 'sk_test_tollgate_meter';
 const webhookSecret = 'whsec_tollgate_meter_test';
+/** Stripe signs the thin events' destination with a secret of its own. */
+const thinEventsSecret = 'whsec_tollgate_meter_thin_events';
 
 /**
  * The PetStore catalog with Enterprise in meter mode (its usage goes to the Stripe meter `api_calls`) and Pro priced
@@ -53,7 +55,7 @@ describe('Stripe meter mode', () => {
       env: {
         TOLLGATE_CATALOG: writeCatalog(catalogDir),
         TOLLGATE_STRIPE_SECRET_KEY: secretKey,
-        TOLLGATE_STRIPE_WEBHOOK_SECRET: webhookSecret,
+        TOLLGATE_STRIPE_WEBHOOK_SECRET: `${webhookSecret},${thinEventsSecret}`,
         TOLLGATE_STRIPE_API_BASE: stripe.url,
         TOLLGATE_STRIPE_TIMEOUT_MS: '150',
         // The test runs each sync pass itself, so it can move the clock between an attempt and its retry.
@@ -194,9 +196,10 @@ describe('Stripe meter mode', () => {
       { identifier, code: 'meter_event_customer_not_found', message: `No customer found for ${stripeCustomerId}` },
       { identifier: 'someone-elses-event', code: 'meter_event_customer_not_found', message: 'No customer found for cus_x' },
     ]);
-    const delivered = await deliver(report);
+    expect((await deliver(report, { secret: 'whsec_someone_else' })).status).toBe(400);
+    const delivered = await deliver(report, { secret: thinEventsSecret });
     expect([delivered.status, JSON.parse(delivered.body).result]).toEqual([200, 'applied']);
-    expect(JSON.parse((await deliver(report)).body).result).toBe('duplicate');
+    expect(JSON.parse((await deliver(report, { secret: thinEventsSecret })).body).result).toBe('duplicate');
 
     const [marked] = await db().query<{ failed_at: Date | null; failure: string | null }>(
       'SELECT failed_at, failure FROM stripe_usage_reports WHERE subscription_id = $1',

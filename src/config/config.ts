@@ -61,7 +61,10 @@ const envSchema = z.object({
   TOLLGATE_USAGE_BATCH_SIZE: z.coerce.number().int().positive().default(50_000),
   TOLLGATE_USAGE_FLUSH_MS: z.coerce.number().int().positive().default(1_000),
   TOLLGATE_STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)').optional(),
-  TOLLGATE_STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_', 'must be a webhook signing secret (whsec_…)').optional(),
+  TOLLGATE_STRIPE_WEBHOOK_SECRET: z
+    .string()
+    .refine((value) => value.split(',').every((secret) => secret.trim().startsWith('whsec_')), { message: 'must be webhook signing secrets (whsec_…), comma-separated' })
+    .optional(),
   TOLLGATE_STRIPE_API_BASE: z.url({ protocol: /^https?$/ }).default('https://api.stripe.com'),
   TOLLGATE_STRIPE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   TOLLGATE_STRIPE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(2_000),
@@ -133,7 +136,8 @@ export interface StripeConfig {
   /** Without it the sync loop does not run; work stays queued in the outbox until a key is configured. */
   secretKey: string | undefined;
   /** Without it POST /webhooks/stripe answers 503, so Stripe keeps the events and redelivers them later. */
-  webhookSecret: string | undefined;
+  /** Signing secrets of the webhook endpoints (snapshot and thin events each have their own in Stripe); empty: webhooks off. */
+  webhookSecrets: string[];
   /** Stripe's API, or a Stripe-compatible test server. */
   apiBase: string;
   timeoutMs: number;
@@ -201,7 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     stripe: {
       secretKey: e.TOLLGATE_STRIPE_SECRET_KEY,
-      webhookSecret: e.TOLLGATE_STRIPE_WEBHOOK_SECRET,
+      webhookSecrets: list(e.TOLLGATE_STRIPE_WEBHOOK_SECRET),
       apiBase: e.TOLLGATE_STRIPE_API_BASE,
       timeoutMs: e.TOLLGATE_STRIPE_TIMEOUT_MS,
       syncIntervalMs: e.TOLLGATE_STRIPE_SYNC_INTERVAL_MS,

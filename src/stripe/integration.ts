@@ -62,9 +62,9 @@ export function startStripeIntegration(deps: StripeIntegrationDeps): StripeInteg
     usage = reports;
   }
   const webhooks =
-    config.webhookSecret === undefined
+    config.webhookSecrets.length === 0
       ? undefined
-      : new StripeWebhooks({ secret: config.webhookSecret, stripe, db, accounts, catalog, clock, customers, dunning, topUps, metrics, logger });
+      : new StripeWebhooks({ secrets: config.webhookSecrets, stripe, db, accounts, catalog, clock, customers, dunning, topUps, metrics, logger });
   const sync =
     stripe || webhooks
       ? new StripeSync({

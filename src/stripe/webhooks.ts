@@ -18,16 +18,16 @@ import type { StripeTopUps } from './topups.js';
 const signatureToleranceSeconds = 300;
 
 /** What every Stripe event carries; a signed body without it (`null`, no `data`) is refused, not half-applied. */
-/** A snapshot event (v1: its object in `data`) or a thin event (v2: fetched by id, `created` as an ISO timestamp). */
-const eventEnvelopeSchema = z.union([
-  z.object({ id: z.string().min(1), object: z.literal('v2.core.event'), type: z.string().min(1), created: z.string().min(1) }),
-  z.object({
-    id: z.string().min(1),
-    type: z.string().min(1),
-    created: z.number().int(),
-    data: z.object({ object: z.record(z.string(), z.unknown()) }),
-  }),
-]);
+/** A snapshot event (v1): its object in `data`. */
+const snapshotEventSchema = z.object({
+  id: z.string().min(1),
+  type: z.string().min(1),
+  created: z.number().int(),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+});
+/** A thin event (v2): fetched by id, `created` as an ISO timestamp. */
+const thinEventSchema = z.object({ id: z.string().min(1), object: z.literal('v2.core.event'), type: z.string().min(1), created: z.string().min(1) });
+const envelopeSchemaOf = (event: unknown) => ((event as { object?: unknown } | null)?.object === 'v2.core.event' ? thinEventSchema : snapshotEventSchema);
 
 export type WebhookResult = 'applied' | 'duplicate' | 'ignored';
 
@@ -35,7 +35,8 @@ export type WebhookResult = 'applied' | 'duplicate' | 'ignored';
 type Effect = (accounts: AccountsService, tx: Queryable) => Promise<void>;
 
 export interface StripeWebhooksDeps {
-  secret: string;
+  /** A delivery signed with any of them is accepted: Stripe signs each endpoint's deliveries with its own secret. */
+  secrets: readonly string[];
   /** Re-reads objects whose latest state matters more than the event's snapshot; without it the snapshot is used. */
   stripe: Stripe | undefined;
   db: Queryable;
@@ -74,14 +75,14 @@ export class StripeWebhooks {
     try {
       if (!signature) throw new Error('no Stripe-Signature header');
       // Verified, then parsed here: constructEvent refuses thin (v2) events, which are signed the same way.
-      Stripe.webhooks.signature!.verifyHeader(rawBody, signature, this.deps.secret, signatureToleranceSeconds, undefined, this.deps.clock.now());
+      verifyWithAny(rawBody, signature, this.deps.secrets, this.deps.clock.now());
       event = JSON.parse(rawBody.toString('utf8'));
     } catch (error) {
       this.deps.metrics.stripeWebhookEvents.inc({ type: 'unverified', result: 'rejected' });
       this.deps.logger.warn({ err: (error as Error).message }, 'Stripe webhook rejected');
       throw new TollgateError('invalid_request', `webhook signature verification failed: ${(error as Error).message}`, 'stripe-signature');
     }
-    const envelope = eventEnvelopeSchema.safeParse(event);
+    const envelope = envelopeSchemaOf(event).safeParse(event);
     if (!envelope.success) {
       const issue = envelope.error.issues[0]!;
       const field = ['body', ...issue.path].join('.');
@@ -223,6 +224,19 @@ interface ThinEvent {
   object: 'v2.core.event';
   type: string;
   created: string;
+}
+
+function verifyWithAny(rawBody: Buffer, signature: string, secrets: readonly string[], now: number): void {
+  let failure: unknown;
+  for (const secret of secrets) {
+    try {
+      Stripe.webhooks.signature!.verifyHeader(rawBody, signature, secret, signatureToleranceSeconds, undefined, now);
+      return;
+    } catch (error) {
+      failure = error;
+    }
+  }
+  throw failure;
 }
 
 const isThinEvent = (event: Stripe.Event | ThinEvent): event is ThinEvent => (event as { object: string }).object === 'v2.core.event';
