@@ -26,13 +26,18 @@ export async function postgresOutage({ quick, postgres, dataDir, log }: Scenario
     log(`PostgreSQL stopped at ${Math.round(stoppedAt)} ms`);
     let readyDuring = 0;
     let probes = 0;
-    const probeUntil = Date.now() + outageMs;
-    while (Date.now() < probeUntil) {
-      probes++;
-      if ((await server.http('/readyz').then((r) => r.status, () => 0)) === 200) readyDuring++;
-      await sleep(1_000);
-    }
+    let down = true;
+    const probing = (async () => {
+      while (down) {
+        probes++;
+        if ((await server.http('/readyz', { signal: AbortSignal.timeout(1_000) }).then((r) => r.status, () => 0)) === 200) readyDuring++;
+        await sleep(1_000);
+      }
+    })();
+    await sleep(outageMs);
     await postgres.launch();
+    down = false;
+    await probing;
     const returnedAt = load.now();
     log(`PostgreSQL back at ${Math.round(returnedAt)} ms`);
     await sleep(steadyMs);
@@ -46,7 +51,7 @@ export async function postgresOutage({ quick, postgres, dataDir, log }: Scenario
     const lost = Math.max(0, sent - rows.events);
     const doubled = Math.max(0, rows.rolledUp - rows.attributed);
     const figures = {
-      outageS: outageMs / 1000,
+      outageS: ((returnedAt - stoppedAt) / 1000).toFixed(1),
       checksDuring: during.calls,
       checkErrorsDuring: errors(during.outcomes),
       decisionsDuring: formatOutcomes(during.outcomes),
@@ -75,7 +80,7 @@ export async function postgresOutage({ quick, postgres, dataDir, log }: Scenario
         `changing. /readyz was probed once a second during the outage.`,
       table: {
         head: ['outage (s)', 'Checks during', 'Check errors during', 'decisions during', 'p50 / p99 during (ms)', '/readyz during', 'entries sent', 'usage rows', 'lost', 'doubled'],
-        rows: [[String(figures.outageS), String(figures.checksDuring), String(figures.checkErrorsDuring), figures.decisionsDuring, figures.latencyDuring, figures.readyzDuring, String(sent), String(rows.events), String(lost), String(doubled)]],
+        rows: [[figures.outageS, String(figures.checksDuring), String(figures.checkErrorsDuring), figures.decisionsDuring, figures.latencyDuring, figures.readyzDuring, String(sent), String(rows.events), String(lost), String(doubled)]],
       },
       findings,
     };

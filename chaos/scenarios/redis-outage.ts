@@ -35,12 +35,12 @@ export async function redisOutage({ quick, postgres, dataDir, log }: ScenarioCon
         const brokeAt = load.now();
         redis.signal(how);
         await sleep(outageMs);
-        const returnedAt = load.now();
         if (how === 'SIGSTOP') redis.signal('SIGCONT');
         else {
           await redis.kill();
           await redis.launch();
         }
+        const returnedAt = load.now();
         // Recovery: until the server stops applying its failure mode, seen in its failures counter.
         let failures = await failuresAt();
         let lastFailureAt = returnedAt;
@@ -60,7 +60,7 @@ export async function redisOutage({ quick, postgres, dataDir, log }: ScenarioCon
         const row = {
           mode,
           how,
-          outageS: outageMs / 1000,
+          outageS: ((returnedAt - brokeAt) / 1000).toFixed(1),
           before: `${before.p50Ms} / ${before.p99Ms}`,
           calls: during.calls,
           errors,
@@ -71,7 +71,7 @@ export async function redisOutage({ quick, postgres, dataDir, log }: ScenarioCon
           failuresCounted: failures,
         };
         log(JSON.stringify(row));
-        rows.push([mode, how, String(row.outageS), row.before, String(row.calls), String(errors), row.decisions, row.latency, `${recoveryMs}`, row.afterRecovery]);
+        rows.push([mode, how, row.outageS, row.before, String(row.calls), String(errors), row.decisions, row.latency, `${recoveryMs}`, row.afterRecovery]);
         if (errors > 0) findings.push(`Redis ${how}, failure mode ${mode}: ${errors} Checks failed as gRPC errors during the outage (Envoy's error path) instead of the mode's decision.`);
         const afterBad = Object.keys(after.outcomes).filter((outcome) => outcome !== 'allowed');
         if (afterBad.length > 0) findings.push(`Redis ${how}, failure mode ${mode}: after recovery some Checks were not allowed (${formatOutcomes(after.outcomes)}).`);
