@@ -26,16 +26,20 @@ const hangMs = 10_000;
 class Tally {
   readonly counts: Record<string, number> = {};
   readonly failures: Record<string, string> = {};
-  inputs = 0;
 
-  add(outcome: string, failing: boolean, sample: () => string): void {
+  /** Failing inputs by outcome and `where` (e.g. the admin route), so each distinct failure keeps a sample. */
+  readonly failureCounts: Record<string, number> = {};
+  inputs = 0;
+  failed = 0;
+
+  add(outcome: string, failing: boolean, sample: () => string, where = ''): void {
     this.inputs++;
     this.counts[outcome] = (this.counts[outcome] ?? 0) + 1;
-    if (failing && !(outcome in this.failures)) this.failures[outcome] = sample();
-  }
-
-  get failed(): number {
-    return Object.keys(this.failures).reduce((sum, outcome) => sum + this.counts[outcome]!, 0);
+    if (!failing) return;
+    this.failed++;
+    const failure = where ? `${outcome} on ${where}` : outcome;
+    this.failureCounts[failure] = (this.failureCounts[failure] ?? 0) + 1;
+    if (!(failure in this.failures)) this.failures[failure] = sample();
   }
 }
 
@@ -83,7 +87,7 @@ export async function fuzz({ quick, postgres, log }: ScenarioContext): Promise<S
       tallies[name] = tally;
       log(`${name}: ${tally.inputs} inputs in ${((Date.now() - started) / 1000).toFixed(0)} s; ${JSON.stringify(tally.counts)}`);
       for (const [outcome, sample] of Object.entries(tally.failures)) {
-        findings.push(`fuzz, ${name}: ${tally.counts[outcome]} × "${outcome}". First input (seed ${seed}): ${sample}`);
+        findings.push(`fuzz, ${name}: ${tally.failureCounts[outcome]} × "${outcome}". First input (seed ${seed}): ${sample}`);
       }
       if (!server.running) {
         findings.push(`fuzz, ${name}: the server crashed (${JSON.stringify(await server.exited)}).`);
@@ -279,10 +283,12 @@ async function adminBodies(server: TollgateServer, random: Random, count: number
   const tally = new Tally();
   const document = (await (await server.http('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
   const routes = Object.entries(document.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => ({ method: method.toUpperCase(), path })));
-  const parameter = () => encodeURIComponent(random.pick(['fuzz', 'cus_1', '', random.hostileString(40)])).replaceAll('%25', random.next() < 0.3 ? '%' : '%25');
+  // Percent-encoded byte by byte (a lone surrogate becomes U+FFFD), with a raw '%' now and then: bad percent-encoding.
+  const encode = (text: string) => Array.from(Buffer.from(text), (byte) => (/[\w.~-]/.test(String.fromCharCode(byte)) ? String.fromCharCode(byte) : `%${byte.toString(16).padStart(2, '0')}`)).join('');
+  const parameter = () => encode(random.pick(['fuzz', 'cus_1', '', random.hostileString(40)])).replaceAll('%25', random.next() < 0.3 ? '%' : '%25');
   await pool(count, 8, async (index) => {
     const route = random.pick(routes);
-    const path = route.path.replace(/\{[^}]+\}/g, parameter) + (random.next() < 0.2 ? `?${random.pick(['limit', 'status', 'period', 'after', 'customer'])}=${encodeURIComponent(random.hostileString(20))}` : '');
+    const path = route.path.replace(/\{[^}]+\}/g, parameter) + (random.next() < 0.2 ? `?${random.pick(['limit', 'status', 'period', 'after', 'customer'])}=${encode(random.hostileString(20))}` : '');
     const body = random.next() < 0.1 ? random.pick(['{', 'nul\0l', '[]'.repeat(50_000), '{"a":' .repeat(10_000)]) : JSON.stringify(random.json());
     const method = route.method === 'GET' && random.next() < 0.9 ? 'GET' : route.method;
     const outcome = await server
@@ -296,7 +302,7 @@ async function adminBodies(server: TollgateServer, random: Random, count: number
         await response.arrayBuffer();
         return `http ${response.status}`;
       }, (error: unknown) => ((error as Error).name === 'TimeoutError' ? 'hang' : `client error ${(error as Error).message}`));
-    tally.add(outcome, outcome === 'hang' || outcome === 'http 500', () => `input ${index}: ${method} ${show(path, 200)} body ${show(body, 200)}`);
+    tally.add(outcome, outcome === 'hang' || outcome === 'http 500', () => `input ${index}: ${method} ${show(path, 200)} body ${show(body, 200)}`, `${method} ${route.path}`);
   });
   return tally;
 }
