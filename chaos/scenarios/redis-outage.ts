@@ -73,6 +73,8 @@ export async function redisOutage({ quick, postgres, dataDir, log }: ScenarioCon
         log(JSON.stringify(row));
         rows.push([mode, how, row.outageS, row.before, String(row.calls), String(errors), row.decisions, row.latency, `${recoveryMs}`, row.afterRecovery]);
         if (errors > 0) findings.push(`Redis ${how}, failure mode ${mode}: ${errors} Checks failed as gRPC errors during the outage (Envoy's error path) instead of the mode's decision.`);
+        const wrong = Object.keys(during.outcomes).filter((outcome) => !outcome.startsWith('error') && outcome !== 'allowed' && !(mode === 'closed' && outcome === 'denied 503'));
+        if (wrong.length > 0) findings.push(`Redis ${how}, failure mode ${mode}: decisions the mode does not make during the outage (${formatOutcomes(during.outcomes)}).`);
         const afterBad = Object.keys(after.outcomes).filter((outcome) => outcome !== 'allowed');
         if (afterBad.length > 0) findings.push(`Redis ${how}, failure mode ${mode}: after recovery some Checks were not allowed (${formatOutcomes(after.outcomes)}).`);
         if (!server.running) findings.push(`Redis ${how}, failure mode ${mode}: the server exited.`);
