@@ -31,15 +31,25 @@ class Tally {
   readonly failureCounts: Record<string, number> = {};
   inputs = 0;
   failed = 0;
+  /** What happened to the client's connections (GOAWAY codes, errors), for inputs sent over shared ones. */
+  readonly connectionEvents: Record<string, number> = {};
 
-  add(outcome: string, failing: boolean, sample: () => string, where = ''): void {
+  connectionEvent(event: string): void {
+    this.connectionEvents[event] = (this.connectionEvents[event] ?? 0) + 1;
+  }
+
+  /** The routes (or other places) each failure was seen on. */
+  readonly failurePlaces: Record<string, Set<string>> = {};
+
+  add(outcome: string, failing: boolean, sample: () => string, cause = '', place = ''): void {
     this.inputs++;
     this.counts[outcome] = (this.counts[outcome] ?? 0) + 1;
     if (!failing) return;
     this.failed++;
-    const failure = where ? `${outcome} on ${where}` : outcome;
+    const failure = cause ? `${outcome} for ${cause}` : outcome;
     this.failureCounts[failure] = (this.failureCounts[failure] ?? 0) + 1;
     if (!(failure in this.failures)) this.failures[failure] = sample();
+    if (place) (this.failurePlaces[failure] ??= new Set()).add(place);
   }
 }
 
@@ -85,9 +95,18 @@ export async function fuzz({ quick, postgres, log }: ScenarioContext): Promise<S
       const started = Date.now();
       const tally = await run();
       tallies[name] = tally;
-      log(`${name}: ${tally.inputs} inputs in ${((Date.now() - started) / 1000).toFixed(0)} s; ${JSON.stringify(tally.counts)}`);
+      log(`${name}: ${tally.inputs} inputs in ${((Date.now() - started) / 1000).toFixed(0)} s; ${JSON.stringify(tally.counts)}; connections: ${JSON.stringify(tally.connectionEvents)}`);
       for (const [outcome, sample] of Object.entries(tally.failures)) {
-        findings.push(`fuzz, ${name}: ${tally.failureCounts[outcome]} × "${outcome}". First input (seed ${seed}): ${sample}`);
+        const places = [...(tally.failurePlaces[outcome] ?? [])];
+        const where = places.length > 0 ? ` on ${places.length} route(s): ${places.slice(0, 6).join(', ')}${places.length > 6 ? ', …' : ''}` : '';
+        findings.push(`fuzz, ${name}: ${tally.failureCounts[outcome]} × "${outcome}"${where}. First input (seed ${seed}): ${sample}`);
+      }
+      const goaways = Object.entries(tally.connectionEvents).filter(([event]) => event.startsWith('GOAWAY') && event !== 'GOAWAY 0');
+      for (const [event, times] of goaways) {
+        findings.push(
+          `fuzz, ${name}: the server closed the fuzzing client's HTTP/2 connection ${times} time(s) with ${event} (${http2ErrorNames[Number(event.split(' ')[1])] ?? 'code'}), ` +
+            `resetting every stream in flight on it (the "reset (n)" answers); which input causes it is not isolated yet. Reproduce: \`npm run chaos -- fuzz\` (seed ${seed}).`,
+        );
       }
       if (!server.running) {
         findings.push(`fuzz, ${name}: the server crashed (${JSON.stringify(await server.exited)}).`);
@@ -114,6 +133,9 @@ export async function fuzz({ quick, postgres, log }: ScenarioContext): Promise<S
       `${total.toLocaleString('en')} inputs (seed ${seed}) against one server with Redis and PostgreSQL, each part after the other; an input ` +
       `without an answer in ${hangMs / 1000} s is a hang. A gRPC INTERNAL is counted as a failure only when a handler sent it: for a frame ` +
       `cut short or wrongly compressed, INTERNAL is the status the gRPC spec prescribes, and those are shown apart ("INTERNAL (framing)"). ` +
+      `Raw frames share one HTTP/2 connection, 32 streams at a time: "reset (n)" is a stream reset with HTTP/2 error code n and no gRPC ` +
+      `status, and "http 200" a stream that ended after its headers without trailers, both seen when the connection is torn down ` +
+      `under streams in flight. The admin API part picks its routes from /openapi.json. ` +
       `Afterwards: ${healthyAfter || 'not reached'}; resident memory ${mib(rss.before)} MiB before, ${mib(rss.after)} MiB after.`,
     table: {
       head: ['inputs', 'count', 'crashes', 'hangs', 'HTTP 500 / gRPC INTERNAL or UNKNOWN from a handler', 'answers'],
@@ -129,6 +151,8 @@ export async function fuzz({ quick, postgres, log }: ScenarioContext): Promise<S
     findings,
   };
 }
+
+const http2ErrorNames = ['NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED', 'FRAME_SIZE_ERROR', 'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM'];
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
@@ -175,7 +199,8 @@ async function grpcFrames(server: TollgateServer, random: Random, count: number,
   const open = () => {
     if (!session || session.closed || session.destroyed) {
       session = http2.connect(`http://${server.grpcAddress}`);
-      session.on('error', () => {});
+      session.on('error', (error: Error & { code?: string }) => tally.connectionEvent(`error ${error.code ?? error.message}`));
+      session.on('goaway', (code) => tally.connectionEvent(`GOAWAY ${code}`));
     }
     return session;
   };
@@ -302,7 +327,9 @@ async function adminBodies(server: TollgateServer, random: Random, count: number
         await response.arrayBuffer();
         return `http ${response.status}`;
       }, (error: unknown) => ((error as Error).name === 'TimeoutError' ? 'hang' : `client error ${(error as Error).message}`));
-    tally.add(outcome, outcome === 'hang' || outcome === 'http 500', () => `input ${index}: ${method} ${show(path, 200)} body ${show(body, 200)}`, `${method} ${route.path}`);
+    const [pathPart, query = ''] = path.split('?');
+    const cause = pathPart!.includes('%00') ? 'a NUL byte (%00) in a path parameter' : query.includes('%00') ? 'a NUL byte (%00) in a query parameter' : `${method} ${route.path}`;
+    tally.add(outcome, outcome === 'hang' || outcome === 'http 500', () => `input ${index}: ${method} ${show(path, 200)} body ${show(body, 200)}`, cause, `${method} ${route.path}`);
   });
   return tally;
 }
