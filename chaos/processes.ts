@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -19,7 +19,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `probe` until it returns true, or throws naming `what` after timeoutMs. */
-export async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000, intervalMs = 50): Promise<void> {
+async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000, intervalMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await Promise.resolve(probe()).catch(() => false))) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -171,7 +171,6 @@ export class TollgateServer {
     private readonly child: ChildProcess,
     readonly grpcPort: number,
     readonly httpPort: number,
-    readonly env: Record<string, string>,
   ) {
     let pending = '';
     const collect = (chunk: Buffer) => {
@@ -203,7 +202,7 @@ export class TollgateServer {
       env: { ...process.env, ...full },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const server = new TollgateServer(child, grpcPort, httpPort, full);
+    const server = new TollgateServer(child, grpcPort, httpPort);
     await waitFor('Tollgate /readyz', async () => {
       if (server.child.exitCode !== null) throw new Error(`tollgate exited with ${server.child.exitCode}:\n${server.logLines.slice(-20).join('\n')}`);
       return (await server.http('/readyz')).status === 200;

@@ -79,7 +79,7 @@ export async function fuzz({ quick, postgres, log }: ScenarioContext): Promise<S
   const tallies: Record<string, Tally> = {};
   const findings: string[] = [];
   let healthyAfter = '';
-  let rss = { before: 0, after: 0 };
+  const rss = { before: 0, after: 0 };
   try {
     const key = await server.customerKey('fuzz');
     await new Promise((resolve) => setTimeout(resolve, 500));
