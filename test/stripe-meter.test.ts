@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { Subscription } from '../src/accounts/types.js';
 import { ManualClock } from '../src/kernel/clock.js';
+import { roundForStripe } from '../src/stripe/amounts.js';
 import { stripeApiVersion } from '../src/stripe/client.js';
 import { isDuplicateMeterEvent } from '../src/stripe/usage.js';
 import { startStripeServer, type StripeServer, type WebhookOptions } from './stripe-server/server.js';
@@ -17,8 +18,8 @@ const webhookSecret = 'whsec_tollgate_meter_test';
 const thinEventsSecret = 'whsec_tollgate_meter_thin_events';
 
 /**
- * The PetStore catalog with Enterprise in meter mode (its usage goes to the Stripe meter `api_calls`) and Pro priced
- * in Bahraini dinar.
+ * The PetStore catalog with Enterprise in meter mode (its usage goes to the Stripe meter `api_calls`), Pro priced in
+ * Bahraini dinar, and Enterprise BHD: meter mode, with our own price for its usage at 0.0125 BHD a unit.
  */
 function writeCatalog(dir: string): string {
   const document = parse(readFileSync('examples/petstore.yaml', 'utf8')) as { plans: { id: string; stripe?: object; pricing: object }[] };
@@ -26,6 +27,12 @@ function writeCatalog(dir: string): string {
   plan('enterprise').stripe = { meter_event_name: 'api_calls' };
   // Bahraini dinar: three decimals, and Stripe collects only amounts whose last digit is 0.
   document.plans.push({ ...plan('pro'), id: 'pro-bhd', pricing: { currency: 'BHD', recurring_fee: '19.125' } });
+  document.plans.push({
+    ...plan('enterprise'),
+    id: 'enterprise-bhd',
+    pricing: { currency: 'BHD', usage: { model: 'per_unit', unit_price: '0.0125' } },
+    stripe: { meter_event_name: 'api_calls' },
+  });
   const file = join(dir, 'catalog.yaml');
   writeFileSync(file, stringify(document));
   return file;
@@ -87,11 +94,11 @@ describe('Stripe meter mode', () => {
     return summary!;
   }
 
-  /** A customer on Enterprise (meter mode), with its Stripe customer made already. */
-  async function meteredCustomer(): Promise<{ customerId: string; stripeCustomerId: string; subscription: Subscription }> {
+  /** A customer on a meter-mode plan (Enterprise unless named), with its Stripe customer made already. */
+  async function meteredCustomer(planId = 'enterprise'): Promise<{ customerId: string; stripeCustomerId: string; subscription: Subscription }> {
     const customerId = `meter-customer-${++suffix}`;
     await service.app.accounts.createCustomer({ id: customerId, name: `Meter Customer ${suffix}` });
-    const subscription = await service.app.accounts.subscribe(customerId, 'enterprise');
+    const subscription = await service.app.accounts.subscribe(customerId, planId);
     await syncPass();
     const [mapping] = await db().query<{ stripe_customer_id: string }>('SELECT stripe_customer_id FROM stripe_customers WHERE customer_id = $1', [customerId]);
     return { customerId, stripeCustomerId: mapping!.stripe_customer_id, subscription };
@@ -283,6 +290,45 @@ describe('Stripe meter mode', () => {
       });
       expect(tooSmall.status).toBe(400);
       expect(tooSmall.body.error).toMatchObject({ field: 'amount' });
+    });
+
+    it('meter mode: Stripe prices the units at a collectible price; Tollgate reports them once and bills none of them', async () => {
+      // Stripe refuses a price whose whole unit amount it could not collect; a decimal unit amount is rounded when billed.
+      const price = (fields: Partial<Stripe.PriceCreateParams>) =>
+        stripeApi.prices.create({ currency: 'bhd', product_data: { name: 'API calls (BHD)' }, recurring: { interval: 'month', usage_type: 'metered', meter: meter.id }, ...fields });
+      const refused = await price({ unit_amount: 125 }).then(() => undefined, (error: unknown) => error);
+      expect(refused).toMatchObject({ statusCode: 400, code: 'invalid_amount', param: 'unit_amount' });
+      expect(await price({ unit_amount: 120 })).toMatchObject({ currency: 'bhd', unit_amount: 120 });
+      const stripePrice = await price({ unit_amount_decimal: Stripe.Decimal.from('12.5') });
+      expect([stripePrice.unit_amount, String(stripePrice.unit_amount_decimal)]).toEqual([null, '12.5']);
+
+      const { customerId, stripeCustomerId, subscription } = await meteredCustomer('enterprise-bhd');
+      await addUsage(subscription, 1_234);
+      expect(await syncPass()).toMatchObject({ done: 1, dead: 0 });
+      const [reported] = await db().query<{ reported_units: string }>('SELECT reported_units FROM stripe_usage_reports WHERE subscription_id = $1', [subscription.id]);
+      const meterTotal = await stripeMeterTotal(stripeCustomerId, subscription);
+      expect([reported!.reported_units, meterTotal]).toEqual(['1234', 1_234]);
+      const reconciled = await service.admin('POST', '/v1/stripe/reconcile', { repair: false });
+      expect(reconciled.body.meters).toEqual({ missing: [], totalMismatch: [], failed: [] });
+      // What Stripe collects for them: 1,234 × 12.5 fils = 15.425 BHD, collected as 15.430 BHD.
+      expect(roundForStripe(BigInt(meterTotal) * 125n / 10n, 'BHD')).toBe(15_430n);
+
+      // Our own invoice of the period keeps our rating of the usage (not rounded: nothing collects it) ...
+      clock.advance(31 * 86_400_000 + 10 * 60_000);
+      await service.app.ratingLoop.runOnce();
+      const [invoice] = await db().query<{ id: string; total: string; currency: string }>(`SELECT id, total, currency FROM invoices WHERE customer_id = $1 AND status = 'finalized'`, [customerId]);
+      const lines = await db().query<{ plan_id: string; kind: string; amount: string }>(
+        `SELECT plan_id, kind, amount FROM invoice_lines WHERE invoice_id = $1 AND kind <> 'revenue_share' ORDER BY position`,
+        [invoice!.id],
+      );
+      expect([invoice!.currency, invoice!.total, lines]).toEqual(['BHD', '15425', [{ plan_id: 'enterprise-bhd', kind: 'usage', amount: '15425' }]]);
+      // ... and sends none of it to Stripe: the customer pays the usage once, on Stripe's own invoice from the meter.
+      await syncPass();
+      await syncPass();
+      expect(await db().query('SELECT invoice_id FROM stripe_invoices WHERE invoice_id = $1', [invoice!.id])).toEqual([]);
+      expect([...stripe.state.invoices.values()].filter((candidate) => candidate.customer === stripeCustomerId)).toEqual([]);
+      expect([...stripe.state.invoiceItems.values()].filter((item) => item.customer === stripeCustomerId)).toEqual([]);
+      expect(await db().query('SELECT amount FROM wallet_entries WHERE customer_id = $1', [customerId])).toEqual([]);
     });
   });
 });
