@@ -5,7 +5,6 @@ import { z } from 'zod';
 import { exclusiveParams, invalidParam, invalidRequest, missingParam } from '../errors.js';
 import { decimalString, fromFixture } from '../fixtures.js';
 import { newId } from '../ids.js';
-import { requireCollectible } from '../money.js';
 import {
   boolean,
   currency,
@@ -215,8 +214,6 @@ function createPrice({ params, state, now }: ApiRequest): Stripe.Price {
     tiers = validateTiers(input.tiers);
   } else {
     unitAmount = unitAmountDecimal(input.unit_amount, input.unit_amount_decimal, '');
-    // A whole `unit_amount` is an amount Stripe collects as is; `unit_amount_decimal` is rounded once multiplied.
-    if (input.unit_amount !== undefined) requireCollectible(input.unit_amount, input.currency, 'unit_amount');
   }
   // Since API version 2025-03-31 usage-based prices are billed from a billing meter.
   if (usageType === 'metered' && !input.recurring?.meter) throw missingParam('recurring[meter]');
