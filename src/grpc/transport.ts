@@ -315,7 +315,8 @@ class CallError extends Error {
 
 /**
  * Ends a call with a status: one trailers-only HEADERS frame when nothing was sent yet, else trailers after what was.
- * A client still sending is then told to stop (RST_STREAM NO_ERROR), so nothing more of it is read or held.
+ * What a client still sends is read and dropped, never held: closing the stream instead (RST_STREAM NO_ERROR) left
+ * its unread data charged to the connection's flow-control window in node:http2, until every call on it hung.
  */
 function answerStatus(stream: ServerHttp2Stream, code: StatusCode, message: string): void {
   if (stream.destroyed || stream.closed) return;
@@ -326,7 +327,7 @@ function answerStatus(stream: ServerHttp2Stream, code: StatusCode, message: stri
     stream.once('wantTrailers', () => stream.sendTrailers(status));
     stream.end();
   }
-  if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+  if (!stream.readableEnded) stream.resume();
 }
 
 function sendOkTrailers(this: ServerHttp2Stream): void {
