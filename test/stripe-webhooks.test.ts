@@ -115,13 +115,14 @@ describe('Stripe webhooks', () => {
     expect(JSON.parse(genuine.body)).toMatchObject({ received: true, id: event.id, result: 'applied' });
   });
 
-  it('answers 400 to a correctly signed body that is not an event (null, no data)', async () => {
+  it('answers 400 to a correctly signed body that is not an event (null, not JSON, no data)', async () => {
     const now = Math.floor(clock.now() / 1000);
     const signed = (payload: string) =>
       fetch(`${service.httpUrl}/webhooks/stripe`, { method: 'POST', headers: { 'stripe-signature': signPayload(payload, webhookSecret, now) }, body: payload });
     const withoutData = JSON.stringify({ id: 'evt_no_data', object: 'event', type: 'invoice.paid', created: now });
     for (const [payload, field] of [
       ['null', 'body'],
+      ['{"id": "evt_not_json"', 'body'],
       [withoutData, 'body.data'],
     ] as const) {
       const response = await signed(payload);

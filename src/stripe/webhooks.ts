@@ -76,11 +76,17 @@ export class StripeWebhooks {
       if (!signature) throw new Error('no Stripe-Signature header');
       // Verified, then parsed here: constructEvent refuses thin (v2) events, which are signed the same way.
       verifyWithAny(rawBody, signature, this.deps.secrets, this.deps.clock.now());
-      event = JSON.parse(rawBody.toString('utf8'));
     } catch (error) {
       this.deps.metrics.stripeWebhookEvents.inc({ type: 'unverified', result: 'rejected' });
       this.deps.logger.warn({ err: (error as Error).message }, 'Stripe webhook rejected');
       throw new TollgateError('invalid_request', `webhook signature verification failed: ${(error as Error).message}`, 'stripe-signature');
+    }
+    try {
+      event = JSON.parse(rawBody.toString('utf8'));
+    } catch (error) {
+      this.deps.metrics.stripeWebhookEvents.inc({ type: 'malformed', result: 'rejected' });
+      this.deps.logger.warn({ field: 'body' }, 'Stripe webhook rejected: not JSON');
+      throw new TollgateError('invalid_request', `not a Stripe event: body: not JSON (${(error as Error).message})`, 'body');
     }
     const envelope = envelopeSchemaOf(event).safeParse(event);
     if (!envelope.success) {
