@@ -52,4 +52,5 @@ export async function serve(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  logger.info('started: SIGTERM or SIGINT drains and stops');
 }

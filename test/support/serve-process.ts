@@ -54,12 +54,18 @@ export async function spawnServe(options: ServeProcessOptions = {}) {
   return server;
 }
 
-/** `tollgate serve` as a process, once it answers HTTP. */
+/** `tollgate serve` as a process, once started (its signal handlers in place). */
 export async function serve(options: ServeProcessOptions = {}) {
   const server = await spawnServe(options);
-  const listening = async () =>
-    server.output.includes('HTTP listening') || (await fetch(`http://127.0.0.1:${server.httpPort}/healthz`).then((r) => r.ok, () => false));
-  await expect.poll(listening, { timeout: 30_000, interval: 100 }).toBe(true);
+  // Answering HTTP comes a moment before the signal handlers are in place: a SIGTERM then would kill it outright.
+  // Its log says when they are; a log that goes elsewhere leaves the HTTP port, and a moment, to go by.
+  if (options.stdout === undefined || options.stdout === 'pipe') {
+    await expect.poll(() => server.output.includes('started: SIGTERM or SIGINT drains'), { timeout: 30_000, interval: 50 }).toBe(true);
+  } else {
+    const answers = () => fetch(`http://127.0.0.1:${server.httpPort}/healthz`).then((response) => response.ok, () => false);
+    await expect.poll(answers, { timeout: 30_000, interval: 100 }).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
   return server;
 }
 
