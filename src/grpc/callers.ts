@@ -13,7 +13,8 @@ export interface CallerPolicy {
   clientCertificates: boolean;
   /**
    * Subject alternative names a client certificate must carry one of, as Node prints them (`URI:spiffe://…`,
-   * `DNS:envoy.example.com`); a bare `spiffe://…` means `URI:spiffe://…`; a trailing `*` matches any rest.
+   * `DNS:envoy.example.com`); a bare `spiffe://…` means `URI:spiffe://…`, a bare name `DNS:<name>`; a trailing `*`
+   * matches any rest.
    * Empty: any certificate the client CA verified.
    */
   allowedPeers: readonly string[];
@@ -31,7 +32,7 @@ const refusal: Authentication = {
 const accepted: Authentication = { ok: true };
 
 export function callerAuthenticator(policy: CallerPolicy): Authenticator {
-  const patterns = policy.allowedPeers.map((entry) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? `URI:${entry}` : entry));
+  const patterns = policy.allowedPeers.map(sanPattern);
   const peerAllowed = (peer: Peer) =>
     peer.verified && (patterns.length === 0 || peer.identities.some((identity) => patterns.some((pattern) => matches(pattern, identity))));
   const allowedPeers = new WeakMap<Peer, boolean>();
@@ -65,4 +66,11 @@ const digest = (token: string) => hash('sha256', token, 'hex');
 
 function matches(pattern: string, identity: string): boolean {
   return pattern.endsWith('*') ? identity.startsWith(pattern.slice(0, -1)) : identity === pattern;
+}
+
+/** An allowlist entry as Node prints a SAN: a URI (SPIFFE id) or a DNS name may be given bare. */
+function sanPattern(entry: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry)) return `URI:${entry}`;
+  if (/^(DNS|URI|IP Address|email|othername):/i.test(entry)) return entry;
+  return `DNS:${entry}`;
 }
