@@ -255,4 +255,20 @@ plans:
 `),
     ).toThrow(/plans\[0\]\.rate_limits\[1\]\.window: another rate limit/);
   });
+
+  it('refuses a plan in meter mode that is also prepaid: Stripe and the wallet would both bill its usage', () => {
+    const plan = (mode: string) => `
+version: 1
+products: [{ id: p, name: P, endpoints: [{ id: e, method: GET, path: /e }] }]
+plans:
+  - id: x
+    product: p
+    name: X
+    entitlements: ["*"]
+    pricing: { currency: USD, mode: ${mode}, usage: { model: per_unit, unit_price: "0.001" } }
+    stripe: { meter_event_name: api_calls }
+`;
+    expect(() => parseCatalog(plan('prepaid'))).toThrow(/plans\[0\]\.pricing\.mode: a plan in meter mode/);
+    expect(parseCatalog(plan('postpaid')).document.plans[0]!.stripe?.meter_event_name).toBe('api_calls');
+  });
 });

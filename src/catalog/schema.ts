@@ -160,6 +160,10 @@ export const catalogSchema = z
     const products = new Map(catalog.products.map((p) => [p.id, p]));
     catalog.plans.forEach((plan, p) => {
       checkPlanAlerts(ctx, plan, ['plans', p]);
+      // Stripe bills a meter-mode plan's usage from its meter; a wallet paying Tollgate's rating of it would bill it twice.
+      if (plan.stripe?.meter_event_name !== undefined && plan.pricing?.mode === 'prepaid') {
+        ctx.addIssue({ code: 'custom', path: ['plans', p, 'pricing', 'mode'], message: 'a plan in meter mode (stripe.meter_event_name) is billed by Stripe and cannot also be prepaid from the wallet' });
+      }
       // Two limits on the same window and scope would share one counter and count every request twice.
       const windows = new Set<string>();
       plan.rate_limits.forEach((limit, l) => {
