@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
+import { freePort } from './support/ports.js';
 import { adminToken, createTestDatabase } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -18,14 +18,6 @@ afterEach(async () => {
 });
 
 const isSegment = (name: string) => name.endsWith('.copy');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface StopReport {
   recorded: number;
