@@ -5,8 +5,8 @@ import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admi
 import type { Deny } from '../src/authz/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { periodContaining } from '../src/rating/period.js';
-import type { ConsumeResult } from '../src/quota/store.js';
-import type { LimitOutcome } from '../src/quota/window.js';
+import type { ConsumeResult } from '../src/counters/store.js';
+import type { LimitOutcome } from '../src/counters/window.js';
 
 /** The Check's pure core, decision by decision, with no I/O. */
 

@@ -12,8 +12,8 @@ import { frame } from '../src/grpc/transport.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { createMetrics } from '../src/metrics/metrics.js';
-import { MemoryCounterStore } from '../src/quota/memory.js';
-import { ResilientCounterStore } from '../src/quota/resilient.js';
+import { MemoryCounterStore } from '../src/counters/memory.js';
+import { ResilientCounterStore } from '../src/counters/resilient.js';
 import { periodContaining } from '../src/rating/period.js';
 import { testUsageIdentity } from './support/usage.js';
 

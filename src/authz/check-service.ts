@@ -5,7 +5,7 @@ import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { TallyIncrement } from '../metrics/tallies.js';
-import type { ResilientCounterStore } from '../quota/resilient.js';
+import type { ResilientCounterStore } from '../counters/resilient.js';
 import type { CheckHandler } from '../grpc/server.js';
 import type { CheckRequestWire } from '../grpc/wire.js';
 import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';

@@ -4,7 +4,7 @@
  */
 import type { EndpointDocument } from '../catalog/schema.js';
 import { Decimal, minorUnitExponent, parseUnitPrice, type CurrencyCode } from '../kernel/money.js';
-import { WALLET_MICROS_PER_MINOR_UNIT } from '../quota/window.js';
+import { WALLET_MICROS_PER_MINOR_UNIT } from '../counters/window.js';
 import { OTHER_ENDPOINTS, type RatePlan, type UsagePricing } from '../rating/schema.js';
 
 /**

@@ -1,7 +1,7 @@
 /** How prepaid wallets are mirrored in the counter store, in the Check's scope (the customer). */
 import type { EndpointDocument } from '../catalog/schema.js';
 import type { CurrencyCode } from '../kernel/money.js';
-import type { WalletLimit } from '../quota/window.js';
+import type { WalletLimit } from '../counters/window.js';
 import type { BillingPeriod } from '../rating/period.js';
 import type { RatePlan } from '../rating/schema.js';
 import { realTimeCallPrice } from './call-price.js';

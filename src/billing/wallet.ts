@@ -12,7 +12,7 @@ import type { Clock } from '../kernel/clock.js';
 import { conflict, invalid, notFound, TollgateError } from '../kernel/errors.js';
 import type { Logger } from '../kernel/logger.js';
 import { formatMajor, formatMoney, isCurrencyCode, type CurrencyCode } from '../kernel/money.js';
-import { CounterStoreUnavailable, type CounterStore } from '../quota/store.js';
+import { CounterStoreUnavailable, type CounterStore } from '../counters/store.js';
 import { periodContaining, type BillingPeriod } from '../rating/period.js';
 import type { Db, Queryable } from '../store/db.js';
 import { formatMicros, maxWalletMinorUnits, microsFromMinor, wholeMinorUnits } from './call-price.js';

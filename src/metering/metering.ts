@@ -8,7 +8,7 @@ import type { Config } from '../config/config.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import { registerAccessLogStreamGauges, registerSpoolGauges, type Metrics } from '../metrics/metrics.js';
-import type { CounterStore } from '../quota/store.js';
+import type { CounterStore } from '../counters/store.js';
 import { periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
 import { AccessLogReceiver } from './als-receiver.js';

@@ -6,7 +6,7 @@ import { planAt } from '../billing/period-invoice.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import { invalid, TollgateError } from '../kernel/errors.js';
-import { CounterStoreUnavailable, type CounterStore } from '../quota/store.js';
+import { CounterStoreUnavailable, type CounterStore } from '../counters/store.js';
 import { periodContaining, periodStart, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
 
