@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { Identity, IdentityCache } from '../src/accounts/identity-cache.js';
+import type { Identity, IdentityCache } from '../src/identity/identity-cache.js';
 import { createCheckHandler, type CheckDependencies } from '../src/authz/check-service.js';
 import { memoizePeriods } from '../src/authz/decide.js';
 import type { Decision } from '../src/authz/decision.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Identity } from '../src/accounts/identity-cache.js';
+import type { Identity } from '../src/identity/identity-cache.js';
 import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admitted, type CheckRequestFacts } from '../src/authz/decide.js';
 import type { Deny } from '../src/authz/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';

@@ -2,7 +2,7 @@ import { connect } from 'node:http2';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IdentityCache } from '../src/accounts/identity-cache.js';
+import type { IdentityCache } from '../src/identity/identity-cache.js';
 import { createCheckHandler } from '../src/authz/check-service.js';
 import { memoizePeriods } from '../src/authz/decide.js';
 import { loadCatalogFile } from '../src/catalog/load.js';

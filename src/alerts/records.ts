@@ -1,5 +1,5 @@
 /** Usage alerts fired (usage_alerts), and the event each one sends to the customer's webhook. */
-import { newId } from '../accounts/keys.js';
+import { newId } from '../identity/keys.js';
 import { notFound } from '../kernel/errors.js';
 import type { BillingPeriod } from '../rating/period.js';
 import type { Queryable } from '../store/db.js';

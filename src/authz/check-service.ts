@@ -1,5 +1,5 @@
-import { hashApiKey, isApiKey, oauthClientCredential } from '../accounts/keys.js';
-import type { Identity, IdentityCache } from '../accounts/identity-cache.js';
+import { hashApiKey, isApiKey, oauthClientCredential } from '../identity/keys.js';
+import type { Identity, IdentityCache } from '../identity/identity-cache.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
@@ -10,7 +10,7 @@ import type { CheckHandler } from '../grpc/server.js';
 import type { CheckRequestWire } from '../grpc/wire.js';
 import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
 import type { Decision } from './decision.js';
-import { looksLikeJwt, type JwtVerifier } from './jwt.js';
+import { looksLikeJwt, type JwtVerifier } from '../identity/jwt.js';
 import type { UsageIdentity } from './usage-identity.js';
 
 export interface CheckDependencies {

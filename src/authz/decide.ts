@@ -1,7 +1,7 @@
 import type { Catalog, Plan } from '../catalog/catalog.js';
 import type { RouteMatch } from '../catalog/routes.js';
 import type { EndpointDocument } from '../catalog/schema.js';
-import type { CustomerState, Identity, KeyState, SubscriptionState } from '../accounts/identity-cache.js';
+import type { CustomerState, Identity, KeyState, SubscriptionState } from '../identity/identity-cache.js';
 import type { ConsumeResult } from '../counters/store.js';
 import type { Limit, LimitOutcome } from '../counters/window.js';
 import { formatMicros } from '../billing/call-price.js';

@@ -1,5 +1,5 @@
 /** Subscriptions with their plan history, as rating needs them. */
-import type { SubscriptionChange } from '../accounts/service.js';
+import type { SubscriptionChange } from '../identity/service.js';
 import type { Queryable } from '../store/db.js';
 import type { SubscriptionHistory } from './period-invoice.js';
 

@@ -1,6 +1,6 @@
 /** Invoices in PostgreSQL: drafts refreshed while a period runs, finalized (and immutable, by trigger) once it ends. */
 import { createHash } from 'node:crypto';
-import { newId } from '../accounts/keys.js';
+import { newId } from '../identity/keys.js';
 import { notFound } from '../kernel/errors.js';
 import type { CurrencyCode } from '../kernel/money.js';
 import type { BillingPeriod } from '../rating/period.js';

@@ -10,7 +10,7 @@
  *   (usage aggregates are per period, not per plan), with its minimum commitment prorated over that plan's time.
  * Fees and usage are rated apart (a fees-only and a usage-only view of the plan), so each is counted once.
  */
-import type { SubscriptionChange } from '../accounts/service.js';
+import type { SubscriptionChange } from '../identity/service.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { EndpointDocument } from '../catalog/schema.js';
 import type { CurrencyCode } from '../kernel/money.js';

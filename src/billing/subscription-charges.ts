@@ -1,5 +1,5 @@
-import type { SubscriptionChange, SubscriptionHooks } from '../accounts/service.js';
-import type { Subscription } from '../accounts/types.js';
+import type { SubscriptionChange, SubscriptionHooks } from '../identity/service.js';
+import type { Subscription } from '../identity/types.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { periodContaining } from '../rating/period.js';
 import type { Queryable } from '../store/db.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { JwtSettings } from '../authz/jwt.js';
+import type { JwtSettings } from '../identity/jwt.js';
 import { minSigningKeyLength } from '../authz/usage-identity.js';
 import type { TlsFilePaths } from '../kernel/tls-files.js';
 

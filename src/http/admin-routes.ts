@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AccountsService } from '../accounts/service.js';
+import type { AccountsService } from '../identity/service.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { route, type Route } from './router.js';
 

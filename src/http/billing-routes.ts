@@ -3,7 +3,7 @@
  * Money goes out as exact decimal strings in major units with its currency ("639.00" USD).
  */
 import { z } from 'zod';
-import type { AccountsService } from '../accounts/service.js';
+import type { AccountsService } from '../identity/service.js';
 import { formatMicros } from '../billing/call-price.js';
 import { getInvoice, listInvoices, type StoredInvoice, type StoredInvoiceDetail } from '../billing/invoices.js';
 import type { InvoiceLine } from '../billing/period-invoice.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { AccountsService } from '../accounts/service.js';
-import type { IdentityCache } from '../accounts/identity-cache.js';
+import type { AccountsService } from '../identity/service.js';
+import type { IdentityCache } from '../identity/identity-cache.js';
 import type { UsageIdentity } from '../authz/usage-identity.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';

@@ -1,5 +1,5 @@
-import type { AccountsService } from '../accounts/service.js';
-import type { Subscription } from '../accounts/types.js';
+import type { AccountsService } from '../identity/service.js';
+import type { Subscription } from '../identity/types.js';
 import { quotaCounterName } from '../authz/decide.js';
 import { loadSubscriptionHistory } from '../billing/histories.js';
 import { planAt } from '../billing/period-invoice.js';

@@ -2,7 +2,7 @@
  * Erasing a customer (GDPR art. 17): what identifies the person goes, what the books need stays, anonymised.
  * README, "Privacy", lists what is removed and what is kept, and why.
  */
-import type { AccountsService } from '../accounts/service.js';
+import type { AccountsService } from '../identity/service.js';
 import type { Clock } from '../kernel/clock.js';
 import { notFound } from '../kernel/errors.js';
 import type { Db, Queryable } from '../store/db.js';

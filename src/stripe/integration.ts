@@ -1,4 +1,4 @@
-import type { AccountsService } from '../accounts/service.js';
+import type { AccountsService } from '../identity/service.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { StripeConfig } from '../config/config.js';
 import type { Clock } from '../kernel/clock.js';

@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import type { AccountsService } from '../accounts/service.js';
+import type { AccountsService } from '../identity/service.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import { TollgateError } from '../kernel/errors.js';

@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import type { AccountsService } from '../accounts/service.js';
+import type { AccountsService } from '../identity/service.js';
 import type { Catalog, Plan } from '../catalog/catalog.js';
 
 /** Metadata key, on a Stripe subscription or price, naming our plan outright. */

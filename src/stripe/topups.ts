@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { newId } from '../accounts/keys.js';
+import { newId } from '../identity/keys.js';
 import { invalid, notFound, TollgateError } from '../kernel/errors.js';
 import type { Logger } from '../kernel/logger.js';
 import type { CurrencyCode } from '../kernel/money.js';

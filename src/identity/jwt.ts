@@ -5,7 +5,7 @@ import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebK
 /**
  * OAuth2 / JWT identities beside API keys: a bearer JWT is verified against the configured JWKS (signature,
  * expiry, issuer, audience), and one of its claims names the OAuth client, which is registered like an API key
- * (see `oauthClientCredential` in accounts/keys.ts) so it maps to a customer and plan through the identity cache.
+ * (see `oauthClientCredential` in identity/keys.ts) so it maps to a customer and plan through the identity cache.
  */
 
 export interface JwtSettings {
