@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { Identity, IdentityCache } from '../src/identity/identity-cache.js';
-import { createCheckHandler, type CheckDependencies } from '../src/authz/check-service.js';
-import { memoizePeriods } from '../src/authz/decide.js';
-import type { Decision } from '../src/authz/decision.js';
+import { createCheckHandler, type CheckDependencies } from '../src/check/check-service.js';
+import { memoizePeriods } from '../src/check/decide.js';
+import type { Decision } from '../src/check/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { createLogger, silentLogger } from '../src/kernel/logger.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { UsageIdentity } from '../src/authz/usage-identity.js';
+import { UsageIdentity } from '../src/check/usage-identity.js';
 import type { Catalog } from '../src/catalog/catalog.js';
 import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';

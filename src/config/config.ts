@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { JwtSettings } from '../identity/jwt.js';
-import { minSigningKeyLength } from '../authz/usage-identity.js';
+import { minSigningKeyLength } from '../check/usage-identity.js';
 import type { TlsFilePaths } from '../kernel/tls-files.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */

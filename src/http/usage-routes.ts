@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import type { IdentityCache } from '../identity/identity-cache.js';
 import { hashApiKey, isApiKey } from '../identity/keys.js';
-import { extractKey } from '../authz/decide.js';
+import { extractKey } from '../check/decide.js';
 import { TollgateError } from '../kernel/errors.js';
 import type { UsageService } from '../metering/usage.js';
 import { route, type Route } from './router.js';

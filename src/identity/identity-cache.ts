@@ -218,7 +218,7 @@ export class IdentityCache {
 }
 
 /**
- * Replaces a held state only when a field changed: the Check memoizes per state object (see authz/decide.ts), so an
+ * Replaces a held state only when a field changed: the Check memoizes per state object (see check/decide.ts), so an
  * unchanged row read again (a full reload, a re-read inside the skew window) must not cost it its memos.
  */
 function keepChanged<State extends object>(held: Map<string, State>, id: string, next: State): void {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { AccountsService } from '../identity/service.js';
 import type { IdentityCache } from '../identity/identity-cache.js';
-import type { UsageIdentity } from '../authz/usage-identity.js';
+import type { UsageIdentity } from '../check/usage-identity.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../kernel/clock.js';

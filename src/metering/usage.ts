@@ -1,6 +1,6 @@
 import type { AccountsService } from '../identity/service.js';
 import type { Subscription } from '../identity/types.js';
-import { quotaCounterName } from '../authz/decide.js';
+import { quotaCounterName } from '../check/decide.js';
 import { loadSubscriptionHistory } from '../billing/histories.js';
 import { planAt } from '../billing/period-invoice.js';
 import type { Catalog } from '../catalog/catalog.js';

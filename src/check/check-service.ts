@@ -85,7 +85,7 @@ function stamped(decision: Decision, admitted: Admitted, deps: CheckDependencies
   return decision;
 }
 
-/** The handler answers with the Decision itself: grpc/check-response-encoder.ts serializes it to a CheckResponse. */
+/** The handler answers with the Decision itself: check-response-encoder.ts serializes it to a CheckResponse. */
 export function createCheckHandler(deps: CheckDependencies): CheckHandler {
   // The label combinations are few (plan × reason, the reason empty for an allow): each is bound once and kept.
   const decisionCounters = new Map<string, Map<string, TallyIncrement>>();

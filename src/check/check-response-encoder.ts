@@ -1,4 +1,4 @@
-import type { Decision, DenialStatus } from '../authz/decision.js';
+import type { Decision, DenialStatus } from './decision.js';
 
 /**
  * Encodes a Check decision straight to envoy.service.auth.v3.CheckResponse bytes: the one message on the hot path.
