@@ -4,7 +4,7 @@
  */
 import type { Queryable } from '../store/db.js';
 import { toUsageAlert, type UsageAlert, type UsageAlertRow } from './records.js';
-import type { AlertType } from './thresholds.js';
+import type { AlertType } from '../catalog/alert-thresholds.js';
 
 export const deliveryStatuses = ['pending', 'delivered', 'dead'] as const;
 export type DeliveryStatus = (typeof deliveryStatuses)[number];

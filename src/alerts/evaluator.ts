@@ -12,7 +12,7 @@ import { periodContaining, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
 import { queueDeliveries } from './deliveries.js';
 import { recordCrossings, type Crossing, type UsageAlert } from './records.js';
-import { alertTypes, planThresholds, thresholdJson, type AlertThreshold } from './thresholds.js';
+import { alertTypes, planThresholds, thresholdJson, type AlertThreshold } from '../catalog/alert-thresholds.js';
 
 export interface AlertEvaluatorDeps {
   db: Db;

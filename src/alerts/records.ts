@@ -3,7 +3,7 @@ import { newId } from '../identity/keys.js';
 import { notFound } from '../kernel/errors.js';
 import type { BillingPeriod } from '../rating/period.js';
 import type { Queryable } from '../store/db.js';
-import type { AlertType } from './thresholds.js';
+import type { AlertType } from '../catalog/alert-thresholds.js';
 
 type JsonFields = Record<string, string | number>;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { alertsSchema, checkPlanAlerts } from '../alerts/thresholds.js';
+import { alertsSchema, checkPlanAlerts } from './alert-thresholds.js';
 import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/schema.js';
 import { takenRoutes } from './routes.js';
 

@@ -1,7 +1,7 @@
 import type { SecureServerOptions } from 'node:http2';
 import type { Decision } from '../check/decision.js';
-import type { StreamAccessLogsMessageWire, StreamAccessLogsResponseWire, UndecodableMessageWire } from '../metering/als-wire.js';
-import { deserializeStreamAccessLogsMessage } from '../metering/als-decoder.js';
+import type { StreamAccessLogsMessageWire, StreamAccessLogsResponseWire, UndecodableMessageWire } from './als-wire.js';
+import { deserializeStreamAccessLogsMessage } from './als-decoder.js';
 import { decodeCheckRequest } from '../check/check-request-decoder.js';
 import { encodeCheckResponseFrame } from '../check/check-response-encoder.js';
 import { HealthService } from './health.js';

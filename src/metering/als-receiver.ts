@@ -2,7 +2,7 @@ import type { AccessLogHandler } from '../grpc/server.js';
 import { Status, type StatusCode } from '../grpc/transport.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from './als-wire.js';
+import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from '../grpc/als-wire.js';
 import type { UsageEvent } from './event.js';
 import type { UsageMeter } from './meter.js';
 

@@ -14,7 +14,7 @@ import {
   truncated,
   uint64String,
   varint32,
-} from '../grpc/protobuf-reader.js';
+} from './protobuf-reader.js';
 import { extAuthzNamespace, type AuthzMetadata, type HttpAccessLogEntryWire, type SecondsNanosWire, type StreamAccessLogsMessageWire, type UndecodableMessageWire } from './als-wire.js';
 
 /**

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { UsageAlerts } from '../alerts/alerts.js';
 import { deliveryStatuses } from '../alerts/deliveries.js';
-import { alertTypes } from '../alerts/thresholds.js';
+import { alertTypes } from '../catalog/alert-thresholds.js';
 import { conflict, notFound } from '../kernel/errors.js';
 import { afterRowIdSchema, isRowId, route, type Route } from './router.js';
 
