@@ -1,4 +1,5 @@
 import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { minSigningKeyLength } from '../config/config.js';
 
 /**
  * The identity the Check gives each allowed call's usage: an id of its own (never the client's x-request-id) and an
@@ -31,8 +32,6 @@ export function signedFactsTail(facts: UsageFacts): string {
   return JSON.stringify([facts.customerId, facts.subscriptionId, facts.planId, facts.periodStart, facts.endpointId, facts.weight]).slice(1);
 }
 
-/** Key of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
-export const minSigningKeyLength = 32;
 /** A SHA-256 HMAC cut to 128 bits: forging one is as hard as guessing a 128-bit key. */
 const signatureBytes = 16;
 const signatureLength = Math.ceil((signatureBytes * 4) / 3);

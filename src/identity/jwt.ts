@@ -1,23 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import type { JwtSettings } from '../config/config.js';
 
 /**
  * OAuth2 / JWT identities beside API keys: a bearer JWT is verified against the configured JWKS (signature,
  * expiry, issuer, audience), and one of its claims names the OAuth client, which is registered like an API key
  * (see `oauthClientCredential` in identity/keys.ts) so it maps to a customer and plan through the identity cache.
  */
-
-export interface JwtSettings {
-  /** JWKS URL (fetched, cached and refreshed by jose) or a local JWKS file. */
-  jwks: { url: string } | { file: string };
-  issuer: string | undefined;
-  audience: string | undefined;
-  /** The claim naming the client, e.g. client_id (OAuth2 client credentials) or sub. */
-  claim: string;
-  /** Clock tolerance for exp/nbf, seconds. */
-  clockToleranceSeconds: number;
-}
 
 export type JwtFailure = 'token_expired' | 'token_not_yet_valid' | 'token_invalid_signature' | 'token_invalid_claims' | 'token_malformed' | 'token_missing_client' | 'jwks_unavailable';
 
