@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { IdentityCache } from './identity/identity-cache.js';
 import { AccountsService } from './identity/service.js';
 import { startUsageAlerts, type UsageAlerts } from './alerts/alerts.js';
+import { checkMethod } from './check/check-method.js';
 import { createCheckHandler } from './check/check-service.js';
 import { memoizePeriods } from './check/decide.js';
 import { JwtVerifier } from './identity/jwt.js';
@@ -155,7 +156,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     tls: grpcSecured.tls,
     authenticate: grpcSecured.authenticate,
     onUnauthenticated: grpcSecured.onUnauthenticated,
-    check: createCheckHandler({
+    check: checkMethod(createCheckHandler({
       jwt: config.jwt ? await JwtVerifier.create(config.jwt, () => clock.now()) : undefined,
       catalog: () => catalog,
       identities,
@@ -166,7 +167,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       usage: usageIdentity,
       metrics,
       logger,
-    }),
+    })),
     streamAccessLogs: metering.receiver.handle,
   });
   grpcSecured.watch((tls) => grpc.setSecureContext(tls));

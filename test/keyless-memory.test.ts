@@ -3,6 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IdentityCache } from '../src/identity/identity-cache.js';
+import { checkMethod } from '../src/check/check-method.js';
 import { createCheckHandler } from '../src/check/check-service.js';
 import { memoizePeriods } from '../src/check/decide.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
@@ -38,7 +39,7 @@ describe('keyless Checks with long unique paths', () => {
     server = await startGrpcServer({
       host: '127.0.0.1',
       port: 0,
-      check: createCheckHandler({
+      check: checkMethod(createCheckHandler({
         catalog: () => catalog,
         identities: { resolve: () => undefined } as unknown as IdentityCache,
         counters: new ResilientCounterStore(counters, 'closed', counters, silentLogger),
@@ -48,7 +49,7 @@ describe('keyless Checks with long unique paths', () => {
         metrics: createMetrics(),
         logger: silentLogger,
         usage: testUsageIdentity,
-      }),
+      })),
     });
   });
   afterAll(async () => {

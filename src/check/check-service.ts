@@ -6,7 +6,7 @@ import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { TallyIncrement } from '../metrics/tallies.js';
 import type { ResilientCounterStore } from '../counters/resilient.js';
-import type { CheckHandler } from '../grpc/server.js';
+import type { CheckHandler } from './check-method.js';
 import type { CheckRequestWire } from '../grpc/wire.js';
 import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
 import type { Decision } from './decision.js';
