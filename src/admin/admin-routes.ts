@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { AccountsService } from '../identity/service.js';
-import type { Catalog } from '../catalog/catalog.js';
+import type { AccountsService } from '../identity/index.js';
+import type { Catalog } from '../catalog/index.js';
 import { route, type Route } from './router.js';
 
 const idSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-"');

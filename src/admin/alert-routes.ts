@@ -1,9 +1,8 @@
 /** Admin routes of usage alerts: a customer's alert webhook, the alerts fired and the delivery log. */
 import { z } from 'zod';
-import type { UsageAlerts } from '../alerts/alerts.js';
-import { deliveryStatuses } from '../alerts/deliveries.js';
-import { alertTypes } from '../catalog/alert-thresholds.js';
-import { conflict, notFound } from '../kernel/errors.js';
+import { deliveryStatuses, type UsageAlerts } from '../alerts/index.js';
+import { alertTypes } from '../catalog/index.js';
+import { conflict, notFound } from '../kernel/index.js';
 import { afterRowIdSchema, isRowId, route, type Route } from './router.js';
 
 const webhookSchema = z.object({

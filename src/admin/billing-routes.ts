@@ -3,19 +3,12 @@
  * Money goes out as exact decimal strings in major units with its currency ("639.00" USD).
  */
 import { z } from 'zod';
-import type { AccountsService } from '../identity/service.js';
-import { formatMicros } from '../billing/call-price.js';
-import { getInvoice, listInvoices, type StoredInvoice, type StoredInvoiceDetail } from '../billing/invoices.js';
-import type { InvoiceLine } from '../billing/period-invoice.js';
-import type { RatingLoop } from '../billing/rating-loop.js';
-import { mrrReport, revenueReport, type RevenueGroup } from '../billing/reports.js';
-import type { WalletEntry, WalletService, WalletSummary } from '../billing/wallet.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { invalid, notFound } from '../kernel/errors.js';
-import { CURRENCY_CODES, formatMajor, parseMajorAmount, type CurrencyCode } from '../kernel/money.js';
-import { quote } from '../rating/quote.js';
-import type { Db } from '../store/db.js';
+import type { AccountsService } from '../identity/index.js';
+import { formatMicros, getInvoice, type InvoiceLine, listInvoices, mrrReport, type RatingLoop, type RevenueGroup, revenueReport, type StoredInvoice, type StoredInvoiceDetail, type WalletEntry, type WalletService, type WalletSummary } from '../billing/index.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, CURRENCY_CODES, type CurrencyCode, formatMajor, invalid, notFound, parseMajorAmount } from '../kernel/index.js';
+import { quote } from '../rating/index.js';
+import type { Db } from '../store/index.js';
 import { afterRowIdSchema, route, type Route } from './router.js';
 
 export interface BillingRouteDependencies {

@@ -1,9 +1,8 @@
 /** Admin routes for a customer's data rights: export everything held about them, and erase them. */
 import { z } from 'zod';
-import type { Clock } from '../kernel/clock.js';
-import { exportCustomer } from '../privacy/customer-data.js';
-import type { CustomerErasure } from '../privacy/erasure.js';
-import type { Db } from '../store/db.js';
+import type { Clock } from '../kernel/index.js';
+import { type CustomerErasure, exportCustomer } from '../privacy/index.js';
+import type { Db } from '../store/index.js';
 import { route, type Route } from './router.js';
 
 export function privacyRoutes(deps: { db: Db; erasure: CustomerErasure; clock: Clock }): Route[] {

@@ -1,10 +1,9 @@
 /** Admin route for the business metrics of a calendar month. Money as exact decimal strings in major units. */
 import { z } from 'zod';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { formatMajor } from '../kernel/money.js';
-import { businessMetrics, type MetricsWindow } from '../reports/business-metrics.js';
-import type { Queryable } from '../store/db.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, formatMajor } from '../kernel/index.js';
+import { businessMetrics, type MetricsWindow } from '../reports/index.js';
+import type { Queryable } from '../store/index.js';
 import { route, type Route } from './router.js';
 
 const rate = z.number().nullable().describe('numerator over denominator; null when the denominator is 0');

@@ -1,8 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { errorStatus, TollgateError } from '../kernel/errors.js';
-import type { Logger } from '../kernel/logger.js';
+import { errorStatus, type Logger, TollgateError } from '../kernel/index.js';
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 

@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
-import type { TlsServerOptions } from '../kernel/tls-files.js';
-import type { Logger } from '../kernel/logger.js';
+import type { Logger, TlsServerOptions } from '../kernel/index.js';
 import type { Registry } from 'prom-client';
 import { openApiDocument } from './openapi.js';
 import { route, Router, type Route } from './router.js';

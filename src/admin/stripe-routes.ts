@@ -1,8 +1,6 @@
 import { z } from 'zod';
-import { conflict, notFound, TollgateError } from '../kernel/errors.js';
-import { CURRENCY_CODES } from '../kernel/money.js';
-import type { StripeIntegration } from '../stripe/integration.js';
-import { stripeWorkKinds } from '../stripe/outbox.js';
+import { conflict, CURRENCY_CODES, notFound, TollgateError } from '../kernel/index.js';
+import { type StripeIntegration, stripeWorkKinds } from '../stripe/index.js';
 import { afterRowIdSchema, isRowId, route, type Route } from './router.js';
 
 const outboxItemSchema = z.object({

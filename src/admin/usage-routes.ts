@@ -1,10 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import type { IdentityCache } from '../identity/identity-cache.js';
-import { hashApiKey, isApiKey } from '../identity/keys.js';
-import { extractKey } from '../check/decide.js';
-import { TollgateError } from '../kernel/errors.js';
-import type { UsageService } from '../metering/usage.js';
+import { hashApiKey, type IdentityCache, isApiKey } from '../identity/index.js';
+import { extractKey } from '../check/index.js';
+import { TollgateError } from '../kernel/index.js';
+import type { UsageService } from '../metering/index.js';
 import { route, type Route } from './router.js';
 
 export interface SelfServiceAuth {

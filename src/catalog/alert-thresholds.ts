@@ -3,7 +3,7 @@
  * Money thresholds are decimal strings in major units of the plan's currency, checked against it like fees.
  */
 import { z } from 'zod';
-import { formatMajor, NON_NEGATIVE_DECIMAL, parseMajorAmount, type CurrencyCode } from '../kernel/money.js';
+import { type CurrencyCode, formatMajor, NON_NEGATIVE_DECIMAL, parseMajorAmount } from '../kernel/index.js';
 
 const thresholdKinds = ['quota_percent', 'wallet_below', 'spend_above'] as const;
 type ThresholdKind = (typeof thresholdKinds)[number];

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { alertsSchema, checkPlanAlerts } from './alert-thresholds.js';
-import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/schema.js';
+import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/index.js';
 import { takenRoutes } from './route-trie.js';
 
 const id = z

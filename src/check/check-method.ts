@@ -1,5 +1,4 @@
-import { unaryMethod, type Method, type UnaryCall } from '../grpc/transport.js';
-import type { CheckRequestWire } from '../grpc/wire.js';
+import { type CheckRequestWire, type Method, type UnaryCall, unaryMethod } from '../grpc/index.js';
 import { decodeCheckRequest } from './check-request-decoder.js';
 import { encodeCheckResponseFrame } from './check-response-encoder.js';
 import type { Decision } from './decision.js';

@@ -1,5 +1,4 @@
-import { cachedString, checkEnd, decodeWith, delimitedEnd, onlyField, r, repeatedFirstField, skip, string, stringMapEntry, varint32 } from '../grpc/protobuf-reader.js';
-import type { CheckRequestWire, HeaderValue } from '../grpc/wire.js';
+import { cachedString, checkEnd, type CheckRequestWire, decodeWith, delimitedEnd, type HeaderValue, onlyField, r, repeatedFirstField, skip, string, stringMapEntry, varint32 } from '../grpc/index.js';
 
 /**
  * A direct protobuf decoder for envoy.service.auth.v3.CheckRequest, the message every Check starts with. It reads

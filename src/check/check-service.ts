@@ -1,16 +1,12 @@
-import { hashApiKey, isApiKey, oauthClientCredential } from '../identity/keys.js';
-import type { Identity, IdentityCache } from '../identity/identity-cache.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { TallyIncrement } from '../metrics/tallies.js';
-import type { ResilientCounterStore } from '../counters/resilient.js';
+import { hashApiKey, type Identity, type IdentityCache, isApiKey, type JwtVerifier, looksLikeJwt, oauthClientCredential } from '../identity/index.js';
+import type { Catalog } from '../catalog/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import type { Metrics, TallyIncrement } from '../metrics/index.js';
+import type { ResilientCounterStore } from '../counters/index.js';
 import type { CheckHandler } from './check-method.js';
-import type { CheckRequestWire } from '../grpc/wire.js';
+import type { CheckRequestWire } from '../grpc/index.js';
 import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
 import type { Decision } from './decision.js';
-import { looksLikeJwt, type JwtVerifier } from '../identity/jwt.js';
 import type { UsageIdentity } from './usage-identity.js';
 
 export interface CheckDependencies {

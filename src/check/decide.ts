@@ -1,11 +1,7 @@
-import type { Catalog, Plan } from '../catalog/catalog.js';
-import type { RouteMatch } from '../catalog/routes.js';
-import type { EndpointDocument } from '../catalog/schema.js';
-import type { CustomerState, Identity, KeyState, SubscriptionState } from '../identity/identity-cache.js';
-import type { ConsumeResult } from '../counters/store.js';
-import type { Limit, LimitOutcome } from '../counters/window.js';
-import { formatMicros } from '../billing/call-price.js';
-import { prepaidWalletLimit } from '../billing/wallet-counters.js';
+import type { Catalog, EndpointDocument, Plan, RouteMatch } from '../catalog/index.js';
+import type { CustomerState, Identity, KeyState, SubscriptionState } from '../identity/index.js';
+import type { ConsumeResult, Limit, LimitOutcome } from '../counters/index.js';
+import { formatMicros, prepaidWalletLimit } from '../billing/index.js';
 import type { Decision, DecisionMetadata, DenialCode, DenialStatus, Deny } from './decision.js';
 import { signedFactsTail } from './usage-identity.js';
 

@@ -1,5 +1,5 @@
 import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { minSigningKeyLength } from '../config/config.js';
+import { minSigningKeyLength } from '../config/index.js';
 
 /**
  * The identity the Check gives each allowed call's usage: an id of its own (never the client's x-request-id) and an

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { TlsFilePaths } from '../kernel/tls-files.js';
+import type { TlsFilePaths } from '../kernel/index.js';
 
 /** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
 export const minSigningKeyLength = 32;

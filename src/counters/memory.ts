@@ -1,4 +1,4 @@
-import type { Clock } from '../kernel/clock.js';
+import type { Clock } from '../kernel/index.js';
 import { counterKey, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
 import {
   evaluatePeriod,

@@ -1,4 +1,4 @@
-import type { Logger } from '../kernel/logger.js';
+import type { Logger } from '../kernel/index.js';
 import { CounterStoreUnavailable, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
 import type { WalletRebase } from './window.js';
 

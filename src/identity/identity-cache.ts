@@ -1,6 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import type { Logger } from '../kernel/logger.js';
-import type { Db } from '../store/db.js';
+import type { Logger } from '../kernel/index.js';
+import type { Db } from '../store/index.js';
 import type { CustomerStatus, KeyStatus, SubscriptionStatus } from './types.js';
 
 export interface KeyState {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import type { JwtSettings } from '../config/config.js';
+import type { JwtSettings } from '../config/index.js';
 
 /**
  * OAuth2 / JWT identities beside API keys: a bearer JWT is verified against the configured JWKS (signature,

@@ -1,7 +1,6 @@
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { conflict, invalid, notFound, TollgateError } from '../kernel/errors.js';
-import type { Db, Queryable } from '../store/db.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, conflict, invalid, notFound, TollgateError } from '../kernel/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import { generateApiKey, newId, oauthClientCredential } from './keys.js';
 import type { ApiKey, App, Customer, CustomerStatus, Subscription } from './types.js';
 

@@ -1,9 +1,8 @@
 import { Gauge } from 'prom-client';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Queryable } from '../store/db.js';
+import type { Catalog } from '../catalog/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { Queryable } from '../store/index.js';
 import { businessMetrics, type BusinessMetrics } from './business-metrics.js';
 
 /** The gauges' window: the trailing 30 days, so their rates read alike whatever the day of the month. */
