@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import type { JwtSettings } from '../authz/jwt.js';
-import { minSigningKeyLength } from '../authz/usage-identity.js';
-import type { TlsFilePaths } from '../kernel/tls-files.js';
+import type { TlsFilePaths } from '../kernel/index.js';
+
+/** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
+export const minSigningKeyLength = 32;
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
@@ -110,6 +111,18 @@ export interface Config {
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
   alerts: AlertsConfig;
+}
+
+/** Bearer JWTs (identity/jwt.ts): where the keys are and which claim names the client. */
+export interface JwtSettings {
+  /** JWKS URL (fetched, cached and refreshed by jose) or a local JWKS file. */
+  jwks: { url: string } | { file: string };
+  issuer: string | undefined;
+  audience: string | undefined;
+  /** The claim naming the client, e.g. client_id (OAuth2 client credentials) or sub. */
+  claim: string;
+  /** Clock tolerance for exp/nbf, seconds. */
+  clockToleranceSeconds: number;
 }
 
 export interface GrpcConfig {
