@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { JwtSettings } from '../authz/jwt.js';
 import { minSigningKeyLength } from '../authz/usage-identity.js';
 import type { TlsFilePaths } from '../kernel/tls-files.js';
+import { tracingSettings, type TracingSettings } from '../tracing/index.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
@@ -110,6 +111,8 @@ export interface Config {
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
   alerts: AlertsConfig;
+  /** OpenTelemetry tracing from the standard OTEL_* variables; undefined when off (the default). */
+  tracing: TracingSettings | undefined;
 }
 
 export interface GrpcConfig {
@@ -214,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       paymentGraceMs: e.TOLLGATE_STRIPE_PAYMENT_GRACE_MS,
       usageReportIntervalMs: e.TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS,
     },
+    tracing: tracingSettings(env),
   };
 }
 

@@ -1,0 +1,115 @@
+import { ROOT_CONTEXT, SpanKind, defaultTextMapGetter, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { recordFailure } from './spans.js';
+
+/** Span and attribute names of the Check, as docs/TRACING.md lists them. */
+export const checkSpanNames = {
+  check: 'envoy.service.auth.v3.Authorization/Check',
+  decide: 'tollgate.check.decide',
+  count: 'tollgate.counters.consume',
+} as const;
+
+const rpcAttributes = { 'rpc.system': 'grpc', 'rpc.service': 'envoy.service.auth.v3.Authorization', 'rpc.method': 'Check' } as const;
+
+/** What the Check decided, as its span records it: identifiers and codes, never the key or other credentials. */
+export interface CheckOutcome {
+  allowed: boolean;
+  /** The denial code; empty for an allow. */
+  reason: string;
+  /** The denial's HTTP status. */
+  status?: number | undefined;
+  customerId?: string | undefined;
+  planId?: string | undefined;
+  endpointId?: string | undefined;
+  /** Set when the limits were not counted (the counter store was down): the failure mode applied. */
+  degraded?: string | undefined;
+  /** A bug that turned into a 503: the span is marked failed. */
+  failure?: unknown;
+}
+
+/** One Check's spans: the Check itself (server), and its two children, the decision and the counter-store call. */
+export interface CheckTrace {
+  /** The decision is made (identity, route, entitlement, limits to count): ends its span. */
+  decided(): void;
+  countStarted(limits: number): void;
+  countEnded(degraded: string | undefined): void;
+  countFailed(error: unknown): void;
+  /** Ends every span still open, the Check's last, with the outcome's attributes. */
+  end(outcome: CheckOutcome): void;
+}
+
+/** A Check the sampler left out: nothing recorded, nothing allocated. */
+const unrecorded: CheckTrace = {
+  decided: () => {},
+  countStarted: () => {},
+  countEnded: () => {},
+  countFailed: () => {},
+  end: () => {},
+};
+
+/** Starts Check spans, continuing the caller's trace. Exists only while tracing is on (Tracing.check). */
+export class CheckTracer {
+  private readonly propagator = new W3CTraceContextPropagator();
+
+  constructor(private readonly tracer: Tracer) {}
+
+  /**
+   * Starts a Check's span: a child of the caller's span when the HTTP request's headers (Envoy copies them into the
+   * CheckRequest) carry a valid W3C `traceparent` (and `tracestate`), else the root of a new trace.
+   */
+  start(headers: Readonly<Record<string, string>> | undefined, requestId: string): CheckTrace {
+    const parent = headers?.traceparent ? this.propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter) : ROOT_CONTEXT;
+    const span = this.tracer.startSpan(checkSpanNames.check, { kind: SpanKind.SERVER, attributes: rpcAttributes }, parent);
+    if (!span.isRecording()) return unrecorded;
+    if (requestId) span.setAttribute('tollgate.request_id', requestId);
+    return new RecordedCheckTrace(this.tracer, span, trace.setSpan(parent, span));
+  }
+}
+
+class RecordedCheckTrace implements CheckTrace {
+  private deciding: Span | undefined;
+  private counting: Span | undefined;
+
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly span: Span,
+    private readonly context: Context,
+  ) {
+    this.deciding = tracer.startSpan(checkSpanNames.decide, { kind: SpanKind.INTERNAL }, context);
+  }
+
+  decided(): void {
+    this.deciding?.end();
+    this.deciding = undefined;
+  }
+
+  countStarted(limits: number): void {
+    this.counting = this.tracer.startSpan(checkSpanNames.count, { kind: SpanKind.INTERNAL, attributes: { 'tollgate.limits': limits } }, this.context);
+  }
+
+  countEnded(degraded: string | undefined): void {
+    if (degraded) this.counting?.setAttribute('tollgate.degraded', degraded);
+    this.counting?.end();
+    this.counting = undefined;
+  }
+
+  countFailed(error: unknown): void {
+    if (this.counting) recordFailure(this.counting, error);
+    this.countEnded(undefined);
+  }
+
+  end(outcome: CheckOutcome): void {
+    this.decided();
+    this.countEnded(undefined);
+    const { span } = this;
+    span.setAttribute('tollgate.decision', outcome.allowed ? 'allow' : 'deny');
+    if (outcome.reason) span.setAttribute('tollgate.reason', outcome.reason);
+    if (outcome.status !== undefined) span.setAttribute('tollgate.denial.status', outcome.status);
+    if (outcome.customerId) span.setAttribute('tollgate.customer.id', outcome.customerId);
+    if (outcome.planId) span.setAttribute('tollgate.plan.id', outcome.planId);
+    if (outcome.endpointId) span.setAttribute('tollgate.endpoint.id', outcome.endpointId);
+    if (outcome.degraded) span.setAttribute('tollgate.degraded', outcome.degraded);
+    if (outcome.failure !== undefined) recordFailure(span, outcome.failure);
+    span.end();
+  }
+}
