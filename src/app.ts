@@ -44,6 +44,7 @@ import type { Db } from './store/db.js';
 import { instrumentDb } from './store/instrumented.js';
 import { openDatabase } from './store/open.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/integration.js';
+import { startTracing, type Tracing } from './tracing/index.js';
 
 export const version = '0.1.0';
 
@@ -64,6 +65,8 @@ export interface App {
   wallets: WalletService;
   ratingLoop: RatingLoop;
   alerts: UsageAlerts;
+  /** Spans over OTLP when the OTEL_* variables turn tracing on; noTracing otherwise. */
+  tracing: Tracing;
   /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
   /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
@@ -88,6 +91,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
   const metrics = createMetrics();
+  const tracing = startTracing(config.tracing, { version, logger });
 
   const opened = await openDatabase(config, logger);
   const db = instrumentDb(opened.db, {
@@ -130,9 +134,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const wallet = new WalletService(db, counters, () => catalog, clock, logger);
   const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
-  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
+  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing });
   const ratingLoop = new RatingLoop(
-    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
+    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing },
     config.billing,
   );
   ratingLoop.start();
@@ -146,6 +150,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     creditWallet: async (credit) => void (await wallet.topUp(credit)),
     metrics,
     logger,
+    tracing,
   });
   const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
@@ -166,6 +171,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       usage: usageIdentity,
       metrics,
       logger,
+      tracing,
     }),
     streamAccessLogs: metering.receiver.handle,
   });
@@ -242,6 +248,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       identities.stop();
       await step('counter store close', closeUntil, () => counters.close());
       await step('database close', closeUntil, () => db.close());
+      // Last and best effort: the spans of everything above, in whatever the grace leaves.
+      await step('trace flush', closeUntil, () => tracing.shutdown());
       dataDirLock.release();
       logger.info('stopped');
     })());
@@ -260,6 +268,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     wallets: wallet,
     ratingLoop,
     alerts,
+    tracing,
     stop,
     drainNow: () => shutdownDelay.abort(),
   };

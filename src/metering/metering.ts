@@ -11,6 +11,7 @@ import { registerAccessLogStreamGauges, registerSpoolGauges, type Metrics } from
 import type { CounterStore } from '../quota/store.js';
 import { periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
+import type { Tracing } from '../tracing/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
 import { toUsageEvent } from './event.js';
 import { currentEventRow } from './event-rows.js';
@@ -31,6 +32,8 @@ export interface MeteringDependencies {
   usage: Pick<UsageIdentity, 'verify'>;
   metrics: Metrics;
   logger: Logger;
+  /** Spans for received access-log messages and database writes. */
+  tracing?: Tracing;
 }
 
 export interface Metering {
@@ -58,7 +61,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
     batchSize: config.metering.batchSize,
     flushIntervalMs: config.metering.flushIntervalMs,
     maxSpoolBytes: config.metering.spoolMaxBytes,
-  });
+  }, deps.tracing);
   const periodStartOf = billingPeriodStarts(deps.identities);
   const receiver = new AccessLogReceiver({
     meter,
@@ -68,6 +71,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
     },
     metrics,
     logger,
+    tracing: deps.tracing,
   });
   registerAccessLogStreamGauges(metrics, receiver);
   meter.start();

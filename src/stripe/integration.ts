@@ -5,6 +5,7 @@ import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import { registerStripeOutboxGauge, type Metrics } from '../metrics/metrics.js';
 import type { Db } from '../store/db.js';
+import type { Tracing } from '../tracing/index.js';
 import { createStripeClient } from './client.js';
 import { StripeCustomers } from './customers.js';
 import { Dunning } from './dunning.js';
@@ -26,6 +27,8 @@ export interface StripeIntegrationDeps {
   creditWallet: CreditWallet;
   metrics: Metrics;
   logger: Logger;
+  /** Spans for the sync loop's passes and work items. */
+  tracing?: Tracing;
 }
 
 export interface StripeIntegration {
@@ -79,6 +82,7 @@ export function startStripeIntegration(deps: StripeIntegrationDeps): StripeInteg
           usageReportIntervalMs: config.usageReportIntervalMs,
           metrics,
           logger,
+          tracing: deps.tracing,
         })
       : undefined;
   sync?.start();

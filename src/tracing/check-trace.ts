@@ -1,13 +1,7 @@
 import { ROOT_CONTEXT, SpanKind, defaultTextMapGetter, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { spanNames } from './span-names.js';
 import { recordFailure } from './spans.js';
-
-/** Span and attribute names of the Check, as docs/TRACING.md lists them. */
-export const checkSpanNames = {
-  check: 'envoy.service.auth.v3.Authorization/Check',
-  decide: 'tollgate.check.decide',
-  count: 'tollgate.counters.consume',
-} as const;
 
 const rpcAttributes = { 'rpc.system': 'grpc', 'rpc.service': 'envoy.service.auth.v3.Authorization', 'rpc.method': 'Check' } as const;
 
@@ -59,7 +53,7 @@ export class CheckTracer {
    */
   start(headers: Readonly<Record<string, string>> | undefined, requestId: string): CheckTrace {
     const parent = headers?.traceparent ? this.propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter) : ROOT_CONTEXT;
-    const span = this.tracer.startSpan(checkSpanNames.check, { kind: SpanKind.SERVER, attributes: rpcAttributes }, parent);
+    const span = this.tracer.startSpan(spanNames.check, { kind: SpanKind.SERVER, attributes: rpcAttributes }, parent);
     if (!span.isRecording()) return unrecorded;
     if (requestId) span.setAttribute('tollgate.request_id', requestId);
     return new RecordedCheckTrace(this.tracer, span, trace.setSpan(parent, span));
@@ -75,7 +69,7 @@ class RecordedCheckTrace implements CheckTrace {
     private readonly span: Span,
     private readonly context: Context,
   ) {
-    this.deciding = tracer.startSpan(checkSpanNames.decide, { kind: SpanKind.INTERNAL }, context);
+    this.deciding = tracer.startSpan(spanNames.checkDecide, { kind: SpanKind.INTERNAL }, context);
   }
 
   decided(): void {
@@ -84,7 +78,7 @@ class RecordedCheckTrace implements CheckTrace {
   }
 
   countStarted(limits: number): void {
-    this.counting = this.tracer.startSpan(checkSpanNames.count, { kind: SpanKind.INTERNAL, attributes: { 'tollgate.limits': limits } }, this.context);
+    this.counting = this.tracer.startSpan(spanNames.checkCount, { kind: SpanKind.INTERNAL, attributes: { 'tollgate.limits': limits } }, this.context);
   }
 
   countEnded(degraded: string | undefined): void {
