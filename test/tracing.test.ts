@@ -122,17 +122,25 @@ describe('tracing on: spans exported over OTLP/HTTP (JSON) to a local receiver',
     });
   });
 
-  it('records nothing for a Check whose caller did not sample its trace, and starts a new trace without traceparent', async () => {
+  it('cuts a long client-sent request id to the attribute length limit', async () => {
+    const traceId = hex(16);
+    await envoy.check({ method: 'GET', path: '/api/v1/pets', headers: { traceparent: `00-${traceId}-${hex(8)}-01`, 'x-request-id': 'r'.repeat(10_000) } });
+    const check = (await exported()).find((span) => span.traceId === traceId && span.name === spanNames.check)!;
+    expect(check.attributes['tollgate.request_id']).toBe('r'.repeat(256));
+  });
+
+  it('records nothing for a Check whose caller did not sample its trace, and starts a new trace without a valid traceparent', async () => {
     const { key } = await newKey('pro');
     const unsampled = hex(16);
     expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key, headers: { traceparent: `00-${unsampled}-${hex(8)}-00` } })).allowed).toBe(true);
     const before = new Set((await exported()).map((span) => span.spanId));
     expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed).toBe(true);
+    expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key, headers: { traceparent: 'not-a-traceparent' } })).allowed).toBe(true);
     const spans = await exported();
     expect(spans.some((span) => span.traceId === unsampled)).toBe(false);
     const fresh = spans.filter((span) => !before.has(span.spanId) && span.name === spanNames.check);
-    expect(fresh).toHaveLength(1);
-    expect(fresh[0]!.parentSpanId).toBe('');
+    expect(fresh).toHaveLength(2);
+    expect(fresh.map((span) => span.parentSpanId)).toEqual(['', '']);
   });
 
   it('gives an access-log batch a span on receipt and its database write a span of its own', async () => {

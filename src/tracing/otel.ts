@@ -21,6 +21,12 @@ import type { TracingSettings } from './settings.js';
 import { runInSpan } from './spans.js';
 import { noTracing, type SpanAttributes, type SpanScope, type Tracing } from './tracing.js';
 
+/**
+ * Attribute values are cut to this many characters: a request id is the client's own header, and what waits in the
+ * export queue (OTEL_BSP_MAX_QUEUE_SIZE spans) must stay small whatever clients send.
+ */
+export const attributeValueLengthLimit = 256;
+
 export interface TracingContext {
   /** Tollgate's version, recorded as service.version. */
   version: string;
@@ -40,6 +46,7 @@ export function startTracing(settings: TracingSettings | undefined, context: Tra
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_VERSION]: context.version, 'service.instance.id': randomUUID(), ...settings.resource }),
     sampler: samplerFor(settings.sampler),
+    spanLimits: { attributeValueLengthLimit },
     spanProcessors: [
       new BatchSpanProcessor({
         exporter: loggingFailures(exporter, logger),
