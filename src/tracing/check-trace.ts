@@ -2,35 +2,9 @@ import { ROOT_CONTEXT, SpanKind, defaultTextMapGetter, trace, type Context, type
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { spanNames } from './span-names.js';
 import { recordFailure } from './spans.js';
+import type { CheckOutcome, CheckTrace, CheckTracer } from './tracing.js';
 
 const rpcAttributes = { 'rpc.system': 'grpc', 'rpc.service': 'envoy.service.auth.v3.Authorization', 'rpc.method': 'Check' } as const;
-
-/** What the Check decided, as its span records it: identifiers and codes, never the key or other credentials. */
-export interface CheckOutcome {
-  allowed: boolean;
-  /** The denial code; empty for an allow. */
-  reason: string;
-  /** The denial's HTTP status. */
-  status?: number | undefined;
-  customerId?: string | undefined;
-  planId?: string | undefined;
-  endpointId?: string | undefined;
-  /** Set when the limits were not counted (the counter store was down): the failure mode applied. */
-  degraded?: string | undefined;
-  /** A bug that turned into a 503: the span is marked failed. */
-  failure?: unknown;
-}
-
-/** One Check's spans: the Check itself (server), and its two children, the decision and the counter-store call. */
-export interface CheckTrace {
-  /** The decision is made (identity, route, entitlement, limits to count): ends its span. */
-  decided(): void;
-  countStarted(limits: number): void;
-  countEnded(degraded: string | undefined): void;
-  countFailed(error: unknown): void;
-  /** Ends every span still open, the Check's last, with the outcome's attributes. */
-  end(outcome: CheckOutcome): void;
-}
 
 /** A Check the sampler left out: nothing recorded, nothing allocated. */
 const unrecorded: CheckTrace = {
@@ -41,16 +15,12 @@ const unrecorded: CheckTrace = {
   end: () => {},
 };
 
-/** Starts Check spans, continuing the caller's trace. Exists only while tracing is on (Tracing.check). */
-export class CheckTracer {
+/** Starts Check spans, continuing the caller's W3C trace. */
+export class W3CCheckTracer implements CheckTracer {
   private readonly propagator = new W3CTraceContextPropagator();
 
   constructor(private readonly tracer: Tracer) {}
 
-  /**
-   * Starts a Check's span: a child of the caller's span when the HTTP request's headers (Envoy copies them into the
-   * CheckRequest) carry a valid W3C `traceparent` (and `tracestate`), else the root of a new trace.
-   */
   start(headers: Readonly<Record<string, string>> | undefined, requestId: string): CheckTrace {
     const parent = headers?.traceparent ? this.propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter) : ROOT_CONTEXT;
     const span = this.tracer.startSpan(spanNames.check, { kind: SpanKind.SERVER, attributes: rpcAttributes }, parent);

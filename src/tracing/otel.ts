@@ -16,7 +16,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { Logger } from '../kernel/logger.js';
-import { CheckTracer } from './check-trace.js';
+import { W3CCheckTracer } from './check-trace.js';
 import type { TracingSettings } from './settings.js';
 import { runInSpan } from './spans.js';
 import { noTracing, type SpanAttributes, type SpanScope, type Tracing } from './tracing.js';
@@ -67,13 +67,13 @@ export function startTracing(settings: TracingSettings | undefined, context: Tra
 
 class OtelTracing implements Tracing {
   readonly enabled = true;
-  readonly check: CheckTracer;
+  readonly check: W3CCheckTracer;
 
   constructor(
     private readonly provider: TracerProvider,
     private readonly tracer: Tracer,
   ) {
-    this.check = new CheckTracer(tracer);
+    this.check = new W3CCheckTracer(tracer);
   }
 
   span<T>(name: string, attributes: SpanAttributes, work: (scope: SpanScope) => T, kind = SpanKind.INTERNAL): T {
