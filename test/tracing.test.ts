@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IdentityCache } from '../src/accounts/identity-cache.js';
 import { createCheckHandler } from '../src/authz/check-service.js';
@@ -16,12 +17,21 @@ import { spanNames, startTracing, tracingSettings, type Tracing } from '../src/t
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { OtlpReceiver, type ExportedSpan } from './support/otlp-receiver.js';
-import { startTestApp, type TestApp } from './support/services.js';
+import { startTestApp, testRedisUrl, type TestApp } from './support/services.js';
 import { testUsageIdentity } from './support/usage.js';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 const otlpKind = { internal: 1, server: 2, client: 3, consumer: 5 };
 const otlpStatusError = 2;
+
+/** Stops a production-mode app and removes the counters it kept in Redis. */
+async function closeApp(service: TestApp): Promise<void> {
+  await service.close();
+  const redis = new Redis(testRedisUrl);
+  const keys = await redis.keys(`${service.env.TOLLGATE_REDIS_PREFIX}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+}
 
 /** Spans are exported only when the test flushes: the batch delay is longer than any test. */
 const exportOnFlush = { OTEL_BSP_SCHEDULE_DELAY: '600000' };
@@ -51,7 +61,7 @@ describe('tracing on: spans exported over OTLP/HTTP (JSON) to a local receiver',
 
   afterAll(async () => {
     envoy?.close();
-    await service?.close();
+    if (service) await closeApp(service);
     await receiver?.close();
   });
 
@@ -198,7 +208,7 @@ describe('tracing off', () => {
       await service.app.tracing.forceFlush();
     } finally {
       envoy.close();
-      await service.close();
+      await closeApp(service);
     }
     // The stop shut tracing down too: whatever it would have exported has been sent by now.
     expect(receiver.requests).toHaveLength(0);
