@@ -19,6 +19,7 @@ import { periodContaining } from './rating/index.js';
 import { cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
 import { type Db, instrumentDb, openDatabase } from './store/index.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
+import { startTracing, type Tracing } from './tracing/index.js';
 
 export const version = '0.1.0';
 
@@ -39,6 +40,8 @@ export interface App {
   wallets: WalletService;
   ratingLoop: RatingLoop;
   alerts: UsageAlerts;
+  /** Spans over OTLP when the OTEL_* variables turn tracing on; noTracing otherwise. */
+  tracing: Tracing;
   /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
   /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
@@ -63,6 +66,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
   const metrics = createMetrics();
+  const tracing = startTracing(config.tracing, { version, logger });
 
   const opened = await openDatabase(config, logger);
   const db = instrumentDb(opened.db, {
@@ -105,9 +109,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const wallet = new WalletService(db, counters, () => catalog, clock, logger);
   const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
-  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
+  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing });
   const ratingLoop = new RatingLoop(
-    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
+    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing },
     config.billing,
   );
   ratingLoop.start();
@@ -121,6 +125,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     creditWallet: async (credit) => void (await wallet.topUp(credit)),
     metrics,
     logger,
+    tracing,
   });
   const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
@@ -141,6 +146,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       usage: usageIdentity,
       metrics,
       logger,
+      tracing,
     })),
     streamAccessLogs: metering.receiver.handle,
   });
@@ -217,6 +223,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       identities.stop();
       await step('counter store close', closeUntil, () => counters.close());
       await step('database close', closeUntil, () => db.close());
+      // Last and best effort: the spans of everything above, in whatever the grace leaves.
+      await step('trace flush', closeUntil, () => tracing.shutdown());
       dataDirLock.release();
       logger.info('stopped');
     })());
@@ -235,6 +243,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     wallets: wallet,
     ratingLoop,
     alerts,
+    tracing,
     stop,
     drainNow: () => shutdownDelay.abort(),
   };

@@ -3,6 +3,7 @@ import type { TlsFilePaths } from '../kernel/index.js';
 
 /** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
 export const minSigningKeyLength = 32;
+import { tracingSettings, type TracingSettings } from '../tracing/index.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
@@ -111,6 +112,8 @@ export interface Config {
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
   alerts: AlertsConfig;
+  /** OpenTelemetry tracing from the standard OTEL_* variables; undefined when off (the default). */
+  tracing: TracingSettings | undefined;
 }
 
 /** Bearer JWTs (identity/jwt.ts): where the keys are and which claim names the client. */
@@ -227,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       paymentGraceMs: e.TOLLGATE_STRIPE_PAYMENT_GRACE_MS,
       usageReportIntervalMs: e.TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS,
     },
+    tracing: tracingSettings(env),
   };
 }
 

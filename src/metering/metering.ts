@@ -9,6 +9,7 @@ import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges } from
 import type { CounterStore } from '../counters/index.js';
 import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
 import type { Db } from '../store/index.js';
+import type { Tracing } from '../tracing/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
 import { toUsageEvent } from './event.js';
 import { currentEventRow } from './event-rows.js';
@@ -29,6 +30,8 @@ export interface MeteringDependencies {
   usage: Pick<UsageIdentity, 'verify'>;
   metrics: Metrics;
   logger: Logger;
+  /** Spans for received access-log messages and database writes. */
+  tracing?: Tracing;
 }
 
 export interface Metering {
@@ -56,7 +59,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
     batchSize: config.metering.batchSize,
     flushIntervalMs: config.metering.flushIntervalMs,
     maxSpoolBytes: config.metering.spoolMaxBytes,
-  });
+  }, deps.tracing);
   const periodStartOf = billingPeriodStarts(deps.identities);
   const receiver = new AccessLogReceiver({
     meter,
@@ -66,6 +69,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
     },
     metrics,
     logger,
+    tracing: deps.tracing,
   });
   registerAccessLogStreamGauges(metrics, receiver);
   meter.start();
