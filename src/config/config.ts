@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { JwtSettings } from '../authz/jwt.js';
 import { minSigningKeyLength } from '../authz/usage-identity.js';
 import type { TlsFilePaths } from '../kernel/tls-files.js';
+import { portalEnvShape, portalSettings, type PortalSettings } from '../portal/index.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
@@ -80,6 +81,7 @@ const envSchema = z.object({
   TOLLGATE_ALERTS_RETRY_BASE_MS: z.coerce.number().int().positive().default(10_000),
   TOLLGATE_ALERTS_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
   TOLLGATE_ALERTS_MAX_ATTEMPTS: z.coerce.number().int().positive().default(12),
+  ...portalEnvShape,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -110,6 +112,8 @@ export interface Config {
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
   alerts: AlertsConfig;
+  /** The developer portal, on its own port; undefined: off. */
+  portal: PortalSettings | undefined;
 }
 
 export interface GrpcConfig {
@@ -197,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     billing: { intervalMs: e.TOLLGATE_BILLING_INTERVAL_MS, finalizeAfterMs: e.TOLLGATE_BILLING_FINALIZE_AFTER_MS },
     jwt: jwtSettings(e),
+    portal: portalSettings(e),
     alerts: {
       evaluationIntervalMs: e.TOLLGATE_ALERTS_EVALUATION_INTERVAL_MS,
       deliveryIntervalMs: e.TOLLGATE_ALERTS_DELIVERY_INTERVAL_MS,
