@@ -110,7 +110,7 @@ describe('developer portal over HTTP', () => {
     expect(pricing.headers.get('content-security-policy')).not.toContain('unsafe-inline');
     expect(pricing.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
     expect(pricing.headers.get('x-frame-options')).toBe('DENY');
-    expect(pricing.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(pricing.headers.get('referrer-policy')).toBe('same-origin');
     expect(pricing.text).toContain('PetStore &lt;Developers&gt;');
     expect(pricing.text).not.toContain('<Developers>');
     // Metered at 200,000 units: 100,000 × 0.01 + 100,000 × 0.005 = 1,500.00 USD (graduated), by the quote.

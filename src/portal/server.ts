@@ -33,8 +33,9 @@ export function securityHeaders(publicUrl: string, logoUrl: string | undefined):
   return {
     'content-security-policy': `default-src 'none'; script-src 'self'; style-src 'self'; img-src ${images}; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
     'x-frame-options': 'DENY',
-    // Sign-in links carry their token in the URL: no page passes its address on.
-    'referrer-policy': 'no-referrer',
+    // Sign-in links carry their token in the URL: no page passes its address to another site. (no-referrer would
+    // also make browsers send "Origin: null" with forms, which the origin check refuses.)
+    'referrer-policy': 'same-origin',
     'x-content-type-options': 'nosniff',
     'cross-origin-opener-policy': 'same-origin',
     'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=()',
