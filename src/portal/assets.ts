@@ -52,10 +52,12 @@ td.amount,th.amount{text-align:right;font-variant-numeric:tabular-nums;white-spa
 .row-actions{display:flex;flex-wrap:wrap;gap:.5rem}
 .row-actions form{margin:0}
 .chart{margin:0}
-.chart svg{width:100%;height:auto;max-height:18rem}
+.chart>svg{width:100%;height:auto;max-height:18rem}
 .chart svg text{font-size:12px;fill:var(--muted)}
 .chart svg .grid{stroke:var(--line)}
 .legend{display:flex;flex-wrap:wrap;gap:.25rem 1rem;list-style:none;padding:0;margin:.5rem 0;font-size:.875rem}
+.legend li{display:flex;align-items:center;gap:.375rem}
+.legend svg{flex:none}
 meter{width:100%;max-width:28rem;height:1.25rem}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
 dl.facts dt{font-weight:600}
