@@ -191,7 +191,10 @@ describe('pricing and webhook helpers', () => {
 
   it('takes only public https webhook hosts', () => {
     expect(webhookUrlProblem('https://hooks.example.com/usage?token=abc')).toBeUndefined();
-    for (const url of ['http://hooks.example.com', 'https://localhost:8080', 'https://127.0.0.1', 'https://192.168.1.2', 'https://172.20.0.1', 'https://169.254.169.254/', 'https://[fd00::1]/', 'https://metadata.internal/', 'https://intranet/', 'not a url']) {
+    expect(webhookUrlProblem('https://fdic.example.gov/hook')).toBeUndefined();
+    expect(webhookUrlProblem('https://10.example.com/hook')).toBeUndefined();
+    expect(webhookUrlProblem('https://[2001:db8::1]/hook')).toBeUndefined();
+    for (const url of ['http://hooks.example.com', 'https://localhost:8080', 'https://127.0.0.1', 'https://192.168.1.2', 'https://172.20.0.1', 'https://169.254.169.254/', 'https://[fd00::1]/', 'https://[::1]/', 'https://[fe80::1]/', 'https://metadata.internal/', 'https://intranet/', 'not a url']) {
       expect(webhookUrlProblem(url), url).toBeDefined();
     }
   });

@@ -23,7 +23,8 @@ const accountLinks: [Section, string, string][] = [
   ['alerts', '/account/alerts', 'Alerts'],
 ];
 
-export function page(settings: PortalSettings, viewer: Viewer, section: Section, title: string, body: Html): string {
+/** `section`: the navigation entry marked current; none on error pages. */
+export function page(settings: PortalSettings, viewer: Viewer, section: Section | undefined, title: string, body: Html): string {
   const { brand } = settings;
   const current = (name: Section) => (name === section ? html` aria-current="page"` : '');
   const links: [Section, string, string][] = viewer.customerId

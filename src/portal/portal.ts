@@ -90,14 +90,12 @@ export function webhookUrlProblem(url: string): string | undefined {
   if (parsed.protocol !== 'https:') return 'must start with https://';
   if (parsed.username || parsed.password) return 'must not carry a user name or password; put a token in the path or query';
   const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const ipv6 = host.includes(':');
   const privateHost =
-    host === 'localhost' ||
-    host.endsWith('.localhost') ||
-    host.endsWith('.internal') ||
-    host.endsWith('.local') ||
-    /^(127\.|10\.|0\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(host) ||
-    /^(::1?|fc|fd|fe80:|::ffff:)/.test(host) ||
-    !host.includes('.') && !host.includes(':');
+    ['localhost', '.localhost', '.internal', '.local'].some((name) => host === name || host.endsWith(name)) ||
+    /^(127|10|0|169\.254|192\.168|172\.(1[6-9]|2\d|3[01]))\.[\d.]+$/.test(host) ||
+    (ipv6 && /^(::1?$|f[cd]|fe[89ab]|::ffff:)/.test(host)) ||
+    (!ipv6 && !host.includes('.'));
   return privateHost ? 'must be a public host name: private and local addresses are not called' : undefined;
 }
 
@@ -109,13 +107,13 @@ export class Portal {
     this.signUps = new SignUpRateLimit({ perAddress: signUp.perAddressPerHour, global: signUp.perHour, windowMs: 3_600_000, maxAddresses: 10_000 });
   }
 
-  private render(viewer: Viewer, section: Section, title: string, body: Html, status = 200): PortalReply {
+  private render(viewer: Viewer, section: Section | undefined, title: string, body: Html, status = 200): PortalReply {
     return { status, html: page(this.deps.settings, viewer, section, title, body) };
   }
 
   errorPage(viewer: Viewer, status: number, message: string): PortalReply {
     const title = status === 404 ? 'Not found' : status === 429 ? 'Too many attempts' : status >= 500 ? 'Something went wrong' : 'That did not work';
-    return this.render(viewer, 'pricing', title, html`${notice('error', message)}<p><a href="${viewer.customerId ? '/account' : '/pricing'}">Back</a></p>`, status);
+    return this.render(viewer, undefined, title, html`${notice('error', message)}<p><a href="${viewer.customerId ? '/account' : '/pricing'}">Back</a></p>`, status);
   }
 
   /** Routes a request; undefined when no page has this path. */

@@ -157,11 +157,10 @@ export async function startPortal(deps: PortalServerDeps): Promise<RunningPortal
     return email && email.length <= 254 ? email : undefined;
   }
 
-  const url = publicUrl;
-  logger.info({ port, publicUrl: url, signUp: settings.signUp.open ? 'open' : 'closed', identityProxy: settings.identityHeader ?? 'off' }, 'portal listening');
+  logger.info({ port, publicUrl, signUp: settings.signUp.open ? 'open' : 'closed', identityProxy: settings.identityHeader ?? 'off' }, 'portal listening');
   return {
     port,
-    url,
+    url: publicUrl,
     portal,
     auth,
     close: (deadline) =>
