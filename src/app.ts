@@ -20,6 +20,7 @@ import { cachedBusinessMetrics, registerBusinessGauges } from './reports/index.j
 import { type Db, instrumentDb, openDatabase } from './store/index.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
+import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
 
 export const version = '0.1.0';
 
@@ -42,6 +43,8 @@ export interface App {
   alerts: UsageAlerts;
   /** Spans over OTLP when the OTEL_* variables turn tracing on; noTracing otherwise. */
   tracing: Tracing;
+  /** The developer portal; undefined unless TOLLGATE_PORTAL_PORT is set. */
+  portal: RunningPortal | undefined;
   /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
   /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
@@ -60,6 +63,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   await checkPortsFree([
     { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
     { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
+    ...(config.portal ? [{ name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: config.portal.host, port: config.portal.port }] : []),
   ]);
   mkdirSync(config.dataDir, { recursive: true });
   const dataDirLock = lockDataDir(config.dataDir);
@@ -163,6 +167,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   );
   registerBusinessGauges(metrics, cachedBusinessMetrics({ db, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
+  let portal: RunningPortal | undefined;
   const http = await startHttpServer({
     host: config.http.host,
     port: config.http.port,
@@ -176,6 +181,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...alertRoutes(alerts),
       ...reportRoutes({ db, catalog: () => catalog, clock }),
       ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
+      ...portalAdminRoutes(() => portal, () => config.portal?.linkTtlMs ?? 0),
     ],
     registry: metrics.registry,
     businessRegistry: metrics.businessRegistry,
@@ -186,6 +192,23 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   });
   const httpTlsWatch = config.http.tls ? watchTlsFiles(config.http.tls, (tls) => http.setSecureContext(tls), logger) : undefined;
   logger.info({ port: http.port, tls: config.http.tls ? 'on' : 'off (plaintext)' }, 'HTTP listening (admin API, /metrics, /readyz)');
+  if (config.portal) {
+    portal = await startPortal({
+      settings: config.portal,
+      db,
+      catalog: () => catalog,
+      accounts,
+      wallets: wallet,
+      usage: metering.usage,
+      ratingLoop,
+      topUps: stripe.topUps,
+      stripeConfigured: config.stripe.secretKey !== undefined,
+      alerts,
+      keyHeader: config.keys.header,
+      clock,
+      logger,
+    });
+  }
 
   let stopped: Promise<void> | undefined;
   /** Aborted to end the shutdown delay early (a second signal). */
@@ -217,6 +240,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       await step('usage flush', drainUntil, () => metering.meter.stop(drainUntil - Date.now()));
       httpTlsWatch?.close();
       await step('HTTP drain', drainUntil, () => http.close(drainUntil));
+      if (portal) await step('portal drain', drainUntil, () => portal!.close(drainUntil));
       await step('rating loop', drainUntil, () => ratingLoop.stop());
       await step('Stripe sync', drainUntil, () => stripe.stop());
       await step('usage alerts', drainUntil, () => alerts.stop());
@@ -244,6 +268,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     ratingLoop,
     alerts,
     tracing,
+    portal,
     stop,
     drainNow: () => shutdownDelay.abort(),
   };

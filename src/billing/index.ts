@@ -16,3 +16,5 @@ export { RollupUsageSource } from './usage-source.js';
 export { prepaidWalletLimit } from './wallet-counters.js';
 export { WalletService } from './wallet.js';
 export type { WalletEntry, WalletSummary } from './wallet.js';
+export { catalogPricing, previewPlanChange } from './period-invoice.js';
+export type { PlanChangePreview } from './period-invoice.js';

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import type { TlsFilePaths } from '../kernel/index.js';
+import { portalEnvShape, portalSettings, type PortalSettings } from './portal-settings.js';
+import { tracingSettings, type TracingSettings } from '../tracing/index.js';
 
 /** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
 export const minSigningKeyLength = 32;
-import { tracingSettings, type TracingSettings } from '../tracing/index.js';
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
@@ -82,6 +83,7 @@ const envSchema = z.object({
   TOLLGATE_ALERTS_RETRY_BASE_MS: z.coerce.number().int().positive().default(10_000),
   TOLLGATE_ALERTS_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
   TOLLGATE_ALERTS_MAX_ATTEMPTS: z.coerce.number().int().positive().default(12),
+  ...portalEnvShape,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -114,6 +116,8 @@ export interface Config {
   alerts: AlertsConfig;
   /** OpenTelemetry tracing from the standard OTEL_* variables; undefined when off (the default). */
   tracing: TracingSettings | undefined;
+  /** The developer portal, on its own port; undefined: off. */
+  portal: PortalSettings | undefined;
 }
 
 /** Bearer JWTs (identity/jwt.ts): where the keys are and which claim names the client. */
@@ -213,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     billing: { intervalMs: e.TOLLGATE_BILLING_INTERVAL_MS, finalizeAfterMs: e.TOLLGATE_BILLING_FINALIZE_AFTER_MS },
     jwt: jwtSettings(e),
+    portal: portalSettings(e),
     alerts: {
       evaluationIntervalMs: e.TOLLGATE_ALERTS_EVALUATION_INTERVAL_MS,
       deliveryIntervalMs: e.TOLLGATE_ALERTS_DELIVERY_INTERVAL_MS,

@@ -9,3 +9,4 @@ export { hashApiKey, isApiKey, newId, oauthClientCredential } from './keys.js';
 export { AccountsService } from './service.js';
 export type { SubscriptionChange, SubscriptionHooks } from './service.js';
 export type { Subscription } from './types.js';
+export type { ApiKey } from './types.js';

@@ -48,6 +48,13 @@ export interface SubscriptionChange {
   effectiveAt: number;
 }
 
+export interface PlanChangeOptions {
+  /** When the change takes effect (epoch ms); now by default. */
+  at?: number | undefined;
+  /** The plan the caller saw the subscription on: a change from any other fails with a conflict. */
+  fromPlanId?: string | undefined;
+}
+
 /** Billing's part of subscription writes: it runs in their transaction, so a charge that fails undoes the write. */
 export interface SubscriptionHooks {
   subscribed?(tx: Queryable, subscription: Subscription): Promise<void>;
@@ -149,21 +156,30 @@ export class AccountsService {
     return rows.map(toSubscription);
   }
 
-  /** Moves an active subscription to another plan of the same product; keys follow at once. */
-  async changePlan(subscriptionId: string, planId: string): Promise<Subscription> {
+  /**
+   * Moves an active subscription to another plan of the same product; keys follow at once. A change confirmed from a
+   * preview names the instant the preview was rated at (`at`, not in the future nor before the last change) and the
+   * plan it was shown from (`fromPlanId`), so it bills exactly what was shown or fails with a conflict.
+   */
+  async changePlan(subscriptionId: string, planId: string, options: PlanChangeOptions = {}): Promise<Subscription> {
     const subscription = await this.db.transaction(async (tx) => {
       const [current] = await tx.query<SubscriptionRow>('SELECT * FROM subscriptions WHERE id = $1 FOR UPDATE', [subscriptionId]);
       if (!current) throw notFound('subscription', subscriptionId);
       if (current.status !== 'active') throw conflict(`subscription ${subscriptionId} is ${current.status}`);
+      if (options.fromPlanId !== undefined && options.fromPlanId !== current.plan_id) {
+        throw conflict(`subscription ${subscriptionId} is on plan ${current.plan_id} now, not ${options.fromPlanId}`, 'plan');
+      }
       const plan = this.requirePlan(planId);
       if (plan.product !== current.product_id) {
         throw invalid('plan', `plan ${planId} belongs to product ${plan.product}, not ${current.product_id}`);
       }
+      const effectiveAt = options.at ?? this.clock.now();
+      if (options.at !== undefined) await this.checkChangeInstant(tx, current, options.at);
       const [row] = await tx.query<SubscriptionRow>(
         'UPDATE subscriptions SET plan_id = $2 WHERE id = $1 RETURNING *',
         [subscriptionId, planId],
       );
-      return this.recordChange(tx, toSubscription(row!), 'plan_change', current.plan_id, planId);
+      return this.recordChange(tx, toSubscription(row!), 'plan_change', current.plan_id, planId, effectiveAt);
     });
     this.afterWrite();
     return subscription;
@@ -187,6 +203,15 @@ export class AccountsService {
     return subscription;
   }
 
+  /** A change's instant must keep the history in order: not after now, not before the start or the last change. */
+  private async checkChangeInstant(tx: Queryable, subscription: SubscriptionRow, at: number): Promise<void> {
+    const [last] = await tx.query<{ effective_at: Date | null }>('SELECT max(effective_at) AS effective_at FROM subscription_changes WHERE subscription_id = $1', [subscription.id]);
+    const earliest = Math.max(subscription.started_at.getTime(), last?.effective_at?.getTime() ?? -Infinity);
+    if (!Number.isSafeInteger(at) || at > this.clock.now() || at < earliest) {
+      throw invalid('at', `a plan change takes effect between ${new Date(earliest).toISOString()} and now`);
+    }
+  }
+
   /** History for rating (proration), written in the change's transaction, then billing's part of the change. */
   private async recordChange(
     tx: Queryable,
@@ -194,8 +219,9 @@ export class AccountsService {
     kind: SubscriptionChange['kind'],
     fromPlanId: string,
     toPlanId: string | null,
+    changeAt?: number,
   ): Promise<Subscription> {
-    const effectiveAt = kind === 'cancellation' ? Date.parse(subscription.canceledAt!) : this.clock.now();
+    const effectiveAt = kind === 'cancellation' ? Date.parse(subscription.canceledAt!) : changeAt ?? this.clock.now();
     const [row] = await tx.query<{ id: string }>(
       `INSERT INTO subscription_changes (subscription_id, kind, from_plan_id, to_plan_id, effective_at)
        VALUES ($1, $2, $3, $4, $5) RETURNING id`,
