@@ -17,7 +17,7 @@ import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubsc
 import { CustomerErasure } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
 import { cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
-import { type Db, instrumentDb, openDatabase } from './store/index.js';
+import { type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
 
 export const version = '0.1.0';
@@ -71,6 +71,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       if (failed) metrics.dbQueryErrors.inc();
     },
   });
+  // What the services and the admin API write through: its failures are domain errors (conflict, invalid, unavailable).
+  const records = withDomainErrors(db);
   const identities = new IdentityCache(db, logger, {
     intervalMs: config.syncIntervalMs,
     snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
@@ -102,19 +104,19 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     const memoryLatency = metrics.counterStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
-  const wallet = new WalletService(db, counters, () => catalog, clock, logger);
-  const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
+  const wallet = new WalletService(records, counters, () => catalog, clock, logger);
+  const accounts = new AccountsService(records, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
   const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
   const ratingLoop = new RatingLoop(
-    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
+    { db: records, catalog: () => catalog, clock, usage: new RollupUsageSource(records), wallets: wallet, metrics, logger },
     config.billing,
   );
   ratingLoop.start();
   const stripe = startStripeIntegration({
     config: config.stripe,
     version,
-    db,
+    db: records,
     accounts,
     catalog: () => catalog,
     clock,
@@ -122,7 +124,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     metrics,
     logger,
   });
-  const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
+  const alerts = startUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger });
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
   const grpc = await startGrpcServer({
     host: config.grpc.host,
@@ -166,10 +168,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...adminRoutes(accounts, () => catalog),
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, db, catalog: () => catalog, clock }),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, db: records, catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
-      ...reportRoutes({ db, catalog: () => catalog, clock }),
-      ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
+      ...reportRoutes({ db: records, catalog: () => catalog, clock }),
+      ...privacyRoutes({ db: records, erasure: new CustomerErasure(records, accounts, clock), clock }),
     ],
     registry: metrics.registry,
     businessRegistry: metrics.businessRegistry,
