@@ -10,7 +10,7 @@ import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from '
 import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
-import { AccountsService, IdentityCache, JwtVerifier } from './identity/index.js';
+import { AccountsService, IdentityCache, JwtVerifier, SqlAccountRecords } from './identity/index.js';
 import { checkPortsFree, type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, watchTlsFiles } from './kernel/index.js';
 import { type Metering, startMetering } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
@@ -105,7 +105,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
   const wallet = new WalletService(records, counters, () => catalog, clock, logger);
-  const accounts = new AccountsService(records, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
+  const accounts = new AccountsService(new SqlAccountRecords(db), () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
   const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
   const ratingLoop = new RatingLoop(
