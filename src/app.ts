@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
 import { startUsageAlerts, type UsageAlerts } from './alerts/index.js';
-import { RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
+import { BillingQueries, RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength } from './config/index.js';
@@ -14,9 +14,9 @@ import { AccountsService, IdentityCache, JwtVerifier, SqlAccountRecords } from '
 import { checkPortsFree, type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, watchTlsFiles } from './kernel/index.js';
 import { type Metering, startMetering } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
-import { CustomerErasure } from './privacy/index.js';
+import { CustomerErasure, exportCustomer } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
-import { cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
+import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
 import { type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
 
@@ -168,10 +168,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...adminRoutes(accounts, () => catalog),
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, db: records, catalog: () => catalog, clock }),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, billing: new BillingQueries(records), catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
-      ...reportRoutes({ db: records, catalog: () => catalog, clock }),
-      ...privacyRoutes({ db: records, erasure: new CustomerErasure(records, accounts, clock), clock }),
+      ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(records, current, window, now), catalog: () => catalog, clock }),
+      ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(records, customerId, now), erasure: new CustomerErasure(records, accounts, clock), clock }),
     ],
     registry: metrics.registry,
     businessRegistry: metrics.businessRegistry,
