@@ -105,7 +105,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
   const wallet = new WalletService(records, counters, () => catalog, clock, logger);
-  const accounts = new AccountsService(new SqlAccountRecords(db), () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
+  const accountRecords = new SqlAccountRecords(db);
+  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
   const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
   const ratingLoop = new RatingLoop(
@@ -152,11 +153,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   logger.info({ port: grpc.port, ...grpcSecured.describe() }, 'gRPC listening (ext_authz Check, ALS, health)');
 
   registerIdentityCacheGauges(metrics, identities);
-  registerSubscriptionGauge(metrics, async () =>
-    (await db.query<{ plan_id: string; active: string }>(`SELECT plan_id, count(*) AS active FROM subscriptions WHERE status = 'active' GROUP BY plan_id`)).map(
-      (row) => ({ plan: row.plan_id, active: Number(row.active) }),
-    ),
-  );
+  registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
   registerBusinessGauges(metrics, cachedBusinessMetrics({ db, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
   const http = await startHttpServer({

@@ -72,6 +72,8 @@ export interface AccountRecords {
   activeSubscription(customerId: string, productId: string): Promise<Subscription | undefined>;
   /** Oldest first. */
   subscriptions(customerId: string): Promise<Subscription[]>;
+  /** Active subscriptions per plan, for the subscriptions gauge; plans without one are absent. */
+  activeSubscriptionsByPlan(): Promise<{ planId: string; active: number }[]>;
   insertSubscription(subscription: NewSubscription): Promise<Subscription>;
   setPlan(subscriptionId: string, planId: string): Promise<Subscription | undefined>;
   /** Cancels the subscription if it is active; undefined otherwise (missing or already canceled). */

@@ -77,6 +77,11 @@ export class SqlAccountRecords implements AccountRecords {
     return rows.map(toSubscription);
   }
 
+  async activeSubscriptionsByPlan(): Promise<{ planId: string; active: number }[]> {
+    const rows = await this.db.query<{ plan_id: string; active: string }>(`SELECT plan_id, count(*) AS active FROM subscriptions WHERE status = 'active' GROUP BY plan_id`);
+    return rows.map((row) => ({ planId: row.plan_id, active: Number(row.active) }));
+  }
+
   async insertSubscription(subscription: NewSubscription): Promise<Subscription> {
     const [row] = await this.db.query<SubscriptionRow>(
       `INSERT INTO subscriptions (id, customer_id, product_id, plan_id, status, started_at, period_anchor)

@@ -122,6 +122,18 @@ export function accountRecordsContract(name: string, open: () => Promise<Account
       expect(second).not.toBe(first);
     });
 
+    it('counts active subscriptions per plan', async () => {
+      expect(await records.activeSubscriptionsByPlan()).toEqual([]);
+      for (const id of ['cus_a', 'cus_b', 'cus_c']) await records.insertCustomer(customer(id));
+      await records.insertSubscription(subscription('sub_1', 'cus_a', 'petstore', 'free'));
+      await records.insertSubscription(subscription('sub_2', 'cus_b', 'petstore', 'free'));
+      await records.insertSubscription(subscription('sub_3', 'cus_c', 'petstore', 'pro'));
+      await records.insertSubscription(subscription('sub_4', 'cus_a', 'weather', 'basic'));
+      await records.cancelActiveSubscription('sub_4', at('2026-11-10T00:00:00Z'));
+      const byPlan = await records.activeSubscriptionsByPlan();
+      expect(byPlan.sort((a, b) => a.planId.localeCompare(b.planId))).toEqual([{ planId: 'free', active: 2 }, { planId: 'pro', active: 1 }]);
+    });
+
     it('refuses a second active subscription to one product as a conflict', async () => {
       await records.insertCustomer(customer('cus_a'));
       await records.insertSubscription(subscription('sub_1', 'cus_a'));
