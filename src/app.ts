@@ -4,20 +4,20 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
 import { startUsageAlerts, type UsageAlerts } from './alerts/index.js';
-import { RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
+import { BillingQueries, RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
-import { AccountsService, IdentityCache, JwtVerifier } from './identity/index.js';
+import { AccountsService, IdentityCache, JwtVerifier, SqlAccountRecords } from './identity/index.js';
 import { checkPortsFree, type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, watchTlsFiles } from './kernel/index.js';
 import { type Metering, startMetering } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
-import { CustomerErasure } from './privacy/index.js';
+import { CustomerErasure, exportCustomer } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
-import { cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
-import { type Db, instrumentDb, openDatabase } from './store/index.js';
+import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
+import { type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
@@ -79,6 +79,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       if (failed) metrics.dbQueryErrors.inc();
     },
   });
+  // What the services and the admin API write through: its failures are domain errors (conflict, invalid, unavailable).
+  const records = withDomainErrors(db);
   const identities = new IdentityCache(db, logger, {
     intervalMs: config.syncIntervalMs,
     snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
@@ -110,19 +112,20 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     const memoryLatency = metrics.counterStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
-  const wallet = new WalletService(db, counters, () => catalog, clock, logger);
-  const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
+  const wallet = new WalletService(records, counters, () => catalog, clock, logger);
+  const accountRecords = new SqlAccountRecords(db);
+  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
   const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing });
   const ratingLoop = new RatingLoop(
-    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing },
+    { db: records, catalog: () => catalog, clock, usage: new RollupUsageSource(records), wallets: wallet, metrics, logger, tracing },
     config.billing,
   );
   ratingLoop.start();
   const stripe = startStripeIntegration({
     config: config.stripe,
     version,
-    db,
+    db: records,
     accounts,
     catalog: () => catalog,
     clock,
@@ -131,7 +134,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     logger,
     tracing,
   });
-  const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
+  const alerts = startUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger });
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
   const grpc = await startGrpcServer({
     host: config.grpc.host,
@@ -160,11 +163,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   logger.info({ port: grpc.port, ...grpcSecured.describe() }, 'gRPC listening (ext_authz Check, ALS, health)');
 
   registerIdentityCacheGauges(metrics, identities);
-  registerSubscriptionGauge(metrics, async () =>
-    (await db.query<{ plan_id: string; active: string }>(`SELECT plan_id, count(*) AS active FROM subscriptions WHERE status = 'active' GROUP BY plan_id`)).map(
-      (row) => ({ plan: row.plan_id, active: Number(row.active) }),
-    ),
-  );
+  registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
   registerBusinessGauges(metrics, cachedBusinessMetrics({ db, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
   let portal: RunningPortal | undefined;
@@ -177,10 +176,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...adminRoutes(accounts, () => catalog),
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, db, catalog: () => catalog, clock }),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, billing: new BillingQueries(records), catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
-      ...reportRoutes({ db, catalog: () => catalog, clock }),
-      ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
+      ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(records, current, window, now), catalog: () => catalog, clock }),
+      ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(records, customerId, now), erasure: new CustomerErasure(records, accounts, clock), clock }),
       ...portalAdminRoutes(() => portal, () => config.portal?.linkTtlMs ?? 0),
     ],
     registry: metrics.registry,

@@ -5,6 +5,7 @@
 export { formatMicros } from './call-price.js';
 export { loadSubscriptionHistoriesStartedBefore, loadSubscriptionHistory } from './histories.js';
 export { getInvoice, listInvoices } from './invoices.js';
+export { BillingQueries } from './queries.js';
 export type { InvoiceRow, StoredInvoice, StoredInvoiceDetail } from './invoices.js';
 export { planAt } from './period-invoice.js';
 export type { InvoiceLine, SubscriptionHistory } from './period-invoice.js';

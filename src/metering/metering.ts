@@ -8,7 +8,7 @@ import type { Clock, Logger } from '../kernel/index.js';
 import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges } from '../metrics/index.js';
 import type { CounterStore } from '../counters/index.js';
 import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
-import type { Db } from '../store/index.js';
+import { type Db, withDomainErrors } from '../store/index.js';
 import type { Tracing } from '../tracing/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
 import { toUsageEvent } from './event.js';
@@ -74,7 +74,8 @@ export function startMetering(deps: MeteringDependencies): Metering {
   registerAccessLogStreamGauges(metrics, receiver);
   meter.start();
   const usage = new UsageService({
-    db: deps.db,
+    // Usage queries answer the admin API in domain errors; the sink reads the database's own codes (duplicates).
+    db: withDomainErrors(deps.db),
     accounts: deps.accounts,
     catalog: deps.catalog,
     clock: deps.clock,
