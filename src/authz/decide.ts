@@ -215,15 +215,17 @@ export function conclude(
     else if (kind === 'period') quota = i;
   }
   const denied = 'allowed' in answer && !answer.allowed;
+  const blockedIndex = denied ? lastingBlock(outcomes, admitted.limits) : -1;
+  // A window that denies is the one the RateLimit fields describe, so that they and Retry-After tell the same story.
+  if (blockedIndex !== -1 && admitted.limits[blockedIndex]!.kind === 'sliding') tightest = blockedIndex;
   // A denied request counted nothing: what the limits that let it through report must not include it.
   const headers: Record<string, string> = {};
   if (tightest !== -1) addRateLimitHeaders(headers, denied ? uncounted(outcomes[tightest]!, admitted.limits[tightest]!) : outcomes[tightest]!, plan);
   if (quota !== -1) addQuotaHeaders(headers, denied ? uncounted(outcomes[quota]!, admitted.limits[quota]!) : outcomes[quota]!);
 
   if (denied) {
-    const blockedIndex = lastingBlock(outcomes, admitted.limits);
     const blocked = outcomes[blockedIndex]!;
-    const retryAfter = String(Math.max(1, Math.ceil(blocked.retryAfterMs / 1000)));
+    const retryAfter = retryAfterSeconds(blocked);
     const blockedLimit = admitted.limits[blockedIndex]!;
     if (blockedLimit.kind === 'sliding') {
       // admit() lists the plan's rate limits first, in order.
@@ -353,9 +355,14 @@ function addRateLimitHeaders(headers: Record<string, string>, tightest: LimitOut
   }
   headers['ratelimit-limit'] = String(tightest.limit);
   headers['ratelimit-remaining'] = String(tightest.remaining);
-  headers['ratelimit-reset'] = String(Math.ceil(tightest.resetMs / 1000));
+  // A window that blocks resets, for the client, when the request fits again: the instant Retry-After names, not
+  // the later one when the window holds no request at all.
+  headers['ratelimit-reset'] = tightest.allowed ? String(Math.ceil(tightest.resetMs / 1000)) : retryAfterSeconds(tightest);
   headers['ratelimit-policy'] = policy;
 }
+
+/** Whole seconds until a blocked request fits, rounded up and at least 1 (Retry-After, RateLimit-Reset, the body). */
+const retryAfterSeconds = (blocked: LimitOutcome) => String(Math.max(1, Math.ceil(blocked.retryAfterMs / 1000)));
 
 function addQuotaHeaders(headers: Record<string, string>, outcome: LimitOutcome): void {
   headers['x-quota-limit'] = String(outcome.limit);
