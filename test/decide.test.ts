@@ -14,14 +14,15 @@ const catalog = loadCatalogFile('examples/petstore.yaml');
 const now = Date.UTC(2026, 10, 15, 12);
 const options = { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' };
 
-function identity(overrides: { key?: Partial<Identity['key']>; plan?: string; subscription?: 'active' | 'canceled' | 'missing'; customer?: 'active' | 'suspended' | 'missing' } = {}): Identity {
+function identity(overrides: { key?: Partial<Identity['key']>; plan?: string; subscription?: 'active' | 'canceled' | 'missing'; customer?: 'active' | 'suspended' | 'overdue' | 'erased' | 'missing' } = {}): Identity {
+  const customer = overrides.customer ?? 'active';
   return {
     key: { id: 'key_1', customerId: 'acme', subscriptionId: 'sub_1', status: 'active', ...overrides.key },
     subscription:
       overrides.subscription === 'missing'
         ? undefined
         : { id: 'sub_1', customerId: 'acme', productId: 'petstore', planId: overrides.plan ?? 'free', status: overrides.subscription ?? 'active', periodAnchor: Date.UTC(2026, 9, 3) },
-    customer: overrides.customer === 'missing' ? undefined : { id: 'acme', status: overrides.customer ?? 'active' },
+    customer: customer === 'missing' ? undefined : { id: 'acme', status: customer === 'overdue' ? 'suspended' : customer, overdue: customer === 'overdue' },
   };
 }
 
@@ -72,6 +73,16 @@ describe('admit', () => {
     expect(decision).toMatchObject({ allowed: false, status, code });
     expect(decision.body).toMatchObject({ error: { code, request_id: 'req-1' } });
     expect(decision.metadata).toMatchObject({ decision: 'deny', reason: code });
+  });
+
+  it('tells a suspended customer why: only a suspension for non-payment asks them to pay', () => {
+    const error = (customer: 'suspended' | 'overdue' | 'erased' | 'missing') =>
+      (denialOf(request('GET', '/api/v1/pets'), identity({ customer })).body as { error: { reason: string; message: string } }).error;
+    expect(error('overdue')).toMatchObject({ reason: 'payment_overdue', message: expect.stringMatching(/overdue payment; settle the outstanding balance/) });
+    expect(error('suspended')).toMatchObject({ reason: 'suspended_by_provider', message: expect.stringMatching(/suspended by the API provider; contact them/) });
+    expect(error('erased')).toMatchObject({ reason: 'account_closed', message: 'The account is closed.' });
+    expect(error('missing')).toMatchObject({ reason: 'account_closed' });
+    for (const customer of ['suspended', 'erased', 'missing'] as const) expect(error(customer).message).not.toMatch(/settle|balance|pay/);
   });
 
   it('names the upgrade URL when the plan lacks the endpoint', () => {

@@ -94,9 +94,7 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   route = catalog.match(request.host, request.method, request.path);
 
   const { subscription, customer } = identity;
-  if (!customer || customer.status !== 'active') {
-    return deny(402, 'account_suspended', 'The account is suspended; settle the outstanding balance to resume.');
-  }
+  if (!customer || customer.status !== 'active') return deny(402, 'account_suspended', ...suspension(customer));
   if (!subscription || subscription.status !== 'active') {
     return deny(403, 'subscription_inactive', 'The subscription for this API key is not active.');
   }
@@ -126,6 +124,15 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
       usageFacts: facts.usageFacts,
     },
   };
+}
+
+/** Why an account may not call, in words for its customer: only a suspension for non-payment asks them to pay. */
+function suspension(customer: CustomerState | undefined): [message: string, extra: { reason: string }] {
+  if (customer?.status === 'suspended' && customer.overdue) {
+    return ['The account is suspended for an overdue payment; settle the outstanding balance to resume.', { reason: 'payment_overdue' }];
+  }
+  if (customer?.status === 'suspended') return ['The account is suspended by the API provider; contact them to resume.', { reason: 'suspended_by_provider' }];
+  return ['The account is closed.', { reason: 'account_closed' }];
 }
 
 const routeMetadata = (route: RouteMatch): DecisionMetadata => ({ product_id: route.product.id, endpoint_id: route.endpoint.id, weight: route.endpoint.weight });

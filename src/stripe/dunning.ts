@@ -1,14 +1,9 @@
 import type { AccountsService } from '../accounts/service.js';
+import { paymentSuspensionPrefix } from '../accounts/types.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Db, Queryable } from '../store/db.js';
-
-/**
- * The status reason of a suspension for non-payment. Only suspensions with it are lifted when the invoices are
- * paid, so a suspension an operator made for another reason stays.
- */
-const paymentSuspensionPrefix = 'payment_overdue:';
 
 export interface StripeInvoiceFacts {
   stripeInvoiceId: string;
