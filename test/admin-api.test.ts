@@ -62,6 +62,16 @@ describe('admin API', () => {
       expect(Object.keys(document.paths)).toEqual(expect.arrayContaining(['/v1/customers', '/v1/customers/{id}', '/v1/keys', '/v1/keys/{id}/revoke']));
       expect(document.paths['/v1/keys']!.post!.requestBody).toBeDefined();
     });
+
+    it('names every operation with an operationId of its own, as client generators need', async () => {
+      const document = (await (await fetch(`${service.httpUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, { operationId?: string }>> };
+      const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ at: `${method} ${path}`, id: operation.operationId })));
+      expect(operations.length).toBeGreaterThan(50);
+      for (const { at, id } of operations) expect({ at, id }).toEqual({ at, id: expect.stringMatching(/^[a-z][A-Za-z]+$/) });
+      const ids = operations.map(({ id }) => id);
+      expect(ids.filter((id, index) => ids.indexOf(id) !== index)).toEqual([]);
+      expect(document.paths['/v1/customers/{id}/wallet/top-ups']!.post!.operationId).toBe('topUpWallet');
+    });
   });
 
   describe('errors', () => {

@@ -74,6 +74,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/customers',
+      operationId: 'createCustomer',
       summary: 'Create a customer',
       tag: 'customers',
       auth: 'admin',
@@ -85,6 +86,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/customers',
+      operationId: 'listCustomers',
       summary: 'List customers, ordered by id',
       tag: 'customers',
       auth: 'admin',
@@ -95,6 +97,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/customers/:id',
+      operationId: 'getCustomer',
       summary: 'Get a customer',
       tag: 'customers',
       auth: 'admin',
@@ -104,6 +107,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'PATCH',
       path: '/v1/customers/:id',
+      operationId: 'updateCustomer',
       summary: 'Update a customer; status "suspended" makes every Check answer 402',
       tag: 'customers',
       auth: 'admin',
@@ -122,6 +126,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/customers/:id/subscriptions',
+      operationId: 'listSubscriptions',
       summary: "List a customer's subscriptions",
       tag: 'subscriptions',
       auth: 'admin',
@@ -131,6 +136,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/customers/:id/subscriptions',
+      operationId: 'createSubscription',
       summary: 'Subscribe a customer to a plan',
       tag: 'subscriptions',
       auth: 'admin',
@@ -142,6 +148,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/subscriptions/:id',
+      operationId: 'getSubscription',
       summary: 'Get a subscription',
       tag: 'subscriptions',
       auth: 'admin',
@@ -151,6 +158,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/subscriptions/:id/change-plan',
+      operationId: 'changeSubscriptionPlan',
       summary: "Move a subscription to another plan of the same product; its keys follow within a second",
       tag: 'subscriptions',
       auth: 'admin',
@@ -161,6 +169,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/subscriptions/:id/cancel',
+      operationId: 'cancelSubscription',
       summary: 'Cancel a subscription; its keys stop working',
       tag: 'subscriptions',
       auth: 'admin',
@@ -170,6 +179,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/keys',
+      operationId: 'createKey',
       summary: 'Create an API key; the key itself is in this response only',
       tag: 'keys',
       auth: 'admin',
@@ -184,6 +194,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/oauth-clients',
+      operationId: 'registerOAuthClient',
       summary: 'Register an OAuth2 client: bearer JWTs whose client claim names it are billed like its API key',
       tag: 'keys',
       auth: 'admin',
@@ -198,6 +209,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/keys',
+      operationId: 'listKeys',
       summary: "List a customer's API keys (prefixes only)",
       tag: 'keys',
       auth: 'admin',
@@ -208,6 +220,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/keys/:id',
+      operationId: 'getKey',
       summary: 'Get an API key (prefix only)',
       tag: 'keys',
       auth: 'admin',
@@ -217,6 +230,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/keys/:id/revoke',
+      operationId: 'revokeKey',
       summary: 'Revoke an API key; the Check rejects it within a second',
       tag: 'keys',
       auth: 'admin',
@@ -226,6 +240,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/keys/:id/approve',
+      operationId: 'approveKey',
       summary: 'Approve a key of a manual-approval product',
       tag: 'keys',
       auth: 'admin',
@@ -235,6 +250,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/plans',
+      operationId: 'listPlans',
       summary: 'List the public plans of the catalog',
       tag: 'catalog',
       auth: 'admin',

@@ -106,6 +106,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'POST',
       path: '/v1/customers/:id/purchases',
+      operationId: 'purchasePlan',
       summary: 'Purchase a plan: subscribes the customer; a prepaid plan charges its setup fee and first recurring fee to the wallet (402 insufficient_funds if it cannot)',
       tag: 'billing',
       auth: 'admin',
@@ -129,6 +130,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/customers/:id/wallet',
+      operationId: 'listWallets',
       summary: "A customer's prepaid wallets: ledger balance, what calls can still spend, low-balance state",
       tag: 'wallets',
       auth: 'admin',
@@ -138,6 +140,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'PATCH',
       path: '/v1/customers/:id/wallet',
+      operationId: 'updateWallet',
       summary: 'Set the balance under which a wallet reports low',
       tag: 'wallets',
       auth: 'admin',
@@ -152,6 +155,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'POST',
       path: '/v1/customers/:id/wallet/top-ups',
+      operationId: 'topUpWallet',
       summary: 'Top up a prepaid wallet, once per client reference (the same reference again answers 200 with the first entry)',
       tag: 'wallets',
       auth: 'admin',
@@ -175,6 +179,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/customers/:id/wallet/ledger',
+      operationId: 'listWalletLedger',
       summary: "A customer's wallet ledger, oldest first, with the balance after each entry",
       tag: 'wallets',
       auth: 'admin',
@@ -191,6 +196,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/customers/:id/invoices',
+      operationId: 'listInvoices',
       summary: "A customer's invoices, newest period first",
       tag: 'invoices',
       auth: 'admin',
@@ -204,6 +210,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/invoices/:id',
+      operationId: 'getInvoice',
       summary: 'An invoice with its lines and the usage it was rated on',
       tag: 'invoices',
       auth: 'admin',
@@ -213,6 +220,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/subscriptions/:id/invoices/current',
+      operationId: 'getCurrentInvoice',
       summary: "The running period's draft invoice, rated now: what the customer owes so far",
       tag: 'invoices',
       auth: 'admin',
@@ -227,6 +235,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/plans/:id/quote',
+      operationId: 'quotePlan',
       summary: 'Pricing calculator: the bill of one whole period with this many calls',
       tag: 'catalog',
       auth: 'admin',
@@ -254,6 +263,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/reports/revenue',
+      operationId: 'getRevenueReport',
       summary: 'Revenue, usage and revenue share by product, plan and customer, for the periods starting in a month',
       tag: 'reports',
       auth: 'admin',
@@ -288,6 +298,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/reports/mrr',
+      operationId: 'getMrrReport',
       summary: "Monthly recurring revenue: the active subscriptions' recurring fees",
       tag: 'reports',
       auth: 'admin',
@@ -315,6 +326,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'POST',
       path: '/v1/billing/run',
+      operationId: 'runBilling',
       summary: 'Run a rating pass now: refresh drafts, finalize ended periods, settle wallets (if this replica leads)',
       tag: 'billing',
       auth: 'admin',
