@@ -13,7 +13,7 @@ import type { WalletEntry, WalletService, WalletSummary } from '../billing/walle
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../kernel/clock.js';
 import { invalid, notFound } from '../kernel/errors.js';
-import { CURRENCY_CODES, formatMajor, parseMajorAmount, type CurrencyCode } from '../kernel/money.js';
+import { CURRENCY_CODES, formatDecimal, formatMajor, parseMajorAmount, type CurrencyCode } from '../kernel/money.js';
 import { quote } from '../rating/quote.js';
 import type { Db } from '../store/db.js';
 import { afterRowIdSchema, route, type Route } from './router.js';
@@ -379,7 +379,7 @@ function lineView(line: InvoiceLine, currency: CurrencyCode) {
     kind: line.kind,
     description: line.description,
     quantity: line.quantity,
-    unitPrice: line.unit_price,
+    unitPrice: line.unit_price === null ? null : formatDecimal(line.unit_price, currency),
     amount: formatMajor(line.amount, currency),
     billed: line.billed,
     ...(line.endpoint_id !== undefined && { endpointId: line.endpoint_id }),
@@ -389,7 +389,7 @@ function lineView(line: InvoiceLine, currency: CurrencyCode) {
       proration: { activeFrom: iso(line.proration.active_from), activeUntil: iso(line.proration.active_until), ratio: line.proration.ratio },
     }),
     ...(line.tiers && {
-      tiers: line.tiers.map((tier) => ({ upTo: tier.up_to, quantity: tier.quantity, unitPrice: tier.unit_price, amount: tier.amount })),
+      tiers: line.tiers.map((tier) => ({ upTo: tier.up_to, quantity: tier.quantity, unitPrice: formatDecimal(tier.unit_price, currency), amount: formatDecimal(tier.amount, currency) })),
     }),
   };
 }
