@@ -30,7 +30,7 @@ import { systemClock, type Clock } from './kernel/clock.js';
 import { lockDataDir } from './kernel/data-dir-lock.js';
 import { stepWithin } from './kernel/deadline.js';
 import type { Logger } from './kernel/logger.js';
-import { checkPortsFree } from './kernel/ports.js';
+import type { WantedPort } from './kernel/ports.js';
 import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
 import { startMetering, type Metering } from './metering/metering.js';
 import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
@@ -74,15 +74,22 @@ export interface AppOverrides {
   clock?: Clock;
 }
 
-/** The composition root: builds every adapter from the configuration and starts both servers. */
+/** The ports the servers listen on, named by the settings that chose them. */
+export function listenPorts(config: Config): WantedPort[] {
+  return [
+    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
+    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
+  ];
+}
+
+/**
+ * The composition root: builds every adapter from the configuration and starts both servers. `tollgate serve` checks
+ * the ports first (checkPortsFree), before this opens anything.
+ */
 export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const clock = overrides.clock ?? systemClock;
   const catalog = loadCatalogFile(config.catalogPath);
   logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
-  await checkPortsFree([
-    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
-    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
-  ]);
   mkdirSync(config.dataDir, { recursive: true });
   const dataDirLock = lockDataDir(config.dataDir);
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
