@@ -32,6 +32,7 @@ import { stepWithin } from './kernel/deadline.js';
 import type { Logger } from './kernel/logger.js';
 import type { WantedPort } from './kernel/ports.js';
 import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
+import { version } from './kernel/version.js';
 import { startMetering, type Metering } from './metering/metering.js';
 import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
 import { CustomerErasure } from './privacy/erasure.js';
@@ -45,7 +46,6 @@ import { instrumentDb } from './store/instrumented.js';
 import { openDatabase } from './store/open.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/integration.js';
 
-export const version = '0.1.0';
 
 /** Business metrics move slowly: one computation serves the gauges for this long. */
 const businessMetricsMaxAgeMs = 60_000;
