@@ -43,7 +43,7 @@ export function describe(value: Record<string, unknown>): string {
       const label = `${prefix}${words(key)}`;
       if (item !== null && typeof item === 'object' && !Array.isArray(item)) walk(item as Record<string, unknown>, `${label} `);
       else if (Array.isArray(item)) pairs.push([label, item.every((entry) => entry === null || typeof entry !== 'object') ? item.join(', ') : `${item.length} items`]);
-      else pairs.push([label, item as Cell]);
+      else pairs.push([label, typeof item === 'string' ? when(item) : (item as Cell)]);
     }
   };
   walk(value, '');
