@@ -21,7 +21,7 @@ export class AdminSetupError extends Error {
 /** Talks to a running server's admin API; the token comes from the environment or the local data directory. */
 export class AdminClient {
   constructor(
-    readonly baseUrl: string,
+    private readonly baseUrl: string,
     private readonly token: string,
     /** Where the token came from, to name it when the server refuses it. */
     private readonly tokenSource: string,

@@ -38,7 +38,6 @@ export interface CommandSpec {
 }
 
 export interface CommandContext {
-  spec: CommandSpec;
   args: string[];
   io: Io;
   /** --json: print the API's JSON for scripts. */

@@ -164,7 +164,6 @@ function parse(spec: CommandSpec, rest: string[], io: Io): CommandContext {
     return typeof value === 'string' ? value : undefined;
   };
   return {
-    spec,
     args,
     io,
     json,

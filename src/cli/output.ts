@@ -53,7 +53,7 @@ export function describe(value: Record<string, unknown>): string {
 /** camelCase and snake_case to words: "statusReason" → "status reason". */
 export const words = (key: string) => key.replace(/_/g, ' ').replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
 
-export function text(value: Cell): string {
+function text(value: Cell): string {
   if (value === null || value === undefined || value === '') return '-';
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
   return String(value);
