@@ -4,12 +4,20 @@ import { accessLogEntry, EnvoyClient, type CheckedCall } from '../check.js';
 import { UsageError, wholeNumber, type CommandSpec } from '../command.js';
 import { fields, words, type Cell } from '../output.js';
 
-const seconds = (value: string | undefined) => (value === undefined ? '' : ` (resets in ${value} s)`);
+/** Seconds as people count them: "42 s", "5 min", "3 h", "31 d" (rounded up: never sooner than said). */
+function duration(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7_200) return `${Math.ceil(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.ceil(seconds / 3_600)} h`;
+  return `${Math.ceil(seconds / 86_400)} d`;
+}
+
+const resets = (value: string | undefined) => (value === undefined ? '' : ` (resets in ${duration(Number(value))})`);
 
 /** A limit's figures from the RateLimit or X-Quota headers: "9 of 10 left (resets in 60 s)". */
 function limitLine(headers: Record<string, string>, prefix: 'ratelimit' | 'x-quota'): string | undefined {
   const limit = headers[`${prefix}-limit`];
-  return limit === undefined ? undefined : `${headers[`${prefix}-remaining`]} of ${limit} left${seconds(headers[`${prefix}-reset`])}`;
+  return limit === undefined ? undefined : `${headers[`${prefix}-remaining`]} of ${limit} left${resets(headers[`${prefix}-reset`])}`;
 }
 
 /** One Check for people: the decision on the first line, then who, what and how much is left, or why not. */
@@ -31,7 +39,7 @@ function checkView(checked: CheckedCall, metered: boolean): string {
     const error = ((outcome.body as { error?: Record<string, unknown> } | undefined)?.error ?? {}) as Record<string, unknown>;
     for (const [name, value] of Object.entries(error)) {
       if (name === 'request_id') continue;
-      pairs.push([name === 'retry_after_seconds' ? 'retry after' : words(name), name === 'retry_after_seconds' ? `${value} s` : (value as Cell)]);
+      pairs.push([name === 'retry_after_seconds' ? 'retry after' : words(name), name === 'retry_after_seconds' ? duration(Number(value)) : (value as Cell)]);
     }
     if (typeof outcome.body === 'string') pairs.push(['body', outcome.body]);
   }
