@@ -11,7 +11,7 @@ import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
 import { AccountsService, IdentityCache, JwtVerifier, SqlAccountRecords } from './identity/index.js';
-import { checkPortsFree, type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, watchTlsFiles } from './kernel/index.js';
+import { type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
 import { type Metering, startMetering } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer } from './privacy/index.js';
@@ -22,7 +22,6 @@ import { startStripeIntegration, type StripeIntegration } from './stripe/index.j
 import { startTracing, type Tracing } from './tracing/index.js';
 import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
 
-export const version = '0.1.0';
 
 /** Business metrics move slowly: one computation serves the gauges for this long. */
 const businessMetricsMaxAgeMs = 60_000;
@@ -55,16 +54,23 @@ export interface AppOverrides {
   clock?: Clock;
 }
 
-/** The composition root: builds every adapter from the configuration and starts both servers. */
+/** The ports the servers listen on, named by the settings that chose them. */
+export function listenPorts(config: Config): WantedPort[] {
+  return [
+    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
+    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
+    ...(config.portal ? [{ name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: config.portal.host, port: config.portal.port }] : []),
+  ];
+}
+
+/**
+ * The composition root: builds every adapter from the configuration and starts both servers. `tollgate serve` checks
+ * the ports first (checkPortsFree), before this opens anything.
+ */
 export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const clock = overrides.clock ?? systemClock;
   const catalog = loadCatalogFile(config.catalogPath);
   logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
-  await checkPortsFree([
-    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
-    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
-    ...(config.portal ? [{ name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: config.portal.host, port: config.portal.port }] : []),
-  ]);
   mkdirSync(config.dataDir, { recursive: true });
   const dataDirLock = lockDataDir(config.dataDir);
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);

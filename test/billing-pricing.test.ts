@@ -48,7 +48,7 @@ describe('the Check charges prepaid plans in its one consume', () => {
   const identity: Identity = {
     key: { id: 'key_1', customerId: 'acme', subscriptionId: 'sub_1', status: 'active' },
     subscription: { id: 'sub_1', customerId: 'acme', productId: 'petstore', planId: 'pay-per-call', status: 'active', periodAnchor: at('2026-11-01T00:00:00Z') },
-    customer: { id: 'acme', status: 'active' },
+    customer: { id: 'acme', status: 'active', overdue: false },
   };
   const request = { method: 'POST', host: 'h', path: '/api/v1/pets', headers: { 'x-api-key': 'k' }, requestId: 'r' };
   const options = { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' };

@@ -113,8 +113,8 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
         kind: 'usage',
         amount: '1250.00',
         tiers: [
-          { upTo: 100_000, quantity: '100000', unitPrice: '0.01', amount: '1000' },
-          { upTo: 1_000_000, quantity: '50000', unitPrice: '0.005', amount: '250' },
+          { upTo: 100_000, quantity: '100000', unitPrice: '0.01', amount: '1000.00' },
+          { upTo: 1_000_000, quantity: '50000', unitPrice: '0.005', amount: '250.00' },
         ],
       }),
     ]);

@@ -74,7 +74,7 @@ describe('the Check handler', () => {
     const identity: Identity = {
       key: { id: 'key_1', customerId: 'acme', subscriptionId: 'sub_1', status: 'active' },
       subscription: { id: 'sub_1', customerId: 'acme', productId: 'petstore', planId: 'free', status: 'active', periodAnchor: Date.UTC(2026, 9, 3) },
-      customer: { id: 'acme', status: 'active' },
+      customer: { id: 'acme', status: 'active', overdue: false },
     };
     const { handler, lines, metrics } = handlerWith({
       identities: { resolve: () => identity } as unknown as IdentityCache,

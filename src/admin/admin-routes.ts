@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { AccountsService } from '../identity/index.js';
 import type { Catalog } from '../catalog/index.js';
+import { formatDecimal, formatMajor, parseMajorAmount } from '../kernel/index.js';
+import type { RatePlan } from '../rating/index.js';
 import { route, type Route } from './router.js';
 
 const idSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-"');
@@ -44,7 +46,55 @@ const planSummarySchema = z.object({
   entitlements: z.array(z.string()),
   rateLimits: z.array(z.object({ requests: z.number(), windowSeconds: z.number(), scope: z.string() })),
   quota: z.object({ units: z.number(), whenExhausted: z.string() }).optional(),
+  pricing: z
+    .object({
+      currency: z.string(),
+      mode: z.enum(['postpaid', 'prepaid']),
+      setupFee: z.string().optional(),
+      recurringFee: z.string().optional().describe('per billing period (a month)'),
+      minimumCommitment: z.string().optional(),
+      usage: z
+        .object({
+          model: z.enum(['per_unit', 'package', 'graduated', 'volume']),
+          includedUnits: z.number(),
+          unitPrice: z.string().optional(),
+          packageSize: z.number().optional(),
+          packagePrice: z.string().optional(),
+          tiers: z.array(z.object({ upTo: z.number().nullable(), unitPrice: z.string() })).optional(),
+        })
+        .optional(),
+      endpointPrices: z.record(z.string(), z.string()).optional().describe('price per call by endpoint id or tag; "*" for the rest'),
+      discounts: z.array(z.object({ fromCalls: z.number(), percent: z.number() })).optional(),
+    })
+    .optional()
+    .describe('money in major units with the currency\'s decimals (fees) or more (unit prices)'),
 });
+
+/** A plan's prices as the catalog gives them, fees with the currency's decimals ("49" → "49.00"). */
+function pricingView(pricing: RatePlan) {
+  const { currency } = pricing;
+  const fee = (amount: string | undefined) => (amount === undefined ? undefined : formatMajor(parseMajorAmount(amount, currency), currency));
+  const price = (amount: string) => formatDecimal(amount, currency);
+  const usage = pricing.usage;
+  return {
+    currency,
+    mode: pricing.mode,
+    setupFee: fee(pricing.setup_fee),
+    recurringFee: fee(pricing.recurring_fee),
+    minimumCommitment: fee(pricing.minimum_commitment),
+    usage: usage && {
+      model: usage.model,
+      includedUnits: usage.included_units,
+      ...(usage.model === 'per_unit' && { unitPrice: price(usage.unit_price) }),
+      ...(usage.model === 'package' && { packageSize: usage.package_size, packagePrice: price(usage.package_price) }),
+      ...((usage.model === 'graduated' || usage.model === 'volume') && {
+        tiers: usage.tiers.map((tier) => ({ upTo: tier.up_to ?? null, unitPrice: price(tier.unit_price) })),
+      }),
+    },
+    endpointPrices: pricing.endpoint_prices && Object.fromEntries(Object.entries(pricing.endpoint_prices).map(([name, amount]) => [name, price(amount)])),
+    discounts: pricing.discounts?.map((discount) => ({ fromCalls: discount.from_calls, percent: discount.percent })),
+  };
+}
 
 /** Who a new credential (API key or OAuth client) belongs to: its customer and plan, or an existing subscription. */
 const credentialOwner = z
@@ -74,6 +124,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/customers',
+      operationId: 'createCustomer',
       summary: 'Create a customer',
       tag: 'customers',
       auth: 'admin',
@@ -85,6 +136,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/customers',
+      operationId: 'listCustomers',
       summary: 'List customers, ordered by id',
       tag: 'customers',
       auth: 'admin',
@@ -95,6 +147,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/customers/:id',
+      operationId: 'getCustomer',
       summary: 'Get a customer',
       tag: 'customers',
       auth: 'admin',
@@ -104,6 +157,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'PATCH',
       path: '/v1/customers/:id',
+      operationId: 'updateCustomer',
       summary: 'Update a customer; status "suspended" makes every Check answer 402',
       tag: 'customers',
       auth: 'admin',
@@ -122,6 +176,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/customers/:id/subscriptions',
+      operationId: 'listSubscriptions',
       summary: "List a customer's subscriptions",
       tag: 'subscriptions',
       auth: 'admin',
@@ -131,6 +186,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/customers/:id/subscriptions',
+      operationId: 'createSubscription',
       summary: 'Subscribe a customer to a plan',
       tag: 'subscriptions',
       auth: 'admin',
@@ -142,6 +198,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/subscriptions/:id',
+      operationId: 'getSubscription',
       summary: 'Get a subscription',
       tag: 'subscriptions',
       auth: 'admin',
@@ -151,6 +208,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/subscriptions/:id/change-plan',
+      operationId: 'changeSubscriptionPlan',
       summary: "Move a subscription to another plan of the same product; its keys follow within a second",
       tag: 'subscriptions',
       auth: 'admin',
@@ -161,6 +219,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/subscriptions/:id/cancel',
+      operationId: 'cancelSubscription',
       summary: 'Cancel a subscription; its keys stop working',
       tag: 'subscriptions',
       auth: 'admin',
@@ -170,6 +229,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/keys',
+      operationId: 'createKey',
       summary: 'Create an API key; the key itself is in this response only',
       tag: 'keys',
       auth: 'admin',
@@ -184,6 +244,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/oauth-clients',
+      operationId: 'registerOAuthClient',
       summary: 'Register an OAuth2 client: bearer JWTs whose client claim names it are billed like its API key',
       tag: 'keys',
       auth: 'admin',
@@ -198,6 +259,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/keys',
+      operationId: 'listKeys',
       summary: "List a customer's API keys (prefixes only)",
       tag: 'keys',
       auth: 'admin',
@@ -208,6 +270,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/keys/:id',
+      operationId: 'getKey',
       summary: 'Get an API key (prefix only)',
       tag: 'keys',
       auth: 'admin',
@@ -217,6 +280,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/keys/:id/revoke',
+      operationId: 'revokeKey',
       summary: 'Revoke an API key; the Check rejects it within a second',
       tag: 'keys',
       auth: 'admin',
@@ -226,6 +290,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'POST',
       path: '/v1/keys/:id/approve',
+      operationId: 'approveKey',
       summary: 'Approve a key of a manual-approval product',
       tag: 'keys',
       auth: 'admin',
@@ -235,7 +300,8 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
     route({
       method: 'GET',
       path: '/v1/plans',
-      summary: 'List the public plans of the catalog',
+      operationId: 'listPlans',
+      summary: 'List the public plans of the catalog, with their limits and prices',
       tag: 'catalog',
       auth: 'admin',
       response: z.object({ data: z.array(planSummarySchema) }),
@@ -252,6 +318,7 @@ export function adminRoutes(accounts: AccountsService, catalog: () => Catalog): 
               entitlements: [...plan.allowedEndpoints],
               rateLimits: plan.rate_limits.map((limit) => ({ requests: limit.requests, windowSeconds: limit.window / 1000, scope: limit.scope })),
               quota: plan.quota && { units: plan.quota.units, whenExhausted: plan.quota.when_exhausted },
+              pricing: plan.pricing && pricingView(plan.pricing),
             })),
         },
       }),

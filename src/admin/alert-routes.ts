@@ -52,6 +52,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
     route({
       method: 'PUT',
       path: '/v1/customers/:id/alert-webhook',
+      operationId: 'setAlertWebhook',
       summary: "Set the URL the customer's usage alerts are POSTed to; answers with a new signing secret, shown this once",
       tag: 'alerts',
       auth: 'admin',
@@ -69,6 +70,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
     route({
       method: 'GET',
       path: '/v1/customers/:id/alert-webhook',
+      operationId: 'getAlertWebhook',
       summary: "The customer's alert webhook, without its secret",
       tag: 'alerts',
       auth: 'admin',
@@ -78,6 +80,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
     route({
       method: 'DELETE',
       path: '/v1/customers/:id/alert-webhook',
+      operationId: 'deleteAlertWebhook',
       summary: "Remove the customer's alert webhook: alerts are still recorded, no longer sent",
       tag: 'alerts',
       auth: 'admin',
@@ -90,6 +93,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
     route({
       method: 'GET',
       path: '/v1/customers/:id/alerts',
+      operationId: 'listAlerts',
       summary: "The customer's usage alerts, newest first: each event as sent, and its delivery",
       tag: 'alerts',
       auth: 'admin',
@@ -102,6 +106,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
     route({
       method: 'GET',
       path: '/v1/alerts/deliveries',
+      operationId: 'listAlertDeliveries',
       summary: 'The alert delivery log, oldest first: attempts, last answer, next attempt; status=dead lists the ones given up',
       tag: 'alerts',
       auth: 'admin',
@@ -122,6 +127,7 @@ export function alertRoutes(alerts: UsageAlerts): Route[] {
     route({
       method: 'POST',
       path: '/v1/alerts/deliveries/:id/retry',
+      operationId: 'retryAlertDelivery',
       summary: 'Send a dead delivery again, with a fresh attempt budget',
       tag: 'alerts',
       auth: 'admin',

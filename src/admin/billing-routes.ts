@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { AccountsService } from '../identity/index.js';
 import { type BillingQueries, formatMicros, type InvoiceLine, type RatingLoop, type RevenueGroup, type StoredInvoice, type StoredInvoiceDetail, type WalletEntry, type WalletService, type WalletSummary } from '../billing/index.js';
 import type { Catalog } from '../catalog/index.js';
-import { type Clock, CURRENCY_CODES, type CurrencyCode, formatMajor, invalid, notFound, parseMajorAmount } from '../kernel/index.js';
+import { type Clock, CURRENCY_CODES, type CurrencyCode, formatDecimal, formatMajor, invalid, notFound, parseMajorAmount } from '../kernel/index.js';
 import { quote } from '../rating/index.js';
 import { afterRowIdSchema, route, type Route } from './router.js';
 
@@ -98,6 +98,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'POST',
       path: '/v1/customers/:id/purchases',
+      operationId: 'purchasePlan',
       summary: 'Purchase a plan: subscribes the customer; a prepaid plan charges its setup fee and first recurring fee to the wallet (402 insufficient_funds if it cannot)',
       tag: 'billing',
       auth: 'admin',
@@ -121,6 +122,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/customers/:id/wallet',
+      operationId: 'listWallets',
       summary: "A customer's prepaid wallets: ledger balance, what calls can still spend, low-balance state",
       tag: 'wallets',
       auth: 'admin',
@@ -130,6 +132,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'PATCH',
       path: '/v1/customers/:id/wallet',
+      operationId: 'updateWallet',
       summary: 'Set the balance under which a wallet reports low',
       tag: 'wallets',
       auth: 'admin',
@@ -144,6 +147,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'POST',
       path: '/v1/customers/:id/wallet/top-ups',
+      operationId: 'topUpWallet',
       summary: 'Top up a prepaid wallet, once per client reference (the same reference again answers 200 with the first entry)',
       tag: 'wallets',
       auth: 'admin',
@@ -167,6 +171,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/customers/:id/wallet/ledger',
+      operationId: 'listWalletLedger',
       summary: "A customer's wallet ledger, oldest first, with the balance after each entry",
       tag: 'wallets',
       auth: 'admin',
@@ -183,6 +188,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/customers/:id/invoices',
+      operationId: 'listInvoices',
       summary: "A customer's invoices, newest period first",
       tag: 'invoices',
       auth: 'admin',
@@ -196,6 +202,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/invoices/:id',
+      operationId: 'getInvoice',
       summary: 'An invoice with its lines and the usage it was rated on',
       tag: 'invoices',
       auth: 'admin',
@@ -205,6 +212,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/subscriptions/:id/invoices/current',
+      operationId: 'getCurrentInvoice',
       summary: "The running period's draft invoice, rated now: what the customer owes so far",
       tag: 'invoices',
       auth: 'admin',
@@ -219,6 +227,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/plans/:id/quote',
+      operationId: 'quotePlan',
       summary: 'Pricing calculator: the bill of one whole period with this many calls',
       tag: 'catalog',
       auth: 'admin',
@@ -246,6 +255,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/reports/revenue',
+      operationId: 'getRevenueReport',
       summary: 'Revenue, usage and revenue share by product, plan and customer, for the periods starting in a month',
       tag: 'reports',
       auth: 'admin',
@@ -280,6 +290,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'GET',
       path: '/v1/reports/mrr',
+      operationId: 'getMrrReport',
       summary: "Monthly recurring revenue: the active subscriptions' recurring fees",
       tag: 'reports',
       auth: 'admin',
@@ -307,6 +318,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
     route({
       method: 'POST',
       path: '/v1/billing/run',
+      operationId: 'runBilling',
       summary: 'Run a rating pass now: refresh drafts, finalize ended periods, settle wallets (if this replica leads)',
       tag: 'billing',
       auth: 'admin',
@@ -359,7 +371,7 @@ function lineView(line: InvoiceLine, currency: CurrencyCode) {
     kind: line.kind,
     description: line.description,
     quantity: line.quantity,
-    unitPrice: line.unit_price,
+    unitPrice: line.unit_price === null ? null : formatDecimal(line.unit_price, currency),
     amount: formatMajor(line.amount, currency),
     billed: line.billed,
     ...(line.endpoint_id !== undefined && { endpointId: line.endpoint_id }),
@@ -369,7 +381,7 @@ function lineView(line: InvoiceLine, currency: CurrencyCode) {
       proration: { activeFrom: iso(line.proration.active_from), activeUntil: iso(line.proration.active_until), ratio: line.proration.ratio },
     }),
     ...(line.tiers && {
-      tiers: line.tiers.map((tier) => ({ upTo: tier.up_to, quantity: tier.quantity, unitPrice: tier.unit_price, amount: tier.amount })),
+      tiers: line.tiers.map((tier) => ({ upTo: tier.up_to, quantity: tier.quantity, unitPrice: formatDecimal(tier.unit_price, currency), amount: formatDecimal(tier.amount, currency) })),
     }),
   };
 }

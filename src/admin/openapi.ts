@@ -10,6 +10,7 @@ export function openApiDocument(routes: Route[], version: string): Record<string
     const queryParameters = r.query ? queryParametersOf(r.query) : [];
     paths[path] ??= {};
     paths[path][r.method.toLowerCase()] = {
+      operationId: r.operationId,
       summary: r.summary,
       tags: [r.tag],
       ...(r.auth === 'admin' ? { security: [{ adminToken: [] }] } : r.auth === 'metrics' ? { security: [{ adminToken: [] }, { metricsToken: [] }] } : { security: [] }),

@@ -9,6 +9,7 @@ export function privacyRoutes(deps: { exportCustomer: (customerId: string, now: 
     route({
       method: 'GET',
       path: '/v1/customers/:id/export',
+      operationId: 'exportCustomer',
       summary: 'Everything held about a customer, row by row from every table (API key hashes and alert signing secrets left out)',
       tag: 'privacy',
       auth: 'admin',
@@ -23,6 +24,7 @@ export function privacyRoutes(deps: { exportCustomer: (customerId: string, now: 
     route({
       method: 'POST',
       path: '/v1/customers/:id/erase',
+      operationId: 'eraseCustomer',
       summary:
         'Erase a customer: subscriptions canceled, keys destroyed (the Check denies within a second), personal fields and per-request usage deleted; invoices, rollups and the ledger kept. Irreversible; repeating it sweeps usage that arrived since',
       tag: 'privacy',

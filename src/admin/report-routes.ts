@@ -13,6 +13,7 @@ export function reportRoutes(deps: { businessMetrics: (catalog: Catalog, window:
     route({
       method: 'GET',
       path: '/v1/reports/business',
+      operationId: 'getBusinessReport',
       summary: 'Business metrics of a calendar month (UTC; the current one by default, up to now): MRR, paying customers, churn, free-to-paid conversion, activation, time to first call, net revenue retention',
       tag: 'reports',
       auth: 'admin',

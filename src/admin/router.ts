@@ -26,6 +26,8 @@ export interface Route<Body = unknown, Query = unknown> {
   method: Method;
   /** Path with :name parameters, e.g. /v1/customers/:id. */
   path: string;
+  /** The operation's name in the OpenAPI document (client generators name their methods after it): unique, camelCase. */
+  operationId: string;
   summary: string;
   tag: string;
   /**

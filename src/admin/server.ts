@@ -38,6 +38,7 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'busi
     route({
       method: 'GET',
       path: '/healthz',
+      operationId: 'getHealth',
       summary: 'Liveness: the process is up',
       tag: 'system',
       auth: 'public',
@@ -46,6 +47,7 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'busi
     route({
       method: 'GET',
       path: '/readyz',
+      operationId: 'getReadiness',
       summary: 'Readiness: catalog loaded, identities synced, counter store reachable (closed failure mode), servers listening',
       tag: 'system',
       auth: 'public',
@@ -58,6 +60,7 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'busi
     route({
       method: 'GET',
       path: '/metrics',
+      operationId: 'getMetrics',
       summary: 'Prometheus metrics: operational only (no revenue figures)',
       tag: 'system',
       auth: 'public',
@@ -66,6 +69,7 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'busi
     route({
       method: 'GET',
       path: '/metrics/business',
+      operationId: 'getBusinessMetrics',
       summary: 'Prometheus business gauges (MRR, churn, activation); admin or metrics bearer token',
       tag: 'system',
       auth: 'metrics',
@@ -74,6 +78,7 @@ export function systemRoutes(options: Pick<HttpServerOptions, 'registry' | 'busi
     route({
       method: 'GET',
       path: '/openapi.json',
+      operationId: 'getOpenApiDocument',
       summary: 'This OpenAPI document',
       tag: 'system',
       auth: 'public',

@@ -59,6 +59,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
     route({
       method: 'POST',
       path: '/webhooks/stripe',
+      operationId: 'receiveStripeWebhook',
       summary: 'Stripe webhook events, signed with the endpoint secret; each event is applied once',
       tag: 'stripe',
       auth: 'public',
@@ -73,6 +74,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
     route({
       method: 'GET',
       path: '/v1/stripe/outbox',
+      operationId: 'listStripeOutbox',
       summary: 'Stripe sync work, oldest first; status=dead lists the dead letters',
       tag: 'stripe',
       auth: 'admin',
@@ -90,6 +92,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
     route({
       method: 'POST',
       path: '/v1/stripe/outbox/:id/retry',
+      operationId: 'retryStripeOutboxItem',
       summary: 'Send one dead letter back to the Stripe sync, with a fresh attempt budget',
       tag: 'stripe',
       auth: 'admin',
@@ -106,6 +109,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
     route({
       method: 'POST',
       path: '/v1/stripe/dead-letters/retry',
+      operationId: 'retryStripeDeadLetters',
       summary: 'Send every dead letter back to the Stripe sync',
       tag: 'stripe',
       auth: 'admin',
@@ -115,6 +119,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
     route({
       method: 'POST',
       path: '/v1/stripe/reconcile',
+      operationId: 'reconcileStripe',
       summary: "Compare Stripe's customers, invoices and meter totals with ours; repair re-queues what is missing",
       tag: 'stripe',
       auth: 'admin',
@@ -128,6 +133,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
     route({
       method: 'POST',
       path: '/v1/customers/:id/wallet/checkout-sessions',
+      operationId: 'createCheckoutTopUp',
       summary: "Top up the customer's wallet through Stripe Checkout; the wallet is credited once the session is paid",
       tag: 'stripe',
       auth: 'admin',
@@ -151,6 +157,7 @@ export function stripeRoutes(stripe: StripeIntegration): Route[] {
     route({
       method: 'GET',
       path: '/v1/stripe/top-ups/:id',
+      operationId: 'getCheckoutTopUp',
       summary: 'A wallet top-up through Stripe Checkout, with its Checkout URL and status',
       tag: 'stripe',
       auth: 'admin',

@@ -64,6 +64,7 @@ export function usageRoutes(usage: UsageService, auth: SelfServiceAuth): Route[]
     route({
       method: 'GET',
       path: '/v1/customers/:id/usage',
+      operationId: 'getCustomerUsage',
       summary: "A customer's usage per subscription over its billing period: the one starting in ?period=YYYY-MM, or the current one",
       tag: 'usage',
       auth: 'admin',
@@ -74,6 +75,7 @@ export function usageRoutes(usage: UsageService, auth: SelfServiceAuth): Route[]
     route({
       method: 'GET',
       path: '/v1/customers/:id/usage/reconcile',
+      operationId: 'reconcileCustomerUsage',
       summary: "Compares the Check's quota counters for the current period with the metered units",
       tag: 'usage',
       auth: 'admin',
@@ -83,6 +85,7 @@ export function usageRoutes(usage: UsageService, auth: SelfServiceAuth): Route[]
     route({
       method: 'GET',
       path: '/v1/self/usage',
+      operationId: 'getOwnUsage',
       summary: 'Your own usage, authenticated with your API key (x-api-key or Bearer)',
       tag: 'usage',
       auth: 'public',

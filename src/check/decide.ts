@@ -90,9 +90,7 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   route = catalog.match(request.host, request.method, request.path);
 
   const { subscription, customer } = identity;
-  if (!customer || customer.status !== 'active') {
-    return deny(402, 'account_suspended', 'The account is suspended; settle the outstanding balance to resume.');
-  }
+  if (!customer || customer.status !== 'active') return deny(402, 'account_suspended', ...suspension(customer));
   if (!subscription || subscription.status !== 'active') {
     return deny(403, 'subscription_inactive', 'The subscription for this API key is not active.');
   }
@@ -122,6 +120,15 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
       usageFacts: facts.usageFacts,
     },
   };
+}
+
+/** Why an account may not call, in words for its customer: only a suspension for non-payment asks them to pay. */
+function suspension(customer: CustomerState | undefined): [message: string, extra: { reason: string }] {
+  if (customer?.status === 'suspended' && customer.overdue) {
+    return ['The account is suspended for an overdue payment; settle the outstanding balance to resume.', { reason: 'payment_overdue' }];
+  }
+  if (customer?.status === 'suspended') return ['The account is suspended by the API provider; contact them to resume.', { reason: 'suspended_by_provider' }];
+  return ['The account is closed.', { reason: 'account_closed' }];
 }
 
 const routeMetadata = (route: RouteMatch): DecisionMetadata => ({ product_id: route.product.id, endpoint_id: route.endpoint.id, weight: route.endpoint.weight });
@@ -211,15 +218,17 @@ export function conclude(
     else if (kind === 'period') quota = i;
   }
   const denied = 'allowed' in answer && !answer.allowed;
+  const blockedIndex = denied ? lastingBlock(outcomes, admitted.limits) : -1;
+  // A window that denies is the one the RateLimit fields describe, so that they and Retry-After tell the same story.
+  if (blockedIndex !== -1 && admitted.limits[blockedIndex]!.kind === 'sliding') tightest = blockedIndex;
   // A denied request counted nothing: what the limits that let it through report must not include it.
   const headers: Record<string, string> = {};
   if (tightest !== -1) addRateLimitHeaders(headers, denied ? uncounted(outcomes[tightest]!, admitted.limits[tightest]!) : outcomes[tightest]!, plan);
   if (quota !== -1) addQuotaHeaders(headers, denied ? uncounted(outcomes[quota]!, admitted.limits[quota]!) : outcomes[quota]!);
 
   if (denied) {
-    const blockedIndex = lastingBlock(outcomes, admitted.limits);
     const blocked = outcomes[blockedIndex]!;
-    const retryAfter = String(Math.max(1, Math.ceil(blocked.retryAfterMs / 1000)));
+    const retryAfter = retryAfterSeconds(blocked);
     const blockedLimit = admitted.limits[blockedIndex]!;
     if (blockedLimit.kind === 'sliding') {
       // admit() lists the plan's rate limits first, in order.
@@ -349,9 +358,14 @@ function addRateLimitHeaders(headers: Record<string, string>, tightest: LimitOut
   }
   headers['ratelimit-limit'] = String(tightest.limit);
   headers['ratelimit-remaining'] = String(tightest.remaining);
-  headers['ratelimit-reset'] = String(Math.ceil(tightest.resetMs / 1000));
+  // A window that blocks resets, for the client, when the request fits again: the instant Retry-After names, not
+  // the later one when the window holds no request at all.
+  headers['ratelimit-reset'] = tightest.allowed ? String(Math.ceil(tightest.resetMs / 1000)) : retryAfterSeconds(tightest);
   headers['ratelimit-policy'] = policy;
 }
+
+/** Whole seconds until a blocked request fits, rounded up and at least 1 (Retry-After, RateLimit-Reset, the body). */
+const retryAfterSeconds = (blocked: LimitOutcome) => String(Math.max(1, Math.ceil(blocked.retryAfterMs / 1000)));
 
 function addQuotaHeaders(headers: Record<string, string>, outcome: LimitOutcome): void {
   headers['x-quota-limit'] = String(outcome.limit);

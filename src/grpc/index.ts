@@ -12,3 +12,5 @@ export { Status, unaryMethod } from './transport.js';
 export type { Method, StatusCode, UnaryCall } from './transport.js';
 export { fromStruct } from './wire.js';
 export type { CheckRequestWire, CheckResponseWire, HeaderValue, HeaderValueOption } from './wire.js';
+export { toStruct } from './wire.js';
+export { extAuthzNamespace } from './als-wire.js';

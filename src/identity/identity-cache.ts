@@ -1,7 +1,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Logger } from '../kernel/index.js';
 import type { Db } from '../store/index.js';
-import type { CustomerStatus, KeyStatus, SubscriptionStatus } from './types.js';
+import { type CustomerStatus, type KeyStatus, paymentSuspensionPrefix, type SubscriptionStatus } from './types.js';
 
 export interface KeyState {
   id: string;
@@ -22,6 +22,8 @@ export interface SubscriptionState {
 export interface CustomerState {
   id: string;
   status: CustomerStatus;
+  /** Suspended for an overdue payment (rather than by an operator): the denial asks the customer to pay. */
+  overdue: boolean;
 }
 
 export interface Identity {
@@ -146,9 +148,9 @@ export class IdentityCache {
           'SELECT id, customer_id, product_id, plan_id, status, period_anchor, updated_at FROM subscriptions WHERE updated_at > $1',
           [since],
         ),
-        this.db.query<{ id: string; status: CustomerStatus; updated_at: Date }>(
-          'SELECT id, status, updated_at FROM customers WHERE updated_at > $1',
-          [since],
+        this.db.query<{ id: string; status: CustomerStatus; overdue: boolean; updated_at: Date }>(
+          'SELECT id, status, coalesce(starts_with(status_reason, $2), false) AS overdue, updated_at FROM customers WHERE updated_at > $1',
+          [since, paymentSuspensionPrefix],
         ),
       ]);
       for (const row of keys) this.holdKey(row.hash, { id: row.id, customerId: row.customer_id, subscriptionId: row.subscription_id, status: row.status });
@@ -162,7 +164,7 @@ export class IdentityCache {
           periodAnchor: row.period_anchor.getTime(),
         });
       }
-      for (const row of customers) keepChanged(this.customers, row.id, { id: row.id, status: row.status });
+      for (const row of customers) keepChanged(this.customers, row.id, { id: row.id, status: row.status, overdue: row.overdue });
       const newest = [...keys, ...subscriptions, ...customers].reduce((max, row) => Math.max(max, row.updated_at.getTime()), this.highWater.getTime());
       if (newest > this.highWater.getTime()) this.dirtySnapshot = true;
       this.highWater = new Date(newest);

@@ -12,3 +12,4 @@ export type { AccountRecords, CustomerChanges, NewCustomer, NewKey, NewSubscript
 export { SqlAccountRecords } from './sql-records.js';
 export type { Subscription } from './types.js';
 export type { ApiKey } from './types.js';
+export { paymentSuspensionPrefix } from './types.js';

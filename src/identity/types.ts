@@ -1,5 +1,11 @@
 /** `erased`: the customer's personal data was erased; its id stays as a tombstone and can never be used again. */
 export type CustomerStatus = 'active' | 'suspended' | 'erased';
+
+/**
+ * How the status reason of a suspension for non-payment starts. Only such suspensions are lifted when the invoices
+ * are paid, and only their denials ask the customer to pay: an operator's suspension stays and says so.
+ */
+export const paymentSuspensionPrefix = 'payment_overdue:';
 export type SubscriptionStatus = 'active' | 'canceled';
 export type KeyStatus = 'active' | 'pending' | 'revoked';
 

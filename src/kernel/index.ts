@@ -17,3 +17,7 @@ export type { CurrencyCode } from './money.js';
 export { checkPortsFree, PortUnavailableError } from './ports.js';
 export { readTlsFiles, watchTlsFiles } from './tls-files.js';
 export type { TlsFilePaths, TlsServerOptions } from './tls-files.js';
+export { formatDecimal } from './money.js';
+export { portUnavailable } from './ports.js';
+export type { WantedPort } from './ports.js';
+export { version } from './version.js';

@@ -9,6 +9,7 @@ export function portalAdminRoutes(portal: () => Pick<RunningPortal, 'url' | 'aut
     route({
       method: 'POST',
       path: '/v1/customers/:id/portal-links',
+      operationId: 'createPortalLink',
       summary: "A single-use sign-in link to the developer portal for the customer, short-lived (TOLLGATE_PORTAL_LINK_TTL_MS); send it to the customer's email yourself",
       tag: 'portal',
       auth: 'admin',

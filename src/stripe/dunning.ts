@@ -1,13 +1,7 @@
-import type { AccountsService } from '../identity/index.js';
+import { type AccountsService, paymentSuspensionPrefix } from '../identity/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import type { Db, Queryable } from '../store/index.js';
-
-/**
- * The status reason of a suspension for non-payment. Only suspensions with it are lifted when the invoices are
- * paid, so a suspension an operator made for another reason stays.
- */
-const paymentSuspensionPrefix = 'payment_overdue:';
 
 export interface StripeInvoiceFacts {
   stripeInvoiceId: string;
