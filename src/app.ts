@@ -3,22 +3,22 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
-import { startUsageAlerts, type UsageAlerts } from './alerts/index.js';
-import { RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
+import { alertDeliveryLockId, alertEvaluationLockId, createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
+import { RatingLoop, type RatingRun, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
-import { AccountsService, IdentityCache, JwtVerifier } from './identity/index.js';
-import { checkPortsFree, type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, watchTlsFiles } from './kernel/index.js';
+import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier } from './identity/index.js';
+import { checkPortsFree, type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, watchTlsFiles } from './kernel/index.js';
 import { type Metering, startMetering } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
 import { cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
-import { type Db, instrumentDb, openDatabase } from './store/index.js';
-import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
+import { advisoryLock, type Db, instrumentDb, openDatabase } from './store/index.js';
+import { createStripeIntegration, type PassSummary, type StripeIntegration, stripeSyncLockId } from './stripe/index.js';
 
 export const version = '0.1.0';
 
@@ -37,8 +37,12 @@ export interface App {
   metering: Metering;
   stripe: StripeIntegration;
   wallets: WalletService;
-  ratingLoop: RatingLoop;
-  alerts: UsageAlerts;
+  /** Every background job runs on it (docs/ARCHITECTURE.md, "Time and loops"). */
+  scheduler: Scheduler;
+  ratingLoop: Job<RatingRun>;
+  /** Undefined when Stripe is not configured at all. */
+  stripeSync: Job<PassSummary> | undefined;
+  alerts: UsageAlerts & { evaluation: Job<UsageAlert[]>; delivery: Job<DeliveryPassSummary> };
   /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
   /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
@@ -46,12 +50,16 @@ export interface App {
 }
 
 export interface AppOverrides {
+  /** The business time: periods, windows, invoices. */
   clock?: Clock;
+  /** The time background jobs run on: a ManualClock in tests that run the jobs by advancing it. */
+  timers?: Timers;
 }
 
 /** The composition root: builds every adapter from the configuration and starts both servers. */
 export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const clock = overrides.clock ?? systemClock;
+  const scheduler = new Scheduler({ timers: overrides.timers ?? systemClock, logger });
   const catalog = loadCatalogFile(config.catalogPath);
   logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
   await checkPortsFree([
@@ -71,11 +79,15 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       if (failed) metrics.dbQueryErrors.inc();
     },
   });
-  const identities = new IdentityCache(db, logger, {
-    intervalMs: config.syncIntervalMs,
-    snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
-  });
+  const identities = new IdentityCache(db, logger, { snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined });
   await identities.start();
+  scheduler.every('identity sync', config.syncIntervalMs, () => identities.refresh());
+  scheduler.every('identity full reload', identityFullReloadMs, async () => identities.requestFullReload());
+  scheduler.every('identity snapshot', identitySnapshotIntervalMs, () => identities.writeSnapshot(), {
+    immediately: true,
+    // A snapshot that cannot be written is a disk problem, not a failed sync.
+    onFailure: (error) => logger.warn({ err: (error as Error).message }, 'identity snapshot not written'),
+  });
 
   const local = new MemoryCounterStore(clock, config.redis.prefix);
   let counters: ResilientCounterStore;
@@ -106,12 +118,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
   const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
-  const ratingLoop = new RatingLoop(
-    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
-    config.billing,
-  );
-  ratingLoop.start();
-  const stripe = startStripeIntegration({
+  const rating = new RatingLoop({ db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger }, config.billing);
+  // At once on start: it catches up on the periods that ended while the service was down.
+  const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.leadership, immediately: true });
+  const stripe = createStripeIntegration({
     config: config.stripe,
     version,
     db,
@@ -122,7 +132,14 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     metrics,
     logger,
   });
-  const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
+  const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: advisoryLock(db, stripeSyncLockId) });
+  if (stripe.sync) scheduler.every('Stripe usage scan', config.stripe.usageReportIntervalMs, async () => stripe.sync!.requestUsageScan());
+  const usageAlerts = createUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
+  const alerts = {
+    ...usageAlerts,
+    evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: advisoryLock(db, alertEvaluationLockId) }),
+    delivery: scheduler.every('usage alert delivery', config.alerts.deliveryIntervalMs, () => usageAlerts.deliverDue(), { lead: advisoryLock(db, alertDeliveryLockId) }),
+  };
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
   const grpc = await startGrpcServer({
     host: config.grpc.host,
@@ -166,7 +183,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...adminRoutes(accounts, () => catalog),
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, db, catalog: () => catalog, clock }),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop: rating, ratingJob: ratingLoop, db, catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
       ...reportRoutes({ db, catalog: () => catalog, clock }),
       ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
@@ -211,10 +228,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       await step('usage flush', drainUntil, () => metering.meter.stop(drainUntil - Date.now()));
       httpTlsWatch?.close();
       await step('HTTP drain', drainUntil, () => http.close(drainUntil));
-      await step('rating loop', drainUntil, () => ratingLoop.stop());
-      await step('Stripe sync', drainUntil, () => stripe.stop());
-      await step('usage alerts', drainUntil, () => alerts.stop());
-      identities.stop();
+      await step('background jobs', drainUntil, () => scheduler.stop());
       await step('counter store close', closeUntil, () => counters.close());
       await step('database close', closeUntil, () => db.close());
       dataDirLock.release();
@@ -233,7 +247,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     metering,
     stripe,
     wallets: wallet,
+    scheduler,
     ratingLoop,
+    stripeSync,
     alerts,
     stop,
     drainNow: () => shutdownDelay.abort(),

@@ -2,7 +2,7 @@
  * What every module may use: clock and scheduler, money, errors, logger, file watching, TLS files, the data-directory lock,
  * deadlines. Other modules import only this file (.dependency-cruiser.cjs).
  */
-export { ManualClock, systemClock } from './clock.js';
+export { systemClock } from './clock.js';
 export type { CancelTimer, Clock, Timers } from './clock.js';
 export { DataDirLockedError, lockDataDir } from './data-dir-lock.js';
 export { stepWithin } from './deadline.js';
