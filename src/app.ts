@@ -12,7 +12,7 @@ import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
 import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier } from './identity/index.js';
 import { checkPortsFree, type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, watchTlsFiles } from './kernel/index.js';
-import { type Metering, startMetering } from './metering/index.js';
+import { createMetering, type Metering, usageFlushBackoff } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
@@ -117,7 +117,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const wallet = new WalletService(db, counters, () => catalog, clock, logger);
   const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
-  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
+  const metering = createMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
+  // At once on start: it replays what a previous process left in the spool. The meter logs its own write failures.
+  scheduler.every('usage flush', config.metering.flushIntervalMs, () => metering.meter.flushDue(), { immediately: true, backoff: usageFlushBackoff, onFailure: () => {} });
+  scheduler.every('spool fsync', config.metering.spoolFsyncMs, async () => metering.spool.syncWritten());
   const rating = new RatingLoop({ db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger }, config.billing);
   // At once on start: it catches up on the periods that ended while the service was down.
   const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.leadership, immediately: true });
