@@ -164,7 +164,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     })),
     streamAccessLogs: metering.receiver.handle,
   });
-  grpcSecured.watch((tls) => grpc.setSecureContext(tls));
+  grpcSecured.watch((tls) => grpc.setSecureContext(tls), scheduler);
   grpc.health.setStatus('', 'SERVING');
   grpc.health.setStatus(checkServiceName, 'SERVING');
   logger.info({ port: grpc.port, ...grpcSecured.describe() }, 'gRPC listening (ext_authz Check, ALS, health)');
@@ -198,7 +198,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     version,
     logger,
   });
-  const httpTlsWatch = config.http.tls ? watchTlsFiles(config.http.tls, (tls) => http.setSecureContext(tls), logger) : undefined;
+  const httpTlsWatch = config.http.tls ? watchTlsFiles('HTTP TLS files poll', config.http.tls, (tls) => http.setSecureContext(tls), logger, scheduler) : undefined;
   logger.info({ port: http.port, tls: config.http.tls ? 'on' : 'off (plaintext)' }, 'HTTP listening (admin API, /metrics, /readyz)');
 
   let stopped: Promise<void> | undefined;
