@@ -22,6 +22,9 @@ import { createStripeIntegration, type PassSummary, type StripeIntegration, stri
 
 export const version = '0.1.0';
 
+/** Expired in-memory counters read as 0 at once; sweeping them this often only bounds the memory they hold. */
+const memoryCounterSweepMs = 60_000;
+
 /** Business metrics move slowly: one computation serves the gauges for this long. */
 const businessMetricsMaxAgeMs = 60_000;
 
@@ -90,6 +93,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   });
 
   const local = new MemoryCounterStore(clock, config.redis.prefix);
+  scheduler.every('memory counter sweep', memoryCounterSweepMs, async () => local.sweep());
   let counters: ResilientCounterStore;
   if (config.redis.url) {
     const redis = new RedisCounterStore({
