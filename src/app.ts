@@ -84,7 +84,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   });
   const identities = new IdentityCache(db, logger, { snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined });
   await identities.start();
-  scheduler.every('identity sync', config.syncIntervalMs, () => identities.refresh());
+  // The cache logs when its sync fails and when it recovers, not on every failed poll.
+  scheduler.every('identity sync', config.syncIntervalMs, () => identities.refresh(), { onFailure: () => {} });
   scheduler.every('identity full reload', identityFullReloadMs, async () => identities.requestFullReload());
   scheduler.every('identity snapshot', identitySnapshotIntervalMs, () => identities.writeSnapshot(), {
     immediately: true,

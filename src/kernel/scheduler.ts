@@ -143,8 +143,12 @@ class ScheduledJob<T> implements Job<T> {
       this.failures = 0;
     } catch (error) {
       this.failures += 1;
-      if (this.options.onFailure) this.options.onFailure(error, this.failures);
-      else this.deps.logger.error({ job: this.name, failures: this.failures, err: error instanceof Error ? error.stack : String(error) }, `${this.name} pass failed`);
+      try {
+        if (this.options.onFailure) this.options.onFailure(error, this.failures);
+        else this.deps.logger.error({ job: this.name, failures: this.failures, err: error instanceof Error ? error.stack : String(error) }, `${this.name} pass failed`);
+      } catch {
+        // A failing report must not end the job's timing.
+      }
     }
     this.schedule(this.delay());
   }
