@@ -3,25 +3,28 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
-import { startUsageAlerts, type UsageAlerts } from './alerts/index.js';
-import { BillingQueries, RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
+import { alertDeliveryLockId, alertEvaluationLockId, createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
+import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
-import { AccountsService, IdentityCache, JwtVerifier, SqlAccountRecords } from './identity/index.js';
-import { type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
-import { type Metering, startMetering } from './metering/index.js';
+import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier, SqlAccountRecords } from './identity/index.js';
+import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
+import { createMetering, type Metering, usageFlushBackoff } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
 import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
-import { type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
-import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
+import { advisoryLock, type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
+import { createStripeIntegration, type PassSummary, type StripeIntegration, stripeSyncLockId } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
 
+
+/** Expired in-memory counters read as 0 at once; sweeping them this often only bounds the memory they hold. */
+const memoryCounterSweepMs = 60_000;
 
 /** Business metrics move slowly: one computation serves the gauges for this long. */
 const businessMetricsMaxAgeMs = 60_000;
@@ -38,8 +41,14 @@ export interface App {
   metering: Metering;
   stripe: StripeIntegration;
   wallets: WalletService;
-  ratingLoop: RatingLoop;
-  alerts: UsageAlerts;
+  /** Every background job runs on it (docs/ARCHITECTURE.md, "Time and loops"). */
+  scheduler: Scheduler;
+  /** Rates a subscription's running period on demand (refreshCurrent); `ratingLoop` runs its passes. */
+  rating: RatingLoop;
+  ratingLoop: Job<RatingRun>;
+  /** Undefined when Stripe is not configured at all. */
+  stripeSync: Job<PassSummary> | undefined;
+  alerts: UsageAlerts & { evaluation: Job<UsageAlert[]>; delivery: Job<DeliveryPassSummary> };
   /** Spans over OTLP when the OTEL_* variables turn tracing on; noTracing otherwise. */
   tracing: Tracing;
   /** The developer portal; undefined unless TOLLGATE_PORTAL_PORT is set. */
@@ -51,7 +60,10 @@ export interface App {
 }
 
 export interface AppOverrides {
+  /** The business time: periods, windows, invoices. */
   clock?: Clock;
+  /** The time background jobs run on: a ManualClock in tests that run the jobs by advancing it. */
+  timers?: Timers;
 }
 
 /** The ports the servers listen on, named by the settings that chose them. */
@@ -69,6 +81,7 @@ export function listenPorts(config: Config): WantedPort[] {
  */
 export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const clock = overrides.clock ?? systemClock;
+  const scheduler = new Scheduler({ timers: overrides.timers ?? systemClock, logger });
   const catalog = loadCatalogFile(config.catalogPath);
   logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
   mkdirSync(config.dataDir, { recursive: true });
@@ -87,13 +100,19 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   });
   // What the services and the admin API write through: its failures are domain errors (conflict, invalid, unavailable).
   const records = withDomainErrors(db);
-  const identities = new IdentityCache(db, logger, {
-    intervalMs: config.syncIntervalMs,
-    snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
-  });
+  const identities = new IdentityCache(db, logger, { snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined });
   await identities.start();
+  // The cache logs when its sync fails and when it recovers, not on every failed poll.
+  scheduler.every('identity sync', config.syncIntervalMs, () => identities.refresh(), { onFailure: () => {} });
+  scheduler.every('identity full reload', identityFullReloadMs, async () => identities.requestFullReload());
+  scheduler.every('identity snapshot', identitySnapshotIntervalMs, () => identities.writeSnapshot(), {
+    immediately: true,
+    // A snapshot that cannot be written is a disk problem, not a failed sync.
+    onFailure: (error) => logger.warn({ err: (error as Error).message }, 'identity snapshot not written'),
+  });
 
   const local = new MemoryCounterStore(clock, config.redis.prefix);
+  scheduler.every('memory counter sweep', memoryCounterSweepMs, async () => local.sweep());
   let counters: ResilientCounterStore;
   if (config.redis.url) {
     const redis = new RedisCounterStore({
@@ -122,13 +141,17 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const accountRecords = new SqlAccountRecords(db);
   const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
-  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing });
-  const ratingLoop = new RatingLoop(
+  const metering = createMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing });
+  // At once on start: it replays what a previous process left in the spool. The meter logs its own write failures.
+  scheduler.every('usage flush', config.metering.flushIntervalMs, () => metering.meter.flushDue(), { immediately: true, backoff: usageFlushBackoff, onFailure: () => {} });
+  scheduler.every('spool fsync', config.metering.spoolFsyncMs, async () => metering.spool.syncWritten());
+  const rating = new RatingLoop(
     { db: records, catalog: () => catalog, clock, usage: new RollupUsageSource(records), wallets: wallet, metrics, logger, tracing },
     config.billing,
   );
-  ratingLoop.start();
-  const stripe = startStripeIntegration({
+  // At once on start: it catches up on the periods that ended while the service was down.
+  const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.leadership, immediately: true });
+  const stripe = createStripeIntegration({
     config: config.stripe,
     version,
     db: records,
@@ -140,7 +163,14 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     logger,
     tracing,
   });
-  const alerts = startUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger });
+  const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: advisoryLock(db, stripeSyncLockId) });
+  if (stripe.sync) scheduler.every('Stripe usage scan', config.stripe.usageReportIntervalMs, async () => stripe.sync!.requestUsageScan());
+  const usageAlerts = createUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger });
+  const alerts = {
+    ...usageAlerts,
+    evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: advisoryLock(db, alertEvaluationLockId) }),
+    delivery: scheduler.every('usage alert delivery', config.alerts.deliveryIntervalMs, () => usageAlerts.deliverDue(), { lead: advisoryLock(db, alertDeliveryLockId) }),
+  };
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
   const grpc = await startGrpcServer({
     host: config.grpc.host,
@@ -163,7 +193,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     })),
     streamAccessLogs: metering.receiver.handle,
   });
-  grpcSecured.watch((tls) => grpc.setSecureContext(tls));
+  grpcSecured.watch((tls) => grpc.setSecureContext(tls), scheduler);
   grpc.health.setStatus('', 'SERVING');
   grpc.health.setStatus(checkServiceName, 'SERVING');
   logger.info({ port: grpc.port, ...grpcSecured.describe() }, 'gRPC listening (ext_authz Check, ALS, health)');
@@ -182,7 +212,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...adminRoutes(accounts, () => catalog),
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, billing: new BillingQueries(records), catalog: () => catalog, clock }),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop: rating, ratingJob: ratingLoop, billing: new BillingQueries(records), catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
       ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(records, current, window, now), catalog: () => catalog, clock }),
       ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(records, customerId, now), erasure: new CustomerErasure(records, accounts, clock), clock }),
@@ -195,7 +225,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     version,
     logger,
   });
-  const httpTlsWatch = config.http.tls ? watchTlsFiles(config.http.tls, (tls) => http.setSecureContext(tls), logger) : undefined;
+  const httpTlsWatch = config.http.tls ? watchTlsFiles('HTTP TLS files poll', config.http.tls, (tls) => http.setSecureContext(tls), logger, scheduler) : undefined;
   logger.info({ port: http.port, tls: config.http.tls ? 'on' : 'off (plaintext)' }, 'HTTP listening (admin API, /metrics, /readyz)');
   if (config.portal) {
     portal = await startPortal({
@@ -205,7 +235,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       accounts,
       wallets: wallet,
       usage: metering.usage,
-      ratingLoop,
+      ratingLoop: rating,
       topUps: stripe.topUps,
       stripeConfigured: config.stripe.secretKey !== undefined,
       alerts,
@@ -246,10 +276,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       httpTlsWatch?.close();
       await step('HTTP drain', drainUntil, () => http.close(drainUntil));
       if (portal) await step('portal drain', drainUntil, () => portal!.close(drainUntil));
-      await step('rating loop', drainUntil, () => ratingLoop.stop());
-      await step('Stripe sync', drainUntil, () => stripe.stop());
-      await step('usage alerts', drainUntil, () => alerts.stop());
-      identities.stop();
+      await step('background jobs', drainUntil, () => scheduler.stop());
       await step('counter store close', closeUntil, () => counters.close());
       await step('database close', closeUntil, () => db.close());
       // Last and best effort: the spans of everything above, in whatever the grace leaves.
@@ -270,7 +297,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     metering,
     stripe,
     wallets: wallet,
+    scheduler,
+    rating,
     ratingLoop,
+    stripeSync,
     alerts,
     tracing,
     portal,

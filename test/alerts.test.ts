@@ -427,19 +427,27 @@ describe.each(['embedded', 'production'] as const)('usage alerts (%s)', (mode) =
   });
 });
 
-/** The loops on their own, on two replicas of one PostgreSQL: usage metered from Envoy's access logs alerts once. */
+/**
+ * The loops on their own, on two replicas of one PostgreSQL: usage metered from Envoy's access logs alerts once. Each
+ * replica's jobs run on a manual clock, so evaluation sees all nine calls (not eight, at 80 %) and "still one alert"
+ * is checked after many passes on both, not after a sleep.
+ */
 describe('usage alert loops on two replicas', () => {
   let first: TestApp;
   let second: App;
   let receiver: AlertReceiver;
   let catalog: ReturnType<typeof writeCatalog>;
+  const firstTimers = new ManualClock(0);
+  const secondTimers = new ManualClock(0);
+  /** Both replicas' jobs, side by side, as time passes for both. */
+  const advanceBoth = (ms: number) => Promise.all([firstTimers.advance(ms), secondTimers.advance(ms)]);
 
   beforeAll(async () => {
     receiver = await AlertReceiver.start();
     catalog = writeCatalog();
     const env = { TOLLGATE_CATALOG: catalog.file, TOLLGATE_ALERTS_EVALUATION_INTERVAL_MS: '50', TOLLGATE_ALERTS_DELIVERY_INTERVAL_MS: '20' };
-    first = await startTestApp({ mode: 'production', env });
-    second = await startApp(loadConfig({ ...first.env, TOLLGATE_DATA_DIR: `${first.dataDir}/second` }), silentLogger);
+    first = await startTestApp({ mode: 'production', env, timers: firstTimers });
+    second = await startApp(loadConfig({ ...first.env, TOLLGATE_DATA_DIR: `${first.dataDir}/second` }), silentLogger, { timers: secondTimers });
   });
   afterAll(async () => {
     await second?.stop();
@@ -461,16 +469,21 @@ describe('usage alert loops on two replicas', () => {
       expect(outcome.allowed).toBe(true);
       await stream.send([httpEntry({ requestId: outcome.requestHeaders['x-request-id']!, authz: outcome.metadata, status: 200 })]);
     }
+    // The stream's answer comes once its entries are in the spool; the flush puts them in the rollups.
     await stream.end();
     envoy.close();
     accessLogs.close();
+    await first.app.metering.meter.flush();
+    expect(receiver.at('/looped')).toEqual([]);
 
-    await expect.poll(() => receiver.at('/looped').length, { timeout: 10_000, interval: 20 }).toBe(1);
+    // The evaluations fall due at 50 ms (one replica leads, or both run one after the other), a delivery at 60 ms.
+    await advanceBoth(60);
+    expect(receiver.at('/looped')).toHaveLength(1);
     const [request] = receiver.at('/looped');
     expect(verifySignature(webhook.secret, request!.body, request!.headers['tollgate-signature'] as string)).toBe(true);
     expect(JSON.parse(request!.body)).toMatchObject({ type: 'quota.threshold_reached', plan: 'small', current: { used_units: 9, quota_units: 10, percent: 90 } });
-    // Both replicas keep evaluating; the alert stays one.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Both replicas keep evaluating (ten more passes each) and delivering; the alert stays one.
+    await advanceBoth(500);
     expect(receiver.at('/looped')).toHaveLength(1);
     expect((await first.admin('GET', '/v1/customers/looped/alerts')).body.data).toHaveLength(1);
   });

@@ -6,6 +6,7 @@ import type { UsageSource } from '../src/billing/usage-source.js';
 import { WalletService } from '../src/billing/wallet.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
+import { Scheduler } from '../src/kernel/scheduler.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { MemoryCounterStore } from '../src/counters/memory.js';
 import { periodContaining } from '../src/rating/period.js';
@@ -314,21 +315,22 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
         return new Map();
       },
     };
-    const loops = replicas.map(
-      (db) =>
-        new RatingLoop(
-          {
-            db,
-            catalog: () => service.app.catalog,
-            clock,
-            usage: blockingUsage,
-            wallets: new WalletService(db, new MemoryCounterStore(clock), () => service.app.catalog, clock, silentLogger),
-            metrics: createMetrics(),
-            logger: silentLogger,
-          },
-          { intervalMs: 0, finalizeAfterMs: minutes(5) },
-        ),
-    );
+    // Each replica's rating job, as src/app.ts registers it (interval 0: passes run when asked).
+    const loops = replicas.map((db) => {
+      const rating = new RatingLoop(
+        {
+          db,
+          catalog: () => service.app.catalog,
+          clock,
+          usage: blockingUsage,
+          wallets: new WalletService(db, new MemoryCounterStore(clock), () => service.app.catalog, clock, silentLogger),
+          metrics: createMetrics(),
+          logger: silentLogger,
+        },
+        { finalizeAfterMs: minutes(5) },
+      );
+      return new Scheduler({ timers: new ManualClock(0), logger: silentLogger }).every('rating', 0, () => rating.pass(), { lead: rating.leadership });
+    });
     try {
       const first = loops[0]!.runOnce();
       await inside;

@@ -46,9 +46,8 @@ describe('the identity cache', () => {
 
   it('does not read an old bulk import again on every poll, and keeps unchanged identities as they were', async () => {
     for (let n = 0; n < 50; n++) await insertKey(n, '2026-01-01T00:00:00Z');
-    const cache = new IdentityCache(counting, silentLogger, { intervalMs: 60_000 });
+    const cache = new IdentityCache(counting, silentLogger);
     await cache.start();
-    cache.stop();
     expect(cache.size).toBe(50);
     const before = cache.resolve('hash-7')!;
 
@@ -70,5 +69,13 @@ describe('the identity cache', () => {
     await db.query(`UPDATE api_keys SET status = 'revoked' WHERE id = 'c7'`);
     await cache.refresh();
     expect(cache.resolve('hash-7')!.key).toMatchObject({ status: 'revoked' });
+
+    // A full reload (its own job, every minute) reads every row again, once.
+    rowsRead.length = 0;
+    cache.requestFullReload();
+    await cache.refresh();
+    expect(rowsRead.slice(0, 3)).toEqual([51, 51, 51]);
+    await cache.refresh();
+    expect(rowsRead.slice(3).reduce((sum, rows) => sum + rows, 0)).toBeLessThan(51);
   });
 });

@@ -7,11 +7,14 @@ import { UsageIdentity } from '../src/check/usage-identity.js';
 import type { Catalog } from '../src/catalog/catalog.js';
 import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
+import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
+import { Scheduler } from '../src/kernel/scheduler.js';
 import { decodeStreamAccessLogsMessage } from '../src/grpc/als-decoder.js';
 import type { HttpAccessLogEntryWire } from '../src/grpc/als-wire.js';
 import { toUsageEvent, type MeteringContext, type UsageEvent } from '../src/metering/event.js';
 import { currentEventRow, decodeCopyRow, encodeEventRow } from '../src/metering/event-rows.js';
+import { usageFlushBackoff } from '../src/metering/meter.js';
 import { DbUsageSink, PostgresUsageSink, type UsageSink } from '../src/metering/sink.js';
 import { Spool } from '../src/metering/spool.js';
 import { migrate, migrations } from '../src/store/migrations.js';
@@ -240,7 +243,7 @@ describe('usage events from ALS entries', () => {
 describe('spool', () => {
   it('replays what a killed process appended, dropping a torn last row', async () => {
     const dir = tempDir();
-    const first = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
+    const first = new Spool({ dir, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
     cleanups.push(() => first.close());
     first.append(rowsFor(['k1', 'k2']), 2);
     first.seal();
@@ -248,7 +251,7 @@ describe('spool', () => {
     // A crash mid-write leaves part of a row at the end of the active segment; no close() ever runs.
     const active = readdirSync(dir).sort().at(-1)!;
     appendFileSync(join(dir, active), 'k4\tpartial');
-    const replayed = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
+    const replayed = new Spool({ dir, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
     cleanups.push(() => replayed.close());
     expect(replayed.pendingEvents).toBe(3);
     const ids = [];
@@ -263,7 +266,7 @@ describe('spool', () => {
       return row.slice(row.indexOf('\t') + 1);
     };
     writeFileSync(join(dir, 'usage-v1-000000000001.copy'), legacyRow('old-1') + legacyRow('old-2'));
-    const spool = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
+    const spool = new Spool({ dir, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
     cleanups.push(() => spool.close());
     const rows = Buffer.concat((await spool.read(spool.sealedSegments()[0]!)).chunks).toString('utf8').split('\n').filter(Boolean);
     expect(rows.map((row) => decodeCopyRow(row).slice(0, 2))).toEqual([
@@ -274,7 +277,7 @@ describe('spool', () => {
 
   it('reads back segments it dropped from memory, and deletes segments only once told they are committed', async () => {
     const dir = tempDir();
-    const spool = new Spool({ dir, fsyncIntervalMs: 10, maxBufferedBytes: 1, currentRow: currentEventRow, logger: silentLogger });
+    const spool = new Spool({ dir, maxBufferedBytes: 1, currentRow: currentEventRow, logger: silentLogger });
     cleanups.push(() => spool.close());
     spool.append(rowsFor(['m1']), 1);
     spool.seal();
@@ -481,6 +484,46 @@ describe('metering on PGlite', () => {
     expect(row!.count).toBe(3);
   });
 
+  it('retries from the flush job alone while the database fails, backing off, and writes once it recovers', async () => {
+    let failing = true;
+    let attempts = 0;
+    const { meter, spool, metrics } = pgliteMeter(db, {
+      batchSize: 2,
+      wrap: (sink) => ({
+        write: (chunks) => (attempts++, failing ? Promise.reject(Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' })) : sink.write(chunks)),
+        close: () => sink.close(),
+      }),
+    });
+    // The job as src/app.ts registers it.
+    const clock = new ManualClock(0);
+    const scheduler = new Scheduler({ timers: clock, logger: silentLogger });
+    scheduler.every('usage flush', 1_000, () => meter.flushDue(), { immediately: true, backoff: usageFlushBackoff, onFailure: () => {} });
+    cleanups.push(() => scheduler.stop().then(() => {}));
+
+    meter.record(['r1'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    await clock.tick();
+    expect(attempts).toBe(1);
+    // A full segment is not written at once while writes fail: the job's retries alone go to the database.
+    meter.record(['r2', 'r3'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    await clock.advance(199);
+    expect(attempts).toBe(1);
+    await clock.advance(1);
+    expect(attempts).toBe(2);
+    await clock.advance(400);
+    expect(attempts).toBe(3);
+    failing = false;
+    await clock.advance(799);
+    expect([attempts, spool.pendingEvents]).toEqual([3, 3]);
+    await clock.advance(1);
+    expect(spool.pendingEvents).toBe(0);
+    expect((await metrics.usageFlushFailures.get()).values).toEqual([expect.objectContaining({ labels: { outcome: 'retried' }, value: 3 })]);
+    const [row] = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM usage_events WHERE request_id LIKE 'r_'`);
+    expect(row!.count).toBe(3);
+    // Recovered: full segments are written at once again, with no job pass.
+    meter.record(['r4', 'r5'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    await vi.waitFor(() => expect(spool.pendingEvents).toBe(0));
+  });
+
   it('sets aside only the events the database refuses, and stores the rest of their segment and the segments around it', () =>
     setsAsideOnlyRefusedEvents(new DbUsageSink(db), db));
 
@@ -549,22 +592,30 @@ describe('metering on PGlite', () => {
     const drained = meter.drained();
     await meter.flush();
     expect(spool.pendingBytes).toBe(0);
-    await expect(Promise.race([drained.then(() => 'drained'), new Promise((resolve) => setTimeout(() => resolve('still paused'), 500))])).resolves.toBe('drained');
+    // Released by the flush that set the segment aside, not by a later write.
+    let released = false;
+    void drained.then(() => (released = true));
+    await Promise.resolve();
+    expect(released).toBe(true);
   });
 
   it('asks the caller to pause while the spool is over its limit, and releases it once written', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
+    let writing!: () => void;
+    const written = new Promise<void>((resolve) => (writing = resolve));
     const { meter } = pgliteMeter(db, {
       batchSize: 2,
       maxSpoolBytes: 1,
-      wrap: (sink) => ({ write: async (chunks) => (await gate, sink.write(chunks)), close: () => sink.close() }),
+      wrap: (sink) => ({ write: async (chunks) => (writing(), await gate, sink.write(chunks)), close: () => sink.close() }),
     });
     meter.record(['p1', 'p2'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
     expect(meter.saturated).toBe(true);
     let drained = false;
     const waiting = meter.drained().then(() => (drained = true));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The full segment's write has begun and is held: only its commit may let the caller go.
+    await written;
+    await new Promise((resolve) => setImmediate(resolve));
     expect(drained).toBe(false);
     release();
     await waiting;

@@ -284,7 +284,7 @@ describe('developer portal over HTTP', () => {
     const [ownerRow] = await service.app.db.query<{ id: string }>(`SELECT id FROM customers WHERE email = 'owner@example.com'`);
     const [subscription] = await service.app.accounts.listSubscriptions(ownerRow!.id);
     await service.app.accounts.changePlan(subscription!.id, 'pro');
-    const invoice = await service.app.ratingLoop.refreshCurrent(subscription!.id);
+    const invoice = await service.app.rating.refreshCurrent(subscription!.id);
     const [key] = await service.app.accounts.listKeys(ownerRow!.id);
     expect((await owner.browser.get(`/account/invoices/${invoice!.id}`)).status).toBe(200);
 

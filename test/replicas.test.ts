@@ -2,20 +2,30 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey as hashOf } from '../src/identity/keys.js';
 import { startApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
+import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { startTestApp, type TestApp } from './support/services.js';
 
-/** Two stateless replicas on one PostgreSQL and one Redis, as a Kubernetes Service would run them. */
+/**
+ * Two stateless replicas on one PostgreSQL and one Redis, as a Kubernetes Service would run them. Each one's jobs run
+ * on a manual clock: a change made on one is asserted on the other after one identity sync interval has passed.
+ */
 describe('replicas', () => {
   let first: TestApp;
   let second: App;
   let envoyA: FakeEnvoy;
   let envoyB: FakeEnvoy;
+  const syncIntervalMs = 250;
+  const firstTimers = new ManualClock(0);
+  const secondTimers = new ManualClock(0);
+  const oneSyncLater = () => Promise.all([firstTimers.advance(syncIntervalMs), secondTimers.advance(syncIntervalMs)]);
 
   beforeAll(async () => {
-    first = await startTestApp({ mode: 'production', env: { TOLLGATE_SYNC_INTERVAL_MS: '250' } });
-    second = await startApp(loadConfig({ ...first.env, TOLLGATE_DATA_DIR: `${first.dataDir}/second` }), silentLogger);
+    // Exact counts need every call counted in Redis: a busy machine must not push one into the failure mode.
+    const env = { TOLLGATE_SYNC_INTERVAL_MS: String(syncIntervalMs), TOLLGATE_REDIS_TIMEOUT_MS: '5000' };
+    first = await startTestApp({ mode: 'production', env, timers: firstTimers });
+    second = await startApp(loadConfig({ ...first.env, TOLLGATE_DATA_DIR: `${first.dataDir}/second` }), silentLogger, { timers: secondTimers });
     envoyA = new FakeEnvoy(first.grpcAddress);
     envoyB = new FakeEnvoy(`127.0.0.1:${second.grpc.port}`);
   });
@@ -29,21 +39,20 @@ describe('replicas', () => {
   it('share rate limits through Redis', async () => {
     await first.admin('POST', '/v1/customers', { id: 'shared', name: 'Shared' });
     const { body } = await first.admin('POST', '/v1/keys', { customer: 'shared', plan: 'free' });
-    await expect.poll(() => second.identities.resolve(hashOf(body.key)) !== undefined, { timeout: 2_000, interval: 20 }).toBe(true);
+    await oneSyncLater();
+    expect(second.identities.resolve(hashOf(body.key))).toBeDefined();
     const results = [];
     for (let i = 0; i < 12; i++) results.push((await (i % 2 ? envoyA : envoyB).check({ method: 'GET', path: '/api/v1/pets', key: body.key })).allowed);
     expect(results.filter(Boolean)).toHaveLength(10);
   });
 
-  it('see a key revoked on the other replica within a second', async () => {
+  it('see a key revoked on the other replica by its next identity sync', async () => {
     await first.admin('POST', '/v1/customers', { id: 'revoked-elsewhere', name: 'R' });
     const { body } = await first.admin('POST', '/v1/keys', { customer: 'revoked-elsewhere', plan: 'pro' });
-    await expect.poll(async () => (await envoyB.check({ method: 'GET', path: '/api/v1/pets', key: body.key })).allowed, { timeout: 2_000, interval: 20 }).toBe(true);
+    await oneSyncLater();
+    expect((await envoyB.check({ method: 'GET', path: '/api/v1/pets', key: body.key })).allowed).toBe(true);
     await first.admin('POST', `/v1/keys/${body.apiKey.id}/revoke`);
-    const revokedAt = Date.now();
-    await expect
-      .poll(async () => (await envoyB.check({ method: 'GET', path: '/api/v1/pets', key: body.key })).httpStatus, { timeout: 1_000, interval: 20 })
-      .toBe(401);
-    expect(Date.now() - revokedAt).toBeLessThan(1_000);
+    await oneSyncLater();
+    expect((await envoyB.check({ method: 'GET', path: '/api/v1/pets', key: body.key })).httpStatus).toBe(401);
   });
 });

@@ -15,18 +15,22 @@ describe('SIGTERM', () => {
     const envoy = new FakeEnvoy(`127.0.0.1:${grpcPort}`);
     // Like Envoy, hold an established HTTP/2 connection before the burst.
     expect((await envoy.check({ method: 'GET', path: '/api/v1/pets' })).httpStatus).toBe(401);
-    // Steady traffic, with SIGTERM arriving in the middle of it.
+    // Steady traffic, with SIGTERM arriving in the middle of it: once calls are being answered, and kept up until the
+    // server refuses one or exits, so that calls arrive after the signal too, however fast or slow the machine.
     const inFlight: Promise<{ httpStatus: number }>[] = [];
+    let answeredSoFar = 0;
+    let refused!: () => void;
+    const firstRefusal = new Promise<void>((resolve) => (refused = resolve));
     const traffic = setInterval(() => {
       for (let i = 0; i < 5; i++) {
         const call = envoy.check({ method: 'GET', path: '/api/v1/pets' });
-        call.catch(() => {}); // judged below, once all have settled
+        call.then(() => answeredSoFar++, refused); // judged below, once all have settled
         inFlight.push(call);
       }
     }, 2);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect.poll(() => answeredSoFar, { timeout: 10_000, interval: 5 }).toBeGreaterThanOrEqual(20);
     child.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await Promise.race([firstRefusal, exited]);
     clearInterval(traffic);
     const answers = await Promise.allSettled(inFlight);
     envoy.close();
@@ -118,9 +122,12 @@ describe('stops that end', { timeout: 60_000 }, () => {
     // A request whose body never finishes: the HTTP server would wait for it (up to Node's 5-minute request timeout).
     const socket = connect(server.httpPort, '127.0.0.1');
     await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write(`POST /v1/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${serveAdminToken}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":`);
     socket.on('error', () => {});
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) =>
+      socket.write(`POST /v1/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${serveAdminToken}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":`, resolve),
+    );
+    // A request sent after the half one, and answered: the server has read what reached it before.
+    expect((await fetch(`http://127.0.0.1:${server.httpPort}/healthz`)).status).toBe(200);
     const signalled = Date.now();
     server.child.kill('SIGTERM');
     const { code, ms } = await timeToExit(server, signalled);

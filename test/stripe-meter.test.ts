@@ -59,20 +59,18 @@ describe('Stripe meter mode', () => {
     service = await startTestApp({
       mode: 'production',
       clock,
+      // Nothing runs by itself: the test runs each sync pass, so it can move the clock between an attempt and its retry.
+      timers: new ManualClock(0),
       env: {
         TOLLGATE_CATALOG: writeCatalog(catalogDir),
         TOLLGATE_STRIPE_SECRET_KEY: secretKey,
         TOLLGATE_STRIPE_WEBHOOK_SECRET: `${webhookSecret},${thinEventsSecret}`,
         TOLLGATE_STRIPE_API_BASE: stripe.url,
         TOLLGATE_STRIPE_TIMEOUT_MS: '150',
-        // The test runs each sync pass itself, so it can move the clock between an attempt and its retry.
-        TOLLGATE_STRIPE_SYNC_INTERVAL_MS: '600000',
         TOLLGATE_STRIPE_RETRY_BASE_MS: '1',
         TOLLGATE_STRIPE_RETRY_MAX_MS: '2',
-        TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS: '1',
       },
     });
-    await service.app.ratingLoop.stop();
   });
 
   afterAll(async () => {
@@ -86,10 +84,14 @@ describe('Stripe meter mode', () => {
     stripe.sendWebhook(`${service.httpUrl}/webhooks/stripe`, event, { secret: webhookSecret, timestamp: Math.floor(clock.now() / 1000), ...options });
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  /** One sync pass as leader, after the retry delays (a few ms of the database's clock) have run out. */
+  /**
+   * One sync pass with a usage scan, as leader, after the retry delays (a few ms of the database's clock, which no
+   * test clock moves) have run out.
+   */
   async function syncPass() {
     await sleep(10);
-    const summary = await service.app.stripe.sync!.pass();
+    service.app.stripe.sync!.requestUsageScan();
+    const summary = await service.app.stripeSync!.runOnce();
     expect(summary).toBeDefined();
     return summary!;
   }

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FaultInjector } from './stripe-server/faults.js';
 import { shapeDifference } from './stripe-server/fixtures.js';
 import { startStripeServer, type StripeServer } from './stripe-server/server.js';
@@ -338,14 +338,12 @@ describe('idempotency', () => {
   });
 
   it('answers 409 while the first request with a key is still running', async () => {
-    server.setLatency(200);
+    // The second request is sent once the server holds the first, which it applies a generous while later.
+    server.setLatency(2_000);
     const stripe = client();
-    const results = await Promise.allSettled([
-      stripe.customers.create({ email: 'race@example.com' }, { idempotencyKey: 'racing-key' }),
-      new Promise((resolve) => setTimeout(resolve, 50)).then(() =>
-        stripe.customers.create({ email: 'race@example.com' }, { idempotencyKey: 'racing-key' }),
-      ),
-    ]);
+    const first = stripe.customers.create({ email: 'race@example.com' }, { idempotencyKey: 'racing-key' });
+    await vi.waitFor(() => expect(server.state.requestLog.some((logged) => logged.idempotencyKey === 'racing-key')).toBe(true), { timeout: 2_000 });
+    const results = await Promise.allSettled([first, stripe.customers.create({ email: 'race@example.com' }, { idempotencyKey: 'racing-key' })]);
     expect(results[0].status).toBe('fulfilled');
     const conflict = results[1].status === 'rejected' ? (results[1].reason as Stripe.errors.StripeError) : undefined;
     // stripe-node maps 409 to StripeAPIError whatever the type; Stripe's body says idempotency_error.

@@ -198,8 +198,11 @@ describe('Stripe sync', () => {
     await until(allReported(1_510), 30_000, 'the usage that grew since');
     await until(outboxSettled, 30_000, 'the outbox to drain');
     stripe.setFaults(null);
-    // Growth is sent as it happens, never counted twice: the totals stay put once everything is reported.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Growth is sent as it happens, never counted twice: the totals stay put once everything is reported, after a
+    // usage scan and a sync pass both begun now (the first runOnce() may join a pass begun earlier).
+    service.app.stripe.sync!.requestUsageScan();
+    await service.app.stripeSync!.runOnce();
+    await service.app.stripeSync!.runOnce();
     expect(await allReported(1_510)()).toBe(true);
 
     clock.advance(aMonthLater);
@@ -215,7 +218,9 @@ describe('Stripe sync', () => {
     const holder = await holdLeaderLock();
     try {
       await service.app.accounts.createCustomer({ id: 'follower-test', name: 'Follower Test' });
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // A pass begun after the customer was created (the first runOnce() may join an earlier one) finds the lock taken.
+      await service.app.stripeSync!.runOnce();
+      expect(await service.app.stripeSync!.runOnce()).toBeUndefined();
       expect((await service.app.stripe.outbox.find('customer.sync', 'follower-test'))?.status).toBe('pending');
     } finally {
       await holder.end();

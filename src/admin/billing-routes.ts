@@ -4,9 +4,9 @@
  */
 import { z } from 'zod';
 import type { AccountsService } from '../identity/index.js';
-import { type BillingQueries, formatMicros, type InvoiceLine, type RatingLoop, type RevenueGroup, type StoredInvoice, type StoredInvoiceDetail, type WalletEntry, type WalletService, type WalletSummary } from '../billing/index.js';
+import { type BillingQueries, formatMicros, type InvoiceLine, type RatingLoop, type RatingRun, type RevenueGroup, type StoredInvoice, type StoredInvoiceDetail, type WalletEntry, type WalletService, type WalletSummary } from '../billing/index.js';
 import type { Catalog } from '../catalog/index.js';
-import { type Clock, CURRENCY_CODES, type CurrencyCode, formatDecimal, formatMajor, invalid, notFound, parseMajorAmount } from '../kernel/index.js';
+import { type Clock, CURRENCY_CODES, type CurrencyCode, formatDecimal, formatMajor, invalid, type Job, notFound, parseMajorAmount } from '../kernel/index.js';
 import { quote } from '../rating/index.js';
 import { afterRowIdSchema, route, type Route } from './router.js';
 
@@ -15,6 +15,8 @@ export interface BillingRouteDependencies {
   wallets: WalletService;
   ratingLoop: RatingLoop;
   billing: BillingQueries;
+  /** The rating job: a pass now, on this replica if it leads. */
+  ratingJob: Pick<Job<RatingRun>, 'runOnce'>;
   catalog: () => Catalog;
   clock: Clock;
 }
@@ -82,7 +84,7 @@ const currencySchema = z.enum(CURRENCY_CODES);
 const monthSchema = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be a month, YYYY-MM');
 
 export function billingRoutes(deps: BillingRouteDependencies): Route[] {
-  const { accounts, wallets, ratingLoop, billing, catalog, clock } = deps;
+  const { accounts, wallets, ratingLoop, ratingJob, billing, catalog, clock } = deps;
 
   /** A request without a currency means the customer's only wallet's, else the catalog's only one. */
   async function currencyFor(customerId: string, given: CurrencyCode | undefined): Promise<CurrencyCode> {
@@ -324,7 +326,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
       auth: 'admin',
       response: z.object({ led: z.boolean(), rated: z.number(), finalized: z.number(), wallets: z.number() }),
       handle: async () => {
-        const run = await ratingLoop.runOnce();
+        const run = await ratingJob.runOnce();
         return { status: 200, body: run ? { led: true, ...run } : { led: false, rated: 0, finalized: 0, wallets: 0 } };
       },
     }),

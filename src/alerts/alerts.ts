@@ -1,4 +1,4 @@
-/** Usage alerts, wired: webhooks, the evaluation loop and the delivery loop, each led by one replica at a time. */
+/** Usage alerts, wired: webhooks, and the passes of the evaluation and delivery loops (src/app.ts schedules them). */
 import type { Catalog } from '../catalog/index.js';
 import type { AlertsConfig } from '../config/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
@@ -7,13 +7,12 @@ import type { Db } from '../store/index.js';
 import { AlertDeliveryLog } from './deliveries.js';
 import { AlertDeliveryWorker, type DeliveryPassSummary } from './delivery-worker.js';
 import { AlertEvaluator } from './evaluator.js';
-import { LeaderLoop } from './leader-loop.js';
 import { listAlerts, type AlertWithDelivery, type UsageAlert } from './records.js';
 import { AlertWebhooks } from './webhooks.js';
 
-/** Advisory locks of the two leaders: "alrt" and "aldv" in ASCII. */
-const evaluationLockId = 0x616c7274;
-const deliveryLockId = 0x616c6476;
+/** Advisory locks of the two loops' leaders: "alrt" and "aldv" in ASCII. */
+export const alertEvaluationLockId = 0x616c7274;
+export const alertDeliveryLockId = 0x616c6476;
 
 export interface UsageAlertsDeps {
   config: AlertsConfig;
@@ -28,14 +27,14 @@ export interface UsageAlertsDeps {
 export interface UsageAlerts {
   webhooks: AlertWebhooks;
   deliveries: AlertDeliveryLog;
-  /** runOnce() evaluates now: undefined if another replica leads. */
-  evaluation: LeaderLoop<UsageAlert[]>;
-  delivery: LeaderLoop<DeliveryPassSummary>;
+  /** The evaluation loop's pass: records the alerts whose thresholds were crossed. Run it as the leader. */
+  evaluate(): Promise<UsageAlert[]>;
+  /** The delivery loop's pass: attempts one batch of due deliveries. Run it as the leader. */
+  deliverDue(): Promise<DeliveryPassSummary>;
   list(customerId: string, limit: number): Promise<AlertWithDelivery[]>;
-  stop(): Promise<void>;
 }
 
-export function startUsageAlerts(deps: UsageAlertsDeps): UsageAlerts {
+export function createUsageAlerts(deps: UsageAlertsDeps): UsageAlerts {
   const { config, db, metrics, logger } = deps;
   const deliveries = new AlertDeliveryLog(db);
   const evaluator = new AlertEvaluator({ db, catalog: deps.catalog, clock: deps.clock, metrics, logger });
@@ -47,32 +46,11 @@ export function startUsageAlerts(deps: UsageAlertsDeps): UsageAlerts {
     metrics,
     logger,
   });
-  const evaluation = new LeaderLoop({
-    db,
-    lockId: evaluationLockId,
-    intervalMs: config.evaluationIntervalMs,
-    name: 'usage alert evaluation',
-    logger,
-    pass: () => evaluator.evaluate(),
-  });
-  const delivery = new LeaderLoop({
-    db,
-    lockId: deliveryLockId,
-    intervalMs: config.deliveryIntervalMs,
-    name: 'usage alert delivery',
-    logger,
-    pass: () => worker.deliverDue(),
-  });
-  evaluation.start();
-  delivery.start();
   return {
     webhooks: new AlertWebhooks(db),
     deliveries,
-    evaluation,
-    delivery,
+    evaluate: () => evaluator.evaluate(),
+    deliverDue: () => worker.deliverDue(),
     list: (customerId, limit) => listAlerts(db, customerId, limit),
-    stop: async () => {
-      await Promise.all([evaluation.stop(), delivery.stop()]);
-    },
   };
 }

@@ -10,6 +10,7 @@ export type { InvoiceRow, StoredInvoice, StoredInvoiceDetail } from './invoices.
 export { planAt } from './period-invoice.js';
 export type { InvoiceLine, SubscriptionHistory } from './period-invoice.js';
 export { RatingLoop } from './rating-loop.js';
+export type { RatingRun } from './rating-loop.js';
 export { monthlyRecurringFee, mrrReport, revenueReport } from './reports.js';
 export type { RevenueGroup } from './reports.js';
 export { SubscriptionCharges } from './subscription-charges.js';

@@ -1,10 +1,10 @@
 /**
- * The rating loop: on one replica at a time (a PostgreSQL advisory lock; PGlite always leads), it settles and
- * re-bases the prepaid wallets, then refreshes every running period's draft invoice, finalizes the periods that
- * ended (all of them, however long it was down) and posts prepaid advance charges and true-ups.
+ * The rating loop's pass: it settles and re-bases the prepaid wallets, then refreshes every running period's draft
+ * invoice, finalizes the periods that ended (all of them, however long it was down) and posts prepaid advance charges
+ * and true-ups. The scheduler (src/app.ts) runs it on one replica at a time, under `leadership`.
  */
 import type { Catalog } from '../catalog/index.js';
-import type { Clock, Logger } from '../kernel/index.js';
+import type { Clock, Leadership, Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type BillingPeriod, periodContaining } from '../rating/index.js';
 import type { Db } from '../store/index.js';
@@ -16,8 +16,6 @@ import { usageKey, type UsageSource } from './usage-source.js';
 import type { WalletService } from './wallet.js';
 
 export interface RatingLoopOptions {
-  /** Time between passes; 0 runs passes only when asked (tests, the CLI's `billing run`). */
-  intervalMs: number;
   /** Usage of a period may still arrive this long after its end (access logs are batched): finalize after it. */
   finalizeAfterMs: number;
 }
@@ -35,9 +33,6 @@ const ratingLockId = 0x62696c6c;
 const batchSize = 2_000;
 
 export class RatingLoop {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<RatingRun | undefined> | undefined;
-
   constructor(
     private readonly deps: {
       db: Db;
@@ -53,26 +48,6 @@ export class RatingLoop {
     private readonly options: RatingLoopOptions,
   ) {}
 
-  /** Runs a pass at once (catching up on the periods that ended while the service was down), then every interval. */
-  start(): void {
-    if (this.options.intervalMs <= 0) return;
-    const pass = () => void this.runOnce().catch(() => {});
-    pass();
-    this.timer = setInterval(pass, this.options.intervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => {});
-  }
-
-  /** One pass if this replica leads (undefined if another does); concurrent calls share it. */
-  runOnce(): Promise<RatingRun | undefined> {
-    this.running ??= this.lead().finally(() => (this.running = undefined));
-    return this.running;
-  }
-
   /** Rates a subscription's running period now and returns its draft (the customer's running amount). */
   async refreshCurrent(subscriptionId: string): Promise<StoredInvoiceDetail | undefined> {
     const subscription = await loadSubscriptionHistory(this.deps.db, subscriptionId);
@@ -82,26 +57,33 @@ export class RatingLoop {
     return findInvoice(this.deps.db, subscriptionId, period.start);
   }
 
-  private async lead(): Promise<RatingRun | undefined> {
-    const { db, metrics, logger, tracing = noTracing } = this.deps;
+  /** Holds the PostgreSQL advisory lock for a pass (PGlite, one process, always leads); counts the passes led elsewhere. */
+  readonly leadership: Leadership = async (pass) => {
+    const run = await this.deps.db.withAdvisoryLock(ratingLockId, pass);
+    if (run === undefined) this.deps.metrics.billingRuns.inc({ result: 'follower' });
+    return run;
+  };
+
+  /** One pass, timed, counted and traced; a failure is counted and thrown (the scheduler logs it). Run it under `leadership`. */
+  async pass(): Promise<RatingRun> {
+    const { metrics, tracing = noTracing } = this.deps;
     const stopTimer = metrics.billingRunDuration.startTimer();
     try {
       const run = await tracing.span(spanNames.ratingPass, {}, async (scope) => {
-        const led = await db.withAdvisoryLock(ratingLockId, () => this.pass(scope));
-        scope.set(led ? { 'tollgate.leader': true, 'tollgate.rating.rated': led.rated, 'tollgate.rating.finalized': led.finalized, 'tollgate.rating.wallets': led.wallets } : { 'tollgate.leader': false });
-        return led;
+        const rated = await this.rateAll(scope);
+        scope.set({ 'tollgate.leader': true, 'tollgate.rating.rated': rated.rated, 'tollgate.rating.finalized': rated.finalized, 'tollgate.rating.wallets': rated.wallets });
+        return rated;
       });
-      metrics.billingRuns.inc({ result: run ? 'led' : 'follower' });
-      if (run) stopTimer();
+      metrics.billingRuns.inc({ result: 'led' });
+      stopTimer();
       return run;
     } catch (error) {
       metrics.billingRuns.inc({ result: 'failed' });
-      logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'rating pass failed');
       throw error;
     }
   }
 
-  private async pass(scope: SpanScope): Promise<RatingRun> {
+  private async rateAll(scope: SpanScope): Promise<RatingRun> {
     // Settle first, so a period's calls are in its ledger as usage before a true-up closes it.
     const wallets = await this.deps.wallets.syncAll();
     this.deps.metrics.prepaidWallets.reset();

@@ -20,17 +20,12 @@ interface Cell {
 /** Process-local counters with the same semantics as the Redis store; the embedded default. */
 export class MemoryCounterStore implements CounterStore {
   private readonly cells = new Map<string, Cell>();
-  private readonly sweeper: NodeJS.Timeout;
   readonly available = true;
 
   constructor(
     private readonly clock: Clock,
     private readonly prefix = 'tg',
-    sweepIntervalMs = 60_000,
-  ) {
-    this.sweeper = setInterval(() => this.sweep(), sweepIntervalMs);
-    this.sweeper.unref();
-  }
+  ) {}
 
   async consume(request: ConsumeRequest): Promise<ConsumeResult> {
     const { scope, now } = request;
@@ -81,9 +76,8 @@ export class MemoryCounterStore implements CounterStore {
     return this.cells.get(walletKey(this.prefix, scope, name))?.value;
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.sweeper);
-  }
+  /** Nothing to release: the sweep is a job of the scheduler's. */
+  async close(): Promise<void> {}
 
   private read(key: string, now: number): number {
     const cell = this.cells.get(key);
@@ -99,7 +93,8 @@ export class MemoryCounterStore implements CounterStore {
     } else this.cells.set(key, { value: amount, expiresAt });
   }
 
-  private sweep(): void {
+  /** Drops the expired counters (they read as 0 already): the sweep job's pass (src/app.ts), so memory stays bounded. */
+  sweep(): void {
     const now = this.clock.now();
     for (const [key, cell] of this.cells) if (cell.expiresAt <= now) this.cells.delete(key);
   }

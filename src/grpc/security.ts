@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { GrpcConfig } from '../config/index.js';
-import { type Logger, readTlsFiles, type TlsServerOptions, watchFiles, watchTlsFiles } from '../kernel/index.js';
+import { type Logger, readTlsFiles, type Scheduler, type TlsServerOptions, watchFiles, watchTlsFiles } from '../kernel/index.js';
 import { authenticates, callerAuthenticator, type CallerPolicy } from './callers.js';
 import type { Authenticator, Peer } from './transport.js';
 
@@ -10,8 +10,8 @@ export interface GrpcSecurity {
   onUnauthenticated: (method: string, peer: Peer, reason: string) => void;
   /** For the start log: which transport and which callers. */
   describe(): Record<string, unknown>;
-  /** Starts applying rotated certificates and tokens to the running server. */
-  watch(setSecureContext: (tls: TlsServerOptions) => void): void;
+  /** Starts applying rotated certificates and tokens to the running server (the file polls are scheduler jobs). */
+  watch(setSecureContext: (tls: TlsServerOptions) => void, scheduler: Scheduler): void;
   close(): void;
 }
 
@@ -51,19 +51,19 @@ export function grpcSecurity(config: GrpcConfig, countRefusal: (method: string) 
         ? { clientCertificates: policy.clientCertificates, allowedPeers: policy.allowedPeers.length, tokens: tokens.size }
         : 'anyone who reaches the port (set TOLLGATE_GRPC_CALLER_TOKENS or a client CA)',
     }),
-    watch: (setSecureContext) => {
-      if (config.tls) closers.push(watchTlsFiles(config.tls, setSecureContext, logger));
+    watch: (setSecureContext, scheduler) => {
+      if (config.tls) closers.push(watchTlsFiles('gRPC TLS files poll', config.tls, setSecureContext, logger, scheduler));
       const file = config.callers.tokensFile;
       if (file) {
         closers.push(
-          watchFiles([file], () => {
+          watchFiles('caller tokens file poll', [file], () => {
             try {
               tokens = readTokens(config.callers);
               logger.info({ file, tokens: tokens.size }, 'caller tokens changed');
             } catch (error) {
               logger.error({ err: (error as Error).message }, 'caller tokens file changed but cannot be read; keeping the previous tokens');
             }
-          }),
+          }, scheduler),
         );
       }
     },

@@ -47,13 +47,17 @@ const commitSkewMs = 5_000;
 
 /**
  * A transaction open longer than commitSkewMs could still slip past the incremental polls; a full reload this
- * often bounds how long such a change (e.g. a revocation) can go unseen.
+ * often (a job of its own, see requestFullReload) bounds how long such a change (e.g. a revocation) can go unseen.
  */
-const fullReloadMs = 60_000;
+export const identityFullReloadMs = 60_000;
+
+/** The snapshot is rewritten at most this often (a job of its own, see writeSnapshot), not after every poll. */
+export const identitySnapshotIntervalMs = 5_000;
 
 /**
  * An in-memory mirror of keys, subscriptions and customer status, so the Check never queries PostgreSQL. It polls
- * rows changed since the last poll, and keeps a snapshot file so a restart can serve while PostgreSQL is down.
+ * rows changed since the last poll, and keeps a snapshot file so a restart can serve while PostgreSQL is down. The
+ * scheduler (src/app.ts) times the polls (refresh), the full reloads and the snapshot writes.
  */
 export class IdentityCache {
   private readonly keysByHash = new Map<string, KeyState>();
@@ -63,21 +67,20 @@ export class IdentityCache {
   private highWater = new Date(0);
   /** The database's clock when the last successful poll began: later polls re-read only the commitSkewMs before it. */
   private lastPollStartedAt: Date | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private rerun = false;
   private healthy = false;
   private dirtySnapshot = false;
-  private lastSnapshotAt = 0;
-  private lastFullReloadAt = 0;
+  /** The next poll reads everything, not only what changed: the first one, and after requestFullReload(). */
+  private fullReloadDue = true;
 
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
-    private readonly options: { intervalMs: number; snapshotFile?: string | undefined },
+    private readonly options: { snapshotFile?: string | undefined } = {},
   ) {}
 
-  /** Loads everything; if the database is down, starts from the last snapshot and keeps polling. */
+  /** Loads everything; if the database is down, starts from the last snapshot (the polls will catch up). */
   async start(): Promise<void> {
     try {
       await this.refresh();
@@ -85,12 +88,11 @@ export class IdentityCache {
       if (!(await this.loadSnapshot())) throw error;
       this.logger.warn({ err: (error as Error).message }, 'database unavailable at start; serving identities from snapshot');
     }
-    this.timer = setInterval(() => void this.refresh().catch(() => {}), this.options.intervalMs);
-    this.timer.unref();
   }
 
-  stop(): void {
-    clearInterval(this.timer);
+  /** The next poll reloads every row (see identityFullReloadMs). */
+  requestFullReload(): void {
+    this.fullReloadDue = true;
   }
 
   /** True while the last poll succeeded. */
@@ -133,7 +135,7 @@ export class IdentityCache {
   }
 
   private async poll(): Promise<void> {
-    const fullReload = Date.now() - this.lastFullReloadAt >= fullReloadMs;
+    const fullReload = this.fullReloadDue;
     // Rows dated before (poll start - skew) were committed before that poll's reads began, so it saw them: polling
     // from the high-water mark instead would re-read a bulk import's rows on every poll until the next write.
     const since = fullReload ? new Date(0) : new Date(Math.max(0, (this.lastPollStartedAt ?? this.highWater).getTime() - commitSkewMs));
@@ -170,15 +172,13 @@ export class IdentityCache {
       this.highWater = new Date(newest);
       if (!this.healthy) this.logger.info({ keys: this.keysByHash.size }, 'identity cache synced');
       this.healthy = true;
-      if (fullReload) this.lastFullReloadAt = Date.now();
+      if (fullReload) this.fullReloadDue = false;
       this.lastPollStartedAt = startedAt;
     } catch (error) {
       if (this.healthy) this.logger.error({ err: (error as Error).message }, 'identity sync failed; serving cached identities');
       this.healthy = false;
       throw error;
     }
-    // A snapshot that cannot be written is a disk problem, not a failed sync.
-    await this.maybeWriteSnapshot().catch((error: Error) => this.logger.warn({ err: error.message }, 'identity snapshot not written'));
   }
 
   /** A key whose hash changed (erasure destroys it) no longer resolves under the old one. */
@@ -189,9 +189,10 @@ export class IdentityCache {
     keepChanged(this.keysByHash, hash, key);
   }
 
-  private async maybeWriteSnapshot(): Promise<void> {
+  /** Writes the snapshot file if the polls changed something since the last write. */
+  async writeSnapshot(): Promise<void> {
     const file = this.options.snapshotFile;
-    if (!file || !this.dirtySnapshot || Date.now() - this.lastSnapshotAt < 5_000) return;
+    if (!file || !this.dirtySnapshot) return;
     const snapshot: Snapshot = {
       keys: [...this.keysByHash],
       subscriptions: [...this.subscriptions.values()],
@@ -201,7 +202,6 @@ export class IdentityCache {
     await writeFile(`${file}.tmp`, JSON.stringify(snapshot), { mode: 0o600 });
     await rename(`${file}.tmp`, file);
     this.dirtySnapshot = false;
-    this.lastSnapshotAt = Date.now();
   }
 
   private async loadSnapshot(): Promise<boolean> {

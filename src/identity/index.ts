@@ -2,7 +2,7 @@
  * Who is calling: customers, subscriptions, API keys (stored as hashes), JWT credentials, the identity cache the Check
  * reads. Other modules import only this file (.dependency-cruiser.cjs).
  */
-export { IdentityCache } from './identity-cache.js';
+export { IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs } from './identity-cache.js';
 export type { CustomerState, Identity, KeyState, SubscriptionState } from './identity-cache.js';
 export { JwtVerifier, looksLikeJwt } from './jwt.js';
 export { hashApiKey, isApiKey, newId, oauthClientCredential } from './keys.js';

@@ -1,13 +1,18 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Scheduler } from './scheduler.js';
+
+/** How often the files are compared when no watch event came: Kubernetes' Secret updates take longer anyway. */
+export const filePollMs = 10_000;
 
 /**
  * Calls `changed` when the content of any of the files changes: for secrets mounted as files (TLS certificates,
  * tokens) that are rotated in place. Kubernetes swaps a Secret's files by renaming a directory, which a watch on the
- * file itself misses, so the directories are watched, and a poll catches whatever the watches miss.
+ * file itself misses, so the directories are watched, and a poll (a scheduler job named `name`) catches whatever the
+ * watches miss.
  */
-export function watchFiles(files: readonly string[], changed: () => void, pollMs = 10_000): { close(): void } {
+export function watchFiles(name: string, files: readonly string[], changed: () => void, scheduler: Scheduler): { close(): void } {
   let fingerprint = contentFingerprint(files);
   const check = () => {
     const next = contentFingerprint(files);
@@ -25,11 +30,10 @@ export function watchFiles(files: readonly string[], changed: () => void, pollMs
       // The poll still notices.
     }
   }
-  const timer = setInterval(check, pollMs);
-  timer.unref();
+  const poll = scheduler.every(name, filePollMs, async () => check());
   return {
     close() {
-      clearInterval(timer);
+      void poll.stop();
       for (const watcher of watchers) watcher.close();
     },
   };

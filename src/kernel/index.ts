@@ -1,9 +1,9 @@
 /**
- * What every module may use: clock, money, errors, logger, file watching, TLS files, the data-directory lock,
+ * What every module may use: clock and scheduler, money, errors, logger, file watching, TLS files, the data-directory lock,
  * deadlines. Other modules import only this file (.dependency-cruiser.cjs).
  */
 export { systemClock } from './clock.js';
-export type { Clock } from './clock.js';
+export type { CancelTimer, Clock, Timers } from './clock.js';
 export { DataDirLockedError, lockDataDir } from './data-dir-lock.js';
 export { stepWithin } from './deadline.js';
 export { conflict, errorStatus, invalid, notFound, TollgateError } from './errors.js';
@@ -15,6 +15,8 @@ export type { Logger } from './logger.js';
 export { CURRENCY_CODES, Decimal, formatMajor, formatMoney, isCurrencyCode, minorToMajor, minorUnitExponent, NON_NEGATIVE_DECIMAL, parseMajorAmount, parseUnitPrice, roundToMinorUnits } from './money.js';
 export type { CurrencyCode } from './money.js';
 export { checkPortsFree, PortUnavailableError } from './ports.js';
+export { Scheduler } from './scheduler.js';
+export type { Job, JobOptions, Leadership } from './scheduler.js';
 export { readTlsFiles, watchTlsFiles } from './tls-files.js';
 export type { TlsFilePaths, TlsServerOptions } from './tls-files.js';
 export { formatDecimal } from './money.js';

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { watchFiles } from './file-watch.js';
 import type { Logger } from './logger.js';
+import type { Scheduler } from './scheduler.js';
 
 /** Where a server's TLS material lives, as files (a Kubernetes Secret, cert-manager, Istio's SDS-less mounts). */
 export interface TlsFilePaths {
@@ -50,9 +51,10 @@ export function readTlsFiles(paths: TlsFilePaths): TlsServerOptions {
  * Hands over new server options whenever the files change, so rotated certificates apply to new connections without
  * a restart (open ones keep theirs). A half-written or mismatched set is logged and the previous one kept.
  */
-export function watchTlsFiles(paths: TlsFilePaths, apply: (options: TlsServerOptions) => void, logger: Logger, pollMs?: number): { close(): void } {
+export function watchTlsFiles(name: string, paths: TlsFilePaths, apply: (options: TlsServerOptions) => void, logger: Logger, scheduler: Scheduler): { close(): void } {
   const files = [paths.cert, paths.key, ...(paths.clientCa ? [paths.clientCa] : [])];
   return watchFiles(
+    name,
     files,
     () => {
       try {
@@ -62,6 +64,6 @@ export function watchTlsFiles(paths: TlsFilePaths, apply: (options: TlsServerOpt
         logger.error({ err: (error as Error).message }, 'TLS files changed but cannot be used; keeping the previous ones');
       }
     },
-    pollMs,
+    scheduler,
   );
 }

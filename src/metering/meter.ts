@@ -7,10 +7,8 @@ import type { UsageSink } from './sink.js';
 import type { Segment, Spool } from './spool.js';
 
 export interface MeterOptions {
-  /** Events per spool segment; a full segment is written at once. */
+  /** Events per spool segment; a full segment is written at once (a partly filled one by the flush job). */
   batchSize: number;
-  /** A partly filled segment is written after this long. */
-  flushIntervalMs: number;
   /** Spool size at which callers are asked to stop reading (backpressure) until writes catch up. */
   maxSpoolBytes: number;
 }
@@ -22,7 +20,8 @@ type MeterMetrics = Pick<
 
 /** When behind, up to this many segments go into one transaction: fewer round trips while catching up. */
 const segmentsPerWrite = 5;
-const maxRetryDelayMs = 5_000;
+/** The flush job's backoff while the database fails (see src/app.ts). */
+export const usageFlushBackoff = { baseMs: 200, maxMs: 5_000 };
 /**
  * Writes spent splitting a refused segment: enough to isolate about thirty refused rows among 50,000 (about 32
  * writes each). A segment refused throughout costs this many writes (plus one per level left) before the rest of it
@@ -32,16 +31,16 @@ const maxSalvageAttempts = 1_000;
 
 /**
  * Moves usage events from the spool into the database: every event is appended to the spool first, segments are
- * written one transaction each (or a few merged), and deleted only after the commit. While the database is down,
- * the spool grows on disk (memory stays bounded) and writes are retried with backoff, oldest first.
+ * written one transaction each (or a few merged), and deleted only after the commit. A full segment is written at
+ * once; the flush job (flushDue, timed by the scheduler) writes the rest. While the database is down, the spool grows
+ * on disk (memory stays bounded) and only the flush job retries, with backoff, oldest first.
  */
 export class UsageMeter {
   /** The one write in progress: writes never overlap, so a segment is never written twice at once. */
   private writing: Promise<void> | undefined;
   /** A background write was asked for while another was running: run one more after it. */
   private writeRequested = false;
-  private timer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
+  /** Consecutive failed writes; while there are any, only the flush job writes. */
   private failures = 0;
   /** After the database refused a merged write, segments go one at a time until the culprit is set aside. */
   private isolating = false;
@@ -61,14 +60,12 @@ export class UsageMeter {
     private readonly tracing: Pick<Tracing, 'span'> = noTracing,
   ) {}
 
-  /** Starts the flush timer and replays what a previous process left in the spool. */
-  start(): void {
-    this.timer = setInterval(() => {
-      this.spool.seal();
-      this.writeInBackground();
-    }, this.options.flushIntervalMs);
-    this.timer.unref();
-    this.writeInBackground();
+  /**
+   * The flush job's pass: flush() until the meter stops (the first pass replays what a previous process left in the
+   * spool). A failure is thrown so the job backs off.
+   */
+  async flushDue(): Promise<void> {
+    if (!this.stopping) await this.flush();
   }
 
   /** Appends the events to the spool, durable from here on; throws if the spool cannot be written. */
@@ -94,10 +91,16 @@ export class UsageMeter {
     return this.saturated ? new Promise((resolve) => this.drainWaiters.push(resolve)) : Promise.resolve();
   }
 
-  /** Writes everything recorded so far; rejects if the database fails. */
+  /** Writes everything recorded so far; rejects if the database fails (the failure counted and logged). */
   async flush(): Promise<void> {
     this.spool.seal();
-    await this.exclusively(() => this.writePending());
+    try {
+      await this.exclusively(() => this.writePending());
+    } catch (error) {
+      this.writeFailed(error as Error);
+      throw error;
+    }
+    this.recovered();
     if (this.writeRequested) this.writeInBackground();
   }
 
@@ -107,8 +110,6 @@ export class UsageMeter {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    clearInterval(this.timer);
-    clearTimeout(this.retryTimer);
     this.releaseDrainWaiters();
     let deadline: NodeJS.Timeout | undefined;
     const flushed = await Promise.race([
@@ -129,7 +130,7 @@ export class UsageMeter {
   }
 
   private writeInBackground(): void {
-    if (this.stopping || this.retryTimer) return;
+    if (this.stopping || this.failures > 0) return;
     if (this.writing) {
       this.writeRequested = true;
       return;
@@ -140,7 +141,7 @@ export class UsageMeter {
         this.recovered();
         if (this.writeRequested) this.writeInBackground();
       },
-      (error: Error) => this.retryLater(error),
+      (error: Error) => this.writeFailed(error),
     );
   }
 
@@ -253,17 +254,11 @@ export class UsageMeter {
     this.failures = 0;
   }
 
-  private retryLater(error: Error): void {
+  private writeFailed(error: Error): void {
     this.failures += 1;
     this.metrics.usageFlushFailures.inc({ outcome: 'retried' });
-    const delayMs = Math.min(maxRetryDelayMs, 100 * 2 ** Math.min(this.failures, 10));
     const log = this.failures === 1 ? this.logger.warn.bind(this.logger) : this.logger.debug.bind(this.logger);
-    log({ err: error.message, pending: this.spool.pendingEvents, retryInMs: delayMs }, 'usage write failed; events stay in the spool');
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.writeInBackground();
-    }, delayMs);
-    this.retryTimer.unref();
+    log({ err: error.message, pending: this.spool.pendingEvents, failures: this.failures }, 'usage write failed; events stay in the spool');
   }
 
   private releaseDrainWaiters(): void {

@@ -36,19 +36,21 @@ export interface MeteringDependencies {
 
 export interface Metering {
   receiver: AccessLogReceiver;
+  /** Its flushDue() is the usage flush job's pass. */
   meter: UsageMeter;
+  /** Its syncWritten() is the spool fsync job's pass. */
+  spool: Spool;
   usage: UsageService;
 }
 
 /** Sealed segments kept in memory beyond this are read back from the spool when written. */
 const maxBufferedBytes = 64 * 1024 * 1024;
 
-/** Wires ALS → usage events → spool → database (COPY on PostgreSQL, a JSON parameter on PGlite) and starts it. */
-export function startMetering(deps: MeteringDependencies): Metering {
+/** Wires ALS → usage events → spool → database (COPY on PostgreSQL, a JSON parameter on PGlite); src/app.ts schedules its jobs. */
+export function createMetering(deps: MeteringDependencies): Metering {
   const { config, logger, metrics } = deps;
   const spool = new Spool({
     dir: join(config.dataDir, 'spool'),
-    fsyncIntervalMs: config.metering.spoolFsyncMs,
     maxBufferedBytes,
     currentRow: currentEventRow,
     logger,
@@ -57,7 +59,6 @@ export function startMetering(deps: MeteringDependencies): Metering {
   const sink = config.databaseUrl ? new PostgresUsageSink(config.databaseUrl, logger) : new DbUsageSink(deps.db);
   const meter = new UsageMeter(spool, sink, metrics, logger, {
     batchSize: config.metering.batchSize,
-    flushIntervalMs: config.metering.flushIntervalMs,
     maxSpoolBytes: config.metering.spoolMaxBytes,
   }, deps.tracing);
   const periodStartOf = billingPeriodStarts(deps.identities);
@@ -72,7 +73,6 @@ export function startMetering(deps: MeteringDependencies): Metering {
     tracing: deps.tracing,
   });
   registerAccessLogStreamGauges(metrics, receiver);
-  meter.start();
   const usage = new UsageService({
     // Usage queries answer the admin API in domain errors; the sink reads the database's own codes (duplicates).
     db: withDomainErrors(deps.db),
@@ -82,7 +82,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
     counters: deps.counters,
     pendingEvents: () => spool.pendingEvents,
   });
-  return { receiver, meter, usage };
+  return { receiver, meter, spool, usage };
 }
 
 /**

@@ -22,8 +22,8 @@ import type { Logger } from '../kernel/index.js';
 
 /**
  * The durable spool between Envoy's access-log stream and PostgreSQL: append-only segment files of newline-ended
- * rows. A row is written to its segment before the meter counts it as received; segments are fsynced every
- * `fsyncIntervalMs` and deleted only once their rows are committed.
+ * rows. A row is written to its segment before the meter counts it as received; segments are fsynced by a job every
+ * TOLLGATE_SPOOL_FSYNC_MS (syncWritten, src/app.ts) and deleted only once their rows are committed.
  *
  * Durability: a killed process (even SIGKILL) loses nothing already appended, since the data is in the kernel's
  * page cache; a machine crash or power loss loses at most the last fsync interval. A torn last row is dropped when
@@ -34,7 +34,6 @@ import type { Logger } from '../kernel/index.js';
 
 export interface SpoolOptions {
   dir: string;
-  fsyncIntervalMs: number;
   /** Rows of sealed segments held in memory; past it, the newest are dropped and read back from disk when flushed. */
   maxBufferedBytes: number;
   /** A row read back from disk in the current layout (brought up to date if older); undefined if torn or foreign. */
@@ -81,7 +80,6 @@ export class Spool {
   private totalBytes = 0;
   private directoryDirty = false;
   private closed = false;
-  private readonly timer: NodeJS.Timeout;
 
   /** Opens the directory and picks up the segments a previous process left, to be replayed first. */
   constructor(private readonly options: SpoolOptions) {
@@ -117,8 +115,6 @@ export class Spool {
     }
     this.nextSeq = (found.at(-1)?.seq ?? 0) + 1;
     if (this.totalEvents > 0) options.logger.info({ segments: this.segments.length, events: this.totalEvents }, 'spool has events to replay');
-    this.timer = setInterval(() => this.syncAll(), options.fsyncIntervalMs);
-    this.timer.unref();
   }
 
   /** Events appended and not yet committed. */
@@ -222,7 +218,6 @@ export class Spool {
     if (this.closed) return;
     this.seal();
     this.closed = true;
-    clearInterval(this.timer);
     await Promise.all(this.segments.map((segment) => segment.sync));
     for (const segment of this.segments) {
       if (segment.fd === undefined) continue;
@@ -279,7 +274,9 @@ export class Spool {
     }
   }
 
-  private syncAll(): void {
+  /** The fsync job's pass (src/app.ts): starts an fsync of every segment written since its last one. */
+  syncWritten(): void {
+    if (this.closed) return;
     for (const segment of this.segments) {
       if (segment.fd === undefined || segment.sync) continue;
       if (!segment.dirty) {

@@ -37,13 +37,12 @@ export interface StripeIntegration {
   webhooks: StripeWebhooks | undefined;
   /** Undefined without TOLLGATE_STRIPE_SECRET_KEY. */
   reconciler: StripeReconciler | undefined;
-  /** Undefined when Stripe is not configured at all. */
+  /** Undefined when Stripe is not configured at all; src/app.ts schedules its passes. */
   sync: StripeSync | undefined;
-  stop(): Promise<void>;
 }
 
-/** Builds the Stripe side from the configuration and starts its sync loop. */
-export function startStripeIntegration(deps: StripeIntegrationDeps): StripeIntegration {
+/** Builds the Stripe side from the configuration; its sync loop's passes are the scheduler's to run. */
+export function createStripeIntegration(deps: StripeIntegrationDeps): StripeIntegration {
   const { config, db, accounts, catalog, clock, metrics, logger } = deps;
   const stripe = config.secretKey ? createStripeClient(config, config.secretKey, deps.version) : undefined;
   const outbox = new StripeOutbox(db);
@@ -76,15 +75,12 @@ export function startStripeIntegration(deps: StripeIntegrationDeps): StripeInteg
           dunning,
           usage,
           policy: config.retry,
-          intervalMs: config.syncIntervalMs,
           concurrency: config.concurrency,
-          usageReportIntervalMs: config.usageReportIntervalMs,
           metrics,
           logger,
           tracing: deps.tracing,
         })
       : undefined;
-  sync?.start();
   registerStripeOutboxGauge(metrics, () => outbox.backlog());
   if (!stripe) logger.info('Stripe sync off (TOLLGATE_STRIPE_SECRET_KEY not set); Stripe work waits in the outbox');
   return {
@@ -93,6 +89,5 @@ export function startStripeIntegration(deps: StripeIntegrationDeps): StripeInteg
     webhooks,
     reconciler: stripe && new StripeReconciler(db, stripe, accounts, customers, dunning, outbox, catalog, clock),
     sync,
-    stop: async () => sync?.stop(),
   };
 }

@@ -4,12 +4,12 @@ import type { Db } from '../store/index.js';
 import { noTracing, spanNames, type SpanScope, type Tracing } from '../tracing/index.js';
 import type { Dunning } from './dunning.js';
 import type { OutboxItem, StripeOutbox, StripeWorkKind } from './outbox.js';
-import { decideAfterFailure, describeFailure, type RetryPolicy } from './retry.js';
+import { decideAfterFailure, type RetryPolicy } from './retry.js';
 import type { StripeUsageReports } from './usage.js';
 import { workFor, type StripeWork } from './work.js';
 
 /** Advisory lock of the sync leader: one replica at a time runs the loop's pass. */
-const leaderLock = 0x74677374; // "tgst"
+export const stripeSyncLockId = 0x74677374; // "tgst"
 const batchSize = 100;
 
 export type WorkHandler = (work: StripeWork) => Promise<void>;
@@ -22,10 +22,8 @@ export interface StripeSyncDeps {
   dunning: Dunning;
   usage: StripeUsageReports | undefined;
   policy: RetryPolicy;
-  intervalMs: number;
   /** Work items run at once. */
   concurrency: number;
-  usageReportIntervalMs: number;
   metrics: Metrics;
   logger: Logger;
   /** A span per pass, with a child per work item; runNow's item gets a span of its own. */
@@ -41,15 +39,13 @@ export interface PassSummary {
 }
 
 /**
- * The Stripe sync loop. Each pass, on the one replica holding the leader lock: suspend customers whose payment
- * grace period is over, queue meter-mode usage that grew, then work through the due outbox items.
+ * The Stripe sync loop's pass, run by the scheduler (src/app.ts) on the one replica holding `stripeSyncLockId`:
+ * suspend customers whose payment grace period is over, queue meter-mode usage that grew (when a scan is due), then
+ * work through the due outbox items.
  */
 export class StripeSync {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopping = false;
-  /** Monotonic time of the last usage scan: a schedule, not a business time, so not the clock's. */
-  private lastUsageScan = Number.NEGATIVE_INFINITY;
+  /** The first pass scans; later ones when requestUsageScan() said so (a job of its own, on its own interval). */
+  private usageScanDue = true;
 
   private readonly tracing: Pick<Tracing, 'span'>;
 
@@ -57,56 +53,38 @@ export class StripeSync {
     this.tracing = deps.tracing ?? noTracing;
   }
 
-  start(): void {
-    const schedule = () => {
-      this.timer = setTimeout(() => {
-        this.running = this.pass()
-          .catch((error: unknown) => this.deps.logger.error({ err: describeFailure(error) }, 'Stripe sync pass failed'))
-          .finally(() => {
-            if (!this.stopping) schedule();
-          });
-      }, this.deps.intervalMs);
-      this.timer.unref();
-    };
-    schedule();
+  /** The next pass queues the meter-mode usage that grew; until then passes only work through the outbox. */
+  requestUsageScan(): void {
+    this.usageScanDue = true;
   }
 
-  /** Stops scheduling and waits for the pass in progress. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.timer);
-    await this.running;
-  }
-
-  /** One pass as leader; undefined when another replica leads. */
-  pass(): Promise<PassSummary | undefined> {
+  /** One pass; an aborted `signal` (the service stopping) ends it after the items in hand. Run it as the leader. */
+  pass(signal?: AbortSignal): Promise<PassSummary> {
     return this.tracing.span(spanNames.stripeSyncPass, {}, async (scope) => {
-      const summary = await this.leaderPass(scope);
-      scope.set(summary ? { 'tollgate.leader': true, ...summaryAttributes(summary) } : { 'tollgate.leader': false });
+      const summary = await this.work(scope, signal);
+      scope.set({ 'tollgate.leader': true, ...summaryAttributes(summary) });
       return summary;
     });
   }
 
-  private leaderPass(scope: SpanScope): Promise<PassSummary | undefined> {
-    return this.deps.db.withAdvisoryLock(leaderLock, async () => {
-      const summary: PassSummary = { done: 0, retried: 0, dead: 0, suspended: await this.deps.dunning.suspendOverdue() };
-      const { usage, handlers } = this.deps;
-      if (!handlers) return summary;
-      if (usage && performance.now() - this.lastUsageScan >= this.deps.usageReportIntervalMs) {
-        this.lastUsageScan = performance.now();
-        await usage.enqueueGrown();
-      }
-      for (;;) {
-        const due = await this.deps.outbox.due(batchSize);
-        const queue = [...due];
-        await Promise.all(
-          Array.from({ length: this.deps.concurrency }, async () => {
-            for (let item = queue.shift(); item && !this.stopping; item = queue.shift()) summary[await this.run(item, handlers, scope)] += 1;
-          }),
-        );
-        if (due.length < batchSize || this.stopping) return summary;
-      }
-    });
+  private async work(scope: SpanScope, signal: AbortSignal | undefined): Promise<PassSummary> {
+    const summary: PassSummary = { done: 0, retried: 0, dead: 0, suspended: await this.deps.dunning.suspendOverdue() };
+    const { usage, handlers } = this.deps;
+    if (!handlers) return summary;
+    if (usage && this.usageScanDue) {
+      this.usageScanDue = false;
+      await usage.enqueueGrown();
+    }
+    for (;;) {
+      const due = await this.deps.outbox.due(batchSize);
+      const queue = [...due];
+      await Promise.all(
+        Array.from({ length: this.deps.concurrency }, async () => {
+          for (let item = queue.shift(); item && !signal?.aborted; item = queue.shift()) summary[await this.run(item, handlers, scope)] += 1;
+        }),
+      );
+      if (due.length < batchSize || signal?.aborted) return summary;
+    }
   }
 
   /**

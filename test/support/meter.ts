@@ -19,21 +19,20 @@ export interface TestMeterOptions {
 }
 
 /**
- * A started UsageMeter on a spool in a fresh temporary directory, with its own metrics; the timer flush is far off so
- * that tests flush when they mean to. Its stop (which writes what is left) and the directory's removal are pushed
- * onto `cleanups`, which the caller runs in reverse order after each test.
+ * A UsageMeter on a spool in a fresh temporary directory, with its own metrics. Nothing times a flush: full segments
+ * are written at once, and tests call flush() or flushDue() (the flush job's pass) when they mean to. Its stop (which
+ * writes what is left) and the directory's removal are pushed onto `cleanups`, which the caller runs in reverse order
+ * after each test.
  */
 export function startTestMeter(sink: UsageSink, options: TestMeterOptions, cleanups: (() => Promise<void> | void)[]) {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'tollgate-spool-'));
   if (!options.dir) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const spool = new Spool({ dir, fsyncIntervalMs: 50, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
+  const spool = new Spool({ dir, maxBufferedBytes: 1 << 20, currentRow: currentEventRow, logger: silentLogger });
   const metrics = createMetrics();
   const meter = new UsageMeter(spool, options.wrap ? options.wrap(sink) : sink, metrics, silentLogger, {
     batchSize: options.batchSize,
-    flushIntervalMs: 60_000,
     maxSpoolBytes: options.maxSpoolBytes ?? 1 << 30,
   });
-  meter.start();
   cleanups.push(() => meter.stop(1_000));
   return { meter, spool, metrics, dir };
 }

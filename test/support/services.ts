@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
-import type { Clock } from '../../src/kernel/clock.js';
+import type { Clock, Timers } from '../../src/kernel/clock.js';
 import { silentLogger, type Logger } from '../../src/kernel/logger.js';
 import type { TcpProxy } from './tcp-proxy.js';
 import { testUsageSigningKey } from './usage.js';
@@ -41,6 +41,8 @@ export interface TestAppOptions {
   mode: 'embedded' | 'production';
   env?: Record<string, string>;
   clock?: Clock;
+  /** The time the app's background jobs run on: a ManualClock runs them when the test advances it, and only then. */
+  timers?: Timers;
   logger?: Logger;
   /** Route the production-mode PostgreSQL and Redis connections through proxies the test can cut. */
   proxies?: { database?: TcpProxy; redis?: TcpProxy };
@@ -88,7 +90,10 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
       : {}),
     ...options.env,
   };
-  const app = await startApp(loadConfig(env), options.logger ?? silentLogger, options.clock ? { clock: options.clock } : {});
+  const app = await startApp(loadConfig(env), options.logger ?? silentLogger, {
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.timers ? { timers: options.timers } : {}),
+  });
   const httpUrl = `http://127.0.0.1:${app.http.port}`;
   return {
     app,
