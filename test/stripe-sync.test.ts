@@ -6,7 +6,7 @@ import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { Subscription } from '../src/identity/types.js';
-import { main } from '../src/cli/main.js';
+import { runCli } from './support/cli.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { enqueueStripeWork } from '../src/stripe/outbox.js';
 import { startStripeServer, type StripeServer } from './stripe-server/server.js';
@@ -332,21 +332,8 @@ describe('Stripe sync', () => {
     expect(report.body.invoices.amountMismatch).toEqual([]);
   });
 
-  /** Runs the CLI against this test's server, capturing what it prints. */
-  async function cli(argv: string[]): Promise<{ code: number; stdout: string }> {
-    const saved = { TOLLGATE_URL: process.env.TOLLGATE_URL, TOLLGATE_ADMIN_TOKEN: process.env.TOLLGATE_ADMIN_TOKEN };
-    Object.assign(process.env, { TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken });
-    const chunks: string[] = [];
-    const write = process.stdout.write;
-    process.stdout.write = ((chunk: string) => chunks.push(chunk) > 0) as typeof process.stdout.write;
-    try {
-      return { code: await main(argv), stdout: chunks.join('') };
-    } finally {
-      process.stdout.write = write;
-      for (const [name, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-    }
+  /** Runs the CLI against this test's server, its --json output captured. */
+  function cli(argv: string[]) {
+    return runCli({ TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken }, ...argv, '--json');
   }
 });
