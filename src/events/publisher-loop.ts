@@ -1,0 +1,154 @@
+/**
+ * The publisher loop: on one replica at a time (a PostgreSQL advisory lock; PGlite always leads), it sends the
+ * outbox's unpublished events to the broker in outbox order, marks those the broker acknowledged, and deletes
+ * published events once older than the retention. A failure leaves the rest in the outbox for the next pass, after
+ * a backoff; a republished event carries the same id, which the broker de-duplicates.
+ */
+import type { Clock } from '../kernel/clock.js';
+import type { Logger } from '../kernel/logger.js';
+import type { TimerHandle, Timers } from '../kernel/timers.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Db } from '../store/db.js';
+import { retryDelayMs, toCloudEvent, type QueuedEvent } from './core/cloud-event.js';
+import { OutboxTable } from './outbox.js';
+import type { EventPublisher } from './port.js';
+
+/** "evts" in ASCII: the advisory lock the leader holds during a pass. */
+const publisherLockId = 0x65767473;
+/** Published events deleted per statement, so one delete never holds many locks or a long transaction. */
+const deleteBatch = 10_000;
+
+export interface PublisherLoopOptions {
+  /** CloudEvents `source` of every event. */
+  source: string;
+  /** Time between passes while all is well. */
+  intervalMs: number;
+  /** Events read and sent at once. */
+  batchSize: number;
+  /** Backoff after failed passes: doubling from the base, capped. */
+  retry: { baseMs: number; maxMs: number };
+  /** Published events are kept this long (for inspection), then deleted. */
+  retentionMs: number;
+}
+
+export interface PublisherLoopDeps {
+  db: Db;
+  publisher: EventPublisher;
+  clock: Clock;
+  timers: Timers;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface PublishPass {
+  published: number;
+  /** The broker had these already: republished after a lost acknowledgement or a crash before marking. */
+  duplicates: number;
+  /** Published events deleted after their retention. */
+  deleted: number;
+  /** Why the pass stopped short; the unpublished rest waits for the next pass. */
+  error?: unknown;
+}
+
+export class PublisherLoop {
+  private readonly outbox: OutboxTable;
+  private timer: TimerHandle | undefined;
+  private running: Promise<PublishPass | undefined> | undefined;
+  private stopping = false;
+  private failures = 0;
+
+  constructor(
+    private readonly deps: PublisherLoopDeps,
+    private readonly options: PublisherLoopOptions,
+  ) {
+    this.outbox = new OutboxTable(deps.db);
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Stops scheduling, waits for the pass in progress (it ends after the batch in flight) and closes the publisher. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.deps.timers.clearTimeout(this.timer);
+    await this.running;
+    await this.deps.publisher.close();
+  }
+
+  /** One pass now if this replica leads (undefined if another does); concurrent calls share it. Never throws. */
+  runOnce(): Promise<PublishPass | undefined> {
+    this.running ??= this.lead().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopping) return;
+    this.timer = this.deps.timers.setTimeout(() => {
+      void this.runOnce().then((pass) => this.schedule(this.afterPass(pass)));
+    }, delayMs);
+  }
+
+  /** The delay before the next pass: the interval, or a growing backoff while passes fail. */
+  private afterPass(pass: PublishPass | undefined): number {
+    if (!pass?.error) {
+      if (this.failures > 0) this.deps.logger.info({ failedPasses: this.failures, broker: this.deps.publisher.description }, 'event publishing resumed');
+      this.failures = 0;
+      return this.options.intervalMs;
+    }
+    this.failures += 1;
+    const delayMs = retryDelayMs(this.failures, this.options.retry);
+    // Once when the trouble starts, then at debug: a broker down for an hour must not flood the log.
+    const log = this.failures === 1 ? this.deps.logger.warn.bind(this.deps.logger) : this.deps.logger.debug.bind(this.deps.logger);
+    log({ err: describe(pass.error), broker: this.deps.publisher.description, retryInMs: delayMs }, 'event publishing failed; events wait in the outbox');
+    return delayMs;
+  }
+
+  private async lead(): Promise<PublishPass | undefined> {
+    try {
+      return await this.deps.db.withAdvisoryLock(publisherLockId, () => this.pass());
+    } catch (error) {
+      // The database failed (the broker's failures are outcomes): the pass counts as failed all the same.
+      this.deps.metrics.eventPublishFailures.inc();
+      return { published: 0, duplicates: 0, deleted: 0, error };
+    }
+  }
+
+  private async pass(): Promise<PublishPass> {
+    const { publisher, clock, metrics } = this.deps;
+    const pass: PublishPass = { published: 0, duplicates: 0, deleted: 0 };
+    while (!this.stopping) {
+      const batch = await this.outbox.unpublished(this.options.batchSize);
+      if (batch.length === 0) break;
+      const outcome = await publisher.publish(batch.map((event) => toCloudEvent(event, this.options.source)));
+      const acknowledged = batch.slice(0, outcome.acknowledged);
+      await this.outbox.markPublished(acknowledged, clock.now());
+      countPublished(metrics, acknowledged, outcome.duplicates);
+      pass.published += acknowledged.length;
+      pass.duplicates += outcome.duplicates;
+      if (outcome.error !== undefined || acknowledged.length < batch.length) {
+        metrics.eventPublishFailures.inc();
+        pass.error = outcome.error ?? new Error(`the broker acknowledged ${acknowledged.length} of ${batch.length} events`);
+        return pass;
+      }
+      if (batch.length < this.options.batchSize) break;
+    }
+    const before = clock.now() - this.options.retentionMs;
+    for (let deleted = deleteBatch; deleted === deleteBatch && !this.stopping; ) {
+      deleted = await this.outbox.deletePublishedBefore(before, deleteBatch);
+      pass.deleted += deleted;
+    }
+    return pass;
+  }
+}
+
+function countPublished(metrics: Metrics, events: readonly QueuedEvent[], duplicates: number): void {
+  const byType = new Map<string, number>();
+  for (const event of events) byType.set(event.type, (byType.get(event.type) ?? 0) + 1);
+  for (const [type, count] of byType) metrics.eventsPublished.inc({ type }, count);
+  if (duplicates > 0) metrics.eventDuplicates.inc(duplicates);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
