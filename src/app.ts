@@ -16,6 +16,7 @@ import { WalletService } from './billing/wallet.js';
 import type { Catalog } from './catalog/catalog.js';
 import { loadCatalogFile } from './catalog/load.js';
 import type { Config } from './config/config.js';
+import { startEventPublishing, type EventPublishing } from './events/index.js';
 import { grpcSecurity } from './grpc/security.js';
 import { checkServiceName, startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { adminRoutes } from './http/admin-routes.js';
@@ -64,6 +65,8 @@ export interface App {
   wallets: WalletService;
   ratingLoop: RatingLoop;
   alerts: UsageAlerts;
+  /** Usage events, alerts and finalized invoices out to the event stream (off unless TOLLGATE_NATS_URL is set). */
+  events: EventPublishing;
   /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
   /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
@@ -130,9 +133,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const wallet = new WalletService(db, counters, () => catalog, clock, logger);
   const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
-  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
+  const events = startEventPublishing({ config: config.events, db, clock, metrics, logger });
+  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, events: events.outbox });
   const ratingLoop = new RatingLoop(
-    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
+    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, events: events.outbox },
     config.billing,
   );
   ratingLoop.start();
@@ -147,7 +151,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     metrics,
     logger,
   });
-  const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
+  const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger, events: events.outbox });
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
   const grpc = await startGrpcServer({
     host: config.grpc.host,
@@ -239,6 +243,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       await step('rating loop', drainUntil, () => ratingLoop.stop());
       await step('Stripe sync', drainUntil, () => stripe.stop());
       await step('usage alerts', drainUntil, () => alerts.stop());
+      // After every writer. What is still queued stays in the outbox, for another replica or the next start.
+      await step('event publishing', drainUntil, () => events.stop());
       identities.stop();
       await step('counter store close', closeUntil, () => counters.close());
       await step('database close', closeUntil, () => db.close());
@@ -260,6 +266,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     wallets: wallet,
     ratingLoop,
     alerts,
+    events,
     stop,
     drainNow: () => shutdownDelay.abort(),
   };

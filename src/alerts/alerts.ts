@@ -1,6 +1,7 @@
 /** Usage alerts, wired: webhooks, the evaluation loop and the delivery loop, each led by one replica at a time. */
 import type { Catalog } from '../catalog/catalog.js';
 import type { AlertsConfig } from '../config/config.js';
+import type { EventOutbox } from '../events/index.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -24,6 +25,8 @@ export interface UsageAlertsDeps {
   version: string;
   metrics: Metrics;
   logger: Logger;
+  /** Where fired alerts are queued for the event stream; off unless given. */
+  events?: EventOutbox;
 }
 
 export interface UsageAlerts {
@@ -39,7 +42,7 @@ export interface UsageAlerts {
 export function startUsageAlerts(deps: UsageAlertsDeps): UsageAlerts {
   const { config, db, metrics, logger } = deps;
   const deliveries = new AlertDeliveryLog(db);
-  const evaluator = new AlertEvaluator({ db, catalog: deps.catalog, clock: deps.clock, metrics, logger });
+  const evaluator = new AlertEvaluator({ db, catalog: deps.catalog, clock: deps.clock, metrics, logger, events: deps.events });
   const worker = new AlertDeliveryWorker({
     log: deliveries,
     policy: config.retry,

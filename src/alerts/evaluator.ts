@@ -1,9 +1,10 @@
 /**
  * Alert evaluation: for each active subscription whose plan has alerts, reads its running billing period's facts
  * (metered units from the usage rollups, the draft invoice's running total, the wallet's ledger balance) and records
- * the thresholds crossed, each once per period, queueing their deliveries in the same transaction.
+ * the thresholds crossed, each once per period, queueing their deliveries (and their events) in the same transaction.
  */
 import type { Catalog } from '../catalog/catalog.js';
+import { eventsOff, type EventOutbox } from '../events/index.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import { formatMajor } from '../kernel/money.js';
@@ -11,7 +12,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { periodContaining, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
 import { queueDeliveries } from './deliveries.js';
-import { recordCrossings, type Crossing, type UsageAlert } from './records.js';
+import { alertRaisedEvent, recordCrossings, type Crossing, type UsageAlert } from './records.js';
 import { alertTypes, planThresholds, thresholdJson, type AlertThreshold } from './thresholds.js';
 
 export interface AlertEvaluatorDeps {
@@ -20,6 +21,8 @@ export interface AlertEvaluatorDeps {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  /** Where fired alerts are queued for the event stream; off unless given. */
+  events?: EventOutbox;
 }
 
 interface WatchedSubscription {
@@ -73,6 +76,7 @@ export class AlertEvaluator {
         ...(await db.transaction(async (tx) => {
           const alerts = await recordCrossings(tx, crossings, now);
           await queueDeliveries(tx, alerts.map((alert) => alert.id));
+          await (this.deps.events ?? eventsOff).record(tx, alerts.map(alertRaisedEvent));
           return alerts;
         })),
       );

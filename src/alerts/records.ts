@@ -1,5 +1,6 @@
 /** Usage alerts fired (usage_alerts), and the event each one sends to the customer's webhook. */
 import { newId } from '../accounts/keys.js';
+import { eventTypes, type OutboxEvent } from '../events/index.js';
 import { notFound } from '../kernel/errors.js';
 import type { BillingPeriod } from '../rating/period.js';
 import type { Queryable } from '../store/db.js';
@@ -105,6 +106,11 @@ export function alertEvent(alert: UsageAlert): AlertEvent {
     threshold: alert.threshold,
     current: alert.observed,
   };
+}
+
+/** The alert as the event stream carries it: the webhook's body, as data of an `alert.raised` CloudEvent. */
+export function alertRaisedEvent(alert: UsageAlert): OutboxEvent {
+  return { type: eventTypes.alertRaised, customerId: alert.customerId, occurredAt: alert.firedAt, data: { ...alertEvent(alert) } };
 }
 
 export interface UsageAlertRow {

@@ -4,13 +4,14 @@
  * ended (all of them, however long it was down) and posts prepaid advance charges and true-ups.
  */
 import type { Catalog } from '../catalog/catalog.js';
+import { eventsOff, type EventOutbox } from '../events/index.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { periodContaining, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
 import { loadBillableSubscriptions, loadSubscriptionHistory, type BillableSubscription } from './histories.js';
-import { findInvoice, saveRatedPeriods, type RatedPeriod, type StoredInvoiceDetail } from './invoices.js';
+import { findInvoice, invoiceFinalizedEvent, saveRatedPeriods, type RatedPeriod, type StoredInvoiceDetail } from './invoices.js';
 import { catalogPricing, periodsToRate, ratePeriodInvoice } from './period-invoice.js';
 import { usageKey, type UsageSource } from './usage-source.js';
 import type { WalletService } from './wallet.js';
@@ -47,6 +48,8 @@ export class RatingLoop {
       wallets: WalletService;
       metrics: Metrics;
       logger: Logger;
+      /** Where finalized invoices are queued for the event stream; off unless given. */
+      events?: EventOutbox;
     },
     private readonly options: RatingLoopOptions,
   ) {}
@@ -155,6 +158,7 @@ export class RatingLoop {
       for (const invoice of invoices) {
         if (walletKeys.has(usageKey(invoice.subscriptionId, invoice.periodStart))) await wallets.trueUp(tx, invoice);
       }
+      await (this.deps.events ?? eventsOff).record(tx, invoices.map(invoiceFinalizedEvent));
       return invoices;
     });
     for (const invoice of finalized) metrics.invoicesFinalized.inc({ mode: invoice.mode });

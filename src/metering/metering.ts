@@ -5,6 +5,7 @@ import type { IdentityCache } from '../accounts/identity-cache.js';
 import type { UsageIdentity } from '../authz/usage-identity.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/config.js';
+import type { EventOutbox } from '../events/index.js';
 import type { Clock } from '../kernel/clock.js';
 import type { Logger } from '../kernel/logger.js';
 import { registerAccessLogStreamGauges, registerSpoolGauges, type Metrics } from '../metrics/metrics.js';
@@ -31,6 +32,8 @@ export interface MeteringDependencies {
   usage: Pick<UsageIdentity, 'verify'>;
   metrics: Metrics;
   logger: Logger;
+  /** Where stored usage events are queued for the event stream; off unless given. */
+  events?: EventOutbox;
 }
 
 export interface Metering {
@@ -53,7 +56,8 @@ export function startMetering(deps: MeteringDependencies): Metering {
     logger,
   });
   registerSpoolGauges(metrics, spool);
-  const sink = config.databaseUrl ? new PostgresUsageSink(config.databaseUrl, logger) : new DbUsageSink(deps.db);
+  const sinkOptions = { queueEvents: deps.events?.enabled ?? false };
+  const sink = config.databaseUrl ? new PostgresUsageSink(config.databaseUrl, logger, sinkOptions) : new DbUsageSink(deps.db, sinkOptions);
   const meter = new UsageMeter(spool, sink, metrics, logger, {
     batchSize: config.metering.batchSize,
     flushIntervalMs: config.metering.flushIntervalMs,
