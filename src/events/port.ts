@@ -18,6 +18,11 @@ export interface PublishOutcome {
 export interface EventPublisher {
   /** For logs: which broker, where (no credentials). */
   readonly description: string;
+  /**
+   * Connects if not connected, and prepares the destination (NATS: creates or checks the stream). Throws while the
+   * broker is unreachable: the loop calls it on every pass, so a broker that is down shows even with nothing to send.
+   */
+  connect(): Promise<void>;
   publish(events: readonly CloudEvent[]): Promise<PublishOutcome>;
   close(): Promise<void>;
 }

@@ -108,7 +108,7 @@ export class PublisherLoop {
     try {
       return await this.deps.db.withAdvisoryLock(publisherLockId, () => this.pass());
     } catch (error) {
-      // The database failed (the broker's failures are outcomes): the pass counts as failed all the same.
+      // The broker could not be reached, or the database failed: the pass counts as failed.
       this.deps.metrics.eventPublishFailures.inc();
       return { published: 0, duplicates: 0, deleted: 0, error };
     }
@@ -117,6 +117,7 @@ export class PublisherLoop {
   private async pass(): Promise<PublishPass> {
     const { publisher, clock, metrics } = this.deps;
     const pass: PublishPass = { published: 0, duplicates: 0, deleted: 0 };
+    await publisher.connect();
     while (!this.stopping) {
       const batch = await this.outbox.unpublished(this.options.batchSize);
       if (batch.length === 0) break;

@@ -182,7 +182,7 @@ export function createMetrics(registry = new Registry()) {
     }),
     eventPublishFailures: new Counter({
       name: 'tollgate_events_publish_failures_total',
-      help: 'Publisher passes that stopped short (broker unreachable, no acknowledgement in time, refused, or the database failed); the events wait in the outbox.',
+      help: 'Publisher passes that failed (broker unreachable, even with nothing to send; no acknowledgement in time; refused; or the database failed); the events wait in the outbox.',
       registers: [registry],
     }),
   };

@@ -48,6 +48,7 @@ export const customerTables: readonly CustomerTable[] = [
   { table: 'alert_webhooks', where: ofCustomer, orderBy: 'customer_id', omit: ['signing_secret'] },
   { table: 'usage_alerts', where: ofCustomer, orderBy: 'fired_at, id' },
   { table: 'alert_deliveries', where: alertDeliveriesOfCustomer, orderBy: 'id' },
+  { table: 'event_outbox', where: ofCustomer, orderBy: 'id' },
 ];
 
 /** Tables holding nothing about any one customer. */

@@ -3,6 +3,7 @@
  * README, "Privacy", lists what is removed and what is kept, and why.
  */
 import type { AccountsService } from '../accounts/service.js';
+import { eventTypes } from '../events/index.js';
 import type { Clock } from '../kernel/clock.js';
 import { notFound } from '../kernel/errors.js';
 import type { Db, Queryable } from '../store/db.js';
@@ -48,6 +49,8 @@ export class CustomerErasure {
       'WITH deleted AS (DELETE FROM usage_events WHERE customer_id = $1 RETURNING 1) SELECT count(*)::int AS events FROM deleted',
       [customerId],
     );
+    // Their copies queued for the event stream go too; those already published are the consumers' to erase.
+    await this.db.query('DELETE FROM event_outbox WHERE customer_id = $1 AND type = $2', [customerId, eventTypes.usageRecorded]);
     const [kept] = await this.db.query<ErasureReport['kept']>(
       `SELECT (SELECT count(*) FROM invoices WHERE customer_id = $1)::int AS "invoices",
               (SELECT count(*) FROM usage_rollups WHERE customer_id = $1)::int AS "usageRollups",

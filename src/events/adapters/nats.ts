@@ -29,6 +29,10 @@ export class NatsEventPublisher implements EventPublisher {
     this.description = `NATS JetStream ${settings.servers.map(withoutUserInfo).join(',')} stream ${settings.stream}`;
   }
 
+  async connect(): Promise<void> {
+    await this.open();
+  }
+
   async publish(events: readonly CloudEvent[]): Promise<PublishOutcome> {
     let js: JetStreamClient;
     try {
@@ -69,7 +73,7 @@ export class NatsEventPublisher implements EventPublisher {
   private open(): Promise<Session> {
     if (this.closed) return Promise.reject(new Error('the NATS publisher is closed'));
     if (!this.session) {
-      const session = this.connect();
+      const session = this.establish();
       this.session = session;
       session.then(
         ({ connection }) =>
@@ -85,7 +89,7 @@ export class NatsEventPublisher implements EventPublisher {
     return this.session;
   }
 
-  private async connect(): Promise<Session> {
+  private async establish(): Promise<Session> {
     const { servers, timeoutMs, token, credsFile, tls } = this.settings;
     const connection = await connect({
       servers,
