@@ -35,6 +35,7 @@ import type { Db } from '../src/store/db.js';
 import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
+import { consumeTollgateEvents, type TollgateEvent } from '../examples/events-consumer.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { TestStream } from './support/nats.js';
@@ -575,6 +576,19 @@ describe.each(['embedded', 'production'] as const)('events through the service (
       units: 3,
       finalized_at: invoice.finalizedAt,
     });
+
+    // The consumer docs/EVENTS.md shows, on the usage events.
+    const consumed: TollgateEvent[] = [];
+    const consumer = await consumeTollgateEvents({
+      servers: `nats://${natsHost}:${natsPort}`,
+      stream: stream.name,
+      durable: 'analytics',
+      filter: `${stream.prefix}.usage.>`,
+      handle: async (event) => void consumed.push(event),
+    });
+    await expect.poll(() => consumed.length).toBe(4);
+    await consumer.stop();
+    expect(consumed).toEqual(received.slice(0, 4).map((message) => message.event));
 
     const scraped = await (await fetch(`${service.httpUrl}/metrics`)).text();
     expect(scraped).toContain('tollgate_events_published_total{type="io.tollgate.usage.recorded"} 4');
