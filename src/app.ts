@@ -2,49 +2,24 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IdentityCache } from './accounts/identity-cache.js';
-import { AccountsService } from './accounts/service.js';
-import { startUsageAlerts, type UsageAlerts } from './alerts/alerts.js';
-import { createCheckHandler } from './authz/check-service.js';
-import { memoizePeriods } from './authz/decide.js';
-import { JwtVerifier } from './authz/jwt.js';
-import { minSigningKeyLength, UsageIdentity } from './authz/usage-identity.js';
-import { RatingLoop } from './billing/rating-loop.js';
-import { SubscriptionCharges } from './billing/subscription-charges.js';
-import { RollupUsageSource } from './billing/usage-source.js';
-import { WalletService } from './billing/wallet.js';
-import type { Catalog } from './catalog/catalog.js';
-import { loadCatalogFile } from './catalog/load.js';
-import type { Config } from './config/config.js';
+import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
+import { startUsageAlerts, type UsageAlerts } from './alerts/index.js';
+import { RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
+import { type Catalog, loadCatalogFile } from './catalog/index.js';
+import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
+import { type Config, minSigningKeyLength } from './config/index.js';
+import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { startEventPublishing, type EventPublishing } from './events/index.js';
-import { grpcSecurity } from './grpc/security.js';
-import { checkServiceName, startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
-import { adminRoutes } from './http/admin-routes.js';
-import { alertRoutes } from './http/alert-routes.js';
-import { billingRoutes } from './http/billing-routes.js';
-import { privacyRoutes } from './http/privacy-routes.js';
-import { reportRoutes } from './http/report-routes.js';
-import { stripeRoutes } from './http/stripe-routes.js';
-import { usageRoutes } from './http/usage-routes.js';
-import { startHttpServer, type RunningHttpServer } from './http/server.js';
-import { systemClock, type Clock } from './kernel/clock.js';
-import { lockDataDir } from './kernel/data-dir-lock.js';
-import { stepWithin } from './kernel/deadline.js';
-import type { Logger } from './kernel/logger.js';
-import { checkPortsFree } from './kernel/ports.js';
-import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
-import { startMetering, type Metering } from './metering/metering.js';
-import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
-import { CustomerErasure } from './privacy/erasure.js';
-import { MemoryCounterStore } from './quota/memory.js';
-import { RedisCounterStore } from './quota/redis.js';
-import { ResilientCounterStore } from './quota/resilient.js';
-import { periodContaining } from './rating/period.js';
-import { cachedBusinessMetrics } from './reports/business-gauges.js';
-import type { Db } from './store/db.js';
-import { instrumentDb } from './store/instrumented.js';
-import { openDatabase } from './store/open.js';
-import { startStripeIntegration, type StripeIntegration } from './stripe/integration.js';
+import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
+import { AccountsService, IdentityCache, JwtVerifier } from './identity/index.js';
+import { checkPortsFree, type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, watchTlsFiles } from './kernel/index.js';
+import { type Metering, startMetering } from './metering/index.js';
+import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
+import { CustomerErasure } from './privacy/index.js';
+import { periodContaining } from './rating/index.js';
+import { cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
+import { type Db, instrumentDb, openDatabase } from './store/index.js';
+import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
 
 export const version = '0.1.0';
 
@@ -159,7 +134,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     tls: grpcSecured.tls,
     authenticate: grpcSecured.authenticate,
     onUnauthenticated: grpcSecured.onUnauthenticated,
-    check: createCheckHandler({
+    check: checkMethod(createCheckHandler({
       jwt: config.jwt ? await JwtVerifier.create(config.jwt, () => clock.now()) : undefined,
       catalog: () => catalog,
       identities,
@@ -170,7 +145,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       usage: usageIdentity,
       metrics,
       logger,
-    }),
+    })),
     streamAccessLogs: metering.receiver.handle,
   });
   grpcSecured.watch((tls) => grpc.setSecureContext(tls));

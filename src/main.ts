@@ -1,10 +1,7 @@
 import { startApp } from './app.js';
-import { loadConfig } from './config/config.js';
-import { CatalogError } from './catalog/load.js';
-import { DataDirLockedError } from './kernel/data-dir-lock.js';
-import { ExitDeadline } from './kernel/exit-deadline.js';
-import { createLogger } from './kernel/logger.js';
-import { PortUnavailableError } from './kernel/ports.js';
+import { loadConfig } from './config/index.js';
+import { CatalogError } from './catalog/index.js';
+import { createLogger, DataDirLockedError, ExitDeadline, PortUnavailableError } from './kernel/index.js';
 
 /** `tollgate serve`: runs until SIGTERM or SIGINT, then drains. */
 export async function serve(): Promise<void> {

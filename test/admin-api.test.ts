@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../src/accounts/keys.js';
+import { hashApiKey } from '../src/identity/keys.js';
 import { startTestApp, type TestApp } from './support/services.js';
 
 describe('admin API', () => {

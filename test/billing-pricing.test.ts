@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import type { Identity } from '../src/accounts/identity-cache.js';
-import { admit, conclude } from '../src/authz/decide.js';
+import type { Identity } from '../src/identity/identity-cache.js';
+import { admit, conclude } from '../src/check/decide.js';
 import { priceKeyOf, realTimeCallPrice } from '../src/billing/call-price.js';
 import { catalogPricing, periodsToRate, ratePeriodInvoice, type SubscriptionHistory } from '../src/billing/period-invoice.js';
 import { loadCatalogFile } from '../src/catalog/load.js';

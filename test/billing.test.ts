@@ -5,7 +5,7 @@ import { WalletService } from '../src/billing/wallet.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { createMetrics } from '../src/metrics/metrics.js';
-import { MemoryCounterStore } from '../src/quota/memory.js';
+import { MemoryCounterStore } from '../src/counters/memory.js';
 import { periodContaining } from '../src/rating/period.js';
 import { ratePlanChange } from '../src/rating/rate.js';
 import { PostgresDb } from '../src/store/postgres.js';

@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Identity } from '../src/accounts/identity-cache.js';
-import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admitted, type CheckRequestFacts } from '../src/authz/decide.js';
-import type { Deny } from '../src/authz/decision.js';
+import type { Identity } from '../src/identity/identity-cache.js';
+import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admitted, type CheckRequestFacts } from '../src/check/decide.js';
+import type { Deny } from '../src/check/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { periodContaining } from '../src/rating/period.js';
-import type { ConsumeResult } from '../src/quota/store.js';
-import type { LimitOutcome } from '../src/quota/window.js';
+import type { ConsumeResult } from '../src/counters/store.js';
+import type { LimitOutcome } from '../src/counters/window.js';
 
 /** The Check's pure core, decision by decision, with no I/O. */
 

@@ -10,13 +10,10 @@
  *   (usage aggregates are per period, not per plan), with its minimum commitment prorated over that plan's time.
  * Fees and usage are rated apart (a fees-only and a usage-only view of the plan), so each is counted once.
  */
-import type { SubscriptionChange } from '../accounts/service.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { EndpointDocument } from '../catalog/schema.js';
-import type { CurrencyCode } from '../kernel/money.js';
-import { nextPeriod, periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
-import { ratePeriod, ratePlanChange, type LineItem, type PeriodUsage, type Rating } from '../rating/rate.js';
-import { ratePlanSchema, type RatePlan } from '../rating/schema.js';
+import type { SubscriptionChange } from '../identity/index.js';
+import type { Catalog, EndpointDocument } from '../catalog/index.js';
+import type { CurrencyCode } from '../kernel/index.js';
+import { type BillingPeriod, type LineItem, nextPeriod, periodContaining, periodContains, type PeriodUsage, ratePeriod, type RatePlan, ratePlanChange, ratePlanSchema, type Rating } from '../rating/index.js';
 import { priceKeyOf } from './call-price.js';
 
 export interface SubscriptionHistory {

@@ -3,13 +3,12 @@
  * re-bases the prepaid wallets, then refreshes every running period's draft invoice, finalizes the periods that
  * ended (all of them, however long it was down) and posts prepaid advance charges and true-ups.
  */
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog } from '../catalog/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { type BillingPeriod, periodContaining } from '../rating/index.js';
+import type { Db } from '../store/index.js';
 import { eventsOff, type EventOutbox } from '../events/index.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { periodContaining, type BillingPeriod } from '../rating/period.js';
-import type { Db } from '../store/db.js';
 import { loadBillableSubscriptions, loadSubscriptionHistory, type BillableSubscription } from './histories.js';
 import { findInvoice, invoiceFinalizedEvent, saveRatedPeriods, type RatedPeriod, type StoredInvoiceDetail } from './invoices.js';
 import { catalogPricing, periodsToRate, ratePeriodInvoice } from './period-invoice.js';

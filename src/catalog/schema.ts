@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { alertsSchema, checkPlanAlerts } from '../alerts/thresholds.js';
-import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/schema.js';
-import { takenRoutes } from './routes.js';
+import { alertsSchema, checkPlanAlerts } from './alert-thresholds.js';
+import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/index.js';
+import { takenRoutes } from './route-trie.js';
 
 const id = z
   .string()

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { loadEnvoyServices } from '../grpc/protos.js';
-import { fromStruct, type CheckRequestWire, type CheckResponseWire, type HeaderValueOption } from '../grpc/wire.js';
+import { type CheckRequestWire, type CheckResponseWire, fromStruct, type HeaderValueOption, loadEnvoyServices } from '../grpc/index.js';
 
 export interface CheckCall {
   address: string;

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadCatalogFile, CatalogError } from '../catalog/load.js';
+import { CatalogError, loadCatalogFile } from '../catalog/index.js';
 import { AdminApiError, AdminClient } from './admin-client.js';
 import { sendCheck } from './check.js';
 

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import type { JwtSettings } from '../authz/jwt.js';
-import { minSigningKeyLength } from '../authz/usage-identity.js';
-import type { TlsFilePaths } from '../kernel/tls-files.js';
+import type { TlsFilePaths } from '../kernel/index.js';
+
+/** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
+export const minSigningKeyLength = 32;
 
 /** A NATS server address: a nats:// or tls:// URL, or a bare host:port. */
 const natsServer = /^((nats|tls):\/\/)?[^\s/,]+$/;
@@ -172,6 +173,18 @@ export interface NatsConfig {
   credsFile: string | undefined;
   /** TLS: a CA to trust, and a client certificate and key for mutual TLS. */
   tls: { ca: string | undefined; cert: string | undefined; key: string | undefined } | undefined;
+}
+
+/** Bearer JWTs (identity/jwt.ts): where the keys are and which claim names the client. */
+export interface JwtSettings {
+  /** JWKS URL (fetched, cached and refreshed by jose) or a local JWKS file. */
+  jwks: { url: string } | { file: string };
+  issuer: string | undefined;
+  audience: string | undefined;
+  /** The claim naming the client, e.g. client_id (OAuth2 client credentials) or sub. */
+  claim: string;
+  /** Clock tolerance for exp/nbf, seconds. */
+  clockToleranceSeconds: number;
 }
 
 export interface GrpcConfig {

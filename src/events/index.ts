@@ -4,12 +4,10 @@
  * stores what they report; one leader publishes them in order, keyed by event id so that the broker drops a
  * republished one. docs/EVENTS.md has the settings, the messages and the guarantees.
  */
-import type { EventsConfig } from '../config/config.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import { systemTimers, type Timers } from '../kernel/timers.js';
-import { registerEventOutboxGauges, type Metrics } from '../metrics/metrics.js';
-import type { Db, Queryable } from '../store/db.js';
+import type { EventsConfig } from '../config/index.js';
+import { type Clock, type Logger, systemTimers, type Timers } from '../kernel/index.js';
+import { type Metrics, registerEventOutboxGauges } from '../metrics/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import { NatsEventPublisher } from './adapters/nats.js';
 import { allEventTypes, type OutboxEvent } from './core/cloud-event.js';
 import { OutboxTable, queueEvents } from './outbox.js';

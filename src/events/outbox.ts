@@ -1,5 +1,5 @@
 /** The event outbox table (migration 12): events queued by writers, read and marked by the publisher loop. */
-import type { Queryable } from '../store/db.js';
+import type { Queryable } from '../store/index.js';
 import type { EventType, OutboxEvent, QueuedEvent } from './core/cloud-event.js';
 
 /** The insert writers run, followed by a SELECT of (type, customer_id, occurred_at, data) in publication order. */

@@ -4,11 +4,9 @@
  * published events once older than the retention. A failure leaves the rest in the outbox for the next pass, after
  * a backoff; a republished event carries the same id, which the broker de-duplicates.
  */
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import type { TimerHandle, Timers } from '../kernel/timers.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Db } from '../store/db.js';
+import type { Clock, Logger, TimerHandle, Timers } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { Db } from '../store/index.js';
 import { retryDelayMs, toCloudEvent, type QueuedEvent } from './core/cloud-event.js';
 import { OutboxTable } from './outbox.js';
 import type { EventPublisher } from './port.js';

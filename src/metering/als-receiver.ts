@@ -1,8 +1,6 @@
-import type { AccessLogHandler } from '../grpc/server.js';
-import { Status, type StatusCode } from '../grpc/transport.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from './als-wire.js';
+import { type AccessLogHandler, type HttpAccessLogEntryWire, Status, type StatusCode, type StreamAccessLogsMessageWire } from '../grpc/index.js';
+import type { Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
 import type { UsageEvent } from './event.js';
 import type { UsageMeter } from './meter.js';
 

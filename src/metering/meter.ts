@@ -1,5 +1,5 @@
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
 import type { UsageEvent } from './event.js';
 import { encodeEventRow } from './event-rows.js';
 import type { UsageSink } from './sink.js';

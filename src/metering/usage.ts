@@ -1,14 +1,11 @@
-import type { AccountsService } from '../accounts/service.js';
-import type { Subscription } from '../accounts/types.js';
-import { quotaCounterName } from '../authz/decide.js';
-import { loadSubscriptionHistory } from '../billing/histories.js';
-import { planAt } from '../billing/period-invoice.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { invalid, TollgateError } from '../kernel/errors.js';
-import { CounterStoreUnavailable, type CounterStore } from '../quota/store.js';
-import { periodContaining, periodStart, type BillingPeriod } from '../rating/period.js';
-import type { Db } from '../store/db.js';
+import type { AccountsService, Subscription } from '../identity/index.js';
+import { quotaCounterName } from '../check/index.js';
+import { loadSubscriptionHistory, planAt } from '../billing/index.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, invalid, TollgateError } from '../kernel/index.js';
+import { type CounterStore, CounterStoreUnavailable } from '../counters/index.js';
+import { type BillingPeriod, periodContaining, periodStart } from '../rating/index.js';
+import type { Db } from '../store/index.js';
 
 export interface UsageTotals {
   /** Allowed calls (what the quota counts); the byte and unit measures cover these too. */

@@ -2,8 +2,8 @@
  * Where Tollgate holds data about a customer: every table, and how to find one customer's rows in it. The export
  * reads them all; a test fails when a table appears that is in neither list below, so new data gets a decision.
  */
-import { notFound } from '../kernel/errors.js';
-import type { Db } from '../store/db.js';
+import { notFound } from '../kernel/index.js';
+import type { Db } from '../store/index.js';
 
 export interface CustomerTable {
   table: string;

@@ -2,11 +2,10 @@
  * Erasing a customer (GDPR art. 17): what identifies the person goes, what the books need stays, anonymised.
  * README, "Privacy", lists what is removed and what is kept, and why.
  */
-import type { AccountsService } from '../accounts/service.js';
+import type { AccountsService } from '../identity/index.js';
+import { type Clock, notFound } from '../kernel/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import { eventTypes } from '../events/index.js';
-import type { Clock } from '../kernel/clock.js';
-import { notFound } from '../kernel/errors.js';
-import type { Db, Queryable } from '../store/db.js';
 import { alertDeliveriesOfCustomer, stripeWorkOfCustomer } from './customer-data.js';
 
 /** Stands in for an erased customer's name (the column is required); Stripe's copy of the customer gets it too. */

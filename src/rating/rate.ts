@@ -5,17 +5,7 @@
  * Instants are epoch milliseconds. Rounding follows the money kernel: exact decimals, rounded once per line item,
  * half-even. Proration is by elapsed time: a fee is multiplied by (active ms) / (period ms), exactly.
  */
-import { invalid } from '../kernel/errors.js';
-import {
-  Decimal,
-  formatMajor,
-  formatMoney,
-  minorToMajor,
-  parseMajorAmount,
-  parseUnitPrice,
-  roundToMinorUnits,
-  type CurrencyCode,
-} from '../kernel/money.js';
+import { type CurrencyCode, Decimal, formatMajor, formatMoney, invalid, minorToMajor, parseMajorAmount, parseUnitPrice, roundToMinorUnits } from '../kernel/index.js';
 import type { BillingPeriod } from './period.js';
 import { OTHER_ENDPOINTS, type PriceTier, type RatePlan, type UsagePricing } from './schema.js';
 

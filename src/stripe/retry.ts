@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import { TollgateError } from '../kernel/errors.js';
+import { TollgateError } from '../kernel/index.js';
 
 export interface RetryPolicy {
   baseMs: number;

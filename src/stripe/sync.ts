@@ -1,7 +1,6 @@
-import { invalid } from '../kernel/errors.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Db } from '../store/db.js';
+import { invalid, type Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { Db } from '../store/index.js';
 import type { Dunning } from './dunning.js';
 import type { OutboxItem, StripeOutbox, StripeWorkKind } from './outbox.js';
 import { decideAfterFailure, describeFailure, type RetryPolicy } from './retry.js';

@@ -1,5 +1,5 @@
-import type { Decision } from '../../src/authz/decision.js';
-import { grpcCodeFor } from '../../src/grpc/check-response-encoder.js';
+import type { Decision } from '../../src/check/decision.js';
+import { grpcCodeFor } from '../../src/check/check-response-encoder.js';
 import type { CheckResponseWire, HeaderValueOption, Struct, StructValue } from '../../src/grpc/wire.js';
 
 /**

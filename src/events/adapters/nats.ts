@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, credsAuthenticator, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
-import type { NatsConfig } from '../../config/config.js';
-import type { Logger } from '../../kernel/logger.js';
+import type { NatsConfig } from '../../config/index.js';
+import type { Logger } from '../../kernel/index.js';
 import { capturesEvents, cloudEventsJsonMediaType, eventSubject, type CloudEvent } from '../core/cloud-event.js';
 import type { EventPublisher, PublishOutcome } from '../port.js';
 

@@ -1,0 +1,5 @@
+/**
+ * Environment variables to a typed configuration. Other modules import only this file (.dependency-cruiser.cjs).
+ */
+export { loadConfig, minSigningKeyLength } from './config.js';
+export type { AlertsConfig, Config, EventsConfig, GrpcConfig, JwtSettings, NatsConfig, StripeConfig } from './config.js';
