@@ -1,7 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as natsConnect } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { NatsConfig } from '../src/config/config.js';
@@ -38,6 +41,7 @@ import { PostgresDb } from '../src/store/postgres.js';
 import { consumeTollgateEvents, type TollgateEvent } from '../examples/events-consumer.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
+import { TestPki } from './support/certificates.js';
 import { TestStream } from './support/nats.js';
 import { freePort } from './support/ports.js';
 import { serve } from './support/serve-process.js';
@@ -453,6 +457,78 @@ describe('events: one publisher at a time (PostgreSQL advisory lock)', () => {
     expect((await first)!.published).toBe(2);
     expect(await stream.storedCount()).toBe(2);
     await real.close();
+  });
+});
+
+describe('events: NATS with mutual TLS and a token (a nats-server of the test)', () => {
+  const pki = new TestPki();
+  const ca = pki.ca('nats-ca');
+  const serverCert = pki.issue(ca, 'nats', ['IP:127.0.0.1', 'DNS:localhost'], 'server');
+  const clientCert = pki.issue(ca, 'tollgate', ['DNS:tollgate'], 'client');
+  const token = 'nats-token-0123456789';
+  const storeDir = mkdtempSync(join(tmpdir(), 'tollgate-nats-'));
+  let server: ChildProcess;
+  let port: number;
+  let db: Db;
+  const publishers: EventPublisher[] = [];
+
+  beforeAll(async () => {
+    port = await freePort();
+    server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, '--tlsverify', '--tlscert', serverCert.cert, '--tlskey', serverCert.key, '--tlscacert', ca.cert, '--auth', token], { stdio: 'ignore' });
+    const listening = () =>
+      new Promise<boolean>((resolve) => {
+        const socket = tcpConnect(port, '127.0.0.1');
+        socket.once('connect', () => (socket.destroy(), resolve(true))).once('error', () => resolve(false));
+      });
+    for (let attempt = 0; !(await listening()); attempt++) {
+      if (attempt === 200) throw new Error('nats-server did not start');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    db = await PgliteDb.open();
+    await migrate(db);
+  });
+  afterAll(async () => {
+    for (const publisher of publishers) await publisher.close();
+    server?.kill('SIGTERM');
+    await db?.close();
+    pki.remove();
+    rmSync(storeDir, { recursive: true, force: true });
+  });
+
+  const settings = (overrides: Partial<NatsConfig>): NatsConfig => ({
+    servers: [`tls://127.0.0.1:${port}`],
+    stream: 'TOLLGATE',
+    subjectPrefix: 'tollgate',
+    createStream: true,
+    duplicateWindowMs: 120_000,
+    timeoutMs: 2_000,
+    token,
+    credsFile: undefined,
+    tls: { ca: ca.cert, cert: clientCert.cert, key: clientCert.key },
+    ...overrides,
+  });
+  const passWith = (overrides: Partial<NatsConfig>) => {
+    const publisher = new NatsEventPublisher(settings(overrides), silentLogger);
+    publishers.push(publisher);
+    return new PublisherLoop({ db, publisher, clock: new ManualClock(at), timers: new ManualTimers(), metrics: createMetrics(new Registry()), logger: silentLogger }, loopOptions).runOnce();
+  };
+
+  it('publishes over mutual TLS with the token, and fails, without throwing, on a wrong token or certificate', async () => {
+    await db.transaction((tx) => eventsOn.record(tx, [alertEvent(1)]));
+    expect(String((await passWith({ token: 'not-the-token-0000' }))!.error)).toMatch(/authorization/i);
+    expect((await passWith({ tls: { ca: ca.cert, cert: undefined, key: undefined } }))!.error).toBeDefined();
+    expect((await passWith({ tls: undefined }))!.error).toBeDefined();
+    expect((await passWith({}))!).toEqual({ published: 1, duplicates: 0, deleted: 0 });
+
+    const connection = await natsConnect({ servers: `127.0.0.1:${port}`, token, tls: { caFile: ca.cert, certFile: clientCert.cert, keyFile: clientCert.key } });
+    expect((await (await jetstreamManager(connection)).streams.info('TOLLGATE')).state.messages).toBe(1);
+    await connection.close();
+  });
+
+  it('takes a tls:// address to mean TLS: a server without it is refused', async () => {
+    await db.transaction((tx) => eventsOn.record(tx, [alertEvent(2)]));
+    const refused = await passWith({ servers: [`tls://${natsHost}:${natsPort}`], token: undefined, tls: undefined });
+    expect(String(refused!.error)).toContain("server does not support 'tls'");
   });
 });
 

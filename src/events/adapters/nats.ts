@@ -91,6 +91,8 @@ export class NatsEventPublisher implements EventPublisher {
 
   private async establish(): Promise<Session> {
     const { servers, timeoutMs, token, credsFile, tls } = this.settings;
+    // With TLS options the client refuses a server without TLS: a tls:// address means TLS, not "TLS if offered".
+    const useTls = tls !== undefined || servers.some((server) => server.startsWith('tls://'));
     const connection = await connect({
       servers,
       name: 'tollgate',
@@ -100,7 +102,7 @@ export class NatsEventPublisher implements EventPublisher {
       ignoreClusterUpdates: true,
       ...(token !== undefined && { token }),
       ...(credsFile !== undefined && { authenticator: credsAuthenticator(() => readFileSync(credsFile)) }),
-      ...(tls && { tls: { caFile: tls.ca, certFile: tls.cert, keyFile: tls.key } }),
+      ...(useTls && { tls: { caFile: tls?.ca, certFile: tls?.cert, keyFile: tls?.key } }),
     });
     try {
       if (this.settings.createStream) await this.ensureStream(connection);
