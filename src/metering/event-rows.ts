@@ -133,7 +133,6 @@ queued_events AS (
     'status', status, 'weight', weight, 'request_bytes', request_bytes, 'response_bytes', response_bytes,
     'duration_us', duration_us, 'decision', decision, 'reason', reason, 'billable', billable, 'captured', captured)
   FROM inserted
-  ORDER BY occurred_at, usage_id
 ),`;
 
 export interface InsertStatements {
