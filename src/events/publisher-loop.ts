@@ -89,7 +89,9 @@ export class PublisherLoop {
 
   /** The delay before the next pass: the interval, or a growing backoff while passes fail. */
   private afterPass(pass: PublishPass | undefined): number {
-    if (!pass?.error) {
+    // Another replica leads: it publishes, this one only looks again later.
+    if (!pass) return this.options.intervalMs;
+    if (!pass.error) {
       if (this.failures > 0) this.deps.logger.info({ failedPasses: this.failures, broker: this.deps.publisher.description }, 'event publishing resumed');
       this.failures = 0;
       return this.options.intervalMs;
