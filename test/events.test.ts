@@ -677,6 +677,9 @@ describe.each(['embedded', 'production'] as const)('events through the service (
   });
 });
 
+/** A `tollgate serve` process opens PGlite and migrates before it answers: tens of seconds on a busy machine. */
+const processTestTimeoutMs = 120_000;
+
 describe('events: a dead NATS and SIGTERM (tollgate serve)', () => {
   let silent: Server;
   const sockets = new Set<Socket>();
@@ -692,7 +695,7 @@ describe('events: a dead NATS and SIGTERM (tollgate serve)', () => {
     expect(server.output.match(/event publishing failed/g)).toHaveLength(1);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
-  });
+  }, processTestTimeoutMs);
 
   it('stops within the grace on SIGTERM while a connection to NATS hangs', async () => {
     // Accepts connections and never answers: the publisher waits for NATS's greeting until its (long) timeout.
@@ -705,5 +708,5 @@ describe('events: a dead NATS and SIGTERM (tollgate serve)', () => {
     // Past the grace the process would exit with 1 (see README, TOLLGATE_SHUTDOWN_GRACE_MS).
     expect(await server.exited).toBe(0);
     expect(server.output).toContain('"msg":"stopped"');
-  });
+  }, processTestTimeoutMs);
 });
