@@ -4,18 +4,17 @@
  */
 import { z } from 'zod';
 import type { AccountsService } from '../identity/index.js';
-import { formatMicros, getInvoice, type InvoiceLine, listInvoices, mrrReport, type RatingLoop, type RevenueGroup, revenueReport, type StoredInvoice, type StoredInvoiceDetail, type WalletEntry, type WalletService, type WalletSummary } from '../billing/index.js';
+import { type BillingQueries, formatMicros, type InvoiceLine, type RatingLoop, type RevenueGroup, type StoredInvoice, type StoredInvoiceDetail, type WalletEntry, type WalletService, type WalletSummary } from '../billing/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { type Clock, CURRENCY_CODES, type CurrencyCode, formatMajor, invalid, notFound, parseMajorAmount } from '../kernel/index.js';
 import { quote } from '../rating/index.js';
-import type { Db } from '../store/index.js';
 import { afterRowIdSchema, route, type Route } from './router.js';
 
 export interface BillingRouteDependencies {
   accounts: AccountsService;
   wallets: WalletService;
   ratingLoop: RatingLoop;
-  db: Db;
+  billing: BillingQueries;
   catalog: () => Catalog;
   clock: Clock;
 }
@@ -83,7 +82,7 @@ const currencySchema = z.enum(CURRENCY_CODES);
 const monthSchema = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be a month, YYYY-MM');
 
 export function billingRoutes(deps: BillingRouteDependencies): Route[] {
-  const { accounts, wallets, ratingLoop, db, catalog, clock } = deps;
+  const { accounts, wallets, ratingLoop, billing, catalog, clock } = deps;
 
   /** A request without a currency means the customer's only wallet's, else the catalog's only one. */
   async function currencyFor(customerId: string, given: CurrencyCode | undefined): Promise<CurrencyCode> {
@@ -191,7 +190,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
       response: z.object({ data: z.array(invoiceSchema) }),
       handle: async ({ params, query }) => {
         await accounts.getCustomer(params.id!);
-        return { status: 200, body: { data: (await listInvoices(db, params.id!, query)).map(invoiceView) } };
+        return { status: 200, body: { data: (await billing.listInvoices(params.id!, query)).map(invoiceView) } };
       },
     }),
     route({
@@ -201,7 +200,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
       tag: 'invoices',
       auth: 'admin',
       response: invoiceDetailSchema,
-      handle: async ({ params }) => ({ status: 200, body: invoiceDetailView(await getInvoice(db, params.id!)) }),
+      handle: async ({ params }) => ({ status: 200, body: invoiceDetailView(await billing.getInvoice(params.id!)) }),
     }),
     route({
       method: 'GET',
@@ -262,7 +261,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
         revenueShareByPartner: z.array(z.object({ partner: z.string(), currency: z.string(), owed: money })),
       }),
       handle: async ({ query }) => {
-        const report = await revenueReport(db, query.period);
+        const report = await billing.revenueReport(query.period);
         return {
           status: 200,
           body: {
@@ -290,7 +289,7 @@ export function billingRoutes(deps: BillingRouteDependencies): Route[] {
         byPlan: z.array(z.object({ planId: z.string(), currency: z.string(), subscriptions: z.number(), recurringFee: money, mrr: money })),
       }),
       handle: async () => {
-        const report = await mrrReport(db, catalog(), clock.now());
+        const report = await billing.mrrReport(catalog(), clock.now());
         return {
           status: 200,
           body: {

@@ -11,3 +11,5 @@ export { startHttpServer } from './server.js';
 export type { RunningHttpServer } from './server.js';
 export { stripeRoutes } from './stripe-routes.js';
 export { usageRoutes } from './usage-routes.js';
+export { route } from './router.js';
+export type { Route } from './router.js';

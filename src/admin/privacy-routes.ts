@@ -1,11 +1,10 @@
 /** Admin routes for a customer's data rights: export everything held about them, and erase them. */
 import { z } from 'zod';
 import type { Clock } from '../kernel/index.js';
-import { type CustomerErasure, exportCustomer } from '../privacy/index.js';
-import type { Db } from '../store/index.js';
+import type { CustomerErasure, CustomerExport } from '../privacy/index.js';
 import { route, type Route } from './router.js';
 
-export function privacyRoutes(deps: { db: Db; erasure: CustomerErasure; clock: Clock }): Route[] {
+export function privacyRoutes(deps: { exportCustomer: (customerId: string, now: number) => Promise<CustomerExport>; erasure: CustomerErasure; clock: Clock }): Route[] {
   return [
     route({
       method: 'GET',
@@ -19,7 +18,7 @@ export function privacyRoutes(deps: { db: Db; erasure: CustomerErasure; clock: C
         omitted: z.record(z.string(), z.array(z.string())),
         tables: z.record(z.string(), z.array(z.record(z.string(), z.unknown()))),
       }),
-      handle: async ({ params }) => ({ status: 200, body: await exportCustomer(deps.db, params.id!, deps.clock.now()) }),
+      handle: async ({ params }) => ({ status: 200, body: await deps.exportCustomer(params.id!, deps.clock.now()) }),
     }),
     route({
       method: 'POST',

@@ -2,14 +2,13 @@
 import { z } from 'zod';
 import type { Catalog } from '../catalog/index.js';
 import { type Clock, formatMajor } from '../kernel/index.js';
-import { businessMetrics, type MetricsWindow } from '../reports/index.js';
-import type { Queryable } from '../store/index.js';
+import type { BusinessMetrics, MetricsWindow } from '../reports/index.js';
 import { route, type Route } from './router.js';
 
 const rate = z.number().nullable().describe('numerator over denominator; null when the denominator is 0');
 const money = z.string().describe('decimal amount in major units, e.g. "49.00"');
 
-export function reportRoutes(deps: { db: Queryable; catalog: () => Catalog; clock: Clock }): Route[] {
+export function reportRoutes(deps: { businessMetrics: (catalog: Catalog, window: MetricsWindow, now: number) => Promise<BusinessMetrics>; catalog: () => Catalog; clock: Clock }): Route[] {
   return [
     route({
       method: 'GET',
@@ -40,7 +39,7 @@ export function reportRoutes(deps: { db: Queryable; catalog: () => Catalog; cloc
       handle: async ({ query }) => {
         const now = deps.clock.now();
         const period = query.period ?? new Date(now).toISOString().slice(0, 7);
-        const metrics = await businessMetrics(deps.db, deps.catalog(), monthWindow(period), now);
+        const metrics = await deps.businessMetrics(deps.catalog(), monthWindow(period), now);
         return {
           status: 200,
           body: {

@@ -169,39 +169,19 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
 
 function errorReply(error: unknown, requestId: string, logger: Logger): Reply {
   if (error instanceof TollgateError) {
+    // A dependency that failed under the error (the database unreachable, say) is the operator's to see, not the caller's.
+    if (error.code === 'unavailable' && error.cause !== undefined) logger.warn({ err: error.cause instanceof Error ? error.cause.message : String(error.cause), requestId }, error.message);
     return {
       status: errorStatus[error.code],
       body: { error: { code: error.code, message: error.message, ...(error.field ? { field: error.field } : {}), request_id: requestId } },
+      ...(error.retryAfterSeconds !== undefined ? { headers: { 'retry-after': String(error.retryAfterSeconds) } } : {}),
     };
-  }
-  if ((error as { code?: unknown })?.code === '23505') {
-    // A unique constraint (e.g. an OAuth client registered twice) raced past the service's own checks.
-    return { status: 409, body: { error: { code: 'conflict', message: 'that record already exists', request_id: requestId } } };
-  }
-  if ((error as { code?: unknown })?.code === '22021' || (error as { code?: unknown })?.code === '22P05') {
-    // A NUL byte (or a character the database's encoding lacks) in a body or query value.
-    return { status: 400, body: { error: { code: 'invalid_request', message: 'a value holds a character the database cannot store (e.g. a NUL byte)', request_id: requestId } } };
-  }
-  if ((error as { code?: unknown })?.code === '23001') {
-    // restrict_violation: a database rule refused the write (an erased customer, a finalized invoice); its message says which.
-    return { status: 409, body: { error: { code: 'conflict', message: (error as Error).message, request_id: requestId } } };
-  }
-  if (isDatabaseUnavailable(error)) {
-    logger.warn({ err: (error as Error).message, requestId }, 'database unavailable');
-    return { status: 503, body: { error: { code: 'unavailable', message: 'the database is unavailable; retry shortly', request_id: requestId } }, headers: { 'retry-after': '1' } };
   }
   logger.error({ err: error instanceof Error ? error.stack : String(error), requestId }, 'admin request failed');
   return { status: 500, body: { error: { code: 'internal', message: 'internal error', request_id: requestId } } };
 }
 
 const headerValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
-
-/** Connection-level failures (refused, reset, timed out, server shutting down) rather than bad SQL or bad data. */
-function isDatabaseUnavailable(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  if (typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('57P'))) return true;
-  return error instanceof Error && /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect/i.test(error.message);
-}
 
 function decodePathParam(value: string, name: string): string {
   let decoded: string;

@@ -5,6 +5,7 @@
 export { formatMicros } from './call-price.js';
 export { loadSubscriptionHistoriesStartedBefore, loadSubscriptionHistory } from './histories.js';
 export { getInvoice, listInvoices } from './invoices.js';
+export { BillingQueries } from './queries.js';
 export type { InvoiceRow, StoredInvoice, StoredInvoiceDetail } from './invoices.js';
 export { planAt } from './period-invoice.js';
 export type { InvoiceLine, SubscriptionHistory } from './period-invoice.js';
@@ -16,3 +17,5 @@ export { RollupUsageSource } from './usage-source.js';
 export { prepaidWalletLimit } from './wallet-counters.js';
 export { WalletService } from './wallet.js';
 export type { WalletEntry, WalletSummary } from './wallet.js';
+export { catalogPricing, previewPlanChange } from './period-invoice.js';
+export type { PlanChangePreview } from './period-invoice.js';

@@ -5,6 +5,7 @@ import type { Metrics, TallyIncrement } from '../metrics/index.js';
 import type { ResilientCounterStore } from '../counters/index.js';
 import type { CheckHandler } from './check-method.js';
 import type { CheckRequestWire } from '../grpc/index.js';
+import type { CheckOutcome, CheckTrace, Tracing } from '../tracing/index.js';
 import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
 import type { Decision } from './decision.js';
 import type { UsageIdentity } from './usage-identity.js';
@@ -22,23 +23,29 @@ export interface CheckDependencies {
   jwt?: JwtVerifier | undefined;
   /** Gives each allowed call its usage id and signature. */
   usage: Pick<UsageIdentity, 'stamp'>;
+  /** Spans for each Check when tracing is on; absent or off, the Check allocates nothing for tracing. */
+  tracing?: Pick<Tracing, 'check'> | undefined;
 }
 
 /**
  * Decides one Check: identity and entitlement from memory, counters in one store call, never a database query.
  * A denial that needs no counters is answered synchronously; only the counter call (or a JWT to verify) makes it wait.
  */
-function decide(wire: CheckRequestWire, deps: CheckDependencies, resolveApiKey: (key: string) => Identity | undefined): Decision | Promise<Decision> {
-  const facts = toFacts(wire);
+function decide(
+  facts: CheckRequestFacts | undefined,
+  deps: CheckDependencies,
+  resolveApiKey: (key: string) => Identity | undefined,
+  trace: CheckTrace | undefined,
+): Decision | Promise<Decision> {
   if (!facts) {
     return denial(400, 'malformed_request', 'The Check request carries no HTTP request method and path.', '', {});
   }
   // A bearer JWT is the credential unless an API key was sent in its own header.
   const bearer = deps.jwt && /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
   if (deps.jwt && bearer && looksLikeJwt(bearer) && !facts.headers[deps.options.keyHeader]?.trim()) {
-    return decideWithJwt(facts, bearer, deps.jwt, resolveApiKey, deps);
+    return decideWithJwt(facts, bearer, deps.jwt, resolveApiKey, deps, trace);
   }
-  return decideFor(facts, resolveApiKey, deps.options, deps);
+  return decideFor(facts, resolveApiKey, deps.options, deps, trace);
 }
 
 async function decideWithJwt(
@@ -47,6 +54,7 @@ async function decideWithJwt(
   jwt: JwtVerifier,
   resolveApiKey: (key: string) => Identity | undefined,
   deps: CheckDependencies,
+  trace: CheckTrace | undefined,
 ): Promise<Decision> {
   const verified = await jwt.verify(bearer);
   if (!verified.ok) {
@@ -55,7 +63,7 @@ async function decideWithJwt(
   const client = deps.identities.resolve(oauthClientCredential(verified.clientId).hash);
   const resolveKey = (key: string) => (key === bearer ? client : resolveApiKey(key));
   // The verified token is the credential even where bearer API keys are turned off.
-  return decideFor(facts, resolveKey, { ...deps.options, keyFromBearer: true }, deps);
+  return decideFor(facts, resolveKey, { ...deps.options, keyFromBearer: true }, deps, trace);
 }
 
 function decideFor(
@@ -63,16 +71,32 @@ function decideFor(
   resolveKey: (key: string) => Identity | undefined,
   options: DecideOptions,
   deps: CheckDependencies,
+  trace: CheckTrace | undefined,
 ): Decision | Promise<Decision> {
   const catalog = deps.catalog();
   const now = deps.clock.now();
   const admission = admit(facts, { catalog, options, now, resolveKey, periodOf: deps.periodOf });
+  trace?.decided();
   if (!admission.admitted) return admission.decision;
   const { next } = admission;
   if (next.limits.length === 0) return stamped(conclude(next, { allowed: true, outcomes: [] }, facts, deps.options, catalog.upgradeUrl), next, deps);
-  return deps.counters
-    .consumeOrDegrade({ scope: next.scope, now, limits: next.limits })
-    .then((answer) => stamped(conclude(next, answer, facts, deps.options, catalog.upgradeUrl), next, deps));
+  trace?.countStarted(next.limits.length);
+  const counted = deps.counters.consumeOrDegrade({ scope: next.scope, now, limits: next.limits });
+  return (trace ? traceCount(counted, trace) : counted).then((answer) => stamped(conclude(next, answer, facts, deps.options, catalog.upgradeUrl), next, deps));
+}
+
+/** Ends the counter-store call's span when the call settles. */
+function traceCount<T extends object>(counted: Promise<T>, trace: CheckTrace): Promise<T> {
+  return counted.then(
+    (answer) => {
+      trace.countEnded('degraded' in answer ? String(answer.degraded) : undefined);
+      return answer;
+    },
+    (error: unknown) => {
+      trace.countFailed(error);
+      throw error;
+    },
+  );
 }
 
 /** An allowed call gets its usage identity here, outside the pure core: issuing ids is stateful. */
@@ -103,16 +127,17 @@ export function createCheckHandler(deps: CheckDependencies): CheckHandler {
     deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check response failed');
   // Nothing here may throw or reject unhandled: a bug answers a 503, and a failure to answer must not end the process.
   type Call = Parameters<CheckHandler>[1];
-  const answer = (call: Call, started: number, decision: Decision) => {
+  const answer = (call: Call, started: number, decision: Decision, trace: CheckTrace | undefined, failure?: unknown) => {
     try {
       countDecision(String(decision.metadata.plan_id ?? ''), decision.allowed ? '' : decision.code);
       checkDuration.observe((performance.now() - started) / 1000);
       call.respond(decision);
+      trace?.end(checkOutcome(decision, failure));
     } catch (error) {
       logAnswerFailure(error);
     }
   };
-  const answerFailure = (request: CheckRequestWire, call: Call, started: number, error: unknown) => {
+  const answerFailure = (request: CheckRequestWire, call: Call, started: number, error: unknown, trace: CheckTrace | undefined) => {
     let decision: Decision;
     try {
       decision = failed(request, error);
@@ -120,26 +145,47 @@ export function createCheckHandler(deps: CheckDependencies): CheckHandler {
       logAnswerFailure(failure);
       return;
     }
-    answer(call, started, decision);
+    answer(call, started, decision, trace, error);
   };
   const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
+  // Read once: with tracing off this stays undefined, and a Check neither reads trace headers nor allocates for spans.
+  const checkTracer = deps.tracing?.check;
   return (request, call) => {
     const started = performance.now();
+    let trace: CheckTrace | undefined;
     let decision: Decision | Promise<Decision>;
     try {
-      decision = decide(request, deps, resolveApiKey);
+      const facts = toFacts(request);
+      if (checkTracer) trace = checkTracer.start(facts?.headers, facts?.requestId ?? '');
+      decision = decide(facts, deps, resolveApiKey, trace);
     } catch (error) {
-      answerFailure(request, call, started, error);
+      answerFailure(request, call, started, error, trace);
       return;
     }
     if (decision instanceof Promise) {
       decision.then(
-        (decided) => answer(call, started, decided),
-        (error: unknown) => answerFailure(request, call, started, error),
+        (decided) => answer(call, started, decided, trace),
+        (error: unknown) => answerFailure(request, call, started, error, trace),
       );
     } else {
-      answer(call, started, decision);
+      answer(call, started, decision, trace);
     }
+  };
+}
+
+/** A decision as the Check's span records it: identifiers and codes only. */
+function checkOutcome(decision: Decision, failure: unknown): CheckOutcome {
+  const { metadata } = decision;
+  const text = (value: string | number | undefined) => (value === undefined ? undefined : String(value));
+  return {
+    allowed: decision.allowed,
+    reason: decision.allowed ? '' : decision.code,
+    status: decision.allowed ? undefined : decision.status,
+    customerId: text(metadata.customer_id),
+    planId: text(metadata.plan_id),
+    endpointId: text(metadata.endpoint_id),
+    degraded: decision.allowed ? text(decision.requestMetadata.degraded) : undefined,
+    failure,
   };
 }
 

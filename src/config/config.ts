@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import type { TlsFilePaths } from '../kernel/index.js';
+import { portalEnvShape, portalSettings, type PortalSettings } from './portal-settings.js';
+import { tracingSettings, type TracingSettings } from '../tracing/index.js';
 
 /** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
 export const minSigningKeyLength = 32;
@@ -109,6 +111,7 @@ const envSchema = z.object({
   TOLLGATE_EVENTS_RETRY_BASE_MS: z.coerce.number().int().positive().default(1_000),
   TOLLGATE_EVENTS_RETRY_MAX_MS: z.coerce.number().int().positive().default(60_000),
   TOLLGATE_EVENTS_RETENTION_MS: z.coerce.number().int().nonnegative().default(3_600_000),
+  ...portalEnvShape,
 });
 
 
@@ -140,6 +143,10 @@ export interface Config {
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
   alerts: AlertsConfig;
+  /** OpenTelemetry tracing from the standard OTEL_* variables; undefined when off (the default). */
+  tracing: TracingSettings | undefined;
+  /** The developer portal, on its own port; undefined: off. */
+  portal: PortalSettings | undefined;
   /** Usage events, alerts and finalized invoices published to a broker; undefined: off, and nothing is queued. */
   events: EventsConfig | undefined;
 }
@@ -272,6 +279,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     billing: { intervalMs: e.TOLLGATE_BILLING_INTERVAL_MS, finalizeAfterMs: e.TOLLGATE_BILLING_FINALIZE_AFTER_MS },
     jwt: jwtSettings(e),
+    portal: portalSettings(e),
     alerts: {
       evaluationIntervalMs: e.TOLLGATE_ALERTS_EVALUATION_INTERVAL_MS,
       deliveryIntervalMs: e.TOLLGATE_ALERTS_DELIVERY_INTERVAL_MS,
@@ -290,6 +298,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       paymentGraceMs: e.TOLLGATE_STRIPE_PAYMENT_GRACE_MS,
       usageReportIntervalMs: e.TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS,
     },
+    tracing: tracingSettings(env),
   };
 }
 

@@ -3,3 +3,6 @@
  */
 export { loadConfig, minSigningKeyLength } from './config.js';
 export type { AlertsConfig, Config, EventsConfig, GrpcConfig, JwtSettings, NatsConfig, StripeConfig } from './config.js';
+export { parseAddressList } from './portal-settings.js';
+export type { PortalSettings } from './portal-settings.js';
+export { textOn } from './colour.js';

@@ -1,4 +1,4 @@
-/** The event outbox table (migration 12): events queued by writers, read and marked by the publisher loop. */
+/** The event outbox table (migration 13): events queued by writers, read and marked by the publisher loop. */
 import type { Queryable } from '../store/index.js';
 import type { EventType, OutboxEvent, QueuedEvent } from './core/cloud-event.js';
 

@@ -8,4 +8,7 @@ export { JwtVerifier, looksLikeJwt } from './jwt.js';
 export { hashApiKey, isApiKey, newId, oauthClientCredential } from './keys.js';
 export { AccountsService } from './service.js';
 export type { SubscriptionChange, SubscriptionHooks } from './service.js';
+export type { AccountRecords, CustomerChanges, NewCustomer, NewKey, NewSubscription, NewSubscriptionChange } from './records.js';
+export { SqlAccountRecords } from './sql-records.js';
 export type { Subscription } from './types.js';
+export type { ApiKey } from './types.js';

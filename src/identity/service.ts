@@ -1,7 +1,8 @@
 import type { Catalog } from '../catalog/index.js';
 import { type Clock, conflict, invalid, notFound, TollgateError } from '../kernel/index.js';
-import type { Db, Queryable } from '../store/index.js';
+import type { Queryable } from '../store/index.js';
 import { generateApiKey, newId, oauthClientCredential } from './keys.js';
+import type { AccountRecords } from './records.js';
 import type { ApiKey, App, Customer, CustomerStatus, Subscription } from './types.js';
 
 export interface CreateCustomerInput {
@@ -48,16 +49,26 @@ export interface SubscriptionChange {
   effectiveAt: number;
 }
 
+export interface PlanChangeOptions {
+  /** When the change takes effect (epoch ms); now by default. */
+  at?: number | undefined;
+  /** The plan the caller saw the subscription on: a change from any other fails with a conflict. */
+  fromPlanId?: string | undefined;
+}
+
 /** Billing's part of subscription writes: it runs in their transaction, so a charge that fails undoes the write. */
 export interface SubscriptionHooks {
   subscribed?(tx: Queryable, subscription: Subscription): Promise<void>;
   changed?(tx: Queryable, subscription: Subscription, change: SubscriptionChange): Promise<void>;
 }
 
-/** Customers, apps, subscriptions and API keys: the records the Check's identity cache mirrors. */
+/**
+ * Customers, apps, subscriptions and API keys: the records the Check's identity cache mirrors. The rules live here;
+ * the records come through the `AccountRecords` port.
+ */
 export class AccountsService {
   constructor(
-    private readonly db: Db,
+    private readonly records: AccountRecords,
     private readonly catalog: () => Catalog,
     private readonly clock: Clock,
     /** Called after every committed write, so this replica's Check sees it at once. */
@@ -70,7 +81,7 @@ export class AccountsService {
    * writes on `tx` (a webhook's event record, say). The Check sees the result once it commits.
    */
   async inTransaction<T>(fn: (accounts: AccountsService, tx: Queryable) => Promise<T>): Promise<T> {
-    const result = await this.db.transaction((tx) => fn(new AccountsService(joinedTransaction(this.db, tx), this.catalog, this.clock, () => {}, this.hooks), tx));
+    const result = await this.records.transaction((records, tx) => fn(new AccountsService(records, this.catalog, this.clock, () => {}, this.hooks), tx));
     this.afterWrite();
     return result;
   }
@@ -78,130 +89,114 @@ export class AccountsService {
   async createCustomer(input: CreateCustomerInput): Promise<Customer> {
     const id = input.id ?? newId('cus', 12);
     // Created at the clock's time, like subscriptions: business metrics (activation) count customers by it.
-    const rows = await this.db.query<CustomerRow>(
-      `INSERT INTO customers (id, name, email, metadata, created_at) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (id) DO NOTHING RETURNING *`,
-      [id, input.name, input.email ?? null, JSON.stringify(input.metadata ?? {}), new Date(this.clock.now())],
-    );
-    if (rows.length === 0) throw conflict(`customer ${id} already exists`, 'id');
+    const customer = await this.records.insertCustomer({
+      id,
+      name: input.name,
+      email: input.email ?? null,
+      metadata: input.metadata ?? {},
+      createdAt: new Date(this.clock.now()),
+    });
+    if (!customer) throw conflict(`customer ${id} already exists`, 'id');
     this.afterWrite();
-    return toCustomer(rows[0]!);
+    return customer;
   }
 
   async getCustomer(id: string): Promise<Customer> {
-    const [row] = await this.db.query<CustomerRow>('SELECT * FROM customers WHERE id = $1', [id]);
-    if (!row) throw notFound('customer', id);
-    return toCustomer(row);
+    const customer = await this.records.customer(id);
+    if (!customer) throw notFound('customer', id);
+    return customer;
   }
 
   async listCustomers(options: { limit: number; after?: string | undefined }): Promise<Customer[]> {
-    const rows = await this.db.query<CustomerRow>(
-      'SELECT * FROM customers WHERE id > $1 ORDER BY id LIMIT $2',
-      [options.after ?? '', options.limit],
-    );
-    return rows.map(toCustomer);
+    return this.records.customers(options);
   }
 
   async updateCustomer(id: string, input: UpdateCustomerInput): Promise<Customer> {
-    const [row] = await this.db.query<CustomerRow>(
-      `UPDATE customers SET
-         name = COALESCE($2, name),
-         email = CASE WHEN $3::boolean THEN $4 ELSE email END,
-         status = COALESCE($5, status),
-         status_reason = CASE WHEN $6::boolean THEN $7 ELSE status_reason END,
-         metadata = COALESCE($8::jsonb, metadata)
-       WHERE id = $1 RETURNING *`,
-      [
-        id,
-        input.name ?? null,
-        input.email !== undefined,
-        input.email ?? null,
-        input.status ?? null,
-        input.statusReason !== undefined,
-        input.statusReason ?? null,
-        input.metadata ? JSON.stringify(input.metadata) : null,
-      ],
-    );
-    if (!row) throw notFound('customer', id);
+    const customer = await this.records.updateCustomer(id, input);
+    if (!customer) throw notFound('customer', id);
     this.afterWrite();
-    return toCustomer(row);
+    return customer;
   }
 
   /** `periodAnchor` (epoch ms) sets the billing day, e.g. the 1st for calendar months; by default the start. */
   async subscribe(customerId: string, planId: string, periodAnchor?: number): Promise<Subscription> {
-    const subscription = await this.db.transaction((tx) => this.subscribeIn(tx, customerId, planId, periodAnchor));
+    const subscription = await this.records.transaction((records, tx) => this.subscribeIn(records, tx, customerId, planId, periodAnchor));
     this.afterWrite();
     return subscription;
   }
 
   async getSubscription(id: string): Promise<Subscription> {
-    const [row] = await this.db.query<SubscriptionRow>('SELECT * FROM subscriptions WHERE id = $1', [id]);
-    if (!row) throw notFound('subscription', id);
-    return toSubscription(row);
+    const subscription = await this.records.subscription(id);
+    if (!subscription) throw notFound('subscription', id);
+    return subscription;
   }
 
   async listSubscriptions(customerId: string): Promise<Subscription[]> {
     await this.getCustomer(customerId);
-    const rows = await this.db.query<SubscriptionRow>(
-      'SELECT * FROM subscriptions WHERE customer_id = $1 ORDER BY created_at, id',
-      [customerId],
-    );
-    return rows.map(toSubscription);
+    return this.records.subscriptions(customerId);
   }
 
-  /** Moves an active subscription to another plan of the same product; keys follow at once. */
-  async changePlan(subscriptionId: string, planId: string): Promise<Subscription> {
-    const subscription = await this.db.transaction(async (tx) => {
-      const [current] = await tx.query<SubscriptionRow>('SELECT * FROM subscriptions WHERE id = $1 FOR UPDATE', [subscriptionId]);
+  /**
+   * Moves an active subscription to another plan of the same product; keys follow at once. A change confirmed from a
+   * preview names the instant the preview was rated at (`at`, not in the future nor before the last change) and the
+   * plan it was shown from (`fromPlanId`), so it bills exactly what was shown or fails with a conflict.
+   */
+  async changePlan(subscriptionId: string, planId: string, options: PlanChangeOptions = {}): Promise<Subscription> {
+    const subscription = await this.records.transaction(async (records, tx) => {
+      const current = await records.subscription(subscriptionId, { forUpdate: true });
       if (!current) throw notFound('subscription', subscriptionId);
       if (current.status !== 'active') throw conflict(`subscription ${subscriptionId} is ${current.status}`);
-      const plan = this.requirePlan(planId);
-      if (plan.product !== current.product_id) {
-        throw invalid('plan', `plan ${planId} belongs to product ${plan.product}, not ${current.product_id}`);
+      if (options.fromPlanId !== undefined && options.fromPlanId !== current.planId) {
+        throw conflict(`subscription ${subscriptionId} is on plan ${current.planId} now, not ${options.fromPlanId}`, 'plan');
       }
-      const [row] = await tx.query<SubscriptionRow>(
-        'UPDATE subscriptions SET plan_id = $2 WHERE id = $1 RETURNING *',
-        [subscriptionId, planId],
-      );
-      return this.recordChange(tx, toSubscription(row!), 'plan_change', current.plan_id, planId);
+      const plan = this.requirePlan(planId);
+      if (plan.product !== current.productId) {
+        throw invalid('plan', `plan ${planId} belongs to product ${plan.product}, not ${current.productId}`);
+      }
+      const effectiveAt = options.at ?? this.clock.now();
+      if (options.at !== undefined) await this.checkChangeInstant(records, current, options.at);
+      const changed = await records.setPlan(subscriptionId, planId);
+      return this.recordChange(records, tx, changed!, 'plan_change', current.planId, planId, effectiveAt);
     });
     this.afterWrite();
     return subscription;
   }
 
   async cancelSubscription(subscriptionId: string): Promise<Subscription> {
-    const subscription = await this.db.transaction(async (tx) => {
-      const [row] = await tx.query<SubscriptionRow>(
-        `UPDATE subscriptions SET status = 'canceled', canceled_at = $2
-         WHERE id = $1 AND status = 'active' RETURNING *`,
-        [subscriptionId, new Date(this.clock.now())],
-      );
-      if (!row) {
-        const [existing] = await tx.query('SELECT 1 FROM subscriptions WHERE id = $1', [subscriptionId]);
-        if (!existing) throw notFound('subscription', subscriptionId);
+    const subscription = await this.records.transaction(async (records, tx) => {
+      const canceled = await records.cancelActiveSubscription(subscriptionId, new Date(this.clock.now()));
+      if (!canceled) {
+        if (!(await records.subscription(subscriptionId))) throw notFound('subscription', subscriptionId);
         throw conflict(`subscription ${subscriptionId} is not active`);
       }
-      return this.recordChange(tx, toSubscription(row), 'cancellation', row.plan_id, null);
+      return this.recordChange(records, tx, canceled, 'cancellation', canceled.planId, null);
     });
     this.afterWrite();
     return subscription;
   }
 
+  /** A change's instant must keep the history in order: not after now, not before the start or the last change. */
+  private async checkChangeInstant(records: AccountRecords, subscription: Subscription, at: number): Promise<void> {
+    const last = await records.lastSubscriptionChangeAt(subscription.id);
+    const earliest = Math.max(Date.parse(subscription.startedAt), last?.getTime() ?? -Infinity);
+    if (!Number.isSafeInteger(at) || at > this.clock.now() || at < earliest) {
+      throw invalid('at', `a plan change takes effect between ${new Date(earliest).toISOString()} and now`);
+    }
+  }
+
   /** History for rating (proration), written in the change's transaction, then billing's part of the change. */
   private async recordChange(
+    records: AccountRecords,
     tx: Queryable,
     subscription: Subscription,
     kind: SubscriptionChange['kind'],
     fromPlanId: string,
     toPlanId: string | null,
+    changeAt?: number,
   ): Promise<Subscription> {
-    const effectiveAt = kind === 'cancellation' ? Date.parse(subscription.canceledAt!) : this.clock.now();
-    const [row] = await tx.query<{ id: string }>(
-      `INSERT INTO subscription_changes (subscription_id, kind, from_plan_id, to_plan_id, effective_at)
-       VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-      [subscription.id, kind, fromPlanId, toPlanId, new Date(effectiveAt)],
-    );
-    await this.hooks.changed?.(tx, subscription, { id: String(row!.id), subscriptionId: subscription.id, kind, fromPlanId, toPlanId, effectiveAt });
+    const effectiveAt = kind === 'cancellation' ? Date.parse(subscription.canceledAt!) : changeAt ?? this.clock.now();
+    const id = await records.insertSubscriptionChange({ subscriptionId: subscription.id, kind, fromPlanId, toPlanId, effectiveAt: new Date(effectiveAt) });
+    await this.hooks.changed?.(tx, subscription, { id, subscriptionId: subscription.id, kind, fromPlanId, toPlanId, effectiveAt });
     return subscription;
   }
 
@@ -219,73 +214,61 @@ export class AccountsService {
   }
 
   private async insertCredential(input: CreateKeyInput, secret: { hash: string; prefix: string }): Promise<ApiKey> {
-    const created = await this.db.transaction(async (tx) => {
-      const [customer] = await tx.query<CustomerRow>('SELECT * FROM customers WHERE id = $1 FOR UPDATE', [input.customerId]);
-      if (!customer) throw notFound('customer', input.customerId);
-      const subscription = await this.subscriptionForKey(tx, input);
+    const created = await this.records.transaction(async (records, tx) => {
+      if (!(await records.customer(input.customerId, { forUpdate: true }))) throw notFound('customer', input.customerId);
+      const subscription = await this.subscriptionForKey(records, tx, input);
       const plan = this.requirePlan(subscription.planId);
-      if (plan.max_keys !== undefined) {
-        const [count] = await tx.query<{ n: string }>(
-          `SELECT count(*) AS n FROM api_keys WHERE subscription_id = $1 AND status <> 'revoked'`,
-          [subscription.id],
-        );
-        if (Number(count!.n) >= plan.max_keys) {
-          throw new TollgateError('forbidden', `plan ${plan.id} allows at most ${plan.max_keys} keys`);
-        }
+      if (plan.max_keys !== undefined && (await records.countUnrevokedKeys(subscription.id)) >= plan.max_keys) {
+        throw new TollgateError('forbidden', `plan ${plan.id} allows at most ${plan.max_keys} keys`);
       }
-      const app = await this.appFor(tx, input.customerId, input.appName ?? defaultAppName);
+      const app = await records.ensureApp(input.customerId, input.appName ?? defaultAppName, newId('app'));
       const manual = this.catalog().products.get(subscription.productId)?.approval === 'manual';
-      const [row] = await tx.query<KeyRow>(
-        `INSERT INTO api_keys (id, customer_id, app_id, subscription_id, name, hash, prefix, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
-        [newId('key'), input.customerId, app.id, subscription.id, input.name ?? null, secret.hash, secret.prefix,
-          manual ? 'pending' : 'active'],
-      );
-      return toApiKey(row!);
+      return records.insertKey({
+        id: newId('key'),
+        customerId: input.customerId,
+        appId: app.id,
+        subscriptionId: subscription.id,
+        name: input.name ?? null,
+        hash: secret.hash,
+        prefix: secret.prefix,
+        status: manual ? 'pending' : 'active',
+      });
     });
     this.afterWrite();
     return created;
   }
 
   async getKey(id: string): Promise<ApiKey> {
-    const [row] = await this.db.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
-    if (!row) throw notFound('key', id);
-    return toApiKey(row);
+    const key = await this.records.key(id);
+    if (!key) throw notFound('key', id);
+    return key;
   }
 
   async listKeys(customerId: string): Promise<ApiKey[]> {
     await this.getCustomer(customerId);
-    const rows = await this.db.query<KeyRow>('SELECT * FROM api_keys WHERE customer_id = $1 ORDER BY created_at, id', [customerId]);
-    return rows.map(toApiKey);
+    return this.records.keys(customerId);
   }
 
   async revokeKey(id: string): Promise<ApiKey> {
-    const [row] = await this.db.query<KeyRow>(
-      `UPDATE api_keys SET status = 'revoked', revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *`,
-      [id, new Date(this.clock.now())],
-    );
-    if (!row) throw notFound('key', id);
+    const key = await this.records.revokeKey(id, new Date(this.clock.now()));
+    if (!key) throw notFound('key', id);
     this.afterWrite();
-    return toApiKey(row);
+    return key;
   }
 
   async approveKey(id: string): Promise<ApiKey> {
-    const [row] = await this.db.query<KeyRow>(
-      `UPDATE api_keys SET status = 'active' WHERE id = $1 AND status = 'pending' RETURNING *`,
-      [id],
-    );
-    if (!row) {
+    const approved = await this.records.activatePendingKey(id);
+    if (!approved) {
       const key = await this.getKey(id);
       throw conflict(`key ${id} is ${key.status}, not pending`);
     }
     this.afterWrite();
-    return toApiKey(row);
+    return approved;
   }
 
   async listApps(customerId: string): Promise<App[]> {
     await this.getCustomer(customerId);
-    const rows = await this.db.query<AppRow>('SELECT * FROM apps WHERE customer_id = $1 ORDER BY name', [customerId]);
-    return rows.map(toApp);
+    return this.records.apps(customerId);
   }
 
   private requirePlan(planId: string) {
@@ -294,151 +277,46 @@ export class AccountsService {
     return plan;
   }
 
-  private async subscribeIn(tx: Queryable, customerId: string, planId: string, periodAnchor?: number): Promise<Subscription> {
+  private async subscribeIn(records: AccountRecords, tx: Queryable, customerId: string, planId: string, periodAnchor?: number): Promise<Subscription> {
     const plan = this.requirePlan(planId);
-    const [customer] = await tx.query('SELECT id FROM customers WHERE id = $1', [customerId]);
-    if (!customer) throw notFound('customer', customerId);
-    const [existing] = await tx.query<SubscriptionRow>(
-      `SELECT * FROM subscriptions WHERE customer_id = $1 AND product_id = $2 AND status = 'active'`,
-      [customerId, plan.product],
-    );
+    if (!(await records.customer(customerId))) throw notFound('customer', customerId);
+    const existing = await records.activeSubscription(customerId, plan.product);
     if (existing) {
       throw conflict(
-        `customer ${customerId} already has subscription ${existing.id} to product ${plan.product} (plan ${existing.plan_id}); change its plan instead`,
+        `customer ${customerId} already has subscription ${existing.id} to product ${plan.product} (plan ${existing.planId}); change its plan instead`,
         'plan',
       );
     }
     const now = new Date(this.clock.now());
-    const [row] = await tx.query<SubscriptionRow>(
-      `INSERT INTO subscriptions (id, customer_id, product_id, plan_id, status, started_at, period_anchor)
-       VALUES ($1, $2, $3, $4, 'active', $5, $6) RETURNING *`,
-      [newId('sub'), customerId, plan.product, planId, now, periodAnchor === undefined ? now : new Date(periodAnchor)],
-    );
-    const subscription = toSubscription(row!);
+    const subscription = await records.insertSubscription({
+      id: newId('sub'),
+      customerId,
+      productId: plan.product,
+      planId,
+      startedAt: now,
+      periodAnchor: periodAnchor === undefined ? now : new Date(periodAnchor),
+    });
     await this.hooks.subscribed?.(tx, subscription);
     return subscription;
   }
 
-  private async subscriptionForKey(tx: Queryable, input: CreateKeyInput): Promise<Subscription> {
+  private async subscriptionForKey(records: AccountRecords, tx: Queryable, input: CreateKeyInput): Promise<Subscription> {
     if (input.subscriptionId) {
-      const [row] = await tx.query<SubscriptionRow>(
-        'SELECT * FROM subscriptions WHERE id = $1 AND customer_id = $2',
-        [input.subscriptionId, input.customerId],
-      );
-      if (!row) throw notFound('subscription', input.subscriptionId);
-      if (row.status !== 'active') throw conflict(`subscription ${row.id} is ${row.status}`, 'subscription');
-      return toSubscription(row);
+      const subscription = await records.subscription(input.subscriptionId, { customerId: input.customerId });
+      if (!subscription) throw notFound('subscription', input.subscriptionId);
+      if (subscription.status !== 'active') throw conflict(`subscription ${subscription.id} is ${subscription.status}`, 'subscription');
+      return subscription;
     }
     if (!input.planId) throw invalid('plan', 'either plan or subscription is required');
     const plan = this.requirePlan(input.planId);
-    const [existing] = await tx.query<SubscriptionRow>(
-      `SELECT * FROM subscriptions WHERE customer_id = $1 AND product_id = $2 AND status = 'active'`,
-      [input.customerId, plan.product],
-    );
-    if (!existing) return this.subscribeIn(tx, input.customerId, input.planId);
-    if (existing.plan_id !== input.planId) {
+    const existing = await records.activeSubscription(input.customerId, plan.product);
+    if (!existing) return this.subscribeIn(records, tx, input.customerId, input.planId);
+    if (existing.planId !== input.planId) {
       throw conflict(
-        `customer ${input.customerId} is subscribed to plan ${existing.plan_id} of product ${plan.product}; change the subscription's plan instead`,
+        `customer ${input.customerId} is subscribed to plan ${existing.planId} of product ${plan.product}; change the subscription's plan instead`,
         'plan',
       );
     }
-    return toSubscription(existing);
-  }
-
-  private async appFor(tx: Queryable, customerId: string, name: string): Promise<App> {
-    await tx.query(
-      'INSERT INTO apps (id, customer_id, name) VALUES ($1, $2, $3) ON CONFLICT (customer_id, name) DO NOTHING',
-      [newId('app'), customerId, name],
-    );
-    const [row] = await tx.query<AppRow>('SELECT * FROM apps WHERE customer_id = $1 AND name = $2', [customerId, name]);
-    return toApp(row!);
+    return existing;
   }
 }
-
-/** A Db whose queries and nested transactions all run in the open transaction `tx`. */
-function joinedTransaction(db: Db, tx: Queryable): Db {
-  return {
-    kind: db.kind,
-    query: (sql, params) => tx.query(sql, params),
-    transaction: (fn) => fn(tx),
-    withAdvisoryLock: () => Promise.reject(new Error('advisory locks are not taken inside a transaction')),
-    close: () => Promise.reject(new Error('a joined transaction is closed by its owner')),
-  };
-}
-
-interface CustomerRow {
-  id: string;
-  name: string;
-  email: string | null;
-  status: CustomerStatus;
-  status_reason: string | null;
-  metadata: Record<string, string>;
-  created_at: Date;
-}
-
-interface SubscriptionRow {
-  id: string;
-  customer_id: string;
-  product_id: string;
-  plan_id: string;
-  status: Subscription['status'];
-  started_at: Date;
-  period_anchor: Date;
-  canceled_at: Date | null;
-}
-
-interface KeyRow {
-  id: string;
-  customer_id: string;
-  app_id: string;
-  subscription_id: string;
-  name: string | null;
-  prefix: string;
-  status: ApiKey['status'];
-  created_at: Date;
-  revoked_at: Date | null;
-}
-
-interface AppRow {
-  id: string;
-  customer_id: string;
-  name: string;
-  created_at: Date;
-}
-
-const iso = (date: Date | null) => (date ? date.toISOString() : null);
-
-const toCustomer = (row: CustomerRow): Customer => ({
-  id: row.id,
-  name: row.name,
-  email: row.email,
-  status: row.status,
-  statusReason: row.status_reason,
-  metadata: row.metadata,
-  createdAt: row.created_at.toISOString(),
-});
-
-const toSubscription = (row: SubscriptionRow): Subscription => ({
-  id: row.id,
-  customerId: row.customer_id,
-  productId: row.product_id,
-  planId: row.plan_id,
-  status: row.status,
-  startedAt: row.started_at.toISOString(),
-  periodAnchor: row.period_anchor.toISOString(),
-  canceledAt: iso(row.canceled_at),
-});
-
-const toApiKey = (row: KeyRow): ApiKey => ({
-  id: row.id,
-  customerId: row.customer_id,
-  appId: row.app_id,
-  subscriptionId: row.subscription_id,
-  name: row.name,
-  prefix: row.prefix,
-  status: row.status,
-  createdAt: row.created_at.toISOString(),
-  revokedAt: iso(row.revoked_at),
-});
-
-const toApp = (row: AppRow): App => ({ id: row.id, customerId: row.customer_id, name: row.name, createdAt: row.created_at.toISOString() });

@@ -7,6 +7,7 @@ export type { Clock } from './clock.js';
 export { DataDirLockedError, lockDataDir } from './data-dir-lock.js';
 export { stepWithin } from './deadline.js';
 export { conflict, errorStatus, invalid, notFound, TollgateError } from './errors.js';
+export type { ErrorCode, TollgateErrorOptions } from './errors.js';
 export { ExitDeadline } from './exit-deadline.js';
 export { watchFiles } from './file-watch.js';
 export { createLogger } from './logger.js';

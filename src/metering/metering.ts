@@ -8,7 +8,8 @@ import type { Clock, Logger } from '../kernel/index.js';
 import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges } from '../metrics/index.js';
 import type { CounterStore } from '../counters/index.js';
 import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
-import type { Db } from '../store/index.js';
+import { type Db, withDomainErrors } from '../store/index.js';
+import type { Tracing } from '../tracing/index.js';
 import type { EventOutbox } from '../events/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
 import { toUsageEvent } from './event.js';
@@ -30,6 +31,8 @@ export interface MeteringDependencies {
   usage: Pick<UsageIdentity, 'verify'>;
   metrics: Metrics;
   logger: Logger;
+  /** Spans for received access-log messages and database writes. */
+  tracing?: Tracing;
   /** Where stored usage events are queued for the event stream; off unless given. */
   events?: EventOutbox;
 }
@@ -60,7 +63,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
     batchSize: config.metering.batchSize,
     flushIntervalMs: config.metering.flushIntervalMs,
     maxSpoolBytes: config.metering.spoolMaxBytes,
-  });
+  }, deps.tracing);
   const periodStartOf = billingPeriodStarts(deps.identities);
   const receiver = new AccessLogReceiver({
     meter,
@@ -70,11 +73,13 @@ export function startMetering(deps: MeteringDependencies): Metering {
     },
     metrics,
     logger,
+    tracing: deps.tracing,
   });
   registerAccessLogStreamGauges(metrics, receiver);
   meter.start();
   const usage = new UsageService({
-    db: deps.db,
+    // Usage queries answer the admin API in domain errors; the sink reads the database's own codes (duplicates).
+    db: withDomainErrors(deps.db),
     accounts: deps.accounts,
     catalog: deps.catalog,
     clock: deps.clock,

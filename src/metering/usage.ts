@@ -31,6 +31,16 @@ export interface SubscriptionUsage {
   quota: { limit: number; used: number; remaining: number } | null;
 }
 
+export interface DailyUsage {
+  /** UTC, YYYY-MM-DD. */
+  day: string;
+  /** null: calls that matched no catalog endpoint. */
+  endpointId: string | null;
+  calls: number;
+  units: number;
+  deniedCalls: number;
+}
+
 export interface CustomerUsage {
   customerId: string;
   subscriptions: SubscriptionUsage[];
@@ -115,6 +125,16 @@ export class UsageService {
         };
       }),
     };
+  }
+
+  /** Usage per UTC day and endpoint, days `from` through `to` (YYYY-MM-DD); days without calls are left out. */
+  async dailyUsage(customerId: string, from: string, to: string): Promise<DailyUsage[]> {
+    const rows = await this.deps.db.query<{ day: string; endpoint_id: string; calls: string; units: string; denied_calls: string }>(
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, endpoint_id, calls, units, denied_calls FROM usage_daily_rollups
+       WHERE customer_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day, endpoint_id`,
+      [customerId, from, to],
+    );
+    return rows.map((row) => ({ day: row.day, endpointId: row.endpoint_id || null, calls: Number(row.calls), units: Number(row.units), deniedCalls: Number(row.denied_calls) }));
   }
 
   /** The plan a period's usage was counted and rated under: the one in force at its end (now, for the current one). */

@@ -100,6 +100,8 @@ export class CustomerErasure {
     // Redacted rather than cleared: a Stripe work item with an error looks before it writes again.
     await tx.query(`UPDATE stripe_outbox SET last_error = $2 WHERE last_error <> $2 AND (${stripeWorkOfCustomer})`, [customerId, redactedError]);
     await tx.query('DELETE FROM alert_webhooks WHERE customer_id = $1', [customerId]);
+    // Signed-in portal sessions and unused sign-in links end with the customer; daily usage is not in the books.
+    for (const table of ['portal_sessions', 'portal_links', 'usage_daily_rollups']) await tx.query(`DELETE FROM ${table} WHERE customer_id = $1`, [customerId]);
     await tx.query(`UPDATE alert_deliveries SET last_error = $2 WHERE last_error <> $2 AND ${alertDeliveriesOfCustomer}`, [customerId, redactedError]);
   }
 }

@@ -4,4 +4,4 @@
  */
 export { cachedBusinessMetrics, registerBusinessGauges } from './business-gauges.js';
 export { businessMetrics } from './business-metrics.js';
-export type { MetricsWindow } from './business-metrics.js';
+export type { BusinessMetrics, MetricsWindow } from './business-metrics.js';

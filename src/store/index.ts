@@ -3,5 +3,6 @@
  * cruiser.cjs).
  */
 export type { Db, Queryable } from './db.js';
+export { domainErrorOf, StoreError, withDomainErrors } from './errors.js';
 export { instrumentDb } from './instrumented.js';
 export { openDatabase } from './open.js';

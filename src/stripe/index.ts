@@ -7,3 +7,4 @@ export type { StripeIntegration } from './integration.js';
 export { stripeWorkKinds } from './outbox.js';
 export { decideAfterFailure, parseRetryAfter } from './retry.js';
 export type { RetryPolicy } from './retry.js';
+export type { StripeTopUps } from './topups.js';
