@@ -50,7 +50,8 @@ export async function checkImports(baseDir = fileURLToPath(new URL('..', import.
   const result = await cruise(
     ['src'],
     { ...config.options, baseDir: resolve(baseDir), validate: true, ruleSet: { forbidden: config.forbidden } },
-    { extensions: ['.ts', '.js'], extensionAlias: { '.js': ['.ts', '.js'] } },
+    // Packages that declare only an exports map (no main), such as @nats-io/jetstream, resolve through it.
+    { extensions: ['.ts', '.js'], extensionAlias: { '.js': ['.ts', '.js'] }, exportsFields: ['exports'], conditionNames: ['import', 'node', 'default'] },
   );
   const { output } = result;
   const problems = output.summary.violations.map((violation) =>

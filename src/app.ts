@@ -9,6 +9,7 @@ import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
+import { createEventPublishing, type EventPublishing } from './events/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
 import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier, SqlAccountRecords } from './identity/index.js';
 import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
@@ -53,6 +54,8 @@ export interface App {
   tracing: Tracing;
   /** The developer portal; undefined unless TOLLGATE_PORTAL_PORT is set. */
   portal: RunningPortal | undefined;
+  /** Usage events, alerts and finalized invoices out to the event stream (off unless TOLLGATE_NATS_URL is set). */
+  events: EventPublishing;
   /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
   /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
@@ -141,12 +144,14 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const accountRecords = new SqlAccountRecords(db);
   const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
-  const metering = createMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing });
+  const events = createEventPublishing({ config: config.events, db: records, clock, metrics, logger });
+  if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, events.job.options);
+  const metering = createMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing, events: events.outbox });
   // At once on start: it replays what a previous process left in the spool. The meter logs its own write failures.
   scheduler.every('usage flush', config.metering.flushIntervalMs, () => metering.meter.flushDue(), { immediately: true, backoff: usageFlushBackoff, onFailure: () => {} });
   scheduler.every('spool fsync', config.metering.spoolFsyncMs, async () => metering.spool.syncWritten());
   const rating = new RatingLoop(
-    { db: records, catalog: () => catalog, clock, usage: new RollupUsageSource(records), wallets: wallet, metrics, logger, tracing },
+    { db: records, catalog: () => catalog, clock, usage: new RollupUsageSource(records), wallets: wallet, metrics, logger, tracing, events: events.outbox },
     config.billing,
   );
   // At once on start: it catches up on the periods that ended while the service was down.
@@ -165,7 +170,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   });
   const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: advisoryLock(db, stripeSyncLockId) });
   if (stripe.sync) scheduler.every('Stripe usage scan', config.stripe.usageReportIntervalMs, async () => stripe.sync!.requestUsageScan());
-  const usageAlerts = createUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger });
+  const usageAlerts = createUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger, events: events.outbox });
   const alerts = {
     ...usageAlerts,
     evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: advisoryLock(db, alertEvaluationLockId) }),
@@ -277,6 +282,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       await step('HTTP drain', drainUntil, () => http.close(drainUntil));
       if (portal) await step('portal drain', drainUntil, () => portal!.close(drainUntil));
       await step('background jobs', drainUntil, () => scheduler.stop());
+      // After every writer. What is still queued stays in the outbox, for another replica or the next start.
+      await step('event publishing', drainUntil, () => events.stop());
       await step('counter store close', closeUntil, () => counters.close());
       await step('database close', closeUntil, () => db.close());
       // Last and best effort: the spans of everything above, in whatever the grace leaves.
@@ -304,6 +311,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     alerts,
     tracing,
     portal,
+    events,
     stop,
     drainNow: () => shutdownDelay.abort(),
   };

@@ -61,6 +61,82 @@ describe('configuration', () => {
     expect(() => loadConfig({ TOLLGATE_HTTP_TLS_KEY: '/tls/tls.key' })).toThrow(/TOLLGATE_HTTP_TLS_CERT and TOLLGATE_HTTP_TLS_KEY go together/);
   });
 
+  it('turns events on with a NATS URL only, with defaults for the stream, subjects and publisher', () => {
+    expect(loadConfig({}).events).toBeUndefined();
+    expect(loadConfig({ TOLLGATE_NATS_STREAM: 'EVENTS' }).events).toBeUndefined();
+    expect(loadConfig({ TOLLGATE_NATS_URL: 'nats://nats.messaging:4222' }).events).toEqual({
+      source: '/tollgate',
+      nats: {
+        servers: ['nats://nats.messaging:4222'],
+        stream: 'TOLLGATE',
+        subjectPrefix: 'tollgate',
+        createStream: true,
+        duplicateWindowMs: 120_000,
+        timeoutMs: 5_000,
+        token: undefined,
+        credsFile: undefined,
+        tls: undefined,
+      },
+      intervalMs: 1_000,
+      batchSize: 500,
+      retry: { baseMs: 1_000, maxMs: 60_000 },
+      retentionMs: 3_600_000,
+    });
+  });
+
+  it('reads every events setting: servers, stream, credentials, TLS and the publisher', () => {
+    const events = loadConfig({
+      TOLLGATE_NATS_URL: 'tls://a.example.com:4222, b.example.com:4222',
+      TOLLGATE_NATS_STREAM: 'BILLING_EVENTS',
+      TOLLGATE_NATS_SUBJECT_PREFIX: 'acme.tollgate',
+      TOLLGATE_NATS_CREATE_STREAM: 'false',
+      TOLLGATE_NATS_DUPLICATE_WINDOW_MS: '600000',
+      TOLLGATE_NATS_TIMEOUT_MS: '2000',
+      TOLLGATE_NATS_CREDS_FILE: '/nats/tollgate.creds',
+      TOLLGATE_NATS_TLS_CA: '/nats/ca.crt',
+      TOLLGATE_NATS_TLS_CERT: '/nats/tls.crt',
+      TOLLGATE_NATS_TLS_KEY: '/nats/tls.key',
+      TOLLGATE_EVENTS_SOURCE: '//tollgate.acme.example',
+      TOLLGATE_EVENTS_INTERVAL_MS: '250',
+      TOLLGATE_EVENTS_BATCH_SIZE: '1000',
+      TOLLGATE_EVENTS_RETRY_BASE_MS: '500',
+      TOLLGATE_EVENTS_RETRY_MAX_MS: '30000',
+      TOLLGATE_EVENTS_RETENTION_MS: '0',
+    }).events!;
+    expect(events).toEqual({
+      source: '//tollgate.acme.example',
+      nats: {
+        servers: ['tls://a.example.com:4222', 'b.example.com:4222'],
+        stream: 'BILLING_EVENTS',
+        subjectPrefix: 'acme.tollgate',
+        createStream: false,
+        duplicateWindowMs: 600_000,
+        timeoutMs: 2_000,
+        token: undefined,
+        credsFile: '/nats/tollgate.creds',
+        tls: { ca: '/nats/ca.crt', cert: '/nats/tls.crt', key: '/nats/tls.key' },
+      },
+      intervalMs: 250,
+      batchSize: 1_000,
+      retry: { baseMs: 500, maxMs: 30_000 },
+      retentionMs: 0,
+    });
+    expect(loadConfig({ TOLLGATE_NATS_URL: 'nats://n:4222', TOLLGATE_NATS_TOKEN: 's3cret' }).events!.nats.token).toBe('s3cret');
+  });
+
+  it('refuses bad events settings, naming the variable', () => {
+    const nats = { TOLLGATE_NATS_URL: 'nats://n:4222' };
+    expect(() => loadConfig({ TOLLGATE_NATS_URL: 'http://n:4222' })).toThrow(/TOLLGATE_NATS_URL: must be NATS server addresses/);
+    expect(() => loadConfig({ TOLLGATE_NATS_URL: 'nats://a:4222,,nats://b:4222' })).toThrow(/TOLLGATE_NATS_URL/);
+    expect(() => loadConfig({ ...nats, TOLLGATE_NATS_STREAM: 'my.stream' })).toThrow(/TOLLGATE_NATS_STREAM/);
+    for (const prefix of ['tollgate.>', 'a..b', 'a b', '.a', 'a.*']) expect(() => loadConfig({ ...nats, TOLLGATE_NATS_SUBJECT_PREFIX: prefix })).toThrow(/TOLLGATE_NATS_SUBJECT_PREFIX/);
+    expect(() => loadConfig({ ...nats, TOLLGATE_NATS_DUPLICATE_WINDOW_MS: '10' })).toThrow(/TOLLGATE_NATS_DUPLICATE_WINDOW_MS/);
+    expect(() => loadConfig({ ...nats, TOLLGATE_EVENTS_BATCH_SIZE: '0' })).toThrow(/TOLLGATE_EVENTS_BATCH_SIZE/);
+    expect(() => loadConfig({ ...nats, TOLLGATE_NATS_TOKEN: 't', TOLLGATE_NATS_CREDS_FILE: '/c' })).toThrow(/TOLLGATE_NATS_TOKEN and TOLLGATE_NATS_CREDS_FILE are exclusive/);
+    expect(() => loadConfig({ ...nats, TOLLGATE_NATS_TLS_CERT: '/t.crt' })).toThrow(/TOLLGATE_NATS_TLS_CERT and TOLLGATE_NATS_TLS_KEY go together/);
+    expect(() => loadConfig({ ...nats, TOLLGATE_EVENTS_RETRY_BASE_MS: '5000', TOLLGATE_EVENTS_RETRY_MAX_MS: '1000' })).toThrow(/TOLLGATE_EVENTS_RETRY_MAX_MS/);
+  });
+
   it('takes several usage signing keys for rotation, each at least 32 characters, and keeps a generated one', () => {
     const first = 'k'.repeat(32);
     const second = 'l'.repeat(40);

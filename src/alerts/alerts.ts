@@ -1,6 +1,7 @@
 /** Usage alerts, wired: webhooks, and the passes of the evaluation and delivery loops (src/app.ts schedules them). */
 import type { Catalog } from '../catalog/index.js';
 import type { AlertsConfig } from '../config/index.js';
+import type { EventOutbox } from '../events/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import type { Db } from '../store/index.js';
@@ -22,6 +23,8 @@ export interface UsageAlertsDeps {
   version: string;
   metrics: Metrics;
   logger: Logger;
+  /** Where fired alerts are queued for the event stream; off unless given. */
+  events?: EventOutbox;
 }
 
 export interface UsageAlerts {
@@ -37,7 +40,7 @@ export interface UsageAlerts {
 export function createUsageAlerts(deps: UsageAlertsDeps): UsageAlerts {
   const { config, db, metrics, logger } = deps;
   const deliveries = new AlertDeliveryLog(db);
-  const evaluator = new AlertEvaluator({ db, catalog: deps.catalog, clock: deps.clock, metrics, logger });
+  const evaluator = new AlertEvaluator({ db, catalog: deps.catalog, clock: deps.clock, metrics, logger, events: deps.events });
   const worker = new AlertDeliveryWorker({
     log: deliveries,
     policy: config.retry,

@@ -1,15 +1,16 @@
 /**
  * Alert evaluation: for each active subscription whose plan has alerts, reads its running billing period's facts
  * (metered units from the usage rollups, the draft invoice's running total, the wallet's ledger balance) and records
- * the thresholds crossed, each once per period, queueing their deliveries in the same transaction.
+ * the thresholds crossed, each once per period, queueing their deliveries (and their events) in the same transaction.
  */
 import { type AlertThreshold, alertTypes, type Catalog, planThresholds, thresholdJson } from '../catalog/index.js';
 import { type Clock, formatMajor, type Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type BillingPeriod, periodContaining } from '../rating/index.js';
 import type { Db } from '../store/index.js';
+import { eventsOff, type EventOutbox } from '../events/index.js';
 import { queueDeliveries } from './deliveries.js';
-import { recordCrossings, type Crossing, type UsageAlert } from './records.js';
+import { alertRaisedEvent, recordCrossings, type Crossing, type UsageAlert } from './records.js';
 
 export interface AlertEvaluatorDeps {
   db: Db;
@@ -17,6 +18,8 @@ export interface AlertEvaluatorDeps {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  /** Where fired alerts are queued for the event stream; off unless given. */
+  events?: EventOutbox;
 }
 
 interface WatchedSubscription {
@@ -70,6 +73,7 @@ export class AlertEvaluator {
         ...(await db.transaction(async (tx) => {
           const alerts = await recordCrossings(tx, crossings, now);
           await queueDeliveries(tx, alerts.map((alert) => alert.id));
+          await (this.deps.events ?? eventsOff).record(tx, alerts.map(alertRaisedEvent));
           return alerts;
         })),
       );

@@ -4,6 +4,7 @@ import { notFound } from '../kernel/index.js';
 import type { BillingPeriod } from '../rating/index.js';
 import type { Queryable } from '../store/index.js';
 import type { AlertType } from '../catalog/index.js';
+import { eventTypes, type OutboxEvent } from '../events/index.js';
 
 type JsonFields = Record<string, string | number>;
 
@@ -105,6 +106,11 @@ export function alertEvent(alert: UsageAlert): AlertEvent {
     threshold: alert.threshold,
     current: alert.observed,
   };
+}
+
+/** The alert as the event stream carries it: the webhook's body, as data of an `alert.raised` CloudEvent. */
+export function alertRaisedEvent(alert: UsageAlert): OutboxEvent {
+  return { type: eventTypes.alertRaised, customerId: alert.customerId, occurredAt: alert.firedAt, data: { ...alertEvent(alert) } };
 }
 
 export interface UsageAlertRow {

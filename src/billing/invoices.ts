@@ -4,6 +4,7 @@ import { newId } from '../identity/index.js';
 import { type CurrencyCode, notFound } from '../kernel/index.js';
 import type { BillingPeriod } from '../rating/index.js';
 import type { Queryable } from '../store/index.js';
+import { eventTypes, type OutboxEvent } from '../events/index.js';
 import type { BillableSubscription } from './histories.js';
 import type { InvoiceLine, PeriodInvoice, SubscriptionPeriodUsage } from './period-invoice.js';
 
@@ -14,16 +15,6 @@ export interface RatedPeriod {
   usage: SubscriptionPeriodUsage;
   /** The period is over: finalize its invoice. */
   finalize: boolean;
-}
-
-export interface FinalizedInvoice {
-  id: string;
-  customerId: string;
-  subscriptionId: string;
-  periodStart: number;
-  currency: CurrencyCode;
-  mode: 'postpaid' | 'prepaid';
-  total: bigint;
 }
 
 export interface StoredInvoice {
@@ -56,7 +47,7 @@ export interface StoredInvoiceDetail extends StoredInvoice {
  * written (so refreshing is idempotent); a finalized invoice is never touched; ended periods are finalized after
  * their lines are written. Returns the invoices this call finalized.
  */
-export async function saveRatedPeriods(tx: Queryable, rated: readonly RatedPeriod[], now: number): Promise<FinalizedInvoice[]> {
+export async function saveRatedPeriods(tx: Queryable, rated: readonly RatedPeriod[], now: number): Promise<StoredInvoice[]> {
   if (rated.length === 0) return [];
   const records = rated.map((item) => ({ item, fingerprint: fingerprintOf(item) }));
   const written = await tx.query<{ id: string; subscription_id: string; period_start: Date }>(
@@ -124,6 +115,34 @@ export async function saveRatedPeriods(tx: Queryable, rated: readonly RatedPerio
     [candidates.filter((row) => ending.has(periodKey(row.subscription_id, row.period_start.getTime()))).map((row) => row.id), new Date(now)],
   );
   return finalized.map(toStoredInvoice);
+}
+
+/**
+ * A finalized invoice as the event stream carries it. Snake case like the other events; amounts in integer minor
+ * units, as strings (exact at any size); counts as numbers, as the admin API gives them. Lines: GET /v1/invoices/{id}.
+ */
+export function invoiceFinalizedEvent(invoice: StoredInvoice): OutboxEvent {
+  const finalizedAt = invoice.finalizedAt ?? invoice.ratedAt;
+  return {
+    type: eventTypes.invoiceFinalized,
+    customerId: invoice.customerId,
+    occurredAt: finalizedAt,
+    data: {
+      id: invoice.id,
+      customer_id: invoice.customerId,
+      subscription_id: invoice.subscriptionId,
+      product_id: invoice.productId,
+      plan_id: invoice.planId,
+      period: { start: new Date(invoice.periodStart).toISOString(), end: new Date(invoice.periodEnd).toISOString() },
+      currency: invoice.currency,
+      mode: invoice.mode,
+      total_minor: invoice.total.toString(),
+      revenue_share_minor: invoice.revenueShare.toString(),
+      calls: Number(invoice.calls),
+      units: Number(invoice.units),
+      finalized_at: new Date(finalizedAt).toISOString(),
+    },
+  };
 }
 
 export async function listInvoices(db: Queryable, customerId: string, options: { limit: number; status?: 'draft' | 'finalized' | undefined }): Promise<StoredInvoice[]> {

@@ -8,9 +8,10 @@ import type { Clock, Leadership, Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type BillingPeriod, periodContaining } from '../rating/index.js';
 import type { Db } from '../store/index.js';
+import { eventsOff, type EventOutbox } from '../events/index.js';
 import { noTracing, spanNames, type SpanScope, type Tracing } from '../tracing/index.js';
 import { loadBillableSubscriptions, loadSubscriptionHistory, type BillableSubscription } from './histories.js';
-import { findInvoice, saveRatedPeriods, type RatedPeriod, type StoredInvoiceDetail } from './invoices.js';
+import { findInvoice, invoiceFinalizedEvent, saveRatedPeriods, type RatedPeriod, type StoredInvoiceDetail } from './invoices.js';
 import { catalogPricing, periodsToRate, ratePeriodInvoice } from './period-invoice.js';
 import { usageKey, type UsageSource } from './usage-source.js';
 import type { WalletService } from './wallet.js';
@@ -42,6 +43,8 @@ export class RatingLoop {
       wallets: WalletService;
       metrics: Metrics;
       logger: Logger;
+      /** Where finalized invoices are queued for the event stream; off unless given. */
+      events?: EventOutbox;
       /** A span per pass, and one per batch of periods it rates. */
       tracing?: Pick<Tracing, 'span'>;
     },
@@ -146,6 +149,7 @@ export class RatingLoop {
       for (const invoice of invoices) {
         if (walletKeys.has(usageKey(invoice.subscriptionId, invoice.periodStart))) await wallets.trueUp(tx, invoice);
       }
+      await (this.deps.events ?? eventsOff).record(tx, invoices.map(invoiceFinalizedEvent));
       return invoices;
     });
     for (const invoice of finalized) metrics.invoicesFinalized.inc({ mode: invoice.mode });

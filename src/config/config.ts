@@ -6,6 +6,9 @@ import { tracingSettings, type TracingSettings } from '../tracing/index.js';
 /** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
 export const minSigningKeyLength = 32;
 
+/** A NATS server address: a nats:// or tls:// URL, or a bare host:port. */
+const natsServer = /^((nats|tls):\/\/)?[^\s/,]+$/;
+
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
   TOLLGATE_CATALOG: z.string().min(1).default('examples/petstore.yaml'),
@@ -83,8 +86,34 @@ const envSchema = z.object({
   TOLLGATE_ALERTS_RETRY_BASE_MS: z.coerce.number().int().positive().default(10_000),
   TOLLGATE_ALERTS_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
   TOLLGATE_ALERTS_MAX_ATTEMPTS: z.coerce.number().int().positive().default(12),
+  TOLLGATE_NATS_URL: z
+    .string()
+    .refine((value) => value.split(',').every((server) => natsServer.test(server.trim())), {
+      message: 'must be NATS server addresses (nats://host:port, tls://host:port or host:port), comma-separated',
+    })
+    .optional(),
+  TOLLGATE_NATS_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"').default('TOLLGATE'),
+  TOLLGATE_NATS_SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'must be subject tokens (letters, digits, "_" or "-") separated by dots')
+    .default('tollgate'),
+  TOLLGATE_NATS_CREATE_STREAM: z.stringbool().default(true),
+  TOLLGATE_NATS_DUPLICATE_WINDOW_MS: z.coerce.number().int().min(1_000).default(120_000),
+  TOLLGATE_NATS_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
+  TOLLGATE_NATS_TOKEN: z.string().min(1).optional(),
+  TOLLGATE_NATS_CREDS_FILE: z.string().min(1).optional(),
+  TOLLGATE_NATS_TLS_CA: z.string().min(1).optional(),
+  TOLLGATE_NATS_TLS_CERT: z.string().min(1).optional(),
+  TOLLGATE_NATS_TLS_KEY: z.string().min(1).optional(),
+  TOLLGATE_EVENTS_SOURCE: z.string().min(1).default('/tollgate'),
+  TOLLGATE_EVENTS_INTERVAL_MS: z.coerce.number().int().positive().default(1_000),
+  TOLLGATE_EVENTS_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  TOLLGATE_EVENTS_RETRY_BASE_MS: z.coerce.number().int().positive().default(1_000),
+  TOLLGATE_EVENTS_RETRY_MAX_MS: z.coerce.number().int().positive().default(60_000),
+  TOLLGATE_EVENTS_RETENTION_MS: z.coerce.number().int().nonnegative().default(3_600_000),
   ...portalEnvShape,
 });
+
 
 export type Env = z.infer<typeof envSchema>;
 
@@ -118,6 +147,39 @@ export interface Config {
   tracing: TracingSettings | undefined;
   /** The developer portal, on its own port; undefined: off. */
   portal: PortalSettings | undefined;
+  /** Usage events, alerts and finalized invoices published to a broker; undefined: off, and nothing is queued. */
+  events: EventsConfig | undefined;
+}
+
+export interface EventsConfig {
+  /** CloudEvents `source` of every event. */
+  source: string;
+  nats: NatsConfig;
+  /** Time between publisher passes while all is well. */
+  intervalMs: number;
+  /** Events read from the outbox and sent at once. */
+  batchSize: number;
+  /** Backoff of failed passes (broker or database down): doubling from the base, capped. */
+  retry: { baseMs: number; maxMs: number };
+  /** Published events stay in the outbox this long, then are deleted. */
+  retentionMs: number;
+}
+
+export interface NatsConfig {
+  servers: string[];
+  stream: string;
+  /** Subjects are `<prefix>.<usage|alert|invoice>.<customer>`. */
+  subjectPrefix: string;
+  /** Create the stream when missing (and check an existing one captures the subjects). */
+  createStream: boolean;
+  /** The duplicate window of a stream Tollgate creates: republishing within it is de-duplicated by JetStream. */
+  duplicateWindowMs: number;
+  /** Longest wait to connect, and for each publish's acknowledgement. */
+  timeoutMs: number;
+  token: string | undefined;
+  credsFile: string | undefined;
+  /** TLS: a CA to trust, and a client certificate and key for mutual TLS. */
+  tls: { ca: string | undefined; cert: string | undefined; key: string | undefined } | undefined;
 }
 
 /** Bearer JWTs (identity/jwt.ts): where the keys are and which claim names the client. */
@@ -224,6 +286,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.TOLLGATE_ALERTS_TIMEOUT_MS,
       retry: { baseMs: e.TOLLGATE_ALERTS_RETRY_BASE_MS, maxMs: e.TOLLGATE_ALERTS_RETRY_MAX_MS, maxAttempts: e.TOLLGATE_ALERTS_MAX_ATTEMPTS },
     },
+    events: eventsConfig(e),
     stripe: {
       secretKey: e.TOLLGATE_STRIPE_SECRET_KEY,
       webhookSecrets: list(e.TOLLGATE_STRIPE_WEBHOOK_SECRET),
@@ -247,6 +310,38 @@ function tlsFiles(prefix: string, cert?: string, key?: string, clientCa?: string
   if (clientCa && !cert) throw new Error(`invalid configuration:\n  ${prefix}_CLIENT_CA needs ${prefix}_CERT and ${prefix}_KEY`);
   if (!cert || !key) return undefined;
   return { cert, key, clientCa, requireClientCertificate: clientCert !== 'optional' };
+}
+
+function eventsConfig(e: Env): EventsConfig | undefined {
+  if (!e.TOLLGATE_NATS_URL) return undefined;
+  if (e.TOLLGATE_NATS_TOKEN && e.TOLLGATE_NATS_CREDS_FILE) {
+    throw new Error('invalid configuration:\n  TOLLGATE_NATS_TOKEN and TOLLGATE_NATS_CREDS_FILE are exclusive');
+  }
+  if (!e.TOLLGATE_NATS_TLS_CERT !== !e.TOLLGATE_NATS_TLS_KEY) {
+    throw new Error('invalid configuration:\n  TOLLGATE_NATS_TLS_CERT and TOLLGATE_NATS_TLS_KEY go together');
+  }
+  if (e.TOLLGATE_EVENTS_RETRY_MAX_MS < e.TOLLGATE_EVENTS_RETRY_BASE_MS) {
+    throw new Error('invalid configuration:\n  TOLLGATE_EVENTS_RETRY_MAX_MS must not be less than TOLLGATE_EVENTS_RETRY_BASE_MS');
+  }
+  const tls = e.TOLLGATE_NATS_TLS_CA || e.TOLLGATE_NATS_TLS_CERT ? { ca: e.TOLLGATE_NATS_TLS_CA, cert: e.TOLLGATE_NATS_TLS_CERT, key: e.TOLLGATE_NATS_TLS_KEY } : undefined;
+  return {
+    source: e.TOLLGATE_EVENTS_SOURCE,
+    nats: {
+      servers: list(e.TOLLGATE_NATS_URL),
+      stream: e.TOLLGATE_NATS_STREAM,
+      subjectPrefix: e.TOLLGATE_NATS_SUBJECT_PREFIX,
+      createStream: e.TOLLGATE_NATS_CREATE_STREAM,
+      duplicateWindowMs: e.TOLLGATE_NATS_DUPLICATE_WINDOW_MS,
+      timeoutMs: e.TOLLGATE_NATS_TIMEOUT_MS,
+      token: e.TOLLGATE_NATS_TOKEN,
+      credsFile: e.TOLLGATE_NATS_CREDS_FILE,
+      tls,
+    },
+    intervalMs: e.TOLLGATE_EVENTS_INTERVAL_MS,
+    batchSize: e.TOLLGATE_EVENTS_BATCH_SIZE,
+    retry: { baseMs: e.TOLLGATE_EVENTS_RETRY_BASE_MS, maxMs: e.TOLLGATE_EVENTS_RETRY_MAX_MS },
+    retentionMs: e.TOLLGATE_EVENTS_RETENTION_MS,
+  };
 }
 
 function jwtSettings(e: Env): JwtSettings | undefined {

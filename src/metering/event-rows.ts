@@ -1,3 +1,4 @@
+import { eventTypes, outboxInsertSql } from '../events/index.js';
 import type { UsageEvent } from './event.js';
 
 /**
@@ -63,13 +64,13 @@ const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_
  * rollups, the first calls and the count all read those groups; the daily rollups (usage_daily_rollups, for charts over
  * time) group the new events by UTC day.
  */
-function insertStagedEvents(skipDuplicates: boolean): string {
+function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): string {
   return `WITH inserted AS (
   INSERT INTO usage_events (${eventColumns})
   SELECT ${stagedValues} FROM usage_staging
   ${skipDuplicates ? 'ON CONFLICT (usage_id) DO NOTHING' : ''}
-  RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured
-), grouped AS (
+  RETURNING ${queueEvents ? '*' : 'occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured'}
+),${queueEvents ? queuedEvents : ''} grouped AS (
   SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, '') AS endpoint_id,
     count(*) AS events,
     count(*) FILTER (WHERE decision = 'allow') AS calls,
@@ -127,7 +128,39 @@ function insertStagedEvents(skipDuplicates: boolean): string {
 SELECT coalesce(sum(events), 0)::int AS inserted FROM grouped`;
 }
 
-export const insertStagedEventsSql = { skippingDuplicates: insertStagedEvents(true), failingOnDuplicate: insertStagedEvents(false) };
+/** RFC 3339 in UTC with milliseconds, as JavaScript's toISOString() writes it. */
+const isoTime = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * With events on (src/events), each new event is also queued in the event outbox, by the same statement: an event is
+ * published if and only if it was stored, once. Its data, snake case like the alert webhooks: docs/EVENTS.md.
+ */
+const queuedEvents = `
+queued_events AS (
+  ${outboxInsertSql}
+  SELECT '${eventTypes.usageRecorded}', customer_id, occurred_at, jsonb_build_object(
+    'usage_id', usage_id, 'request_id', request_id, 'occurred_at', ${isoTime('occurred_at')},
+    'period_start', ${isoTime('period_start')}, 'customer_id', customer_id, 'subscription_id', subscription_id,
+    'plan_id', plan_id, 'product_id', product_id, 'endpoint_id', endpoint_id, 'key_id', key_id, 'method', method,
+    'status', status, 'weight', weight, 'request_bytes', request_bytes, 'response_bytes', response_bytes,
+    'duration_us', duration_us, 'decision', decision, 'reason', reason, 'billable', billable, 'captured', captured)
+  FROM inserted
+),`;
+
+export interface InsertStatements {
+  skippingDuplicates: string;
+  failingOnDuplicate: string;
+}
+
+const insertStatements = (queueEvents: boolean): InsertStatements => ({
+  skippingDuplicates: insertStagedEvents(true, queueEvents),
+  failingOnDuplicate: insertStagedEvents(false, queueEvents),
+});
+const withoutEvents = insertStatements(false);
+const withEvents = insertStatements(true);
+
+/** The insert statements; with `queueEvents`, they also queue each new event in the event outbox. */
+export const insertStagedEventsSql = (queueEvents: boolean): InsertStatements => (queueEvents ? withEvents : withoutEvents);
 
 /** One event as a COPY text row, newline included. */
 export function encodeEventRow(event: UsageEvent): string {

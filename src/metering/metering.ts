@@ -10,6 +10,7 @@ import type { CounterStore } from '../counters/index.js';
 import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
 import { type Db, withDomainErrors } from '../store/index.js';
 import type { Tracing } from '../tracing/index.js';
+import type { EventOutbox } from '../events/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
 import { toUsageEvent } from './event.js';
 import { currentEventRow } from './event-rows.js';
@@ -32,6 +33,8 @@ export interface MeteringDependencies {
   logger: Logger;
   /** Spans for received access-log messages and database writes. */
   tracing?: Tracing;
+  /** Where stored usage events are queued for the event stream; off unless given. */
+  events?: EventOutbox;
 }
 
 export interface Metering {
@@ -56,7 +59,8 @@ export function createMetering(deps: MeteringDependencies): Metering {
     logger,
   });
   registerSpoolGauges(metrics, spool);
-  const sink = config.databaseUrl ? new PostgresUsageSink(config.databaseUrl, logger) : new DbUsageSink(deps.db);
+  const sinkOptions = { queueEvents: deps.events?.enabled ?? false };
+  const sink = config.databaseUrl ? new PostgresUsageSink(config.databaseUrl, logger, sinkOptions) : new DbUsageSink(deps.db, sinkOptions);
   const meter = new UsageMeter(spool, sink, metrics, logger, {
     batchSize: config.metering.batchSize,
     maxSpoolBytes: config.metering.spoolMaxBytes,

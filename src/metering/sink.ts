@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../kernel/index.js';
 import type { Db } from '../store/index.js';
-import { createStagingTableSql, decodeCopyRow, insertStagedEventsSql, stagingColumnNames } from './event-rows.js';
+import { createStagingTableSql, decodeCopyRow, insertStagedEventsSql, stagingColumnNames, type InsertStatements } from './event-rows.js';
 
 /** Where flushed usage events go: PostgreSQL through COPY, or any Db (PGlite) through a JSON parameter. */
 export interface UsageSink {
@@ -11,6 +11,11 @@ export interface UsageSink {
    */
   write(chunks: readonly Buffer[]): Promise<number>;
   close(): Promise<void>;
+}
+
+export interface SinkOptions {
+  /** Also queue each new event in the event outbox, in the same statement (events on: src/events). */
+  queueEvents: boolean;
 }
 
 /** temp_buffers and work_mem of the writer's session: a 50,000-event batch stages in about 16 MB. */
@@ -31,11 +36,15 @@ const checkedWritesAfterDuplicate = 20;
 export class PostgresUsageSink implements UsageSink {
   private current: { client: pg.Client; ready: Promise<void> } | undefined;
   private checkedWritesLeft = 0;
+  private readonly statements: InsertStatements;
 
   constructor(
     private readonly url: string,
     private readonly logger: Logger,
-  ) {}
+    options: SinkOptions = { queueEvents: false },
+  ) {
+    this.statements = insertStagedEventsSql(options.queueEvents);
+  }
 
   async write(chunks: readonly Buffer[]): Promise<number> {
     const client = await this.connection();
@@ -60,16 +69,16 @@ export class PostgresUsageSink implements UsageSink {
     const insert = async (sql: string) => (await client.query<{ inserted: number }>(sql)).rows[0]!.inserted;
     if (this.checkedWritesLeft > 0) {
       this.checkedWritesLeft--;
-      return insert(insertStagedEventsSql.skippingDuplicates);
+      return insert(this.statements.skippingDuplicates);
     }
     await client.query('SAVEPOINT assuming_no_duplicates');
     try {
-      return await insert(insertStagedEventsSql.failingOnDuplicate);
+      return await insert(this.statements.failingOnDuplicate);
     } catch (error) {
       if (!isDuplicateEvent(error)) throw error;
       this.checkedWritesLeft = checkedWritesAfterDuplicate;
       await client.query('ROLLBACK TO SAVEPOINT assuming_no_duplicates');
-      return insert(insertStagedEventsSql.skippingDuplicates);
+      return insert(this.statements.skippingDuplicates);
     }
   }
 
@@ -107,7 +116,14 @@ export class PostgresUsageSink implements UsageSink {
 
 /** Any Db, e.g. embedded PGlite: rows travel as one JSON parameter into the same staging table and statement. */
 export class DbUsageSink implements UsageSink {
-  constructor(private readonly db: Db) {}
+  private readonly insertSql: string;
+
+  constructor(
+    private readonly db: Db,
+    options: SinkOptions = { queueEvents: false },
+  ) {
+    this.insertSql = insertStagedEventsSql(options.queueEvents).skippingDuplicates;
+  }
 
   async write(chunks: readonly Buffer[]): Promise<number> {
     const rows = Buffer.concat(chunks).toString('utf8').split('\n');
@@ -116,7 +132,7 @@ export class DbUsageSink implements UsageSink {
     return this.db.transaction(async (tx) => {
       await tx.query(createStagingTableSql);
       await tx.query('INSERT INTO usage_staging SELECT * FROM json_populate_recordset(null::usage_staging, $1::json)', [JSON.stringify(records)]);
-      const [result] = await tx.query<{ inserted: number }>(insertStagedEventsSql.skippingDuplicates);
+      const [result] = await tx.query<{ inserted: number }>(this.insertSql);
       return result!.inserted;
     });
   }

@@ -168,7 +168,47 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    eventsPublished: new Counter({
+      name: 'tollgate_events_published_total',
+      help: 'Events the event stream (NATS JetStream) acknowledged, by CloudEvents type; republished ones it de-duplicated included.',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    eventDuplicates: new Counter({
+      name: 'tollgate_events_duplicates_total',
+      help: 'Events republished (after a lost acknowledgement or a restart before they were marked) that the stream had already and dropped.',
+      registers: [registry],
+    }),
+    eventPublishFailures: new Counter({
+      name: 'tollgate_events_publish_failures_total',
+      help: 'Publisher passes that failed (broker unreachable, even with nothing to send; no acknowledgement in time; refused; or the database failed); the events wait in the outbox.',
+      registers: [registry],
+    }),
   };
+}
+
+/** The event outbox backlog, read from the database at scrape time, so every replica reports it. */
+export function registerEventOutboxGauges(metrics: Metrics, backlog: () => Promise<{ pending: number; lagSeconds: number }>): void {
+  // One read serves both gauges of a scrape: the registry collects them concurrently.
+  let current: Promise<{ pending: number; lagSeconds: number } | undefined> | undefined;
+  const read = () => (current ??= backlog().catch(() => undefined).finally(() => (current = undefined)));
+  const outboxGauge = (name: string, help: string, value: (backlog: { pending: number; lagSeconds: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [metrics.registry],
+      async collect() {
+        // With the database unavailable the last value stays, rather than failing the whole scrape.
+        const latest = await read();
+        if (latest) this.set(value(latest));
+      },
+    });
+  outboxGauge('tollgate_events_outbox_pending', 'Events queued in the outbox and not yet acknowledged by the event stream.', (latest) => latest.pending);
+  outboxGauge(
+    'tollgate_events_outbox_lag_seconds',
+    'Age of the oldest event not yet acknowledged by the event stream; 0 when none waits.',
+    (latest) => latest.lagSeconds,
+  );
 }
 
 /** The Stripe outbox backlog, read from the database at scrape time, so every replica reports it. */

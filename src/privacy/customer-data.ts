@@ -51,6 +51,7 @@ export const customerTables: readonly CustomerTable[] = [
   { table: 'alert_deliveries', where: alertDeliveriesOfCustomer, orderBy: 'id' },
   { table: 'portal_sessions', where: ofCustomer, orderBy: 'created_at', omit: ['id_hash'] },
   { table: 'portal_links', where: ofCustomer, orderBy: 'created_at', omit: ['token_hash'] },
+  { table: 'event_outbox', where: ofCustomer, orderBy: 'id' },
 ];
 
 /** Tables holding nothing about any one customer. */

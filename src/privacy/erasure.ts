@@ -5,6 +5,7 @@
 import type { AccountsService } from '../identity/index.js';
 import { type Clock, notFound } from '../kernel/index.js';
 import type { Db, Queryable } from '../store/index.js';
+import { eventTypes } from '../events/index.js';
 import { alertDeliveriesOfCustomer, stripeWorkOfCustomer } from './customer-data.js';
 
 /** Stands in for an erased customer's name (the column is required); Stripe's copy of the customer gets it too. */
@@ -47,6 +48,8 @@ export class CustomerErasure {
       'WITH deleted AS (DELETE FROM usage_events WHERE customer_id = $1 RETURNING 1) SELECT count(*)::int AS events FROM deleted',
       [customerId],
     );
+    // Their copies queued for the event stream go too; those already published are the consumers' to erase.
+    await this.db.query('DELETE FROM event_outbox WHERE customer_id = $1 AND type = $2', [customerId, eventTypes.usageRecorded]);
     const [kept] = await this.db.query<ErasureReport['kept']>(
       `SELECT (SELECT count(*) FROM invoices WHERE customer_id = $1)::int AS "invoices",
               (SELECT count(*) FROM usage_rollups WHERE customer_id = $1)::int AS "usageRollups",

@@ -512,6 +512,27 @@ export const migrations: Migration[] = [
          GROUP BY 1, 2, 3`,
     ],
   },
+  {
+    version: 13,
+    name: 'event outbox',
+    statements: [
+      // Events for the event stream (src/events), queued in the transaction that stores what they report; written
+      // only while publishing is configured. id orders them; event_id is the CloudEvent id and the broker's
+      // de-duplication key, random so that streams shared by several installations never confuse two events.
+      `CREATE TABLE event_outbox (
+         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+         event_id uuid NOT NULL DEFAULT gen_random_uuid(),
+         type text NOT NULL,
+         customer_id text,
+         occurred_at timestamptz NOT NULL,
+         data jsonb NOT NULL,
+         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+         published_at timestamptz)`,
+      `CREATE INDEX event_outbox_unpublished ON event_outbox (id) WHERE published_at IS NULL`,
+      // Published rows are deleted once older than the retention, a batch at a time, found by this index.
+      `CREATE INDEX event_outbox_published ON event_outbox (published_at) WHERE published_at IS NOT NULL`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

@@ -7,6 +7,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 export class TcpProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly upstreams = new Set<Socket>();
   port = 0;
 
   constructor(
@@ -31,9 +32,11 @@ export class TcpProxy {
     const server = createServer((client) => {
       const upstream = connect(this.targetPort, this.targetHost);
       this.sockets.add(client).add(upstream);
+      this.upstreams.add(upstream);
       const forget = () => {
         this.sockets.delete(client);
         this.sockets.delete(upstream);
+        this.upstreams.delete(upstream);
         client.destroy();
         upstream.destroy();
       };
@@ -48,10 +51,22 @@ export class TcpProxy {
     return this;
   }
 
+  /**
+   * On the connections open now, what the server sends is dropped from here on, while what clients send still
+   * reaches it: requests are served, their answers lost on the way back.
+   */
+  dropReplies(): void {
+    for (const upstream of this.upstreams) {
+      upstream.unpipe();
+      upstream.resume();
+    }
+  }
+
   /** Drops every connection and refuses new ones until restore(). */
   async cut(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+    this.upstreams.clear();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server = undefined;
   }
