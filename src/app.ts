@@ -33,7 +33,7 @@ import type { Logger } from './kernel/logger.js';
 import { checkPortsFree } from './kernel/ports.js';
 import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
 import { startMetering, type Metering } from './metering/metering.js';
-import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
+import { createMetrics, registerBuildInfo, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, startCheckDecisionSeries, type Metrics } from './metrics/metrics.js';
 import { CustomerErasure } from './privacy/erasure.js';
 import { MemoryCounterStore } from './quota/memory.js';
 import { RedisCounterStore } from './quota/redis.js';
@@ -88,6 +88,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
   const metrics = createMetrics();
+  registerBuildInfo(metrics, { version, commit: config.buildCommit });
+  startCheckDecisionSeries(metrics, catalog.plans.keys());
 
   const opened = await openDatabase(config, logger);
   const db = instrumentDb(opened.db, {
@@ -109,22 +111,22 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       url: config.redis.url,
       prefix: config.redis.prefix,
       timeoutMs: config.redis.timeoutMs,
-      onLateReply: (outcome) => metrics.counterStoreLateReplies.inc({ outcome }),
+      onLateReply: (outcome) => metrics.quotaStoreLateReplies.inc({ outcome }),
     });
     if (!(await redis.ready())) {
       logger.error({ failureMode: config.redis.failureMode }, 'Redis unreachable at start; serving in failure mode until it connects');
     }
-    const redisLatency = metrics.counterStoreDuration.bind({ store: 'redis' });
+    const redisLatency = metrics.quotaStoreDuration.bind({ store: 'redis' });
     counters = new ResilientCounterStore(
       redis,
       config.redis.failureMode,
       local,
       logger,
-      (mode) => metrics.counterStoreFailures.inc({ mode }),
+      (mode) => metrics.quotaStoreFailures.inc({ mode }),
       (seconds) => redisLatency.observe(seconds),
     );
   } else {
-    const memoryLatency = metrics.counterStoreDuration.bind({ store: 'memory' });
+    const memoryLatency = metrics.quotaStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
   const wallet = new WalletService(db, counters, () => catalog, clock, logger);

@@ -12,7 +12,7 @@ import type { CounterStore } from '../quota/store.js';
 import { periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
 import { AccessLogReceiver } from './als-receiver.js';
-import { toUsageEvent } from './event.js';
+import { toUsageEvent, type UsageEvent } from './event.js';
 import { currentEventRow } from './event-rows.js';
 import { UsageMeter } from './meter.js';
 import { DbUsageSink, PostgresUsageSink } from './sink.js';
@@ -64,7 +64,9 @@ export function startMetering(deps: MeteringDependencies): Metering {
     meter,
     toEvents: (entries) => {
       const context = { catalog: deps.catalog(), periodStartOf, usage: deps.usage, now: deps.clock.now(), newUsageId: randomUUID };
-      return entries.map((entry) => toUsageEvent(entry, context));
+      const events = entries.map((entry) => toUsageEvent(entry, context));
+      countNotBillable(events, metrics);
+      return events;
     },
     metrics,
     logger,
@@ -80,6 +82,17 @@ export function startMetering(deps: MeteringDependencies): Metering {
     pendingEvents: () => spool.pendingEvents,
   });
   return { receiver, meter, usage };
+}
+
+/** Counts a batch's unbilled events by reason, all denials as one (their codes are in the Check's metrics). */
+function countNotBillable(events: readonly UsageEvent[], metrics: Pick<Metrics, 'usageEventsNotBillable'>): void {
+  const byReason = new Map<string, number>();
+  for (const event of events) {
+    if (event.billable) continue;
+    const reason = event.decision === 'deny' ? 'denied' : (event.reason ?? 'denied');
+    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  }
+  for (const [reason, count] of byReason) metrics.usageEventsNotBillable.inc({ reason }, count);
 }
 
 /**
