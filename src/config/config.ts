@@ -47,8 +47,8 @@ const envSchema = z.object({
   TOLLGATE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(250),
   TOLLGATE_SHUTDOWN_DELAY_MS: z.coerce.number().int().nonnegative().default(0),
   TOLLGATE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
-  // Set by the image build (Dockerfile's COMMIT argument); shown in tollgate_build_info.
-  TOLLGATE_BUILD_COMMIT: z.string().regex(/^[0-9a-f]{7,40}$/, 'must be a git commit id (7 to 40 hex digits)').optional(),
+  // Set by the image build (Dockerfile's COMMIT argument; empty when the build passed none); shown in tollgate_build_info.
+  TOLLGATE_BUILD_COMMIT: z.string().regex(/^([0-9a-f]{7,40})?$/, 'must be a git commit id (7 to 40 hex digits)').optional(),
   TOLLGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TOLLGATE_BILLING_INTERVAL_MS: z.coerce.number().int().nonnegative().default(30_000),
   TOLLGATE_BILLING_FINALIZE_AFTER_MS: z.coerce.number().int().nonnegative().default(3_600_000),
@@ -193,7 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownDelayMs: e.TOLLGATE_SHUTDOWN_DELAY_MS,
     shutdownGraceMs: e.TOLLGATE_SHUTDOWN_GRACE_MS,
     logLevel: e.TOLLGATE_LOG_LEVEL,
-    buildCommit: e.TOLLGATE_BUILD_COMMIT,
+    buildCommit: e.TOLLGATE_BUILD_COMMIT || undefined,
     metering: {
       spoolFsyncMs: e.TOLLGATE_SPOOL_FSYNC_MS,
       spoolMaxBytes: e.TOLLGATE_SPOOL_MAX_BYTES,
