@@ -2,12 +2,14 @@
 # Tollgate image: `docker build -t tollgate .`, then `docker run tollgate` serves gRPC on 9001 and HTTP on 8080.
 # Multi-arch (linux/amd64, linux/arm64) with buildx: see .github/workflows/release.yml and README, "Images".
 #
-# Node.js 24, the active LTS line (maintained until April 2028; Node 20 reached its end of life on 2026-04-30, Node 22
-# leaves maintenance in April 2027). Pinned by the digest of the multi-arch image index, so a rebuild gets the same
-# base until the pin is moved on purpose; Dependabot (.github/dependabot.yml, docker ecosystem) proposes new digests.
-# To move it by hand: `docker buildx imagetools inspect node:24-trixie-slim` prints the index digest. Every stage
-# starts from this one, so the pin is in one place.
-FROM node:24.21.0-trixie-slim@sha256:8ec5d7557396cfe32d21c3f9c13072355ceab22b584578ca4bb28af31120cffe AS node-base
+# Node.js 26, the active LTS line (since 2026-10-28; maintained until 2029-04-30). Node 24 and 22 are in maintenance
+# (until 2028-04 and 2027-04), Node 20 reached its end of life on 2026-04-30. An exact release at or after the
+# 2026-10-22 security releases (26.12.1). Not yet pinned by digest: no digest of a patched release could be verified
+# without a registry (docs/DEPLOYMENT.md, "The base image pin"); pin it with the index digest that
+# `docker buildx imagetools inspect node:26.12.1-trixie-slim` prints, as `FROM node:26.12.1-trixie-slim@sha256:…`.
+# Every stage starts from this one, so the version is written once; Dependabot (.github/dependabot.yml) proposes
+# newer releases and digests.
+FROM node:26.12.1-trixie-slim AS node-base
 
 # Compile src/ to dist/ with the full toolchain.
 FROM node-base AS build
