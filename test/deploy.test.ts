@@ -229,6 +229,21 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
   });
 });
 
+describe('deploy/kubernetes/base', () => {
+  it('renders on its own with built-in kinds only: nothing needs the Prometheus Operator', () => {
+    const kinds = kustomize('deploy/kubernetes/base').map((manifest) => `${manifest.apiVersion} ${manifest.kind}`);
+    expect(kinds.sort()).toEqual([
+      'apps/v1 Deployment',
+      'networking.k8s.io/v1 NetworkPolicy',
+      'policy/v1 PodDisruptionBudget',
+      'v1 ConfigMap',
+      'v1 ConfigMap',
+      'v1 Namespace',
+      'v1 Service',
+    ]);
+  });
+});
+
 describe('deploy/kubernetes overlay specifics', () => {
   it('embedded: one replica on a persistent PGlite volume, replaced not rolled, without Redis or PostgreSQL', () => {
     const manifests = overlays.embedded;
