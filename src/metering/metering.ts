@@ -88,8 +88,8 @@ export function startMetering(deps: MeteringDependencies): Metering {
 function countNotBillable(events: readonly UsageEvent[], metrics: Pick<Metrics, 'usageEventsNotBillable'>): void {
   const byReason = new Map<string, number>();
   for (const event of events) {
-    if (event.billable) continue;
-    const reason = event.decision === 'deny' ? 'denied' : (event.reason ?? 'denied');
+    if (event.reason === null) continue; // billable
+    const reason = event.decision === 'deny' ? 'denied' : event.reason;
     byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
   }
   for (const [reason, count] of byReason) metrics.usageEventsNotBillable.inc({ reason }, count);

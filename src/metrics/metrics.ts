@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DenialCode } from '../authz/decision.js';
+import type { NotBillableReason } from '../metering/event.js';
 import type { BusinessMetrics } from '../reports/business-metrics.js';
 import { stripeWorkKinds } from '../stripe/outbox.js';
 import { TalliedCounter, TalliedHistogram } from './tallies.js';
@@ -206,7 +208,19 @@ export function createMetrics(registry = new Registry()) {
 }
 
 /** The values of tollgate_usage_events_not_billable_total's reason label: a usage event's reason, denials as one. */
-export const notBillableReasons = ['denied', 'unsigned', 'bad_signature', 'no_authz_metadata', 'unknown_plan', 'no_response', 'status_not_billable'] as const;
+const notBillableReasons = [
+  'denied',
+  'unsigned',
+  'bad_signature',
+  'no_authz_metadata',
+  'unknown_plan',
+  'no_response',
+  'status_not_billable',
+] as const satisfies readonly ('denied' | NotBillableReason)[];
+
+/** Denials decided once the key's plan is known (see authz/decide.ts), and those decided before or without it. */
+const denialsWithPlan = ['unknown_endpoint', 'not_entitled', 'rate_limited', 'quota_exhausted', 'wallet_exhausted', 'limits_unavailable'] as const satisfies readonly DenialCode[];
+const denialsWithoutPlan = ['missing_key', 'invalid_key', 'key_revoked', 'account_suspended', 'subscription_inactive', 'malformed_request', 'internal_error'] as const satisfies readonly DenialCode[];
 
 /**
  * Check decisions present from the start for every plan of the catalog: allowed, and refused for the reasons decided
@@ -217,11 +231,11 @@ export function startCheckDecisionSeries(metrics: Metrics, planIds: Iterable<str
   const decisions = metrics.checkDecisions;
   for (const plan of planIds) {
     decisions.inc({ result: 'allow', reason: '', plan }, 0);
-    for (const reason of ['unknown_endpoint', 'not_entitled', 'rate_limited', 'quota_exhausted', 'wallet_exhausted', 'limits_unavailable']) {
+    for (const reason of denialsWithPlan) {
       decisions.inc({ result: 'deny', reason, plan }, 0);
     }
   }
-  for (const reason of ['missing_key', 'invalid_key', 'key_revoked', 'account_suspended', 'subscription_inactive', 'malformed_request', 'internal_error']) {
+  for (const reason of denialsWithoutPlan) {
     decisions.inc({ result: 'deny', reason, plan: '' }, 0);
   }
 }
