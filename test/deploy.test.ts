@@ -361,6 +361,26 @@ describe('deploy/kubernetes/monitoring', () => {
   });
 });
 
+describe('.github/workflows/release.yml', () => {
+  const workflow = readYaml('.github/workflows/release.yml');
+  const steps: Json[] = workflow.jobs.image.steps;
+  const step = (uses: string) => steps.find((candidate) => candidate.uses?.startsWith(uses));
+
+  it('publishes the image the manifests name, for amd64 and arm64, tagged from the git tag', () => {
+    expect(workflow.on.push.tags).toEqual(['v[0-9]+.[0-9]+.[0-9]+']);
+    expect(workflow.permissions).toEqual({ contents: 'read', packages: 'write' });
+    expect(step('docker/login-action').with.registry).toBe('ghcr.io');
+    const imageName = steps.find((candidate) => candidate.id === 'image').run;
+    expect(imageName).toContain('ghcr.io/${GITHUB_REPOSITORY_OWNER,,}/tollgate');
+    expect(step('docker/metadata-action').with.tags).toContain('type=semver,pattern={{version}}');
+    const push = step('docker/build-push-action').with;
+    expect(push).toMatchObject({ context: '.', platforms: 'linux/amd64,linux/arm64', push: true, 'build-args': 'COMMIT=${{ github.sha }}' });
+    // The manifests' image is `tollgate` at package.json's version, which the tag must equal.
+    expect(steps.some((candidate) => candidate.run?.includes('require("./package.json").version'))).toBe(true);
+    expect(tollgateContainer(only(overlays.production, 'Deployment')).image.split(':')[0]).toBe('tollgate');
+  });
+});
+
 describe('your overlay, as README shows it', () => {
   it('points the image at a registry with images: and keeps everything else of the overlay', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-overlay-'));
