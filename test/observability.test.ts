@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { version } from '../src/app.js';
+import { version } from '../src/kernel/index.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { promtool } from './support/promtool.js';

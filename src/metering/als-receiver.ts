@@ -1,8 +1,7 @@
-import type { AccessLogHandler } from '../grpc/server.js';
-import { Status, type StatusCode } from '../grpc/transport.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from './als-wire.js';
+import { type AccessLogHandler, type HttpAccessLogEntryWire, Status, type StatusCode, type StreamAccessLogsMessageWire } from '../grpc/index.js';
+import type { Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { noTracing, spanNames, SpanKind, type Tracing } from '../tracing/index.js';
 import type { UsageEvent } from './event.js';
 import type { UsageMeter } from './meter.js';
 
@@ -12,6 +11,8 @@ export interface AccessLogReceiverDependencies {
   toEvents(entries: HttpAccessLogEntryWire[]): UsageEvent[];
   metrics: Pick<Metrics, 'alsEntriesReceived' | 'alsStreamsEnded'>;
   logger: Logger;
+  /** A span per message received: entries to usage events to the spool. */
+  tracing?: Pick<Tracing, 'span'>;
 }
 
 type StreamOutcome = 'closed' | 'cancelled' | 'malformed' | 'spool_unavailable';
@@ -41,7 +42,7 @@ export class AccessLogReceiver {
   }
 
   readonly handle: AccessLogHandler = (call) => {
-    const { meter, metrics, logger } = this.deps;
+    const { meter, metrics, logger, tracing = noTracing } = this.deps;
     let identifier: StreamAccessLogsMessageWire['identifier'];
     let received = 0;
     let ended = false;
@@ -78,7 +79,7 @@ export class AccessLogReceiver {
       received += entries.length;
       metrics.alsEntriesReceived.inc(entries.length);
       try {
-        meter.record(this.deps.toEvents(entries));
+        tracing.span(spanNames.ingestReceive, { 'tollgate.ingest.entries': entries.length }, () => meter.record(this.deps.toEvents(entries)), SpanKind.CONSUMER);
       } catch (error) {
         logger.error({ err: (error as Error).message, entries: entries.length }, 'cannot spool access log entries; ending the stream');
         endStream('spool_unavailable', { code: Status.UNAVAILABLE, details: 'usage spool unavailable' });

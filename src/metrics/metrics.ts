@@ -1,8 +1,4 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DenialCode } from '../authz/decision.js';
-import type { NotBillableReason } from '../metering/event.js';
-import type { BusinessMetrics } from '../reports/business-metrics.js';
-import { stripeWorkKinds } from '../stripe/outbox.js';
 import { TalliedCounter, TalliedHistogram } from './tallies.js';
 
 /**
@@ -187,18 +183,13 @@ export function createMetrics(registry = new Registry()) {
       registers: [registry],
     }),
   };
-  const start = <L extends string>(counter: Counter<L>, ...labelSets: Partial<Record<L, string>>[]) => {
-    for (const labels of labelSets) counter.inc(labels, 0);
-  };
+  const start = <L extends string>(counter: Counter<L>, ...labelSets: Partial<Record<L, string>>[]) => startSeries(counter, labelSets);
   const each = <L extends string>(label: L, values: readonly string[]) => values.map((value) => ({ [label]: value }) as Record<L, string>);
   start(metrics.quotaStoreFailures, ...each('mode', ['closed', 'open', 'local']));
   start(metrics.quotaStoreLateReplies, ...each('outcome', ['discarded', 'evaluated']));
   start(metrics.grpcUnauthenticated, ...each('method', ['Check', 'StreamAccessLogs']));
   start(metrics.alsStreamsEnded, ...each('outcome', ['closed', 'cancelled', 'malformed', 'spool_unavailable']));
-  start(metrics.usageEventsNotBillable, ...each('reason', notBillableReasons));
   start(metrics.usageFlushFailures, ...each('outcome', ['retried', 'rejected']));
-  const stripeResults = ['done', 'retry', 'dead'];
-  start(metrics.stripeSyncAttempts, ...stripeWorkKinds.flatMap((kind) => stripeResults.map((result) => ({ kind, result }))));
   start(metrics.stripePaymentSuspensions, ...each('action', ['suspended', 'lifted']));
   start(metrics.billingRuns, ...each('result', ['led', 'follower', 'failed']));
   start(metrics.invoicesFinalized, ...each('mode', ['postpaid', 'prepaid']));
@@ -207,37 +198,12 @@ export function createMetrics(registry = new Registry()) {
   return metrics;
 }
 
-/** The values of tollgate_usage_events_not_billable_total's reason label: a usage event's reason, denials as one. */
-const notBillableReasons = [
-  'denied',
-  'unsigned',
-  'bad_signature',
-  'no_authz_metadata',
-  'unknown_plan',
-  'no_response',
-  'status_not_billable',
-] as const satisfies readonly ('denied' | NotBillableReason)[];
-
-/** Denials decided once the key's plan is known (see authz/decide.ts), and those decided before or without it. */
-const denialsWithPlan = ['unknown_endpoint', 'not_entitled', 'rate_limited', 'quota_exhausted', 'wallet_exhausted', 'limits_unavailable'] as const satisfies readonly DenialCode[];
-const denialsWithoutPlan = ['missing_key', 'invalid_key', 'key_revoked', 'account_suspended', 'subscription_inactive', 'malformed_request', 'internal_error'] as const satisfies readonly DenialCode[];
-
 /**
- * Check decisions present from the start for every plan of the catalog: allowed, and refused for the reasons decided
- * once the plan is known; and, with no plan, refused for the reasons decided before it (missing or bad credentials)
- * or without one (errors).
+ * Puts each label set's series at 0 on a counter, for the label values the owner of the counter knows (the stripe,
+ * metering and check modules start theirs with it).
  */
-export function startCheckDecisionSeries(metrics: Metrics, planIds: Iterable<string>): void {
-  const decisions = metrics.checkDecisions;
-  for (const plan of planIds) {
-    decisions.inc({ result: 'allow', reason: '', plan }, 0);
-    for (const reason of denialsWithPlan) {
-      decisions.inc({ result: 'deny', reason, plan }, 0);
-    }
-  }
-  for (const reason of denialsWithoutPlan) {
-    decisions.inc({ result: 'deny', reason, plan: '' }, 0);
-  }
+export function startSeries<L extends string>(counter: Counter<L>, labelSets: Iterable<Partial<Record<L, string>>>): void {
+  for (const labels of labelSets) counter.inc(labels, 0);
 }
 
 /** tollgate_build_info: 1, labelled with what runs, to join onto other series or to see a rollout progress. */
@@ -308,52 +274,6 @@ export function registerAccessLogStreamGauges(metrics: Metrics, receiver: { open
     'tollgate_als_messages_held',
     'Access-log messages received and held unread while their streams are paused by backpressure.',
     () => receiver.heldMessages,
-  );
-}
-
-/**
- * Business metrics (README, "Business metrics") over the trailing window the source computes, read at scrape time
- * from its cache. Labels: currency and plan only. A rate with nothing to divide by is NaN.
- */
-export function registerBusinessGauges(metrics: Metrics, latest: () => Promise<BusinessMetrics | undefined>): void {
-  const businessGauge = <L extends string>(name: string, help: string, labelNames: readonly L[], show: (gauge: Gauge<L>, current: BusinessMetrics) => void) =>
-    new Gauge<L>({
-      name,
-      help,
-      labelNames,
-      registers: [metrics.businessRegistry],
-      async collect() {
-        const current = await latest();
-        if (current) show(this, current);
-      },
-    });
-  const rate = (value: number | null) => value ?? Number.NaN;
-  businessGauge('tollgate_business_mrr_minor_units', 'Monthly recurring revenue of the active subscriptions, minor units, by currency and plan.', ['currency', 'plan'], (gauge, current) => {
-    gauge.reset();
-    for (const { currency, byPlan } of current.mrr) for (const plan of byPlan) gauge.set({ currency, plan: plan.planId }, Number(plan.mrr));
-  });
-  businessGauge('tollgate_business_paying_customers', 'Customers with an active subscription on a paid plan.', [], (gauge, current) => gauge.set(current.payingCustomers));
-  businessGauge('tollgate_business_churn_ratio', 'Customers paying at the window start who no longer pay at its end, over those paying at its start.', [], (gauge, current) =>
-    gauge.set(rate(current.churn.rate)),
-  );
-  businessGauge('tollgate_business_free_to_paid_ratio', 'Customers who started on a free plan and have since been on a paid one, over those who started free.', [], (gauge, current) =>
-    gauge.set(rate(current.freeToPaid.rate)),
-  );
-  businessGauge('tollgate_business_activation_ratio', 'Customers created in the window who made a first allowed call, over those created.', [], (gauge, current) =>
-    gauge.set(rate(current.activation.rate)),
-  );
-  businessGauge('tollgate_business_time_to_first_call_median_seconds', 'Median time from creation to first allowed call of the customers activated in the window.', [], (gauge, current) =>
-    gauge.set(rate(current.activation.timeToFirstCall.medianSeconds)),
-  );
-  businessGauge('tollgate_business_time_to_first_call_p90_seconds', '90th percentile time from creation to first allowed call of the customers activated in the window.', [], (gauge, current) =>
-    gauge.set(rate(current.activation.timeToFirstCall.p90Seconds)),
-  );
-  businessGauge('tollgate_business_net_revenue_retention_ratio', 'MRR now of the customers paying a recurring fee at the window start, over their MRR then, by currency.', ['currency'], (gauge, current) => {
-    gauge.reset();
-    for (const { currency, rate: retention } of current.netRevenueRetention) gauge.set({ currency }, rate(retention));
-  });
-  businessGauge('tollgate_business_metrics_computed_timestamp_seconds', 'When the business metrics were last computed; stops advancing while the computation fails.', [], (gauge, current) =>
-    gauge.set(current.end / 1000),
   );
 }
 

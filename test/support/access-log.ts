@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadEnvoyServices } from '../../src/grpc/protos.js';
 import { callMetadata, type EnvoyConnection } from './envoy.js';
 import { toStruct } from './envoy-wire.js';
-import { extAuthzNamespace } from '../../src/metering/als-wire.js';
+import { extAuthzNamespace } from '../../src/grpc/als-wire.js';
 
 /**
  * Plays Envoy's HTTP gRPC access logger: a client built from the canonical protos opens StreamAccessLogs streams

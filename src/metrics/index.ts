@@ -1,0 +1,15 @@
+/**
+ * Operational Prometheus metrics. Other modules import only this file (.dependency-cruiser.cjs).
+ */
+export {
+  createMetrics,
+  registerAccessLogStreamGauges,
+  registerBuildInfo,
+  registerIdentityCacheGauges,
+  registerSpoolGauges,
+  registerStripeOutboxGauge,
+  registerSubscriptionGauge,
+  startSeries,
+} from './metrics.js';
+export type { Metrics } from './metrics.js';
+export type { TallyIncrement } from './tallies.js';
