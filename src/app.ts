@@ -6,7 +6,7 @@ import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, t
 import { alertDeliveryLockId, alertEvaluationLockId, createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
 import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
-import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
+import { checkMethod, createCheckHandler, memoizePeriods, startDecisionSeries, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { createEventPublishing, type EventPublishing } from './events/index.js';
@@ -14,7 +14,7 @@ import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer
 import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier, SqlAccountRecords } from './identity/index.js';
 import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
 import { createMetering, type Metering, usageFlushBackoff } from './metering/index.js';
-import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
+import { createMetrics, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
 import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
@@ -92,6 +92,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
   const metrics = createMetrics();
+  registerBuildInfo(metrics, { version, commit: config.buildCommit });
+  startDecisionSeries(metrics, catalog.plans.keys());
   const tracing = startTracing(config.tracing, { version, logger });
 
   const opened = await openDatabase(config, logger);
@@ -122,22 +124,22 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       url: config.redis.url,
       prefix: config.redis.prefix,
       timeoutMs: config.redis.timeoutMs,
-      onLateReply: (outcome) => metrics.counterStoreLateReplies.inc({ outcome }),
+      onLateReply: (outcome) => metrics.quotaStoreLateReplies.inc({ outcome }),
     });
     if (!(await redis.ready())) {
       logger.error({ failureMode: config.redis.failureMode }, 'Redis unreachable at start; serving in failure mode until it connects');
     }
-    const redisLatency = metrics.counterStoreDuration.bind({ store: 'redis' });
+    const redisLatency = metrics.quotaStoreDuration.bind({ store: 'redis' });
     counters = new ResilientCounterStore(
       redis,
       config.redis.failureMode,
       local,
       logger,
-      (mode) => metrics.counterStoreFailures.inc({ mode }),
+      (mode) => metrics.quotaStoreFailures.inc({ mode }),
       (seconds) => redisLatency.observe(seconds),
     );
   } else {
-    const memoryLatency = metrics.counterStoreDuration.bind({ store: 'memory' });
+    const memoryLatency = metrics.quotaStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
   const wallet = new WalletService(records, counters, () => catalog, clock, logger);

@@ -43,6 +43,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ TOLLGATE_JWT_JWKS_URL: 'https://a/jwks', TOLLGATE_JWT_JWKS_FILE: 'jwks.json' })).toThrow(/exclusive/);
   });
 
+  it('takes the build commit the image recorded, none when the build passed an empty one', () => {
+    expect(loadConfig({ TOLLGATE_BUILD_COMMIT: '0f83cff1' }).buildCommit).toBe('0f83cff1');
+    expect(loadConfig({ TOLLGATE_BUILD_COMMIT: '' }).buildCommit).toBeUndefined();
+    expect(loadConfig({}).buildCommit).toBeUndefined();
+    expect(() => loadConfig({ TOLLGATE_BUILD_COMMIT: 'main; rm -rf' })).toThrow(/TOLLGATE_BUILD_COMMIT/);
+  });
+
   it('reads TLS and caller settings for the gRPC port, and refuses incomplete ones', () => {
     expect(loadConfig({}).grpc).toMatchObject({ tls: undefined, callers: { allowedPeers: [], tokens: [], tokensFile: undefined } });
     const grpc = loadConfig({

@@ -2,8 +2,9 @@
 // Compose demo and the Dockerfile. Kustomizations must render on kustomize v2.0.3 (Debian's kubectl 1.20, which CI
 // installs) and on v5; set TOLLGATE_TEST_KUBECTL to run these tests with another kubectl binary.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
@@ -31,7 +32,7 @@ const podLabels = { 'app.kubernetes.io/name': 'tollgate' };
 function kustomize(dir: string): Manifest[] {
   let output: string;
   try {
-    output = execFileSync(kubectl, ['kustomize', join(repoRoot, dir)], { encoding: 'utf8', stdio: 'pipe' });
+    output = execFileSync(kubectl, ['kustomize', resolve(repoRoot, dir)], { encoding: 'utf8', stdio: 'pipe' });
   } catch (error) {
     const { code, stderr } = error as { code?: string; stderr?: string };
     const hint = code === 'ENOENT' ? " (install kubectl, e.g. Debian's kubernetes-client package)" : '';
@@ -78,6 +79,13 @@ function seconds(duration: string): number {
   return Number(match[1]);
 }
 
+/** A Kubernetes quantity in bytes (the binary suffixes the manifests use). */
+function bytes(quantity: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(quantity);
+  if (!match) throw new Error(`not a quantity: ${quantity}`);
+  return Number(match[1]) * { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, '': 1 }[match[2] ?? '']!;
+}
+
 const overlays = {
   embedded: kustomize('deploy/kubernetes/overlays/embedded'),
   production: kustomize('deploy/kubernetes/overlays/production'),
@@ -93,7 +101,7 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
   it('renders the expected kinds, all in namespace tollgate', () => {
     const kinds = manifests.map((manifest) => manifest.kind).sort();
     const expected = ['ConfigMap', 'ConfigMap', 'Deployment', 'Namespace', 'NetworkPolicy', 'PodDisruptionBudget', 'Service'];
-    expected.push('ServiceMonitor', ...(overlay === 'embedded' ? ['PersistentVolumeClaim'] : []));
+    expected.push(...(overlay === 'embedded' ? ['PersistentVolumeClaim'] : ['HorizontalPodAutoscaler']));
     expect(kinds).toEqual(expected.sort());
     for (const manifest of manifests.filter((m) => m.kind !== 'Namespace')) {
       expect(manifest.metadata.namespace, `${manifest.kind} ${manifest.metadata.name}`).toBe('tollgate');
@@ -197,17 +205,42 @@ describe.each(Object.entries(overlays))('deploy/kubernetes overlay %s', (overlay
     expect(budget.spec.minAvailable).toBeUndefined();
   });
 
-  it('has Prometheus scrape /metrics on the http port, and /metrics/business with the metrics token the pod also gets', () => {
-    const monitor = only(manifests, 'ServiceMonitor');
-    expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
-    expect(monitor.spec.selector.matchLabels).toEqual(service.metadata.labels);
-    const metricsToken = { name: 'tollgate-secrets', key: 'metrics-token' };
-    expect(monitor.spec.endpoints).toEqual([
-      { port: 'http', path: '/metrics', interval: '15s' },
-      { port: 'http', path: '/metrics/business', interval: '60s', bearerTokenSecret: metricsToken },
+  it('needs no CRD: only built-in API groups, so it applies on clusters without the Prometheus Operator', () => {
+    const builtIn = /^(v1|apps\/v1|policy\/v1|networking\.k8s\.io\/v1|autoscaling\/v2)$/;
+    for (const manifest of manifests) expect(manifest.apiVersion, `${manifest.kind} ${manifest.metadata.name}`).toMatch(builtIn);
+  });
+
+  it('mounts no service-account token, and bounds every emptyDir', () => {
+    expect(pod.automountServiceAccountToken).toBe(false);
+    const emptyDirs = pod.volumes.filter((volume: Json) => 'emptyDir' in volume);
+    expect(emptyDirs.map((volume: Json) => volume.name)).toContain('tmp');
+    for (const volume of emptyDirs) expect(volume.emptyDir.sizeLimit, volume.name).toMatch(/^\d+(Mi|Gi)$/);
+    // The data directory holds the spool, which Tollgate lets grow to TOLLGATE_SPOOL_MAX_BYTES before it stops reading.
+    const data = emptyDirs.find((volume: Json) => volume.name === 'data');
+    if (data) {
+      const spoolMaxBytes = Number(config['TOLLGATE_SPOOL_MAX_BYTES'] ?? loadConfig({}).metering.spoolMaxBytes);
+      expect(bytes(data.emptyDir.sizeLimit)).toBeGreaterThanOrEqual(1.5 * spoolMaxBytes);
+    }
+  });
+
+  it('names the image tollgate at the version of package.json, for an overlay of yours to point at a registry', () => {
+    const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+    expect(container.image).toBe(`tollgate:${packageJson.version}`);
+  });
+});
+
+describe('deploy/kubernetes/base', () => {
+  it('renders on its own with built-in kinds only: nothing needs the Prometheus Operator', () => {
+    const kinds = kustomize('deploy/kubernetes/base').map((manifest) => `${manifest.apiVersion} ${manifest.kind}`);
+    expect(kinds.sort()).toEqual([
+      'apps/v1 Deployment',
+      'networking.k8s.io/v1 NetworkPolicy',
+      'policy/v1 PodDisruptionBudget',
+      'v1 ConfigMap',
+      'v1 ConfigMap',
+      'v1 Namespace',
+      'v1 Service',
     ]);
-    const env = only(manifests, 'Deployment').spec.template.spec.containers[0].env;
-    expect(env).toContainEqual({ name: 'TOLLGATE_METRICS_TOKEN', valueFrom: { secretKeyRef: metricsToken } });
   });
 });
 
@@ -224,13 +257,37 @@ describe('deploy/kubernetes overlay specifics', () => {
     const names = [...container.env.map((v: Json) => v.name), ...Object.keys(configMapData(manifests, container))];
     expect(names).not.toContain('TOLLGATE_DATABASE_URL');
     expect(names).not.toContain('TOLLGATE_REDIS_URL');
+    expect(manifests.map((manifest) => manifest.kind)).not.toContain('HorizontalPodAutoscaler');
   });
 
-  it('production: three spread replicas, Redis, PostgreSQL and one usage signing key for all required from the Secret', () => {
+  it('embedded: a memory limit over the measured start peak of PGlite, and a startup budget for a slow first start', () => {
+    const deployment = only(overlays.embedded, 'Deployment');
+    const container = tollgateContainer(deployment);
+    // Max RSS of a first start on empty storage on the image's Node (docs/DEPLOYMENT.md, "Embedded memory").
+    const measuredFirstStartPeak = 874 * 2 ** 20;
+    expect(bytes(container.resources.limits.memory)).toBeGreaterThanOrEqual(1.4 * measuredFirstStartPeak);
+    expect(bytes(container.resources.requests.memory)).toBeLessThanOrEqual(bytes(container.resources.limits.memory));
+    // First starts took 16-50 s; liveness must not count before three times the slowest.
+    const { periodSeconds, failureThreshold } = container.startupProbe;
+    expect(periodSeconds * failureThreshold).toBeGreaterThanOrEqual(150);
+  });
+
+  it('production: 3 to 12 spread replicas, Redis, PostgreSQL and one usage signing key for all required from the Secret', () => {
     const manifests = overlays.production;
     const deployment = only(manifests, 'Deployment');
     const container = tollgateContainer(deployment);
-    expect(deployment.spec.replicas).toBe(3);
+    // The HorizontalPodAutoscaler owns the count: a replicas field would reset it at every kubectl apply.
+    expect(deployment.spec.replicas).toBeUndefined();
+    const autoscaler = only(manifests, 'HorizontalPodAutoscaler');
+    expect(autoscaler.apiVersion).toBe('autoscaling/v2');
+    expect(autoscaler.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name });
+    expect(autoscaler.spec.minReplicas).toBe(3);
+    expect(autoscaler.spec.maxReplicas).toBeGreaterThan(autoscaler.spec.minReplicas);
+    // It scales on CPU utilisation, which needs a CPU request to be measured against.
+    expect(autoscaler.spec.metrics).toEqual([{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } } }]);
+    expect(container.resources.requests.cpu).toBeDefined();
+    // No fewer replicas than the budget lets a drain take plus one.
+    expect(autoscaler.spec.minReplicas).toBeGreaterThan(only(manifests, 'PodDisruptionBudget').spec.maxUnavailable);
     expect(deployment.spec.strategy.rollingUpdate).toEqual({ maxSurge: 1, maxUnavailable: 0 });
     const secrets = secretEnv(container);
     expect(secrets.get('TOLLGATE_DATABASE_URL')).toEqual({ key: 'database-url', optional: false });
@@ -269,6 +326,85 @@ describe('deploy/kubernetes overlay specifics', () => {
     }
     const tokens = volumes.get(mountOf(settings.grpc.callers.tokensFile!).name);
     expect(tokens.secret).toMatchObject({ secretName: secretName, optional: true, items: [{ key: 'grpc-caller-tokens', path: 'tokens' }] });
+  });
+});
+
+describe('deploy/kubernetes/monitoring', () => {
+  const manifests = kustomize('deploy/kubernetes/monitoring');
+  const service = only(overlays.production, 'Service');
+
+  it('holds the Prometheus Operator resources, in namespace tollgate', () => {
+    expect(manifests.map((manifest) => manifest.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
+    for (const manifest of manifests) {
+      expect(manifest.apiVersion).toBe('monitoring.coreos.com/v1');
+      expect(manifest.metadata.namespace).toBe('tollgate');
+    }
+  });
+
+  it('has Prometheus scrape /metrics on the http port, and /metrics/business with the metrics token the pod also gets', () => {
+    const monitor = only(manifests, 'ServiceMonitor');
+    expect(monitor.spec.selector.matchLabels).toEqual(service.metadata.labels);
+    const metricsToken = { name: 'tollgate-secrets', key: 'metrics-token' };
+    expect(monitor.spec.endpoints).toEqual([
+      { port: 'http', path: '/metrics', interval: '15s' },
+      { port: 'http', path: '/metrics/business', interval: '60s', bearerTokenSecret: metricsToken },
+    ]);
+    for (const manifests of Object.values(overlays)) {
+      const env = tollgateContainer(only(manifests, 'Deployment')).env;
+      expect(env).toContainEqual({ name: 'TOLLGATE_METRICS_TOKEN', valueFrom: { secretKeyRef: metricsToken } });
+    }
+  });
+
+  it('carries the alerting rules of deploy/prometheus/rules.yml as a PrometheusRule, unchanged', () => {
+    const rule = only(manifests, 'PrometheusRule');
+    expect(rule.spec.groups).toEqual(readYaml('deploy/prometheus/rules.yml').groups);
+  });
+});
+
+describe('.github/workflows/release.yml', () => {
+  const workflow = readYaml('.github/workflows/release.yml');
+  const steps: Json[] = workflow.jobs.image.steps;
+  const step = (uses: string) => steps.find((candidate) => candidate.uses?.startsWith(uses));
+
+  it('publishes the image the manifests name, for amd64 and arm64, tagged from the git tag', () => {
+    expect(workflow.on.push.tags).toEqual(['v[0-9]+.[0-9]+.[0-9]+']);
+    expect(workflow.permissions).toEqual({ contents: 'read', packages: 'write' });
+    expect(step('docker/login-action').with.registry).toBe('ghcr.io');
+    const imageName = steps.find((candidate) => candidate.id === 'image').run;
+    expect(imageName).toContain('ghcr.io/${GITHUB_REPOSITORY_OWNER,,}/tollgate');
+    expect(step('docker/metadata-action').with.tags).toContain('type=semver,pattern={{version}}');
+    const push = step('docker/build-push-action').with;
+    expect(push).toMatchObject({ context: '.', platforms: 'linux/amd64,linux/arm64', push: true, 'build-args': 'COMMIT=${{ github.sha }}' });
+    // The manifests' image is `tollgate` at package.json's version, which the tag must equal.
+    expect(steps.some((candidate) => candidate.run?.includes('require("./package.json").version'))).toBe(true);
+    expect(tollgateContainer(only(overlays.production, 'Deployment')).image.split(':')[0]).toBe('tollgate');
+  });
+});
+
+describe('your overlay, as README shows it', () => {
+  it('points the image at a registry with images: and keeps everything else of the overlay', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-overlay-'));
+    try {
+      const production = relative(dir, join(repoRoot, 'deploy/kubernetes/overlays/production'));
+      writeFileSync(
+        join(dir, 'kustomization.yaml'),
+        [
+          'apiVersion: kustomize.config.k8s.io/v1beta1',
+          'kind: Kustomization',
+          `bases: [${production}]`,
+          'images:',
+          '  - name: tollgate',
+          '    newName: ghcr.io/example/tollgate',
+          '    newTag: 0.1.0',
+          '',
+        ].join('\n'),
+      );
+      const manifests = kustomize(dir);
+      expect(tollgateContainer(only(manifests, 'Deployment')).image).toBe('ghcr.io/example/tollgate:0.1.0');
+      expect(manifests).toHaveLength(overlays.production.length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -340,6 +476,17 @@ describe('deploy/istio', () => {
   });
 });
 
+describe('deploy/istio requirements', () => {
+  it('states the Istio versions and that CUSTOM authorization needs sidecar mode, not ambient', () => {
+    for (const file of ['deploy/istio/kustomization.yaml', 'deploy/istio/meshconfig.yaml', 'deploy/istio/tollgate/kustomization.yaml']) {
+      const text = readFileSync(join(repoRoot, file), 'utf8');
+      expect(text, file).toContain('Istio 1.22 or later');
+      expect(text, file).toMatch(/sidecar mode/);
+    }
+    expect(readFileSync(join(repoRoot, 'deploy/istio/kustomization.yaml'), 'utf8')).toMatch(/ambient mode ztunnel refuses CUSTOM/);
+  });
+});
+
 describe('deploy/istio/tollgate', () => {
   const manifests = kustomize('deploy/istio/tollgate');
   const tollgateService = only(overlays.production, 'Service');
@@ -372,6 +519,11 @@ describe('deploy/compose/compose.yaml', () => {
 
   it('brings up envoy, tollgate, redis, postgres and the petstore echo', () => {
     expect(Object.keys(compose.services).sort()).toEqual(['envoy', 'petstore', 'postgres', 'redis', 'tollgate']);
+  });
+
+  it('runs an Envoy line still maintained (v1.37 to v1.40 in December 2026; each gets a year from its release)', () => {
+    const [, minor] = /^envoyproxy\/envoy:v1\.(\d+)-latest$/.exec(compose.services.envoy.image) ?? [];
+    expect(Number(minor)).toBeGreaterThanOrEqual(37);
   });
 
   it('mounts the repository envoy.yaml into Envoy and builds Tollgate from the Dockerfile', () => {
@@ -428,13 +580,33 @@ describe('Dockerfile', () => {
     for (const source of sources) expect(existsSync(join(repoRoot, source)), source).toBe(true);
   });
 
-  it('builds with npm ci and tsc into dist/, then runs on node:20-slim with production dependencies', () => {
-    expect(argsOf('FROM').map(({ args }) => args[0])).toEqual(['node:20-slim', 'node:20-slim', 'node:20-slim']);
+  it('builds with npm ci and tsc into dist/, then runs with production dependencies, every stage on one Node release', () => {
+    const [base, ...stages] = argsOf('FROM').map(({ args }) => args);
+    // An exact release, never a moving tag; with its multi-arch index digest once one is pinned.
+    expect(base?.[0]).toMatch(/^node:\d+\.\d+\.\d+-trixie-slim(@sha256:[0-9a-f]{64})?$/);
+    expect(base?.slice(1)).toEqual(['AS', 'node-base']);
+    expect(stages.map((stage) => stage[0])).toEqual(['node-base', 'node-base', 'node-base']);
     const runs = argsOf('RUN').map(({ line }) => line);
     expect(runs).toEqual(expect.arrayContaining(['RUN npm ci', 'RUN npm run build', 'RUN npm ci --omit=dev']));
     const buildConfig = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.build.json'), 'utf8'));
     expect(buildConfig.compilerOptions.outDir).toBe('dist');
     expect(argsOf('COPY').map(({ line }) => line)).toContain('COPY --from=build /app/dist ./dist');
+  });
+
+  it('runs a Node line that package.json engines admit, and README names the supported lines', () => {
+    const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+    const [, major, minor] = /^node:(\d+)\.(\d+)\./.exec(argsOf('FROM')[0]!.args[0]!) ?? [];
+    const [, engineMajor, engineMinor] = /^>=(\d+)\.(\d+)$/.exec(packageJson.engines.node) ?? [];
+    expect(Number(major) * 1000 + Number(minor)).toBeGreaterThanOrEqual(Number(engineMajor) * 1000 + Number(engineMinor));
+    // CI runs the suite on the machine's Node: engines must admit it too.
+    const [runningMajor, runningMinor] = process.versions.node.split('.').map(Number);
+    expect(runningMajor! * 1000 + runningMinor!).toBeGreaterThanOrEqual(Number(engineMajor) * 1000 + Number(engineMinor));
+    expect(readFileSync(join(repoRoot, 'README.md'), 'utf8')).toContain(`The image runs Node.js ${major}`);
+  });
+
+  it('records the git commit it was built from for tollgate_build_info', () => {
+    expect(argsOf('ARG').map(({ line }) => line)).toContain('ARG COMMIT');
+    expect(argsOf('ENV').flatMap(({ args }) => args)).toContain('TOLLGATE_BUILD_COMMIT=${COMMIT}');
   });
 
   it('runs bin/tollgate.js serve as user node with the data dir and both ports', () => {

@@ -672,7 +672,7 @@ async function setsAsideOnlyRefusedEvents(sink: UsageSink, db: Db): Promise<void
   expect(rejected).toHaveLength(1);
   const rows = readFileSync(join(dir, 'rejected', rejected[0]!), 'utf8').split('\n').filter(Boolean);
   expect(rows.map(requestIdOfRow)).toEqual(['p1', 'p2']);
-  expect((await metrics.usageFlushFailures.get()).values).toEqual([expect.objectContaining({ labels: { outcome: 'rejected' }, value: 1 })]);
+  expect((await metrics.usageFlushFailures.get()).values.filter((value) => value.value > 0)).toEqual([expect.objectContaining({ labels: { outcome: 'rejected' }, value: 1 })]);
   expect((await metrics.usageEventsRejected.get()).values[0]!.value).toBe(2);
   expect((await metrics.usageEventsStored.get()).values[0]!.value).toBe(16);
 }

@@ -45,7 +45,7 @@ describe('Redis unreachable', () => {
     await redis.restore();
     await expect.poll(async () => (await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed, { timeout: 10_000, interval: 100 }).toBe(true);
     const metrics = await (await fetch(`${service.httpUrl}/metrics`)).text();
-    expect(metrics).toMatch(/tollgate_counter_store_failures_total\{mode="closed"\} [1-9]/);
+    expect(metrics).toMatch(/tollgate_quota_store_failures_total\{mode="closed"\} [1-9]/);
   });
 
   it('open: allows without counting', async () => {
@@ -124,7 +124,7 @@ describe('Redis slow, or Node slow', () => {
     for (let i = 0; i < 10; i++) after.push(await envoy.check({ ...pets, key }));
     expect(after.map((outcome) => outcome.httpStatus)).toEqual([...Array(9).fill(200), 429]);
     expect(after[8]!.responseHeaders['x-quota-remaining']).toBe('990');
-    expect(await metric(service, /tollgate_counter_store_late_replies_total\{outcome="discarded"\} (\d+)/)).toBeGreaterThanOrEqual(2);
+    expect(await metric(service, /tollgate_quota_store_late_replies_total\{outcome="discarded"\} (\d+)/)).toBeGreaterThanOrEqual(2);
   });
 
   it('an event-loop stall while Checks wait on Redis causes no fallback and lets no extra call through', async () => {
@@ -152,7 +152,7 @@ describe('Redis slow, or Node slow', () => {
     Socket.prototype.write = write;
     expect(stalled).toBe(true);
     expect(outcomes.map((outcome) => outcome.httpStatus).sort()).toEqual([200, 200, 200, 200, 200, 429, 429]);
-    expect(await metric(service, /tollgate_counter_store_failures_total\{mode="local"\} (\d+)/)).toBe(0);
+    expect(await metric(service, /tollgate_quota_store_failures_total\{mode="local"\} (\d+)/)).toBe(0);
   });
 });
 
@@ -176,7 +176,7 @@ describe('readiness', () => {
     await redis.cut();
     expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed).toBe(true);
     const metrics = await (await fetch(`${service.httpUrl}/metrics`)).text();
-    expect(metrics).toMatch(/tollgate_counter_store_failures_total\{mode="local"\} [1-9]/);
+    expect(metrics).toMatch(/tollgate_quota_store_failures_total\{mode="local"\} [1-9]/);
     expect((await fetch(`${service.httpUrl}/readyz`)).status).toBe(200);
   });
 });

@@ -31,7 +31,7 @@ export async function redisOutage({ quick, postgres, dataDir, log }: ScenarioCon
         await sleep(500); // the identity cache syncs every 100 ms
         const load = new CheckLoad({ address: server.grpcAddress, key, ratePerSecond });
         await sleep(steadyMs);
-        const failuresAt = async () => server.metric('tollgate_counter_store_failures_total');
+        const failuresAt = async () => server.metric('tollgate_quota_store_failures_total');
         const brokeAt = load.now();
         redis.signal(how);
         await sleep(outageMs);
@@ -91,7 +91,7 @@ export async function redisOutage({ quick, postgres, dataDir, log }: ScenarioCon
       `After ${steadyMs / 1000} s of steady load Redis is broken for ${outageMs / 1000} s: SIGSTOP (it hangs; SIGCONT after) or SIGKILL ` +
       `(refused; a new, empty Redis on the same port after). TOLLGATE_REDIS_TIMEOUT_MS is the default 50 ms. Decisions and latency ` +
       `(p50 / p99 ms, as the client saw them) are those of the Checks sent during the outage; recovery is the time from Redis ` +
-      `being back to the server's last use of its failure mode (tollgate_counter_store_failures_total, polled every 50 ms).`,
+      `being back to the server's last use of its failure mode (tollgate_quota_store_failures_total, polled every 50 ms).`,
     table: {
       head: ['failure mode', 'break', 'outage (s)', 'p50 / p99 before (ms)', 'Checks during', 'gRPC errors', 'decisions during', 'p50 / p99 during (ms)', 'recovery (ms)', 'after recovery'],
       rows,

@@ -1,13 +1,13 @@
 import { hashApiKey, type Identity, type IdentityCache, isApiKey, type JwtVerifier, looksLikeJwt, oauthClientCredential } from '../identity/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
-import type { Metrics, TallyIncrement } from '../metrics/index.js';
+import { type Metrics, startSeries, type TallyIncrement } from '../metrics/index.js';
 import type { ResilientCounterStore } from '../counters/index.js';
 import type { CheckHandler } from './check-method.js';
 import type { CheckRequestWire } from '../grpc/index.js';
 import type { CheckOutcome, CheckTrace, Tracing } from '../tracing/index.js';
 import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
-import type { Decision } from './decision.js';
+import type { Decision, DenialCode } from './decision.js';
 import type { UsageIdentity } from './usage-identity.js';
 
 export interface CheckDependencies {
@@ -106,6 +106,24 @@ function stamped(decision: Decision, admitted: Admitted, deps: CheckDependencies
 }
 
 /** The handler answers with the Decision itself: check-response-encoder.ts serializes it to a CheckResponse. */
+/** Denials decided once the key's plan is known (see decide.ts), and those decided before or without it. */
+const denialsWithPlan = ['unknown_endpoint', 'not_entitled', 'rate_limited', 'quota_exhausted', 'wallet_exhausted', 'limits_unavailable'] as const satisfies readonly DenialCode[];
+const denialsWithoutPlan = ['missing_key', 'invalid_key', 'key_revoked', 'account_suspended', 'subscription_inactive', 'malformed_request', 'internal_error'] as const satisfies readonly DenialCode[];
+
+/**
+ * Check decisions exported at 0 from the start, so that rate() sees their first event: for every plan of the
+ * catalog, allowed and refused for the reasons decided once the plan is known; with no plan, refused for the
+ * reasons decided before it (credentials) or without one (errors).
+ */
+export function startDecisionSeries(metrics: Pick<Metrics, 'checkDecisions'>, planIds: Iterable<string>): void {
+  const labelSets: { result: string; reason: string; plan: string }[] = [];
+  for (const plan of planIds) {
+    labelSets.push({ result: 'allow', reason: '', plan }, ...denialsWithPlan.map((reason) => ({ result: 'deny', reason, plan })));
+  }
+  labelSets.push(...denialsWithoutPlan.map((reason) => ({ result: 'deny', reason, plan: '' })));
+  startSeries(metrics.checkDecisions, labelSets);
+}
+
 export function createCheckHandler(deps: CheckDependencies): CheckHandler {
   // The label combinations are few (plan × reason, the reason empty for an allow): each is bound once and kept.
   const decisionCounters = new Map<string, Map<string, TallyIncrement>>();

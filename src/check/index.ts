@@ -3,6 +3,6 @@
  * the metering path verifies. Other modules import only this file (.dependency-cruiser.cjs).
  */
 export { checkMethod } from './check-method.js';
-export { createCheckHandler } from './check-service.js';
+export { createCheckHandler, startDecisionSeries } from './check-service.js';
 export { extractKey, memoizePeriods, quotaCounterName } from './decide.js';
 export { UsageIdentity } from './usage-identity.js';

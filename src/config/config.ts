@@ -53,6 +53,8 @@ const envSchema = z.object({
   TOLLGATE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(250),
   TOLLGATE_SHUTDOWN_DELAY_MS: z.coerce.number().int().nonnegative().default(0),
   TOLLGATE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+  // Set by the image build (Dockerfile's COMMIT argument; empty when the build passed none); shown in tollgate_build_info.
+  TOLLGATE_BUILD_COMMIT: z.string().regex(/^([0-9a-f]{7,40})?$/, 'must be a git commit id (7 to 40 hex digits)').optional(),
   TOLLGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TOLLGATE_BILLING_INTERVAL_MS: z.coerce.number().int().nonnegative().default(30_000),
   TOLLGATE_BILLING_FINALIZE_AFTER_MS: z.coerce.number().int().nonnegative().default(3_600_000),
@@ -136,6 +138,8 @@ export interface Config {
   shutdownDelayMs: number;
   shutdownGraceMs: number;
   logLevel: Env['TOLLGATE_LOG_LEVEL'];
+  /** The git commit the image was built from, when its build recorded one. */
+  buildCommit: string | undefined;
   metering: { spoolFsyncMs: number; spoolMaxBytes: number; batchSize: number; flushIntervalMs: number };
   stripe: StripeConfig;
   /** How often the rating loop runs, and how long after a period ends its invoices are finalized. */
@@ -271,6 +275,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownDelayMs: e.TOLLGATE_SHUTDOWN_DELAY_MS,
     shutdownGraceMs: e.TOLLGATE_SHUTDOWN_GRACE_MS,
     logLevel: e.TOLLGATE_LOG_LEVEL,
+    buildCommit: e.TOLLGATE_BUILD_COMMIT || undefined,
     metering: {
       spoolFsyncMs: e.TOLLGATE_SPOOL_FSYNC_MS,
       spoolMaxBytes: e.TOLLGATE_SPOOL_MAX_BYTES,

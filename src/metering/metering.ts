@@ -5,14 +5,14 @@ import type { UsageIdentity } from '../check/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
-import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges } from '../metrics/index.js';
+import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges, startSeries } from '../metrics/index.js';
 import type { CounterStore } from '../counters/index.js';
 import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
 import { type Db, withDomainErrors } from '../store/index.js';
 import type { Tracing } from '../tracing/index.js';
 import type { EventOutbox } from '../events/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
-import { toUsageEvent } from './event.js';
+import { type NotBillableReason, toUsageEvent, type UsageEvent } from './event.js';
 import { currentEventRow } from './event-rows.js';
 import { UsageMeter } from './meter.js';
 import { DbUsageSink, PostgresUsageSink } from './sink.js';
@@ -65,12 +65,15 @@ export function createMetering(deps: MeteringDependencies): Metering {
     batchSize: config.metering.batchSize,
     maxSpoolBytes: config.metering.spoolMaxBytes,
   }, deps.tracing);
+  startSeries(metrics.usageEventsNotBillable, notBillableReasons.map((reason) => ({ reason })));
   const periodStartOf = billingPeriodStarts(deps.identities);
   const receiver = new AccessLogReceiver({
     meter,
     toEvents: (entries) => {
       const context = { catalog: deps.catalog(), periodStartOf, usage: deps.usage, now: deps.clock.now(), newUsageId: randomUUID };
-      return entries.map((entry) => toUsageEvent(entry, context));
+      const events = entries.map((entry) => toUsageEvent(entry, context));
+      countNotBillable(events, metrics);
+      return events;
     },
     metrics,
     logger,
@@ -87,6 +90,28 @@ export function createMetering(deps: MeteringDependencies): Metering {
     pendingEvents: () => spool.pendingEvents,
   });
   return { receiver, meter, spool, usage };
+}
+
+/** The reason label of tollgate_usage_events_not_billable_total: an unbilled event's reason, all denials as one. */
+const notBillableReasons = [
+  'denied',
+  'unsigned',
+  'bad_signature',
+  'no_authz_metadata',
+  'unknown_plan',
+  'no_response',
+  'status_not_billable',
+] as const satisfies readonly ('denied' | NotBillableReason)[];
+
+/** Counts a batch's unbilled events by reason, all denials as one (their codes are in the Check's metrics). */
+function countNotBillable(events: readonly UsageEvent[], metrics: Pick<Metrics, 'usageEventsNotBillable'>): void {
+  const byReason = new Map<string, number>();
+  for (const event of events) {
+    if (event.reason === null) continue; // billable
+    const reason = event.decision === 'deny' ? 'denied' : event.reason;
+    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  }
+  for (const [reason, count] of byReason) metrics.usageEventsNotBillable.inc({ reason }, count);
 }
 
 /**

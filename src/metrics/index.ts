@@ -1,6 +1,16 @@
 /**
  * Operational Prometheus metrics. Other modules import only this file (.dependency-cruiser.cjs).
  */
-export { createMetrics, registerAccessLogStreamGauges, registerEventOutboxGauges, registerIdentityCacheGauges, registerSpoolGauges, registerStripeOutboxGauge, registerSubscriptionGauge } from './metrics.js';
+export {
+  createMetrics,
+  registerAccessLogStreamGauges,
+  registerBuildInfo,
+  registerEventOutboxGauges,
+  registerIdentityCacheGauges,
+  registerSpoolGauges,
+  registerStripeOutboxGauge,
+  registerSubscriptionGauge,
+  startSeries,
+} from './metrics.js';
 export type { Metrics } from './metrics.js';
 export type { TallyIncrement } from './tallies.js';

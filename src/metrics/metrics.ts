@@ -2,12 +2,20 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { TalliedCounter, TalliedHistogram } from './tallies.js';
 
 /**
+ * prom-client's totals of its by-type gauges: gauges named like counters, which promtool refuses. Their sums over
+ * `type` (tollgate_nodejs_active_handles and the like) say the same.
+ */
+const defaultGaugesNamedLikeCounters = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/**
  * Every metric Tollgate exports. Labels stay bounded: plan, reason and result come from the catalog and fixed
- * enums; customer ids and keys never become labels.
+ * enums; customer ids and keys never become labels. Counters with a fixed set of label values start with each at 0,
+ * so that rate() and increase() see their first events (a series born at 1 shows no increase).
  */
 export function createMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry, prefix: 'tollgate_' });
-  return {
+  for (const name of defaultGaugesNamedLikeCounters) registry.removeSingleMetric(`tollgate_${name}`);
+  const metrics = {
     registry,
     /** Business gauges (MRR, revenue, churn): served apart from the operational ones, to token holders only. */
     businessRegistry: new Registry(),
@@ -24,9 +32,9 @@ export function createMetrics(registry = new Registry()) {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers: [registry],
     }),
-    counterStoreDuration: new TalliedHistogram({
-      name: 'tollgate_counter_store_duration_seconds',
-      help: 'Latency of one counter-store consume call.',
+    quotaStoreDuration: new TalliedHistogram({
+      name: 'tollgate_quota_store_duration_seconds',
+      help: 'Latency of one quota (counter) store consume call.',
       labelNames: ['store'] as const,
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers: [registry],
@@ -42,14 +50,14 @@ export function createMetrics(registry = new Registry()) {
       help: 'PostgreSQL (or PGlite) queries that failed, including connection failures.',
       registers: [registry],
     }),
-    counterStoreFailures: new Counter({
-      name: 'tollgate_counter_store_failures_total',
-      help: 'Counter-store calls that failed, by the failure mode then applied (closed, open, local).',
+    quotaStoreFailures: new Counter({
+      name: 'tollgate_quota_store_failures_total',
+      help: 'Quota (counter) store calls that failed, by the failure mode then applied (closed, open, local).',
       labelNames: ['mode'] as const,
       registers: [registry],
     }),
-    counterStoreLateReplies: new Counter({
-      name: 'tollgate_counter_store_late_replies_total',
+    quotaStoreLateReplies: new Counter({
+      name: 'tollgate_quota_store_late_replies_total',
       help: 'Redis consume calls that replied after they had timed out: discarded (Redis ran them past their deadline and counted nothing) or evaluated (run in time, reply late: their counts stand though the Checks were answered from the failure mode).',
       labelNames: ['outcome'] as const,
       registers: [registry],
@@ -89,6 +97,12 @@ export function createMetrics(registry = new Registry()) {
     usageEventsRejected: new Counter({
       name: 'tollgate_usage_events_rejected_total',
       help: 'Usage events set aside in the spool\'s rejected/ directory: those the database refused (a data error no retry can fix), and good ones left among refused rows once the search for them had spent its writes.',
+      registers: [registry],
+    }),
+    usageEventsNotBillable: new Counter({
+      name: 'tollgate_usage_events_not_billable_total',
+      help: 'Access-log entries recorded but not billed, by reason: denied (the Check refused the call), unsigned or bad_signature (claimed allowed without a valid usage signature: forged or altered metadata, or a replica with another signing key), no_authz_metadata, unknown_plan, no_response or status_not_billable.',
+      labelNames: ['reason'] as const,
       registers: [registry],
     }),
     usageFlushDuration: new Histogram({
@@ -185,6 +199,37 @@ export function createMetrics(registry = new Registry()) {
       registers: [registry],
     }),
   };
+  const start = <L extends string>(counter: Counter<L>, ...labelSets: Partial<Record<L, string>>[]) => startSeries(counter, labelSets);
+  const each = <L extends string>(label: L, values: readonly string[]) => values.map((value) => ({ [label]: value }) as Record<L, string>);
+  start(metrics.quotaStoreFailures, ...each('mode', ['closed', 'open', 'local']));
+  start(metrics.quotaStoreLateReplies, ...each('outcome', ['discarded', 'evaluated']));
+  start(metrics.grpcUnauthenticated, ...each('method', ['Check', 'StreamAccessLogs']));
+  start(metrics.alsStreamsEnded, ...each('outcome', ['closed', 'cancelled', 'malformed', 'spool_unavailable']));
+  start(metrics.usageFlushFailures, ...each('outcome', ['retried', 'rejected']));
+  start(metrics.stripePaymentSuspensions, ...each('action', ['suspended', 'lifted']));
+  start(metrics.billingRuns, ...each('result', ['led', 'follower', 'failed']));
+  start(metrics.invoicesFinalized, ...each('mode', ['postpaid', 'prepaid']));
+  start(metrics.alertsFired, ...each('type', ['quota.threshold_reached', 'wallet.balance_low', 'spend.threshold_exceeded']));
+  start(metrics.alertDeliveries, ...each('result', ['delivered', 'retry', 'dead']));
+  return metrics;
+}
+
+/**
+ * Puts each label set's series at 0 on a counter, for the label values the owner of the counter knows (the stripe,
+ * metering and check modules start theirs with it).
+ */
+export function startSeries<L extends string>(counter: Counter<L>, labelSets: Iterable<Partial<Record<L, string>>>): void {
+  for (const labels of labelSets) counter.inc(labels, 0);
+}
+
+/** tollgate_build_info: 1, labelled with what runs, to join onto other series or to see a rollout progress. */
+export function registerBuildInfo(metrics: Metrics, build: { version: string; commit: string | undefined }): void {
+  new Gauge({
+    name: 'tollgate_build_info',
+    help: 'Always 1; the labels say which Tollgate version (and git commit, when the image build recorded it) runs on which Node.js.',
+    labelNames: ['version', 'node_version', 'commit'] as const,
+    registers: [metrics.registry],
+  }).set({ version: build.version, node_version: process.version, commit: build.commit ?? '' }, 1);
 }
 
 /** The event outbox backlog, read from the database at scrape time, so every replica reports it. */

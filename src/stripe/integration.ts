@@ -2,14 +2,14 @@ import type { AccountsService } from '../identity/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { StripeConfig } from '../config/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
-import { type Metrics, registerStripeOutboxGauge } from '../metrics/index.js';
+import { type Metrics, registerStripeOutboxGauge, startSeries } from '../metrics/index.js';
 import type { Db } from '../store/index.js';
 import type { Tracing } from '../tracing/index.js';
 import { createStripeClient } from './client.js';
 import { StripeCustomers } from './customers.js';
 import { Dunning } from './dunning.js';
 import { StripeInvoicePush } from './invoices.js';
-import { StripeOutbox, type StripeWorkKind } from './outbox.js';
+import { StripeOutbox, type StripeWorkKind, stripeWorkKinds } from './outbox.js';
 import { StripeReconciler } from './reconcile.js';
 import { StripeSync, type WorkHandler } from './sync.js';
 import { StripeTopUps, type CreditWallet } from './topups.js';
@@ -46,6 +46,9 @@ export function createStripeIntegration(deps: StripeIntegrationDeps): StripeInte
   const { config, db, accounts, catalog, clock, metrics, logger } = deps;
   const stripe = config.secretKey ? createStripeClient(config, config.secretKey, deps.version) : undefined;
   const outbox = new StripeOutbox(db);
+  // Every kind of work and result at 0 from the start, also while the sync is off and the work waits.
+  const results = ['done', 'retry', 'dead'];
+  startSeries(metrics.stripeSyncAttempts, stripeWorkKinds.flatMap((kind) => results.map((result) => ({ kind, result }))));
   const customers = new StripeCustomers(db, stripe);
   const dunning = new Dunning(db, accounts, clock, config.paymentGraceMs, metrics, logger);
   const topUps = new StripeTopUps(db, stripe, customers, deps.creditWallet, logger);
