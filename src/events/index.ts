@@ -57,12 +57,12 @@ export interface EventPublishing {
 /** Sets up publishing when a broker is configured; otherwise events are off. */
 export function createEventPublishing(deps: EventPublishingDeps): EventPublishing {
   const { config, db, metrics, logger } = deps;
+  // Every type has a series from the start (zero while off), so rate() and absence alerts work before the first event.
+  for (const type of allEventTypes) metrics.eventsPublished.inc({ type }, 0);
   if (!config) return { outbox: eventsOff, loop: undefined, job: undefined, stop: async () => {} };
   const publisher = deps.publisher ?? new NatsEventPublisher(config.nats, logger);
   const outbox = new OutboxTable(db);
   registerEventOutboxGauges(metrics, () => outbox.backlog());
-  // Every type has a series from the start, so rate() and absence alerts work before the first event.
-  for (const type of allEventTypes) metrics.eventsPublished.inc({ type }, 0);
   const loop = new PublisherLoop(
     { db, publisher, clock: deps.clock, metrics, logger },
     { source: config.source, batchSize: config.batchSize, retentionMs: config.retentionMs },
