@@ -4,4 +4,6 @@
  */
 export { startUsageAlerts } from './alerts.js';
 export type { UsageAlerts } from './alerts.js';
-export { deliveryStatuses } from './deliveries.js';
+export { deliveryStatuses } from './records.js';
+export type { AlertRecords, UsageAlert } from './records.js';
+export { SqlAlertRecords } from './sql-records.js';
