@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { StripeCustomers } from '../src/stripe/customers.js';
+import { SqlStripeRecords } from '../src/stripe/sql-records.js';
 import type { OutboxItem } from '../src/stripe/outbox.js';
 import { workFor } from '../src/stripe/work.js';
 import { startStripeServer, type StripeServer } from './stripe-server/server.js';
@@ -18,7 +19,7 @@ describe('Stripe customers', () => {
     await migrate(db);
     // Each create takes a while, so the two below overlap.
     stripe = await startStripeServer({ latencyMs: 100 });
-    customers = new StripeCustomers(db, new Stripe('sk_test_customers', { host: stripe.host, port: stripe.port, protocol: 'http' }));
+    customers = new StripeCustomers(new SqlStripeRecords(db), new Stripe('sk_test_customers', { host: stripe.host, port: stripe.port, protocol: 'http' }));
   });
   afterAll(async () => {
     await stripe?.close();

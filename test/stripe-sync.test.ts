@@ -8,7 +8,7 @@ import { parse, stringify } from 'yaml';
 import type { Subscription } from '../src/identity/types.js';
 import { runCli } from './support/cli.js';
 import { ManualClock } from '../src/kernel/clock.js';
-import { enqueueStripeWork } from '../src/stripe/outbox.js';
+import { enqueueStripeWork } from '../src/stripe/sql-outbox.js';
 import { startStripeServer, type StripeServer } from './stripe-server/server.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
 

@@ -2,13 +2,13 @@
 import type { Catalog } from '../catalog/index.js';
 import type { AlertsConfig } from '../config/index.js';
 import type { EventOutbox } from '../events/index.js';
-import type { Clock, Logger } from '../kernel/index.js';
+import { type Clock, type Logger, notFound } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import type { Db } from '../store/index.js';
-import { AlertDeliveryLog } from './deliveries.js';
 import { AlertDeliveryWorker, type DeliveryPassSummary } from './delivery-worker.js';
 import { AlertEvaluator } from './evaluator.js';
-import { listAlerts, type AlertWithDelivery, type UsageAlert } from './records.js';
+import { type AlertDelivery, type AlertRecords, type AlertWithDelivery, alertEvent, type DeliveryFilter, type UsageAlert } from './records.js';
+import { SqlAlertRecords } from './sql-records.js';
 import { AlertWebhooks } from './webhooks.js';
 
 /** Advisory locks of the two loops' leaders: "alrt" and "aldv" in ASCII. */
@@ -27,9 +27,17 @@ export interface UsageAlertsDeps {
   events?: EventOutbox;
 }
 
+/** The delivery log as operators see it. */
+export interface AlertDeliveries {
+  get(id: string): Promise<AlertDelivery | undefined>;
+  list(filter: DeliveryFilter): Promise<AlertDelivery[]>;
+  /** Re-arms a dead delivery to be sent now with a fresh attempt budget; undefined if it is not dead. */
+  retryDead(id: string): Promise<AlertDelivery | undefined>;
+}
+
 export interface UsageAlerts {
   webhooks: AlertWebhooks;
-  deliveries: AlertDeliveryLog;
+  deliveries: AlertDeliveries;
   /** The evaluation loop's pass: records the alerts whose thresholds were crossed. Run it as the leader. */
   evaluate(): Promise<UsageAlert[]>;
   /** The delivery loop's pass: attempts one batch of due deliveries. Run it as the leader. */
@@ -39,10 +47,10 @@ export interface UsageAlerts {
 
 export function createUsageAlerts(deps: UsageAlertsDeps): UsageAlerts {
   const { config, db, metrics, logger } = deps;
-  const deliveries = new AlertDeliveryLog(db);
-  const evaluator = new AlertEvaluator({ db, catalog: deps.catalog, clock: deps.clock, metrics, logger, events: deps.events });
+  const records = new SqlAlertRecords(db);
+  const evaluator = new AlertEvaluator({ records, catalog: deps.catalog, clock: deps.clock, metrics, logger, events: deps.events });
   const worker = new AlertDeliveryWorker({
-    log: deliveries,
+    log: records,
     policy: config.retry,
     timeoutMs: config.timeoutMs,
     userAgent: `Tollgate/${deps.version}`,
@@ -50,10 +58,22 @@ export function createUsageAlerts(deps: UsageAlertsDeps): UsageAlerts {
     logger,
   });
   return {
-    webhooks: new AlertWebhooks(db),
-    deliveries,
+    webhooks: new AlertWebhooks(records),
+    deliveries: {
+      get: (id) => records.delivery(id),
+      list: (filter) => records.deliveries(filter),
+      retryDead: (id) => records.retryDeadDelivery(id),
+    },
     evaluate: () => evaluator.evaluate(),
     deliverDue: () => worker.deliverDue(),
-    list: (customerId, limit) => listAlerts(db, customerId, limit),
+    list: (customerId, limit) => listAlerts(records, customerId, limit),
   };
+}
+
+/** A customer's alerts, newest first, with the state of their delivery. */
+export async function listAlerts(records: AlertRecords, customerId: string, limit: number): Promise<AlertWithDelivery[]> {
+  const rows = await records.customerAlerts(customerId, limit);
+  // No alerts, or no such customer: the latter is a 404, as on every other route of a customer.
+  if (rows.length === 0 && !(await records.customerExists(customerId))) throw notFound('customer', customerId);
+  return rows.map(({ alert, delivery }) => ({ event: alertEvent(alert), delivery }));
 }

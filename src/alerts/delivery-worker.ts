@@ -6,8 +6,7 @@
 import { type Logger, TollgateError } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { decideAfterFailure, parseRetryAfter, type RetryPolicy } from '../stripe/index.js';
-import type { AlertDeliveryLog, DueDelivery } from './deliveries.js';
-import { alertEvent } from './records.js';
+import { alertEvent, type AlertRecords, type DueDelivery } from './records.js';
 import { signatureHeader, signatureHeaderName } from './signature.js';
 
 export interface DeliveryPassSummary {
@@ -17,7 +16,7 @@ export interface DeliveryPassSummary {
 }
 
 export interface AlertDeliveryWorkerDeps {
-  log: AlertDeliveryLog;
+  log: Pick<AlertRecords, 'dueDeliveries' | 'markDelivered' | 'rescheduleDelivery' | 'buryDelivery'>;
   policy: RetryPolicy;
   /** Longest wait for a webhook's answer. */
   timeoutMs: number;
@@ -49,7 +48,7 @@ export class AlertDeliveryWorker {
   /** Attempts one batch of due deliveries. */
   async deliverDue(): Promise<DeliveryPassSummary> {
     const summary: DeliveryPassSummary = { delivered: 0, retried: 0, dead: 0 };
-    const queue = await this.deps.log.due(batchSize);
+    const queue = await this.deps.log.dueDeliveries(batchSize);
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         for (let item = queue.shift(); item; item = queue.shift()) summary[await this.attempt(item)] += 1;
@@ -66,7 +65,7 @@ export class AlertDeliveryWorker {
       // Our own refusal: decideAfterFailure buries it at once rather than retrying.
       if (!item.webhook) throw new TollgateError('not_found', 'the customer has no alert webhook any more');
       const statusCode = await this.post(item.webhook, JSON.stringify(alertEvent(item.alert)));
-      await log.delivered(item.id, statusCode);
+      await log.markDelivered(item.id, statusCode);
       metrics.alertDeliveries.inc({ result: 'delivered' });
       logger.info(context, 'usage alert delivered');
       return 'delivered';
@@ -74,12 +73,12 @@ export class AlertDeliveryWorker {
       const decision = decideAfterFailure(error, attempt, policy);
       const failure = { statusCode: error instanceof WebhookRefused ? error.statusCode : null, error: decision.reason };
       if (decision.action === 'retry') {
-        await log.reschedule(item.id, decision.delayMs, failure);
+        await log.rescheduleDelivery(item.id, decision.delayMs, failure);
         metrics.alertDeliveries.inc({ result: 'retry' });
         logger.warn({ ...context, delayMs: decision.delayMs, err: decision.reason }, 'usage alert delivery failed; retrying');
         return 'retried';
       }
-      await log.bury(item.id, failure);
+      await log.buryDelivery(item.id, failure);
       metrics.alertDeliveries.inc({ result: 'dead' });
       logger.error({ ...context, err: decision.reason }, 'usage alert delivery dead');
       return 'dead';

@@ -7,13 +7,12 @@ import { type AlertThreshold, alertTypes, type Catalog, planThresholds, threshol
 import { type Clock, formatMajor, type Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type BillingPeriod, periodContaining } from '../rating/index.js';
-import type { Db } from '../store/index.js';
 import { eventsOff, type EventOutbox } from '../events/index.js';
-import { queueDeliveries } from './deliveries.js';
-import { alertRaisedEvent, recordCrossings, type Crossing, type UsageAlert } from './records.js';
+import { newId } from '../identity/index.js';
+import { type AlertRecords, alertRaisedEvent, type Crossing, type SubscriptionPeriod, type UsageAlert } from './records.js';
 
 export interface AlertEvaluatorDeps {
-  db: Db;
+  records: AlertRecords;
   catalog: () => Catalog;
   clock: Clock;
   metrics: Metrics;
@@ -46,33 +45,30 @@ export class AlertEvaluator {
 
   /** Records the thresholds crossed and not fired yet this period; returns the alerts fired now. */
   async evaluate(): Promise<UsageAlert[]> {
-    const { db, clock, metrics, logger } = this.deps;
+    const { records, clock, metrics, logger } = this.deps;
     const catalog = this.deps.catalog();
     const thresholdsByPlan = new Map(
       [...catalog.plans.values()].filter((plan) => plan.alerts).map((plan) => [plan.id, planThresholds(plan)]),
     );
     if (thresholdsByPlan.size === 0) return [];
     const now = clock.now();
-    const subscriptions = await db.query<{ id: string; customer_id: string; plan_id: string; period_anchor: Date }>(
-      `SELECT id, customer_id, plan_id, period_anchor FROM subscriptions WHERE status = 'active' AND plan_id = ANY($1::text[]) ORDER BY id`,
-      [[...thresholdsByPlan.keys()]],
-    );
+    const subscriptions = await records.watchedSubscriptions([...thresholdsByPlan.keys()]);
     const fired: UsageAlert[] = [];
     for (let i = 0; i < subscriptions.length; i += batchSize) {
-      const watched = subscriptions.slice(i, i + batchSize).map((row) => ({
-        id: row.id,
-        customerId: row.customer_id,
-        planId: row.plan_id,
-        period: periodContaining(row.period_anchor.getTime(), now),
-        thresholds: thresholdsByPlan.get(row.plan_id)!,
+      const watched = subscriptions.slice(i, i + batchSize).map((subscription) => ({
+        id: subscription.id,
+        customerId: subscription.customerId,
+        planId: subscription.planId,
+        period: periodContaining(subscription.periodAnchor.getTime(), now),
+        thresholds: thresholdsByPlan.get(subscription.planId)!,
       }));
       const facts = await this.facts(watched);
       const crossings = watched.flatMap((subscription) => crossingsOf(subscription, facts));
       if (crossings.length === 0) continue;
       fired.push(
-        ...(await db.transaction(async (tx) => {
-          const alerts = await recordCrossings(tx, crossings, now);
-          await queueDeliveries(tx, alerts.map((alert) => alert.id));
+        ...(await records.transaction(async (inTransaction, tx) => {
+          const alerts = await inTransaction.insertAlerts(crossings.map((crossing) => ({ ...crossing, id: newId('alrt', 12), firedAt: now })));
+          await inTransaction.queueDeliveries(alerts.map((alert) => alert.id));
           await (this.deps.events ?? eventsOff).record(tx, alerts.map(alertRaisedEvent));
           return alerts;
         })),
@@ -97,37 +93,26 @@ export class AlertEvaluator {
   }
 
   private async periodUnits(watched: WatchedSubscription[]): Promise<PeriodFacts['unitsBySubscription']> {
-    if (watched.length === 0) return new Map();
-    const rows = await this.deps.db.query<{ subscription_id: string; units: string }>(
-      `SELECT subscription_id, sum(units) AS units FROM usage_rollups
-       WHERE (customer_id, subscription_id, period_start) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]))
-       GROUP BY subscription_id`,
-      [watched.map((s) => s.customerId), watched.map((s) => s.id), watched.map((s) => new Date(s.period.start))],
-    );
-    return new Map(rows.map((row) => [row.subscription_id, BigInt(row.units)]));
+    const rows = await this.deps.records.periodUnits(watched.map(periodOf));
+    return new Map(rows.map((row) => [row.subscriptionId, row.units]));
   }
 
   private async draftInvoices(watched: WatchedSubscription[]): Promise<PeriodFacts['draftBySubscription']> {
-    if (watched.length === 0) return new Map();
-    const rows = await this.deps.db.query<{ id: string; subscription_id: string; total: string; currency: string }>(
-      `SELECT id, subscription_id, total, currency FROM invoices
-       WHERE (subscription_id, period_start) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))`,
-      [watched.map((s) => s.id), watched.map((s) => new Date(s.period.start))],
-    );
-    return new Map(rows.map((row) => [row.subscription_id, { id: row.id, total: BigInt(row.total), currency: row.currency }]));
+    const rows = await this.deps.records.periodInvoices(watched.map(periodOf));
+    return new Map(rows.map((row) => [row.subscriptionId, { id: row.id, total: row.total, currency: row.currency }]));
   }
 
   private async walletBalances(watched: WatchedSubscription[]): Promise<PeriodFacts['balanceByWallet']> {
-    if (watched.length === 0) return new Map();
-    const rows = await this.deps.db.query<{ customer_id: string; currency: string; balance: string }>(
-      `SELECT w.customer_id, w.currency, coalesce(sum(e.amount), 0) AS balance
-       FROM wallets w LEFT JOIN wallet_entries e ON e.customer_id = w.customer_id AND e.currency = w.currency
-       WHERE w.customer_id = ANY($1::text[]) GROUP BY w.customer_id, w.currency`,
-      [[...new Set(watched.map((s) => s.customerId))]],
-    );
-    return new Map(rows.map((row) => [walletKey(row.customer_id, row.currency), BigInt(row.balance)]));
+    const rows = await this.deps.records.walletBalances([...new Set(watched.map((s) => s.customerId))]);
+    return new Map(rows.map((row) => [walletKey(row.customerId, row.currency), row.balance]));
   }
 }
+
+const periodOf = (subscription: WatchedSubscription): SubscriptionPeriod => ({
+  customerId: subscription.customerId,
+  subscriptionId: subscription.id,
+  periodStart: new Date(subscription.period.start),
+});
 
 const walletKey = (customerId: string, currency: string) => `${customerId} ${currency}`;
 

@@ -4,6 +4,7 @@
  */
 export { alertDeliveryLockId, alertEvaluationLockId, createUsageAlerts } from './alerts.js';
 export type { UsageAlerts } from './alerts.js';
-export { deliveryStatuses } from './deliveries.js';
+export { deliveryStatuses } from './records.js';
 export type { DeliveryPassSummary } from './delivery-worker.js';
-export type { UsageAlert } from './records.js';
+export type { AlertRecords, UsageAlert } from './records.js';
+export { SqlAlertRecords } from './sql-records.js';

@@ -1,10 +1,8 @@
-/** Usage alerts fired (usage_alerts), and the event each one sends to the customer's webhook. */
-import { newId } from '../identity/index.js';
-import { notFound } from '../kernel/index.js';
-import type { BillingPeriod } from '../rating/index.js';
-import type { Queryable } from '../store/index.js';
+/** Usage alerts fired, their deliveries and the customers' webhooks: the records and the port they are kept behind. */
 import type { AlertType } from '../catalog/index.js';
 import { eventTypes, type OutboxEvent } from '../events/index.js';
+import type { BillingPeriod } from '../rating/index.js';
+import type { Queryable } from '../store/index.js';
 
 type JsonFields = Record<string, string | number>;
 
@@ -46,52 +44,124 @@ export interface AlertWithDelivery {
   delivery: { id: string; status: string; attempts: number } | null;
 }
 
-/**
- * Records the crossings that have not fired yet in their period; the unique key decides, so a threshold crossed
- * again (or seen by another pass) is not recorded twice. Returns the alerts fired now.
- */
-export async function recordCrossings(tx: Queryable, crossings: readonly Crossing[], firedAt: number): Promise<UsageAlert[]> {
-  const rows = await tx.query<UsageAlertRow>(
-    `INSERT INTO usage_alerts (id, customer_id, subscription_id, plan_id, period_start, period_end, type, threshold, observed, fired_at)
-     SELECT c.id, c.customer_id, c.subscription_id, c.plan_id, c.period_start, c.period_end, c.type, c.threshold, c.observed, $2
-     FROM jsonb_to_recordset($1::jsonb) AS c (id text, customer_id text, subscription_id text, plan_id text,
-       period_start timestamptz, period_end timestamptz, type text, threshold jsonb, observed jsonb)
-     ON CONFLICT (customer_id, subscription_id, period_start, plan_id, threshold) DO NOTHING
-     RETURNING *`,
-    [
-      JSON.stringify(
-        crossings.map((crossing) => ({
-          id: newId('alrt', 12),
-          customer_id: crossing.customerId,
-          subscription_id: crossing.subscriptionId,
-          plan_id: crossing.planId,
-          period_start: new Date(crossing.period.start).toISOString(),
-          period_end: new Date(crossing.period.end).toISOString(),
-          type: crossing.type,
-          threshold: crossing.threshold,
-          observed: crossing.observed,
-        })),
-      ),
-      new Date(firedAt),
-    ],
-  );
-  return rows.map(toUsageAlert);
+export const deliveryStatuses = ['pending', 'delivered', 'dead'] as const;
+export type DeliveryStatus = (typeof deliveryStatuses)[number];
+
+/** One alert sent to a webhook, with its attempts, the last answer and when it is tried next. */
+export interface AlertDelivery {
+  id: string;
+  alertId: string;
+  customerId: string;
+  subscriptionId: string;
+  type: AlertType;
+  periodStart: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: string;
+  lastAttemptAt: string | null;
+  /** null when the last attempt got no answer. */
+  lastStatusCode: number | null;
+  lastError: string | null;
+  deliveredAt: string | null;
+  createdAt: string;
 }
 
-/** A customer's alerts, newest first, with the state of their delivery. */
-export async function listAlerts(db: Queryable, customerId: string, limit: number): Promise<AlertWithDelivery[]> {
-  const rows = await db.query<UsageAlertRow & { delivery_id: string | null; delivery_status: string | null; delivery_attempts: number | null }>(
-    `SELECT a.*, d.id AS delivery_id, d.status AS delivery_status, d.attempts AS delivery_attempts
-     FROM usage_alerts a LEFT JOIN alert_deliveries d ON d.alert_id = a.id
-     WHERE a.customer_id = $1 ORDER BY a.fired_at DESC, a.id LIMIT $2`,
-    [customerId, limit],
-  );
-  // No alerts, or no such customer: the latter is a 404, as on every other route of a customer.
-  if (rows.length === 0 && (await db.query('SELECT 1 FROM customers WHERE id = $1', [customerId])).length === 0) throw notFound('customer', customerId);
-  return rows.map((row) => ({
-    event: alertEvent(toUsageAlert(row)),
-    delivery: row.delivery_id === null ? null : { id: String(row.delivery_id), status: row.delivery_status!, attempts: row.delivery_attempts! },
-  }));
+/** A delivery whose time has come, with what its attempt needs. */
+export interface DueDelivery {
+  id: string;
+  attempts: number;
+  alert: UsageAlert;
+  /** The customer's webhook now; undefined if it was removed since the alert fired. */
+  webhook: { url: string; secret: string } | undefined;
+}
+
+/** The outcome of a failed attempt, as the log keeps it. */
+export interface AttemptFailure {
+  statusCode: number | null;
+  error: string;
+}
+
+export interface DeliveryFilter {
+  customerId?: string | undefined;
+  status?: DeliveryStatus | undefined;
+  limit: number;
+  /** A delivery id: the page starts after it. */
+  after?: string | undefined;
+}
+
+/** A customer's alert webhook as stored, its signing secret included. */
+export interface AlertWebhookRecord {
+  customerId: string;
+  url: string;
+  secret: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** An active subscription on a plan with alerts. */
+export interface WatchedSubscriptionRecord {
+  id: string;
+  customerId: string;
+  planId: string;
+  periodAnchor: Date;
+}
+
+/** A subscription's billing period, as the evaluation's reads name it. */
+export interface SubscriptionPeriod {
+  customerId: string;
+  subscriptionId: string;
+  periodStart: Date;
+}
+
+/**
+ * The alerts' records: what evaluation reads (subscriptions, usage, draft invoices, wallet balances) and writes
+ * (alerts fired, deliveries queued), the delivery log, and the customers' webhooks. Scheduling of deliveries uses the
+ * database's clock, which every replica shares. Reads answer undefined for a missing record; failures are domain
+ * errors. `test/contracts/alert-records.contract.ts` is the contract.
+ */
+export interface AlertRecords {
+  /** Runs `work` in one transaction: the records it is given read and write in it; `tx` lets other modules' writes join it. */
+  transaction<T>(work: (records: AlertRecords, tx: Queryable) => Promise<T>): Promise<T>;
+
+  /** Active subscriptions on these plans, ordered by id. */
+  watchedSubscriptions(planIds: readonly string[]): Promise<WatchedSubscriptionRecord[]>;
+  /** Metered units per subscription in the given periods; subscriptions without usage are absent. */
+  periodUnits(periods: readonly SubscriptionPeriod[]): Promise<{ subscriptionId: string; units: bigint }[]>;
+  /** The invoices of the given periods (the running period's draft), by subscription. */
+  periodInvoices(periods: readonly SubscriptionPeriod[]): Promise<{ id: string; subscriptionId: string; total: bigint; currency: string }[]>;
+  /** Ledger balances of the customers' wallets, one per wallet (customer and currency). */
+  walletBalances(customerIds: readonly string[]): Promise<{ customerId: string; currency: string; balance: bigint }[]>;
+
+  /**
+   * Records the alerts that have not fired yet in their period; the unique key decides, so a threshold crossed again
+   * (or seen by another pass) is not recorded twice. Returns the alerts recorded now.
+   */
+  insertAlerts(alerts: readonly UsageAlert[]): Promise<UsageAlert[]>;
+  /** Queues a delivery of each alert whose customer has a webhook. */
+  queueDeliveries(alertIds: readonly string[]): Promise<void>;
+  /** A customer's alerts, newest first, with the state of their delivery. */
+  customerAlerts(customerId: string, limit: number): Promise<{ alert: UsageAlert; delivery: AlertWithDelivery['delivery'] }[]>;
+  customerExists(customerId: string): Promise<boolean>;
+
+  /** Pending deliveries due now (the database's clock), oldest first. */
+  dueDeliveries(limit: number): Promise<DueDelivery[]>;
+  /** Marks a pending delivery delivered, keeping its last error. */
+  markDelivered(id: string, statusCode: number): Promise<void>;
+  /** Counts a failed attempt of a pending delivery and schedules the next one `delayMs` from now. */
+  rescheduleDelivery(id: string, delayMs: number, failure: AttemptFailure): Promise<void>;
+  /** Counts a failed attempt of a pending delivery and marks it dead. */
+  buryDelivery(id: string, failure: AttemptFailure): Promise<void>;
+  delivery(id: string): Promise<AlertDelivery | undefined>;
+  /** Ordered by id, after the cursor. */
+  deliveries(filter: DeliveryFilter): Promise<AlertDelivery[]>;
+  /** Re-arms a dead delivery to be sent now with a fresh attempt budget; undefined if it is not dead. */
+  retryDeadDelivery(id: string): Promise<AlertDelivery | undefined>;
+
+  /** Sets (or replaces) the customer's webhook; undefined when there is no such customer. */
+  setWebhook(customerId: string, url: string, secret: string): Promise<AlertWebhookRecord | undefined>;
+  webhook(customerId: string): Promise<AlertWebhookRecord | undefined>;
+  /** false when the customer had no webhook. */
+  removeWebhook(customerId: string): Promise<boolean>;
 }
 
 export function alertEvent(alert: UsageAlert): AlertEvent {
@@ -112,28 +182,3 @@ export function alertEvent(alert: UsageAlert): AlertEvent {
 export function alertRaisedEvent(alert: UsageAlert): OutboxEvent {
   return { type: eventTypes.alertRaised, customerId: alert.customerId, occurredAt: alert.firedAt, data: { ...alertEvent(alert) } };
 }
-
-export interface UsageAlertRow {
-  id: string;
-  customer_id: string;
-  subscription_id: string;
-  plan_id: string;
-  period_start: Date;
-  period_end: Date;
-  type: AlertType;
-  threshold: JsonFields;
-  observed: JsonFields;
-  fired_at: Date;
-}
-
-export const toUsageAlert = (row: UsageAlertRow): UsageAlert => ({
-  id: row.id,
-  customerId: row.customer_id,
-  subscriptionId: row.subscription_id,
-  planId: row.plan_id,
-  period: { start: row.period_start.getTime(), end: row.period_end.getTime() },
-  type: row.type,
-  threshold: row.threshold,
-  observed: row.observed,
-  firedAt: row.fired_at.getTime(),
-});

@@ -1,7 +1,7 @@
 /** Customers' alert webhooks (alert_webhooks): the URL alerts are POSTed to and the secret they are signed with. */
 import { randomBytes } from 'node:crypto';
 import { notFound } from '../kernel/index.js';
-import type { Queryable } from '../store/index.js';
+import type { AlertRecords, AlertWebhookRecord } from './records.js';
 
 export interface AlertWebhook {
   customerId: string;
@@ -15,7 +15,7 @@ export interface AlertWebhook {
 const secretPrefixLength = 'whsec_'.length + 6;
 
 export class AlertWebhooks {
-  constructor(private readonly db: Queryable) {}
+  constructor(private readonly records: Pick<AlertRecords, 'setWebhook' | 'webhook' | 'removeWebhook'>) {}
 
   /**
    * Sets the customer's webhook URL with a new signing secret, returned this once. Setting it again rotates the
@@ -23,41 +23,27 @@ export class AlertWebhooks {
    */
   async set(customerId: string, url: string): Promise<AlertWebhook & { secret: string }> {
     const secret = `whsec_${randomBytes(32).toString('base64url')}`;
-    const [row] = await this.db.query<WebhookRow>(
-      `INSERT INTO alert_webhooks (customer_id, url, signing_secret) SELECT id, $2, $3 FROM customers WHERE id = $1
-       ON CONFLICT (customer_id) DO UPDATE SET url = excluded.url, signing_secret = excluded.signing_secret
-       RETURNING *`,
-      [customerId, url, secret],
-    );
-    if (!row) throw notFound('customer', customerId);
-    return { ...toWebhook(row), secret };
+    const record = await this.records.setWebhook(customerId, url, secret);
+    if (!record) throw notFound('customer', customerId);
+    return { ...toWebhook(record), secret };
   }
 
   async get(customerId: string): Promise<AlertWebhook> {
-    const [row] = await this.db.query<WebhookRow>('SELECT * FROM alert_webhooks WHERE customer_id = $1', [customerId]);
-    if (!row) throw notFound('alert webhook of customer', customerId);
-    return toWebhook(row);
+    const record = await this.records.webhook(customerId);
+    if (!record) throw notFound('alert webhook of customer', customerId);
+    return toWebhook(record);
   }
 
   /** Alerts fired from then on are only recorded; pending deliveries go dead at their next attempt. */
   async remove(customerId: string): Promise<void> {
-    const rows = await this.db.query('DELETE FROM alert_webhooks WHERE customer_id = $1 RETURNING customer_id', [customerId]);
-    if (rows.length === 0) throw notFound('alert webhook of customer', customerId);
+    if (!(await this.records.removeWebhook(customerId))) throw notFound('alert webhook of customer', customerId);
   }
 }
 
-interface WebhookRow {
-  customer_id: string;
-  url: string;
-  signing_secret: string;
-  created_at: Date;
-  updated_at: Date;
-}
-
-const toWebhook = (row: WebhookRow): AlertWebhook => ({
-  customerId: row.customer_id,
-  url: row.url,
-  secretPrefix: row.signing_secret.slice(0, secretPrefixLength),
-  createdAt: row.created_at.toISOString(),
-  updatedAt: row.updated_at.toISOString(),
+const toWebhook = (record: AlertWebhookRecord): AlertWebhook => ({
+  customerId: record.customerId,
+  url: record.url,
+  secretPrefix: record.secret.slice(0, secretPrefixLength),
+  createdAt: record.createdAt,
+  updatedAt: record.updatedAt,
 });

@@ -6,4 +6,5 @@ export { advisoryLock } from './db.js';
 export type { Db, Queryable } from './db.js';
 export { domainErrorOf, StoreError, withDomainErrors } from './errors.js';
 export { instrumentDb } from './instrumented.js';
+export { joinedTransaction } from './joined-transaction.js';
 export { openDatabase } from './open.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type Stripe from 'stripe';
 import { conflict, notFound, TollgateError } from '../kernel/index.js';
-import type { Queryable } from '../store/index.js';
+import type { CustomerToSync, StripeRecords } from './records.js';
 import type { StripeWork } from './work.js';
 
 /** Metadata key on Stripe objects naming our record; reconciliation and adoption rely on it. */
@@ -19,7 +19,7 @@ export class StripeCustomers {
   private readonly creating = new Map<string, Promise<string>>();
 
   constructor(
-    private readonly db: Queryable,
+    private readonly records: Pick<StripeRecords, 'customerExists' | 'customerToSync' | 'stripeCustomerId' | 'customerIdOfStripe' | 'rememberStripeCustomer'>,
     private readonly stripe: Stripe | undefined,
   ) {}
 
@@ -70,9 +70,8 @@ export class StripeCustomers {
     return this.remember(customerId, stripeCustomer.id);
   }
 
-  async stripeIdOf(customerId: string, tx: Queryable = this.db): Promise<string | undefined> {
-    const [row] = await tx.query<{ stripe_customer_id: string }>('SELECT stripe_customer_id FROM stripe_customers WHERE customer_id = $1', [customerId]);
-    return row?.stripe_customer_id;
+  stripeIdOf(customerId: string): Promise<string | undefined> {
+    return this.records.stripeCustomerId(customerId);
   }
 
   /**
@@ -80,23 +79,19 @@ export class StripeCustomers {
    * metadata, adopting it (a create whose answer was lost). Undefined for customers that are not ours.
    */
   async ourIdOf(stripeCustomerId: string): Promise<string | undefined> {
-    const [row] = await this.db.query<{ customer_id: string }>('SELECT customer_id FROM stripe_customers WHERE stripe_customer_id = $1', [stripeCustomerId]);
-    if (row) return row.customer_id;
+    const known = await this.records.customerIdOfStripe(stripeCustomerId);
+    if (known) return known;
     if (!this.stripe) return undefined;
     const stripeCustomer = await this.stripe.customers.retrieve(stripeCustomerId);
     const customerId = stripeCustomer.deleted ? undefined : stripeCustomer.metadata[customerIdMetadataKey];
     if (!customerId) return undefined;
-    const [exists] = await this.db.query('SELECT 1 FROM customers WHERE id = $1', [customerId]);
-    if (!exists) return undefined;
+    if (!(await this.records.customerExists(customerId))) return undefined;
     return (await this.remember(customerId, stripeCustomerId)) === stripeCustomerId ? customerId : undefined;
   }
 
   /** Records the mapping; if another attempt recorded one first, that one wins and is returned. */
   async remember(customerId: string, stripeCustomerId: string): Promise<string> {
-    await this.db.query(
-      'INSERT INTO stripe_customers (customer_id, stripe_customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-      [customerId, stripeCustomerId],
-    );
+    await this.records.rememberStripeCustomer(customerId, stripeCustomerId);
     const recorded = await this.stripeIdOf(customerId);
     if (!recorded) throw conflict(`Stripe customer ${stripeCustomerId} is already another customer's`);
     return recorded;
@@ -106,8 +101,8 @@ export class StripeCustomers {
    * A Stripe customer carrying our id, made by an earlier attempt whose answer was lost. Stripe lists newest first,
    * so the scan stops at customers older than ours.
    */
-  private async findTagged(customer: CustomerRow): Promise<Stripe.Customer | undefined> {
-    const notBefore = Math.floor(customer.created_at.getTime() / 1000) - creationSkewSeconds;
+  private async findTagged(customer: CustomerToSync): Promise<Stripe.Customer | undefined> {
+    const notBefore = Math.floor(customer.createdAt.getTime() / 1000) - creationSkewSeconds;
     for await (const candidate of this.client().customers.list({ limit: 100 })) {
       if (candidate.created < notBefore) return undefined;
       if (candidate.metadata[customerIdMetadataKey] === customer.id) return candidate;
@@ -115,21 +110,14 @@ export class StripeCustomers {
     return undefined;
   }
 
-  private async ours(customerId: string): Promise<CustomerRow> {
-    const [row] = await this.db.query<CustomerRow>('SELECT id, name, email, created_at FROM customers WHERE id = $1', [customerId]);
-    if (!row) throw notFound('customer', customerId);
-    return row;
+  private async ours(customerId: string): Promise<CustomerToSync> {
+    const customer = await this.records.customerToSync(customerId);
+    if (!customer) throw notFound('customer', customerId);
+    return customer;
   }
 
   private client(): Stripe {
     if (!this.stripe) throw new TollgateError('unavailable', 'Stripe is not configured here (TOLLGATE_STRIPE_SECRET_KEY)');
     return this.stripe;
   }
-}
-
-interface CustomerRow {
-  id: string;
-  name: string;
-  email: string | null;
-  created_at: Date;
 }

@@ -9,8 +9,10 @@ import { createStripeClient } from './client.js';
 import { StripeCustomers } from './customers.js';
 import { Dunning } from './dunning.js';
 import { StripeInvoicePush } from './invoices.js';
-import { StripeOutbox, type StripeWorkKind, stripeWorkKinds } from './outbox.js';
+import { type StripeOutbox, type StripeWorkKind, stripeWorkKinds } from './outbox.js';
 import { StripeReconciler } from './reconcile.js';
+import { SqlStripeOutbox } from './sql-outbox.js';
+import { SqlStripeRecords } from './sql-records.js';
 import { StripeSync, type WorkHandler } from './sync.js';
 import { StripeTopUps, type CreditWallet } from './topups.js';
 import { StripeUsageReports } from './usage.js';
@@ -45,18 +47,19 @@ export interface StripeIntegration {
 export function createStripeIntegration(deps: StripeIntegrationDeps): StripeIntegration {
   const { config, db, accounts, catalog, clock, metrics, logger } = deps;
   const stripe = config.secretKey ? createStripeClient(config, config.secretKey, deps.version) : undefined;
-  const outbox = new StripeOutbox(db);
+  const outbox: StripeOutbox = new SqlStripeOutbox(db);
   // Every kind of work and result at 0 from the start, also while the sync is off and the work waits.
   const results = ['done', 'retry', 'dead'];
   startSeries(metrics.stripeSyncAttempts, stripeWorkKinds.flatMap((kind) => results.map((result) => ({ kind, result }))));
-  const customers = new StripeCustomers(db, stripe);
-  const dunning = new Dunning(db, accounts, clock, config.paymentGraceMs, metrics, logger);
-  const topUps = new StripeTopUps(db, stripe, customers, deps.creditWallet, logger);
+  const records = new SqlStripeRecords(db);
+  const customers = new StripeCustomers(records, stripe);
+  const dunning = new Dunning(records, accounts, clock, config.paymentGraceMs, metrics, logger);
+  const topUps = new StripeTopUps(records, stripe, customers, deps.creditWallet, logger);
   let usage: StripeUsageReports | undefined;
   let handlers: Record<StripeWorkKind, WorkHandler> | undefined;
   if (stripe) {
-    const reports = new StripeUsageReports(db, stripe, customers, catalog, clock);
-    const invoices = new StripeInvoicePush(db, stripe, customers, catalog);
+    const reports = new StripeUsageReports(records, stripe, customers, catalog, clock);
+    const invoices = new StripeInvoicePush(records, stripe, customers, catalog);
     handlers = {
       'customer.sync': (work) => customers.sync(work),
       'invoice.finalized': (work) => invoices.push(work),
@@ -68,7 +71,7 @@ export function createStripeIntegration(deps: StripeIntegrationDeps): StripeInte
   const webhooks =
     config.webhookSecrets.length === 0
       ? undefined
-      : new StripeWebhooks({ secrets: config.webhookSecrets, stripe, db, accounts, catalog, clock, customers, dunning, topUps, metrics, logger });
+      : new StripeWebhooks({ secrets: config.webhookSecrets, stripe, records, accounts, catalog, clock, customers, dunning, topUps, metrics, logger });
   const sync =
     stripe || webhooks
       ? new StripeSync({
@@ -90,7 +93,7 @@ export function createStripeIntegration(deps: StripeIntegrationDeps): StripeInte
     outbox,
     topUps,
     webhooks,
-    reconciler: stripe && new StripeReconciler(db, stripe, accounts, customers, dunning, outbox, catalog, clock),
+    reconciler: stripe && new StripeReconciler(records, stripe, accounts, customers, dunning, outbox, catalog, clock),
     sync,
   };
 }

@@ -2,12 +2,12 @@ import type Stripe from 'stripe';
 import type { AccountsService } from '../identity/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { type Clock, TollgateError } from '../kernel/index.js';
-import type { Queryable } from '../store/index.js';
 import { fromStripeAmount, toStripeAmount } from './amounts.js';
 import { customerIdMetadataKey, type StripeCustomers } from './customers.js';
 import type { Dunning } from './dunning.js';
-import { collectedByStripe, collectedThroughStripe, invoiceIdMetadataKey, invoiceToCollectColumns, meterModePlanIds, recordStripeInvoice, type InvoiceToCollect } from './invoices.js';
-import { enqueueStripeWork, type StripeOutbox } from './outbox.js';
+import { collectedByStripe, collectedThroughStripe, invoiceIdMetadataKey, meterModePlanIds, recordStripeInvoice } from './invoices.js';
+import type { StripeOutbox } from './outbox.js';
+import type { InvoiceToCollect, StripeRecords } from './records.js';
 import { describeFailure, isRetryable } from './retry.js';
 
 interface FoundInvoice {
@@ -56,7 +56,7 @@ export interface DriftReport {
  */
 export class StripeReconciler {
   constructor(
-    private readonly db: Queryable,
+    private readonly records: StripeRecords,
     private readonly stripe: Stripe,
     private readonly accounts: AccountsService,
     private readonly customers: StripeCustomers,
@@ -77,22 +77,14 @@ export class StripeReconciler {
       deadLetters: (await this.outbox.backlog()).dead,
     };
 
-    const ourCustomers = await this.db.query<{ id: string; stripe_customer_id: string | null }>(
-      'SELECT c.id, s.stripe_customer_id FROM customers c LEFT JOIN stripe_customers s ON s.customer_id = c.id ORDER BY c.id',
-    );
-    for (const customer of ourCustomers) {
-      const found = stripeCustomers.get(customer.id) ?? [];
-      if (found.length > 1) report.customers.duplicated.push({ customerId: customer.id, stripeCustomerIds: found.map((c) => c.id) });
-      if (found.length === 0) report.customers.missing.push(customer.id);
-      else if (!customer.stripe_customer_id) report.customers.unrecorded.push({ customerId: customer.id, stripeCustomerId: found[0]!.id });
+    for (const customer of await this.records.customersWithStripeIds()) {
+      const found = stripeCustomers.get(customer.customerId) ?? [];
+      if (found.length > 1) report.customers.duplicated.push({ customerId: customer.customerId, stripeCustomerIds: found.map((c) => c.id) });
+      if (found.length === 0) report.customers.missing.push(customer.customerId);
+      else if (!customer.stripeCustomerId) report.customers.unrecorded.push({ customerId: customer.customerId, stripeCustomerId: found[0]!.id });
     }
 
-    const ourInvoices = await this.db.query<InvoiceToCollect & { stripe_invoice_id: string | null; settled_at: Date | null }>(
-      `SELECT ${invoiceToCollectColumns('i', '$1')}, s.stripe_invoice_id, s.settled_at
-       FROM invoices i LEFT JOIN stripe_invoices s ON s.invoice_id = i.id
-       WHERE i.status = 'finalized' ORDER BY i.id`,
-      [meterModePlanIds(this.catalog())],
-    );
+    const ourInvoices = await this.records.finalizedInvoicesToCollect(meterModePlanIds(this.catalog()));
     const unrecorded: FoundInvoice[] = [];
     const unsettled: FoundInvoice[] = [];
     for (const invoice of ourInvoices.filter(collectedThroughStripe)) {
@@ -135,15 +127,15 @@ export class StripeReconciler {
       repaired.recorded += 1;
     }
     for (const { invoice, stripeInvoice } of unrecorded) {
-      await recordStripeInvoice(this.db, invoice, stripeInvoice);
+      await recordStripeInvoice(this.records, invoice, stripeInvoice);
       repaired.recorded += 1;
     }
     for (const customerId of report.customers.missing) {
-      await enqueueStripeWork(this.db, 'customer.sync', customerId);
+      await this.records.enqueue('customer.sync', customerId);
       repaired.requeued += 1;
     }
     for (const invoiceId of report.invoices.missing) {
-      await enqueueStripeWork(this.db, 'invoice.finalized', invoiceId);
+      await this.records.enqueue('invoice.finalized', invoiceId);
       repaired.requeued += 1;
     }
     for (const { invoice, stripeInvoice } of unsettled) {
@@ -181,35 +173,23 @@ export class StripeReconciler {
         drift.missing.push(eventName);
         continue;
       }
-      const customers = await this.db.query<{ customer_id: string; stripe_customer_id: string; reported: string; first: Date }>(
-        `SELECT s.customer_id, c.stripe_customer_id, sum(u.reported_units)::text AS reported, min(u.period_start) AS first
-         FROM stripe_usage_reports u
-         JOIN subscriptions s ON s.id = u.subscription_id
-         JOIN stripe_customers c ON c.customer_id = s.customer_id
-         WHERE s.plan_id = ANY($1)
-         GROUP BY s.customer_id, c.stripe_customer_id
-         HAVING bool_and(u.sending_units IS NULL)
-         ORDER BY s.customer_id`,
-        [planIds],
-      );
+      const customers = await this.records.reportedUsageByCustomer(planIds);
       for (const customer of customers) {
         const start = Math.floor(customer.first.getTime() / 1000 / minute) * minute;
         const counted = await readFromStripe(`the ${eventName} meter's total`, async () => {
           let sum = 0;
-          for await (const summary of this.stripe.billing.meters.listEventSummaries(meter.id, { customer: customer.stripe_customer_id, start_time: start, end_time: end, limit: 100 })) {
+          for await (const summary of this.stripe.billing.meters.listEventSummaries(meter.id, { customer: customer.stripeCustomerId, start_time: start, end_time: end, limit: 100 })) {
             sum += summary.aggregated_value;
           }
           return sum;
         });
-        if (String(counted) !== customer.reported) {
-          drift.totalMismatch.push({ customerId: customer.customer_id, eventName, ours: customer.reported, stripe: String(counted) });
+        if (String(counted) !== String(customer.reported)) {
+          drift.totalMismatch.push({ customerId: customer.customerId, eventName, ours: String(customer.reported), stripe: String(counted) });
         }
       }
     }
-    const failed = await this.db.query<{ subscription_id: string; period_start: Date; failure: string }>(
-      'SELECT subscription_id, period_start, failure FROM stripe_usage_reports WHERE failed_at IS NOT NULL ORDER BY subscription_id, period_start',
-    );
-    drift.failed = failed.map((row) => ({ subscriptionId: row.subscription_id, periodStart: row.period_start.toISOString(), failure: row.failure }));
+    const failed = await this.records.failedUsageReports();
+    drift.failed = failed.map((report) => ({ subscriptionId: report.subscriptionId, periodStart: report.periodStart.toISOString(), failure: report.failure }));
     return drift;
   }
 

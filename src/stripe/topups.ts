@@ -1,10 +1,10 @@
 import type Stripe from 'stripe';
 import { newId } from '../identity/index.js';
 import { type CurrencyCode, invalid, type Logger, notFound, TollgateError } from '../kernel/index.js';
-import type { Db, Queryable } from '../store/index.js';
+import type { Queryable } from '../store/index.js';
 import { fromStripeAmount, roundForStripe, toStripeAmount } from './amounts.js';
 import type { StripeCustomers } from './customers.js';
-import { enqueueStripeWork } from './outbox.js';
+import type { StripeRecords, TopUpRecord } from './records.js';
 import type { StripeWork } from './work.js';
 
 const topUpIdMetadataKey = 'tollgate_topup_id';
@@ -38,7 +38,7 @@ export interface CreateTopUpInput {
  */
 export class StripeTopUps {
   constructor(
-    private readonly db: Db,
+    private readonly records: StripeRecords,
     private readonly stripe: Stripe | undefined,
     private readonly customers: StripeCustomers,
     private readonly creditWallet: CreditWallet,
@@ -50,46 +50,39 @@ export class StripeTopUps {
     // The wallet is credited what Stripe collects: in three-decimal currencies, the amount rounded as Stripe requires.
     const amount = roundForStripe(input.amount, input.currency);
     if (amount <= 0n) throw invalid('amount', `${input.amount} ${input.currency} rounds to nothing Stripe can collect`);
-    return this.db.transaction(async (tx) => {
-      const [customer] = await tx.query('SELECT 1 FROM customers WHERE id = $1', [customerId]);
-      if (!customer) throw notFound('customer', customerId);
-      const [row] = await tx.query<TopUpRow>(
-        `INSERT INTO stripe_topups (id, customer_id, amount, currency, success_url, cancel_url) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-        [newId('top'), customerId, amount.toString(), input.currency, input.successUrl, input.cancelUrl ?? null],
-      );
-      await enqueueStripeWork(tx, 'topup.checkout', row!.id);
-      return toTopUp(row!);
+    return this.records.transaction(async (tx) => {
+      if (!(await tx.customerExists(customerId))) throw notFound('customer', customerId);
+      const topUp = await tx.insertTopUp({ id: newId('top'), customerId, amount, currency: input.currency, successUrl: input.successUrl, cancelUrl: input.cancelUrl ?? null });
+      await tx.enqueue('topup.checkout', topUp.id);
+      return toTopUp(topUp);
     });
   }
 
   async get(id: string): Promise<TopUp> {
-    const [row] = await this.db.query<TopUpRow>('SELECT * FROM stripe_topups WHERE id = $1', [id]);
-    if (!row) throw notFound('top-up', id);
-    return toTopUp(row);
+    const topUp = await this.records.topUp(id);
+    if (!topUp) throw notFound('top-up', id);
+    return toTopUp(topUp);
   }
 
   /** `topup.checkout`: opens the Checkout session whose URL the customer pays on. */
   async openCheckout(work: StripeWork): Promise<void> {
-    const [row] = await this.db.query<TopUpRow>('SELECT * FROM stripe_topups WHERE id = $1', [work.item.subjectId]);
+    const row = await this.records.topUp(work.item.subjectId);
     if (!row) throw notFound('top-up', work.item.subjectId);
     if (row.status !== 'pending') return;
-    const stripeCustomerId = await this.customers.ensure(row.customer_id, work);
+    const stripeCustomerId = await this.customers.ensure(row.customerId, work);
     const session = await this.client().checkout.sessions.create(
       {
         mode: 'payment',
         customer: stripeCustomerId,
         client_reference_id: row.id,
         line_items: [{ quantity: 1, price_data: { currency: row.currency.toLowerCase(), unit_amount: toStripeAmount(row.amount, row.currency), product_data: { name: 'Wallet top-up' } } }],
-        success_url: row.success_url,
-        ...(row.cancel_url ? { cancel_url: row.cancel_url } : {}),
+        success_url: row.successUrl,
+        ...(row.cancelUrl ? { cancel_url: row.cancelUrl } : {}),
         metadata: { [topUpIdMetadataKey]: row.id },
       },
       { idempotencyKey: work.key('topup', row.id, 'checkout') },
     );
-    await this.db.query(
-      `UPDATE stripe_topups SET status = 'open', stripe_session_id = $2, checkout_url = $3 WHERE id = $1 AND status = 'pending'`,
-      [row.id, session.id, session.url],
-    );
+    await this.records.openTopUp(row.id, session.id, session.url);
   }
 
   /**
@@ -100,20 +93,15 @@ export class StripeTopUps {
    */
   async creditPaid(session: Stripe.Checkout.Session): Promise<((tx: Queryable) => Promise<void>) | undefined> {
     const topUpId = session.metadata?.[topUpIdMetadataKey];
-    const [row] = topUpId ? await this.db.query<TopUpRow>('SELECT * FROM stripe_topups WHERE id = $1', [topUpId]) : [];
+    const row = topUpId ? await this.records.topUp(topUpId) : undefined;
     if (!row) return undefined;
-    if (session.amount_total === null || fromStripeAmount(session.amount_total, row.currency) !== BigInt(row.amount) || session.currency !== row.currency.toLowerCase()) {
+    if (session.amount_total === null || fromStripeAmount(session.amount_total, row.currency) !== row.amount || session.currency !== row.currency.toLowerCase()) {
       // Tollgate made the session with the top-up's amount: a difference is a bug to look at, not money to guess.
       this.logger.error({ topUpId, sessionId: session.id, amountTotal: session.amount_total, currency: session.currency }, 'paid Checkout session does not match its top-up');
       throw new Error(`Checkout session ${session.id} does not match top-up ${row.id}`);
     }
-    await this.creditWallet({ customerId: row.customer_id, currency: row.currency, amount: BigInt(row.amount), reference: `stripe_topup:${row.id}` });
-    return async (tx) => {
-      await tx.query(
-        `UPDATE stripe_topups SET status = 'paid', paid_at = clock_timestamp(), stripe_session_id = $2 WHERE id = $1 AND status <> 'paid'`,
-        [row.id, session.id],
-      );
-    };
+    await this.creditWallet({ customerId: row.customerId, currency: row.currency, amount: row.amount, reference: `stripe_topup:${row.id}` });
+    return (tx) => this.records.within(tx).markTopUpPaid(row.id, session.id);
   }
 
   private client(): Stripe {
@@ -124,32 +112,18 @@ export class StripeTopUps {
   /** In the webhook's transaction: the session expired unpaid. */
   async recordExpired(tx: Queryable, session: Stripe.Checkout.Session): Promise<void> {
     const topUpId = session.metadata?.[topUpIdMetadataKey];
-    if (topUpId) await tx.query(`UPDATE stripe_topups SET status = 'expired' WHERE id = $1 AND status IN ('pending', 'open')`, [topUpId]);
+    if (topUpId) await this.records.within(tx).expireTopUp(topUpId);
   }
 }
 
-interface TopUpRow {
-  id: string;
-  customer_id: string;
-  amount: string;
-  currency: CurrencyCode;
-  success_url: string;
-  cancel_url: string | null;
-  status: TopUp['status'];
-  stripe_session_id: string | null;
-  checkout_url: string | null;
-  paid_at: Date | null;
-  created_at: Date;
-}
-
-const toTopUp = (row: TopUpRow): TopUp => ({
-  id: row.id,
-  customerId: row.customer_id,
-  amount: row.amount,
-  currency: row.currency,
-  status: row.status,
-  checkoutUrl: row.checkout_url,
-  stripeSessionId: row.stripe_session_id,
-  paidAt: row.paid_at ? row.paid_at.toISOString() : null,
-  createdAt: row.created_at.toISOString(),
+const toTopUp = (record: TopUpRecord): TopUp => ({
+  id: record.id,
+  customerId: record.customerId,
+  amount: record.amount.toString(),
+  currency: record.currency,
+  status: record.status,
+  checkoutUrl: record.checkoutUrl,
+  stripeSessionId: record.stripeSessionId,
+  paidAt: record.paidAt ? record.paidAt.toISOString() : null,
+  createdAt: record.createdAt.toISOString(),
 });

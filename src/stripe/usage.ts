@@ -2,10 +2,9 @@ import Stripe from 'stripe';
 import type { Catalog } from '../catalog/index.js';
 import { type Clock, invalid, notFound } from '../kernel/index.js';
 import { periodContaining } from '../rating/index.js';
-import type { Queryable } from '../store/index.js';
 import type { StripeCustomers } from './customers.js';
 import { meterModePlanIds } from './invoices.js';
-import { enqueueStripeWork } from './outbox.js';
+import type { StripeRecords } from './records.js';
 import type { StripeWork } from './work.js';
 
 const day = 86_400_000;
@@ -40,7 +39,7 @@ function parseUsageSubject(subject: string): { subscriptionId: string; periodSta
  */
 export class StripeUsageReports {
   constructor(
-    private readonly db: Queryable,
+    private readonly records: StripeRecords,
     private readonly stripe: Stripe,
     private readonly customers: StripeCustomers,
     private readonly catalog: () => Catalog,
@@ -51,35 +50,23 @@ export class StripeUsageReports {
   async enqueueGrown(): Promise<void> {
     const meteredPlans = meterModePlanIds(this.catalog());
     if (meteredPlans.length === 0) return;
-    const grown = await this.db.query<{ subscription_id: string; period_start: Date }>(
-      `SELECT r.subscription_id, r.period_start
-       FROM usage_rollups r
-       JOIN subscriptions s ON s.id = r.subscription_id
-       LEFT JOIN stripe_usage_reports u ON u.subscription_id = r.subscription_id AND u.period_start = r.period_start
-       WHERE s.plan_id = ANY($1) AND r.period_start > $2
-       GROUP BY r.subscription_id, r.period_start, u.reported_units, u.sending_units
-       HAVING u.sending_units IS NULL AND sum(r.billable_units) > COALESCE(u.reported_units, 0)`,
-      [meteredPlans, new Date(this.clock.now() - reportableHistoryMs)],
-    );
-    for (const row of grown) await enqueueStripeWork(this.db, 'usage.report', usageSubject(row.subscription_id, row.period_start));
+    const grown = await this.records.grownUsagePeriods(meteredPlans, new Date(this.clock.now() - reportableHistoryMs));
+    for (const period of grown) await this.records.enqueue('usage.report', usageSubject(period.subscriptionId, period.periodStart));
   }
 
   /** `usage.report`: sends one meter event for the period's usage not reported yet. */
   async report(work: StripeWork): Promise<void> {
     const { subscriptionId, periodStart } = parseUsageSubject(work.item.subjectId);
-    const [subscription] = await this.db.query<{ customer_id: string; plan_id: string; period_anchor: Date }>(
-      'SELECT customer_id, plan_id, period_anchor FROM subscriptions WHERE id = $1',
-      [subscriptionId],
-    );
+    const subscription = await this.records.subscriptionToReport(subscriptionId);
     if (!subscription) throw notFound('subscription', subscriptionId);
-    const eventName = this.catalog().plan(subscription.plan_id)?.stripe?.meter_event_name;
+    const eventName = this.catalog().plan(subscription.planId)?.stripe?.meter_event_name;
     if (!eventName) return; // the plan left meter mode: Tollgate bills its usage now
-    const pinned = await this.pin(subscriptionId, periodStart, this.eventTimestamp(subscription.period_anchor, periodStart));
+    const pinned = await this.records.pinUsageReport(subscriptionId, periodStart, this.eventTimestamp(subscription.periodAnchor, periodStart));
     if (!pinned) return;
     if (this.clock.now() - pinned.timestamp * 1000 > meterEventMaxAgeMs) {
       throw invalid('timestamp', `usage of the period starting ${periodStart.toISOString()} is older than Stripe's 35-day meter event window`);
     }
-    const stripeCustomerId = await this.customers.ensure(subscription.customer_id, work);
+    const stripeCustomerId = await this.customers.ensure(subscription.customerId, work);
     const periodStartSeconds = String(Math.floor(periodStart.getTime() / 1000));
     const sending = pinned.sending.toString();
     try {
@@ -95,33 +82,7 @@ export class StripeUsageReports {
     } catch (error) {
       if (!isDuplicateMeterEvent(error)) throw error;
     }
-    await this.db.query(
-      `UPDATE stripe_usage_reports SET reported_units = sending_units, sending_units = NULL, sending_timestamp = NULL
-       WHERE subscription_id = $1 AND period_start = $2 AND sending_units = $3`,
-      [subscriptionId, periodStart, sending],
-    );
-  }
-
-  /**
-   * The report in flight, or a new one for the usage since the last, pinned with `timestamp`; undefined when there
-   * is nothing new. A report in flight keeps the timestamp it was pinned with, whatever the clock says now.
-   */
-  private async pin(subscriptionId: string, periodStart: Date, timestamp: number): Promise<{ reported: bigint; sending: bigint; timestamp: number } | undefined> {
-    const [row] = await this.db.query<{ reported_units: string; sending_units: string | null; sending_timestamp: string }>(
-      `INSERT INTO stripe_usage_reports (subscription_id, period_start, sending_units, sending_timestamp)
-       SELECT $1, $2, NULLIF(sum(billable_units), 0), $3 FROM usage_rollups WHERE subscription_id = $1 AND period_start = $2
-       ON CONFLICT (subscription_id, period_start) DO UPDATE SET
-         sending_units = COALESCE(
-           stripe_usage_reports.sending_units,
-           CASE WHEN EXCLUDED.sending_units > stripe_usage_reports.reported_units THEN EXCLUDED.sending_units END),
-         -- A report pinned before migration 9 has no timestamp yet: it gets one now, and keeps it.
-         sending_timestamp = CASE WHEN stripe_usage_reports.sending_units IS NULL THEN EXCLUDED.sending_timestamp
-                                  ELSE COALESCE(stripe_usage_reports.sending_timestamp, EXCLUDED.sending_timestamp) END
-       RETURNING reported_units, sending_units, sending_timestamp`,
-      [subscriptionId, periodStart, timestamp],
-    );
-    if (row!.sending_units === null) return undefined;
-    return { reported: BigInt(row!.reported_units), sending: BigInt(row!.sending_units), timestamp: Number(row!.sending_timestamp) };
+    await this.records.markUsageReported(subscriptionId, periodStart, pinned.sending);
   }
 
   /** Now, or the period's last second if it is over, so the usage lands in that period. */
@@ -156,18 +117,17 @@ export interface MeterEventFailure {
  * the ones that were ours. The usage stays counted as reported: sending it again needs the cause fixed in Stripe
  * first (a meter, a customer), and the meter totals in reconcile show what Stripe is missing.
  */
-export async function markUsageReportsFailed(tx: Queryable, failures: readonly MeterEventFailure[], at: Date): Promise<MeterEventFailure[]> {
+export async function markUsageReportsFailed(
+  records: Pick<StripeRecords, 'markUsageReportFailed'>,
+  failures: readonly MeterEventFailure[],
+  at: Date,
+): Promise<MeterEventFailure[]> {
   const ours: MeterEventFailure[] = [];
   for (const failure of failures) {
     const report = parseMeterEventIdentifier(failure.identifier);
     if (!report) continue;
-    // The identifier holds the period start in whole seconds; the period start itself may have milliseconds.
-    await tx.query(`UPDATE stripe_usage_reports SET failed_at = $3, failure = $4 WHERE subscription_id = $1 AND date_trunc('second', period_start) = $2`, [
-      report.subscriptionId,
-      report.periodStart,
-      at,
-      `${failure.code}: ${failure.message}`.slice(0, 1000),
-    ]);
+    // The identifier holds the period start in whole seconds.
+    await records.markUsageReportFailed(report.subscriptionId, report.periodStart, at, `${failure.code}: ${failure.message}`.slice(0, 1000));
     ours.push(failure);
   }
   return ours;

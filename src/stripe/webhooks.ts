@@ -6,8 +6,9 @@ import { type Clock, type Logger, TollgateError } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import type { Queryable } from '../store/index.js';
 import type { StripeCustomers } from './customers.js';
-import type { Dunning, StripeInvoiceFacts } from './dunning.js';
+import type { Dunning } from './dunning.js';
 import { invoiceIdMetadataKey } from './invoices.js';
+import type { StripeInvoiceFacts, StripeRecords } from './records.js';
 import { accountStateOf, followStripeSubscription, planOfStripeSubscription } from './subscriptions.js';
 import { markUsageReportsFailed, type MeterEventFailure } from './usage.js';
 import type { StripeTopUps } from './topups.js';
@@ -37,7 +38,7 @@ export interface StripeWebhooksDeps {
   secrets: readonly string[];
   /** Re-reads objects whose latest state matters more than the event's snapshot; without it the snapshot is used. */
   stripe: Stripe | undefined;
-  db: Queryable;
+  records: StripeRecords;
   accounts: AccountsService;
   catalog: () => Catalog;
   clock: Clock;
@@ -98,17 +99,12 @@ export class StripeWebhooks {
   }
 
   private async apply(event: Stripe.Event | ThinEvent): Promise<WebhookResult> {
-    const [seen] = await this.deps.db.query('SELECT 1 FROM stripe_webhook_events WHERE id = $1', [event.id]);
-    if (seen) return 'duplicate';
+    if (await this.deps.records.webhookEventSeen(event.id)) return 'duplicate';
     const effect = await this.effectOf(event);
     if (!effect) return 'ignored';
     const applied = await this.deps.accounts.inTransaction(async (accounts, tx) => {
       // Two deliveries racing: the second waits on the first's insert and then finds the id taken.
-      const recorded = await tx.query(
-        'INSERT INTO stripe_webhook_events (id, type, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id',
-        [event.id, event.type, createdAt(event)],
-      );
-      if (recorded.length === 0) return false;
+      if (!(await this.deps.records.within(tx).recordWebhookEvent(event.id, event.type, createdAt(event)))) return false;
       await effect(accounts, tx);
       return true;
     });
@@ -169,7 +165,7 @@ export class StripeWebhooks {
       type.sample_errors.map((sample) => ({ identifier: sample.request.identifier, code: type.code, message: sample.error_message })),
     );
     return async (_, tx) => {
-      const ours = await markUsageReportsFailed(tx, failures, at);
+      const ours = await markUsageReportsFailed(this.deps.records.within(tx), failures, at);
       for (const type of reason.error_types) metrics.stripeMeterErrors.inc({ code: type.code }, type.error_count);
       logger.error({ eventId: event.id, type: event.type, errorCount: reason.error_count, summary, failed: ours }, 'Stripe refused meter events after accepting them');
     };
