@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
+import { jsonOf, runCli } from './support/cli.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
 
@@ -126,20 +126,12 @@ describe('usage reports', () => {
   });
 
   it('is available from the CLI', async () => {
-    vi.stubEnv('TOLLGATE_URL', service.httpUrl);
-    vi.stubEnv('TOLLGATE_ADMIN_TOKEN', adminToken);
-    const printed: string[] = [];
-    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (printed.push(String(chunk)), true));
-    try {
-      expect(await main(['usage', '--customer', 'acme', '--period', new Date().toISOString().slice(0, 7)])).toBe(0);
-      expect(await main(['usage', 'reconcile', '--customer', 'acme'])).toBe(0);
-    } finally {
-      write.mockRestore();
-      vi.unstubAllEnvs();
-    }
-    const [usage, reconciliation] = printed.map((text) => JSON.parse(text));
-    expect(usage.subscriptions[0].totals.units).toBe(13);
-    expect(reconciliation.subscriptions[0].meteredUnits).toBe(13);
+    const env = { TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken };
+    const usage = await runCli(env, 'usage', '--customer', 'acme', '--period', new Date().toISOString().slice(0, 7), '--json');
+    const reconciliation = await runCli(env, 'usage', 'reconcile', '--customer', 'acme', '--json');
+    expect([usage.code, reconciliation.code]).toEqual([0, 0]);
+    expect(jsonOf(usage).subscriptions[0].totals.units).toBe(13);
+    expect(jsonOf(reconciliation).subscriptions[0].meteredUnits).toBe(13);
   });
 });
 
