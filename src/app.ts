@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
 import { startUsageAlerts, type UsageAlerts } from './alerts/index.js';
-import { BillingQueries, RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
+import { BillingQueries, RatingLoop, RollupUsageSource, SqlInvoiceRecords, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength } from './config/index.js';
@@ -16,7 +16,7 @@ import { type Metering, startMetering } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
-import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
+import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges, SqlBusinessRecords } from './reports/index.js';
 import { type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
 import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
@@ -112,13 +112,16 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     const memoryLatency = metrics.counterStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
-  const wallet = new WalletService(records, counters, () => catalog, clock, logger);
+  const invoiceRecords = new SqlInvoiceRecords(db);
+  const subscriptionHistories = new SqlSubscriptionHistories(db);
+  const billing = new BillingQueries(invoiceRecords, subscriptionHistories);
+  const wallet = new WalletService(new SqlWalletRecords(db), counters, () => catalog, clock, logger);
   const accountRecords = new SqlAccountRecords(db);
-  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
+  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
 
   const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing });
   const ratingLoop = new RatingLoop(
-    { db: records, catalog: () => catalog, clock, usage: new RollupUsageSource(records), wallets: wallet, metrics, logger, tracing },
+    { db: records, invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing },
     config.billing,
   );
   ratingLoop.start();
@@ -164,7 +167,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
 
   registerIdentityCacheGauges(metrics, identities);
   registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
-  registerBusinessGauges(metrics, cachedBusinessMetrics({ db, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
+  const businessRecords = new SqlBusinessRecords(db);
+  registerBusinessGauges(metrics, cachedBusinessMetrics({ records: businessRecords, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
   let portal: RunningPortal | undefined;
   const http = await startHttpServer({
@@ -176,9 +180,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...adminRoutes(accounts, () => catalog),
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, billing: new BillingQueries(records), catalog: () => catalog, clock }),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, billing, catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
-      ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(records, current, window, now), catalog: () => catalog, clock }),
+      ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(businessRecords, current, window, now), catalog: () => catalog, clock }),
       ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(records, customerId, now), erasure: new CustomerErasure(records, accounts, clock), clock }),
       ...portalAdminRoutes(() => portal, () => config.portal?.linkTtlMs ?? 0),
     ],
@@ -198,6 +202,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       catalog: () => catalog,
       accounts,
       wallets: wallet,
+      billing,
+      histories: subscriptionHistories,
       usage: metering.usage,
       ratingLoop,
       topUps: stripe.topUps,

@@ -1,4 +1,4 @@
-import { type Db, type Queryable, withDomainErrors } from '../store/index.js';
+import { type Db, joinedTransaction, type Queryable, withDomainErrors } from '../store/index.js';
 import type { AccountRecords, CustomerChanges, NewCustomer, NewKey, NewSubscription, NewSubscriptionChange } from './records.js';
 import type { ApiKey, App, Customer, CustomerStatus, Subscription } from './types.js';
 
@@ -169,17 +169,6 @@ export class SqlAccountRecords implements AccountRecords {
     const rows = await this.db.query<AppRow>('SELECT * FROM apps WHERE customer_id = $1 ORDER BY name', [customerId]);
     return rows.map(toApp);
   }
-}
-
-/** A Db whose queries and nested transactions all run in the open transaction `tx`. */
-function joinedTransaction(db: Db, tx: Queryable): Db {
-  return {
-    kind: db.kind,
-    query: (sql, params) => tx.query(sql, params),
-    transaction: (fn) => fn(tx),
-    withAdvisoryLock: () => Promise.reject(new Error('advisory locks are not taken inside a transaction')),
-    close: () => Promise.reject(new Error('a joined transaction is closed by its owner')),
-  };
 }
 
 interface CustomerRow {

@@ -5,3 +5,5 @@
 export { startMetering } from './metering.js';
 export type { Metering } from './metering.js';
 export { UsageService } from './usage.js';
+export type { EndpointRollup, UsageRecords } from './usage-records.js';
+export { SqlUsageRecords } from './sql-usage-records.js';

@@ -5,4 +5,5 @@
 export type { Db, Queryable } from './db.js';
 export { domainErrorOf, StoreError, withDomainErrors } from './errors.js';
 export { instrumentDb } from './instrumented.js';
+export { joinedTransaction } from './joined.js';
 export { openDatabase } from './open.js';
