@@ -9,7 +9,12 @@ export type { InvoiceLine, SubscriptionHistory } from './period-invoice.js';
 export { RatingLoop } from './rating-loop.js';
 export type {
   BillableSubscription,
+  FinalizedInvoice,
   InvoiceRecords,
+  NewWalletEntry,
+  PeriodAmount,
+  RatedPeriod,
+  RevenueFigures,
   RevenueGroup,
   StoredInvoice,
   StoredInvoiceDetail,
