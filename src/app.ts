@@ -14,7 +14,7 @@ import { AccountsService, IdentityCache, JwtVerifier, SqlAccountRecords } from '
 import { checkPortsFree, type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, watchTlsFiles } from './kernel/index.js';
 import { type Metering, startMetering } from './metering/index.js';
 import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
-import { CustomerErasure, exportCustomer } from './privacy/index.js';
+import { CustomerErasure, exportCustomer, SqlCustomerDataRecords } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
 import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges, SqlBusinessRecords } from './reports/index.js';
 import { type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
@@ -168,6 +168,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   registerIdentityCacheGauges(metrics, identities);
   registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
   const businessRecords = new SqlBusinessRecords(db);
+  const customerData = new SqlCustomerDataRecords(db);
   registerBusinessGauges(metrics, cachedBusinessMetrics({ records: businessRecords, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
   let portal: RunningPortal | undefined;
@@ -183,7 +184,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...billingRoutes({ accounts, wallets: wallet, ratingLoop, billing, catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
       ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(businessRecords, current, window, now), catalog: () => catalog, clock }),
-      ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(records, customerId, now), erasure: new CustomerErasure(records, accounts, clock), clock }),
+      ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(customerData, customerId, now), erasure: new CustomerErasure(customerData, accounts, clock), clock }),
       ...portalAdminRoutes(() => portal, () => config.portal?.linkTtlMs ?? 0),
     ],
     registry: metrics.registry,
