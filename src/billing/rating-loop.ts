@@ -151,9 +151,9 @@ export class RatingLoop {
       }
     });
     if (rated.length === 0) return 0;
-    const withLedger = new Set(
-      (await wallets.periodsWithEntries([...new Set(rated.map((item) => item.subscription.id))])).map((period) => usageKey(period.subscriptionId, period.periodStart)),
-    );
+    // Periods that already have ledger entries: a true-up may be due even if postpaid.
+    const ledgerPeriods = await wallets.periodsWithEntries([...new Set(rated.map((item) => item.subscription.id))]);
+    const withLedger = new Set(ledgerPeriods.map((period) => usageKey(period.subscriptionId, period.periodStart)));
     const walletKeys = new Set(
       rated
         .filter((item) => item.invoice.mode === 'prepaid' || withLedger.has(usageKey(item.subscription.id, item.period.start)))

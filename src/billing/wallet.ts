@@ -173,7 +173,7 @@ export class WalletService {
 
   /** The periods of these subscriptions that have ledger entries (a true-up may be due even if postpaid). */
   periodsWithEntries(subscriptionIds: readonly string[]): Promise<{ subscriptionId: string; periodStart: number }[]> {
-    return subscriptionIds.length === 0 ? Promise.resolve([]) : this.records.periodsWithEntries(subscriptionIds);
+    return this.records.periodsWithEntries(subscriptionIds);
   }
 
   /**
