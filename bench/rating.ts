@@ -11,7 +11,10 @@
  */
 import { pathToFileURL } from 'node:url';
 import { RatingLoop } from '../src/billing/rating-loop.js';
-import { RollupUsageSource } from '../src/billing/usage-source.js';
+import { SqlInvoiceRecords } from '../src/billing/sql-invoice-records.js';
+import { SqlSubscriptionHistories } from '../src/billing/sql-subscription-histories.js';
+import { RollupUsageSource } from '../src/billing/sql-usage-source.js';
+import { SqlWalletRecords } from '../src/billing/sql-wallet-records.js';
 import { WalletService } from '../src/billing/wallet.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { ManualClock } from '../src/kernel/clock.js';
@@ -68,10 +71,12 @@ export async function runRatingBench(options: RatingBenchOptions = {}): Promise<
     const loop = new RatingLoop(
       {
         db,
+        invoices: new SqlInvoiceRecords(db),
+        histories: new SqlSubscriptionHistories(db),
         catalog: () => catalog,
         clock,
         usage: new RollupUsageSource(db),
-        wallets: new WalletService(db, new MemoryCounterStore(clock), () => catalog, clock, silentLogger),
+        wallets: new WalletService(new SqlWalletRecords(db), new MemoryCounterStore(clock), () => catalog, clock, silentLogger),
         metrics: createMetrics(),
         logger: silentLogger,
       },

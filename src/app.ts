@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
 import { alertDeliveryLockId, alertEvaluationLockId, createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
-import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
+import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SqlInvoiceRecords, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, startDecisionSeries, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength } from './config/index.js';
@@ -15,9 +15,9 @@ import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotI
 import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
 import { createMetering, type Metering, usageFlushBackoff } from './metering/index.js';
 import { createMetrics, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
-import { CustomerErasure, exportCustomer } from './privacy/index.js';
+import { CustomerErasure, exportCustomer, SqlCustomerDataRecords } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
-import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
+import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges, SqlBusinessRecords } from './reports/index.js';
 import { advisoryLock, type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
 import { createStripeIntegration, type PassSummary, type StripeIntegration, stripeSyncLockId } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
@@ -142,9 +142,12 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     const memoryLatency = metrics.quotaStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
-  const wallet = new WalletService(records, counters, () => catalog, clock, logger);
+  const invoiceRecords = new SqlInvoiceRecords(db);
+  const subscriptionHistories = new SqlSubscriptionHistories(db);
+  const billing = new BillingQueries(invoiceRecords, subscriptionHistories);
+  const wallet = new WalletService(new SqlWalletRecords(db), counters, () => catalog, clock, logger);
   const accountRecords = new SqlAccountRecords(db);
-  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
+  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
 
   const events = createEventPublishing({ config: config.events, db: records, clock, metrics, logger });
   if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, events.job.options);
@@ -153,7 +156,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   scheduler.every('usage flush', config.metering.flushIntervalMs, () => metering.meter.flushDue(), { immediately: true, backoff: usageFlushBackoff, onFailure: () => {} });
   scheduler.every('spool fsync', config.metering.spoolFsyncMs, async () => metering.spool.syncWritten());
   const rating = new RatingLoop(
-    { db: records, catalog: () => catalog, clock, usage: new RollupUsageSource(records), wallets: wallet, metrics, logger, tracing, events: events.outbox },
+    { db: records, invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
     config.billing,
   );
   // At once on start: it catches up on the periods that ended while the service was down.
@@ -207,7 +210,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
 
   registerIdentityCacheGauges(metrics, identities);
   registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
-  registerBusinessGauges(metrics, cachedBusinessMetrics({ db, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
+  const businessRecords = new SqlBusinessRecords(db);
+  const customerData = new SqlCustomerDataRecords(db);
+  registerBusinessGauges(metrics, cachedBusinessMetrics({ records: businessRecords, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
   let portal: RunningPortal | undefined;
   const http = await startHttpServer({
@@ -219,10 +224,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...adminRoutes(accounts, () => catalog),
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop: rating, ratingJob: ratingLoop, billing: new BillingQueries(records), catalog: () => catalog, clock }),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop: rating, ratingJob: ratingLoop, billing, catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
-      ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(records, current, window, now), catalog: () => catalog, clock }),
-      ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(records, customerId, now), erasure: new CustomerErasure(records, accounts, clock), clock }),
+      ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(businessRecords, current, window, now), catalog: () => catalog, clock }),
+      ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(customerData, customerId, now), erasure: new CustomerErasure(customerData, accounts, clock), clock }),
       ...portalAdminRoutes(() => portal, () => config.portal?.linkTtlMs ?? 0),
     ],
     registry: metrics.registry,
@@ -241,6 +246,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       catalog: () => catalog,
       accounts,
       wallets: wallet,
+      billing,
+      histories: subscriptionHistories,
       usage: metering.usage,
       ratingLoop: rating,
       topUps: stripe.topUps,

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSubscriptionHistory } from '../src/billing/histories.js';
 import { catalogPricing, previewPlanChange } from '../src/billing/period-invoice.js';
 import { RatingLoop } from '../src/billing/rating-loop.js';
+import { SqlInvoiceRecords } from '../src/billing/sql-invoice-records.js';
+import { SqlSubscriptionHistories } from '../src/billing/sql-subscription-histories.js';
+import { SqlWalletRecords } from '../src/billing/sql-wallet-records.js';
 import type { UsageSource } from '../src/billing/usage-source.js';
 import { WalletService } from '../src/billing/wallet.js';
 import { ManualClock } from '../src/kernel/clock.js';
@@ -264,7 +266,7 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
 
     // Back to pay-per-call through a preview, confirmed at the instant it was rated: no second setup fee.
     clock.set(at('2026-11-14T00:00:00Z'));
-    const history = (await loadSubscriptionHistory(service.app.db, subscription))!;
+    const history = (await new SqlSubscriptionHistories(service.app.db).history(subscription))!;
     const preview = previewPlanChange(history, 'pay-per-call', clock.now(), catalogPricing(service.app.catalog, 'petstore'))!;
     expect(preview).toMatchObject({ fromPlanId: 'free', toPlanId: 'pay-per-call', total: 0n, paidFrom: 'wallet', lines: [] });
     clock.advance(1_000);
@@ -287,7 +289,7 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
     const id = await customer();
     const subscription = (await purchase(id, 'pro')).subscription.id;
     clock.set(at('2026-11-16T00:00:00Z'));
-    const history = (await loadSubscriptionHistory(service.app.db, subscription))!;
+    const history = (await new SqlSubscriptionHistories(service.app.db).history(subscription))!;
     const preview = previewPlanChange(history, 'enterprise', clock.now(), catalogPricing(service.app.catalog, 'petstore'))!;
     expect(preview.lines.map((line) => [line.plan_id, line.kind, line.amount])).toEqual([
       ['pro', 'proration_credit', -2450n],
@@ -320,10 +322,12 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
       const rating = new RatingLoop(
         {
           db,
+          invoices: new SqlInvoiceRecords(db),
+          histories: new SqlSubscriptionHistories(db),
           catalog: () => service.app.catalog,
           clock,
           usage: blockingUsage,
-          wallets: new WalletService(db, new MemoryCounterStore(clock), () => service.app.catalog, clock, silentLogger),
+          wallets: new WalletService(new SqlWalletRecords(db), new MemoryCounterStore(clock), () => service.app.catalog, clock, silentLogger),
           metrics: createMetrics(),
           logger: silentLogger,
         },

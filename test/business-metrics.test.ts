@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { cachedBusinessMetrics } from '../src/reports/business-gauges.js';
-import type { Queryable } from '../src/store/db.js';
+import { SqlBusinessRecords } from '../src/reports/sql-records.js';
+import type { Db } from '../src/store/db.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
@@ -209,13 +210,17 @@ describe('business metrics', () => {
   it('computes the gauges once per scrape and max age, and keeps the last values while the database fails', async () => {
     let failing = false;
     let queries = 0;
-    const db: Queryable = {
+    const db: Db = {
+      kind: service.app.db.kind,
       query: (sql, params) => {
         queries += 1;
         return failing ? Promise.reject(new Error('connection refused')) : service.app.db.query(sql, params);
       },
+      transaction: (fn) => service.app.db.transaction(fn),
+      withAdvisoryLock: (lockId, fn) => service.app.db.withAdvisoryLock(lockId, fn),
+      close: async () => {},
     };
-    const deps = { db, catalog: () => service.app.catalog, clock, logger: silentLogger };
+    const deps = { records: new SqlBusinessRecords(db), catalog: () => service.app.catalog, clock, logger: silentLogger };
     const cached = cachedBusinessMetrics(deps, 60_000);
     const [first, second] = await Promise.all([cached(), cached()]);
     expect(second).toBe(first);

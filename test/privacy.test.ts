@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
-import { customerTables, tablesWithoutCustomerData } from '../src/privacy/customer-data.js';
+import { customerTables, tablesWithoutCustomerData } from '../src/privacy/sql-records.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';

@@ -3,20 +3,34 @@
  * only this file (.dependency-cruiser.cjs).
  */
 export { formatMicros } from './call-price.js';
-export { loadSubscriptionHistoriesStartedBefore, loadSubscriptionHistory } from './histories.js';
-export { getInvoice, listInvoices } from './invoices.js';
 export { BillingQueries } from './queries.js';
-export type { InvoiceRow, StoredInvoice, StoredInvoiceDetail } from './invoices.js';
 export { planAt } from './period-invoice.js';
 export type { InvoiceLine, SubscriptionHistory } from './period-invoice.js';
 export { RatingLoop } from './rating-loop.js';
 export type { RatingRun } from './rating-loop.js';
+export type {
+  BillableSubscription,
+  InvoiceRecords,
+  NewWalletEntry,
+  PeriodAmount,
+  RatedPeriod,
+  RevenueFigures,
+  RevenueGroup,
+  StoredInvoice,
+  StoredInvoiceDetail,
+  SubscriptionHistories,
+  WalletEntry,
+  WalletRecords,
+} from './records.js';
 export { monthlyRecurringFee, mrrReport, revenueReport } from './reports.js';
-export type { RevenueGroup } from './reports.js';
+export { SqlInvoiceRecords, type InvoiceRow } from './sql-invoice-records.js';
+export { SqlSubscriptionHistories } from './sql-subscription-histories.js';
+export { RollupUsageSource } from './sql-usage-source.js';
+export { SqlWalletRecords } from './sql-wallet-records.js';
 export { SubscriptionCharges } from './subscription-charges.js';
-export { RollupUsageSource } from './usage-source.js';
+export type { UsageQuery, UsageSource } from './usage-source.js';
 export { prepaidWalletLimit } from './wallet-counters.js';
 export { WalletService } from './wallet.js';
-export type { WalletEntry, WalletSummary } from './wallet.js';
+export type { WalletSummary } from './wallet.js';
 export { catalogPricing, previewPlanChange } from './period-invoice.js';
 export type { PlanChangePreview } from './period-invoice.js';

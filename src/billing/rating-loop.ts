@@ -10,9 +10,9 @@ import { type BillingPeriod, periodContaining } from '../rating/index.js';
 import type { Db } from '../store/index.js';
 import { eventsOff, type EventOutbox } from '../events/index.js';
 import { noTracing, spanNames, type SpanScope, type Tracing } from '../tracing/index.js';
-import { loadBillableSubscriptions, loadSubscriptionHistory, type BillableSubscription } from './histories.js';
-import { findInvoice, invoiceFinalizedEvent, saveRatedPeriods, type RatedPeriod, type StoredInvoiceDetail } from './invoices.js';
+import { invoiceFinalizedEvent } from './invoice-events.js';
 import { catalogPricing, periodsToRate, ratePeriodInvoice } from './period-invoice.js';
+import type { BillableSubscription, InvoiceRecords, RatedPeriod, StoredInvoiceDetail, SubscriptionHistories } from './records.js';
 import { usageKey, type UsageSource } from './usage-source.js';
 import type { WalletService } from './wallet.js';
 
@@ -32,11 +32,16 @@ export interface RatingRun {
 const ratingLockId = 0x62696c6c;
 /** Subscription periods per batch: one usage query and one write per table. */
 const batchSize = 2_000;
+/** Canceled subscriptions are looked at this long after their cancellation for a period still to finalize. */
+const canceledLookbackMs = 62 * 86_400_000;
 
 export class RatingLoop {
   constructor(
     private readonly deps: {
+      /** Holds the leader's advisory lock. */
       db: Db;
+      invoices: InvoiceRecords;
+      histories: SubscriptionHistories;
       catalog: () => Catalog;
       clock: Clock;
       usage: UsageSource;
@@ -53,11 +58,11 @@ export class RatingLoop {
 
   /** Rates a subscription's running period now and returns its draft (the customer's running amount). */
   async refreshCurrent(subscriptionId: string): Promise<StoredInvoiceDetail | undefined> {
-    const subscription = await loadSubscriptionHistory(this.deps.db, subscriptionId);
+    const subscription = await this.deps.histories.history(subscriptionId);
     if (!subscription) return undefined;
     const period = periodContaining(subscription.periodAnchor, this.deps.clock.now());
     await this.rate([{ subscription, period, finalize: false }]);
-    return findInvoice(this.deps.db, subscriptionId, period.start);
+    return this.deps.invoices.periodInvoice(subscriptionId, period.start);
   }
 
   /** Holds the PostgreSQL advisory lock for a pass (PGlite, one process, always leads); counts the passes led elsewhere. */
@@ -95,7 +100,7 @@ export class RatingLoop {
       this.deps.metrics.prepaidWallets.inc({ currency: wallet.currency, state });
     }
     const now = this.deps.clock.now();
-    const due = (await loadBillableSubscriptions(this.deps.db, now)).flatMap((subscription) =>
+    const due = (await this.deps.histories.billable(now - canceledLookbackMs)).flatMap((subscription) =>
       periodsToRate(subscription, now, subscription.billedThrough).map((period) => ({
         subscription,
         period,
@@ -116,7 +121,7 @@ export class RatingLoop {
    * customer order so concurrent writers cannot deadlock with it.
    */
   private async rate(due: readonly { subscription: BillableSubscription; period: BillingPeriod; finalize: boolean }[]): Promise<number> {
-    const { db, catalog, clock, usage, wallets, metrics, logger } = this.deps;
+    const { invoices, catalog, clock, usage, wallets, metrics, logger } = this.deps;
     const usages = await usage.usage(
       due.map(({ subscription, period }) => ({ customerId: subscription.customerId, subscriptionId: subscription.id, periodStart: period.start })),
     );
@@ -132,37 +137,29 @@ export class RatingLoop {
       }
     });
     if (rated.length === 0) return 0;
-    const withLedger = await periodsWithLedgerEntries(db, rated);
+    // Periods that already have ledger entries: a true-up may be due even if postpaid.
+    const ledgerPeriods = await wallets.periodsWithEntries([...new Set(rated.map((item) => item.subscription.id))]);
+    const withLedger = new Set(ledgerPeriods.map((period) => usageKey(period.subscriptionId, period.periodStart)));
     const walletKeys = new Set(
       rated
         .filter((item) => item.invoice.mode === 'prepaid' || withLedger.has(usageKey(item.subscription.id, item.period.start)))
         .map((item) => usageKey(item.subscription.id, item.period.start)),
     );
-    const finalized = await db.transaction(async (tx) => {
+    const finalized = await invoices.transaction(async (records, tx) => {
       const touchingWallets = rated
         .filter((item) => walletKeys.has(usageKey(item.subscription.id, item.period.start)))
         .sort((a, b) => (a.subscription.customerId < b.subscription.customerId ? -1 : a.subscription.customerId > b.subscription.customerId ? 1 : 0));
       for (const item of touchingWallets) {
         await wallets.postAdvanceCharges(tx, item.subscription, item.period, item.invoice, { requireFunds: false });
       }
-      const invoices = await saveRatedPeriods(tx, rated, clock.now());
-      for (const invoice of invoices) {
+      const saved = await records.saveRatedPeriods(rated, clock.now());
+      for (const invoice of saved) {
         if (walletKeys.has(usageKey(invoice.subscriptionId, invoice.periodStart))) await wallets.trueUp(tx, invoice);
       }
-      await (this.deps.events ?? eventsOff).record(tx, invoices.map(invoiceFinalizedEvent));
-      return invoices;
+      await (this.deps.events ?? eventsOff).record(tx, saved.map(invoiceFinalizedEvent));
+      return saved;
     });
     for (const invoice of finalized) metrics.invoicesFinalized.inc({ mode: invoice.mode });
     return finalized.length;
   }
-}
-
-/** The subscription periods among `rated` that already have wallet entries (a true-up may be due even if postpaid). */
-async function periodsWithLedgerEntries(db: Db, rated: readonly RatedPeriod[]): Promise<Set<string>> {
-  if (rated.length === 0) return new Set();
-  const rows = await db.query<{ subscription_id: string; period_start: Date }>(
-    `SELECT DISTINCT subscription_id, period_start FROM wallet_entries WHERE subscription_id = ANY($1::text[])`,
-    [[...new Set(rated.map((item) => item.subscription.id))]],
-  );
-  return new Set(rows.map((row) => usageKey(row.subscription_id, row.period_start.getTime())));
 }

@@ -4,19 +4,7 @@
  */
 import type { Catalog, Plan } from '../catalog/index.js';
 import { type CurrencyCode, invalid, parseMajorAmount } from '../kernel/index.js';
-import type { Queryable } from '../store/index.js';
-
-/** Revenue and usage of one group (a product, a plan or a customer) in one currency. */
-export interface RevenueGroup {
-  id: string;
-  currency: CurrencyCode;
-  /** Billed, minor units. */
-  revenue: bigint;
-  /** Owed to partners out of the revenue. */
-  revenueShare: bigint;
-  calls: bigint;
-  units: bigint;
-}
+import type { InvoiceRecords, RevenueGroup, SubscriptionHistories } from './records.js';
 
 export interface RevenueReport {
   /** Invoices of the billing periods that start in this calendar month (UTC). */
@@ -39,54 +27,29 @@ export interface MrrReport {
   byPlan: { planId: string; currency: CurrencyCode; subscriptions: number; recurringFee: bigint; mrr: bigint }[];
 }
 
-export async function revenueReport(db: Queryable, month: string): Promise<RevenueReport> {
+export async function revenueReport(invoices: InvoiceRecords, month: string): Promise<RevenueReport> {
   const match = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(month);
   if (!match) throw invalid('period', `${month} is not a month such as 2026-11`);
   const from = Date.UTC(Number(match[1]), Number(match[2]) - 1, 1);
   const to = Date.UTC(Number(match[1]), Number(match[2]), 1);
-  const range = [new Date(from), new Date(to)];
-  const inMonth = 'i.period_start >= $1 AND i.period_start < $2';
-  const [[counts], totals, byProduct, planRevenue, planUsage, byCustomer, partners] = await Promise.all([
-    db.query<{ invoices: string; drafts: string }>(
-      `SELECT count(*) AS invoices, count(*) FILTER (WHERE status = 'draft') AS drafts FROM invoices i WHERE ${inMonth}`,
-      range,
-    ),
-    groupInvoices(db, `'all'`, inMonth, range),
-    groupInvoices(db, 'i.product_id', inMonth, range),
-    // Revenue follows the plan of each line (a period with a plan change pays both plans)...
-    db.query<{ id: string; currency: CurrencyCode; revenue: string; revenue_share: string }>(
-      `SELECT l.plan_id AS id, i.currency,
-         coalesce(sum(l.amount) FILTER (WHERE l.kind <> 'revenue_share'), 0) AS revenue,
-         coalesce(sum(l.amount) FILTER (WHERE l.kind = 'revenue_share'), 0) AS revenue_share
-       FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-       WHERE ${inMonth} GROUP BY l.plan_id, i.currency ORDER BY l.plan_id, i.currency`,
-      range,
-    ),
-    // ...usage the plan that rated it.
-    groupInvoices(db, 'i.plan_id', inMonth, range),
-    groupInvoices(db, 'i.customer_id', inMonth, range),
-    db.query<{ id: string; currency: CurrencyCode; owed: string }>(
-      `SELECT l.partner AS id, i.currency, sum(l.amount) AS owed FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-       WHERE ${inMonth} AND l.kind = 'revenue_share' GROUP BY l.partner, i.currency ORDER BY l.partner, i.currency`,
-      range,
-    ),
-  ]);
-  const usageOf = new Map(planUsage.map((row) => [`${row.id}@${row.currency}`, row]));
-  const byPlan = planRevenue.map((row) => {
-    const usage = usageOf.get(`${row.id}@${row.currency}`);
-    return toGroup({ ...row, calls: usage?.calls ?? '0', units: usage?.units ?? '0' });
+  const figures = await invoices.revenueFigures(from, to);
+  // Revenue follows the plan of each line (a period with a plan change pays both plans), usage the plan that rated it.
+  const usageOf = new Map(figures.byInvoicePlan.map((group) => [`${group.id}@${group.currency}`, group]));
+  const byPlan = figures.revenueByLinePlan.map((group) => {
+    const usage = usageOf.get(`${group.id}@${group.currency}`);
+    return { ...group, calls: usage?.calls ?? 0n, units: usage?.units ?? 0n };
   });
   return {
     month,
     from,
     to,
-    invoices: Number(counts!.invoices),
-    drafts: Number(counts!.drafts),
-    totals: totals.map(toGroup),
-    byProduct: byProduct.map(toGroup),
+    invoices: figures.invoices,
+    drafts: figures.drafts,
+    totals: figures.totals,
+    byProduct: figures.byProduct,
     byPlan,
-    byCustomer: byCustomer.map(toGroup),
-    revenueShareByPartner: partners.map((row) => ({ id: row.id, currency: row.currency, owed: BigInt(row.owed) })),
+    byCustomer: figures.byCustomer,
+    revenueShareByPartner: figures.revenueShareByPartner,
   };
 }
 
@@ -101,15 +64,11 @@ export function monthlyRecurringFee(plan: Plan | undefined): { currency: Currenc
 }
 
 /** Monthly recurring revenue: the recurring fees of the active subscriptions' plans (usage revenue is not recurring). */
-export async function mrrReport(db: Queryable, catalog: Catalog, at: number): Promise<MrrReport> {
-  const rows = await db.query<{ plan_id: string; subscriptions: string }>(
-    `SELECT plan_id, count(*) AS subscriptions FROM subscriptions WHERE status = 'active' GROUP BY plan_id ORDER BY plan_id`,
-  );
-  const byPlan = rows.flatMap((row) => {
-    const recurring = monthlyRecurringFee(catalog.plan(row.plan_id));
+export async function mrrReport(histories: SubscriptionHistories, catalog: Catalog, at: number): Promise<MrrReport> {
+  const byPlan = (await histories.activeByPlan()).flatMap(({ planId, subscriptions }) => {
+    const recurring = monthlyRecurringFee(catalog.plan(planId));
     if (!recurring) return [];
-    const subscriptions = Number(row.subscriptions);
-    return [{ planId: row.plan_id, currency: recurring.currency, subscriptions, recurringFee: recurring.fee, mrr: recurring.fee * BigInt(subscriptions) }];
+    return [{ planId, currency: recurring.currency, subscriptions, recurringFee: recurring.fee, mrr: recurring.fee * BigInt(subscriptions) }];
   });
   const totals = new Map<CurrencyCode, { currency: CurrencyCode; mrr: bigint; subscriptions: number }>();
   for (const plan of byPlan) {
@@ -118,30 +77,3 @@ export async function mrrReport(db: Queryable, catalog: Catalog, at: number): Pr
   }
   return { at, totals: [...totals.values()], byPlan };
 }
-
-interface GroupRow {
-  id: string;
-  currency: CurrencyCode;
-  revenue: string;
-  revenue_share: string;
-  calls: string;
-  units: string;
-}
-
-function groupInvoices(db: Queryable, key: string, inMonth: string, range: Date[]): Promise<GroupRow[]> {
-  return db.query<GroupRow>(
-    `SELECT ${key} AS id, i.currency, sum(i.total) AS revenue, sum(i.revenue_share) AS revenue_share,
-       sum(i.calls) AS calls, sum(i.units) AS units
-     FROM invoices i WHERE ${inMonth} GROUP BY 1, i.currency ORDER BY 1, i.currency`,
-    range,
-  );
-}
-
-const toGroup = (row: GroupRow): RevenueGroup => ({
-  id: row.id,
-  currency: row.currency,
-  revenue: BigInt(row.revenue),
-  revenueShare: BigInt(row.revenue_share),
-  calls: BigInt(row.calls),
-  units: BigInt(row.units),
-});

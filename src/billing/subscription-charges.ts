@@ -2,8 +2,8 @@ import type { Subscription, SubscriptionChange, SubscriptionHooks } from '../ide
 import type { Catalog } from '../catalog/index.js';
 import { periodContaining } from '../rating/index.js';
 import type { Queryable } from '../store/index.js';
-import { loadSubscriptionHistory } from './histories.js';
 import { catalogPricing, ratePeriodInvoice } from './period-invoice.js';
+import type { SubscriptionHistories } from './records.js';
 import type { WalletService } from './wallet.js';
 
 /**
@@ -14,6 +14,7 @@ import type { WalletService } from './wallet.js';
 export class SubscriptionCharges implements SubscriptionHooks {
   constructor(
     private readonly wallets: WalletService,
+    private readonly histories: SubscriptionHistories,
     private readonly catalog: () => Catalog,
   ) {}
 
@@ -26,7 +27,7 @@ export class SubscriptionCharges implements SubscriptionHooks {
   }
 
   private async charge(tx: Queryable, subscriptionId: string, at: number, requireFunds: boolean): Promise<void> {
-    const history = (await loadSubscriptionHistory(tx, subscriptionId))!;
+    const history = (await this.histories.within(tx).history(subscriptionId))!;
     const period = periodContaining(history.periodAnchor, at);
     const invoice = ratePeriodInvoice(history, period, catalogPricing(this.catalog(), history.productId));
     if (invoice) await this.wallets.postAdvanceCharges(tx, history, period, invoice, { requireFunds });

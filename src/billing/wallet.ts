@@ -11,30 +11,13 @@ import type { Catalog } from '../catalog/index.js';
 import { type Clock, conflict, type CurrencyCode, formatMajor, formatMoney, invalid, isCurrencyCode, type Logger, notFound, TollgateError } from '../kernel/index.js';
 import { type CounterStore, CounterStoreUnavailable } from '../counters/index.js';
 import { type BillingPeriod, periodContaining } from '../rating/index.js';
-import type { Db, Queryable } from '../store/index.js';
+import type { Queryable } from '../store/index.js';
 import { formatMicros, maxWalletMinorUnits, microsFromMinor, wholeMinorUnits } from './call-price.js';
 import type { AdvanceCharge, PeriodInvoice } from './period-invoice.js';
+import type { NewWalletEntry, WalletEntry, WalletRecords } from './records.js';
 import { walletCounterName, walletSpendCounterName } from './wallet-counters.js';
 
 export type WalletMirror = Pick<CounterStore, 'rebaseWallet' | 'walletBalance' | 'periodUsage'>;
-
-export type WalletEntryKind = 'top_up' | AdvanceCharge['kind'] | 'usage' | 'true_up';
-
-export interface WalletEntry {
-  id: string;
-  customerId: string;
-  currency: CurrencyCode;
-  kind: WalletEntryKind;
-  /** Minor units: credits positive, debits negative. */
-  amount: bigint;
-  reference: string;
-  description: string;
-  subscriptionId: string | null;
-  periodStart: number | null;
-  occurredAt: number;
-  /** The ledger balance after this entry. */
-  balanceAfter: bigint;
-}
 
 export interface WalletSummary {
   customerId: string;
@@ -49,11 +32,8 @@ export interface WalletSummary {
   exhausted: boolean;
 }
 
-/** An entry to append: the ledger assigns id, time and balance; subscription and period are optional. */
-type NewEntry = Pick<WalletEntry, 'customerId' | 'currency' | 'kind' | 'amount' | 'reference' | 'description'> & {
-  subscriptionId?: string;
-  periodStart?: number;
-};
+/** An entry to append: the service stamps its time. */
+type NewEntry = Omit<NewWalletEntry, 'occurredAt'>;
 
 /** A subscription period whose spend counter the mirror still subtracts: not finalized yet. */
 interface OpenPeriod {
@@ -71,7 +51,7 @@ const canceledLookbackMs = 62 * 86_400_000;
 
 export class WalletService {
   constructor(
-    private readonly db: Db,
+    private readonly records: WalletRecords,
     private readonly mirror: WalletMirror,
     private readonly catalog: () => Catalog,
     private readonly clock: Clock,
@@ -82,56 +62,50 @@ export class WalletService {
   async topUp(input: { customerId: string; currency: CurrencyCode; amount: bigint; reference: string }): Promise<{ entry: WalletEntry; created: boolean }> {
     if (input.amount <= 0n) throw invalid('amount', 'a top-up must be a positive amount');
     const reference = `top_up:${input.reference}`;
-    return this.db.transaction(async (tx) => {
+    return this.records.transaction(async (tx) => {
       await this.lock(tx, input.customerId, input.currency);
-      const [existing] = await this.entries(tx, input.customerId, 'e.reference = $2', [reference]);
+      const existing = await tx.entryByReference(input.customerId, reference);
       if (existing) {
         if (existing.amount !== input.amount || existing.currency !== input.currency) {
           throw conflict(`reference ${input.reference} was used for a top-up of ${formatMoney(existing.amount, existing.currency)}`, 'reference');
         }
         return { entry: existing, created: false };
       }
-      if ((await this.balance(tx, input.customerId, input.currency)) + input.amount > maxWalletMinorUnits) {
+      if ((await tx.balance(input.customerId, input.currency)) + input.amount > maxWalletMinorUnits) {
         throw invalid('amount', `a wallet holds at most ${formatMoney(maxWalletMinorUnits, input.currency)}`);
       }
       const description = `Top-up ${input.reference}`;
       await this.post(tx, { customerId: input.customerId, currency: input.currency, kind: 'top_up', amount: input.amount, reference, description });
       await this.rebase(tx, input.customerId, input.currency);
-      const [entry] = await this.entries(tx, input.customerId, 'e.reference = $2', [reference]);
+      const entry = await tx.entryByReference(input.customerId, reference);
       return { entry: entry!, created: true };
     });
   }
 
   async summaries(customerId: string): Promise<WalletSummary[]> {
-    await this.requireCustomer(this.db, customerId);
-    const rows = await this.db.query<{ currency: string; low_balance_threshold: string; balance: string }>(
-      `SELECT w.currency, w.low_balance_threshold, coalesce(sum(e.amount), 0) AS balance
-       FROM wallets w LEFT JOIN wallet_entries e ON e.customer_id = w.customer_id AND e.currency = w.currency
-       WHERE w.customer_id = $1 GROUP BY w.currency, w.low_balance_threshold ORDER BY w.currency`,
-      [customerId],
-    );
+    await this.requireCustomer(this.records, customerId);
+    const wallets = await this.records.balances(customerId);
     return Promise.all(
-      rows.map(async (row) => {
-        const currency = row.currency as CurrencyCode;
+      wallets.map(async ({ currency, balance, lowBalanceThreshold }) => {
         const spendableMicros = await this.mirror.walletBalance(customerId, walletCounterName(currency)).catch((error: unknown) => {
           if (error instanceof CounterStoreUnavailable) return undefined;
           throw error;
         });
-        return summary(customerId, currency, BigInt(row.balance), BigInt(row.low_balance_threshold), spendableMicros);
+        return summary(customerId, currency, balance, lowBalanceThreshold, spendableMicros);
       }),
     );
   }
 
   async ledger(customerId: string, options: { currency?: CurrencyCode | undefined; limit: number; after?: string | undefined }): Promise<WalletEntry[]> {
-    await this.requireCustomer(this.db, customerId);
-    return this.entries(this.db, customerId, '($2::text IS NULL OR e.currency = $2) AND e.id > $3', [options.currency ?? null, options.after ?? '0'], options.limit);
+    await this.requireCustomer(this.records, customerId);
+    return this.records.entries(customerId, options);
   }
 
   async setLowBalanceThreshold(customerId: string, currency: CurrencyCode, threshold: bigint): Promise<WalletSummary> {
     if (threshold < 0n) throw invalid('lowBalanceThreshold', 'the threshold cannot be negative');
-    await this.db.transaction(async (tx) => {
+    await this.records.transaction(async (tx) => {
       await this.lock(tx, customerId, currency);
-      await tx.query('UPDATE wallets SET low_balance_threshold = $3 WHERE customer_id = $1 AND currency = $2', [customerId, currency, threshold.toString()]);
+      await tx.setLowBalanceThreshold(customerId, currency, threshold);
     });
     return (await this.summaries(customerId)).find((wallet) => wallet.currency === currency)!;
   }
@@ -141,7 +115,7 @@ export class WalletService {
    * `requireFunds` (a purchase or an upgrade), new debits beyond the spendable balance fail with insufficient_funds.
    */
   async postAdvanceCharges(
-    tx: Queryable,
+    transaction: Queryable,
     subscription: { id: string; customerId: string },
     period: BillingPeriod,
     invoice: PeriodInvoice,
@@ -150,13 +124,9 @@ export class WalletService {
     const charges = invoice.advanceCharges.filter((charge) => this.catalog().plan(charge.planId)?.pricing?.mode === 'prepaid');
     if (charges.length === 0) return;
     const { customerId } = subscription;
+    const tx = this.records.within(transaction);
     await this.lock(tx, customerId, invoice.currency);
-    const posted = new Set(
-      (await tx.query<{ reference: string }>('SELECT reference FROM wallet_entries WHERE customer_id = $1 AND reference = ANY($2::text[])', [
-        customerId,
-        charges.map((charge) => charge.reference),
-      ])).map((row) => row.reference),
-    );
+    const posted = await tx.postedReferences(customerId, charges.map((charge) => charge.reference));
     const due = charges.filter((charge) => !posted.has(charge.reference));
     if (due.length === 0) return;
     const debit = due.reduce((sum, charge) => sum + charge.amount, 0n);
@@ -180,14 +150,9 @@ export class WalletService {
    * At finalization: makes the period's ledger entries add up to minus the invoice total for a prepaid invoice, or to
    * nothing for a postpaid one (e.g. after a change to a postpaid plan), so ledger and invoice agree to the cent.
    */
-  async trueUp(tx: Queryable, invoice: { id: string; customerId: string; subscriptionId: string; periodStart: number; currency: CurrencyCode; mode: 'postpaid' | 'prepaid'; total: bigint }): Promise<void> {
-    const charged = async () => {
-      const [row] = await tx.query<{ sum: string }>(
-        'SELECT coalesce(sum(amount), 0) AS sum FROM wallet_entries WHERE subscription_id = $1 AND period_start = $2 AND currency = $3',
-        [invoice.subscriptionId, new Date(invoice.periodStart), invoice.currency],
-      );
-      return BigInt(row!.sum);
-    };
+  async trueUp(transaction: Queryable, invoice: { id: string; customerId: string; subscriptionId: string; periodStart: number; currency: CurrencyCode; mode: 'postpaid' | 'prepaid'; total: bigint }): Promise<void> {
+    const tx = this.records.within(transaction);
+    const charged = () => tx.periodTotal(invoice.subscriptionId, invoice.periodStart, invoice.currency);
     const target = invoice.mode === 'prepaid' ? -invoice.total : 0n;
     if ((await charged()) === target) return;
     await this.lock(tx, invoice.customerId, invoice.currency);
@@ -206,18 +171,23 @@ export class WalletService {
     await this.rebase(tx, invoice.customerId, invoice.currency);
   }
 
+  /** The periods of these subscriptions that have ledger entries (a true-up may be due even if postpaid). */
+  periodsWithEntries(subscriptionIds: readonly string[]): Promise<{ subscriptionId: string; periodStart: number }[]> {
+    return this.records.periodsWithEntries(subscriptionIds);
+  }
+
   /**
    * Settles and re-bases every wallet, a batch per transaction (locks taken in wallet order); stops, keeping the
    * ledger as it is, if the counter store is unreachable.
    */
   async syncAll(): Promise<WalletSummary[]> {
-    const wallets = await this.db.query<{ customer_id: string; currency: CurrencyCode }>('SELECT customer_id, currency FROM wallets ORDER BY customer_id, currency');
+    const wallets = await this.records.wallets();
     const summaries: WalletSummary[] = [];
     for (let i = 0; i < wallets.length; i += syncBatchSize) {
       try {
-        const batch = await this.db.transaction(async (tx) => {
+        const batch = await this.records.transaction(async (tx) => {
           const synced: WalletSummary[] = [];
-          for (const wallet of wallets.slice(i, i + syncBatchSize)) synced.push(await this.sync(tx, wallet.customer_id, wallet.currency));
+          for (const wallet of wallets.slice(i, i + syncBatchSize)) synced.push(await this.sync(tx, wallet.customerId, wallet.currency));
           return synced;
         });
         summaries.push(...batch);
@@ -234,7 +204,7 @@ export class WalletService {
   }
 
   /** Moves the spend counted by the Check into the ledger and re-bases the mirror on it. */
-  private async sync(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<WalletSummary> {
+  private async sync(tx: WalletRecords, customerId: string, currency: CurrencyCode): Promise<WalletSummary> {
     const threshold = await this.lock(tx, customerId, currency);
     const open = await this.openPeriods(tx, customerId, currency);
     for (const period of open) {
@@ -253,66 +223,38 @@ export class WalletService {
       });
       period.settled = due;
     }
-    const balance = await this.balance(tx, customerId, currency);
+    const balance = await tx.balance(customerId, currency);
     const spendable = await this.mirror.rebaseWallet(customerId, rebaseOf(currency, balance, open));
     return summary(customerId, currency, balance, threshold, spendable);
   }
 
   /** Locks the wallet's row (creating the wallet) for a transaction that writes its ledger; returns its threshold. */
-  private async lock(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<bigint> {
-    const locked = () =>
-      tx.query<{ low_balance_threshold: string }>('SELECT low_balance_threshold FROM wallets WHERE customer_id = $1 AND currency = $2 FOR UPDATE', [
-        customerId,
-        currency,
-      ]);
-    let [row] = await locked();
-    if (!row) {
+  private async lock(tx: WalletRecords, customerId: string, currency: CurrencyCode): Promise<bigint> {
+    let threshold = await tx.lockWallet(customerId, currency);
+    if (threshold === undefined) {
       if (!isCurrencyCode(currency)) throw invalid('currency', `unknown currency ${currency}`);
       await this.requireCustomer(tx, customerId);
-      await tx.query('INSERT INTO wallets (customer_id, currency) VALUES ($1, $2) ON CONFLICT DO NOTHING', [customerId, currency]);
-      [row] = await locked();
+      await tx.createWallet(customerId, currency);
+      threshold = await tx.lockWallet(customerId, currency);
     }
-    return BigInt(row!.low_balance_threshold);
+    return threshold!;
   }
 
-  private async requireCustomer(db: Queryable, customerId: string): Promise<void> {
-    const [customer] = await db.query('SELECT 1 FROM customers WHERE id = $1', [customerId]);
-    if (!customer) throw notFound('customer', customerId);
+  private async requireCustomer(records: WalletRecords, customerId: string): Promise<void> {
+    if (!(await records.customerExists(customerId))) throw notFound('customer', customerId);
   }
 
-  private async post(tx: Queryable, entry: NewEntry): Promise<void> {
-    await tx.query(
-      `INSERT INTO wallet_entries (customer_id, currency, kind, amount, reference, description, subscription_id, period_start, occurred_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (customer_id, reference) DO NOTHING`,
-      [
-        entry.customerId,
-        entry.currency,
-        entry.kind,
-        entry.amount.toString(),
-        entry.reference,
-        entry.description,
-        entry.subscriptionId ?? null,
-        entry.periodStart === undefined ? null : new Date(entry.periodStart),
-        new Date(this.clock.now()),
-      ],
-    );
-  }
-
-  private async balance(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<bigint> {
-    const [row] = await tx.query<{ balance: string }>(
-      'SELECT coalesce(sum(amount), 0) AS balance FROM wallet_entries WHERE customer_id = $1 AND currency = $2',
-      [customerId, currency],
-    );
-    return BigInt(row!.balance);
+  private post(tx: WalletRecords, entry: NewEntry): Promise<void> {
+    return tx.post({ ...entry, occurredAt: this.clock.now() });
   }
 
   /**
    * Sets the mirror from the ledger (in a transaction holding the wallet lock, so no other ledger write interleaves).
    * Returns the spendable micro-units; undefined if the counter store is unreachable: the next sync repairs it.
    */
-  private async rebase(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<number | undefined> {
+  private async rebase(tx: WalletRecords, customerId: string, currency: CurrencyCode): Promise<number | undefined> {
     const open = await this.openPeriods(tx, customerId, currency);
-    const balance = await this.balance(tx, customerId, currency);
+    const balance = await tx.balance(customerId, currency);
     try {
       return await this.mirror.rebaseWallet(customerId, rebaseOf(currency, balance, open));
     } catch (error) {
@@ -322,8 +264,8 @@ export class WalletService {
     }
   }
 
-  private async requireFunds(tx: Queryable, customerId: string, currency: CurrencyCode, debit: bigint, due: AdvanceCharge[]): Promise<void> {
-    const spendable = (await this.rebase(tx, customerId, currency)) ?? microsFromMinor(await this.balance(tx, customerId, currency));
+  private async requireFunds(tx: WalletRecords, customerId: string, currency: CurrencyCode, debit: bigint, due: AdvanceCharge[]): Promise<void> {
+    const spendable = (await this.rebase(tx, customerId, currency)) ?? microsFromMinor(await tx.balance(customerId, currency));
     if (spendable >= microsFromMinor(debit)) return;
     const items = due.map((charge) => `${chargeNames[charge.kind].toLowerCase()} ${formatMajor(charge.amount, currency)}`).join(' + ');
     throw new TollgateError(
@@ -334,49 +276,22 @@ export class WalletService {
   }
 
   /** The periods of the customer's subscriptions in this currency that are not finalized: current and previous. */
-  private async openPeriods(tx: Queryable, customerId: string, currency: CurrencyCode): Promise<OpenPeriod[]> {
+  private async openPeriods(tx: WalletRecords, customerId: string, currency: CurrencyCode): Promise<OpenPeriod[]> {
     const now = this.clock.now();
-    const subscriptions = (
-      await tx.query<{ id: string; plan_id: string; period_anchor: Date }>(
-        `SELECT id, plan_id, period_anchor FROM subscriptions
-         WHERE customer_id = $1 AND (status = 'active' OR canceled_at > $2) ORDER BY id`,
-        [customerId, new Date(now - canceledLookbackMs)],
-      )
-    ).filter((subscription) => this.catalog().plan(subscription.plan_id)?.pricing?.currency === currency);
+    const subscriptions = (await tx.settlingSubscriptions(customerId, now - canceledLookbackMs)).filter(
+      (subscription) => this.catalog().plan(subscription.planId)?.pricing?.currency === currency,
+    );
     if (subscriptions.length === 0) return [];
     const candidates = subscriptions.flatMap((subscription) => {
-      const anchor = subscription.period_anchor.getTime();
-      const current = periodContaining(anchor, now);
-      return [periodContaining(anchor, current.start - 1), current].map((period) => ({ subscriptionId: subscription.id, period }));
+      const current = periodContaining(subscription.periodAnchor, now);
+      return [periodContaining(subscription.periodAnchor, current.start - 1), current].map((period) => ({ subscriptionId: subscription.id, period }));
     });
-    const since = new Date(Math.min(...candidates.map((candidate) => candidate.period.start)));
-    const finalized = new Set(
-      (await tx.query<{ subscription_id: string; period_start: Date }>(
-        `SELECT subscription_id, period_start FROM invoices WHERE customer_id = $1 AND status = 'finalized' AND period_start >= $2`,
-        [customerId, since],
-      )).map((row) => `${row.subscription_id}@${row.period_start.getTime()}`),
-    );
-    const settled = new Map(
-      (await tx.query<{ subscription_id: string; period_start: Date; settled: string }>(
-        `SELECT subscription_id, period_start, -sum(amount) AS settled FROM wallet_entries
-         WHERE customer_id = $1 AND currency = $2 AND kind = 'usage' AND period_start >= $3 GROUP BY subscription_id, period_start`,
-        [customerId, currency, since],
-      )).map((row) => [`${row.subscription_id}@${row.period_start.getTime()}`, BigInt(row.settled)]),
-    );
+    const since = Math.min(...candidates.map((candidate) => candidate.period.start));
+    const finalized = new Set((await tx.finalizedPeriods(customerId, since)).map((row) => `${row.subscriptionId}@${row.periodStart}`));
+    const settled = new Map((await tx.settledUsage(customerId, currency, since)).map((row) => [`${row.subscriptionId}@${row.periodStart}`, row.amount]));
     return candidates
       .filter((candidate) => !finalized.has(`${candidate.subscriptionId}@${candidate.period.start}`))
       .map((candidate) => ({ ...candidate, settled: settled.get(`${candidate.subscriptionId}@${candidate.period.start}`) ?? 0n }));
-  }
-
-  /** A customer's entries matching `condition` (parameters from $2), oldest first, with the balance after each. */
-  private async entries(db: Queryable, customerId: string, condition: string, params: unknown[], limit = 1000): Promise<WalletEntry[]> {
-    const rows = await db.query<EntryRow>(
-      `SELECT * FROM (SELECT e.*, sum(e.amount) OVER (PARTITION BY e.currency ORDER BY e.id) AS balance_after
-                      FROM wallet_entries e WHERE e.customer_id = $1) e
-       WHERE ${condition} ORDER BY e.id LIMIT $${params.length + 2}`,
-      [customerId, ...params, limit],
-    );
-    return rows.map(toEntry);
   }
 }
 
@@ -411,31 +326,3 @@ function summary(customerId: string, currency: CurrencyCode, balance: bigint, th
     exhausted: spendable <= 0,
   };
 }
-
-interface EntryRow {
-  id: string;
-  customer_id: string;
-  currency: CurrencyCode;
-  kind: WalletEntryKind;
-  amount: string;
-  reference: string;
-  description: string;
-  subscription_id: string | null;
-  period_start: Date | null;
-  occurred_at: Date;
-  balance_after: string;
-}
-
-const toEntry = (row: EntryRow): WalletEntry => ({
-  id: String(row.id),
-  customerId: row.customer_id,
-  currency: row.currency,
-  kind: row.kind,
-  amount: BigInt(row.amount),
-  reference: row.reference,
-  description: row.description,
-  subscriptionId: row.subscription_id,
-  periodStart: row.period_start?.getTime() ?? null,
-  occurredAt: row.occurred_at.getTime(),
-  balanceAfter: BigInt(row.balance_after),
-});

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { AccountsService, IdentityCache } from '../identity/index.js';
 import type { UsageIdentity } from '../check/index.js';
+import { SqlSubscriptionHistories } from '../billing/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
 import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges, startSeries } from '../metrics/index.js';
 import type { CounterStore } from '../counters/index.js';
 import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
-import { type Db, withDomainErrors } from '../store/index.js';
+import type { Db } from '../store/index.js';
 import type { Tracing } from '../tracing/index.js';
 import type { EventOutbox } from '../events/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
@@ -17,6 +18,7 @@ import { currentEventRow } from './event-rows.js';
 import { UsageMeter } from './meter.js';
 import { DbUsageSink, PostgresUsageSink } from './sink.js';
 import { Spool } from './spool.js';
+import { SqlUsageRecords } from './sql-usage-records.js';
 import { UsageService } from './usage.js';
 
 export interface MeteringDependencies {
@@ -81,8 +83,9 @@ export function createMetering(deps: MeteringDependencies): Metering {
   });
   registerAccessLogStreamGauges(metrics, receiver);
   const usage = new UsageService({
-    // Usage queries answer the admin API in domain errors; the sink reads the database's own codes (duplicates).
-    db: withDomainErrors(deps.db),
+    // Usage queries answer the admin API in domain errors (the adapters'); the sink reads the database's own codes (duplicates).
+    records: new SqlUsageRecords(deps.db),
+    histories: new SqlSubscriptionHistories(deps.db),
     accounts: deps.accounts,
     catalog: deps.catalog,
     clock: deps.clock,

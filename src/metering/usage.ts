@@ -1,22 +1,11 @@
 import type { AccountsService, Subscription } from '../identity/index.js';
 import { quotaCounterName } from '../check/index.js';
-import { loadSubscriptionHistory, planAt } from '../billing/index.js';
+import { planAt, type SubscriptionHistories } from '../billing/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { type Clock, invalid, TollgateError } from '../kernel/index.js';
 import { type CounterStore, CounterStoreUnavailable } from '../counters/index.js';
 import { type BillingPeriod, periodContaining, periodStart } from '../rating/index.js';
-import type { Db } from '../store/index.js';
-
-export interface UsageTotals {
-  /** Allowed calls (what the quota counts); the byte and unit measures cover these too. */
-  calls: number;
-  units: number;
-  billableCalls: number;
-  billableUnits: number;
-  deniedCalls: number;
-  requestBytes: number;
-  responseBytes: number;
-}
+import type { DailyUsage, EndpointRollup, UsageRecords, UsageTotals } from './usage-records.js';
 
 export interface SubscriptionUsage {
   subscriptionId: string;
@@ -29,16 +18,6 @@ export interface SubscriptionUsage {
   endpoints: ({ endpointId: string | null } & UsageTotals)[];
   /** The plan's quota against metered units; null for plans without one. */
   quota: { limit: number; used: number; remaining: number } | null;
-}
-
-export interface DailyUsage {
-  /** UTC, YYYY-MM-DD. */
-  day: string;
-  /** null: calls that matched no catalog endpoint. */
-  endpointId: string | null;
-  calls: number;
-  units: number;
-  deniedCalls: number;
 }
 
 export interface CustomerUsage {
@@ -66,24 +45,14 @@ export interface Reconciliation {
 }
 
 export interface UsageServiceDependencies {
-  db: Db;
+  records: UsageRecords;
+  /** The plan history, to know the plan a past period was rated under. */
+  histories: Pick<SubscriptionHistories, 'history'>;
   accounts: Pick<AccountsService, 'listSubscriptions'>;
   catalog: () => Catalog;
   clock: Clock;
   counters: Pick<CounterStore, 'periodUsage'>;
   pendingEvents: () => number;
-}
-
-interface RollupRow {
-  subscription_id: string;
-  endpoint_id: string;
-  calls: string;
-  units: string;
-  billable_calls: string;
-  billable_units: string;
-  denied_calls: string;
-  request_bytes: string;
-  response_bytes: string;
 }
 
 /** Usage reports from the rollups, and their reconciliation with the Check's quota counters. */
@@ -106,8 +75,8 @@ export class UsageService {
       customerId,
       subscriptions: subscriptions.map(({ subscription, period }, i) => {
         const endpoints = rows
-          .filter((row) => row.subscription_id === subscription.id)
-          .map((row) => ({ endpointId: row.endpoint_id || null, ...totalsOf(row) }));
+          .filter((row) => row.subscriptionId === subscription.id)
+          .map((row) => ({ endpointId: row.endpointId || null, ...totalsOf(row) }));
         const totals = sumTotals(endpoints);
         const planId = planIds[i]!;
         const plan = this.deps.catalog().plan(planId);
@@ -128,19 +97,14 @@ export class UsageService {
   }
 
   /** Usage per UTC day and endpoint, days `from` through `to` (YYYY-MM-DD); days without calls are left out. */
-  async dailyUsage(customerId: string, from: string, to: string): Promise<DailyUsage[]> {
-    const rows = await this.deps.db.query<{ day: string; endpoint_id: string; calls: string; units: string; denied_calls: string }>(
-      `SELECT to_char(day, 'YYYY-MM-DD') AS day, endpoint_id, calls, units, denied_calls FROM usage_daily_rollups
-       WHERE customer_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day, endpoint_id`,
-      [customerId, from, to],
-    );
-    return rows.map((row) => ({ day: row.day, endpointId: row.endpoint_id || null, calls: Number(row.calls), units: Number(row.units), deniedCalls: Number(row.denied_calls) }));
+  dailyUsage(customerId: string, from: string, to: string): Promise<DailyUsage[]> {
+    return this.deps.records.daily(customerId, from, to);
   }
 
   /** The plan a period's usage was counted and rated under: the one in force at its end (now, for the current one). */
   private async planInForce(subscription: Subscription, period: { end: number }, now: number): Promise<string> {
     if (period.end > now) return subscription.planId;
-    const history = await loadSubscriptionHistory(this.deps.db, subscription.id);
+    const history = await this.deps.histories.history(subscription.id);
     return history ? planAt(history, period.end - 1) : subscription.planId;
   }
 
@@ -153,7 +117,7 @@ export class UsageService {
     const rows = await this.rollups(customerId, subscriptions);
     const lines: QuotaReconciliation[] = [];
     for (const { subscription, period } of subscriptions) {
-      const meteredUnits = sumTotals(rows.filter((row) => row.subscription_id === subscription.id).map(totalsOf)).units;
+      const meteredUnits = sumTotals(rows.filter((row) => row.subscriptionId === subscription.id).map(totalsOf)).units;
       const counterUnits = this.deps.catalog().plan(subscription.planId)?.quota
         ? await this.counterUnits(customerId, subscription.id, period.start)
         : null;
@@ -178,16 +142,8 @@ export class UsageService {
     }
   }
 
-  private async rollups(customerId: string, windows: { subscription: Subscription; period: BillingPeriod }[]): Promise<RollupRow[]> {
-    if (windows.length === 0) return [];
-    return this.deps.db.query<RollupRow>(
-      `SELECT subscription_id, endpoint_id, calls, units, billable_calls, billable_units, denied_calls, request_bytes, response_bytes
-       FROM usage_rollups
-       WHERE customer_id = $1
-         AND (subscription_id, period_start) IN (SELECT * FROM unnest($2::text[], $3::timestamptz[]))
-       ORDER BY subscription_id, endpoint_id`,
-      [customerId, windows.map((w) => w.subscription.id), windows.map((w) => new Date(w.period.start).toISOString())],
-    );
+  private rollups(customerId: string, windows: { subscription: Subscription; period: BillingPeriod }[]): Promise<EndpointRollup[]> {
+    return this.deps.records.rollups(customerId, windows.map((w) => ({ subscriptionId: w.subscription.id, periodStart: w.period.start })));
   }
 }
 
@@ -207,15 +163,14 @@ const alive = (subscription: Subscription, period: BillingPeriod) =>
 
 const isoPeriod = (period: BillingPeriod) => ({ start: new Date(period.start).toISOString(), end: new Date(period.end).toISOString() });
 
-/** int8 arrives as a string; usage sums stay far below 2^53. */
-const totalsOf = (row: RollupRow): UsageTotals => ({
-  calls: Number(row.calls),
-  units: Number(row.units),
-  billableCalls: Number(row.billable_calls),
-  billableUnits: Number(row.billable_units),
-  deniedCalls: Number(row.denied_calls),
-  requestBytes: Number(row.request_bytes),
-  responseBytes: Number(row.response_bytes),
+const totalsOf = ({ calls, units, billableCalls, billableUnits, deniedCalls, requestBytes, responseBytes }: EndpointRollup): UsageTotals => ({
+  calls,
+  units,
+  billableCalls,
+  billableUnits,
+  deniedCalls,
+  requestBytes,
+  responseBytes,
 });
 
 function sumTotals(parts: UsageTotals[]): UsageTotals {

@@ -6,8 +6,7 @@
 import type { AccountsService } from '../identity/index.js';
 import type { ApiKey, Subscription } from '../identity/index.js';
 import type { UsageAlerts } from '../alerts/index.js';
-import { loadSubscriptionHistory } from '../billing/index.js';
-import { getInvoice, listInvoices } from '../billing/index.js';
+import type { BillingQueries, SubscriptionHistories } from '../billing/index.js';
 import { catalogPricing, previewPlanChange, type PlanChangePreview } from '../billing/index.js';
 import type { RatingLoop } from '../billing/index.js';
 import type { WalletService } from '../billing/index.js';
@@ -35,6 +34,8 @@ export interface PortalDeps {
   catalog: () => Catalog;
   accounts: AccountsService;
   wallets: WalletService;
+  billing: Pick<BillingQueries, 'listInvoices' | 'getInvoice'>;
+  histories: Pick<SubscriptionHistories, 'history'>;
   usage: UsageService;
   ratingLoop: Pick<RatingLoop, 'refreshCurrent'>;
   topUps: Pick<StripeTopUps, 'create' | 'get'>;
@@ -341,7 +342,7 @@ ${usageChart(dailySeries(daily, days), 'usage-chart')}
   private async invoices(customerId: string, viewer: Viewer): Promise<PortalReply> {
     // The running period's drafts are rated now, so they include the latest usage and plan changes.
     for (const subscription of await this.activeSubscriptions(customerId)) await this.deps.ratingLoop.refreshCurrent(subscription.id);
-    const invoices = await listInvoices(this.deps.db, customerId, { limit: 36 });
+    const invoices = await this.deps.billing.listInvoices(customerId, { limit: 36 });
     const body =
       invoices.length === 0
         ? html`<p>No invoices yet: plans without fees or usage charges have nothing to bill.</p>`
@@ -355,7 +356,7 @@ ${usageChart(dailySeries(daily, days), 'usage-chart')}
   }
 
   private async invoice(customerId: string, viewer: Viewer, id: string): Promise<PortalReply> {
-    const invoice = await getInvoice(this.deps.db, id).catch((error: unknown) => {
+    const invoice = await this.deps.billing.getInvoice(id).catch((error: unknown) => {
       if (error instanceof TollgateError && error.code === 'not_found') return undefined;
       throw error;
     });
@@ -485,7 +486,7 @@ ${current ? html`<ul>${planTerms(current, catalog).map((term) => html`<li>${term
   }
 
   private async preview(subscription: Subscription, planId: string, at: number): Promise<PlanChangePreview> {
-    const history = await loadSubscriptionHistory(this.deps.db, subscription.id);
+    const history = await this.deps.histories.history(subscription.id);
     if (!history) throw new PortalError(404, 'No such subscription.');
     try {
       const preview = previewPlanChange(history, planId, at, catalogPricing(this.deps.catalog(), subscription.productId));

@@ -4,3 +4,5 @@
 export { exportCustomer } from './customer-data.js';
 export type { CustomerExport } from './customer-data.js';
 export { CustomerErasure } from './erasure.js';
+export type { CustomerDataRecords, CustomerSnapshot, KeptRecords } from './records.js';
+export { SqlCustomerDataRecords } from './sql-records.js';

@@ -2,7 +2,7 @@ import { Gauge } from 'prom-client';
 import type { Catalog } from '../catalog/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
-import type { Queryable } from '../store/index.js';
+import type { BusinessRecords } from './records.js';
 import { businessMetrics, type BusinessMetrics } from './business-metrics.js';
 
 /** The gauges' window: the trailing 30 days, so their rates read alike whatever the day of the month. */
@@ -14,7 +14,7 @@ export const gaugeWindowMs = 30 * 86_400_000;
  * A failed computation keeps the last values rather than failing the scrape.
  */
 export function cachedBusinessMetrics(
-  deps: { db: Queryable; catalog: () => Catalog; clock: Clock; logger: Logger },
+  deps: { records: BusinessRecords; catalog: () => Catalog; clock: Clock; logger: Logger },
   maxAgeMs: number,
 ): () => Promise<BusinessMetrics | undefined> {
   let last: { value: BusinessMetrics; computedAt: number } | undefined;
@@ -25,7 +25,7 @@ export function cachedBusinessMetrics(
     computing ??= (async () => {
       const now = deps.clock.now();
       try {
-        const value = await businessMetrics(deps.db, deps.catalog(), { from: now - gaugeWindowMs, to: now }, now);
+        const value = await businessMetrics(deps.records, deps.catalog(), { from: now - gaugeWindowMs, to: now }, now);
         last = { value, computedAt: performance.now() };
         return value;
       } catch (error) {

@@ -4,10 +4,10 @@
  * subscription_changes) is replayed to know which plan each subscription was on at any instant, so a past period
  * reads the same whenever it is asked. Definitions: README, "Business metrics".
  */
-import { loadSubscriptionHistoriesStartedBefore, monthlyRecurringFee, planAt, type SubscriptionHistory } from '../billing/index.js';
+import { monthlyRecurringFee, planAt, type SubscriptionHistory } from '../billing/index.js';
 import type { Catalog, Plan } from '../catalog/index.js';
 import { type CurrencyCode, parseMajorAmount } from '../kernel/index.js';
-import type { Queryable } from '../store/index.js';
+import type { BusinessRecords, NewCustomerRecord } from './records.js';
 
 /** [from, to) in epoch ms. */
 export interface MetricsWindow {
@@ -48,21 +48,11 @@ export interface BusinessMetrics {
   netRevenueRetention: { currency: CurrencyCode; startingMrr: bigint; retainedMrr: bigint; rate: number | null }[];
 }
 
-interface NewCustomerRow {
-  id: string;
-  created_at: Date;
-  first_call_at: Date | null;
-}
-
-export async function businessMetrics(db: Queryable, catalog: Catalog, window: MetricsWindow, now: number): Promise<BusinessMetrics> {
+export async function businessMetrics(records: BusinessRecords, catalog: Catalog, window: MetricsWindow, now: number): Promise<BusinessMetrics> {
   const end = Math.min(window.to, now);
   const [subscriptions, newCustomers] = await Promise.all([
-    loadSubscriptionHistoriesStartedBefore(db, end + 1), // started by the end, inclusive
-    db.query<NewCustomerRow>(
-      `SELECT c.id, c.created_at, f.first_call_at FROM customers c LEFT JOIN customer_first_calls f ON f.customer_id = c.id
-       WHERE c.created_at >= $1 AND c.created_at < $2`,
-      [new Date(window.from), new Date(Math.min(window.to, now + 1))],
-    ),
+    records.subscriptionsStartedBefore(end + 1), // started by the end, inclusive
+    records.customersCreated(window.from, Math.min(window.to, now + 1)),
   ]);
   const paid = (planId: string) => isPaidPlan(catalog.plan(planId));
   const atStart = snapshot(subscriptions, catalog, window.from);
@@ -181,10 +171,10 @@ function firstPaidAt(subscriptions: readonly SubscriptionHistory[], paid: (planI
 }
 
 /** Customers created in the window who made their first allowed call by its end, and how long that took them. */
-function activation(newCustomers: readonly NewCustomerRow[], end: number): BusinessMetrics['activation'] {
+function activation(newCustomers: readonly NewCustomerRecord[], end: number): BusinessMetrics['activation'] {
   const waits = newCustomers
-    .filter((customer) => customer.first_call_at !== null && customer.first_call_at.getTime() <= end)
-    .map((customer) => (customer.first_call_at!.getTime() - customer.created_at.getTime()) / 1000)
+    .filter((customer) => customer.firstCallAt !== undefined && customer.firstCallAt <= end)
+    .map((customer) => (customer.firstCallAt! - customer.createdAt) / 1000)
     .sort((a, b) => a - b);
   return {
     ...ratioOf({ newCustomers: newCustomers.length, activated: waits.length }, 'activated', 'newCustomers'),

@@ -5,3 +5,5 @@
 export { cachedBusinessMetrics, registerBusinessGauges } from './business-gauges.js';
 export { businessMetrics } from './business-metrics.js';
 export type { BusinessMetrics, MetricsWindow } from './business-metrics.js';
+export type { BusinessRecords, NewCustomerRecord } from './records.js';
+export { SqlBusinessRecords } from './sql-records.js';

@@ -1,31 +1,38 @@
-/** Subscriptions with their plan history, as rating needs them. */
 import type { SubscriptionChange } from '../identity/index.js';
-import type { Queryable } from '../store/index.js';
-import type { SubscriptionHistory } from './period-invoice.js';
+import { type Db, joinedTransaction, type Queryable, withDomainErrors } from '../store/index.js';
+import type { BillableSubscription, SubscriptionHistories } from './records.js';
 
-export interface BillableSubscription extends SubscriptionHistory {
-  customerId: string;
-  productId: string;
-  /** End of the last finalized period: rating resumes there. */
-  billedThrough: number | undefined;
-}
+/** Subscriptions with their plan history and how far they are billed, from PostgreSQL or PGlite. */
+export class SqlSubscriptionHistories implements SubscriptionHistories {
+  private readonly db: Db;
 
-/** Canceled subscriptions are looked at this long after their cancellation for a period still to finalize. */
-const canceledLookbackMs = 62 * 86_400_000;
+  constructor(db: Db) {
+    this.db = withDomainErrors(db);
+  }
 
-/** Every subscription that may still have a period to rate: active ones and those canceled after their last invoice. */
-export function loadBillableSubscriptions(db: Queryable, now: number): Promise<BillableSubscription[]> {
-  return load(db, `s.status = 'active' OR s.canceled_at > coalesce(f.billed_through, $1)`, [new Date(now - canceledLookbackMs)]);
-}
+  within(tx: Queryable): SubscriptionHistories {
+    return new SqlSubscriptionHistories(joinedTransaction(this.db, tx));
+  }
 
-export async function loadSubscriptionHistory(db: Queryable, subscriptionId: string): Promise<BillableSubscription | undefined> {
-  const [history] = await load(db, 's.id = $1', [subscriptionId]);
-  return history;
-}
+  billable(canceledAfter: number): Promise<BillableSubscription[]> {
+    return load(this.db, `s.status = 'active' OR s.canceled_at > coalesce(f.billed_through, $1)`, [new Date(canceledAfter)]);
+  }
 
-/** Every subscription started before `before`, with its plan history: reports replay which plan was in force when. */
-export function loadSubscriptionHistoriesStartedBefore(db: Queryable, before: number): Promise<BillableSubscription[]> {
-  return load(db, 's.started_at < $1', [new Date(before)]);
+  async history(subscriptionId: string): Promise<BillableSubscription | undefined> {
+    const [history] = await load(this.db, 's.id = $1', [subscriptionId]);
+    return history;
+  }
+
+  startedBefore(before: number): Promise<BillableSubscription[]> {
+    return load(this.db, 's.started_at < $1', [new Date(before)]);
+  }
+
+  async activeByPlan(): Promise<{ planId: string; subscriptions: number }[]> {
+    const rows = await this.db.query<{ plan_id: string; subscriptions: string }>(
+      `SELECT plan_id, count(*) AS subscriptions FROM subscriptions WHERE status = 'active' GROUP BY plan_id ORDER BY plan_id`,
+    );
+    return rows.map((row) => ({ planId: row.plan_id, subscriptions: Number(row.subscriptions) }));
+  }
 }
 
 interface SubscriptionRow {
