@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../src/app.js';
@@ -14,6 +12,7 @@ import { loadConfig } from '../src/config/config.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
+import { jsonOf, runCli } from './support/cli.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
 
@@ -333,10 +332,8 @@ describe.each(['embedded', 'production'] as const)('usage alerts (%s)', (mode) =
     expect(JSON.parse(second!.body).id).toBe(JSON.parse(first!.body).id);
     expect(verifySignature(customer.secret, second!.body, second!.headers['tollgate-signature'] as string)).toBe(true);
 
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'alerts', 'deliveries', '--customer', customer.id], {
-      env: { ...process.env, TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken },
-    });
-    expect(JSON.parse(stdout).data).toEqual([expect.objectContaining({ id: delivery.id, status: 'delivered', attempts: 2, lastError: 'HTTP 500: receiver failed' })]);
+    const printed = await runCli({ TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken }, 'alerts', 'deliveries', '--customer', customer.id, '--json');
+    expect(jsonOf(printed).data).toEqual([expect.objectContaining({ id: delivery.id, status: 'delivered', attempts: 2, lastError: 'HTTP 500: receiver failed' })]);
     const metrics = await (await fetch(`${service.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/tollgate_alert_deliveries_total\{result="retry"\} [1-9]/);
     expect(metrics).toMatch(/tollgate_alerts_fired_total\{type="quota.threshold_reached"\} [1-9]/);

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { cachedBusinessMetrics } from '../src/reports/business-gauges.js';
 import type { Queryable } from '../src/store/db.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
+import { jsonOf, runCli } from './support/cli.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
 
@@ -233,9 +232,7 @@ describe('business metrics', () => {
   });
 
   it('prints the report from the CLI', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'report', 'business', '--period', '2026-11'], {
-      env: { ...process.env, TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken },
-    });
-    expect(JSON.parse(stdout)).toEqual(november);
+    const printed = await runCli({ TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken }, 'report', 'business', '--period', '2026-11', '--json');
+    expect(jsonOf(printed)).toEqual(november);
   });
 });

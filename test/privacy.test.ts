@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { customerTables, tablesWithoutCustomerData } from '../src/privacy/customer-data.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
+import { runCli } from './support/cli.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
 
@@ -32,15 +31,8 @@ describe.each(['production', 'embedded'] as const)('privacy: export and erasure 
   let lateCall: Awaited<ReturnType<FakeEnvoy['check']>>;
 
   const cli = async (...args: string[]) => {
-    try {
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], {
-        env: { ...process.env, TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken },
-      });
-      return { code: 0, output: JSON.parse(stdout) };
-    } catch (error) {
-      const failed = error as { code: number; stderr: string };
-      return { code: failed.code, output: failed.stderr };
-    }
+    const { code, stdout, stderr } = await runCli({ TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken }, ...args, '--json');
+    return code === 0 ? { code, output: JSON.parse(stdout) } : { code, output: stderr };
   };
   const admin = async (method: string, path: string, body?: unknown) => {
     const response = await service.admin(method, path, body);
