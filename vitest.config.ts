@@ -3,8 +3,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The run's id for test key prefixes and database names; at the end, fails the run on state a test left behind.
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Hooks start services (databases, migrations, servers): a busy machine needs room; a bound only ends a hang.
+    hookTimeout: 120_000,
     // Two cores: keep worker count small so tests that start servers do not starve each other.
     maxWorkers: 2,
   },

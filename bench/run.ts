@@ -4,9 +4,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { alsDecoderSection, runAlsDecoderPieceBench } from './als-decoder-piece.js';
 import type { AlsIngestResult } from './als-ingest.js';
 import { runCheckBench, serverNames, type CheckBenchResult, type SaturationResult, type ServerName } from './check.js';
 import { runCheckTracingBench, tracingSection, type CheckTracingBenchResult } from './check-tracing.js';
+import { redisBatchSection, runRedisBatchPieceBench } from './redis-batch-piece.js';
 
 const optional = async <T>(module: string, exportName: string): Promise<(() => Promise<T>) | undefined> => {
   if (!existsSync(new URL(module, import.meta.url))) return undefined;
@@ -131,6 +133,16 @@ if (rating) {
       `\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
   );
 }
+
+// Pieces against their library baselines, in this run (Tollgate issue 22): a dependency bump that undoes a gain shows.
+console.log('ALS decoder piece…');
+const alsDecoder = await runAlsDecoderPieceBench();
+console.log(JSON.stringify(alsDecoder, null, 2));
+sections.push(alsDecoderSection(alsDecoder));
+console.log('Redis batch piece…');
+const redisBatch = await runRedisBatchPieceBench();
+console.log(JSON.stringify(redisBatch, null, 2));
+sections.push(redisBatchSection(redisBatch));
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('h2load', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
 writeFileSync(

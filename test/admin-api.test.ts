@@ -140,7 +140,9 @@ describe('admin API', () => {
       socket.write(announced ? part : Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]));
       const started = Date.now();
       await closed;
-      expect(Date.now() - started).toBeLessThan(5_000);
+      // Closed at all says it did not wait for the rest; the bound only keeps Node's request timeouts (a minute and
+      // more) from passing for it on a busy machine.
+      expect(Date.now() - started).toBeLessThan(20_000);
       expect(answer).toMatch(/^HTTP\/1\.1 413 /);
       expect(answer.toLowerCase()).toContain('connection: close');
       expect(answer).toContain('"code":"payload_too_large"');

@@ -5,9 +5,9 @@ import { cachedBusinessMetrics } from '../src/reports/business-gauges.js';
 import { SqlBusinessRecords } from '../src/reports/sql-records.js';
 import type { Db } from '../src/store/db.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
+import { jsonOf, runCli } from './support/cli.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
-import { jsonOf, runCli } from './support/cli.js';
 
 const at = (iso: string) => Date.parse(iso);
 

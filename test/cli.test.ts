@@ -1,5 +1,5 @@
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStripeServer, type StripeServer } from './stripe-server/server.js';
 import { jsonOf, runCli } from './support/cli.js';
 import { freePort } from './support/ports.js';
+import { builtCli, spawnCli } from './support/serve-process.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
 
 /** The CLI as a user runs it, in this process: its main(argv) against a running server's admin API and gRPC port. */
@@ -200,17 +201,18 @@ describe('tollgate CLI', () => {
     const run = promisify(execFile);
 
     it('ends quietly when its reader stops early, as `| head` does', async () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'customers', 'list'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout.destroy();
+      const child = spawnCli(['customers', 'list'], { env: { ...process.env, ...env } });
+      child.stdout!.destroy();
       let stderr = '';
-      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.stderr!.on('data', (chunk) => (stderr += chunk));
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
       expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     });
 
-    it.skipIf(!existsSync('dist/cli/bin.js'))('runs as the built bin', async () => {
-      expect(await run(process.execPath, ['bin/tollgate.js', '--version'])).toMatchObject({ stdout: `tollgate ${packageVersion}\n` });
-      const denied = await run(process.execPath, ['bin/tollgate.js', 'frobnicate']).catch((error: { code: number; stderr: string }) => error);
+    // dist/ is built by test/global-setup.ts.
+    it('runs as the built bin', async () => {
+      expect(await run(process.execPath, [builtCli, '--version'])).toMatchObject({ stdout: `tollgate ${packageVersion}\n` });
+      const denied = await run(process.execPath, [builtCli, 'frobnicate']).catch((error: { code: number; stderr: string }) => error);
       expect(denied).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown command 'frobnicate'/) });
     });
   });

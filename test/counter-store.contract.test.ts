@@ -6,6 +6,7 @@ import { RedisCounterStore } from '../src/counters/redis.js';
 import { CounterStoreUnavailable, type CounterStore } from '../src/counters/store.js';
 import type { Limit, PeriodLimit, SlidingLimit, WalletLimit } from '../src/counters/window.js';
 import { testRedisUrl, uniqueName } from './support/services.js';
+import { removeRedisKeys, scanKeys, testRedisPrefix } from './support/test-run.js';
 
 /** One contract, every CounterStore: the memory store (embedded default) and Redis (Lua) must agree exactly. */
 
@@ -51,8 +52,13 @@ const factories: [string, () => Promise<Subject>][] = [
   ['redis', async () => ({ store: await connectedRedis('tgc'), clock: new ManualClock(start) })],
 ];
 
-async function connectedRedis(prefix: string): Promise<RedisCounterStore> {
-  const store = new RedisCounterStore({ url: testRedisUrl, prefix: uniqueName(prefix), timeoutMs: 1_000 });
+/** Every Redis store of this file writes under `<filePrefix>_<n>`, all removed after the file. */
+const filePrefix = testRedisPrefix('contract');
+let stores = 0;
+const nextPrefix = (tag: string) => `${filePrefix}_${tag}${++stores}`;
+
+async function connectedRedis(tag: string): Promise<RedisCounterStore> {
+  const store = new RedisCounterStore({ url: testRedisUrl, prefix: nextPrefix(tag), timeoutMs: 1_000 });
   expect(await store.ready()).toBe(true);
   return store;
 }
@@ -60,6 +66,7 @@ async function connectedRedis(prefix: string): Promise<RedisCounterStore> {
 const opened: CounterStore[] = [];
 afterAll(async () => {
   await Promise.all(opened.map((store) => store.close()));
+  await removeRedisKeys(testRedisUrl, filePrefix);
 });
 
 describe.each(factories)('CounterStore contract: %s', (_name, make) => {
@@ -302,7 +309,7 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
   });
 
   it('treats a reply without every request of the batch as the store failing, for each request', async () => {
-    const redis = new RedisCounterStore({ url: testRedisUrl, prefix: uniqueName('tgt'), timeoutMs: 1_000 });
+    const redis = new RedisCounterStore({ url: testRedisUrl, prefix: nextPrefix('tgt'), timeoutMs: 1_000 });
     expect(await redis.ready()).toBe(true);
     try {
       // What a proxy or a Redis-alike answering the script differently would send: one request's part of two.
@@ -316,7 +323,7 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
   });
 
   it("gives every counter Redis writes the expiry its batch's last write asked for, and a wallet balance none", async () => {
-    const prefix = uniqueName('tgt');
+    const prefix = nextPrefix('tgt');
     const redis = new RedisCounterStore({ url: testRedisUrl, prefix, timeoutMs: 1_000 });
     expect(await redis.ready()).toBe(true);
     try {
@@ -326,7 +333,7 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
       // One batch; the quota's time to the period end shrinks with each request, and the last one's counts.
       const nows = [start + 1_000, start + 3_000, start + 5_000];
       await Promise.all(nows.map((now) => redis.consume({ scope: 's', now, limits: [perMinute(10), quota, wallet(1_000, periodEnd)] })));
-      const keys = await redis.client.keys(`${prefix}:*`);
+      const keys = await scanKeys(redis.client, `${prefix}:*`);
       const ttls = Object.fromEntries(await Promise.all(keys.map(async (key) => [key.split(':')[2], await redis.client.pttl(key)] as const)));
       expect(Object.keys(ttls).sort()).toEqual(['q', 'rl', 'w', 'ws']);
       expect(ttls.rl).toBeGreaterThan(2 * minute - 1_000);

@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { freePort } from './support/ports.js';
+import { processTestTimeoutMs, processWaitMs, spawnCli, startedLine, testDir, waitForOutput } from './support/serve-process.js';
 import { adminToken, createTestDatabase } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -27,6 +27,7 @@ interface StopReport {
 
 class ServerProcess {
   private readonly logs: Record<string, unknown>[] = [];
+  private output = '';
   private readonly exited: Promise<number | null>;
 
   private constructor(
@@ -36,6 +37,7 @@ class ServerProcess {
   ) {
     let pending = '';
     child.stdout!.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString('utf8');
       const lines = (pending + chunk.toString('utf8')).split('\n');
       pending = lines.pop()!;
       for (const line of lines) if (line.startsWith('{')) this.logs.push(JSON.parse(line) as Record<string, unknown>);
@@ -45,14 +47,14 @@ class ServerProcess {
 
   static async start(env: Record<string, string>): Promise<ServerProcess> {
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'serve'], {
-      cwd: process.cwd(),
+    const child = spawnCli(['serve'], {
       env: { ...process.env, ...env, TOLLGATE_GRPC_PORT: String(grpcPort), TOLLGATE_HTTP_PORT: String(httpPort) },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stderr: 'inherit',
     });
     const server = new ServerProcess(child, `127.0.0.1:${grpcPort}`, `http://127.0.0.1:${httpPort}`);
-    cleanups.push(() => server.kill());
-    await expect.poll(() => fetch(`${server.httpUrl}/readyz`).then((r) => r.status, () => 0), { timeout: 20_000, interval: 100 }).toBe(200);
+    // Its signal handlers are in place once it says so: a SIGTERM before would kill it outright.
+    await waitForOutput(child, () => server.output.includes(startedLine), 'its start', () => server.output);
+    await expect.poll(() => fetch(`${server.httpUrl}/readyz`).then((r) => r.status, () => 0), { timeout: processWaitMs, interval: 100 }).toBe(200);
     return server;
   }
 
@@ -70,9 +72,6 @@ class ServerProcess {
     return stopped as unknown as StopReport;
   }
 
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
 }
 
 /** Streams entries with unique request ids on two streams until the server ends them; resolves once it has `atLeast`. */
@@ -94,20 +93,19 @@ function streamUntilEnded(server: ServerProcess, prefix: string, atLeast: number
     }
   });
   return {
-    receivedEnough: expect.poll(() => server.entriesReceived(), { timeout: 20_000, interval: 50 }).toBeGreaterThanOrEqual(atLeast),
+    receivedEnough: expect.poll(() => server.entriesReceived(), { timeout: processWaitMs, interval: 50 }).toBeGreaterThanOrEqual(atLeast),
     ended: Promise.all(streams).then(() => sent),
   };
 }
 
-describe('SIGTERM while Envoy streams access logs', () => {
+describe('SIGTERM while Envoy streams access logs', { timeout: processTestTimeoutMs }, () => {
   it('keeps what it received in the spool when PostgreSQL is down, replays it on restart, and drains into PostgreSQL: nothing is lost', async () => {
     const database = await createTestDatabase();
     const proxy = await TcpProxy.forUrl(database.url).start();
-    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-sigterm-'));
+    const dataDir = testDir('sigterm');
     const direct = new pg.Client({ connectionString: database.url });
     cleanups.push(
       () => database.drop(),
-      () => rmSync(dataDir, { recursive: true, force: true }),
       () => proxy.close(),
       () => direct.end(),
     );

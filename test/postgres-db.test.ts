@@ -28,8 +28,8 @@ describe('PostgresDb when the connection is lost', () => {
     const cutDone = new Promise<void>((resolve) => (cut = resolve));
     const leading = db.withAdvisoryLock(42, async () => {
       await proxy.cut();
-      // Let the socket close reach the idle, checked-out lock client.
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Until the socket close has reached the idle, checked-out lock client.
+      await expect.poll(() => lost.length, { timeout: 60_000, interval: 10 }).toBeGreaterThan(0);
       cut();
       return 'led';
     });

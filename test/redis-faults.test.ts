@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RedisCounterStore } from '../src/counters/redis.js';
 import { CounterStoreUnavailable } from '../src/counters/store.js';
 import type { PeriodLimit, SlidingLimit } from '../src/counters/window.js';
-import { testRedisUrl, uniqueName } from './support/services.js';
+import { testRedisUrl } from './support/services.js';
+import { removeRedisKeys, testRedisPrefix } from './support/test-run.js';
 
 const start = Date.UTC(2026, 10, 1);
 const perMinute: SlidingLimit = { kind: 'sliding', name: 'rl', limit: 10, windowMs: 60_000, cost: 1 };
@@ -21,12 +22,11 @@ afterEach(async () => {
 
 /** A store with a 50 ms timeout whose keys are removed after the test. */
 async function openStore(onLateReply?: (outcome: 'discarded' | 'evaluated') => void): Promise<RedisCounterStore> {
-  const prefix = uniqueName('tgf');
+  const prefix = testRedisPrefix('faults');
   const store = new RedisCounterStore({ url: testRedisUrl, prefix, timeoutMs: 50, ...(onLateReply ? { onLateReply } : {}) });
   cleanups.push(async () => {
-    const keys = await store.client.keys(`${prefix}:*`);
-    if (keys.length > 0) await store.client.del(...keys);
     await store.close();
+    await removeRedisKeys(testRedisUrl, prefix);
   });
   expect(await store.ready()).toBe(true);
   return store;

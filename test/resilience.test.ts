@@ -3,7 +3,7 @@ import { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { hashApiKey } from '../src/identity/keys.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { createLogger } from '../src/kernel/logger.js';
 import { FakeEnvoy } from './support/envoy.js';
@@ -11,6 +11,11 @@ import { adminToken, startTestApp, testDatabaseUrl, testRedisUrl, type TestApp }
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /** What the Check does when Redis or PostgreSQL goes away, per configured failure mode. */
+
+// Each test starts a service of its own (a database, migrations, Redis): slow on a busy machine, so a roomy bound; the
+// waits below end as soon as what they wait for happens, and their bound only has to be passed by a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
+const waitMs = 60_000;
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -43,7 +48,7 @@ describe('Redis unreachable', () => {
     expect(denied).toMatchObject({ allowed: false, httpStatus: 503, body: { error: { code: 'limits_unavailable' } } });
     expect(denied.responseHeaders['retry-after']).toBe('1');
     await redis.restore();
-    await expect.poll(async () => (await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed, { timeout: 10_000, interval: 100 }).toBe(true);
+    await expect.poll(async () => (await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed, { timeout: waitMs, interval: 100 }).toBe(true);
     const metrics = await (await fetch(`${service.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/tollgate_quota_store_failures_total\{mode="closed"\} [1-9]/);
   });
@@ -165,9 +170,9 @@ describe('readiness', () => {
     };
     expect(await readyz()).toEqual({ status: 200, counters: true });
     await redis.cut();
-    await expect.poll(readyz, { timeout: 5_000, interval: 50 }).toEqual({ status: 503, counters: false });
+    await expect.poll(readyz, { timeout: waitMs, interval: 50 }).toEqual({ status: 503, counters: false });
     await redis.restore();
-    await expect.poll(readyz, { timeout: 10_000, interval: 100 }).toEqual({ status: 200, counters: true });
+    await expect.poll(readyz, { timeout: waitMs, interval: 100 }).toEqual({ status: 200, counters: true });
   });
 
   it('local: stays ready while Redis is down, serving from local counters', async () => {
@@ -193,11 +198,11 @@ describe('PostgreSQL unreachable', () => {
     const admin = await service.admin('POST', '/v1/customers', { id: 'later', name: 'Later' });
     expect(admin.status).toBe(503);
     expect(admin.body.error.code).toBe('unavailable');
-    await expect.poll(() => service.app.identities.synced, { timeout: 5_000 }).toBe(false);
+    await expect.poll(() => service.app.identities.synced, { timeout: waitMs }).toBe(false);
 
     await database.restore();
-    await expect.poll(async () => (await service.admin('POST', '/v1/customers', { id: 'later', name: 'Later' })).status, { timeout: 10_000, interval: 200 }).toBe(201);
-    await expect.poll(() => service.app.identities.synced, { timeout: 5_000 }).toBe(true);
+    await expect.poll(async () => (await service.admin('POST', '/v1/customers', { id: 'later', name: 'Later' })).status, { timeout: waitMs, interval: 200 }).toBe(201);
+    await expect.poll(() => service.app.identities.synced, { timeout: waitMs }).toBe(true);
   });
 
   it('restarts from the identity snapshot while PostgreSQL is down', async () => {
@@ -211,7 +216,7 @@ describe('PostgreSQL unreachable', () => {
         return false;
       }
     };
-    await expect.poll(snapshotHasKey, { timeout: 12_000, interval: 200 }).toBe(true);
+    await expect.poll(snapshotHasKey, { timeout: waitMs, interval: 200 }).toBe(true);
     await database.cut();
     // A restart: the data directory is one server's at a time.
     await service.app.stop();
@@ -219,7 +224,7 @@ describe('PostgreSQL unreachable', () => {
       mode: 'embedded',
       env: { TOLLGATE_DATA_DIR: service.dataDir, TOLLGATE_DATABASE_URL: database.rewrite(testDatabaseUrl) },
     });
-    cleanups.push(() => restarted.app.stop());
+    cleanups.push(() => restarted.close());
     const envoy = new FakeEnvoy(restarted.grpcAddress);
     cleanups.push(() => envoy.close());
     expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed).toBe(true);

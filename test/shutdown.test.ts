@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeEnvoy } from './support/envoy.js';
-import { serve, serveAdminToken, timeToExit } from './support/serve-process.js';
+import { busyMachineSlackMs, processTestTimeoutMs, processWaitMs, serve, serveAdminToken, timeToExit } from './support/serve-process.js';
 
 /** `tollgate serve` as a process: SIGTERM answers the Checks in flight, then exits 0. */
-describe('SIGTERM', () => {
+describe('SIGTERM', { timeout: processTestTimeoutMs }, () => {
   it('drains in-flight Checks and exits cleanly', async () => {
     const server = await serve();
     const { child, grpcPort, exited } = server;
@@ -50,7 +50,7 @@ describe('SIGTERM', () => {
     const envoy = new FakeEnvoy(`127.0.0.1:${grpcPort}`);
     expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
     child.kill('SIGTERM');
-    await expect.poll(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status, { timeout: 1_000, interval: 20 }).toBe(503);
+    await expect.poll(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status, { timeout: processWaitMs, interval: 20 }).toBe(503);
     // Well inside the delay: still answered on the connection Envoy holds, and on a new one.
     expect((await envoy.check({ method: 'GET', path: '/api/v1/pets' })).httpStatus).toBe(401);
     const late = new FakeEnvoy(`127.0.0.1:${grpcPort}`);
@@ -61,21 +61,30 @@ describe('SIGTERM', () => {
     const secondSignal = Date.now();
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(Date.now() - secondSignal).toBeLessThan(20_000);
+    expect(Date.now() - secondSignal).toBeLessThan(45_000);
   });
 });
 
 /** Stops that must end whatever the surroundings do (Tollgate issue 20): each step is bounded, logging never blocks. */
-describe('stops that end', { timeout: 60_000 }, () => {
+describe('stops that end', { timeout: processTestTimeoutMs }, () => {
   it('exits when the reader of its log went away and left the pipe full', async () => {
     // A FIFO opened here at both ends: the server logs into it, nobody reads, and the test fills it up, like a
     // harness that exited without closing the pipe it had handed on.
-    const fifo = join(mkdtempSync(join(tmpdir(), 'tollgate-fifo-')), 'log');
+    const fifoDir = mkdtempSync(join(tmpdir(), 'tollgate-fifo-'));
+    const fifo = join(fifoDir, 'log');
     execFileSync('mkfifo', [fifo]);
     const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
     const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
     try {
-      const server = await serve({ env: { TOLLGATE_SHUTDOWN_GRACE_MS: '3000' }, stdout: writer });
+      const readStdout = () => {
+        const chunk = Buffer.alloc(65536);
+        try {
+          return chunk.toString('utf8', 0, readSync(reader, chunk));
+        } catch {
+          return ''; // EAGAIN: nothing written since
+        }
+      };
+      const server = await serve({ env: { TOLLGATE_SHUTDOWN_GRACE_MS: '3000' }, stdout: writer, readStdout });
       const filler = Buffer.alloc(4096, 'x');
       for (;;) {
         try {
@@ -89,10 +98,11 @@ describe('stops that end', { timeout: 60_000 }, () => {
       server.child.kill('SIGTERM');
       const { code, ms } = await timeToExit(server, signalled);
       expect(code).toBe(0);
-      expect(ms).toBeLessThan(3_000);
+      expect(ms).toBeLessThan(3_000 + busyMachineSlackMs);
     } finally {
       closeSync(reader);
       closeSync(writer);
+      rmSync(fifoDir, { recursive: true, force: true });
     }
   });
 
@@ -104,7 +114,7 @@ describe('stops that end', { timeout: 60_000 }, () => {
     server.child.stderr!.destroy();
     const { code, ms } = await timeToExit(server, signalled);
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(10_000);
+    expect(ms).toBeLessThan(10_000 + busyMachineSlackMs);
   });
 
   it('exits when its data directory is deleted right after the signal', async () => {
@@ -114,7 +124,7 @@ describe('stops that end', { timeout: 60_000 }, () => {
     rmSync(server.dataDir, { recursive: true, force: true });
     const { code, ms } = await timeToExit(server, signalled);
     expect(code).not.toBeNull();
-    expect(ms).toBeLessThan(3_000 + 1_000);
+    expect(ms).toBeLessThan(3_000 + busyMachineSlackMs);
   });
 
   it('ends a stop with a hung step within the grace', async () => {
@@ -133,7 +143,7 @@ describe('stops that end', { timeout: 60_000 }, () => {
     const { code, ms } = await timeToExit(server, signalled);
     socket.destroy();
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(2_000 + 1_000);
+    expect(ms).toBeLessThan(2_000 + busyMachineSlackMs);
     expect(server.output).toContain('"msg":"stopped"');
   });
 });

@@ -34,7 +34,8 @@ export class FakeEnvoy {
 
   async checkRaw(request: CheckRequestWire): Promise<CheckResponseWire> {
     return new Promise((resolve, reject) =>
-      this.client.Check(request, this.metadata, { deadline: Date.now() + 5_000 }, (error, response) => (error ? reject(error) : resolve(response))),
+      // Envoy's usual deadline is far shorter; this one only keeps a lost call from hanging a test on a busy machine.
+      this.client.Check(request, this.metadata, { deadline: Date.now() + 30_000 }, (error, response) => (error ? reject(error) : resolve(response))),
     );
   }
 

@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/config.js';
 import type { Clock, Timers } from '../../src/kernel/clock.js';
 import { silentLogger, type Logger } from '../../src/kernel/logger.js';
 import type { TcpProxy } from './tcp-proxy.js';
+import { removeRedisKeys, testDatabaseName, testRedisPrefix } from './test-run.js';
 import { testUsageSigningKey } from './usage.js';
 
 export const testRedisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -16,9 +17,9 @@ export const adminToken = 'test-admin-token-0123456789';
 
 export const uniqueName = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
 
-/** A fresh PostgreSQL database for one test file; drop() removes it. */
+/** A fresh PostgreSQL database for one test file, named for this run (test/support/test-run.ts); drop() removes it. */
 export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
-  const name = uniqueName('tollgate_test');
+  const name = testDatabaseName();
   const admin = new pg.Client({ connectionString: testDatabaseUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
@@ -85,7 +86,7 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
       ? {
           TOLLGATE_DATABASE_URL: options.proxies?.database?.rewrite(database.url) ?? database.url,
           TOLLGATE_REDIS_URL: options.proxies?.redis?.rewrite(testRedisUrl) ?? testRedisUrl,
-          TOLLGATE_REDIS_PREFIX: uniqueName('tgtest'),
+          TOLLGATE_REDIS_PREFIX: testRedisPrefix('app'),
         }
       : {}),
     ...options.env,
@@ -111,9 +112,14 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
       return { status: response.status, body: text ? JSON.parse(text) : undefined };
     },
     close: async () => {
-      await app.stop();
-      await database?.drop();
-      rmSync(dataDir, { recursive: true, force: true });
+      try {
+        await app.stop();
+      } finally {
+        // Straight to Redis, not through a proxy the test may have cut; also the keys of replicas sharing the prefix.
+        if (env.TOLLGATE_REDIS_URL && env.TOLLGATE_REDIS_PREFIX) await removeRedisKeys(testRedisUrl, env.TOLLGATE_REDIS_PREFIX);
+        await database?.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -1,0 +1,90 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { runDatabasePrefix, runRedisPrefix, scanKeys } from './support/test-run.js';
+
+/**
+ * Builds dist/ when src/ is newer, so tests that start `tollgate serve` as a process run the built CLI (as users do)
+ * rather than transpiling all of src/ on each start. The run's id for every key prefix and database the tests create (test/support/test-run.ts), and a temporary
+ * directory of the run's own. At the end, whatever of this run is left in Redis, PostgreSQL or that directory is named
+ * and removed, and leftover keys or databases fail the run: a test that leaves state is a defect.
+ */
+const redisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const databaseUrl = process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export default function setup() {
+  buildIfStale();
+  const runId = randomBytes(4).toString('hex');
+  // Workers start after this and inherit the environment; spawned servers get it from them.
+  process.env.TOLLGATE_TEST_RUN_ID = runId;
+  const runTmp = join(tmpdir(), `tollgate-run-${runId}`);
+  mkdirSync(runTmp, { recursive: true });
+  process.env.TMPDIR = runTmp;
+
+  return async () => {
+    const keys = await leftoverKeys(runId).catch((error: Error) => [`(Redis not checked: ${error.message})`]);
+    const databases = await leftoverDatabases(runId).catch((error: Error) => [`(PostgreSQL not checked: ${error.message})`]);
+    const files = readdirSync(runTmp);
+    rmSync(runTmp, { recursive: true, force: true });
+    if (files.length > 0) console.warn(`\ntests left ${files.length} temporary entries (removed): ${files.slice(0, 20).join(', ')}`);
+    if (keys.length === 0 && databases.length === 0) return;
+    const lines = ['', '='.repeat(100), `TESTS LEFT STATE BEHIND (run ${runId}); removed now, but the test that made it must clean up:`];
+    if (keys.length > 0) lines.push(`  ${keys.length} Redis keys, by prefix:`, ...byPrefix(keys).map((line) => `    ${line}`));
+    if (databases.length > 0) lines.push(`  ${databases.length} PostgreSQL databases: ${databases.join(', ')}`);
+    lines.push('='.repeat(100));
+    console.error(lines.join('\n'));
+    process.exitCode = 1;
+  };
+}
+
+function buildIfStale(): void {
+  const built = 'dist/cli/bin.js';
+  const newest = (dir: string): number =>
+    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((entry) => (entry.isDirectory() ? newest(join(dir, entry.name)) : statSync(join(dir, entry.name)).mtimeMs)));
+  const sources = Math.max(newest('src'), statSync('tsconfig.json').mtimeMs, statSync('tsconfig.build.json').mtimeMs);
+  if (existsSync(built) && statSync(built).mtimeMs >= sources) return;
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  // tsc may leave an unchanged file's time alone; the next run must see this build as current.
+  const now = new Date();
+  utimesSync(built, now, now);
+}
+
+async function leftoverKeys(runId: string): Promise<string[]> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const keys = await scanKeys(redis, `${runRedisPrefix(runId)}*`);
+    for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
+    return keys;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function leftoverDatabases(runId: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname`, [
+      runDatabasePrefix(runId),
+    ]);
+    for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    return rows.map((row) => row.datname);
+  } finally {
+    await client.end();
+  }
+}
+
+/** `tgtest_<run>_app_1a2b…: 12 keys (e.g. tgtest_…:{acme}:q:…)`, one line per prefix. */
+function byPrefix(keys: string[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const key of keys) {
+    const prefix = key.split(':')[0]!;
+    groups.set(prefix, [...(groups.get(prefix) ?? []), key]);
+  }
+  return [...groups].map(([prefix, members]) => `${prefix}: ${members.length} keys (e.g. ${members[0]})`);
+}
