@@ -2,14 +2,13 @@ import type { AccessLogHandler } from '../grpc/server.js';
 import { Status, type StatusCode } from '../grpc/transport.js';
 import type { Logger } from '../kernel/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { HttpAccessLogEntryWire, StreamAccessLogsMessageWire } from './als-wire.js';
-import type { UsageEvent } from './event.js';
+import type { HttpLogEntries, StreamAccessLogsMessageWire } from './als-wire.js';
 import type { UsageMeter } from './meter.js';
 
 export interface AccessLogReceiverDependencies {
   meter: Pick<UsageMeter, 'record' | 'saturated' | 'drained'>;
-  /** Maps one message's HTTP entries to usage events. */
-  toEvents(entries: HttpAccessLogEntryWire[]): UsageEvent[];
+  /** One message's HTTP entries as spool rows (entry-rows.ts); throws if an entry is malformed. */
+  toRows(entries: HttpLogEntries): Buffer;
   metrics: Pick<Metrics, 'alsEntriesReceived' | 'alsStreamsEnded'>;
   logger: Logger;
 }
@@ -73,14 +72,24 @@ export class AccessLogReceiver {
       }
       // Only the first message of a stream names the node and log; a reconnect sends it again.
       identifier ??= message.identifier;
-      const entries = message.http_logs?.log_entry;
-      if (!entries?.length) return; // tcp_logs, or an identifier-only message: nothing to meter
-      received += entries.length;
-      metrics.alsEntriesReceived.inc(entries.length);
+      const entries = message.http_logs;
+      if (!entries?.spans.length) return; // tcp_logs, or an identifier-only message: nothing to meter
+      const count = entries.spans.length / 2;
+      let rows: Buffer;
       try {
-        meter.record(this.deps.toEvents(entries));
+        rows = this.deps.toRows(entries);
       } catch (error) {
-        logger.error({ err: (error as Error).message, entries: entries.length }, 'cannot spool access log entries; ending the stream');
+        const err = (error as Error).message;
+        logger.warn({ node: identifier?.node?.id, err, received }, 'malformed access log message; ending the stream');
+        endStream('malformed', { code: Status.INVALID_ARGUMENT, details: `malformed StreamAccessLogsMessage: ${err}` });
+        return;
+      }
+      received += count;
+      metrics.alsEntriesReceived.inc(count);
+      try {
+        meter.record(rows, count);
+      } catch (error) {
+        logger.error({ err: (error as Error).message, entries: count }, 'cannot spool access log entries; ending the stream');
         endStream('spool_unavailable', { code: Status.UNAVAILABLE, details: 'usage spool unavailable' });
         return;
       }

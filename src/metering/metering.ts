@@ -12,8 +12,8 @@ import type { CounterStore } from '../quota/store.js';
 import { periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
 import type { Db } from '../store/db.js';
 import { AccessLogReceiver } from './als-receiver.js';
-import { toUsageEvent } from './event.js';
 import { currentEventRow } from './event-rows.js';
+import { encodeEntryRows } from './entry-rows.js';
 import { UsageMeter } from './meter.js';
 import { DbUsageSink, PostgresUsageSink } from './sink.js';
 import { Spool } from './spool.js';
@@ -28,7 +28,7 @@ export interface MeteringDependencies {
   counters: Pick<CounterStore, 'periodUsage'>;
   clock: Clock;
   /** Verifies the usage signatures the Check put in the access-log entries' metadata. */
-  usage: Pick<UsageIdentity, 'verify'>;
+  usage: Pick<UsageIdentity, 'verify' | 'verifiesBytes'>;
   metrics: Metrics;
   logger: Logger;
 }
@@ -62,10 +62,7 @@ export function startMetering(deps: MeteringDependencies): Metering {
   const periodStartOf = billingPeriodStarts(deps.identities);
   const receiver = new AccessLogReceiver({
     meter,
-    toEvents: (entries) => {
-      const context = { catalog: deps.catalog(), periodStartOf, usage: deps.usage, now: deps.clock.now(), newUsageId: randomUUID };
-      return entries.map((entry) => toUsageEvent(entry, context));
-    },
+    toRows: (entries) => encodeEntryRows(entries, { catalog: deps.catalog(), periodStartOf, usage: deps.usage, now: deps.clock.now(), newUsageId: randomUUID }),
     metrics,
     logger,
   });
