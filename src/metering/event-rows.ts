@@ -61,13 +61,17 @@ const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_
  * Rollup measures count allowed calls (what the quota counted); denied_calls counts the rest. Each customer's first
  * allowed call is kept too (customer_first_calls), for activation metrics. The new events are grouped once; the
  * rollups, the first calls and the count all read those groups.
+ * Failing on a duplicate, every staged event is new once the statement succeeds: the groups are then made from the
+ * staging table (epoch ms, captured facts as text) instead of from rows the insert returns and keeps.
  */
 function insertStagedEvents(skipDuplicates: boolean): string {
+  const source = skipDuplicates ? 'inserted' : 'usage_staging';
+  const instant = (value: string) => (skipDuplicates ? value : `to_timestamp(${value} / 1000::float8)`);
   return `WITH inserted AS (
   INSERT INTO usage_events (${eventColumns})
   SELECT ${stagedValues} FROM usage_staging
-  ${skipDuplicates ? 'ON CONFLICT (usage_id) DO NOTHING' : ''}
-  RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured
+  ${skipDuplicates ? `ON CONFLICT (usage_id) DO NOTHING
+  RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured` : ''}
 ), grouped AS (
   SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, '') AS endpoint_id,
     count(*) AS events,
@@ -79,11 +83,11 @@ function insertStagedEvents(skipDuplicates: boolean): string {
     coalesce(sum(request_bytes) FILTER (WHERE decision = 'allow'), 0) AS request_bytes,
     coalesce(sum(response_bytes) FILTER (WHERE decision = 'allow'), 0) AS response_bytes,
     min(occurred_at) FILTER (WHERE decision = 'allow') AS first_call_at
-  FROM inserted
+  FROM ${source}
   GROUP BY 1, 2, 3, 4
 ), rolled_up AS (
   INSERT INTO usage_rollups AS r (customer_id, subscription_id, period_start, endpoint_id, ${measures.join(', ')})
-  SELECT customer_id, subscription_id, period_start, endpoint_id, ${measures.join(', ')}
+  SELECT customer_id, subscription_id, ${instant('period_start')}, endpoint_id, ${measures.join(', ')}
   FROM grouped
   WHERE customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
     -- Unverified entries (no decision) are kept with the identity they claim, but add to no one's usage.
@@ -94,8 +98,8 @@ function insertStagedEvents(skipDuplicates: boolean): string {
     ${measures.map((measure) => `${measure} = r.${measure} + excluded.${measure}`).join(', ')}
 ), captured_rolled_up AS (
   INSERT INTO usage_captured_rollups AS c (customer_id, subscription_id, period_start, endpoint_id, name, amount)
-  SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, ''), fact.key, sum((fact.value #>> '{}')::numeric)
-  FROM inserted, jsonb_each(captured) fact
+  SELECT customer_id, subscription_id, ${instant('period_start')}, coalesce(endpoint_id, ''), fact.key, sum((fact.value #>> '{}')::numeric)
+  FROM ${source}, jsonb_each(${skipDuplicates ? 'captured' : 'captured::jsonb'}) fact
   WHERE captured IS NOT NULL AND billable AND customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
     AND (fact.value #>> '{}') ~ '${capturedNumber}'
   GROUP BY 1, 2, 3, 4, 5
@@ -104,7 +108,7 @@ function insertStagedEvents(skipDuplicates: boolean): string {
 ), first_calls AS (
   INSERT INTO customer_first_calls AS f (customer_id, first_call_at)
   SELECT batch.customer_id, batch.first_call_at
-  FROM (SELECT customer_id, min(first_call_at) AS first_call_at FROM grouped
+  FROM (SELECT customer_id, ${instant('min(first_call_at)')} AS first_call_at FROM grouped
         WHERE customer_id IS NOT NULL AND first_call_at IS NOT NULL GROUP BY 1) batch
   -- Most batches only hold customers already seen: skip them without taking their row locks.
   WHERE NOT EXISTS (SELECT 1 FROM customer_first_calls seen
