@@ -32,6 +32,8 @@ export function encodeEntryRows(entries: HttpLogEntries, context: MeteringContex
   }
   const rows = Buffer.allocUnsafe(out.at);
   out.bytes.copy(rows, 0, 0, out.at);
+  // A message of many tiny entries grows the buffer far past a usual message's rows: let that memory go.
+  if (out.bytes.length > maxKeptBytes) out.bytes = Buffer.allocUnsafeSlow(initialBytes);
   return rows;
 }
 
@@ -367,7 +369,9 @@ function rulesOf(bytes: Buffer, plan: PlanCache, context: MeteringContext): Plan
   return plan.rules;
 }
 
-const out = { bytes: Buffer.allocUnsafeSlow(1 << 16), at: 0 };
+const initialBytes = 1 << 16;
+const maxKeptBytes = 1 << 20;
+const out = { bytes: Buffer.allocUnsafeSlow(initialBytes), at: 0 };
 /** Room for a row beyond the bytes it copies: its numbers, tabs and fixed words. */
 const maxNumbersBytes = 512;
 
