@@ -18,7 +18,7 @@ import pg from 'pg';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
 import { toStruct } from '../test/support/envoy-wire.js';
 import { buildDist, processCpuMicros, startTollgate } from './processes.js';
-import { extAuthzNamespace } from '../src/metering/als-wire.js';
+import { extAuthzNamespace } from '../src/grpc/als-wire.js';
 
 export interface AlsIngestOptions {
   /** Entries in the measured run (a warm-up of a tenth comes first). */

@@ -57,8 +57,8 @@ const adminToken = 'bench-admin-token-0123456789';
 const customers = 100;
 const keysPerCustomer = 10;
 
-/** Tollgate in production shape: records in PostgreSQL (the hot path never queries it), counters in Redis. */
-async function startTollgateWithKeys(dataDir: string) {
+/** Tollgate in production shape: records in PostgreSQL (the hot path never queries it), counters in Redis; `env` adds to or overrides its environment. */
+export async function startTollgateWithKeys(dataDir: string, env: Record<string, string> = {}) {
   const server = await startTollgate({
     TOLLGATE_CATALOG: 'bench/catalog-realistic.yaml',
     TOLLGATE_DATA_DIR: dataDir,
@@ -67,6 +67,7 @@ async function startTollgateWithKeys(dataDir: string) {
     TOLLGATE_REDIS_URL: process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
     TOLLGATE_REDIS_PREFIX: `bench${process.pid}`,
     TOLLGATE_REDIS_FAILURE_MODE: 'closed',
+    ...env,
   });
   const admin = async (path: string, body: unknown) => {
     const response = await fetch(`http://127.0.0.1:${server.info.httpPort}${path}`, {
@@ -99,13 +100,13 @@ async function startTollgateWithKeys(dataDir: string) {
   }
 }
 
-const checkMethod = () => {
+export const checkMethod = () => {
   const definition = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', loaderOptions);
   return (definition['envoy.service.auth.v3.Authorization'] as unknown as { Check: protoLoader.MethodDefinition<unknown, unknown> }).Check;
 };
 
-/** A gRPC-framed CheckRequest as Envoy sends it: the request's headers, as a real client's would be. */
-function checkRequestFrame(method: protoLoader.MethodDefinition<unknown, unknown>, key: string, verb: string, path: string): Buffer {
+/** A gRPC-framed CheckRequest as Envoy sends it: the request's headers, as a real client's would be, and `extraHeaders`. */
+export function checkRequestFrame(method: protoLoader.MethodDefinition<unknown, unknown>, key: string, verb: string, path: string, extraHeaders: Record<string, string> = {}): Buffer {
   const headers = {
     ':method': verb,
     ':path': path,
@@ -119,6 +120,7 @@ function checkRequestFrame(method: protoLoader.MethodDefinition<unknown, unknown
     'user-agent': 'shop-client/4.2 (bench)',
     accept: 'application/json',
     'accept-encoding': 'gzip, deflate, br',
+    ...extraHeaders,
   };
   const message = method.requestSerialize({
     attributes: {
@@ -134,7 +136,7 @@ function checkRequestFrame(method: protoLoader.MethodDefinition<unknown, unknown
 }
 
 /** Requests over every endpoint of bench/catalog-realistic.yaml, with their path parameters filled in. */
-const realisticRequests: ((n: number) => [string, string])[] = [
+export const realisticRequests: ((n: number) => [string, string])[] = [
   () => ['GET', '/v2/products?page=2&per_page=50'],
   (n) => ['GET', `/v2/products/prod-${n % 997}`],
   (n) => ['GET', `/v2/products/prod-${n % 997}/reviews`],
@@ -149,15 +151,15 @@ const realisticRequests: ((n: number) => [string, string])[] = [
   (n) => ['GET', `/v2/exports/2026/12/orders-${n % 31}.csv`],
 ];
 
-function writeFile(name: string, bytes: Buffer): string {
+export function writeFile(name: string, bytes: Buffer): string {
   const file = join(workDir, `${name}-${randomUUID()}.bin`);
   writeFileSync(file, bytes);
   return file;
 }
 
-const warmUpS = 1;
+export const warmUpS = 1;
 
-interface Load {
+export interface Load {
   durationS: number;
   clients: number;
   streams: number;
@@ -166,7 +168,7 @@ interface Load {
 }
 
 /** Loads a server with one request, as h2load does best. */
-function h2load(server: BenchProcess<unknown>, port: number, body: string, options: Load): LoadResult {
+export function h2load(server: BenchProcess<unknown>, port: number, body: string, options: Load): LoadResult {
   const cpuBefore = server.cpuMicros();
   const log = join(workDir, `h2load-${randomUUID()}.log`);
   const args = [
@@ -200,7 +202,7 @@ function h2load(server: BenchProcess<unknown>, port: number, body: string, optio
 }
 
 /** Loads a server with many requests (bench/check-load.ts), in a process of its own. */
-function mixedLoad(server: BenchProcess<unknown>, port: number, bodiesFile: string, options: Load): LoadResult {
+export function mixedLoad(server: BenchProcess<unknown>, port: number, bodiesFile: string, options: Load): LoadResult {
   const cpuBefore = server.cpuMicros();
   const load: CheckLoadOptions = { port, bodiesFile, connections: options.clients, streams: options.streams, durationS: options.durationS, warmUpS, ...(options.rps ? { rps: options.rps } : {}) };
   const output = execFileSync(process.execPath, ['--import', 'tsx', 'bench/check-load.ts', JSON.stringify(load)], { encoding: 'utf8' });
@@ -219,7 +221,7 @@ function cpuTicks(): { total: number; stolen: number } {
 }
 
 /** Adds up the CPU time, and the stolen part of it, spent while measuring (not while starting or warming servers). */
-class StealMeter {
+export class StealMeter {
   private total = 0;
   private stolen = 0;
 
@@ -237,9 +239,9 @@ class StealMeter {
   }
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 /** The run whose throughput is the median, so its latencies and counts stay together. */
-const medianRun = (runs: LoadResult[]) => runs.find((run) => run.requestsPerSecond === median(runs.map((each) => each.requestsPerSecond)))!;
+export const medianRun = (runs: LoadResult[]) => runs.find((run) => run.requestsPerSecond === median(runs.map((each) => each.requestsPerSecond)))!;
 
 type TollgateProcess = Awaited<ReturnType<typeof startTollgateWithKeys>>;
 type Round = Partial<Record<ServerName, LoadResult>>;
@@ -258,10 +260,10 @@ interface Servers {
  * Measures `names` one after the other, each round starting one further along the list, so that drift on a shared
  * machine (other tenants, CPU frequency) hits all alike and none always runs on another's heels.
  */
-function rotate(firstRound: number, rounds: number, names: readonly ServerName[], measure: (name: ServerName) => LoadResult): Round[] {
-  const results: Round[] = [];
+export function rotate<Name extends string>(firstRound: number, rounds: number, names: readonly Name[], measure: (name: Name) => LoadResult): Partial<Record<Name, LoadResult>>[] {
+  const results: Partial<Record<Name, LoadResult>>[] = [];
   for (let round = firstRound; round < firstRound + rounds; round++) {
-    const result: Round = {};
+    const result: Partial<Record<Name, LoadResult>> = {};
     for (let i = 0; i < names.length; i++) {
       const name = names[(round + i) % names.length]!;
       result[name] = measure(name);

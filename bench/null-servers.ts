@@ -14,7 +14,7 @@ import type { ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { encodeCheckResponseFrame } from '../src/grpc/check-response-encoder.js';
+import { encodeCheckResponseFrame } from '../src/check/check-response-encoder.js';
 import { loadEnvoyServices, protoDir } from '../src/grpc/protos.js';
 import { createGrpcTransport, unaryMethod } from '../src/grpc/transport.js';
 

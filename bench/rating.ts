@@ -17,7 +17,7 @@ import { loadCatalogFile } from '../src/catalog/load.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { createMetrics } from '../src/metrics/metrics.js';
-import { MemoryCounterStore } from '../src/quota/memory.js';
+import { MemoryCounterStore } from '../src/counters/memory.js';
 import type { Db } from '../src/store/db.js';
 import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';

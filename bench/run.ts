@@ -6,6 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import type { AlsIngestResult } from './als-ingest.js';
 import { runCheckBench, serverNames, type CheckBenchResult, type SaturationResult, type ServerName } from './check.js';
+import { runCheckTracingBench, tracingSection, type CheckTracingBenchResult } from './check-tracing.js';
 
 const optional = async <T>(module: string, exportName: string): Promise<(() => Promise<T>) | undefined> => {
   if (!existsSync(new URL(module, import.meta.url))) return undefined;
@@ -88,6 +89,14 @@ console.log('Check benchmark…');
 const check = await runCheckBench();
 console.log(JSON.stringify(check, null, 2));
 sections.push(checkSection(check));
+
+const tracingRuns: CheckTracingBenchResult[] = [];
+for (const mode of ['sampled', 'ratio'] as const) {
+  console.log(`Check tracing benchmark (${mode})…`);
+  tracingRuns.push(await runCheckTracingBench(mode, { durationS: 3, forks: 2, roundsPerFork: 5, build: false }));
+  console.log(JSON.stringify(tracingRuns.at(-1), null, 2));
+}
+sections.push(tracingSection(tracingRuns));
 
 const als = await optional<AlsIngestResult>('./als-ingest.ts', 'runAlsIngestBench');
 if (als) {

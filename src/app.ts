@@ -2,50 +2,26 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IdentityCache } from './accounts/identity-cache.js';
-import { AccountsService } from './accounts/service.js';
-import { startUsageAlerts, type UsageAlerts } from './alerts/alerts.js';
-import { createCheckHandler } from './authz/check-service.js';
-import { memoizePeriods } from './authz/decide.js';
-import { JwtVerifier } from './authz/jwt.js';
-import { minSigningKeyLength, UsageIdentity } from './authz/usage-identity.js';
-import { RatingLoop } from './billing/rating-loop.js';
-import { SubscriptionCharges } from './billing/subscription-charges.js';
-import { RollupUsageSource } from './billing/usage-source.js';
-import { WalletService } from './billing/wallet.js';
-import type { Catalog } from './catalog/catalog.js';
-import { loadCatalogFile } from './catalog/load.js';
-import type { Config } from './config/config.js';
-import { grpcSecurity } from './grpc/security.js';
-import { checkServiceName, startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
-import { adminRoutes } from './http/admin-routes.js';
-import { alertRoutes } from './http/alert-routes.js';
-import { billingRoutes } from './http/billing-routes.js';
-import { privacyRoutes } from './http/privacy-routes.js';
-import { reportRoutes } from './http/report-routes.js';
-import { stripeRoutes } from './http/stripe-routes.js';
-import { usageRoutes } from './http/usage-routes.js';
-import { startHttpServer, type RunningHttpServer } from './http/server.js';
-import { systemClock, type Clock } from './kernel/clock.js';
-import { lockDataDir } from './kernel/data-dir-lock.js';
-import { stepWithin } from './kernel/deadline.js';
-import type { Logger } from './kernel/logger.js';
-import { checkPortsFree } from './kernel/ports.js';
-import { readTlsFiles, watchTlsFiles } from './kernel/tls-files.js';
-import { startMetering, type Metering } from './metering/metering.js';
-import { createMetrics, registerBusinessGauges, registerIdentityCacheGauges, registerSubscriptionGauge, type Metrics } from './metrics/metrics.js';
-import { CustomerErasure } from './privacy/erasure.js';
-import { MemoryCounterStore } from './quota/memory.js';
-import { RedisCounterStore } from './quota/redis.js';
-import { ResilientCounterStore } from './quota/resilient.js';
-import { periodContaining } from './rating/period.js';
-import { cachedBusinessMetrics } from './reports/business-gauges.js';
-import type { Db } from './store/db.js';
-import { instrumentDb } from './store/instrumented.js';
-import { openDatabase } from './store/open.js';
-import { startStripeIntegration, type StripeIntegration } from './stripe/integration.js';
+import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
+import { startUsageAlerts, type UsageAlerts } from './alerts/index.js';
+import { BillingQueries, RatingLoop, RollupUsageSource, SubscriptionCharges, WalletService } from './billing/index.js';
+import { type Catalog, loadCatalogFile } from './catalog/index.js';
+import { checkMethod, createCheckHandler, memoizePeriods, UsageIdentity } from './check/index.js';
+import { type Config, minSigningKeyLength } from './config/index.js';
+import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
+import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
+import { AccountsService, IdentityCache, JwtVerifier, SqlAccountRecords } from './identity/index.js';
+import { type Clock, lockDataDir, type Logger, readTlsFiles, stepWithin, systemClock, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
+import { type Metering, startMetering } from './metering/index.js';
+import { createMetrics, type Metrics, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
+import { CustomerErasure, exportCustomer } from './privacy/index.js';
+import { periodContaining } from './rating/index.js';
+import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges } from './reports/index.js';
+import { type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
+import { startStripeIntegration, type StripeIntegration } from './stripe/index.js';
+import { startTracing, type Tracing } from './tracing/index.js';
+import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
 
-export const version = '0.1.0';
 
 /** Business metrics move slowly: one computation serves the gauges for this long. */
 const businessMetricsMaxAgeMs = 60_000;
@@ -64,6 +40,10 @@ export interface App {
   wallets: WalletService;
   ratingLoop: RatingLoop;
   alerts: UsageAlerts;
+  /** Spans over OTLP when the OTEL_* variables turn tracing on; noTracing otherwise. */
+  tracing: Tracing;
+  /** The developer portal; undefined unless TOLLGATE_PORTAL_PORT is set. */
+  portal: RunningPortal | undefined;
   /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
   stop(): Promise<void>;
   /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
@@ -74,20 +54,29 @@ export interface AppOverrides {
   clock?: Clock;
 }
 
-/** The composition root: builds every adapter from the configuration and starts both servers. */
+/** The ports the servers listen on, named by the settings that chose them. */
+export function listenPorts(config: Config): WantedPort[] {
+  return [
+    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
+    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
+    ...(config.portal ? [{ name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: config.portal.host, port: config.portal.port }] : []),
+  ];
+}
+
+/**
+ * The composition root: builds every adapter from the configuration and starts both servers. `tollgate serve` checks
+ * the ports first (checkPortsFree), before this opens anything.
+ */
 export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   const clock = overrides.clock ?? systemClock;
   const catalog = loadCatalogFile(config.catalogPath);
   logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
-  await checkPortsFree([
-    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
-    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
-  ]);
   mkdirSync(config.dataDir, { recursive: true });
   const dataDirLock = lockDataDir(config.dataDir);
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
   const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
   const metrics = createMetrics();
+  const tracing = startTracing(config.tracing, { version, logger });
 
   const opened = await openDatabase(config, logger);
   const db = instrumentDb(opened.db, {
@@ -96,6 +85,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       if (failed) metrics.dbQueryErrors.inc();
     },
   });
+  // What the services and the admin API write through: its failures are domain errors (conflict, invalid, unavailable).
+  const records = withDomainErrors(db);
   const identities = new IdentityCache(db, logger, {
     intervalMs: config.syncIntervalMs,
     snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
@@ -127,27 +118,29 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     const memoryLatency = metrics.counterStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
-  const wallet = new WalletService(db, counters, () => catalog, clock, logger);
-  const accounts = new AccountsService(db, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
+  const wallet = new WalletService(records, counters, () => catalog, clock, logger);
+  const accountRecords = new SqlAccountRecords(db);
+  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, () => catalog));
 
-  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger });
+  const metering = startMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing });
   const ratingLoop = new RatingLoop(
-    { db, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger },
+    { db: records, catalog: () => catalog, clock, usage: new RollupUsageSource(records), wallets: wallet, metrics, logger, tracing },
     config.billing,
   );
   ratingLoop.start();
   const stripe = startStripeIntegration({
     config: config.stripe,
     version,
-    db,
+    db: records,
     accounts,
     catalog: () => catalog,
     clock,
     creditWallet: async (credit) => void (await wallet.topUp(credit)),
     metrics,
     logger,
+    tracing,
   });
-  const alerts = startUsageAlerts({ config: config.alerts, db, catalog: () => catalog, clock, version, metrics, logger });
+  const alerts = startUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger });
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
   const grpc = await startGrpcServer({
     host: config.grpc.host,
@@ -155,7 +148,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     tls: grpcSecured.tls,
     authenticate: grpcSecured.authenticate,
     onUnauthenticated: grpcSecured.onUnauthenticated,
-    check: createCheckHandler({
+    check: checkMethod(createCheckHandler({
       jwt: config.jwt ? await JwtVerifier.create(config.jwt, () => clock.now()) : undefined,
       catalog: () => catalog,
       identities,
@@ -166,7 +159,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       usage: usageIdentity,
       metrics,
       logger,
-    }),
+      tracing,
+    })),
     streamAccessLogs: metering.receiver.handle,
   });
   grpcSecured.watch((tls) => grpc.setSecureContext(tls));
@@ -175,13 +169,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   logger.info({ port: grpc.port, ...grpcSecured.describe() }, 'gRPC listening (ext_authz Check, ALS, health)');
 
   registerIdentityCacheGauges(metrics, identities);
-  registerSubscriptionGauge(metrics, async () =>
-    (await db.query<{ plan_id: string; active: string }>(`SELECT plan_id, count(*) AS active FROM subscriptions WHERE status = 'active' GROUP BY plan_id`)).map(
-      (row) => ({ plan: row.plan_id, active: Number(row.active) }),
-    ),
-  );
+  registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
   registerBusinessGauges(metrics, cachedBusinessMetrics({ db, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
   let stopping = false;
+  let portal: RunningPortal | undefined;
   const http = await startHttpServer({
     host: config.http.host,
     port: config.http.port,
@@ -191,10 +182,11 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       ...adminRoutes(accounts, () => catalog),
       ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
       ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, db, catalog: () => catalog, clock }),
+      ...billingRoutes({ accounts, wallets: wallet, ratingLoop, billing: new BillingQueries(records), catalog: () => catalog, clock }),
       ...alertRoutes(alerts),
-      ...reportRoutes({ db, catalog: () => catalog, clock }),
-      ...privacyRoutes({ db, erasure: new CustomerErasure(db, accounts, clock), clock }),
+      ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(records, current, window, now), catalog: () => catalog, clock }),
+      ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(records, customerId, now), erasure: new CustomerErasure(records, accounts, clock), clock }),
+      ...portalAdminRoutes(() => portal, () => config.portal?.linkTtlMs ?? 0),
     ],
     registry: metrics.registry,
     businessRegistry: metrics.businessRegistry,
@@ -205,6 +197,23 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   });
   const httpTlsWatch = config.http.tls ? watchTlsFiles(config.http.tls, (tls) => http.setSecureContext(tls), logger) : undefined;
   logger.info({ port: http.port, tls: config.http.tls ? 'on' : 'off (plaintext)' }, 'HTTP listening (admin API, /metrics, /readyz)');
+  if (config.portal) {
+    portal = await startPortal({
+      settings: config.portal,
+      db,
+      catalog: () => catalog,
+      accounts,
+      wallets: wallet,
+      usage: metering.usage,
+      ratingLoop,
+      topUps: stripe.topUps,
+      stripeConfigured: config.stripe.secretKey !== undefined,
+      alerts,
+      keyHeader: config.keys.header,
+      clock,
+      logger,
+    });
+  }
 
   let stopped: Promise<void> | undefined;
   /** Aborted to end the shutdown delay early (a second signal). */
@@ -236,12 +245,15 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       await step('usage flush', drainUntil, () => metering.meter.stop(drainUntil - Date.now()));
       httpTlsWatch?.close();
       await step('HTTP drain', drainUntil, () => http.close(drainUntil));
+      if (portal) await step('portal drain', drainUntil, () => portal!.close(drainUntil));
       await step('rating loop', drainUntil, () => ratingLoop.stop());
       await step('Stripe sync', drainUntil, () => stripe.stop());
       await step('usage alerts', drainUntil, () => alerts.stop());
       identities.stop();
       await step('counter store close', closeUntil, () => counters.close());
       await step('database close', closeUntil, () => db.close());
+      // Last and best effort: the spans of everything above, in whatever the grace leaves.
+      await step('trace flush', closeUntil, () => tracing.shutdown());
       dataDirLock.release();
       logger.info('stopped');
     })());
@@ -260,6 +272,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     wallets: wallet,
     ratingLoop,
     alerts,
+    tracing,
+    portal,
     stop,
     drainNow: () => shutdownDelay.abort(),
   };

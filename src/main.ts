@@ -1,10 +1,7 @@
-import { startApp } from './app.js';
-import { loadConfig } from './config/config.js';
-import { CatalogError } from './catalog/load.js';
-import { DataDirLockedError } from './kernel/data-dir-lock.js';
-import { ExitDeadline } from './kernel/exit-deadline.js';
-import { createLogger } from './kernel/logger.js';
-import { PortUnavailableError } from './kernel/ports.js';
+import { listenPorts, startApp } from './app.js';
+import { loadConfig } from './config/index.js';
+import { CatalogError } from './catalog/index.js';
+import { checkPortsFree, createLogger, DataDirLockedError, ExitDeadline, portUnavailable } from './kernel/index.js';
 
 /** `tollgate serve`: runs until SIGTERM or SIGINT, then drains. */
 export async function serve(): Promise<void> {
@@ -14,6 +11,14 @@ export async function serve(): Promise<void> {
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`);
     process.exit(2);
+  }
+  // A taken port is the commonest reason a start fails: say so first, in plain words, before anything is opened.
+  const ports = listenPorts(config);
+  try {
+    await checkPortsFree(ports);
+  } catch (error) {
+    process.stderr.write(`tollgate: ${(error as Error).message}\n`);
+    process.exit(1);
   }
   const logger = createLogger(config.logLevel);
   // The reader of stderr may be gone (EPIPE); an unhandled stream error would end the process mid-drain.
@@ -27,9 +32,10 @@ export async function serve(): Promise<void> {
       process.stderr.write(`${error.message}\n`);
       process.exit(2);
     }
-    if (error instanceof DataDirLockedError || error instanceof PortUnavailableError) {
-      logger.fatal(error.message);
-      process.stderr.write(`tollgate: ${error.message}\n`);
+    const plain = error instanceof DataDirLockedError ? error : portUnavailable(error, ports);
+    if (plain) {
+      logger.fatal(plain.message);
+      process.stderr.write(`tollgate: ${plain.message}\n`);
       process.exit(1);
     }
     logger.fatal({ err: (error as Error).stack }, 'start failed');

@@ -175,13 +175,21 @@ describe.each(['embedded', 'production'] as const)('Check acceptance (%s)', (mod
     expect(again.metadata.usage_id).not.toBe(outcome.metadata.usage_id);
   });
 
-  it('answers 402 for a suspended account and lets it through again once reactivated', async () => {
+  it('answers 402 for a suspended account, saying why, and lets it through again once reactivated', async () => {
     const { key, customerId } = await newKey('pro');
-    await service.admin('PATCH', `/v1/customers/${customerId}`, { status: 'suspended', statusReason: 'payment failed' });
+    // An operator's suspension (its reason is the operator's note, not for the customer's eyes) asks for no payment.
+    await service.admin('PATCH', `/v1/customers/${customerId}`, { status: 'suspended', statusReason: 'abuse report #12' });
     await service.app.identities.refresh();
     const suspended = await envoy.check({ method: 'GET', path: '/api/v1/pets', key });
     expect(suspended.httpStatus).toBe(402);
-    expect(suspended.body).toMatchObject({ error: { code: 'account_suspended' } });
+    expect(suspended.body).toMatchObject({ error: { code: 'account_suspended', reason: 'suspended_by_provider' } });
+    expect(JSON.stringify(suspended.body)).not.toMatch(/settle|balance|abuse/);
+    // Dunning's suspension for an unpaid invoice asks the customer to pay.
+    await service.admin('PATCH', `/v1/customers/${customerId}`, { status: 'suspended', statusReason: 'payment_overdue: Stripe invoice in_1 unpaid' });
+    await service.app.identities.refresh();
+    expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).body).toMatchObject({
+      error: { code: 'account_suspended', reason: 'payment_overdue', message: expect.stringMatching(/overdue payment; settle the outstanding balance/) },
+    });
     await service.admin('PATCH', `/v1/customers/${customerId}`, { status: 'active' });
     await service.app.identities.refresh();
     expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed).toBe(true);

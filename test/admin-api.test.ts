@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../src/accounts/keys.js';
+import { hashApiKey } from '../src/identity/keys.js';
 import { startTestApp, type TestApp } from './support/services.js';
 
 describe('admin API', () => {
@@ -53,6 +53,12 @@ describe('admin API', () => {
       const plans = await service.admin('GET', '/v1/plans');
       expect(plans.body.data.map((plan: { id: string }) => plan.id)).toEqual(['free', 'pro', 'enterprise', 'pay-per-call', 'hybrid', 'metered']);
       expect(plans.body.data[0]).toMatchObject({ rateLimits: [{ requests: 10, windowSeconds: 60 }], quota: { units: 1000, whenExhausted: 'deny_429' } });
+      const pricing = Object.fromEntries(plans.body.data.map((plan: { id: string; pricing: unknown }) => [plan.id, plan.pricing]));
+      expect(pricing.free).toEqual({ currency: 'USD', mode: 'postpaid' });
+      expect(pricing.pro).toEqual({ currency: 'USD', mode: 'postpaid', recurringFee: '49.00' });
+      expect(pricing.enterprise.usage).toEqual({ model: 'per_unit', includedUnits: 1_000_000, unitPrice: '0.0004' });
+      expect(pricing['pay-per-call']).toMatchObject({ mode: 'prepaid', setupFee: '5.00', endpointPrices: { read: '0.005', write: '0.02', image: '0.10', '*': '0.01' } });
+      expect(pricing.metered.usage.tiers).toEqual([{ upTo: 100_000, unitPrice: '0.01' }, { upTo: 1_000_000, unitPrice: '0.005' }, { upTo: null, unitPrice: '0.003' }]);
     });
 
     it('serves an OpenAPI document describing every admin route', async () => {
@@ -61,6 +67,16 @@ describe('admin API', () => {
       expect(document.openapi).toBe('3.1.0');
       expect(Object.keys(document.paths)).toEqual(expect.arrayContaining(['/v1/customers', '/v1/customers/{id}', '/v1/keys', '/v1/keys/{id}/revoke']));
       expect(document.paths['/v1/keys']!.post!.requestBody).toBeDefined();
+    });
+
+    it('names every operation with an operationId of its own, as client generators need', async () => {
+      const document = (await (await fetch(`${service.httpUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, { operationId?: string }>> };
+      const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ at: `${method} ${path}`, id: operation.operationId })));
+      expect(operations.length).toBeGreaterThan(50);
+      for (const { at, id } of operations) expect({ at, id }).toEqual({ at, id: expect.stringMatching(/^[a-z][A-Za-z]+$/) });
+      const ids = operations.map(({ id }) => id);
+      expect(ids.filter((id, index) => ids.indexOf(id) !== index)).toEqual([]);
+      expect(document.paths['/v1/customers/{id}/wallet/top-ups']!.post!.operationId).toBe('topUpWallet');
     });
   });
 

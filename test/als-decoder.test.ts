@@ -1,12 +1,12 @@
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { UsageIdentity, type SignedFactSpans } from '../src/authz/usage-identity.js';
+import { UsageIdentity, type SignedFactSpans } from '../src/check/usage-identity.js';
 import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
 import { loaderOptions } from '../src/grpc/protos.js';
 import { fromStruct } from '../src/grpc/wire.js';
-import { decodeStreamAccessLogsMessage } from '../src/metering/als-decoder.js';
-import { extAuthzNamespace, type HttpAccessLogEntryWire, type StreamAccessLogsMessageWire } from '../src/metering/als-wire.js';
+import { decodeStreamAccessLogsMessage } from '../src/grpc/als-decoder.js';
+import { extAuthzNamespace, type HttpAccessLogEntryWire, type StreamAccessLogsMessageWire } from '../src/grpc/als-wire.js';
 import { encodeEntryRows } from '../src/metering/entry-rows.js';
 import { encodeEventRow } from '../src/metering/event-rows.js';
 import { toUsageEvent, type MeteringContext } from '../src/metering/event.js';

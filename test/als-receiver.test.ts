@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
+import { checkMethod } from '../src/check/check-method.js';
 import { startGrpcServer, type RunningGrpcServer } from '../src/grpc/server.js';
 import { Status } from '../src/grpc/transport.js';
 import { silentLogger } from '../src/kernel/logger.js';
@@ -119,7 +120,7 @@ describe('StreamAccessLogs handler', () => {
     server = await startGrpcServer({
       host: '127.0.0.1',
       port: 0,
-      check: (_request, call) => call.fail(Status.UNIMPLEMENTED, 'not under test'),
+      check: checkMethod((_request, call) => call.fail(Status.UNIMPLEMENTED, 'not under test')),
       streamAccessLogs: subject.receiver.handle,
     });
     subject.client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());

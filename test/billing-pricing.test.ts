@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import type { Identity } from '../src/accounts/identity-cache.js';
-import { admit, conclude } from '../src/authz/decide.js';
+import type { Identity } from '../src/identity/identity-cache.js';
+import { admit, conclude } from '../src/check/decide.js';
 import { priceKeyOf, realTimeCallPrice } from '../src/billing/call-price.js';
 import { catalogPricing, periodsToRate, ratePeriodInvoice, type SubscriptionHistory } from '../src/billing/period-invoice.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
@@ -48,7 +48,7 @@ describe('the Check charges prepaid plans in its one consume', () => {
   const identity: Identity = {
     key: { id: 'key_1', customerId: 'acme', subscriptionId: 'sub_1', status: 'active' },
     subscription: { id: 'sub_1', customerId: 'acme', productId: 'petstore', planId: 'pay-per-call', status: 'active', periodAnchor: at('2026-11-01T00:00:00Z') },
-    customer: { id: 'acme', status: 'active' },
+    customer: { id: 'acme', status: 'active', overdue: false },
   };
   const request = { method: 'POST', host: 'h', path: '/api/v1/pets', headers: { 'x-api-key': 'k' }, requestId: 'r' };
   const options = { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' };

@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSubscriptionHistory } from '../src/billing/histories.js';
+import { catalogPricing, previewPlanChange } from '../src/billing/period-invoice.js';
 import { RatingLoop } from '../src/billing/rating-loop.js';
 import type { UsageSource } from '../src/billing/usage-source.js';
 import { WalletService } from '../src/billing/wallet.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { createMetrics } from '../src/metrics/metrics.js';
-import { MemoryCounterStore } from '../src/quota/memory.js';
+import { MemoryCounterStore } from '../src/counters/memory.js';
 import { periodContaining } from '../src/rating/period.js';
 import { ratePlanChange } from '../src/rating/rate.js';
 import { PostgresDb } from '../src/store/postgres.js';
@@ -111,8 +113,8 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
         kind: 'usage',
         amount: '1250.00',
         tiers: [
-          { upTo: 100_000, quantity: '100000', unitPrice: '0.01', amount: '1000' },
-          { upTo: 1_000_000, quantity: '50000', unitPrice: '0.005', amount: '250' },
+          { upTo: 100_000, quantity: '100000', unitPrice: '0.01', amount: '1000.00' },
+          { upTo: 1_000_000, quantity: '50000', unitPrice: '0.005', amount: '250.00' },
         ],
       }),
     ]);
@@ -242,6 +244,61 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
       { kind: 'cancellation', from_plan_id: 'enterprise', to_plan_id: null },
     ]);
     await expect(service.app.db.query('DELETE FROM subscription_changes WHERE subscription_id = $1', [subscription])).rejects.toThrow(/append-only/);
+  });
+
+  it("charges the new plan's setup fee on change-plan, once per plan, and a confirmed preview bills what it showed", async () => {
+    clock.set(at('2026-11-01T00:00:00Z'));
+    const id = await customer();
+    const subscription = (await purchase(id, 'free')).subscription.id;
+    const toPayPerCall = () => service.admin('POST', `/v1/subscriptions/${subscription}/change-plan`, { plan: 'pay-per-call' });
+    clock.set(at('2026-11-10T00:00:00Z'));
+    // Prepaid: the $5.00 setup fee is due from the wallet at once, so an empty wallet refuses the change.
+    const refused = await toPayPerCall();
+    expect(refused.status).toBe(402);
+    expect(refused.body.error.message).toMatch(/setup fee|plan change 5\.00/i);
+    expect((await service.admin('POST', `/v1/customers/${id}/wallet/top-ups`, { amount: '20.00', reference: `fund-${id}` })).status).toBe(201);
+    expect((await toPayPerCall()).status).toBe(200);
+    clock.set(at('2026-11-12T00:00:00Z'));
+    expect((await service.admin('POST', `/v1/subscriptions/${subscription}/change-plan`, { plan: 'free' })).status).toBe(200);
+
+    // Back to pay-per-call through a preview, confirmed at the instant it was rated: no second setup fee.
+    clock.set(at('2026-11-14T00:00:00Z'));
+    const history = (await loadSubscriptionHistory(service.app.db, subscription))!;
+    const preview = previewPlanChange(history, 'pay-per-call', clock.now(), catalogPricing(service.app.catalog, 'petstore'))!;
+    expect(preview).toMatchObject({ fromPlanId: 'free', toPlanId: 'pay-per-call', total: 0n, paidFrom: 'wallet', lines: [] });
+    clock.advance(1_000);
+    await expect(service.app.accounts.changePlan(subscription, 'pay-per-call', { at: clock.now() + 1, fromPlanId: 'free' })).rejects.toThrow(/between/);
+    await expect(service.app.accounts.changePlan(subscription, 'pay-per-call', { at: clock.now(), fromPlanId: 'pro' })).rejects.toThrow(/on plan free now/);
+    await service.app.accounts.changePlan(subscription, 'pay-per-call', { at: clock.now() - 1_000, fromPlanId: 'free' });
+
+    const ledger = (await service.admin('GET', `/v1/customers/${id}/wallet/ledger`)).body.data as { kind: string; amount: string }[];
+    expect(ledger.map((entry) => [entry.kind, entry.amount])).toEqual([
+      ['top_up', '20.00'],
+      ['plan_change', '-5.00'],
+      ['plan_change', '0.00'],
+    ]);
+    const current = await service.admin('GET', `/v1/subscriptions/${subscription}/invoices/current`);
+    expect(current.body.lines.map((line: Line) => [line.planId, line.kind, line.amount])).toEqual([['pay-per-call', 'setup_fee', '5.00']]);
+  });
+
+  it('previews an upgrade exactly as the change bills it: credit, prorated fee and setup fee', async () => {
+    clock.set(at('2026-11-01T00:00:00Z'));
+    const id = await customer();
+    const subscription = (await purchase(id, 'pro')).subscription.id;
+    clock.set(at('2026-11-16T00:00:00Z'));
+    const history = (await loadSubscriptionHistory(service.app.db, subscription))!;
+    const preview = previewPlanChange(history, 'enterprise', clock.now(), catalogPricing(service.app.catalog, 'petstore'))!;
+    expect(preview.lines.map((line) => [line.plan_id, line.kind, line.amount])).toEqual([
+      ['pro', 'proration_credit', -2450n],
+      ['enterprise', 'recurring_fee', 24_950n],
+    ]);
+    expect(preview).toMatchObject({ total: 22_500n, paidFrom: 'invoice', period: periodContaining(at('2026-11-01T00:00:00Z'), clock.now()) });
+    await service.app.accounts.changePlan(subscription, 'enterprise', { at: clock.now(), fromPlanId: 'pro' });
+    const current = await service.admin('GET', `/v1/subscriptions/${subscription}/invoices/current`);
+    expect(current.body.lines.slice(1).map((line: Line) => [line.planId, line.kind, line.amount])).toEqual([
+      ['pro', 'proration_credit', '-24.50'],
+      ['enterprise', 'recurring_fee', '249.50'],
+    ]);
   });
 
   it.runIf(mode === 'production')('elects one leader among replicas: a second loop skips the pass the first is running', async () => {

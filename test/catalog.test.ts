@@ -271,4 +271,21 @@ plans:
     expect(() => parseCatalog(plan('prepaid'))).toThrow(/plans\[0\]\.pricing\.mode: a plan in meter mode/);
     expect(parseCatalog(plan('postpaid')).document.plans[0]!.stripe?.meter_event_name).toBe('api_calls');
   });
+
+  it('refuses a default plan that charges a fee: customers are put on it without paying', () => {
+    const catalog = (pricing: string) => `
+version: 1
+default_plan: starter
+products: [{ id: p, name: P, endpoints: [{ id: e, method: GET, path: /e }] }]
+plans:
+  - { id: starter, product: p, name: Starter, entitlements: ["*"], pricing: ${pricing} }
+  - { id: hidden, product: p, name: Hidden, public: false, entitlements: ["*"] }
+`;
+    expect(() => parseCatalog(catalog('{ currency: USD, setup_fee: "5.00" }'))).toThrow(/default_plan: plan "starter" charges a setup fee; .* free to start/);
+    expect(() => parseCatalog(catalog('{ currency: USD, setup_fee: "1.00", recurring_fee: "9.00" }'))).toThrow(/a setup fee and a recurring fee/);
+    // A zero fee, usage prices or a prepaid wallet ask nothing before the first call.
+    const free = parseCatalog(catalog('{ currency: USD, mode: prepaid, recurring_fee: "0.00", usage: { model: per_unit, unit_price: "0.01" } }'));
+    expect(free.document.default_plan).toBe('starter');
+    expect(free.document.plans.map((plan) => plan.public)).toEqual([true, false]);
+  });
 });

@@ -1,15 +1,15 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { Identity, IdentityCache } from '../src/accounts/identity-cache.js';
-import { createCheckHandler, type CheckDependencies } from '../src/authz/check-service.js';
-import { memoizePeriods } from '../src/authz/decide.js';
-import type { Decision } from '../src/authz/decision.js';
+import type { Identity, IdentityCache } from '../src/identity/identity-cache.js';
+import { createCheckHandler, type CheckDependencies } from '../src/check/check-service.js';
+import { memoizePeriods } from '../src/check/decide.js';
+import type { Decision } from '../src/check/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { createLogger, silentLogger } from '../src/kernel/logger.js';
 import { createMetrics } from '../src/metrics/metrics.js';
-import { MemoryCounterStore } from '../src/quota/memory.js';
-import { ResilientCounterStore } from '../src/quota/resilient.js';
+import { MemoryCounterStore } from '../src/counters/memory.js';
+import { ResilientCounterStore } from '../src/counters/resilient.js';
 import { periodContaining } from '../src/rating/period.js';
 import { testUsageIdentity } from './support/usage.js';
 
@@ -74,7 +74,7 @@ describe('the Check handler', () => {
     const identity: Identity = {
       key: { id: 'key_1', customerId: 'acme', subscriptionId: 'sub_1', status: 'active' },
       subscription: { id: 'sub_1', customerId: 'acme', productId: 'petstore', planId: 'free', status: 'active', periodAnchor: Date.UTC(2026, 9, 3) },
-      customer: { id: 'acme', status: 'active' },
+      customer: { id: 'acme', status: 'active', overdue: false },
     };
     const { handler, lines, metrics } = handlerWith({
       identities: { resolve: () => identity } as unknown as IdentityCache,

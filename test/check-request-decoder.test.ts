@@ -1,7 +1,7 @@
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeCheckRequest } from '../src/grpc/check-request-decoder.js';
+import { decodeCheckRequest } from '../src/check/check-request-decoder.js';
 import { loaderOptions } from '../src/grpc/protos.js';
 import type { CheckRequestWire } from '../src/grpc/wire.js';
 import { delimited, encodeUnknown, readVarint, unknownField, type UnknownField } from './support/protobuf-bytes.js';

@@ -1,8 +1,8 @@
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Decision } from '../src/authz/decision.js';
-import { encodeCheckResponseFrame } from '../src/grpc/check-response-encoder.js';
+import type { Decision } from '../src/check/decision.js';
+import { encodeCheckResponseFrame } from '../src/check/check-response-encoder.js';
 
 /** The message inside the gRPC frame (1 flag byte, 4 length bytes). */
 const encodeCheckResponse = (decision: Parameters<typeof encodeCheckResponseFrame>[0]): Buffer => encodeCheckResponseFrame(decision).subarray(5);

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
-import { MemoryCounterStore } from '../src/quota/memory.js';
-import { RedisCounterStore } from '../src/quota/redis.js';
-import { CounterStoreUnavailable, type CounterStore } from '../src/quota/store.js';
-import type { Limit, PeriodLimit, SlidingLimit, WalletLimit } from '../src/quota/window.js';
+import { MemoryCounterStore } from '../src/counters/memory.js';
+import { RedisCounterStore } from '../src/counters/redis.js';
+import { CounterStoreUnavailable, type CounterStore } from '../src/counters/store.js';
+import type { Limit, PeriodLimit, SlidingLimit, WalletLimit } from '../src/counters/window.js';
 import { testRedisUrl, uniqueName } from './support/services.js';
 
 /** One contract, every CounterStore: the memory store (embedded default) and Redis (Lua) must agree exactly. */

@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Identity } from '../src/accounts/identity-cache.js';
-import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admitted, type CheckRequestFacts } from '../src/authz/decide.js';
-import type { Deny } from '../src/authz/decision.js';
+import type { Identity } from '../src/identity/identity-cache.js';
+import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admitted, type CheckRequestFacts } from '../src/check/decide.js';
+import type { Deny } from '../src/check/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { periodContaining } from '../src/rating/period.js';
-import type { ConsumeResult } from '../src/quota/store.js';
-import type { LimitOutcome } from '../src/quota/window.js';
+import type { ConsumeResult } from '../src/counters/store.js';
+import { evaluateSliding, type LimitOutcome, type SlidingLimit } from '../src/counters/window.js';
 
 /** The Check's pure core, decision by decision, with no I/O. */
 
@@ -14,14 +14,15 @@ const catalog = loadCatalogFile('examples/petstore.yaml');
 const now = Date.UTC(2026, 10, 15, 12);
 const options = { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' };
 
-function identity(overrides: { key?: Partial<Identity['key']>; plan?: string; subscription?: 'active' | 'canceled' | 'missing'; customer?: 'active' | 'suspended' | 'missing' } = {}): Identity {
+function identity(overrides: { key?: Partial<Identity['key']>; plan?: string; subscription?: 'active' | 'canceled' | 'missing'; customer?: 'active' | 'suspended' | 'overdue' | 'erased' | 'missing' } = {}): Identity {
+  const customer = overrides.customer ?? 'active';
   return {
     key: { id: 'key_1', customerId: 'acme', subscriptionId: 'sub_1', status: 'active', ...overrides.key },
     subscription:
       overrides.subscription === 'missing'
         ? undefined
         : { id: 'sub_1', customerId: 'acme', productId: 'petstore', planId: overrides.plan ?? 'free', status: overrides.subscription ?? 'active', periodAnchor: Date.UTC(2026, 9, 3) },
-    customer: overrides.customer === 'missing' ? undefined : { id: 'acme', status: overrides.customer ?? 'active' },
+    customer: customer === 'missing' ? undefined : { id: 'acme', status: customer === 'overdue' ? 'suspended' : customer, overdue: customer === 'overdue' },
   };
 }
 
@@ -72,6 +73,16 @@ describe('admit', () => {
     expect(decision).toMatchObject({ allowed: false, status, code });
     expect(decision.body).toMatchObject({ error: { code, request_id: 'req-1' } });
     expect(decision.metadata).toMatchObject({ decision: 'deny', reason: code });
+  });
+
+  it('tells a suspended customer why: only a suspension for non-payment asks them to pay', () => {
+    const error = (customer: 'suspended' | 'overdue' | 'erased' | 'missing') =>
+      (denialOf(request('GET', '/api/v1/pets'), identity({ customer })).body as { error: { reason: string; message: string } }).error;
+    expect(error('overdue')).toMatchObject({ reason: 'payment_overdue', message: expect.stringMatching(/overdue payment; settle the outstanding balance/) });
+    expect(error('suspended')).toMatchObject({ reason: 'suspended_by_provider', message: expect.stringMatching(/suspended by the API provider; contact them/) });
+    expect(error('erased')).toMatchObject({ reason: 'account_closed', message: 'The account is closed.' });
+    expect(error('missing')).toMatchObject({ reason: 'account_closed' });
+    for (const customer of ['suspended', 'erased', 'missing'] as const) expect(error(customer).message).not.toMatch(/settle|balance|pay/);
   });
 
   it('names the upgrade URL when the plan lacks the endpoint', () => {
@@ -221,6 +232,27 @@ describe('conclude', () => {
     const walletAndQuota = denied(passed('minute', 600, 500, 60_000), blocked('wallet', 0, 0, 0), blocked('quota', 1000, 86_400_000, 86_400_000));
     const emptyWallet = conclude({ ...prepaid, limits: [...prepaid.limits, quotaLimit] }, walletAndQuota, request('GET', '/api/v1/pets'), options, undefined);
     expect(emptyWallet).toMatchObject({ status: 402, code: 'wallet_exhausted' });
+  });
+
+  it('gives one instant in a 429: the body, Retry-After and RateLimit-Reset all say when the denied request fits', () => {
+    // The free plan's 10 a minute, counted by the real window math: 10 calls last minute, 6 in this one, 20 s in.
+    const minute = admitted().limits[0] as SlidingLimit;
+    const at = 20_000;
+    const window = evaluateSliding(minute, { previous: 10, current: 6 }, Math.floor(now / 60_000) * 60_000 + at);
+    expect(window).toMatchObject({ allowed: false });
+    // Fully empty only after both windows pass (100 s), but the call fits once the old window weighs 3 or less (22 s).
+    expect(Math.ceil(window.resetMs / 1000)).toBe(100);
+    const decision = conclude(admitted(), denied(window, passed('q', 1000, 900, 5_000)), request('GET', '/api/v1/pets'), options, undefined) as Deny;
+    expect(decision).toMatchObject({ status: 429, code: 'rate_limited' });
+    const seconds = (decision.body as { error: { retry_after_seconds: number } }).error.retry_after_seconds;
+    expect(seconds).toBe(Math.ceil(window.retryAfterMs / 1000));
+    expect(decision.headers).toMatchObject({ 'retry-after': String(seconds), 'ratelimit-reset': String(seconds), 'ratelimit-remaining': '0', 'ratelimit-limit': '10' });
+
+    // Two windows block: the headers describe the one the body names (the longer wait), not merely the first.
+    const enterprise = admittedOf(request('GET', '/api/v1/pets'), identity({ plan: 'enterprise' }));
+    const both = conclude(enterprise, denied(blocked('minute', 1000, 90_000, 700), blocked('second', 50, 1_500, 1_200), passed('quota', 1_000_000, 10, 0)), request('GET', '/api/v1/pets'), options, undefined) as Deny;
+    expect(both.body).toMatchObject({ error: { window: '1s', retry_after_seconds: 2 } });
+    expect(both.headers).toMatchObject({ 'retry-after': '2', 'ratelimit-reset': '2', 'ratelimit-limit': '50' });
   });
 
   it('applies the counter store failure modes', () => {

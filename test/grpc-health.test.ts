@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkMethod } from '../src/check/check-method.js';
 import { checkServiceName, startGrpcServer, type RunningGrpcServer } from '../src/grpc/server.js';
 import { Status } from '../src/grpc/transport.js';
 
@@ -26,7 +27,7 @@ describe('grpc.health.v1', () => {
     server = await startGrpcServer({
       host: '127.0.0.1',
       port: 0,
-      check: (_request, call) => call.fail(Status.UNIMPLEMENTED, 'not under test'),
+      check: checkMethod((_request, call) => call.fail(Status.UNIMPLEMENTED, 'not under test')),
       // Health answers anyone, even where Checks need a caller token.
       authenticate: () => ({ ok: false, reason: 'no token' }),
     });

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { signedFactsTail, UsageIdentity, type UsageFacts } from '../src/authz/usage-identity.js';
+import { signedFactsTail, UsageIdentity, type UsageFacts } from '../src/check/usage-identity.js';
 import { HmacSha256 } from '../src/kernel/hmac-sha256.js';
 
 /** The hand-written HMAC-SHA-256 and the signatures made with it must be node:crypto's, byte for byte. */

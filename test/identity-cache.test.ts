@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdentityCache } from '../src/accounts/identity-cache.js';
+import { IdentityCache } from '../src/identity/identity-cache.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import type { Db } from '../src/store/db.js';
 import { migrate } from '../src/store/migrations.js';

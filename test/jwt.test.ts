@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JwtVerifier, looksLikeJwt, type JwtSettings } from '../src/authz/jwt.js';
+import type { JwtSettings } from '../src/config/config.js';
+import { JwtVerifier, looksLikeJwt } from '../src/identity/jwt.js';
 
 /** Keys and tokens are generated here; the JWKS is served from a file and from a local HTTP server. */
 

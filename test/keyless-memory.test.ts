@@ -2,9 +2,10 @@ import { connect } from 'node:http2';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IdentityCache } from '../src/accounts/identity-cache.js';
-import { createCheckHandler } from '../src/authz/check-service.js';
-import { memoizePeriods } from '../src/authz/decide.js';
+import type { IdentityCache } from '../src/identity/identity-cache.js';
+import { checkMethod } from '../src/check/check-method.js';
+import { createCheckHandler } from '../src/check/check-service.js';
+import { memoizePeriods } from '../src/check/decide.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
 import { startGrpcServer, type RunningGrpcServer } from '../src/grpc/server.js';
@@ -12,8 +13,8 @@ import { frame } from '../src/grpc/transport.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { createMetrics } from '../src/metrics/metrics.js';
-import { MemoryCounterStore } from '../src/quota/memory.js';
-import { ResilientCounterStore } from '../src/quota/resilient.js';
+import { MemoryCounterStore } from '../src/counters/memory.js';
+import { ResilientCounterStore } from '../src/counters/resilient.js';
 import { periodContaining } from '../src/rating/period.js';
 import { testUsageIdentity } from './support/usage.js';
 
@@ -38,7 +39,7 @@ describe('keyless Checks with long unique paths', () => {
     server = await startGrpcServer({
       host: '127.0.0.1',
       port: 0,
-      check: createCheckHandler({
+      check: checkMethod(createCheckHandler({
         catalog: () => catalog,
         identities: { resolve: () => undefined } as unknown as IdentityCache,
         counters: new ResilientCounterStore(counters, 'closed', counters, silentLogger),
@@ -48,7 +49,7 @@ describe('keyless Checks with long unique paths', () => {
         metrics: createMetrics(),
         logger: silentLogger,
         usage: testUsageIdentity,
-      }),
+      })),
     });
   });
   afterAll(async () => {

@@ -4,6 +4,7 @@ import { TollgateError } from '../src/kernel/errors.js';
 import {
   CURRENCY_CODES,
   Decimal,
+  formatDecimal,
   formatMajor,
   formatMoney,
   isCurrencyCode,
@@ -127,6 +128,13 @@ describe('formatting', () => {
     expect(formatMoney(-7n, 'KRW')).toBe('-7 KRW');
     expect(formatMoney(10500n, 'BHD')).toBe('10.500 BHD');
     expect(formatMoney(1n, 'KWD')).toBe('0.001 KWD');
+  });
+
+  it('formats decimals with at least the currency decimals, and more only when they have them', () => {
+    expect(['49.9', '49', '0.005', '0.10', '-240', '1.255'].map((text) => formatDecimal(text, 'USD'))).toEqual(['49.90', '49.00', '0.005', '0.10', '-240.00', '1.255']);
+    expect(formatDecimal(new Decimal('19.12'), 'BHD')).toBe('19.120');
+    expect(formatDecimal('5', 'JPY')).toBe('5');
+    expect(formatDecimal('0.5', 'JPY')).toBe('0.5');
   });
 
   it('round-trips with parseMajorAmount for every currency', () => {

@@ -249,6 +249,24 @@ describe('plan change mid-period', () => {
     expect(rating.revenue_share.map((line) => line.amount)).toEqual([7485n]);
   });
 
+  it("charges the new plan's setup fee when asked, unprorated, beside its prorated recurring fee", () => {
+    const rating = ratePlanChange({
+      from_plan: plan('pro'),
+      to_plan: plan('enterprise'),
+      period: APRIL_2025,
+      change_at: at('2025-04-16T00:00:00Z'),
+      charge_setup_fee: true,
+    });
+    expect(rating.lines.map((line) => [line.kind, line.amount])).toEqual([
+      ['proration_credit', -2450n],
+      ['setup_fee', 25_000n],
+      ['recurring_fee', 24_950n],
+    ]);
+    expect(rating.total).toBe(47_500n);
+    // The partner's share covers the setup fee too, as it does in a first period.
+    expect(rating.revenue_share.map((line) => line.amount)).toEqual([14_985n]);
+  });
+
   it('the new plan charge equals the in-advance line ratePeriod gives for the new segment', () => {
     const change_at = at('2025-04-09T13:00:00Z');
     const enterprise = plan('enterprise');

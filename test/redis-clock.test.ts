@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RedisClockOffset } from '../src/quota/redis-clock.js';
+import { RedisClockOffset } from '../src/counters/redis-clock.js';
 
 describe('RedisClockOffset', () => {
   it('is unknown before the first sample', () => {

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RedisCounterStore } from '../src/quota/redis.js';
-import { CounterStoreUnavailable } from '../src/quota/store.js';
-import type { PeriodLimit, SlidingLimit } from '../src/quota/window.js';
+import { RedisCounterStore } from '../src/counters/redis.js';
+import { CounterStoreUnavailable } from '../src/counters/store.js';
+import type { PeriodLimit, SlidingLimit } from '../src/counters/window.js';
 import { testRedisUrl, uniqueName } from './support/services.js';
 
 const start = Date.UTC(2026, 10, 1);

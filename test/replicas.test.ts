@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey as hashOf } from '../src/accounts/keys.js';
+import { hashApiKey as hashOf } from '../src/identity/keys.js';
 import { startApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/kernel/logger.js';

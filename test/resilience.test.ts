@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { hashApiKey } from '../src/accounts/keys.js';
+import { hashApiKey } from '../src/identity/keys.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { createLogger } from '../src/kernel/logger.js';

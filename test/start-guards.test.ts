@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { portUnavailable } from '../src/kernel/ports.js';
 import { serve, serveAdminToken, spawnServe, timeToExit } from './support/serve-process.js';
 
 const customers = (httpPort: number) =>
@@ -56,7 +57,7 @@ describe('ports taken', { timeout: 60_000 }, () => {
     });
 
   for (const which of ['HTTP', 'gRPC'] as const) {
-    it(`fails fast naming the ${which} port, before opening the database`, async () => {
+    it(`fails fast naming the ${which} port, in plain words before anything else, before opening the database`, async () => {
       const server = await spawnServe({ env: { TOLLGATE_GRPC_PORT: '0', TOLLGATE_HTTP_PORT: '0' } });
       // spawnServe chose free ports for it; take the one under test back before the server gets to it.
       server.child.kill('SIGKILL');
@@ -66,8 +67,22 @@ describe('ports taken', { timeout: 60_000 }, () => {
       const again = await spawnServe({ env: { [`TOLLGATE_${which === 'HTTP' ? 'HTTP' : 'GRPC'}_PORT`]: String(port) } });
       const { code } = await timeToExit(again, Date.now());
       expect(code).toBe(1);
-      expect(again.output).toContain(`${which} port ${port} on 127.0.0.1 is already in use (TOLLGATE_${which === 'HTTP' ? 'HTTP' : 'GRPC'}_PORT)`);
+      const variable = `TOLLGATE_${which === 'HTTP' ? 'HTTP' : 'GRPC'}_PORT`;
+      // The one thing it says: no log lines before it, no stack trace after it.
+      expect(again.output).toBe(
+        `tollgate: ${which} port ${port} on 127.0.0.1 is already in use (${variable}): stop what listens there (another tollgate serve?) or set ${variable} to a free port\n`,
+      );
       expect(existsSync(join(again.dataDir, 'pgdata'))).toBe(false);
     });
   }
+
+  it('names the setting when a port is taken between the check and the listen', async () => {
+    holder = await occupy(0);
+    const port = (holder.address() as AddressInfo).port;
+    const wanted = [{ name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: '127.0.0.1', port }];
+    const late = createServer();
+    const failure = await new Promise<Error>((resolve) => late.once('error', resolve).listen(port, '127.0.0.1'));
+    expect(portUnavailable(failure, wanted)?.message).toMatch(new RegExp(`^HTTP port ${port} on 127\\.0\\.0\\.1 is already in use \\(TOLLGATE_HTTP_PORT\\)`));
+    expect(portUnavailable(new Error('boom'), wanted)).toBeUndefined();
+  });
 });

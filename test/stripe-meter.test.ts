@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import type { Subscription } from '../src/accounts/types.js';
+import type { Subscription } from '../src/identity/types.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { roundForStripe } from '../src/stripe/amounts.js';
 import { stripeApiVersion } from '../src/stripe/client.js';

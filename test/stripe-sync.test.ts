@@ -5,7 +5,7 @@ import pg from 'pg';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import type { Subscription } from '../src/accounts/types.js';
+import type { Subscription } from '../src/identity/types.js';
 import { main } from '../src/cli/main.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { enqueueStripeWork } from '../src/stripe/outbox.js';

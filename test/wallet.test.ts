@@ -2,9 +2,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
-import { MemoryCounterStore } from '../src/quota/memory.js';
-import { ResilientCounterStore } from '../src/quota/resilient.js';
-import { CounterStoreUnavailable, walletKey } from '../src/quota/store.js';
+import { MemoryCounterStore } from '../src/counters/memory.js';
+import { ResilientCounterStore } from '../src/counters/resilient.js';
+import { CounterStoreUnavailable, walletKey } from '../src/counters/store.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { startTestApp, testRedisUrl, type TestApp } from './support/services.js';
@@ -53,7 +53,7 @@ describe.each(['embedded', 'production'] as const)('prepaid wallets (%s)', (mode
     expect((await topUp(id, '6.00', 'order-1')).status).toBe(201);
     const purchase = await service.admin('POST', `/v1/customers/${id}/purchases`, { plan: 'pay-per-call' });
     expect(purchase.status).toBe(201);
-    expect(purchase.body.wallets).toEqual([expect.objectContaining({ currency: 'USD', balance: '1.00', available: '1' })]);
+    expect(purchase.body.wallets).toEqual([expect.objectContaining({ currency: 'USD', balance: '1.00', available: '1.00' })]);
     const subscriptionId = purchase.body.subscription.id as string;
     const created = await service.admin('POST', '/v1/keys', { customer: id, subscription: subscriptionId });
     await service.app.identities.refresh();
@@ -79,11 +79,11 @@ describe.each(['embedded', 'production'] as const)('prepaid wallets (%s)', (mode
     expect(denied).toMatchObject({
       allowed: false,
       httpStatus: 402,
-      body: { error: { code: 'wallet_exhausted', balance: '0', price: '0.005', currency: 'USD', plan: 'pay-per-call' } },
+      body: { error: { code: 'wallet_exhausted', balance: '0.00', price: '0.005', currency: 'USD', plan: 'pay-per-call' } },
     });
     await stream.end();
     await service.app.metering.meter.flush();
-    expect(await wallet(id)).toMatchObject({ balance: '1.00', available: '0', exhausted: true, lowBalance: true });
+    expect(await wallet(id)).toMatchObject({ balance: '1.00', available: '0.00', exhausted: true, lowBalance: true });
 
     // The period ends; the next pass settles the calls into the ledger and finalizes the invoice.
     clock.set(at('2026-12-01T10:00:00Z') + minutes(6));
@@ -120,7 +120,7 @@ describe.each(['embedded', 'production'] as const)('prepaid wallets (%s)', (mode
     const refused = await service.admin('POST', `/v1/customers/${id}/purchases`, { plan: 'pay-per-call' });
     expect(refused.status).toBe(402);
     expect(refused.body.error).toMatchObject({ code: 'insufficient_funds' });
-    expect(refused.body.error.message).toMatch(/has 3 USD, short of the 5.00 USD due now \(setup fee 5.00\)/);
+    expect(refused.body.error.message).toMatch(/has 3.00 USD, short of the 5.00 USD due now \(setup fee 5.00\)/);
     expect((await service.admin('GET', `/v1/customers/${id}/subscriptions`)).body.data).toEqual([]);
     expect((await ledger(id)).map((entry) => entry.kind)).toEqual(['top_up']);
   });
@@ -134,7 +134,7 @@ describe.each(['embedded', 'production'] as const)('prepaid wallets (%s)', (mode
     const conflicting = await topUp(id, '60.00', 'R-1');
     expect(conflicting.status).toBe(409);
     expect(await ledger(id)).toHaveLength(1);
-    expect(await wallet(id)).toMatchObject({ balance: '50.00', available: '50', lowBalance: false });
+    expect(await wallet(id)).toMatchObject({ balance: '50.00', available: '50.00', lowBalance: false });
     await expect(service.app.db.query('UPDATE wallet_entries SET amount = 1 WHERE customer_id = $1', [id])).rejects.toThrow(/append-only/);
     await expect(service.app.db.query('DELETE FROM wallet_entries WHERE customer_id = $1', [id])).rejects.toThrow(/append-only/);
 

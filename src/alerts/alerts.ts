@@ -1,10 +1,9 @@
 /** Usage alerts, wired: webhooks, the evaluation loop and the delivery loop, each led by one replica at a time. */
-import type { Catalog } from '../catalog/catalog.js';
-import type { AlertsConfig } from '../config/config.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Db } from '../store/db.js';
+import type { Catalog } from '../catalog/index.js';
+import type { AlertsConfig } from '../config/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { Db } from '../store/index.js';
 import { AlertDeliveryLog } from './deliveries.js';
 import { AlertDeliveryWorker, type DeliveryPassSummary } from './delivery-worker.js';
 import { AlertEvaluator } from './evaluator.js';

@@ -2,9 +2,9 @@
  * The alert delivery log (alert_deliveries): one row per alert sent to a webhook, with its attempts, the last answer
  * and when it is tried next. Scheduling uses the database's clock, which every replica shares.
  */
-import type { Queryable } from '../store/db.js';
+import type { Queryable } from '../store/index.js';
 import { toUsageAlert, type UsageAlert, type UsageAlertRow } from './records.js';
-import type { AlertType } from './thresholds.js';
+import type { AlertType } from '../catalog/index.js';
 
 export const deliveryStatuses = ['pending', 'delivered', 'dead'] as const;
 export type DeliveryStatus = (typeof deliveryStatuses)[number];

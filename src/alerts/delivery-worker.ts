@@ -3,10 +3,9 @@
  * timeout or a connection failure is retried with exponential backoff and jitter (the Stripe sync's policy) until the
  * attempt budget is spent; then the delivery is dead.
  */
-import { TollgateError } from '../kernel/errors.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { decideAfterFailure, parseRetryAfter, type RetryPolicy } from '../stripe/retry.js';
+import { type Logger, TollgateError } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { decideAfterFailure, parseRetryAfter, type RetryPolicy } from '../stripe/index.js';
 import type { AlertDeliveryLog, DueDelivery } from './deliveries.js';
 import { alertEvent } from './records.js';
 import { signatureHeader, signatureHeaderName } from './signature.js';

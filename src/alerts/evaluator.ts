@@ -3,16 +3,13 @@
  * (metered units from the usage rollups, the draft invoice's running total, the wallet's ledger balance) and records
  * the thresholds crossed, each once per period, queueing their deliveries in the same transaction.
  */
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import { formatMajor } from '../kernel/money.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { periodContaining, type BillingPeriod } from '../rating/period.js';
-import type { Db } from '../store/db.js';
+import { type AlertThreshold, alertTypes, type Catalog, planThresholds, thresholdJson } from '../catalog/index.js';
+import { type Clock, formatMajor, type Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { type BillingPeriod, periodContaining } from '../rating/index.js';
+import type { Db } from '../store/index.js';
 import { queueDeliveries } from './deliveries.js';
 import { recordCrossings, type Crossing, type UsageAlert } from './records.js';
-import { alertTypes, planThresholds, thresholdJson, type AlertThreshold } from './thresholds.js';
 
 export interface AlertEvaluatorDeps {
   db: Db;

@@ -1,5 +1,5 @@
-import type { Logger } from '../kernel/logger.js';
-import type { Db } from '../store/db.js';
+import type { Logger } from '../kernel/index.js';
+import type { Db } from '../store/index.js';
 
 export interface LeaderLoopOptions<T> {
   db: Db;

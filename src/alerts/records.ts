@@ -1,9 +1,9 @@
 /** Usage alerts fired (usage_alerts), and the event each one sends to the customer's webhook. */
-import { newId } from '../accounts/keys.js';
-import { notFound } from '../kernel/errors.js';
-import type { BillingPeriod } from '../rating/period.js';
-import type { Queryable } from '../store/db.js';
-import type { AlertType } from './thresholds.js';
+import { newId } from '../identity/index.js';
+import { notFound } from '../kernel/index.js';
+import type { BillingPeriod } from '../rating/index.js';
+import type { Queryable } from '../store/index.js';
+import type { AlertType } from '../catalog/index.js';
 
 type JsonFields = Record<string, string | number>;
 

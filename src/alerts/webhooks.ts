@@ -1,7 +1,7 @@
 /** Customers' alert webhooks (alert_webhooks): the URL alerts are POSTed to and the secret they are signed with. */
 import { randomBytes } from 'node:crypto';
-import { notFound } from '../kernel/errors.js';
-import type { Queryable } from '../store/db.js';
+import { notFound } from '../kernel/index.js';
+import type { Queryable } from '../store/index.js';
 
 export interface AlertWebhook {
   customerId: string;

@@ -2,10 +2,10 @@
  * What a call costs, for the two places that price calls: rating a period's usage aggregates (the invoice, exact)
  * and the charge the Check takes from a prepaid wallet in real time (a hold that the invoice settles).
  */
-import type { EndpointDocument } from '../catalog/schema.js';
-import { Decimal, minorUnitExponent, parseUnitPrice, type CurrencyCode } from '../kernel/money.js';
-import { WALLET_MICROS_PER_MINOR_UNIT } from '../quota/window.js';
-import { OTHER_ENDPOINTS, type RatePlan, type UsagePricing } from '../rating/schema.js';
+import type { EndpointDocument } from '../catalog/index.js';
+import { type CurrencyCode, Decimal, formatDecimal, minorUnitExponent, parseUnitPrice } from '../kernel/index.js';
+import { WALLET_MICROS_PER_MINOR_UNIT } from '../counters/index.js';
+import { OTHER_ENDPOINTS, type RatePlan, type UsagePricing } from '../rating/index.js';
 
 /**
  * The endpoint_prices key that prices calls to an endpoint: its id, else its first priced tag, else "*"; the
@@ -77,7 +77,7 @@ export function wholeMinorUnits(micros: number): bigint {
 
 /** A micro-unit amount in major units, exactly ("0.005"), for messages and the API. */
 export function formatMicros(micros: number, currency: CurrencyCode): string {
-  return new Decimal(micros).div(WALLET_MICROS_PER_MINOR_UNIT).div(new Decimal(10).pow(minorUnitExponent(currency))).toFixed();
+  return formatDecimal(new Decimal(micros).div(WALLET_MICROS_PER_MINOR_UNIT).div(new Decimal(10).pow(minorUnitExponent(currency))), currency);
 }
 
 function checkedMicros(micros: bigint): number {

@@ -1,6 +1,6 @@
 /** Subscriptions with their plan history, as rating needs them. */
-import type { SubscriptionChange } from '../accounts/service.js';
-import type { Queryable } from '../store/db.js';
+import type { SubscriptionChange } from '../identity/index.js';
+import type { Queryable } from '../store/index.js';
 import type { SubscriptionHistory } from './period-invoice.js';
 
 export interface BillableSubscription extends SubscriptionHistory {

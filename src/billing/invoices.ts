@@ -1,10 +1,9 @@
 /** Invoices in PostgreSQL: drafts refreshed while a period runs, finalized (and immutable, by trigger) once it ends. */
 import { createHash } from 'node:crypto';
-import { newId } from '../accounts/keys.js';
-import { notFound } from '../kernel/errors.js';
-import type { CurrencyCode } from '../kernel/money.js';
-import type { BillingPeriod } from '../rating/period.js';
-import type { Queryable } from '../store/db.js';
+import { newId } from '../identity/index.js';
+import { type CurrencyCode, notFound } from '../kernel/index.js';
+import type { BillingPeriod } from '../rating/index.js';
+import type { Queryable } from '../store/index.js';
 import type { BillableSubscription } from './histories.js';
 import type { InvoiceLine, PeriodInvoice, SubscriptionPeriodUsage } from './period-invoice.js';
 

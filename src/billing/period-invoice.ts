@@ -4,19 +4,17 @@
  * The invoice follows the subscription through the period:
  * - opening fees, in advance: the setup fee in the first period and the recurring fee of the plan in force when the
  *   period (or the subscription) starts, for the rest of the period (ratePeriod);
- * - each plan change: a credit for the old plan's unused time and the new plan's fee for the rest (ratePlanChange);
+ * - each plan change: a credit for the old plan's unused time and the new plan's fee for the rest (ratePlanChange),
+ *   and the new plan's setup fee if the subscription was never on that plan before;
  * - a cancellation: the credit for the unused time (ratePlanChange to a plan without fees);
  * - usage, in arrears: the period's aggregates rated on the plan in force at the period's end or cancellation
  *   (usage aggregates are per period, not per plan), with its minimum commitment prorated over that plan's time.
  * Fees and usage are rated apart (a fees-only and a usage-only view of the plan), so each is counted once.
  */
-import type { SubscriptionChange } from '../accounts/service.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { EndpointDocument } from '../catalog/schema.js';
-import type { CurrencyCode } from '../kernel/money.js';
-import { nextPeriod, periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
-import { ratePeriod, ratePlanChange, type LineItem, type PeriodUsage, type Rating } from '../rating/rate.js';
-import { ratePlanSchema, type RatePlan } from '../rating/schema.js';
+import type { SubscriptionChange } from '../identity/index.js';
+import type { Catalog, EndpointDocument } from '../catalog/index.js';
+import type { CurrencyCode } from '../kernel/index.js';
+import { type BillingPeriod, type LineItem, nextPeriod, periodContaining, periodContains, type PeriodUsage, ratePeriod, type RatePlan, ratePlanChange, ratePlanSchema, type Rating } from '../rating/index.js';
 import { priceKeyOf } from './call-price.js';
 
 export interface SubscriptionHistory {
@@ -122,7 +120,7 @@ export function ratePeriodInvoice(
 
   for (const change of changes) {
     const toPlanId = change.toPlanId!;
-    const rating = ratePlanChange({ from_plan: priced(change.fromPlanId), to_plan: priced(toPlanId), period, change_at: change.effectiveAt });
+    const rating = ratePlanChangeIn(history, change, period, priced);
     add(rating, (line) => (line.kind === 'proration_credit' ? change.fromPlanId : toPlanId));
     advanceCharges.push({ kind: 'plan_change', reference: `plan_change:${change.id}`, amount: rating.total, planId: toPlanId });
   }
@@ -160,6 +158,62 @@ export function ratePeriodInvoice(
     advanceCharges,
     calls: usage.endpoints.reduce((sum, endpoint) => sum + endpoint.calls, 0n),
     units: usage.endpoints.reduce((sum, endpoint) => sum + endpoint.units, 0n),
+  };
+}
+
+/**
+ * What a plan change bills: the old plan's unused time credited, the new plan's fee for the rest of the period and its
+ * setup fee if the subscription was never on that plan before (so switching back and forth charges it once).
+ */
+function ratePlanChangeIn(history: SubscriptionHistory, change: SubscriptionChange, period: BillingPeriod, priced: (planId: string) => RatePlan): Rating {
+  const held = new Set([history.changes[0]?.fromPlanId ?? history.planId]);
+  for (const earlier of history.changes) {
+    if (earlier === change) break;
+    if (earlier.kind === 'plan_change') held.add(earlier.toPlanId!);
+  }
+  return ratePlanChange({
+    from_plan: priced(change.fromPlanId),
+    to_plan: priced(change.toPlanId!),
+    period,
+    change_at: change.effectiveAt,
+    charge_setup_fee: !held.has(change.toPlanId!),
+  });
+}
+
+export interface PlanChangePreview {
+  fromPlanId: string;
+  toPlanId: string;
+  /** The period the change falls in: its fees are prorated over what is left of it. */
+  period: BillingPeriod;
+  currency: CurrencyCode;
+  lines: InvoiceLine[];
+  /** Minor units; negative when the change credits more than it charges. */
+  total: bigint;
+  /** Prepaid: the wallet pays the total at once (and must hold it). Postpaid: it joins the period's invoice. */
+  paidFrom: 'wallet' | 'invoice';
+}
+
+/**
+ * What changing the subscription to `toPlanId` at `at` would bill, computed exactly as the change itself bills it
+ * (the same history with the change appended, rated by the same function), so a preview shown before confirming is
+ * what the change charges when it takes effect at the same instant. Undefined when neither plan is priced.
+ */
+export function previewPlanChange(history: SubscriptionHistory, toPlanId: string, at: number, context: PricingContext): PlanChangePreview | undefined {
+  const fromPlanId = history.planId;
+  const change: SubscriptionChange = { id: 'preview', subscriptionId: history.id, kind: 'plan_change', fromPlanId, toPlanId, effectiveAt: at };
+  const currency = (context.pricingOf(fromPlanId) ?? context.pricingOf(toPlanId))?.currency;
+  if (!currency) return undefined;
+  const priced = (planId: string) => context.pricingOf(planId) ?? withoutFees(currency);
+  const period = periodContaining(history.periodAnchor, at);
+  const rating = ratePlanChangeIn({ ...history, changes: [...history.changes, change] }, change, period, priced);
+  return {
+    fromPlanId,
+    toPlanId,
+    period,
+    currency: rating.currency,
+    lines: rating.lines.map((line) => ({ ...line, plan_id: line.kind === 'proration_credit' ? fromPlanId : toPlanId })),
+    total: rating.total,
+    paidFrom: priced(toPlanId).mode === 'prepaid' ? 'wallet' : 'invoice',
   };
 }
 

@@ -3,12 +3,12 @@
  * re-bases the prepaid wallets, then refreshes every running period's draft invoice, finalizes the periods that
  * ended (all of them, however long it was down) and posts prepaid advance charges and true-ups.
  */
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { periodContaining, type BillingPeriod } from '../rating/period.js';
-import type { Db } from '../store/db.js';
+import type { Catalog } from '../catalog/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { type BillingPeriod, periodContaining } from '../rating/index.js';
+import type { Db } from '../store/index.js';
+import { noTracing, spanNames, type SpanScope, type Tracing } from '../tracing/index.js';
 import { loadBillableSubscriptions, loadSubscriptionHistory, type BillableSubscription } from './histories.js';
 import { findInvoice, saveRatedPeriods, type RatedPeriod, type StoredInvoiceDetail } from './invoices.js';
 import { catalogPricing, periodsToRate, ratePeriodInvoice } from './period-invoice.js';
@@ -47,6 +47,8 @@ export class RatingLoop {
       wallets: WalletService;
       metrics: Metrics;
       logger: Logger;
+      /** A span per pass, and one per batch of periods it rates. */
+      tracing?: Pick<Tracing, 'span'>;
     },
     private readonly options: RatingLoopOptions,
   ) {}
@@ -81,10 +83,14 @@ export class RatingLoop {
   }
 
   private async lead(): Promise<RatingRun | undefined> {
-    const { db, metrics, logger } = this.deps;
+    const { db, metrics, logger, tracing = noTracing } = this.deps;
     const stopTimer = metrics.billingRunDuration.startTimer();
     try {
-      const run = await db.withAdvisoryLock(ratingLockId, () => this.pass());
+      const run = await tracing.span(spanNames.ratingPass, {}, async (scope) => {
+        const led = await db.withAdvisoryLock(ratingLockId, () => this.pass(scope));
+        scope.set(led ? { 'tollgate.leader': true, 'tollgate.rating.rated': led.rated, 'tollgate.rating.finalized': led.finalized, 'tollgate.rating.wallets': led.wallets } : { 'tollgate.leader': false });
+        return led;
+      });
       metrics.billingRuns.inc({ result: run ? 'led' : 'follower' });
       if (run) stopTimer();
       return run;
@@ -95,7 +101,7 @@ export class RatingLoop {
     }
   }
 
-  private async pass(): Promise<RatingRun> {
+  private async pass(scope: SpanScope): Promise<RatingRun> {
     // Settle first, so a period's calls are in its ledger as usage before a true-up closes it.
     const wallets = await this.deps.wallets.syncAll();
     this.deps.metrics.prepaidWallets.reset();
@@ -112,7 +118,10 @@ export class RatingLoop {
       })),
     );
     let finalized = 0;
-    for (let i = 0; i < due.length; i += batchSize) finalized += await this.rate(due.slice(i, i + batchSize));
+    for (let i = 0; i < due.length; i += batchSize) {
+      const batch = due.slice(i, i + batchSize);
+      finalized += await scope.child(spanNames.ratingBatch, { 'tollgate.rating.periods': batch.length }, () => this.rate(batch));
+    }
     return { rated: due.length, finalized, wallets: wallets.length };
   }
 

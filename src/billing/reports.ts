@@ -2,10 +2,9 @@
  * Monetization reports, read from the invoices: revenue, usage and revenue share by product, plan, customer and
  * month, and monthly recurring revenue from the active subscriptions.
  */
-import type { Catalog, Plan } from '../catalog/catalog.js';
-import { invalid } from '../kernel/errors.js';
-import { parseMajorAmount, type CurrencyCode } from '../kernel/money.js';
-import type { Queryable } from '../store/db.js';
+import type { Catalog, Plan } from '../catalog/index.js';
+import { type CurrencyCode, invalid, parseMajorAmount } from '../kernel/index.js';
+import type { Queryable } from '../store/index.js';
 
 /** Revenue and usage of one group (a product, a plan or a customer) in one currency. */
 export interface RevenueGroup {

@@ -1,8 +1,7 @@
-import type { SubscriptionChange, SubscriptionHooks } from '../accounts/service.js';
-import type { Subscription } from '../accounts/types.js';
-import type { Catalog } from '../catalog/catalog.js';
-import { periodContaining } from '../rating/period.js';
-import type { Queryable } from '../store/db.js';
+import type { Subscription, SubscriptionChange, SubscriptionHooks } from '../identity/index.js';
+import type { Catalog } from '../catalog/index.js';
+import { periodContaining } from '../rating/index.js';
+import type { Queryable } from '../store/index.js';
 import { loadSubscriptionHistory } from './histories.js';
 import { catalogPricing, ratePeriodInvoice } from './period-invoice.js';
 import type { WalletService } from './wallet.js';

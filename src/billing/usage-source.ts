@@ -1,5 +1,5 @@
 /** Where rating reads usage from: aggregates per subscription period and endpoint, never single events. */
-import type { Queryable } from '../store/db.js';
+import type { Queryable } from '../store/index.js';
 import type { SubscriptionPeriodUsage } from './period-invoice.js';
 
 export interface UsageQuery {

@@ -1,9 +1,8 @@
 /** How prepaid wallets are mirrored in the counter store, in the Check's scope (the customer). */
-import type { EndpointDocument } from '../catalog/schema.js';
-import type { CurrencyCode } from '../kernel/money.js';
-import type { WalletLimit } from '../quota/window.js';
-import type { BillingPeriod } from '../rating/period.js';
-import type { RatePlan } from '../rating/schema.js';
+import type { EndpointDocument } from '../catalog/index.js';
+import type { CurrencyCode } from '../kernel/index.js';
+import type { WalletLimit } from '../counters/index.js';
+import type { BillingPeriod, RatePlan } from '../rating/index.js';
 import { realTimeCallPrice } from './call-price.js';
 
 /** The spendable balance of the customer's wallet in one currency. */

@@ -7,14 +7,11 @@
  * subscription period, with the cumulative amount in the reference (so repeating it posts nothing). When a period
  * is finalized, a true-up entry makes its ledger entries add up to the invoice exactly.
  */
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { conflict, invalid, notFound, TollgateError } from '../kernel/errors.js';
-import type { Logger } from '../kernel/logger.js';
-import { formatMajor, formatMoney, isCurrencyCode, type CurrencyCode } from '../kernel/money.js';
-import { CounterStoreUnavailable, type CounterStore } from '../quota/store.js';
-import { periodContaining, type BillingPeriod } from '../rating/period.js';
-import type { Db, Queryable } from '../store/db.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, conflict, type CurrencyCode, formatMajor, formatMoney, invalid, isCurrencyCode, type Logger, notFound, TollgateError } from '../kernel/index.js';
+import { type CounterStore, CounterStoreUnavailable } from '../counters/index.js';
+import { type BillingPeriod, periodContaining } from '../rating/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import { formatMicros, maxWalletMinorUnits, microsFromMinor, wholeMinorUnits } from './call-price.js';
 import type { AdvanceCharge, PeriodInvoice } from './period-invoice.js';
 import { walletCounterName, walletSpendCounterName } from './wallet-counters.js';

@@ -1,69 +1,9 @@
+import { insert, lookup, newNode, splitPath, type TrieNode } from './route-trie.js';
 import type { EndpointDocument, ProductDocument } from './schema.js';
 
 export interface RouteMatch {
   product: ProductDocument;
   endpoint: EndpointDocument;
-}
-
-/** One path segment level of the route trie: static segments win over parameters, parameters over "*". */
-interface TrieNode {
-  statics: Map<string, TrieNode>;
-  param?: TrieNode;
-  wildcard?: Map<string, EndpointDocument>;
-  /** Endpoints ending here, by method ("*" for any). */
-  methods: Map<string, EndpointDocument>;
-}
-
-const newNode = (): TrieNode => ({ statics: new Map(), methods: new Map() });
-
-/** Puts an endpoint in the trie; `onTaken` hears of each method slot another endpoint already had (it is replaced). */
-function insert(root: TrieNode, endpoint: EndpointDocument, onTaken?: (method: string, taken: EndpointDocument) => void): void {
-  const claim = (slots: Map<string, EndpointDocument>) => {
-    for (const method of endpoint.method) {
-      const taken = slots.get(method);
-      if (taken && taken !== endpoint) onTaken?.(method, taken);
-      slots.set(method, endpoint);
-    }
-  };
-  let node = root;
-  for (const segment of splitPath(endpoint.path)) {
-    if (segment === '*') return claim((node.wildcard ??= new Map()));
-    if (segment.startsWith(':')) node = node.param ??= newNode();
-    else {
-      let next = node.statics.get(segment);
-      if (!next) node.statics.set(segment, (next = newNode()));
-      node = next;
-    }
-  }
-  claim(node.methods);
-}
-
-/**
- * The routes of a product's endpoints that an earlier endpoint already has (a method on the same path, whatever its
- * parameters are named): the later endpoint would take all of those calls.
- */
-export function takenRoutes(endpoints: readonly EndpointDocument[]): { index: number; method: string; taken: EndpointDocument }[] {
-  const root = newNode();
-  const found: { index: number; method: string; taken: EndpointDocument }[] = [];
-  endpoints.forEach((endpoint, index) => insert(root, endpoint, (method, taken) => found.push({ index, method, taken })));
-  return found;
-}
-
-const byMethod = (table: Map<string, EndpointDocument> | undefined, method: string) =>
-  table?.get(method) ?? table?.get('*');
-
-function lookup(node: TrieNode, segments: string[], index: number, method: string): EndpointDocument | undefined {
-  if (index === segments.length) return byMethod(node.methods, method) ?? byMethod(node.wildcard, method);
-  const segment = segments[index]!;
-  const viaStatic = node.statics.get(segment);
-  const found =
-    (viaStatic && lookup(viaStatic, segments, index + 1, method)) ??
-    (node.param && lookup(node.param, segments, index + 1, method));
-  return found ?? byMethod(node.wildcard, method);
-}
-
-function splitPath(path: string): string[] {
-  return path.split('/').filter((segment) => segment.length > 0);
 }
 
 function hostMatches(pattern: string, host: string): boolean {
@@ -83,7 +23,7 @@ const longestCachedPath = 512;
 
 /** Matches (host, method, path) to the one product endpoint that serves it. */
 export class RouteTable {
-  private readonly products: { product: ProductDocument; root: TrieNode }[];
+  private readonly products: { product: ProductDocument; root: TrieNode<EndpointDocument> }[];
   /**
    * Answers by method, host and path (no query): matching takes ~0.6 µs on every Check, a lookup here a tenth of
    * that, and most traffic repeats a few routes. Emptied when full (entries or bytes), so paths full of ids only cost
@@ -99,7 +39,7 @@ export class RouteTable {
     private readonly recentLimit: RecentRoutesLimit = { entries: 10_000, bytes: 2 * 1024 * 1024 },
   ) {
     this.products = products.map((product) => {
-      const root = newNode();
+      const root = newNode<EndpointDocument>();
       for (const endpoint of product.endpoints) insert(root, endpoint);
       return { product, root };
     });

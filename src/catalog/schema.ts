@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { alertsSchema, checkPlanAlerts } from '../alerts/thresholds.js';
-import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/schema.js';
-import { takenRoutes } from './routes.js';
+import { alertsSchema, checkPlanAlerts } from './alert-thresholds.js';
+import { OTHER_ENDPOINTS, ratePlanSchema } from '../rating/index.js';
+import { takenRoutes } from './route-trie.js';
 
 const id = z
   .string()
@@ -115,6 +115,7 @@ const planSchema = z
     product: id,
     name: z.string().min(1),
     description: z.string().optional(),
+    /** Listed by GET /v1/plans, quoted, and shown on the developer portal's pricing page. */
     public: z.boolean().default(true),
     entitlements: z.array(z.union([id, z.literal('*')])).min(1),
     rate_limits: z.array(rateLimitSchema).default([]),
@@ -198,8 +199,18 @@ export const catalogSchema = z
         }
       });
     });
-    if (catalog.default_plan && !catalog.plans.some((plan) => plan.id === catalog.default_plan)) {
+    const defaultPlan = catalog.plans.find((plan) => plan.id === catalog.default_plan);
+    if (catalog.default_plan && !defaultPlan) {
       ctx.addIssue({ code: 'custom', path: ['default_plan'], message: `unknown plan "${catalog.default_plan}"` });
+    }
+    // Customers land on the default plan without paying (the portal's sign-up, a Stripe subscription that ended).
+    const fees = (['setup_fee', 'recurring_fee'] as const).filter((fee) => /[1-9]/.test(defaultPlan?.pricing?.[fee] ?? ''));
+    if (fees.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['default_plan'],
+        message: `plan "${catalog.default_plan}" charges a ${fees.join(' and a ').replaceAll('_', ' ')}; customers are put on the default plan without paying, so it must be free to start`,
+      });
     }
   });
 

@@ -1,7 +1,10 @@
 import { z } from 'zod';
-import type { JwtSettings } from '../authz/jwt.js';
-import { minSigningKeyLength } from '../authz/usage-identity.js';
-import type { TlsFilePaths } from '../kernel/tls-files.js';
+import type { TlsFilePaths } from '../kernel/index.js';
+import { portalEnvShape, portalSettings, type PortalSettings } from './portal-settings.js';
+import { tracingSettings, type TracingSettings } from '../tracing/index.js';
+
+/** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
+export const minSigningKeyLength = 32;
 
 /** Every setting comes from the environment; names and defaults are documented in README.md. */
 const envSchema = z.object({
@@ -80,6 +83,7 @@ const envSchema = z.object({
   TOLLGATE_ALERTS_RETRY_BASE_MS: z.coerce.number().int().positive().default(10_000),
   TOLLGATE_ALERTS_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
   TOLLGATE_ALERTS_MAX_ATTEMPTS: z.coerce.number().int().positive().default(12),
+  ...portalEnvShape,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -110,6 +114,22 @@ export interface Config {
   /** Bearer JWTs are accepted beside API keys when a JWKS is configured. */
   jwt: JwtSettings | undefined;
   alerts: AlertsConfig;
+  /** OpenTelemetry tracing from the standard OTEL_* variables; undefined when off (the default). */
+  tracing: TracingSettings | undefined;
+  /** The developer portal, on its own port; undefined: off. */
+  portal: PortalSettings | undefined;
+}
+
+/** Bearer JWTs (identity/jwt.ts): where the keys are and which claim names the client. */
+export interface JwtSettings {
+  /** JWKS URL (fetched, cached and refreshed by jose) or a local JWKS file. */
+  jwks: { url: string } | { file: string };
+  issuer: string | undefined;
+  audience: string | undefined;
+  /** The claim naming the client, e.g. client_id (OAuth2 client credentials) or sub. */
+  claim: string;
+  /** Clock tolerance for exp/nbf, seconds. */
+  clockToleranceSeconds: number;
 }
 
 export interface GrpcConfig {
@@ -197,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     billing: { intervalMs: e.TOLLGATE_BILLING_INTERVAL_MS, finalizeAfterMs: e.TOLLGATE_BILLING_FINALIZE_AFTER_MS },
     jwt: jwtSettings(e),
+    portal: portalSettings(e),
     alerts: {
       evaluationIntervalMs: e.TOLLGATE_ALERTS_EVALUATION_INTERVAL_MS,
       deliveryIntervalMs: e.TOLLGATE_ALERTS_DELIVERY_INTERVAL_MS,
@@ -214,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       paymentGraceMs: e.TOLLGATE_STRIPE_PAYMENT_GRACE_MS,
       usageReportIntervalMs: e.TOLLGATE_STRIPE_USAGE_REPORT_INTERVAL_MS,
     },
+    tracing: tracingSettings(env),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * Reading primitives shared by the hand-written protobuf decoders of the hot paths (grpc/check-request-decoder.ts,
- * metering/als-decoder.ts). Each decoder runs synchronously and is never re-entered, so the input and read position
+ * Reading primitives shared by the hand-written protobuf decoders of the hot paths (check/check-request-decoder.ts,
+ * grpc/als-decoder.ts). Each decoder runs synchronously and is never re-entered, so the input and read position
  * live in module state rather than in an object passed to every call.
  */
 

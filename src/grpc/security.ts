@@ -1,8 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { GrpcConfig } from '../config/config.js';
-import { watchFiles } from '../kernel/file-watch.js';
-import type { Logger } from '../kernel/logger.js';
-import { readTlsFiles, watchTlsFiles, type TlsServerOptions } from '../kernel/tls-files.js';
+import type { GrpcConfig } from '../config/index.js';
+import { type Logger, readTlsFiles, type TlsServerOptions, watchFiles, watchTlsFiles } from '../kernel/index.js';
 import { authenticates, callerAuthenticator, type CallerPolicy } from './callers.js';
 import type { Authenticator, Peer } from './transport.js';
 

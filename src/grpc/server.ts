@@ -1,30 +1,24 @@
 import type { SecureServerOptions } from 'node:http2';
-import type { Decision } from '../authz/decision.js';
-import type { StreamAccessLogsMessageWire, StreamAccessLogsResponseWire, UndecodableMessageWire } from '../metering/als-wire.js';
-import { deserializeStreamAccessLogsMessage } from '../metering/als-decoder.js';
-import { decodeCheckRequest } from './check-request-decoder.js';
-import { encodeCheckResponseFrame } from './check-response-encoder.js';
+import type { StreamAccessLogsMessageWire, StreamAccessLogsResponseWire, UndecodableMessageWire } from './als-wire.js';
+import { deserializeStreamAccessLogsMessage } from './als-decoder.js';
 import { HealthService } from './health.js';
 import {
   clientStreamMethod,
   createGrpcTransport,
   frame,
-  unaryMethod,
   type Authenticator,
   type ClientStreamCall,
   type Method,
   type Peer,
-  type UnaryCall,
 } from './transport.js';
-import type { CheckRequestWire } from './wire.js';
 
-export type CheckHandler = (request: CheckRequestWire, call: UnaryCall<Decision>) => void;
 export type AccessLogHandler = (call: ClientStreamCall<StreamAccessLogsMessageWire | UndecodableMessageWire, StreamAccessLogsResponseWire>) => void;
 
 export interface GrpcServerOptions {
   host: string;
   port: number;
-  check: CheckHandler;
+  /** The Check method, built by check/ (`checkMethod`). */
+  check: Method;
   streamAccessLogs?: AccessLogHandler | undefined;
   /** Serve over TLS (mutual TLS when it names a client CA). */
   tls?: SecureServerOptions | undefined;
@@ -50,10 +44,7 @@ const emptyMessage = frame(Buffer.alloc(0));
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const health = new HealthService({ '': 'NOT_SERVING', [checkServiceName]: 'NOT_SERVING' });
   const methods = new Map<string, Method>(health.methods());
-  methods.set(
-    `/${checkServiceName}/Check`,
-    unaryMethod<CheckRequestWire, Decision>({ authenticated: true, decode: decodeCheckRequest, encode: encodeCheckResponseFrame, handle: options.check }),
-  );
+  methods.set(`/${checkServiceName}/Check`, options.check);
   if (options.streamAccessLogs) {
     methods.set(
       `/${accessLogServiceName}/StreamAccessLogs`,

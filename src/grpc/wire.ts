@@ -64,3 +64,12 @@ export function fromStruct(struct: { fields?: Record<string, Partial<Record<'str
   }
   return out;
 }
+
+/** The inverse of fromStruct: flat values as a Struct, as Envoy carries dynamic metadata. */
+export function toStruct(values: Record<string, string | number | boolean>): Struct {
+  const fields: Record<string, StructValue> = {};
+  for (const [name, value] of Object.entries(values)) {
+    fields[name] = typeof value === 'number' ? { numberValue: value } : typeof value === 'boolean' ? { boolValue: value } : { stringValue: value };
+  }
+  return { fields };
+}

@@ -15,15 +15,26 @@ export const errorStatus = {
 
 export type ErrorCode = keyof typeof errorStatus;
 
+export interface TollgateErrorOptions {
+  /** The lower-level failure this one explains (a driver's error, say); kept for logs, never shown to callers. */
+  cause?: unknown;
+  /** When the caller may try again (e.g. the database is briefly unreachable); sent as Retry-After. */
+  retryAfterSeconds?: number;
+}
+
 /** A failure the caller can act on: carries a code, a message and, for bad input, the offending field. */
 export class TollgateError extends Error {
+  readonly retryAfterSeconds: number | undefined;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly field?: string,
+    options: TollgateErrorOptions = {},
   ) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TollgateError';
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

@@ -76,6 +76,15 @@ export function formatMajor(amount: bigint, currency: CurrencyCode): string {
   return `${sign}${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
 }
 
+/**
+ * An exact major-unit decimal (a unit price, a sub-cent balance) with at least the currency's decimals and more only
+ * when it has them: "0.1" USD → "0.10", "49" → "49.00", "0.005" → "0.005". Beside formatMajor's amounts it reads alike.
+ */
+export function formatDecimal(value: Decimal | string, currency: CurrencyCode): string {
+  const decimal = new Decimal(value);
+  return decimal.toFixed(Math.max(minorUnitExponent(currency), decimal.decimalPlaces()));
+}
+
 /** Human-readable, locale-independent money: 12500n USD → "125.00 USD". */
 export function formatMoney(amount: bigint, currency: CurrencyCode): string {
   return `${formatMajor(amount, currency)} ${currency}`;

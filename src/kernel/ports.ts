@@ -9,13 +9,20 @@ export interface WantedPort {
   port: number;
 }
 
+const listenErrorCodes = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
+
 /** A port the server is to listen on is taken (or not allowed to this user). */
 export class PortUnavailableError extends Error {
   constructor(wanted: WantedPort, code: string) {
+    const where = `${wanted.name} port ${wanted.port} on ${wanted.host}`;
     super(
       code === 'EADDRINUSE'
-        ? `${wanted.name} port ${wanted.port} on ${wanted.host} is already in use (${wanted.variable}); stop what listens there or choose another port`
-        : `${wanted.name} port ${wanted.port} on ${wanted.host} cannot be listened on (${wanted.variable}): ${code}`,
+        ? `${where} is already in use (${wanted.variable}): stop what listens there (another tollgate serve?) or set ${wanted.variable} to a free port`
+        : code === 'EACCES'
+          ? `${where} may not be listened on by this user (${wanted.variable}; ports below 1024 need privileges): set ${wanted.variable} to another port`
+          : code === 'EADDRNOTAVAIL'
+            ? `${where} cannot be listened on: ${wanted.host} is not an address of this machine (${wanted.variable.replace(/_PORT$/, '_HOST')})`
+            : `${where} cannot be listened on (${wanted.variable}): ${code}`,
     );
     this.name = 'PortUnavailableError';
   }
@@ -31,10 +38,19 @@ export async function checkPortsFree(wanted: WantedPort[]): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const probe = createServer();
       probe.once('error', (error: NodeJS.ErrnoException) => {
-        const known = error.code === 'EADDRINUSE' || error.code === 'EACCES' || error.code === 'EADDRNOTAVAIL';
-        reject(known ? new PortUnavailableError(port, error.code!) : error);
+        reject(listenErrorCodes.has(error.code!) ? new PortUnavailableError(port, error.code!) : error);
       });
       probe.listen({ port: port.port, host: port.host, exclusive: true }, () => probe.close(() => resolve()));
     });
   }
+}
+
+/**
+ * A server's own listen failure, e.g. a port taken between checkPortsFree and the listen, as a PortUnavailableError
+ * naming its setting; undefined for any other error.
+ */
+export function portUnavailable(error: unknown, wanted: WantedPort[]): PortUnavailableError | undefined {
+  const { code, port } = (error ?? {}) as { code?: string; port?: number };
+  const named = wanted.find((candidate) => candidate.port === port);
+  return code && listenErrorCodes.has(code) && named ? new PortUnavailableError(named, code) : undefined;
 }

@@ -1,8 +1,7 @@
-import type { AccessLogHandler } from '../grpc/server.js';
-import { Status, type StatusCode } from '../grpc/transport.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { HttpLogEntries, StreamAccessLogsMessageWire } from './als-wire.js';
+import { type AccessLogHandler, type HttpLogEntries, Status, type StatusCode, type StreamAccessLogsMessageWire } from '../grpc/index.js';
+import type { Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { noTracing, spanNames, SpanKind, type Tracing } from '../tracing/index.js';
 import type { UsageMeter } from './meter.js';
 
 export interface AccessLogReceiverDependencies {
@@ -11,6 +10,8 @@ export interface AccessLogReceiverDependencies {
   toRows(entries: HttpLogEntries): Buffer;
   metrics: Pick<Metrics, 'alsEntriesReceived' | 'alsStreamsEnded'>;
   logger: Logger;
+  /** A span per message received: entries to rows to the spool. */
+  tracing?: Pick<Tracing, 'span'>;
 }
 
 type StreamOutcome = 'closed' | 'cancelled' | 'malformed' | 'spool_unavailable';
@@ -40,7 +41,7 @@ export class AccessLogReceiver {
   }
 
   readonly handle: AccessLogHandler = (call) => {
-    const { meter, metrics, logger } = this.deps;
+    const { meter, metrics, logger, tracing = noTracing } = this.deps;
     let identifier: StreamAccessLogsMessageWire['identifier'];
     let received = 0;
     let ended = false;
@@ -63,18 +64,8 @@ export class AccessLogReceiver {
     const close = () => endStream('closed');
     this.openStreams.set(close, call);
 
-    call.onMessage((message) => {
-      if (ended) return;
-      if ('undecodable' in message) {
-        logger.warn({ node: identifier?.node?.id, err: message.undecodable, received }, 'malformed access log message; ending the stream');
-        endStream('malformed', { code: Status.INVALID_ARGUMENT, details: `malformed StreamAccessLogsMessage: ${message.undecodable}` });
-        return;
-      }
-      // Only the first message of a stream names the node and log; a reconnect sends it again.
-      identifier ??= message.identifier;
-      const entries = message.http_logs;
-      if (!entries?.spans.length) return; // tcp_logs, or an identifier-only message: nothing to meter
-      const count = entries.spans.length / 2;
+    /** One message's entries as rows into the spool; a malformed entry or a failing spool ends the stream. */
+    const spool = (entries: HttpLogEntries, count: number) => {
       let rows: Buffer;
       try {
         rows = this.deps.toRows(entries);
@@ -91,8 +82,23 @@ export class AccessLogReceiver {
       } catch (error) {
         logger.error({ err: (error as Error).message, entries: count }, 'cannot spool access log entries; ending the stream');
         endStream('spool_unavailable', { code: Status.UNAVAILABLE, details: 'usage spool unavailable' });
+      }
+    };
+
+    call.onMessage((message) => {
+      if (ended) return;
+      if ('undecodable' in message) {
+        logger.warn({ node: identifier?.node?.id, err: message.undecodable, received }, 'malformed access log message; ending the stream');
+        endStream('malformed', { code: Status.INVALID_ARGUMENT, details: `malformed StreamAccessLogsMessage: ${message.undecodable}` });
         return;
       }
+      // Only the first message of a stream names the node and log; a reconnect sends it again.
+      identifier ??= message.identifier;
+      const entries = message.http_logs;
+      if (!entries?.spans.length) return; // tcp_logs, or an identifier-only message: nothing to meter
+      const count = entries.spans.length / 2;
+      tracing.span(spanNames.ingestReceive, { 'tollgate.ingest.entries': count }, () => spool(entries, count), SpanKind.CONSUMER);
+      if (ended) return;
       if (meter.saturated) {
         call.pause();
         void meter.drained().then(() => call.resume());

@@ -1,7 +1,5 @@
-import { checkEnd, decodeWith, delimitedEnd, r, skip, truncated, varint32, varint64 } from '../grpc/protobuf-reader.js';
-import { writeInteger } from '../kernel/ascii.js';
-import { decodeHttpAccessLogEntry } from './als-decoder.js';
-import { extAuthzNamespace, type HttpLogEntries } from './als-wire.js';
+import { checkEnd, decodeHttpAccessLogEntry, decodeWith, delimitedEnd, extAuthzNamespace, type HttpLogEntries, r, skip, truncated, varint32, varint64 } from '../grpc/index.js';
+import { writeInteger } from '../kernel/index.js';
 import { encodeEventRow } from './event-rows.js';
 import { durationMicros, epochMs, planRules, toUsageEvent, whyNotBillable, type MeteringContext, type PlanRules } from './event.js';
 

@@ -60,7 +60,8 @@ const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_
  * The numeric captured facts of the new billable events are summed per rollup key and name (usage_captured_rollups).
  * Rollup measures count allowed calls (what the quota counted); denied_calls counts the rest. Each customer's first
  * allowed call is kept too (customer_first_calls), for activation metrics. The new events are grouped once; the
- * rollups, the first calls and the count all read those groups.
+ * rollups, the first calls and the count all read those groups; the daily rollups (usage_daily_rollups, for charts over
+ * time) group the new events by UTC day.
  * Failing on a duplicate, every staged event is new once the statement succeeds: the groups are then made from the
  * staging table (epoch ms, captured facts as text) instead of from rows the insert returns and keeps.
  */
@@ -105,6 +106,17 @@ function insertStagedEvents(skipDuplicates: boolean): string {
   GROUP BY 1, 2, 3, 4, 5
   ORDER BY 1, 2, 3, 4, 5
   ON CONFLICT (customer_id, subscription_id, period_start, endpoint_id, name) DO UPDATE SET amount = c.amount + excluded.amount
+), daily_rolled_up AS (
+  INSERT INTO usage_daily_rollups AS d (customer_id, day, endpoint_id, calls, units, denied_calls)
+  SELECT customer_id, ${skipDuplicates ? "(occurred_at AT TIME ZONE 'UTC')::date" : "date '1970-01-01' + (occurred_at / 86400000)::int"}, coalesce(endpoint_id, ''),
+    count(*) FILTER (WHERE decision = 'allow'), coalesce(sum(weight) FILTER (WHERE decision = 'allow'), 0),
+    count(*) FILTER (WHERE decision = 'deny')
+  FROM ${source}
+  WHERE customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL AND decision IN ('allow', 'deny')
+  GROUP BY 1, 2, 3
+  ORDER BY 1, 2, 3
+  ON CONFLICT (customer_id, day, endpoint_id) DO UPDATE SET
+    calls = d.calls + excluded.calls, units = d.units + excluded.units, denied_calls = d.denied_calls + excluded.denied_calls
 ), first_calls AS (
   INSERT INTO customer_first_calls AS f (customer_id, first_call_at)
   SELECT batch.customer_id, batch.first_call_at

@@ -1,7 +1,6 @@
-import type { Catalog } from '../catalog/catalog.js';
-import type { CaptureDocument } from '../catalog/schema.js';
-import type { UsageIdentity } from '../authz/usage-identity.js';
-import type { HttpAccessLogEntryWire, SecondsNanosWire } from './als-wire.js';
+import type { CaptureDocument, Catalog } from '../catalog/index.js';
+import type { UsageIdentity } from '../check/index.js';
+import type { HttpAccessLogEntryWire, SecondsNanosWire } from '../grpc/index.js';
 
 /** One call as metered: identity from the Check's dynamic metadata, facts from Envoy's access-log entry. */
 export interface UsageEvent {

@@ -1,5 +1,6 @@
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { noTracing, spanNames, SpanKind, type SpanScope, type Tracing } from '../tracing/index.js';
 import type { UsageSink } from './sink.js';
 import type { Segment, Spool } from './spool.js';
 
@@ -54,6 +55,8 @@ export class UsageMeter {
     private readonly metrics: MeterMetrics,
     private readonly logger: Logger,
     private readonly options: MeterOptions,
+    /** A span per database write. */
+    private readonly tracing: Pick<Tracing, 'span'> = noTracing,
   ) {}
 
   /** Starts the flush timer and replays what a previous process left in the spool. */
@@ -165,10 +168,16 @@ export class UsageMeter {
     return batch;
   }
 
-  private async writeBatch(batch: Segment[]): Promise<void> {
+  private writeBatch(batch: Segment[]): Promise<void> {
+    const attributes = { 'db.system.name': 'postgresql', 'tollgate.ingest.segments': batch.length };
+    return this.tracing.span(spanNames.ingestStore, attributes, (scope) => this.storeBatch(batch, scope), SpanKind.CLIENT);
+  }
+
+  private async storeBatch(batch: Segment[], scope: SpanScope): Promise<void> {
     const endTimer = this.metrics.usageFlushDuration.startTimer();
     const contents = await Promise.all(batch.map((segment) => this.spool.read(segment)));
     const events = contents.reduce((sum, content) => sum + content.events, 0);
+    scope.set({ 'tollgate.ingest.events': events });
     let inserted: number;
     try {
       inserted = await this.sink.write(contents.flatMap((content) => content.chunks));
@@ -184,6 +193,7 @@ export class UsageMeter {
       const file = this.spool.setAside(batch[0]!, setAside);
       this.isolating = false;
       this.metrics.usageEventsDuplicate.inc(events - salvage.inserted - setAside.length);
+      scope.set({ 'tollgate.ingest.stored': salvage.inserted, 'tollgate.ingest.set_aside': setAside.length });
       if (setAside.length > 0) {
         this.metrics.usageFlushFailures.inc({ outcome: 'rejected' });
         this.metrics.usageEventsRejected.inc(setAside.length);
@@ -196,6 +206,7 @@ export class UsageMeter {
       return;
     }
     endTimer();
+    scope.set({ 'tollgate.ingest.stored': inserted });
     this.metrics.usageEventsStored.inc(inserted);
     this.metrics.usageEventsDuplicate.inc(events - inserted);
     this.spool.remove(batch);

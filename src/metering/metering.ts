@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { AccountsService } from '../accounts/service.js';
-import type { IdentityCache } from '../accounts/identity-cache.js';
-import type { UsageIdentity } from '../authz/usage-identity.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Config } from '../config/config.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import { registerAccessLogStreamGauges, registerSpoolGauges, type Metrics } from '../metrics/metrics.js';
-import type { CounterStore } from '../quota/store.js';
-import { periodContaining, periodContains, type BillingPeriod } from '../rating/period.js';
-import type { Db } from '../store/db.js';
+import type { AccountsService, IdentityCache } from '../identity/index.js';
+import type { UsageIdentity } from '../check/index.js';
+import type { Catalog } from '../catalog/index.js';
+import type { Config } from '../config/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges } from '../metrics/index.js';
+import type { CounterStore } from '../counters/index.js';
+import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
+import { type Db, withDomainErrors } from '../store/index.js';
+import type { Tracing } from '../tracing/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
 import { currentEventRow } from './event-rows.js';
 import { encodeEntryRows } from './entry-rows.js';
@@ -31,6 +30,8 @@ export interface MeteringDependencies {
   usage: Pick<UsageIdentity, 'verify' | 'verifiesBytes'>;
   metrics: Metrics;
   logger: Logger;
+  /** Spans for received access-log messages and database writes. */
+  tracing?: Tracing;
 }
 
 export interface Metering {
@@ -58,18 +59,20 @@ export function startMetering(deps: MeteringDependencies): Metering {
     batchSize: config.metering.batchSize,
     flushIntervalMs: config.metering.flushIntervalMs,
     maxSpoolBytes: config.metering.spoolMaxBytes,
-  });
+  }, deps.tracing);
   const periodStartOf = billingPeriodStarts(deps.identities);
   const receiver = new AccessLogReceiver({
     meter,
     toRows: (entries) => encodeEntryRows(entries, { catalog: deps.catalog(), periodStartOf, usage: deps.usage, now: deps.clock.now(), newUsageId: randomUUID }),
     metrics,
     logger,
+    tracing: deps.tracing,
   });
   registerAccessLogStreamGauges(metrics, receiver);
   meter.start();
   const usage = new UsageService({
-    db: deps.db,
+    // Usage queries answer the admin API in domain errors; the sink reads the database's own codes (duplicates).
+    db: withDomainErrors(deps.db),
     accounts: deps.accounts,
     catalog: deps.catalog,
     clock: deps.clock,

@@ -1,6 +1,6 @@
 import pg from 'pg';
-import type { Logger } from '../kernel/logger.js';
-import type { Db } from '../store/db.js';
+import type { Logger } from '../kernel/index.js';
+import type { Db } from '../store/index.js';
 import { createStagingTableSql, decodeCopyRow, insertStagedEventsSql, stagingColumnNames } from './event-rows.js';
 
 /** Where flushed usage events go: PostgreSQL through COPY, or any Db (PGlite) through a JSON parameter. */

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Logger } from '../kernel/logger.js';
+import type { Logger } from '../kernel/index.js';
 
 /**
  * The durable spool between Envoy's access-log stream and PostgreSQL: append-only segment files of newline-ended

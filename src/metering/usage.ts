@@ -1,14 +1,11 @@
-import type { AccountsService } from '../accounts/service.js';
-import type { Subscription } from '../accounts/types.js';
-import { quotaCounterName } from '../authz/decide.js';
-import { loadSubscriptionHistory } from '../billing/histories.js';
-import { planAt } from '../billing/period-invoice.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { invalid, TollgateError } from '../kernel/errors.js';
-import { CounterStoreUnavailable, type CounterStore } from '../quota/store.js';
-import { periodContaining, periodStart, type BillingPeriod } from '../rating/period.js';
-import type { Db } from '../store/db.js';
+import type { AccountsService, Subscription } from '../identity/index.js';
+import { quotaCounterName } from '../check/index.js';
+import { loadSubscriptionHistory, planAt } from '../billing/index.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, invalid, TollgateError } from '../kernel/index.js';
+import { type CounterStore, CounterStoreUnavailable } from '../counters/index.js';
+import { type BillingPeriod, periodContaining, periodStart } from '../rating/index.js';
+import type { Db } from '../store/index.js';
 
 export interface UsageTotals {
   /** Allowed calls (what the quota counts); the byte and unit measures cover these too. */
@@ -32,6 +29,16 @@ export interface SubscriptionUsage {
   endpoints: ({ endpointId: string | null } & UsageTotals)[];
   /** The plan's quota against metered units; null for plans without one. */
   quota: { limit: number; used: number; remaining: number } | null;
+}
+
+export interface DailyUsage {
+  /** UTC, YYYY-MM-DD. */
+  day: string;
+  /** null: calls that matched no catalog endpoint. */
+  endpointId: string | null;
+  calls: number;
+  units: number;
+  deniedCalls: number;
 }
 
 export interface CustomerUsage {
@@ -118,6 +125,16 @@ export class UsageService {
         };
       }),
     };
+  }
+
+  /** Usage per UTC day and endpoint, days `from` through `to` (YYYY-MM-DD); days without calls are left out. */
+  async dailyUsage(customerId: string, from: string, to: string): Promise<DailyUsage[]> {
+    const rows = await this.deps.db.query<{ day: string; endpoint_id: string; calls: string; units: string; denied_calls: string }>(
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, endpoint_id, calls, units, denied_calls FROM usage_daily_rollups
+       WHERE customer_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day, endpoint_id`,
+      [customerId, from, to],
+    );
+    return rows.map((row) => ({ day: row.day, endpointId: row.endpoint_id || null, calls: Number(row.calls), units: Number(row.units), deniedCalls: Number(row.denied_calls) }));
   }
 
   /** The plan a period's usage was counted and rated under: the one in force at its end (now, for the current one). */

@@ -2,8 +2,8 @@
  * Where Tollgate holds data about a customer: every table, and how to find one customer's rows in it. The export
  * reads them all; a test fails when a table appears that is in neither list below, so new data gets a decision.
  */
-import { notFound } from '../kernel/errors.js';
-import type { Db } from '../store/db.js';
+import { notFound } from '../kernel/index.js';
+import type { Db } from '../store/index.js';
 
 export interface CustomerTable {
   table: string;
@@ -35,6 +35,7 @@ export const customerTables: readonly CustomerTable[] = [
   { table: 'usage_events', where: ofCustomer, orderBy: 'occurred_at, usage_id' },
   { table: 'usage_rollups', where: ofCustomer, orderBy: 'period_start, subscription_id, endpoint_id' },
   { table: 'usage_captured_rollups', where: ofCustomer, orderBy: 'period_start, subscription_id, endpoint_id, name' },
+  { table: 'usage_daily_rollups', where: ofCustomer, orderBy: 'day, endpoint_id' },
   { table: 'customer_first_calls', where: ofCustomer, orderBy: 'customer_id' },
   { table: 'invoices', where: ofCustomer, orderBy: 'period_start, id' },
   { table: 'invoice_lines', where: `invoice_id ${ofInvoices}`, orderBy: 'invoice_id, position' },
@@ -48,6 +49,8 @@ export const customerTables: readonly CustomerTable[] = [
   { table: 'alert_webhooks', where: ofCustomer, orderBy: 'customer_id', omit: ['signing_secret'] },
   { table: 'usage_alerts', where: ofCustomer, orderBy: 'fired_at, id' },
   { table: 'alert_deliveries', where: alertDeliveriesOfCustomer, orderBy: 'id' },
+  { table: 'portal_sessions', where: ofCustomer, orderBy: 'created_at', omit: ['id_hash'] },
+  { table: 'portal_links', where: ofCustomer, orderBy: 'created_at', omit: ['token_hash'] },
 ];
 
 /** Tables holding nothing about any one customer. */

@@ -2,10 +2,9 @@
  * Erasing a customer (GDPR art. 17): what identifies the person goes, what the books need stays, anonymised.
  * README, "Privacy", lists what is removed and what is kept, and why.
  */
-import type { AccountsService } from '../accounts/service.js';
-import type { Clock } from '../kernel/clock.js';
-import { notFound } from '../kernel/errors.js';
-import type { Db, Queryable } from '../store/db.js';
+import type { AccountsService } from '../identity/index.js';
+import { type Clock, notFound } from '../kernel/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import { alertDeliveriesOfCustomer, stripeWorkOfCustomer } from './customer-data.js';
 
 /** Stands in for an erased customer's name (the column is required); Stripe's copy of the customer gets it too. */
@@ -98,6 +97,8 @@ export class CustomerErasure {
     // Redacted rather than cleared: a Stripe work item with an error looks before it writes again.
     await tx.query(`UPDATE stripe_outbox SET last_error = $2 WHERE last_error <> $2 AND (${stripeWorkOfCustomer})`, [customerId, redactedError]);
     await tx.query('DELETE FROM alert_webhooks WHERE customer_id = $1', [customerId]);
+    // Signed-in portal sessions and unused sign-in links end with the customer; daily usage is not in the books.
+    for (const table of ['portal_sessions', 'portal_links', 'usage_daily_rollups']) await tx.query(`DELETE FROM ${table} WHERE customer_id = $1`, [customerId]);
     await tx.query(`UPDATE alert_deliveries SET last_error = $2 WHERE last_error <> $2 AND ${alertDeliveriesOfCustomer}`, [customerId, redactedError]);
   }
 }

@@ -6,7 +6,7 @@
  * shorter month. Every start is computed from the anchor, never from the previous period, so an anchor on the 31st
  * gives Jan 31 → Feb 28 (29) → Mar 31, not Mar 28.
  */
-import { invalid } from '../kernel/errors.js';
+import { invalid } from '../kernel/index.js';
 
 export interface BillingPeriod {
   /** Inclusive, epoch ms. */

@@ -1,5 +1,5 @@
 /** Pricing calculator: the bill a usage figure would produce over one whole period, with its breakdown. */
-import { invalid } from '../kernel/errors.js';
+import { invalid } from '../kernel/index.js';
 import { periodContaining } from './period.js';
 import { ratePeriod, toCount, type Count, type Rating } from './rate.js';
 import { OTHER_ENDPOINTS, type RatePlan } from './schema.js';

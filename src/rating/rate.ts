@@ -5,17 +5,7 @@
  * Instants are epoch milliseconds. Rounding follows the money kernel: exact decimals, rounded once per line item,
  * half-even. Proration is by elapsed time: a fee is multiplied by (active ms) / (period ms), exactly.
  */
-import { invalid } from '../kernel/errors.js';
-import {
-  Decimal,
-  formatMajor,
-  formatMoney,
-  minorToMajor,
-  parseMajorAmount,
-  parseUnitPrice,
-  roundToMinorUnits,
-  type CurrencyCode,
-} from '../kernel/money.js';
+import { type CurrencyCode, Decimal, formatMajor, formatMoney, invalid, minorToMajor, parseMajorAmount, parseUnitPrice, roundToMinorUnits } from '../kernel/index.js';
 import type { BillingPeriod } from './period.js';
 import { OTHER_ENDPOINTS, type PriceTier, type RatePlan, type UsagePricing } from './schema.js';
 
@@ -53,6 +43,8 @@ export interface PlanChangeInput {
   period: BillingPeriod;
   /** The instant the new plan takes over, inside the period. */
   change_at: number;
+  /** Charge the new plan's one-time setup fee: the subscription has not been on that plan before. */
+  charge_setup_fee?: boolean;
 }
 
 export type LineKind =
@@ -138,11 +130,11 @@ export function ratePeriod({ plan, period, subscription = {}, usage = {} }: Rate
 
 /**
  * The fee adjustments of a mid-period plan change: a credit for the unused part of the old plan's recurring fee
- * (which was billed in advance) and the new plan's recurring fee for the rest of the period. Both are prorated only if
- * their plan says `prorate`. No setup fee is charged. Usage is rated per plan segment with ratePeriod, whose in-advance
- * recurring line for the new segment equals the charge here.
+ * (which was billed in advance), the new plan's recurring fee for the rest of the period and, with
+ * `charge_setup_fee`, the new plan's setup fee. Fees are prorated only if their plan says `prorate`. Usage is rated
+ * per plan segment with ratePeriod, whose in-advance recurring line for the new segment equals the charge here.
  */
-export function ratePlanChange({ from_plan, to_plan, period, change_at }: PlanChangeInput): Rating {
+export function ratePlanChange({ from_plan, to_plan, period, change_at, charge_setup_fee = false }: PlanChangeInput): Rating {
   if (from_plan.currency !== to_plan.currency) {
     throw invalid('to_plan', `cannot change plans across currencies (${from_plan.currency} → ${to_plan.currency})`);
   }
@@ -151,7 +143,7 @@ export function ratePlanChange({ from_plan, to_plan, period, change_at }: PlanCh
   }
   const rest = activeWindow(period, change_at, period.end);
   const credits = unusedTimeCreditLines(from_plan, period, rest);
-  const charges = recurringFeeLines(to_plan, period, rest);
+  const charges = [...(charge_setup_fee ? setupFeeLines(to_plan) : []), ...recurringFeeLines(to_plan, period, rest)];
   const lines = [...credits, ...charges];
   return {
     currency: to_plan.currency,

@@ -3,7 +3,7 @@
  * ("49.00") may not have more decimals than the currency, unit prices ("0.005") may. Unknown keys are errors.
  */
 import { z } from 'zod';
-import { CURRENCY_CODES, NON_NEGATIVE_DECIMAL, parseMajorAmount } from '../kernel/money.js';
+import { CURRENCY_CODES, NON_NEGATIVE_DECIMAL, parseMajorAmount } from '../kernel/index.js';
 
 function decimalString(example: string) {
   return z.string().regex(NON_NEGATIVE_DECIMAL, `expected a non-negative decimal string such as "${example}"`);

@@ -4,12 +4,10 @@
  * subscription_changes) is replayed to know which plan each subscription was on at any instant, so a past period
  * reads the same whenever it is asked. Definitions: README, "Business metrics".
  */
-import { loadSubscriptionHistoriesStartedBefore } from '../billing/histories.js';
-import { planAt, type SubscriptionHistory } from '../billing/period-invoice.js';
-import { monthlyRecurringFee } from '../billing/reports.js';
-import type { Catalog, Plan } from '../catalog/catalog.js';
-import { parseMajorAmount, type CurrencyCode } from '../kernel/money.js';
-import type { Queryable } from '../store/db.js';
+import { loadSubscriptionHistoriesStartedBefore, monthlyRecurringFee, planAt, type SubscriptionHistory } from '../billing/index.js';
+import type { Catalog, Plan } from '../catalog/index.js';
+import { type CurrencyCode, parseMajorAmount } from '../kernel/index.js';
+import type { Queryable } from '../store/index.js';
 
 /** [from, to) in epoch ms. */
 export interface MetricsWindow {

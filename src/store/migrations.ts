@@ -460,6 +460,58 @@ export const migrations: Migration[] = [
       `ALTER TABLE stripe_invoices ADD COLUMN rounding bigint NOT NULL DEFAULT 0`,
     ],
   },
+  {
+    version: 11,
+    name: 'developer portal sign-in',
+    statements: [
+      // A portal session: the cookie holds a random id, the table only its SHA-256, so a copy of the database
+      // opens no session.
+      `CREATE TABLE portal_sessions (
+         id_hash text PRIMARY KEY,
+         customer_id text NOT NULL REFERENCES customers (id),
+         created_at timestamptz NOT NULL,
+         expires_at timestamptz NOT NULL)`,
+      `CREATE INDEX portal_sessions_customer ON portal_sessions (customer_id)`,
+      `CREATE INDEX portal_sessions_expiry ON portal_sessions (expires_at)`,
+      // Operator-issued sign-in links: single use (used_at), short-lived, stored as hashes like sessions.
+      `CREATE TABLE portal_links (
+         token_hash text PRIMARY KEY,
+         customer_id text NOT NULL REFERENCES customers (id),
+         created_at timestamptz NOT NULL,
+         expires_at timestamptz NOT NULL,
+         used_at timestamptz)`,
+      `CREATE INDEX portal_links_customer ON portal_links (customer_id)`,
+      `CREATE INDEX portal_links_expiry ON portal_links (expires_at)`,
+      // Sign-up refuses an email already in use, and an identity proxy's email names its customer.
+      `CREATE INDEX customers_email ON customers (lower(email))`,
+      ...['portal_sessions', 'portal_links'].map(
+        (table) => `CREATE TRIGGER ${table}_erased_customer BEFORE INSERT ON ${table} FOR EACH ROW
+           EXECUTE FUNCTION tollgate_erased_customer_takes_nothing()`,
+      ),
+    ],
+  },
+  {
+    version: 12,
+    name: 'daily usage rollups',
+    statements: [
+      // Usage per customer, UTC day and endpoint, for charts over time; kept by the usage insert like usage_rollups.
+      `CREATE TABLE usage_daily_rollups (
+         customer_id text NOT NULL,
+         day date NOT NULL,
+         endpoint_id text NOT NULL,
+         calls bigint NOT NULL,
+         units bigint NOT NULL,
+         denied_calls bigint NOT NULL,
+         PRIMARY KEY (customer_id, day, endpoint_id))`,
+      `INSERT INTO usage_daily_rollups (customer_id, day, endpoint_id, calls, units, denied_calls)
+         SELECT customer_id, (occurred_at AT TIME ZONE 'UTC')::date, coalesce(endpoint_id, ''),
+           count(*) FILTER (WHERE decision = 'allow'), coalesce(sum(weight) FILTER (WHERE decision = 'allow'), 0),
+           count(*) FILTER (WHERE decision = 'deny')
+         FROM usage_events
+         WHERE customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL AND decision IN ('allow', 'deny')
+         GROUP BY 1, 2, 3`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

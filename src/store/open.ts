@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Logger } from '../kernel/logger.js';
+import type { Logger } from '../kernel/index.js';
 import type { Db } from './db.js';
 import { migrate } from './migrations.js';
 import { PgliteDb } from './pglite.js';

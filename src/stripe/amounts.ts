@@ -1,5 +1,4 @@
-import { invalid } from '../kernel/errors.js';
-import type { CurrencyCode } from '../kernel/money.js';
+import { type CurrencyCode, invalid } from '../kernel/index.js';
 
 /**
  * Stripe's API amounts are minor units, except for ISK: ISO 4217 gives the króna no decimals (so do we), but Stripe

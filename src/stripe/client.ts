@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import type { StripeConfig } from '../config/config.js';
+import type { StripeConfig } from '../config/index.js';
 
 /**
  * The Stripe API version Tollgate is written and tested against, sent with every request: an upgrade of the `stripe`

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type Stripe from 'stripe';
-import { conflict, notFound, TollgateError } from '../kernel/errors.js';
-import type { Queryable } from '../store/db.js';
+import { conflict, notFound, TollgateError } from '../kernel/index.js';
+import type { Queryable } from '../store/index.js';
 import type { StripeWork } from './work.js';
 
 /** Metadata key on Stripe objects naming our record; reconciliation and adoption rely on it. */

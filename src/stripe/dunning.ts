@@ -1,14 +1,7 @@
-import type { AccountsService } from '../accounts/service.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Db, Queryable } from '../store/db.js';
-
-/**
- * The status reason of a suspension for non-payment. Only suspensions with it are lifted when the invoices are
- * paid, so a suspension an operator made for another reason stays.
- */
-const paymentSuspensionPrefix = 'payment_overdue:';
+import { type AccountsService, paymentSuspensionPrefix } from '../identity/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { Db, Queryable } from '../store/index.js';
 
 export interface StripeInvoiceFacts {
   stripeInvoiceId: string;

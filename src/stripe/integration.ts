@@ -1,10 +1,10 @@
-import type { AccountsService } from '../accounts/service.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { StripeConfig } from '../config/config.js';
-import type { Clock } from '../kernel/clock.js';
-import type { Logger } from '../kernel/logger.js';
-import { registerStripeOutboxGauge, type Metrics } from '../metrics/metrics.js';
-import type { Db } from '../store/db.js';
+import type { AccountsService } from '../identity/index.js';
+import type { Catalog } from '../catalog/index.js';
+import type { StripeConfig } from '../config/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import { type Metrics, registerStripeOutboxGauge } from '../metrics/index.js';
+import type { Db } from '../store/index.js';
+import type { Tracing } from '../tracing/index.js';
 import { createStripeClient } from './client.js';
 import { StripeCustomers } from './customers.js';
 import { Dunning } from './dunning.js';
@@ -26,6 +26,8 @@ export interface StripeIntegrationDeps {
   creditWallet: CreditWallet;
   metrics: Metrics;
   logger: Logger;
+  /** Spans for the sync loop's passes and work items. */
+  tracing?: Tracing;
 }
 
 export interface StripeIntegration {
@@ -79,6 +81,7 @@ export function startStripeIntegration(deps: StripeIntegrationDeps): StripeInteg
           usageReportIntervalMs: config.usageReportIntervalMs,
           metrics,
           logger,
+          tracing: deps.tracing,
         })
       : undefined;
   sync?.start();

@@ -1,8 +1,8 @@
 import type Stripe from 'stripe';
-import type { Catalog } from '../catalog/catalog.js';
-import { notFound } from '../kernel/errors.js';
-import type { InvoiceRow } from '../billing/invoices.js';
-import type { Queryable } from '../store/db.js';
+import type { Catalog } from '../catalog/index.js';
+import { notFound } from '../kernel/index.js';
+import type { InvoiceRow } from '../billing/index.js';
+import type { Queryable } from '../store/index.js';
 import { roundForStripe, roundLinesForStripe, toStripeAmount } from './amounts.js';
 import type { StripeCustomers } from './customers.js';
 import type { StripeWork } from './work.js';

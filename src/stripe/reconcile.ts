@@ -1,9 +1,8 @@
 import type Stripe from 'stripe';
-import type { AccountsService } from '../accounts/service.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { TollgateError } from '../kernel/errors.js';
-import type { Queryable } from '../store/db.js';
+import type { AccountsService } from '../identity/index.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, TollgateError } from '../kernel/index.js';
+import type { Queryable } from '../store/index.js';
 import { fromStripeAmount, toStripeAmount } from './amounts.js';
 import { customerIdMetadataKey, type StripeCustomers } from './customers.js';
 import type { Dunning } from './dunning.js';

@@ -1,5 +1,6 @@
 import Stripe from 'stripe';
-import { TollgateError } from '../kernel/errors.js';
+import { TollgateError } from '../kernel/index.js';
+import { StoreError } from '../store/index.js';
 
 export interface RetryPolicy {
   baseMs: number;
@@ -41,7 +42,8 @@ export function decideAfterFailure(error: unknown, attempt: number, policy: Retr
 /** Whether a failure is transient: another attempt may succeed. */
 export function isRetryable(error: unknown): boolean {
   // Our own refusals (the record is gone, say) are final; an unavailable database is not.
-  if (error instanceof TollgateError) return error.code === 'unavailable';
+  if (error instanceof TollgateError && !(error instanceof StoreError)) return error.code === 'unavailable';
+  // The database's refusals too are retried: a unique key hit may be a race that the next attempt reads as done.
   if (!(error instanceof Stripe.errors.StripeError)) return true;
   const shouldRetry = header(error, 'stripe-should-retry');
   const status = error.statusCode;
@@ -92,5 +94,7 @@ export function describeFailure(error: unknown): string {
     const status = error.statusCode === undefined ? 'connection' : String(error.statusCode);
     return `Stripe ${status} ${error.type}${error.code ? ` (${error.code})` : ''}: ${error.message}`.slice(0, 1000);
   }
-  return (error instanceof Error ? error.message : String(error)).slice(0, 1000);
+  // A database failure is described by the driver's own words, which name the constraint or the connection.
+  const described = error instanceof StoreError && error.cause !== undefined ? error.cause : error;
+  return (described instanceof Error ? described.message : String(described)).slice(0, 1000);
 }

@@ -1,6 +1,6 @@
 import type Stripe from 'stripe';
-import type { AccountsService } from '../accounts/service.js';
-import type { Catalog, Plan } from '../catalog/catalog.js';
+import type { AccountsService } from '../identity/index.js';
+import type { Catalog, Plan } from '../catalog/index.js';
 
 /** Metadata key, on a Stripe subscription or price, naming our plan outright. */
 const planMetadataKey = 'tollgate_plan';

@@ -1,7 +1,7 @@
-import { invalid } from '../kernel/errors.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Db } from '../store/db.js';
+import { invalid, type Logger } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { Db } from '../store/index.js';
+import { noTracing, spanNames, type SpanScope, type Tracing } from '../tracing/index.js';
 import type { Dunning } from './dunning.js';
 import type { OutboxItem, StripeOutbox, StripeWorkKind } from './outbox.js';
 import { decideAfterFailure, describeFailure, type RetryPolicy } from './retry.js';
@@ -28,6 +28,8 @@ export interface StripeSyncDeps {
   usageReportIntervalMs: number;
   metrics: Metrics;
   logger: Logger;
+  /** A span per pass, with a child per work item; runNow's item gets a span of its own. */
+  tracing?: Pick<Tracing, 'span'> | undefined;
 }
 
 export interface PassSummary {
@@ -49,7 +51,11 @@ export class StripeSync {
   /** Monotonic time of the last usage scan: a schedule, not a business time, so not the clock's. */
   private lastUsageScan = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly deps: StripeSyncDeps) {}
+  private readonly tracing: Pick<Tracing, 'span'>;
+
+  constructor(private readonly deps: StripeSyncDeps) {
+    this.tracing = deps.tracing ?? noTracing;
+  }
 
   start(): void {
     const schedule = () => {
@@ -74,6 +80,14 @@ export class StripeSync {
 
   /** One pass as leader; undefined when another replica leads. */
   pass(): Promise<PassSummary | undefined> {
+    return this.tracing.span(spanNames.stripeSyncPass, {}, async (scope) => {
+      const summary = await this.leaderPass(scope);
+      scope.set(summary ? { 'tollgate.leader': true, ...summaryAttributes(summary) } : { 'tollgate.leader': false });
+      return summary;
+    });
+  }
+
+  private leaderPass(scope: SpanScope): Promise<PassSummary | undefined> {
     return this.deps.db.withAdvisoryLock(leaderLock, async () => {
       const summary: PassSummary = { done: 0, retried: 0, dead: 0, suspended: await this.deps.dunning.suspendOverdue() };
       const { usage, handlers } = this.deps;
@@ -87,7 +101,7 @@ export class StripeSync {
         const queue = [...due];
         await Promise.all(
           Array.from({ length: this.deps.concurrency }, async () => {
-            for (let item = queue.shift(); item && !this.stopping; item = queue.shift()) summary[await this.run(item, handlers)] += 1;
+            for (let item = queue.shift(); item && !this.stopping; item = queue.shift()) summary[await this.run(item, handlers, scope)] += 1;
           }),
         );
         if (due.length < batchSize || this.stopping) return summary;
@@ -101,10 +115,21 @@ export class StripeSync {
    */
   async runNow(kind: StripeWorkKind, subjectId: string): Promise<void> {
     const item = await this.deps.outbox.find(kind, subjectId);
-    if (item?.status === 'pending' && this.deps.handlers) await this.run(item, this.deps.handlers);
+    if (item?.status === 'pending' && this.deps.handlers) await this.run(item, this.deps.handlers, undefined);
   }
 
-  private async run(item: OutboxItem, handlers: Record<StripeWorkKind, WorkHandler>): Promise<'done' | 'retried' | 'dead'> {
+  /** Runs one item in a span: a child of the pass's, or a root of its own outside a pass. */
+  private run(item: OutboxItem, handlers: Record<StripeWorkKind, WorkHandler>, pass: SpanScope | undefined): Promise<'done' | 'retried' | 'dead'> {
+    const attributes = { 'tollgate.stripe.work.kind': item.kind, 'tollgate.stripe.work.attempt': item.attempts + 1 };
+    const work = async (scope: SpanScope) => {
+      const outcome = await this.attempt(item, handlers);
+      scope.set({ 'tollgate.stripe.work.outcome': outcome });
+      return outcome;
+    };
+    return pass ? pass.child(spanNames.stripeWork, attributes, work) : this.tracing.span(spanNames.stripeWork, attributes, work);
+  }
+
+  private async attempt(item: OutboxItem, handlers: Record<StripeWorkKind, WorkHandler>): Promise<'done' | 'retried' | 'dead'> {
     const { outbox, policy, metrics, logger } = this.deps;
     const handler = handlers[item.kind] as WorkHandler | undefined;
     try {
@@ -128,3 +153,10 @@ export class StripeSync {
     }
   }
 }
+
+const summaryAttributes = (summary: PassSummary) => ({
+  'tollgate.stripe.done': summary.done,
+  'tollgate.stripe.retried': summary.retried,
+  'tollgate.stripe.dead': summary.dead,
+  'tollgate.stripe.suspended': summary.suspended,
+});

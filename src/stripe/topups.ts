@@ -1,9 +1,7 @@
 import type Stripe from 'stripe';
-import { newId } from '../accounts/keys.js';
-import { invalid, notFound, TollgateError } from '../kernel/errors.js';
-import type { Logger } from '../kernel/logger.js';
-import type { CurrencyCode } from '../kernel/money.js';
-import type { Db, Queryable } from '../store/db.js';
+import { newId } from '../identity/index.js';
+import { type CurrencyCode, invalid, type Logger, notFound, TollgateError } from '../kernel/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import { fromStripeAmount, roundForStripe, toStripeAmount } from './amounts.js';
 import type { StripeCustomers } from './customers.js';
 import { enqueueStripeWork } from './outbox.js';

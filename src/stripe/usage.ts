@@ -1,9 +1,8 @@
 import Stripe from 'stripe';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { invalid, notFound } from '../kernel/errors.js';
-import { periodContaining } from '../rating/period.js';
-import type { Queryable } from '../store/db.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, invalid, notFound } from '../kernel/index.js';
+import { periodContaining } from '../rating/index.js';
+import type { Queryable } from '../store/index.js';
 import type { StripeCustomers } from './customers.js';
 import { meterModePlanIds } from './invoices.js';
 import { enqueueStripeWork } from './outbox.js';

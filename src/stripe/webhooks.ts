@@ -1,12 +1,10 @@
 import Stripe from 'stripe';
 import { z } from 'zod';
-import type { AccountsService } from '../accounts/service.js';
-import type { Catalog } from '../catalog/catalog.js';
-import type { Clock } from '../kernel/clock.js';
-import { TollgateError } from '../kernel/errors.js';
-import type { Logger } from '../kernel/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Queryable } from '../store/db.js';
+import type { AccountsService } from '../identity/index.js';
+import type { Catalog } from '../catalog/index.js';
+import { type Clock, type Logger, TollgateError } from '../kernel/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { Queryable } from '../store/index.js';
 import type { StripeCustomers } from './customers.js';
 import type { Dunning, StripeInvoiceFacts } from './dunning.js';
 import { invoiceIdMetadataKey } from './invoices.js';

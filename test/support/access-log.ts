@@ -2,8 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { loadEnvoyServices } from '../../src/grpc/protos.js';
 import { callMetadata, type EnvoyConnection } from './envoy.js';
 import { toStruct } from './envoy-wire.js';
-import { decodeHttpAccessLogEntry } from '../../src/metering/als-decoder.js';
-import { extAuthzNamespace, type HttpAccessLogEntryWire, type HttpLogEntries } from '../../src/metering/als-wire.js';
+import { decodeHttpAccessLogEntry } from '../../src/grpc/als-decoder.js';
+import { extAuthzNamespace, type HttpAccessLogEntryWire, type HttpLogEntries } from '../../src/grpc/als-wire.js';
 
 /**
  * Plays Envoy's HTTP gRPC access logger: a client built from the canonical protos opens StreamAccessLogs streams

@@ -1,20 +1,13 @@
-import type { Decision } from '../../src/authz/decision.js';
-import { grpcCodeFor } from '../../src/grpc/check-response-encoder.js';
-import type { CheckResponseWire, HeaderValueOption, Struct, StructValue } from '../../src/grpc/wire.js';
+import type { Decision } from '../../src/check/decision.js';
+import { grpcCodeFor } from '../../src/check/check-response-encoder.js';
+import { type CheckResponseWire, type HeaderValueOption, toStruct } from '../../src/grpc/wire.js';
 
 /**
  * Envoy-side messages as @grpc/proto-loader objects (keepCase), for clients that play Envoy in tests and the bench,
  * and the reference meaning of a Decision as a CheckResponse, which the hand-written encoder must match.
  */
 
-export function toStruct(values: Record<string, string | number | boolean>): Struct {
-  const fields: Record<string, StructValue> = {};
-  for (const [name, value] of Object.entries(values)) {
-    fields[name] =
-      typeof value === 'number' ? { numberValue: value } : typeof value === 'boolean' ? { boolValue: value } : { stringValue: value };
-  }
-  return { fields };
-}
+export { toStruct };
 
 /** Override semantics: append=false replaces a client-sent header of the same name (anti-spoofing). */
 const overwrite = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append: { value: false } });

@@ -1,4 +1,4 @@
-import { signedFactsTail, UsageIdentity } from '../../src/authz/usage-identity.js';
+import { signedFactsTail, UsageIdentity } from '../../src/check/usage-identity.js';
 
 /** The usage signing key test apps are started with (support/services.ts), so tests can sign entries of their own. */
 export const testUsageSigningKey = 'test-usage-signing-key-0123456789abcdef';

@@ -1,0 +1,209 @@
+import { hashApiKey, type Identity, type IdentityCache, isApiKey, type JwtVerifier, looksLikeJwt, oauthClientCredential } from '../identity/index.js';
+import type { Catalog } from '../catalog/index.js';
+import type { Clock, Logger } from '../kernel/index.js';
+import type { Metrics, TallyIncrement } from '../metrics/index.js';
+import type { ResilientCounterStore } from '../counters/index.js';
+import type { CheckHandler } from './check-method.js';
+import type { CheckRequestWire } from '../grpc/index.js';
+import type { CheckOutcome, CheckTrace, Tracing } from '../tracing/index.js';
+import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
+import type { Decision } from './decision.js';
+import type { UsageIdentity } from './usage-identity.js';
+
+export interface CheckDependencies {
+  catalog: () => Catalog;
+  identities: IdentityCache;
+  counters: ResilientCounterStore;
+  clock: Clock;
+  options: DecideOptions;
+  periodOf: (anchor: number, at: number) => Period;
+  metrics: Metrics;
+  logger: Logger;
+  /** Present when bearer JWTs are accepted beside API keys. */
+  jwt?: JwtVerifier | undefined;
+  /** Gives each allowed call its usage id and signature. */
+  usage: Pick<UsageIdentity, 'stamp'>;
+  /** Spans for each Check when tracing is on; absent or off, the Check allocates nothing for tracing. */
+  tracing?: Pick<Tracing, 'check'> | undefined;
+}
+
+/**
+ * Decides one Check: identity and entitlement from memory, counters in one store call, never a database query.
+ * A denial that needs no counters is answered synchronously; only the counter call (or a JWT to verify) makes it wait.
+ */
+function decide(
+  facts: CheckRequestFacts | undefined,
+  deps: CheckDependencies,
+  resolveApiKey: (key: string) => Identity | undefined,
+  trace: CheckTrace | undefined,
+): Decision | Promise<Decision> {
+  if (!facts) {
+    return denial(400, 'malformed_request', 'The Check request carries no HTTP request method and path.', '', {});
+  }
+  // A bearer JWT is the credential unless an API key was sent in its own header.
+  const bearer = deps.jwt && /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
+  if (deps.jwt && bearer && looksLikeJwt(bearer) && !facts.headers[deps.options.keyHeader]?.trim()) {
+    return decideWithJwt(facts, bearer, deps.jwt, resolveApiKey, deps, trace);
+  }
+  return decideFor(facts, resolveApiKey, deps.options, deps, trace);
+}
+
+async function decideWithJwt(
+  facts: CheckRequestFacts,
+  bearer: string,
+  jwt: JwtVerifier,
+  resolveApiKey: (key: string) => Identity | undefined,
+  deps: CheckDependencies,
+  trace: CheckTrace | undefined,
+): Promise<Decision> {
+  const verified = await jwt.verify(bearer);
+  if (!verified.ok) {
+    return denial(verified.failure === 'jwks_unavailable' ? 503 : 401, verified.failure, verified.message, facts.requestId, { request_id: facts.requestId });
+  }
+  const client = deps.identities.resolve(oauthClientCredential(verified.clientId).hash);
+  const resolveKey = (key: string) => (key === bearer ? client : resolveApiKey(key));
+  // The verified token is the credential even where bearer API keys are turned off.
+  return decideFor(facts, resolveKey, { ...deps.options, keyFromBearer: true }, deps, trace);
+}
+
+function decideFor(
+  facts: CheckRequestFacts,
+  resolveKey: (key: string) => Identity | undefined,
+  options: DecideOptions,
+  deps: CheckDependencies,
+  trace: CheckTrace | undefined,
+): Decision | Promise<Decision> {
+  const catalog = deps.catalog();
+  const now = deps.clock.now();
+  const admission = admit(facts, { catalog, options, now, resolveKey, periodOf: deps.periodOf });
+  trace?.decided();
+  if (!admission.admitted) return admission.decision;
+  const { next } = admission;
+  if (next.limits.length === 0) return stamped(conclude(next, { allowed: true, outcomes: [] }, facts, deps.options, catalog.upgradeUrl), next, deps);
+  trace?.countStarted(next.limits.length);
+  const counted = deps.counters.consumeOrDegrade({ scope: next.scope, now, limits: next.limits });
+  return (trace ? traceCount(counted, trace) : counted).then((answer) => stamped(conclude(next, answer, facts, deps.options, catalog.upgradeUrl), next, deps));
+}
+
+/** Ends the counter-store call's span when the call settles. */
+function traceCount<T extends object>(counted: Promise<T>, trace: CheckTrace): Promise<T> {
+  return counted.then(
+    (answer) => {
+      trace.countEnded('degraded' in answer ? String(answer.degraded) : undefined);
+      return answer;
+    },
+    (error: unknown) => {
+      trace.countFailed(error);
+      throw error;
+    },
+  );
+}
+
+/** An allowed call gets its usage identity here, outside the pure core: issuing ids is stateful. */
+function stamped(decision: Decision, admitted: Admitted, deps: CheckDependencies): Decision {
+  if (decision.allowed) deps.usage.stamp(decision.requestMetadata, admitted.usageFacts);
+  return decision;
+}
+
+/** The handler answers with the Decision itself: check-response-encoder.ts serializes it to a CheckResponse. */
+export function createCheckHandler(deps: CheckDependencies): CheckHandler {
+  // The label combinations are few (plan × reason, the reason empty for an allow): each is bound once and kept.
+  const decisionCounters = new Map<string, Map<string, TallyIncrement>>();
+  const checkDuration = deps.metrics.checkDuration.bind();
+  const countDecision = (plan: string, reason: string) => {
+    let byReason = decisionCounters.get(plan);
+    if (!byReason) decisionCounters.set(plan, (byReason = new Map()));
+    let counter = byReason.get(reason);
+    if (!counter) byReason.set(reason, (counter = deps.metrics.checkDecisions.bind({ result: reason === '' ? 'allow' : 'deny', reason, plan })));
+    counter.inc();
+  };
+  const failed = (request: CheckRequestWire, error: unknown): Decision => {
+    // A bug must not turn into Envoy's error path with unknown effect: answer an explicit 503 denial.
+    deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check failed');
+    const requestId = request?.attributes?.request?.http?.headers?.['x-request-id'] ?? '';
+    return denial(503, 'internal_error', 'The request could not be authorized; retry shortly.', requestId, {});
+  };
+  const logAnswerFailure = (error: unknown) =>
+    deps.logger.error({ err: error instanceof Error ? error.stack : String(error) }, 'check response failed');
+  // Nothing here may throw or reject unhandled: a bug answers a 503, and a failure to answer must not end the process.
+  type Call = Parameters<CheckHandler>[1];
+  const answer = (call: Call, started: number, decision: Decision, trace: CheckTrace | undefined, failure?: unknown) => {
+    try {
+      countDecision(String(decision.metadata.plan_id ?? ''), decision.allowed ? '' : decision.code);
+      checkDuration.observe((performance.now() - started) / 1000);
+      call.respond(decision);
+      trace?.end(checkOutcome(decision, failure));
+    } catch (error) {
+      logAnswerFailure(error);
+    }
+  };
+  const answerFailure = (request: CheckRequestWire, call: Call, started: number, error: unknown, trace: CheckTrace | undefined) => {
+    let decision: Decision;
+    try {
+      decision = failed(request, error);
+    } catch (failure) {
+      logAnswerFailure(failure);
+      return;
+    }
+    answer(call, started, decision, trace, error);
+  };
+  const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
+  // Read once: with tracing off this stays undefined, and a Check neither reads trace headers nor allocates for spans.
+  const checkTracer = deps.tracing?.check;
+  return (request, call) => {
+    const started = performance.now();
+    let trace: CheckTrace | undefined;
+    let decision: Decision | Promise<Decision>;
+    try {
+      const facts = toFacts(request);
+      if (checkTracer) trace = checkTracer.start(facts?.headers, facts?.requestId ?? '');
+      decision = decide(facts, deps, resolveApiKey, trace);
+    } catch (error) {
+      answerFailure(request, call, started, error, trace);
+      return;
+    }
+    if (decision instanceof Promise) {
+      decision.then(
+        (decided) => answer(call, started, decided, trace),
+        (error: unknown) => answerFailure(request, call, started, error, trace),
+      );
+    } else {
+      answer(call, started, decision, trace);
+    }
+  };
+}
+
+/** A decision as the Check's span records it: identifiers and codes only. */
+function checkOutcome(decision: Decision, failure: unknown): CheckOutcome {
+  const { metadata } = decision;
+  const text = (value: string | number | undefined) => (value === undefined ? undefined : String(value));
+  return {
+    allowed: decision.allowed,
+    reason: decision.allowed ? '' : decision.code,
+    status: decision.allowed ? undefined : decision.status,
+    customerId: text(metadata.customer_id),
+    planId: text(metadata.plan_id),
+    endpointId: text(metadata.endpoint_id),
+    degraded: decision.allowed ? text(decision.requestMetadata.degraded) : undefined,
+    failure,
+  };
+}
+
+function toFacts(wire: CheckRequestWire): CheckRequestFacts | undefined {
+  const http = wire?.attributes?.request?.http;
+  if (!http || !http.method || !http.path) return undefined;
+  let headers = http.headers ?? {};
+  if (http.header_map?.headers?.length) {
+    headers = {};
+    for (const header of http.header_map.headers) {
+      headers[(header.key ?? '').toLowerCase()] = header.value ?? header.raw_value?.toString('utf8') ?? '';
+    }
+  }
+  return {
+    method: http.method,
+    host: http.host ?? headers[':authority'] ?? headers.host ?? '',
+    path: http.path,
+    headers,
+    requestId: headers['x-request-id'] ?? http.id ?? '',
+  };
+}

@@ -1,0 +1,8 @@
+/**
+ * The Check hot path: request decoding, the pure decision, the handler, response encoding, and the signed usage ids
+ * the metering path verifies. Other modules import only this file (.dependency-cruiser.cjs).
+ */
+export { checkMethod } from './check-method.js';
+export { createCheckHandler } from './check-service.js';
+export { extractKey, memoizePeriods, quotaCounterName } from './decide.js';
+export { UsageIdentity } from './usage-identity.js';

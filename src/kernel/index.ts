@@ -1,0 +1,25 @@
+/**
+ * What every module may use: clock, money, errors, logger, file watching, TLS files, the data-directory lock,
+ * deadlines. Other modules import only this file (.dependency-cruiser.cjs).
+ */
+export { writeInteger } from './ascii.js';
+export { systemClock } from './clock.js';
+export type { Clock } from './clock.js';
+export { DataDirLockedError, lockDataDir } from './data-dir-lock.js';
+export { stepWithin } from './deadline.js';
+export { conflict, errorStatus, invalid, notFound, TollgateError } from './errors.js';
+export type { ErrorCode, TollgateErrorOptions } from './errors.js';
+export { ExitDeadline } from './exit-deadline.js';
+export { watchFiles } from './file-watch.js';
+export { HmacSha256 } from './hmac-sha256.js';
+export { createLogger } from './logger.js';
+export type { Logger } from './logger.js';
+export { CURRENCY_CODES, Decimal, formatMajor, formatMoney, isCurrencyCode, minorToMajor, minorUnitExponent, NON_NEGATIVE_DECIMAL, parseMajorAmount, parseUnitPrice, roundToMinorUnits } from './money.js';
+export type { CurrencyCode } from './money.js';
+export { checkPortsFree, PortUnavailableError } from './ports.js';
+export { readTlsFiles, watchTlsFiles } from './tls-files.js';
+export type { TlsFilePaths, TlsServerOptions } from './tls-files.js';
+export { formatDecimal } from './money.js';
+export { portUnavailable } from './ports.js';
+export type { WantedPort } from './ports.js';
+export { version } from './version.js';
