@@ -1,14 +1,19 @@
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadCatalogFile } from '../src/catalog/load.js';
+import { UsageIdentity, type SignedFactSpans } from '../src/check/usage-identity.js';
+import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
 import { loaderOptions } from '../src/grpc/protos.js';
 import { fromStruct } from '../src/grpc/wire.js';
 import { decodeStreamAccessLogsMessage } from '../src/grpc/als-decoder.js';
 import { extAuthzNamespace, type HttpAccessLogEntryWire, type StreamAccessLogsMessageWire } from '../src/grpc/als-wire.js';
+import { encodeEntryRows } from '../src/metering/entry-rows.js';
+import { encodeEventRow } from '../src/metering/event-rows.js';
 import { toUsageEvent, type MeteringContext } from '../src/metering/event.js';
 import { delimited, encodeUnknown, readVarint, unknownField, type UnknownField } from './support/protobuf-bytes.js';
-import { testUsageIdentity } from './support/usage.js';
+import { decodedEntries } from './support/access-log.js';
+import { toStruct } from './support/envoy-wire.js';
+import { signedAllow, testUsageIdentity, testUsageSigningKey } from './support/usage.js';
 
 /** The ingest path's hand-written StreamAccessLogsMessage decoder must read exactly what protobufjs's decoding gives. */
 
@@ -191,8 +196,18 @@ type ReferenceEntry = Omit<HttpAccessLogEntryWire, 'common_properties'> & {
   };
 };
 
+/** A message with its HTTP entries decoded: protobufjs's shape. */
+type DecodedMessage = Omit<StreamAccessLogsMessageWire, 'http_logs'> & { http_logs?: { log_entry?: HttpAccessLogEntryWire[] } };
+
+/** Our decoding, each located entry decoded as metering's general path decodes it. */
+function ours(bytes: Buffer): DecodedMessage {
+  const message = decodeStreamAccessLogsMessage(bytes);
+  const entries = decodedEntries(message.http_logs);
+  return { ...message, http_logs: message.http_logs && (entries ? { log_entry: entries } : {}) };
+}
+
 /** protobufjs's decoding in our decoder's shape: the ext_authz Struct as fromStruct reads it, other metadata dropped. */
-function asOurs(message: Omit<StreamAccessLogsMessageWire, 'http_logs'> & { http_logs?: { log_entry?: ReferenceEntry[] } }): StreamAccessLogsMessageWire {
+function asOurs(message: Omit<StreamAccessLogsMessageWire, 'http_logs'> & { http_logs?: { log_entry?: ReferenceEntry[] } }): DecodedMessage {
   const entries = message.http_logs?.log_entry?.map(({ common_properties, ...entry }): HttpAccessLogEntryWire => {
     if (!common_properties) return entry;
     const { metadata, ...common } = common_properties;
@@ -202,7 +217,7 @@ function asOurs(message: Omit<StreamAccessLogsMessageWire, 'http_logs'> & { http
   return { ...message, http_logs: message.http_logs && (entries ? { log_entry: entries } : {}) };
 }
 
-function read(message: StreamAccessLogsMessageWire) {
+function read(message: DecodedMessage) {
   return {
     identifier: message.identifier && { node: picked(message.identifier.node, ['id', 'cluster']), log_name: message.identifier.log_name },
     httpLogs: message.http_logs && { entries: message.http_logs.log_entry?.map(readEntry) },
@@ -210,7 +225,7 @@ function read(message: StreamAccessLogsMessageWire) {
   };
 }
 
-const expectSameReading = (bytes: Buffer) => expect(read(decodeStreamAccessLogsMessage(bytes))).toEqual(read(reference(bytes)));
+const expectSameReading = (bytes: Buffer) => expect(read(ours(bytes))).toEqual(read(reference(bytes)));
 
 describe('decodeStreamAccessLogsMessage', () => {
   it('reads any Envoy stream (identifier first, HTTP and TCP batches, unknown fields) as protobufjs does', () => {
@@ -235,14 +250,14 @@ describe('decodeStreamAccessLogsMessage', () => {
       response: { response_code: { value: 201 }, response_headers_bytes: '180', response_body_bytes: '0', response_headers: { 'x-units': '日本' } },
     };
     const bytes = method.requestSerialize({ identifier: { node: { id: 'envoy-1', cluster: 'edge' }, log_name: 'tollgate' }, http_logs: { log_entry: [entry, {}, entry] } });
-    const ours = decodeStreamAccessLogsMessage(bytes);
-    expect(read(ours)).toEqual(read(reference(bytes)));
-    const first = ours.http_logs!.log_entry![0]!;
+    const decoded = ours(bytes);
+    expect(read(decoded)).toEqual(read(reference(bytes)));
+    const first = decoded.http_logs!.log_entry![0]!;
     expect(first.request?.request_headers_bytes).toBe('18446744073709551615');
     expect(first.request?.request_body_bytes).toBe('9007199254740993');
     expect(first.common_properties?.stream_id).toBe('strëam-😀');
-    expect(ours.http_logs!.log_entry![1]).toEqual({});
-    expect(ours.identifier).toEqual({ node: { id: 'envoy-1', cluster: 'edge' }, log_name: 'tollgate' });
+    expect(decoded.http_logs!.log_entry![1]).toEqual({});
+    expect(decoded.identifier).toEqual({ node: { id: 'envoy-1', cluster: 'edge' }, log_name: 'tollgate' });
   });
 
   it('decodes negative int64 seconds and empty messages as protobufjs does', () => {
@@ -265,7 +280,7 @@ describe('decodeStreamAccessLogsMessage', () => {
         http_logs: { log_entry: [{ common_properties: { metadata: { filter_metadata: { [extAuthzNamespace]: { fields } } } }, response: { response_headers: headers } }] },
       });
       expectSameReading(bytes);
-      const entry = decodeStreamAccessLogsMessage(bytes).http_logs!.log_entry![0]!;
+      const entry = ours(bytes).http_logs!.log_entry![0]!;
       expect(Object.keys(entry.common_properties!.authz!)).toEqual(Object.keys(fields));
       expect(entry.response!.response_headers).toEqual(headers);
     }
@@ -290,11 +305,130 @@ describe('decodeStreamAccessLogsMessage', () => {
     const common = delimited(17, Buffer.concat([authzEntry, otherEntry]));
     const bytes = delimited(2, delimited(1, delimited(1, common)));
     expectSameReading(bytes);
-    expect(decodeStreamAccessLogsMessage(bytes).http_logs!.log_entry![0]!.common_properties!.authz).toEqual({ customer_id: 'cus_1', plan_id: 'pro' });
+    expect(ours(bytes).http_logs!.log_entry![0]!.common_properties!.authz).toEqual({ customer_id: 'cus_1', plan_id: 'pro' });
   });
 
   it('rejects truncated messages instead of misreading them', () => {
     const bytes = method.requestSerialize({ http_logs: { log_entry: [{ request: { request_id: 'abcdef' } }] } });
     expect(() => decodeStreamAccessLogsMessage(bytes.subarray(0, bytes.length - 2))).toThrow();
+  });
+});
+
+// --- metering's fast path: rows read straight from the bytes equal the general path's ---
+
+const captureCatalog = parseCatalog(`version: 1
+products:
+  - id: api
+    name: API
+    endpoints:
+      - { id: search, method: GET, path: /api/v1/search, tags: [basic] }
+plans:
+  - id: custom
+    product: api
+    name: Custom prices
+    entitlements: [basic]
+    capture:
+      - { name: price, from: response_header, header: x-custom-price, type: decimal }
+    pricing: { currency: USD, recurring_fee: "10.00" }
+`);
+const rotatedIdentity = new UsageIdentity(['a-newer-usage-signing-key-0123456789', testUsageSigningKey]);
+
+const plainId = fc.oneof(fc.constantFrom('cus_1', 'sub_1', 'list-pets', 'x'), fc.stringMatching(/^[\x20-\x7e]{0,12}$/));
+const anyId = fc.oneof({ weight: 4, arbitrary: plainId }, { weight: 1, arbitrary: text });
+const signedFactsArbitrary = fc.record({
+  customer_id: anyId,
+  subscription_id: anyId,
+  plan_id: fc.oneof(fc.constantFrom('pro', 'free', 'custom', 'no-such-plan', ''), anyId),
+  endpoint_id: anyId,
+  weight: fc.oneof(fc.integer({ min: 0, max: 20 }), fc.integer({ min: -3, max: -1 }), fc.maxSafeInteger()),
+  period_start: fc.oneof(fc.constant(Date.UTC(2026, 10, 1)), fc.integer({ min: -1e12, max: 4e12 })),
+});
+/** How the entry's metadata differs from what the Check signed, if at all. */
+const tampering = fc.oneof(
+  { weight: 6, arbitrary: fc.constant({ kind: 'none' as const }) },
+  fc.record({ kind: fc.constant('fact' as const), name: fc.constantFrom('customer_id', 'plan_id', 'weight', 'period_start', 'usage_id', 'decision'), value: fc.oneof(plainId, fc.double(), fc.boolean()) }),
+  fc.record({ kind: fc.constant('signature' as const), at: fc.nat(21), to: fc.constantFrom('A', '+', '/', '_', '-', '=', 'é') }),
+  fc.record({ kind: fc.constant('drop' as const), name: fc.constantFrom('usage_sig', 'usage_id', 'weight', 'decision') }),
+);
+const signedEntry = fc.record({
+  facts: signedFactsArbitrary,
+  rotatedKey: fc.boolean(),
+  extra: fc.dictionary(fc.constantFrom('product_id', 'key_id', 'request_id', 'reason'), fc.oneof(anyId, fc.integer(), fc.boolean()), { maxKeys: 4 }),
+  tampering,
+  entry,
+  headers: fc.option(fc.dictionary(fc.constantFrom('x-custom-price', 'x-other'), fc.constantFrom('1.25', ' 7 ', 'x'), { maxKeys: 2 }), { nil: undefined }),
+});
+
+type SignedEntrySpec = typeof signedEntry extends fc.Arbitrary<infer T> ? T : never;
+
+/** An arbitrary Envoy entry carrying ext_authz metadata the Check signed, then perhaps altered. */
+function signedEntryOf(spec: SignedEntrySpec): unknown {
+  const metadata: Record<string, string | number | boolean> = signedAllow(spec.facts, spec.rotatedKey ? rotatedIdentity : testUsageIdentity);
+  Object.assign(metadata, spec.extra);
+  const { tampering: change } = spec;
+  if (change.kind === 'fact') metadata[change.name] = change.value;
+  if (change.kind === 'signature') {
+    const signature = metadata.usage_sig as string;
+    metadata.usage_sig = signature.slice(0, change.at) + change.to + signature.slice(change.at + 1);
+  }
+  if (change.kind === 'drop') delete metadata[change.name];
+  const generated = spec.entry as { common_properties?: { metadata?: unknown }; response?: Record<string, unknown> };
+  return {
+    ...generated,
+    common_properties: { ...generated.common_properties, metadata: { filter_metadata: { [extAuthzNamespace]: toStruct(metadata) } } },
+    ...(spec.headers ? { response: { ...generated.response, response_headers: spec.headers } } : {}),
+  };
+}
+
+describe('encodeEntryRows', () => {
+  const generalRows = (entries: HttpAccessLogEntryWire[], rowContext: MeteringContext) => entries.map((each) => encodeEventRow(toUsageEvent(each, rowContext))).join('');
+
+  it('writes the rows the general path writes, for signed, altered and arbitrary entries, taking the fast path for most signed ones', () => {
+    const taken = { fast: 0, general: 0 };
+    const counting = {
+      verify: (metadata: Parameters<UsageIdentity['verify']>[0]) => (taken.general++, rotatedIdentity.verify(metadata)),
+      verifiesBytes: (bytes: Uint8Array, facts: SignedFactSpans) => {
+        const verified = rotatedIdentity.verifiesBytes(bytes, facts);
+        if (verified) taken.fast++;
+        return verified;
+      },
+    };
+    fc.assert(
+      fc.property(fc.array(fc.oneof({ weight: 3, arbitrary: signedEntry.map(signedEntryOf) }, entry), { minLength: 1, maxLength: 6 }), fc.boolean(), (entries, capturing) => {
+        const rowContext: MeteringContext = { ...context, catalog: capturing ? captureCatalog : petstore, usage: counting };
+        const bytes = method.requestSerialize({ http_logs: { log_entry: entries } });
+        const rows = encodeEntryRows(decodeStreamAccessLogsMessage(bytes).http_logs!, rowContext).toString('utf8');
+        expect(rows).toBe(generalRows(reference(bytes).http_logs!.log_entry!, rowContext));
+      }),
+      { numRuns: 1_000 },
+    );
+    expect(taken.fast).toBeGreaterThan(200);
+    expect(taken.general).toBeGreaterThan(100);
+  });
+
+  it('refuses exactly the entries the general decoder refuses, with its error', () => {
+    const sample = fc.sample(signedEntry.map(signedEntryOf), { numRuns: 20, seed: 7 });
+    fc.assert(
+      fc.property(fc.constantFrom(...sample), fc.array(fc.record({ at: fc.nat(), value: fc.nat(255) }), { minLength: 1, maxLength: 3 }), (one, edits) => {
+        const bytes = Buffer.from(method.requestSerialize({ http_logs: { log_entry: [one, one] } }));
+        for (const edit of edits) bytes[edit.at % bytes.length] = edit.value;
+        let logs;
+        try {
+          logs = decodeStreamAccessLogsMessage(bytes).http_logs;
+        } catch {
+          return; // the message itself does not decode: no entry is read
+        }
+        if (!logs) return;
+        let expected: string | Error;
+        try {
+          expected = generalRows(decodedEntries(logs) ?? [], context);
+        } catch (error) {
+          expected = error as Error;
+        }
+        if (expected instanceof Error) expect(() => encodeEntryRows(logs, context)).toThrow(expected.message);
+        else expect(encodeEntryRows(logs, context).toString('utf8')).toBe(expected);
+      }),
+      { numRuns: 3_000 },
+    );
   });
 });

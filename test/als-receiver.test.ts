@@ -8,7 +8,7 @@ import { startGrpcServer, type RunningGrpcServer } from '../src/grpc/server.js';
 import { Status } from '../src/grpc/transport.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { AccessLogReceiver } from '../src/metering/als-receiver.js';
-import { toUsageEvent } from '../src/metering/event.js';
+import { encodeEntryRows } from '../src/metering/entry-rows.js';
 import type { UsageMeter } from '../src/metering/meter.js';
 import { DbUsageSink } from '../src/metering/sink.js';
 import type { Metrics } from '../src/metrics/metrics.js';
@@ -104,16 +104,16 @@ describe('StreamAccessLogs handler', () => {
     };
     subject.receiver = new AccessLogReceiver({
       meter: {
-        record(events) {
+        record(rows, events) {
           if (subject.spoolFails) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-          meter.record(events);
+          meter.record(rows, events);
         },
         get saturated() {
           return meter.saturated;
         },
         drained: () => meter.drained(),
       },
-      toEvents: (entries) => entries.map((each) => toUsageEvent(each, context)),
+      toRows: (entries) => encodeEntryRows(entries, context),
       metrics,
       logger: silentLogger,
     });

@@ -21,7 +21,7 @@ import { migrate, migrations } from '../src/store/migrations.js';
 import type { Db } from '../src/store/db.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
-import { httpEntry, type EntryFacts } from './support/access-log.js';
+import { decodedEntries, httpEntry, type EntryFacts } from './support/access-log.js';
 import { startTestMeter, type TestMeterOptions } from './support/meter.js';
 import { createTestDatabase } from './support/services.js';
 import { signedAllow, testUsageIdentity } from './support/usage.js';
@@ -74,7 +74,7 @@ function contextFor(catalog: Catalog): MeteringContext {
 /** Encodes with the canonical protos, as Envoy does, and decodes as the server does. */
 function overTheWire(facts: EntryFacts): HttpAccessLogEntryWire {
   const method = (loadEnvoyServices().accessLog as unknown as Record<string, { requestSerialize(value: unknown): Buffer }>).StreamAccessLogs!;
-  return decodeStreamAccessLogsMessage(method.requestSerialize({ http_logs: { log_entry: [httpEntry(facts)] } })).http_logs!.log_entry![0]!;
+  return decodedEntries(decodeStreamAccessLogsMessage(method.requestSerialize({ http_logs: { log_entry: [httpEntry(facts)] } })).http_logs)![0]!;
 }
 
 const eventOf = (facts: EntryFacts, catalog = petstore) => toUsageEvent(overTheWire(facts), contextFor(catalog));
@@ -333,15 +333,15 @@ describe.each(backends)('usage ids on $name', (backend) => {
     const { meter, metrics } = meterOn(opened.sink(), { batchSize: 100 });
     const call = callsByName();
     // A denied call before any allowed one: recorded, but not a first call.
-    meter.record([eventOf({ requestId: 'r0', authz: allowed('r0', { decision: 'deny', reason: 'rate_limited' }), startMs: startMs - 10_000 })]);
-    meter.record(['r1', 'r2', 'r3'].map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
+    record(meter, [eventOf({ requestId: 'r0', authz: allowed('r0', { decision: 'deny', reason: 'rate_limited' }), startMs: startMs - 10_000 })]);
+    record(meter, ['r1', 'r2', 'r3'].map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
     await meter.flush();
     // A replayed segment (r1) and a call logged twice in one batch (r4).
-    meter.record(['r4', 'r5', 'r1', 'r4'].map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
+    record(meter, ['r4', 'r5', 'r1', 'r4'].map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
     await meter.flush();
-    meter.record(['r3', 'r6', 'r6'].map((id) => eventOf({ requestId: id, authz: call(id, { endpoint_id: 'get-pet' }), startMs })));
+    record(meter, ['r3', 'r6', 'r6'].map((id) => eventOf({ requestId: id, authz: call(id, { endpoint_id: 'get-pet' }), startMs })));
     // Logged late, an allowed call earlier than every other: it becomes the customer's first call.
-    meter.record([eventOf({ requestId: 'r7', authz: call('r7'), startMs: startMs - 5_000 })]);
+    record(meter, [eventOf({ requestId: 'r7', authz: call('r7'), startMs: startMs - 5_000 })]);
     await meter.flush();
     const [events] = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM usage_events');
     expect(events!.count).toBe(8);
@@ -367,10 +367,10 @@ describe.each(backends)('usage ids on $name', (backend) => {
     const { db } = opened;
     const { meter } = meterOn(opened.sink(), { batchSize: 100 });
     // Five allowed calls, one client-chosen request id (kept by a proxy such as Istio's inbound sidecar).
-    meter.record(Array.from({ length: 5 }, () => eventOf({ requestId: 'same-id', authz: allowed('same-id'), startMs })));
+    record(meter, Array.from({ length: 5 }, () => eventOf({ requestId: 'same-id', authz: allowed('same-id'), startMs })));
     const forged = allowed('same-id', { customer_id: 'cus_victim', weight: 100 });
     // The same calls claimed again with altered metadata, or none: recorded, not billed, counted for no one.
-    meter.record([
+    record(meter, [
       eventOf({ requestId: 'same-id', authz: { ...forged, customer_id: 'cus_1' }, startMs }),
       eventOf({ requestId: 'same-id', authz: { ...allowed('same-id'), weight: 100 }, startMs }),
       eventOf({ requestId: 'same-id', authz: { ...forged, usage_sig: 'AAAAAAAAAAAAAAAAAAAAAA' }, startMs }),
@@ -405,7 +405,7 @@ describe('migration 8 on PGlite', () => {
     await migrate(db);
     const { meter } = pgliteMeter(db, { batchSize: 10 });
     const call = allowed('legacy-1');
-    meter.record([eventOf({ requestId: 'legacy-1', authz: call }), eventOf({ requestId: 'legacy-1', authz: call })]);
+    record(meter, [eventOf({ requestId: 'legacy-1', authz: call }), eventOf({ requestId: 'legacy-1', authz: call })]);
     await meter.flush();
     expect(await db.query('SELECT usage_id, request_id FROM usage_events ORDER BY request_id NULLS FIRST')).toEqual([
       { usage_id: 'legacy-1', request_id: null },
@@ -429,7 +429,7 @@ describe('usage writer on PostgreSQL', () => {
     const { meter } = meterOn(new PostgresUsageSink(database.url, silentLogger), { batchSize: 100 });
     const call = callsByName();
     const flush = async (ids: string[]) => {
-      meter.record(ids.map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
+      record(meter, ids.map((id) => eventOf({ requestId: id, authz: call(id), startMs })));
       await meter.flush();
     };
     await flush(['w1', 'w2']);
@@ -474,7 +474,7 @@ describe('metering on PGlite', () => {
         close: () => sink.close(),
       }),
     });
-    meter.record(['o1', 'o2', 'o3'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    record(meter, ['o1', 'o2', 'o3'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
     await expect(meter.flush()).rejects.toThrow('connection refused');
     expect(spool.pendingEvents).toBe(3);
     failing = false;
@@ -500,11 +500,11 @@ describe('metering on PGlite', () => {
     scheduler.every('usage flush', 1_000, () => meter.flushDue(), { immediately: true, backoff: usageFlushBackoff, onFailure: () => {} });
     cleanups.push(() => scheduler.stop().then(() => {}));
 
-    meter.record(['r1'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    record(meter, ['r1'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
     await clock.tick();
     expect(attempts).toBe(1);
     // A full segment is not written at once while writes fail: the job's retries alone go to the database.
-    meter.record(['r2', 'r3'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    record(meter, ['r2', 'r3'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
     await clock.advance(199);
     expect(attempts).toBe(1);
     await clock.advance(1);
@@ -520,7 +520,7 @@ describe('metering on PGlite', () => {
     const [row] = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM usage_events WHERE request_id LIKE 'r_'`);
     expect(row!.count).toBe(3);
     // Recovered: full segments are written at once again, with no job pass.
-    meter.record(['r4', 'r5'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    record(meter, ['r4', 'r5'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
     await vi.waitFor(() => expect(spool.pendingEvents).toBe(0));
   });
 
@@ -536,7 +536,7 @@ describe('metering on PGlite', () => {
         close: () => sink.close(),
       }),
     });
-    meter.record(Array.from({ length: 1_000 }, (_, i) => eventOf({ requestId: `x${i}`, authz: allowed(`x${i}`) })));
+    record(meter, Array.from({ length: 1_000 }, (_, i) => eventOf({ requestId: `x${i}`, authz: allowed(`x${i}`) })));
     await meter.flush();
     // The whole segment, then at most 1,000 halves split, and one write for each half left untried on the way up.
     expect(writes).toBeLessThanOrEqual(1 + 1_000 + 10);
@@ -548,7 +548,7 @@ describe('metering on PGlite', () => {
   it('stores every event of a segment but the few the database refuses, however they are scattered', async () => {
     const { meter, metrics, dir } = pgliteMeter(db, { batchSize: 2_000 });
     const poisoned = new Set([3, 250, 251, 700, 1_023, 1_024, 1_500, 1_777, 1_998, 1_999]);
-    meter.record(
+    record(meter, 
       Array.from({ length: 2_000 }, (_, i) => {
         const event = eventOf({ requestId: `y${i}`, authz: allowed(`y${i}`) });
         return poisoned.has(i) ? { ...event, captured: { note: '\ud83d' } } : event;
@@ -569,12 +569,12 @@ describe('metering on PGlite', () => {
       close: () => sink.close(),
     });
     const first = pgliteMeter(db, { batchSize: 1, wrap: refusing });
-    first.meter.record([eventOf({ requestId: 'first', authz: allowed('first') })]);
+    record(first.meter, [eventOf({ requestId: 'first', authz: allowed('first') })]);
     await first.meter.flush();
     await first.meter.stop(1_000);
     // The same spool directory, as after a restart: segment numbers start again from 1.
     const second = pgliteMeter(db, { batchSize: 1, wrap: refusing, dir: first.dir });
-    second.meter.record([eventOf({ requestId: 'second', authz: allowed('second') })]);
+    record(second.meter, [eventOf({ requestId: 'second', authz: allowed('second') })]);
     await second.meter.flush();
     await second.meter.stop(1_000);
     const kept = readdirSync(join(first.dir, 'rejected')).map((file) => requestIdOfRow(readFileSync(join(first.dir, 'rejected', file), 'utf8').trim()));
@@ -587,7 +587,7 @@ describe('metering on PGlite', () => {
       maxSpoolBytes: 1,
       wrap: (sink) => ({ write: () => Promise.reject(Object.assign(new Error('value too long'), { code: '22001' })), close: () => sink.close() }),
     });
-    meter.record([eventOf({ requestId: 'v1', authz: allowed('v1') })]);
+    record(meter, [eventOf({ requestId: 'v1', authz: allowed('v1') })]);
     expect(meter.saturated).toBe(true);
     const drained = meter.drained();
     await meter.flush();
@@ -609,7 +609,7 @@ describe('metering on PGlite', () => {
       maxSpoolBytes: 1,
       wrap: (sink) => ({ write: async (chunks) => (writing(), await gate, sink.write(chunks)), close: () => sink.close() }),
     });
-    meter.record(['p1', 'p2'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
+    record(meter, ['p1', 'p2'].map((id) => eventOf({ requestId: id, authz: allowed(id) })));
     expect(meter.saturated).toBe(true);
     let drained = false;
     const waiting = meter.drained().then(() => (drained = true));
@@ -623,8 +623,13 @@ describe('metering on PGlite', () => {
   });
 });
 
-function rowsFor(requestIds: string[]): string {
-  return requestIds.map((id) => encodeEventRow(eventOf({ requestId: id, authz: allowed(id) }))).join('');
+function rowsFor(requestIds: string[]): Buffer {
+  return Buffer.from(requestIds.map((id) => encodeEventRow(eventOf({ requestId: id, authz: allowed(id) }))).join(''));
+}
+
+/** Spools events as the receiver spools a message's rows. */
+function record(meter: { record(rows: Buffer, events: number): void }, events: UsageEvent[]): void {
+  meter.record(Buffer.from(events.map(encodeEventRow).join('')), events.length);
 }
 
 function requestIds(rows: { chunks: Buffer[] }): string[] {
@@ -660,9 +665,9 @@ async function setsAsideOnlyRefusedEvents(sink: UsageSink, db: Db): Promise<void
   const event = (id: string) => eventOf({ requestId: id, authz: allowed(id) });
   // PostgreSQL's jsonb refuses a lone surrogate; no capture makes one, so these events are made by hand.
   const poisoned = (id: string) => ({ ...event(id), captured: { note: '\ud83d' } });
-  meter.record(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8'].map(event));
-  meter.record([event('t1'), poisoned('p1'), event('t2'), event('t3'), event('t4'), event('t5'), poisoned('p2'), event('t6')]);
-  meter.record(['u1', 'u2'].map(event));
+  record(meter, ['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8'].map(event));
+  record(meter, [event('t1'), poisoned('p1'), event('t2'), event('t3'), event('t4'), event('t5'), poisoned('p2'), event('t6')]);
+  record(meter, ['u1', 'u2'].map(event));
   await meter.flush();
   const stored = await db.query<{ request_id: string }>('SELECT request_id FROM usage_events ORDER BY request_id');
   expect(stored.map((row) => row.request_id)).toEqual(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 't1', 't2', 't3', 't4', 't5', 't6', 'u1', 'u2']);

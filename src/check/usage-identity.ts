@@ -1,5 +1,6 @@
-import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { minSigningKeyLength } from '../config/index.js';
+import { HmacSha256, writeInteger } from '../kernel/index.js';
 
 /**
  * The identity the Check gives each allowed call's usage: an id of its own (never the client's x-request-id) and an
@@ -38,9 +39,22 @@ const signatureLength = Math.ceil((signatureBytes * 4) / 3);
 
 export type UsageVerdict = { valid: true; usageId: string; facts: UsageFacts } | { valid: false; reason: 'unsigned' | 'bad_signature' };
 
+/** Where a usage id and its facts lie in an access-log entry's bytes, in signing order (see verifiesBytes). */
+export interface SignedFactSpans {
+  /** Start and end offsets of the usage id, customer, subscription, plan and endpoint. */
+  spans: Int32Array;
+  periodStart: number;
+  weight: number;
+  /** Offset of the signature's 22 characters. */
+  signatureAt: number;
+}
+
 export class UsageIdentity {
-  private readonly signingKey: KeyObject;
-  private readonly verifyingKeys: KeyObject[];
+  private readonly signingKey: HmacSha256;
+  private readonly verifyingKeys: HmacSha256[];
+  /** The message being signed or verified, as UTF-8; a longer one gets a buffer of its own. */
+  private scratch = Buffer.allocUnsafe(1024);
+  private readonly words = new Int32Array(8);
   /** Random per instance (96 bits): ids never repeat across replicas and restarts; the counter makes them unique within. */
   private readonly prefix = randomBytes(12).toString('base64url');
   private issued = 0;
@@ -51,7 +65,7 @@ export class UsageIdentity {
     for (const key of keys) {
       if (key.length < minSigningKeyLength) throw new Error(`usage signing keys must be at least ${minSigningKeyLength} characters`);
     }
-    this.verifyingKeys = keys.map((key) => createSecretKey(Buffer.from(key, 'utf8')));
+    this.verifyingKeys = keys.map((key) => new HmacSha256(Buffer.from(key, 'utf8')));
     this.signingKey = this.verifyingKeys[0]!;
   }
 
@@ -59,10 +73,11 @@ export class UsageIdentity {
   stamp(metadata: Record<string, string | number>, factsTail: string): void {
     const usageId = this.prefix + (this.issued++).toString(36);
     metadata[usageIdKey] = usageId;
-    metadata[usageSignatureKey] = createHmac('sha256', this.signingKey)
-      .update(`["${usageId}",${factsTail}`)
-      .digest()
-      .toString('base64url', 0, signatureBytes);
+    const length = this.encode(`["${usageId}",${factsTail}`);
+    this.signingKey.digestWords(this.scratch, 0, length, this.words);
+    const signature = Buffer.allocUnsafe(signatureBytes);
+    for (let i = 0; i < signatureBytes / 4; i++) signature.writeInt32BE(this.words[i]!, i * 4);
+    metadata[usageSignatureKey] = signature.toString('base64url');
   }
 
   /** Whether an access-log entry's ext_authz metadata carries a usage id and facts this deployment signed. */
@@ -76,13 +91,80 @@ export class UsageIdentity {
     }
     const given = Buffer.from(signature, 'base64url');
     if (given.length !== signatureBytes) return { valid: false, reason: 'bad_signature' };
-    const message = JSON.stringify([usageId, facts.customerId, facts.subscriptionId, facts.planId, facts.periodStart, facts.endpointId, facts.weight]);
+    const length = this.encode(JSON.stringify([usageId, facts.customerId, facts.subscriptionId, facts.planId, facts.periodStart, facts.endpointId, facts.weight]));
     for (const key of this.verifyingKeys) {
-      const expected = createHmac('sha256', key).update(message).digest().subarray(0, signatureBytes);
-      if (timingSafeEqual(expected, given)) return { valid: true, usageId, facts };
+      key.digestWords(this.scratch, 0, length, this.words);
+      let difference = 0;
+      for (let i = 0; i < signatureBytes; i++) difference |= given[i]! ^ ((this.words[i >> 2]! >>> (24 - 8 * (i & 3))) & 0xff);
+      if (difference === 0) return { valid: true, usageId, facts };
     }
     return { valid: false, reason: 'bad_signature' };
   }
+
+  /**
+   * verify() for an entry read straight from its bytes (metering's fast path), without strings: true when the
+   * signature is one of the verifying keys' over the facts, written canonically (unpadded base64url, as stamp()
+   * writes it), and every id is printable ASCII without '"' or '\\' (so its bytes are its JSON). False otherwise: the
+   * caller then decodes the entry and asks verify(), which gives the verdict (it also takes other base64 spellings).
+   */
+  verifiesBytes(bytes: Uint8Array, facts: SignedFactSpans): boolean {
+    const { spans } = facts;
+    let length = 0;
+    for (let i = 0; i < spans.length; i += 2) length += spans[i + 1]! - spans[i]!;
+    // Ids, the two numbers (at most 17 characters each) and the punctuation.
+    if (length + 64 > this.scratch.length) return false;
+    const out = this.scratch;
+    out[0] = 0x5b; // [
+    let at = 1;
+    for (let i = 0; i < spans.length; i += 2) {
+      if (i > 0) out[at++] = 0x2c; // ,
+      if (i === 8) {
+        at = writeInteger(out, at, facts.periodStart);
+        out[at++] = 0x2c;
+      }
+      out[at++] = 0x22; // "
+      for (let p = spans[i]!, end = spans[i + 1]!; p < end; p++) {
+        const byte = bytes[p]!;
+        if (byte < 0x20 || byte > 0x7e || byte === 0x22 || byte === 0x5c) return false;
+        out[at++] = byte;
+      }
+      out[at++] = 0x22;
+    }
+    out[at++] = 0x2c;
+    at = writeInteger(out, at, facts.weight);
+    out[at++] = 0x5d; // ]
+    for (const key of this.verifyingKeys) {
+      key.digestWords(out, 0, at, this.words);
+      if (sameBase64url(this.words, bytes, facts.signatureAt)) return true;
+    }
+    return false;
+  }
+
+  /** Writes `message` into the scratch buffer (grown when too small) as UTF-8; returns its length. */
+  private encode(message: string): number {
+    if (message.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(message.length * 3);
+    return this.scratch.write(message, 0, 'utf8');
+  }
+}
+
+const base64urlDigits = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', 'latin1');
+
+/** Whether bytes[at, at + 22) spell the first 16 bytes of the big-endian `words` in unpadded base64url; every character is compared. */
+function sameBase64url(words: Int32Array, bytes: Uint8Array, at: number): boolean {
+  let difference = 0;
+  let bits = 0;
+  let pending = 0;
+  for (let i = 0; i < signatureBytes; i++) {
+    bits = (bits << 8) | ((words[i >> 2]! >>> (24 - 8 * (i & 3))) & 0xff);
+    pending += 8;
+    while (pending >= 6) {
+      pending -= 6;
+      difference |= bytes[at++]! ^ base64urlDigits[(bits >>> pending) & 0x3f]!;
+    }
+    bits &= (1 << pending) - 1;
+  }
+  difference |= bytes[at]! ^ base64urlDigits[(bits << (6 - pending)) & 0x3f]!;
+  return difference === 0;
 }
 
 function usageFactsOf(metadata: Readonly<Record<string, string | number | boolean>>): UsageFacts | undefined {

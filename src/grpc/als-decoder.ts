@@ -7,7 +7,6 @@ import {
   mapEntry,
   onlyField,
   r,
-  repeatedFirstField,
   skip,
   string,
   stringMapEntry,
@@ -15,7 +14,7 @@ import {
   uint64String,
   varint32,
 } from './protobuf-reader.js';
-import { extAuthzNamespace, type AuthzMetadata, type HttpAccessLogEntryWire, type SecondsNanosWire, type StreamAccessLogsMessageWire, type UndecodableMessageWire } from './als-wire.js';
+import { extAuthzNamespace, type AuthzMetadata, type HttpAccessLogEntryWire, type HttpLogEntries, type SecondsNanosWire, type StreamAccessLogsMessageWire, type UndecodableMessageWire } from './als-wire.js';
 
 /**
  * A direct protobuf decoder for envoy.service.accesslog.v3.StreamAccessLogsMessage, the one message on the ingest
@@ -212,9 +211,8 @@ function response(): Response {
   return out;
 }
 
-/** HTTPAccessLogEntry: common_properties = 1, request = 3, response = 4. */
-function httpEntry(): HttpAccessLogEntryWire {
-  const end = delimitedEnd();
+/** HTTPAccessLogEntry (common_properties = 1, request = 3, response = 4), up to `end`. */
+function httpEntry(end: number): HttpAccessLogEntryWire {
   const out: HttpAccessLogEntryWire = {};
   while (r.pos < end) {
     const tag = varint32();
@@ -236,10 +234,23 @@ function httpEntry(): HttpAccessLogEntryWire {
   return out;
 }
 
-/** HTTPAccessLogEntries: repeated HTTPAccessLogEntry log_entry = 1. */
-function httpLogs(): { log_entry?: HttpAccessLogEntryWire[] } {
-  const entries = repeatedFirstField(httpEntry);
-  return entries ? { log_entry: entries } : {};
+/**
+ * HTTPAccessLogEntries (repeated HTTPAccessLogEntry log_entry = 1): each entry located, not decoded. Metering reads
+ * them from the message's bytes (entry-rows.ts), or decodes one with decodeHttpAccessLogEntry.
+ */
+function httpLogs(bytes: Buffer): HttpLogEntries {
+  const spans: number[] = [];
+  onlyField(delimitedEnd(), 10, () => {
+    const end = delimitedEnd();
+    spans.push(r.pos, end);
+    r.pos = end;
+  });
+  return { bytes, spans };
+}
+
+/** The HTTPAccessLogEntry at bytes[start, end) (located by decodeStreamAccessLogsMessage); throws if malformed. */
+export function decodeHttpAccessLogEntry(bytes: Buffer, start: number, end: number): HttpAccessLogEntryWire {
+  return decodeWith(bytes, 'StreamAccessLogsMessage', httpEntry, start, end);
 }
 
 /** config.core.v3.Node: id = 1, cluster = 2. */
@@ -282,8 +293,9 @@ export function deserializeStreamAccessLogsMessage(bytes: Buffer): StreamAccessL
 }
 
 /**
- * StreamAccessLogsMessage: identifier = 1, http_logs = 2, tcp_logs = 3. TCP entries are not metered: tcp_logs is
- * recognised but its entries are skipped (it is given as an empty object).
+ * StreamAccessLogsMessage: identifier = 1, http_logs = 2, tcp_logs = 3. HTTP entries are located, to be read where
+ * they lie (see httpLogs). TCP entries are not metered: tcp_logs is recognised but its entries are skipped (it is
+ * given as an empty object).
  */
 export function decodeStreamAccessLogsMessage(bytes: Buffer): StreamAccessLogsMessageWire {
   return decodeWith(bytes, 'StreamAccessLogsMessage', (end) => {
@@ -295,7 +307,7 @@ export function decodeStreamAccessLogsMessage(bytes: Buffer): StreamAccessLogsMe
           out.identifier = identifier();
           break;
         case 18:
-          out.http_logs = httpLogs();
+          out.http_logs = httpLogs(bytes);
           break;
         case 26:
           r.pos = delimitedEnd();

@@ -44,10 +44,16 @@ export interface HttpAccessLogEntryWire {
   };
 }
 
+/** A message's HTTPAccessLogEntry list, located in its bytes: entry i lies at bytes[spans[2i], spans[2i + 1]). */
+export interface HttpLogEntries {
+  bytes: Buffer;
+  spans: number[];
+}
+
 export interface StreamAccessLogsMessageWire {
   /** Only in the first message of each stream. */
   identifier?: { node?: { id?: string; cluster?: string }; log_name?: string };
-  http_logs?: { log_entry?: HttpAccessLogEntryWire[] };
+  http_logs?: HttpLogEntries;
   tcp_logs?: { log_entry?: unknown[] };
 }
 

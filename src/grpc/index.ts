@@ -2,8 +2,9 @@
  * The gRPC server over node:http2: transport, health, caller authentication, the services' wiring, protobuf reading,
  * wire types, the access-log decoder. Other modules import only this file (.dependency-cruiser.cjs).
  */
-export type { HttpAccessLogEntryWire, SecondsNanosWire, StreamAccessLogsMessageWire } from './als-wire.js';
-export { cachedString, checkEnd, decodeWith, delimitedEnd, onlyField, r, repeatedFirstField, skip, string, stringMapEntry, varint32 } from './protobuf-reader.js';
+export type { HttpAccessLogEntryWire, HttpLogEntries, SecondsNanosWire, StreamAccessLogsMessageWire } from './als-wire.js';
+export { decodeHttpAccessLogEntry } from './als-decoder.js';
+export { cachedString, checkEnd, decodeWith, delimitedEnd, onlyField, r, repeatedFirstField, skip, string, stringMapEntry, truncated, varint32, varint64 } from './protobuf-reader.js';
 export { loadEnvoyServices } from './protos.js';
 export { grpcSecurity } from './security.js';
 export { checkServiceName, startGrpcServer } from './server.js';

@@ -11,13 +11,13 @@ const empty = Buffer.alloc(0);
  */
 export const r: { buf: Buffer; pos: number; high: number; key: string; message: string } = { buf: empty, pos: 0, high: 0, key: '', message: '' };
 
-/** Decodes `bytes` as the message named `message` with `read`, then lets go of the input. */
-export function decodeWith<T>(bytes: Buffer, message: string, read: (end: number) => T): T {
+/** Decodes bytes[start, end) as (part of) the message named `message` with `read`, then lets go of the input. */
+export function decodeWith<T>(bytes: Buffer, message: string, read: (end: number) => T, start = 0, end = bytes.length): T {
   r.buf = bytes;
-  r.pos = 0;
+  r.pos = start;
   r.message = message;
   try {
-    return read(bytes.length);
+    return read(end);
   } finally {
     r.buf = empty; // do not keep the last message alive
   }

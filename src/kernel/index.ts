@@ -2,6 +2,7 @@
  * What every module may use: clock and scheduler, money, errors, logger, file watching, TLS files, the data-directory lock,
  * deadlines. Other modules import only this file (.dependency-cruiser.cjs).
  */
+export { writeInteger } from './ascii.js';
 export { systemClock } from './clock.js';
 export type { CancelTimer, Clock, Timers } from './clock.js';
 export { DataDirLockedError, lockDataDir } from './data-dir-lock.js';
@@ -10,6 +11,7 @@ export { conflict, errorStatus, invalid, notFound, TollgateError } from './error
 export type { ErrorCode, TollgateErrorOptions } from './errors.js';
 export { ExitDeadline } from './exit-deadline.js';
 export { watchFiles } from './file-watch.js';
+export { HmacSha256 } from './hmac-sha256.js';
 export { createLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { CURRENCY_CODES, Decimal, formatMajor, formatMoney, isCurrencyCode, minorToMajor, minorUnitExponent, NON_NEGATIVE_DECIMAL, parseMajorAmount, parseUnitPrice, roundToMinorUnits } from './money.js';

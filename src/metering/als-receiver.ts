@@ -1,17 +1,16 @@
-import { type AccessLogHandler, type HttpAccessLogEntryWire, Status, type StatusCode, type StreamAccessLogsMessageWire } from '../grpc/index.js';
+import { type AccessLogHandler, type HttpLogEntries, Status, type StatusCode, type StreamAccessLogsMessageWire } from '../grpc/index.js';
 import type { Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { noTracing, spanNames, SpanKind, type Tracing } from '../tracing/index.js';
-import type { UsageEvent } from './event.js';
 import type { UsageMeter } from './meter.js';
 
 export interface AccessLogReceiverDependencies {
   meter: Pick<UsageMeter, 'record' | 'saturated' | 'drained'>;
-  /** Maps one message's HTTP entries to usage events. */
-  toEvents(entries: HttpAccessLogEntryWire[]): UsageEvent[];
+  /** One message's HTTP entries as spool rows (entry-rows.ts); throws if an entry is malformed. */
+  toRows(entries: HttpLogEntries): Buffer;
   metrics: Pick<Metrics, 'alsEntriesReceived' | 'alsStreamsEnded'>;
   logger: Logger;
-  /** A span per message received: entries to usage events to the spool. */
+  /** A span per message received: entries to rows to the spool. */
   tracing?: Pick<Tracing, 'span'>;
 }
 
@@ -65,6 +64,27 @@ export class AccessLogReceiver {
     const close = () => endStream('closed');
     this.openStreams.set(close, call);
 
+    /** One message's entries as rows into the spool; a malformed entry or a failing spool ends the stream. */
+    const spool = (entries: HttpLogEntries, count: number) => {
+      let rows: Buffer;
+      try {
+        rows = this.deps.toRows(entries);
+      } catch (error) {
+        const err = (error as Error).message;
+        logger.warn({ node: identifier?.node?.id, err, received }, 'malformed access log message; ending the stream');
+        endStream('malformed', { code: Status.INVALID_ARGUMENT, details: `malformed StreamAccessLogsMessage: ${err}` });
+        return;
+      }
+      received += count;
+      metrics.alsEntriesReceived.inc(count);
+      try {
+        meter.record(rows, count);
+      } catch (error) {
+        logger.error({ err: (error as Error).message, entries: count }, 'cannot spool access log entries; ending the stream');
+        endStream('spool_unavailable', { code: Status.UNAVAILABLE, details: 'usage spool unavailable' });
+      }
+    };
+
     call.onMessage((message) => {
       if (ended) return;
       if ('undecodable' in message) {
@@ -74,17 +94,11 @@ export class AccessLogReceiver {
       }
       // Only the first message of a stream names the node and log; a reconnect sends it again.
       identifier ??= message.identifier;
-      const entries = message.http_logs?.log_entry;
-      if (!entries?.length) return; // tcp_logs, or an identifier-only message: nothing to meter
-      received += entries.length;
-      metrics.alsEntriesReceived.inc(entries.length);
-      try {
-        tracing.span(spanNames.ingestReceive, { 'tollgate.ingest.entries': entries.length }, () => meter.record(this.deps.toEvents(entries)), SpanKind.CONSUMER);
-      } catch (error) {
-        logger.error({ err: (error as Error).message, entries: entries.length }, 'cannot spool access log entries; ending the stream');
-        endStream('spool_unavailable', { code: Status.UNAVAILABLE, details: 'usage spool unavailable' });
-        return;
-      }
+      const entries = message.http_logs;
+      if (!entries?.spans.length) return; // tcp_logs, or an identifier-only message: nothing to meter
+      const count = entries.spans.length / 2;
+      tracing.span(spanNames.ingestReceive, { 'tollgate.ingest.entries': count }, () => spool(entries, count), SpanKind.CONSUMER);
+      if (ended) return;
       if (meter.saturated) {
         call.pause();
         void meter.drained().then(() => call.resume());

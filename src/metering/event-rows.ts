@@ -63,13 +63,23 @@ const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_
  * allowed call is kept too (customer_first_calls), for activation metrics. The new events are grouped once; the
  * rollups, the first calls and the count all read those groups; the daily rollups (usage_daily_rollups, for charts over
  * time) group the new events by UTC day.
+ * Failing on a duplicate, every staged event is new once the statement succeeds: the groups are then made from the
+ * staging table (epoch ms, captured facts as text) instead of from rows the insert returns and keeps.
  */
 function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): string {
+  const source = skipDuplicates ? 'inserted' : 'usage_staging';
+  const instant = (value: string) => (skipDuplicates ? value : `to_timestamp(${value} / 1000::float8)`);
+  // Queued events are built from the stored rows; otherwise only the skipping insert returns rows (the groups' source).
+  const returning = queueEvents
+    ? 'RETURNING *'
+    : skipDuplicates
+      ? 'RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured'
+      : '';
   return `WITH inserted AS (
   INSERT INTO usage_events (${eventColumns})
   SELECT ${stagedValues} FROM usage_staging
   ${skipDuplicates ? 'ON CONFLICT (usage_id) DO NOTHING' : ''}
-  RETURNING ${queueEvents ? '*' : 'occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured'}
+  ${returning}
 ),${queueEvents ? queuedEvents : ''} grouped AS (
   SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, '') AS endpoint_id,
     count(*) AS events,
@@ -81,11 +91,11 @@ function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): stri
     coalesce(sum(request_bytes) FILTER (WHERE decision = 'allow'), 0) AS request_bytes,
     coalesce(sum(response_bytes) FILTER (WHERE decision = 'allow'), 0) AS response_bytes,
     min(occurred_at) FILTER (WHERE decision = 'allow') AS first_call_at
-  FROM inserted
+  FROM ${source}
   GROUP BY 1, 2, 3, 4
 ), rolled_up AS (
   INSERT INTO usage_rollups AS r (customer_id, subscription_id, period_start, endpoint_id, ${measures.join(', ')})
-  SELECT customer_id, subscription_id, period_start, endpoint_id, ${measures.join(', ')}
+  SELECT customer_id, subscription_id, ${instant('period_start')}, endpoint_id, ${measures.join(', ')}
   FROM grouped
   WHERE customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
     -- Unverified entries (no decision) are kept with the identity they claim, but add to no one's usage.
@@ -96,8 +106,8 @@ function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): stri
     ${measures.map((measure) => `${measure} = r.${measure} + excluded.${measure}`).join(', ')}
 ), captured_rolled_up AS (
   INSERT INTO usage_captured_rollups AS c (customer_id, subscription_id, period_start, endpoint_id, name, amount)
-  SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, ''), fact.key, sum((fact.value #>> '{}')::numeric)
-  FROM inserted, jsonb_each(captured) fact
+  SELECT customer_id, subscription_id, ${instant('period_start')}, coalesce(endpoint_id, ''), fact.key, sum((fact.value #>> '{}')::numeric)
+  FROM ${source}, jsonb_each(${skipDuplicates ? 'captured' : 'captured::jsonb'}) fact
   WHERE captured IS NOT NULL AND billable AND customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
     AND (fact.value #>> '{}') ~ '${capturedNumber}'
   GROUP BY 1, 2, 3, 4, 5
@@ -105,10 +115,10 @@ function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): stri
   ON CONFLICT (customer_id, subscription_id, period_start, endpoint_id, name) DO UPDATE SET amount = c.amount + excluded.amount
 ), daily_rolled_up AS (
   INSERT INTO usage_daily_rollups AS d (customer_id, day, endpoint_id, calls, units, denied_calls)
-  SELECT customer_id, (occurred_at AT TIME ZONE 'UTC')::date, coalesce(endpoint_id, ''),
+  SELECT customer_id, ${skipDuplicates ? "(occurred_at AT TIME ZONE 'UTC')::date" : "date '1970-01-01' + (occurred_at / 86400000)::int"}, coalesce(endpoint_id, ''),
     count(*) FILTER (WHERE decision = 'allow'), coalesce(sum(weight) FILTER (WHERE decision = 'allow'), 0),
     count(*) FILTER (WHERE decision = 'deny')
-  FROM inserted
+  FROM ${source}
   WHERE customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL AND decision IN ('allow', 'deny')
   GROUP BY 1, 2, 3
   ORDER BY 1, 2, 3
@@ -117,7 +127,7 @@ function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): stri
 ), first_calls AS (
   INSERT INTO customer_first_calls AS f (customer_id, first_call_at)
   SELECT batch.customer_id, batch.first_call_at
-  FROM (SELECT customer_id, min(first_call_at) AS first_call_at FROM grouped
+  FROM (SELECT customer_id, ${instant('min(first_call_at)')} AS first_call_at FROM grouped
         WHERE customer_id IS NOT NULL AND first_call_at IS NOT NULL GROUP BY 1) batch
   -- Most batches only hold customers already seen: skip them without taking their row locks.
   WHERE NOT EXISTS (SELECT 1 FROM customer_first_calls seen

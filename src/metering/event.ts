@@ -55,14 +55,14 @@ export interface MeteringContext {
   /** Start of the subscription's billing period containing `at`. */
   periodStartOf(subscriptionId: string, at: number): number;
   /** Verifies the usage identity the Check signed into an allowed call's metadata. */
-  usage: Pick<UsageIdentity, 'verify'>;
+  usage: Pick<UsageIdentity, 'verify' | 'verifiesBytes'>;
   /** Used when Envoy sent no start_time. */
   now: number;
   /** A usage id for an entry the Check issued none for (see UsageEvent.usageId). */
   newUsageId(): string;
 }
 
-interface PlanRules {
+export interface PlanRules {
   billableClasses: ReadonlySet<number>;
   capture: CaptureDocument[];
 }
@@ -113,7 +113,7 @@ export function toUsageEvent(entry: HttpAccessLogEntryWire, context: MeteringCon
   };
 }
 
-function whyNotBillable(rules: PlanRules | undefined, status: number | null): NotBillableReason | null {
+export function whyNotBillable(rules: PlanRules | undefined, status: number | null): NotBillableReason | null {
   if (!rules) return 'unknown_plan';
   if (status === null) return 'no_response';
   return rules.billableClasses.has(Math.floor(status / 100)) ? null : 'status_not_billable';
@@ -122,7 +122,7 @@ function whyNotBillable(rules: PlanRules | undefined, status: number | null): No
 const rulesByCatalog = new WeakMap<Catalog, Map<string, PlanRules | undefined>>();
 
 /** A plan's billable status classes and capture list (product's, then the plan's by name), cached per catalog. */
-function planRules(catalog: Catalog, planId: string): PlanRules | undefined {
+export function planRules(catalog: Catalog, planId: string): PlanRules | undefined {
   let byPlan = rulesByCatalog.get(catalog);
   if (!byPlan) rulesByCatalog.set(catalog, (byPlan = new Map()));
   if (byPlan.has(planId)) return byPlan.get(planId);
@@ -175,13 +175,21 @@ function count(value: string | number | undefined): number {
 const maxDateMs = 8.64e15;
 
 function timestampMs(timestamp: SecondsNanosWire | undefined): number | undefined {
-  if (!timestamp) return undefined;
-  const ms = Number(timestamp.seconds ?? 0) * 1000 + Math.floor((timestamp.nanos ?? 0) / 1e6);
+  return timestamp ? epochMs(Number(timestamp.seconds ?? 0), timestamp.nanos ?? 0) : undefined;
+}
+
+/** Epoch ms of a Timestamp's seconds and nanos; undefined when not a positive instant a Date can hold. */
+export function epochMs(seconds: number, nanos: number): number | undefined {
+  const ms = seconds * 1000 + Math.floor(nanos / 1e6);
   return Number.isSafeInteger(ms) && ms > 0 && ms <= maxDateMs ? ms : undefined;
 }
 
 function durationUs(duration: SecondsNanosWire | undefined): number | null {
-  if (!duration) return null;
-  const us = Number(duration.seconds ?? 0) * 1e6 + Math.round((duration.nanos ?? 0) / 1000);
+  return duration ? durationMicros(Number(duration.seconds ?? 0), duration.nanos ?? 0) : null;
+}
+
+/** Microseconds of a Duration's seconds and nanos; null when negative or not a safe integer. */
+export function durationMicros(seconds: number, nanos: number): number | null {
+  const us = seconds * 1e6 + Math.round(nanos / 1000);
   return Number.isSafeInteger(us) && us >= 0 ? us : null;
 }

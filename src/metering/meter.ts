@@ -1,8 +1,6 @@
 import type { Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { noTracing, spanNames, SpanKind, type SpanScope, type Tracing } from '../tracing/index.js';
-import type { UsageEvent } from './event.js';
-import { encodeEventRow } from './event-rows.js';
 import type { UsageSink } from './sink.js';
 import type { Segment, Spool } from './spool.js';
 
@@ -68,14 +66,12 @@ export class UsageMeter {
     if (!this.stopping) await this.flush();
   }
 
-  /** Appends the events to the spool, durable from here on; throws if the spool cannot be written. */
-  record(events: readonly UsageEvent[]): void {
-    if (events.length === 0) return;
-    let rows = '';
-    for (const event of events) rows += encodeEventRow(event);
-    this.spool.append(rows, events.length);
-    this.recorded += events.length;
-    this.metrics.usageEventsSpooled.inc(events.length);
+  /** Appends `events` rows (event-rows.ts) to the spool, durable from here on; throws if the spool cannot be written. */
+  record(rows: Buffer, events: number): void {
+    if (events === 0) return;
+    this.spool.append(rows, events);
+    this.recorded += events;
+    this.metrics.usageEventsSpooled.inc(events);
     if (this.spool.activeEvents >= this.options.batchSize) {
       this.spool.seal();
       this.writeInBackground();

@@ -13,8 +13,9 @@ import type { Db } from '../store/index.js';
 import type { Tracing } from '../tracing/index.js';
 import type { EventOutbox } from '../events/index.js';
 import { AccessLogReceiver } from './als-receiver.js';
-import { type NotBillableReason, toUsageEvent, type UsageEvent } from './event.js';
+import type { NotBillableReason } from './event.js';
 import { currentEventRow } from './event-rows.js';
+import { encodeEntryRows } from './entry-rows.js';
 import { UsageMeter } from './meter.js';
 import { DbUsageSink, PostgresUsageSink } from './sink.js';
 import { Spool } from './spool.js';
@@ -30,7 +31,7 @@ export interface MeteringDependencies {
   counters: Pick<CounterStore, 'periodUsage'>;
   clock: Clock;
   /** Verifies the usage signatures the Check put in the access-log entries' metadata. */
-  usage: Pick<UsageIdentity, 'verify'>;
+  usage: Pick<UsageIdentity, 'verify' | 'verifiesBytes'>;
   metrics: Metrics;
   logger: Logger;
   /** Spans for received access-log messages and database writes. */
@@ -71,11 +72,13 @@ export function createMetering(deps: MeteringDependencies): Metering {
   const periodStartOf = billingPeriodStarts(deps.identities);
   const receiver = new AccessLogReceiver({
     meter,
-    toEvents: (entries) => {
-      const context = { catalog: deps.catalog(), periodStartOf, usage: deps.usage, now: deps.clock.now(), newUsageId: randomUUID };
-      const events = entries.map((entry) => toUsageEvent(entry, context));
-      countNotBillable(events, metrics);
-      return events;
+    toRows: (entries) => {
+      const notBillable = new Map<string, number>();
+      const rows = encodeEntryRows(entries, { catalog: deps.catalog(), periodStartOf, usage: deps.usage, now: deps.clock.now(), newUsageId: randomUUID }, (reason) =>
+        notBillable.set(reason, (notBillable.get(reason) ?? 0) + 1),
+      );
+      for (const [reason, count] of notBillable) metrics.usageEventsNotBillable.inc({ reason }, count);
+      return rows;
     },
     metrics,
     logger,
@@ -107,16 +110,6 @@ const notBillableReasons = [
 ] as const satisfies readonly ('denied' | NotBillableReason)[];
 
 /** Counts a batch's unbilled events by reason, all denials as one (their codes are in the Check's metrics). */
-function countNotBillable(events: readonly UsageEvent[], metrics: Pick<Metrics, 'usageEventsNotBillable'>): void {
-  const byReason = new Map<string, number>();
-  for (const event of events) {
-    if (event.reason === null) continue; // billable
-    const reason = event.decision === 'deny' ? 'denied' : event.reason;
-    byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
-  }
-  for (const [reason, count] of byReason) metrics.usageEventsNotBillable.inc({ reason }, count);
-}
-
 /**
  * The start of a subscription's billing period containing an instant, as the Check computes it (same anchor, same
  * period math), remembered per subscription since consecutive events almost always share it. A subscription the

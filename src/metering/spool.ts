@@ -137,11 +137,10 @@ export class Spool {
     return oldest ? Math.max(0, (now - oldest.since) / 1000) : 0;
   }
 
-  /** Appends newline-ended rows; once this returns they survive the process. Throws if the write fails. */
-  append(rows: string, events: number): void {
+  /** Appends newline-ended rows (kept, not copied); once this returns they survive the process. Throws if the write fails. */
+  append(buffer: Buffer, events: number): void {
     if (this.closed) throw new Error('the spool is closed');
     const segment = this.active ?? this.startSegment();
-    const buffer = Buffer.from(rows);
     try {
       for (let written = 0; written < buffer.length; ) written += writeSync(segment.fd!, buffer, written);
     } catch (error) {

@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { loadEnvoyServices } from '../../src/grpc/protos.js';
 import { callMetadata, type EnvoyConnection } from './envoy.js';
 import { toStruct } from './envoy-wire.js';
-import { extAuthzNamespace } from '../../src/grpc/als-wire.js';
+import { decodeHttpAccessLogEntry } from '../../src/grpc/als-decoder.js';
+import { extAuthzNamespace, type HttpAccessLogEntryWire, type HttpLogEntries } from '../../src/grpc/als-wire.js';
 
 /**
  * Plays Envoy's HTTP gRPC access logger: a client built from the canonical protos opens StreamAccessLogs streams
@@ -112,4 +113,12 @@ export class AccessLogClient {
   close(): void {
     this.client.close();
   }
+}
+
+/** A decoded message's HTTP entries as objects, as metering's general path decodes each (undefined when it has none). */
+export function decodedEntries(logs: HttpLogEntries | undefined): HttpAccessLogEntryWire[] | undefined {
+  if (!logs || logs.spans.length === 0) return undefined;
+  const entries: HttpAccessLogEntryWire[] = [];
+  for (let i = 0; i < logs.spans.length; i += 2) entries.push(decodeHttpAccessLogEntry(logs.bytes, logs.spans[i]!, logs.spans[i + 1]!));
+  return entries;
 }
