@@ -516,7 +516,10 @@ describe('metering on PGlite', () => {
     expect([attempts, spool.pendingEvents]).toEqual([3, 3]);
     await clock.advance(1);
     expect(spool.pendingEvents).toBe(0);
-    expect((await metrics.usageFlushFailures.get()).values).toEqual([expect.objectContaining({ labels: { outcome: 'retried' }, value: 3 })]);
+    expect((await metrics.usageFlushFailures.get()).values).toEqual([
+      expect.objectContaining({ labels: { outcome: 'retried' }, value: 3 }),
+      expect.objectContaining({ labels: { outcome: 'rejected' }, value: 0 }),
+    ]);
     const [row] = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM usage_events WHERE request_id LIKE 'r_'`);
     expect(row!.count).toBe(3);
     // Recovered: full segments are written at once again, with no job pass.
