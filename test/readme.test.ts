@@ -5,8 +5,11 @@ import { adminToken, startTestApp, type TestApp } from './support/services.js';
 
 /**
  * The README's CLI examples as a fresh user pastes them: every `npx tollgate …` line of its sh blocks, in order, with
- * the shell variables they set (`KEY=$(npx tollgate … | tail -n 1)`), against one fresh server.
+ * the shell variables they set (`KEY=$(npx tollgate … | tail -n 1)`), against one fresh server; then those of the
+ * docs the README leads to, in reading order (they build on the quick start's customers).
  */
+const exampleFiles = ['README.md', 'docs/CATALOG.md', 'docs/BILLING.md', 'docs/USAGE-ALERTS.md'];
+
 
 interface Step {
   line: string;
@@ -71,7 +74,7 @@ function shellWords(text: string): string[] {
 describe('README', () => {
   let service: TestApp;
   let env: NodeJS.ProcessEnv;
-  const steps = readmeSteps(readFileSync('README.md', 'utf8'));
+  const steps = exampleFiles.flatMap((file) => readmeSteps(readFileSync(file, 'utf8')));
 
   beforeAll(async () => {
     service = await startTestApp({ mode: 'embedded' });
