@@ -53,7 +53,7 @@ plans:
       - { quota_percent: 80 }
 `;
 
-/** The verification recipe of README.md ("Usage alerts"), as a customer's server runs it. */
+/** The verification recipe of docs/USAGE-ALERTS.md, as a customer's server runs it. */
 function verifySignature(secret: string, rawBody: string, header: string, toleranceSeconds = 300): boolean {
   const fields = new Map(header.split(',').map((part) => part.split('=', 2) as [string, string]));
   const timestamp = fields.get('t') ?? '';

@@ -731,7 +731,7 @@ describe('events: a dead NATS, then one that hangs, and SIGTERM (tollgate serve 
     await new Promise<void>((resolve) => silent!.listen(port, '127.0.0.1', resolve));
     await expect.poll(() => sockets.size, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
     server.child.kill('SIGTERM');
-    // Past the grace the process would exit with 1 (see README, TOLLGATE_SHUTDOWN_GRACE_MS).
+    // Past the grace the process would exit with 1 (see docs/CONFIGURATION.md, TOLLGATE_SHUTDOWN_GRACE_MS).
     expect(await server.exited).toBe(0);
     // The publisher's step was the one left behind at the grace, and the stop went on without it.
     expect(server.output).toMatch(/"step":"event publishing","msg":"stop step did not end in time/);

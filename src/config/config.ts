@@ -9,7 +9,7 @@ export const minSigningKeyLength = 32;
 /** A NATS server address: a nats:// or tls:// URL, or a bare host:port. */
 const natsServer = /^((nats|tls):\/\/)?[^\s/,]+$/;
 
-/** Every setting comes from the environment; names and defaults are documented in README.md. */
+/** Every setting comes from the environment; names and defaults are documented in docs/CONFIGURATION.md. */
 const envSchema = z.object({
   TOLLGATE_CATALOG: z.string().min(1).default('examples/petstore.yaml'),
   TOLLGATE_DATA_DIR: z.string().min(1).default('.tollgate'),

@@ -1,6 +1,6 @@
 /**
  * Erasing a customer (GDPR art. 17): what identifies the person goes, what the books need stays, anonymised.
- * README, "Privacy", lists what is removed and what is kept, and why.
+ * docs/OPERATIONS.md ("Privacy") lists what is removed and what is kept, and why.
  */
 import type { AccountsService } from '../identity/index.js';
 import { type Clock, notFound } from '../kernel/index.js';

@@ -40,7 +40,7 @@ export function cachedBusinessMetrics(
 }
 
 /**
- * Business metrics (README, "Business metrics") over the trailing window the source computes, read at scrape time
+ * Business metrics (docs/OPERATIONS.md, "Business metrics") over the trailing window the source computes, read at scrape time
  * from its cache. Labels: currency and plan only. A rate with nothing to divide by is NaN.
  */
 export function registerBusinessGauges(metrics: Metrics, latest: () => Promise<BusinessMetrics | undefined>): void {

@@ -2,7 +2,7 @@
  * Business metrics read from the records: MRR, paying customers, churn, free-to-paid conversion, activation, time
  * to first call and net revenue retention over a window of time. The subscription history (subscriptions and
  * subscription_changes) is replayed to know which plan each subscription was on at any instant, so a past period
- * reads the same whenever it is asked. Definitions: README, "Business metrics".
+ * reads the same whenever it is asked. Definitions: docs/OPERATIONS.md, "Business metrics".
  */
 import { monthlyRecurringFee, planAt, type SubscriptionHistory } from '../billing/index.js';
 import type { Catalog, Plan } from '../catalog/index.js';

@@ -63,7 +63,7 @@ function checkLine(checked: CheckedCall, index: number): string {
 export const gatewayCommands: CommandSpec[] = [
   {
     name: 'serve',
-    summary: 'run the server (configured by TOLLGATE_* variables: README, Configuration)',
+    summary: 'run the server (configured by TOLLGATE_* variables: docs/CONFIGURATION.md)',
     json: 'none',
     run: async () => {
       const { serve } = await import('../../main.js');
