@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { migrate } from '../src/store/migrations.js';
+import { PgliteDb } from '../src/store/pglite.js';
 import { runDatabasePrefix, runRedisPrefix, scanKeys } from './support/test-run.js';
 
 /**
@@ -16,7 +18,7 @@ import { runDatabasePrefix, runRedisPrefix, scanKeys } from './support/test-run.
 const redisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const databaseUrl = process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-export default function setup() {
+export default async function setup() {
   buildIfStale();
   const runId = randomBytes(4).toString('hex');
   // Workers start after this and inherit the environment; spawned servers get it from them.
@@ -24,11 +26,12 @@ export default function setup() {
   const runTmp = join(tmpdir(), `tollgate-run-${runId}`);
   mkdirSync(runTmp, { recursive: true });
   process.env.TMPDIR = runTmp;
+  process.env.TOLLGATE_TEST_PGDATA_TEMPLATE = await migratedPgliteTemplate(join(runTmp, templateName));
 
   return async () => {
     const keys = await leftoverKeys(runId).catch((error: Error) => [`(Redis not checked: ${error.message})`]);
     const databases = await leftoverDatabases(runId).catch((error: Error) => [`(PostgreSQL not checked: ${error.message})`]);
-    const files = readdirSync(runTmp);
+    const files = readdirSync(runTmp).filter((name) => name !== templateName);
     rmSync(runTmp, { recursive: true, force: true });
     if (files.length > 0) console.warn(`\ntests left ${files.length} temporary entries (removed): ${files.slice(0, 20).join(', ')}`);
     if (keys.length === 0 && databases.length === 0) return;
@@ -39,6 +42,19 @@ export default function setup() {
     console.error(lines.join('\n'));
     process.exitCode = 1;
   };
+}
+
+const templateName = 'pgdata-template';
+
+/** One embedded database, migrated, that test data directories start from (test/support/pglite-template.ts). */
+async function migratedPgliteTemplate(dir: string): Promise<string> {
+  const db = await PgliteDb.open(dir);
+  try {
+    await migrate(db);
+  } finally {
+    await db.close();
+  }
+  return dir;
 }
 
 function buildIfStale(): void {

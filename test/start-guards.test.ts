@@ -64,7 +64,7 @@ describe('ports taken', { timeout: processTestTimeoutMs }, () => {
       await server.exited;
       const port = which === 'HTTP' ? server.httpPort : server.grpcPort;
       holder = await occupy(port);
-      const again = await spawnServe({ env: { [`TOLLGATE_${which === 'HTTP' ? 'HTTP' : 'GRPC'}_PORT`]: String(port) } });
+      const again = await spawnServe({ env: { [`TOLLGATE_${which === 'HTTP' ? 'HTTP' : 'GRPC'}_PORT`]: String(port) }, emptyDataDir: true });
       const { code } = await timeToExit(again, Date.now());
       expect(code).toBe(1);
       const variable = `TOLLGATE_${which === 'HTTP' ? 'HTTP' : 'GRPC'}_PORT`;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { freePort } from './ports.js';
+import { seedEmbeddedDatabase } from './pglite-template.js';
 
 export const serveAdminToken = 'sigterm-admin-token-0123456789';
 
@@ -76,8 +77,10 @@ export function waitForOutput(child: ChildProcess, seen: () => boolean, what: st
 
 export interface ServeProcessOptions {
   env?: Record<string, string>;
-  /** Its data directory; a fresh one by default. */
+  /** Its data directory; a fresh one by default, its embedded database copied from the run's migrated one. */
   dataDir?: string;
+  /** A fresh data directory with nothing in it, as on a first start. */
+  emptyDataDir?: boolean;
   /**
    * Where its stdout goes: collected (the default) or an open file descriptor; then `readStdout` reads what it wrote
    * so far (for the wait on its start line).
@@ -87,16 +90,17 @@ export interface ServeProcessOptions {
 }
 
 /** A fresh directory, removed after the test (once its processes are gone). */
-export function testDir(name = 'serve'): string {
+export function testDir(name = 'serve', { seeded = true } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), `tollgate-${name}-`));
   madeDirs.push(dir);
+  if (seeded) seedEmbeddedDatabase(dir);
   return dir;
 }
 
 /** `tollgate serve` as a process on free loopback ports, its log collected, not waited for. */
 export async function spawnServe(options: ServeProcessOptions = {}) {
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  const dataDir = options.dataDir ?? testDir();
+  const dataDir = options.dataDir ?? testDir('serve', { seeded: !options.emptyDataDir });
   const child = spawnCli(['serve'], {
     env: {
       ...process.env,

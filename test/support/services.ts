@@ -10,6 +10,7 @@ import { silentLogger, type Logger } from '../../src/kernel/logger.js';
 import type { TcpProxy } from './tcp-proxy.js';
 import { removeRedisKeys, testDatabaseName, testRedisPrefix } from './test-run.js';
 import { testUsageSigningKey } from './usage.js';
+import { seedEmbeddedDatabase } from './pglite-template.js';
 
 export const testRedisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const testDatabaseUrl = process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -68,6 +69,7 @@ export interface TestApp {
 export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-test-'));
   const database = options.mode === 'production' ? await createTestDatabase() : undefined;
+  if (!database) seedEmbeddedDatabase(dataDir);
   const env: Record<string, string> = {
     TOLLGATE_CATALOG: 'examples/petstore.yaml',
     TOLLGATE_DATA_DIR: dataDir,
