@@ -7,6 +7,7 @@
  * other benches.
  */
 import { loadCatalogFile } from '../src/catalog/index.js';
+import { CheckPlans } from '../src/check/check-plan.js';
 import { admit, conclude, type CheckRequestFacts } from '../src/check/decide.js';
 import { decodeCheckRequest } from '../src/check/check-request-decoder.js';
 import { encodeCheckResponseFrame } from '../src/check/check-response-encoder.js';
@@ -90,6 +91,7 @@ export async function checkPieces(fixtures = checkFixtures()): Promise<Piece[]> 
   );
   if (!decisions.every((decision) => decision.allowed)) throw new Error('the realistic requests must be allowed');
   const resolveKey = (key: string) => identities.resolve(hashApiKey(key));
+  const plans = new CheckPlans(catalog, options.headerPrefix);
   let pendingCalls = 0;
   let drained: (() => void) | undefined;
   const call = {
@@ -107,7 +109,7 @@ export async function checkPieces(fixtures = checkFixtures()): Promise<Piece[]> 
       name: 'decide (admit + conclude)',
       run: (i) => {
         const request = facts[i % n]!;
-        const admission = admit(request, { catalog, options, now: clock.now(), resolveKey, periodOf });
+        const admission = admit(request, { plans, options, now: clock.now(), resolveKey, periodOf });
         if (!admission.admitted) throw new Error(`denied: ${admission.decision.message}`);
         return conclude(admission.next, allowedAnswer(admission.next.limits), request, options, catalog.upgradeUrl);
       },

@@ -4,5 +4,6 @@
  */
 export { checkMethod } from './check-method.js';
 export { createCheckHandler } from './check-service.js';
-export { extractKey, memoizePeriods, quotaCounterName } from './decide.js';
+export { quotaCounterName } from './check-plan.js';
+export { extractKey, memoizePeriods } from './decide.js';
 export { UsageIdentity } from './usage-identity.js';
