@@ -1,5 +1,5 @@
 import type { Plan, RouteMatch } from '../catalog/index.js';
-import type { CustomerState, Identity, KeyState, SubscriptionState } from '../identity/index.js';
+import type { Identity, KeyState } from '../identity/index.js';
 import type { ConsumeResult, Limit, LimitOutcome } from '../counters/index.js';
 import { formatMicros } from '../billing/index.js';
 import type { CheckPlans, KeyCheckPlan, Period } from './check-plan.js';
@@ -38,9 +38,7 @@ export interface AdmitContext {
 }
 
 export interface Admitted {
-  identity: { key: KeyState; subscription: SubscriptionState; customer: CustomerState };
   plan: Plan;
-  route: RouteMatch;
   period: Period;
   /** Counter scope: one customer's counters share it (and one Redis Cluster slot). */
   scope: string;
@@ -109,9 +107,7 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   return {
     admitted: true,
     next: {
-      identity: { key: identity.key, subscription, customer },
       plan,
-      route,
       period,
       scope: customer.id,
       compiled,
