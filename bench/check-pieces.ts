@@ -3,8 +3,9 @@
  * @grpc/proto-loader (protobufjs), the response encoder against protobufjs's encoding of the same response, the
  * decision alone (admit + conclude), and the whole handler over a memory counter store. Over
  * bench/catalog-realistic.yaml with 1,000 keys of 100 customers and every endpoint, as bench/check.ts loads it.
- * Reports ns/op, the median of several rounds. `npx tsx bench/check-pieces.ts [rounds]`; the pieces are exported for
- * other benches.
+ * Reports ns/op, the median of several rounds: `npx tsx bench/check-pieces.ts [rounds] [operations] [piece]`, where
+ * `piece` picks the pieces whose names contain it (e.g. to count one piece's instructions under callgrind). The pieces
+ * are exported for other benches.
  */
 import { loadCatalogFile } from '../src/catalog/index.js';
 import { CheckPlans } from '../src/check/check-plan.js';
@@ -146,7 +147,8 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 async function main() {
   const rounds = Number(process.argv[2] ?? 7);
   const operations = Number(process.argv[3] ?? 100_000);
-  const pieces = await checkPieces();
+  const only = process.argv[4];
+  const pieces = (await checkPieces()).filter((piece) => only === undefined || piece.name.includes(only));
   for (const piece of pieces) await measure(piece, operations); // warm up
   const figures = new Map<string, number[]>(pieces.map((piece) => [piece.name, []]));
   for (let round = 0; round < rounds; round++) {
