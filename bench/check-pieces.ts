@@ -12,7 +12,7 @@ import { CheckPlans } from '../src/check/check-plan.js';
 import { admit, conclude, type CheckRequestFacts } from '../src/check/decide.js';
 import { decodeCheckRequest } from '../src/check/check-request-decoder.js';
 import { encodeCheckResponseFrame } from '../src/check/check-response-encoder.js';
-import { createCheckHandler } from '../src/check/check-service.js';
+import { createCheckHandler } from '../src/check/check-handler.js';
 import { memoizePeriods } from '../src/check/index.js';
 import type { Decision } from '../src/check/decision.js';
 import { MemoryCounterStore, ResilientCounterStore, type ConsumeResult } from '../src/counters/index.js';

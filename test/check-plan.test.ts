@@ -4,7 +4,7 @@ import { Catalog } from '../src/catalog/catalog.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { CheckPlans } from '../src/check/check-plan.js';
 import { encodeCheckResponseFrame } from '../src/check/check-response-encoder.js';
-import { createCheckHandler } from '../src/check/check-service.js';
+import { createCheckHandler } from '../src/check/check-handler.js';
 import { memoizePeriods } from '../src/check/decide.js';
 import type { Decision } from '../src/check/decision.js';
 import { MemoryCounterStore } from '../src/counters/memory.js';

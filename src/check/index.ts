@@ -4,7 +4,7 @@
  * The life of one Check, file by file:
  * 1. decode      check-request-decoder.ts  CheckRequest bytes to the HTTP facts the Check reads (CheckRequestWire);
  *                                          check-method.ts types decode → handle → encode as one gRPC method.
- * 2. handle      check-service.ts          the handler: facts, tracing (free when off), JWT or API key, metrics; it
+ * 2. handle      check-handler.ts          the handler: facts, tracing (free when off), JWT or API key, metrics; it
  *                                          compiles the catalog's plans when it first sees a catalog (and a reload).
  * 3. resolve key decide.ts `admit`         the key from its header, its identity from memory (identity/).
  * 4. match route decide.ts `admit`         host, method and path to one product endpoint (catalog/).
@@ -19,7 +19,7 @@
  *                                          parts.
  */
 export { checkMethod } from './check-method.js';
-export { createCheckHandler } from './check-service.js';
+export { createCheckHandler } from './check-handler.js';
 export { quotaCounterName } from './check-plan.js';
 export { extractKey, memoizePeriods } from './decide.js';
 export { UsageIdentity } from './usage-identity.js';
