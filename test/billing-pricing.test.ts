@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Identity } from '../src/identity/identity-cache.js';
+import { CheckPlans } from '../src/check/check-plan.js';
 import { admit, conclude } from '../src/check/decide.js';
 import { priceKeyOf, realTimeCallPrice } from '../src/billing/call-price.js';
 import { catalogPricing, periodsToRate, ratePeriodInvoice, type SubscriptionHistory } from '../src/billing/period-invoice.js';
@@ -52,7 +53,7 @@ describe('the Check charges prepaid plans in its one consume', () => {
   };
   const request = { method: 'POST', host: 'h', path: '/api/v1/pets', headers: { 'x-api-key': 'k' }, requestId: 'r' };
   const options = { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' };
-  const admission = admit(request, { catalog, options, now: at('2026-11-15T00:00:00Z'), resolveKey: () => identity, periodOf: periodContaining });
+  const admission = admit(request, { plans: new CheckPlans(catalog, options.headerPrefix), options, now: at('2026-11-15T00:00:00Z'), resolveKey: () => identity, periodOf: periodContaining });
 
   it('adds a wallet limit after the rate limits, priced for the endpoint, counting spend per subscription period', () => {
     if (!admission.admitted) throw new Error('expected admission');

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import type { Identity, IdentityCache } from '../src/identity/identity-cache.js';
-import { createCheckHandler, type CheckDependencies } from '../src/check/check-service.js';
+import { createCheckHandler, type CheckDependencies } from '../src/check/check-handler.js';
 import { memoizePeriods } from '../src/check/decide.js';
 import type { Decision } from '../src/check/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';

@@ -1,8 +1,8 @@
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Decision } from '../src/check/decision.js';
-import { encodeCheckResponseFrame } from '../src/check/check-response-encoder.js';
+import type { Decision, PreEncodedAllowParts } from '../src/check/decision.js';
+import { encodeCheckResponseFrame, preEncodeAllowParts } from '../src/check/check-response-encoder.js';
 
 /** The message inside the gRPC frame (1 flag byte, 4 length bytes). */
 const encodeCheckResponse = (decision: Parameters<typeof encodeCheckResponseFrame>[0]): Buffer => encodeCheckResponseFrame(decision).subarray(5);
@@ -37,29 +37,33 @@ describe('encodeCheckResponse', () => {
     );
   });
 
-  it('encodes a frozen header set, whose bytes it keeps, as it encodes the same headers unfrozen, every time', () => {
+  it('encodes pre-encoded upstream headers as it encodes the same headers, every time', () => {
     fc.assert(
       fc.property(headers, metadata, (upstreamHeaders, meta) => {
-        const frozen = Object.freeze({ ...upstreamHeaders });
-        const asFrozen = (responseHeaders: Readonly<Record<string, string>>) => ({ allowed: true as const, upstreamHeaders: frozen, removeHeaders: [], responseHeaders, metadata: meta, requestMetadata: {} });
+        const preEncoded = preEncodeAllowParts(upstreamHeaders, meta);
+        const withParts = (responseHeaders: Readonly<Record<string, string>>) => ({ allowed: true as const, upstreamHeaders, removeHeaders: [], responseHeaders, metadata: meta, requestMetadata: {}, preEncoded });
         const expected = encodeCheckResponse({ allowed: true, upstreamHeaders: { ...upstreamHeaders }, removeHeaders: [], responseHeaders: {}, metadata: meta, requestMetadata: {} });
-        expect(encodeCheckResponse(asFrozen({}))).toEqual(expected);
-        expect(encodeCheckResponse(asFrozen({}))).toEqual(expected);
-        // The same frozen set in another field (response headers) is not given the first field's bytes.
-        expect(decodeBoth(asFrozen(frozen))[0]).toEqual(decodeBoth({ ...asFrozen({ ...upstreamHeaders }), upstreamHeaders: { ...upstreamHeaders } })[0]);
+        expect(encodeCheckResponse(withParts({}))).toEqual(expected);
+        expect(encodeCheckResponse(withParts({}))).toEqual(expected);
+        // The same headers in another field (response headers) are encoded for that field, not copied from the parts.
+        expect(decodeBoth(withParts(upstreamHeaders))[0]).toEqual(decodeBoth({ ...withParts({ ...upstreamHeaders }), preEncoded: undefined })[0]);
+        const [ours, reference] = decodeBoth(withParts(upstreamHeaders));
+        expect(ours).toEqual(reference);
       }),
       { numRuns: 100 },
     );
   });
 
-  it('encodes frozen shared metadata, whose bytes it keeps, as it encodes the same entries unfrozen, every time', () => {
+  it('encodes pre-encoded shared metadata as it encodes the same entries, every time', () => {
     fc.assert(
       fc.property(metadata, metadata, (shared, own) => {
-        const decision = (metadata: Readonly<Record<string, string | number>>) => ({ allowed: true as const, upstreamHeaders: {}, removeHeaders: [], responseHeaders: {}, metadata, requestMetadata: own });
-        const frozen = Object.freeze({ ...shared });
+        const decision = (metadata: Readonly<Record<string, string | number>>, preEncoded?: PreEncodedAllowParts) => ({ allowed: true as const, upstreamHeaders: {}, removeHeaders: [], responseHeaders: {}, metadata, requestMetadata: own, preEncoded });
+        const preEncoded = preEncodeAllowParts({}, shared);
         const expected = encodeCheckResponse(decision({ ...shared }));
-        expect(encodeCheckResponse(decision(frozen))).toEqual(expected);
-        expect(encodeCheckResponse(decision(frozen))).toEqual(expected);
+        expect(encodeCheckResponse(decision(shared, preEncoded))).toEqual(expected);
+        expect(encodeCheckResponse(decision(shared, preEncoded))).toEqual(expected);
+        const [ours, reference] = decodeBoth(decision(shared, preEncoded));
+        expect(ours).toEqual(reference);
       }),
       { numRuns: 100 },
     );
@@ -91,9 +95,21 @@ describe('encodeCheckResponse', () => {
       upstreamHeaders: { a: long, b: 'é'.repeat(100) },
       removeHeaders: ['x'.repeat(127), 'y'.repeat(128)],
       responseHeaders: { c: '€'.repeat(42) },
-      metadata: Object.freeze({ note: long, accent: '€'.repeat(60), empty: '' }),
+      metadata: { note: long, accent: '€'.repeat(60), empty: '' },
       requestMetadata: { request_id: 'r'.repeat(130) },
     });
     expect(ours).toEqual(reference);
+    const upstreamHeaders = { a: long, b: 'é'.repeat(100) };
+    const metadata = { note: long, accent: '€'.repeat(60), empty: '' };
+    const [preEncoded, preReference] = decodeBoth({
+      allowed: true,
+      upstreamHeaders,
+      removeHeaders: [],
+      responseHeaders: {},
+      metadata,
+      requestMetadata: { request_id: 'r'.repeat(130) },
+      preEncoded: preEncodeAllowParts(upstreamHeaders, metadata),
+    });
+    expect(preEncoded).toEqual(preReference);
   });
 });

@@ -269,13 +269,14 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
         const clock = new ManualClock(start);
         const memory = new MemoryCounterStore(clock, 'tg');
         const redis = await connectedRedis('tgb');
-        // As admit() does, equal limits are one shared array, here across scopes and window boundaries too: the Redis
-        // store encodes a repeated array once per batch, and only while its sliding windows stay the same.
+        // As a compiled plan does (check/check-plan.ts), equal limits carry one limitSetId, here across scopes and window
+        // boundaries too: the Redis store encodes a repeated set once per batch, and only while its sliding windows stay
+        // the same.
         const sharedLimits = new Map<string, Limit[]>();
         const limitsOf = (step: { which: readonly ('a' | 'b' | 'q' | 'w')[]; cost: number }) => {
-          const key = `${step.which.join()}:${step.cost}`;
-          if (!sharedLimits.has(key)) sharedLimits.set(key, randomLimits(step));
-          return sharedLimits.get(key)!;
+          const limitSetId = `${step.which.join()}:${step.cost}`;
+          if (!sharedLimits.has(limitSetId)) sharedLimits.set(limitSetId, randomLimits(step));
+          return { limits: sharedLimits.get(limitSetId)!, limitSetId };
         };
         try {
           for (const scope of scopes) {
@@ -284,7 +285,7 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
           for (const burst of bursts) {
             const requests = burst.map((step) => {
               clock.advance(step.advanceMs);
-              return { scope: step.scope, now: clock.now(), limits: limitsOf(step) };
+              return { scope: step.scope, now: clock.now(), ...limitsOf(step) };
             });
             // Sent without awaiting: the Redis store answers the whole burst from one script call (or two past its
             // batch limit), which must match one-at-a-time evaluation in arrival order.

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Identity } from '../src/identity/identity-cache.js';
+import { CheckPlans } from '../src/check/check-plan.js';
 import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admitted, type CheckRequestFacts } from '../src/check/decide.js';
 import type { Deny } from '../src/check/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
@@ -13,6 +14,7 @@ import { evaluateSliding, type LimitOutcome, type SlidingLimit } from '../src/co
 const catalog = loadCatalogFile('examples/petstore.yaml');
 const now = Date.UTC(2026, 10, 15, 12);
 const options = { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' };
+const plans = new CheckPlans(catalog, options.headerPrefix);
 
 function identity(overrides: { key?: Partial<Identity['key']>; plan?: string; subscription?: 'active' | 'canceled' | 'missing'; customer?: 'active' | 'suspended' | 'overdue' | 'erased' | 'missing' } = {}): Identity {
   const customer = overrides.customer ?? 'active';
@@ -35,7 +37,7 @@ const request = (method: string, path: string, headers: Record<string, string> =
 });
 
 const context = (resolved: Identity | undefined): AdmitContext => ({
-  catalog,
+  plans,
   options,
   now,
   resolveKey: (key) => (key === 'k' ? resolved : undefined),

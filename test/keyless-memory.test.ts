@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IdentityCache } from '../src/identity/identity-cache.js';
 import { checkMethod } from '../src/check/check-method.js';
-import { createCheckHandler } from '../src/check/check-service.js';
+import { createCheckHandler } from '../src/check/check-handler.js';
 import { memoizePeriods } from '../src/check/decide.js';
 import { loadCatalogFile } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';

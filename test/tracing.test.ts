@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IdentityCache } from '../src/identity/identity-cache.js';
-import { createCheckHandler } from '../src/check/check-service.js';
+import { createCheckHandler } from '../src/check/check-handler.js';
 import { memoizePeriods } from '../src/check/decide.js';
 import type { Decision } from '../src/check/decision.js';
 import { loadCatalogFile } from '../src/catalog/load.js';

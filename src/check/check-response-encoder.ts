@@ -1,10 +1,12 @@
-import type { Decision, DenialStatus } from './decision.js';
+import type { Decision, DenialStatus, PreEncodedAllowParts } from './decision.js';
 
 /**
  * Encodes a Check decision straight to envoy.service.auth.v3.CheckResponse bytes: the one message on the hot path.
  * protobufjs's reflective encoder, fed from an intermediate object, spent ~19 µs on a typical allow response (as
  * much as the whole Redis round trip). This writes each field once into a reused buffer, reserving one byte for
- * each nested message's length and moving the bytes only in the rare case it needs more.
+ * each nested message's length and moving the bytes only in the rare case it needs more. The parts an allowed call
+ * shares with a key's other calls (identity headers, metadata facts) come pre-encoded in the decision
+ * (preEncodeAllowParts, called when a compiled plan is bound to a key: check-plan.ts), and are copied.
  * test/check-response-encoder.test.ts proves the bytes decode, with the canonical protos, to what protobufjs makes
  * of the same response.
  * Field numbers: envoy/service/auth/v3/external_auth.proto, envoy/config/core/v3/base.proto,
@@ -122,11 +124,6 @@ class Writer {
   }
 
   headers(field: number, headers: Readonly<Record<string, string>>): void {
-    if (Object.isFrozen(headers)) this.bytes(encodedHeaderSet(field, headers));
-    else this.eachHeader(field, headers);
-  }
-
-  eachHeader(field: number, headers: Readonly<Record<string, string>>): void {
     for (const name in headers) this.overwritingHeader(field, name, headers[name]!);
   }
 
@@ -137,13 +134,12 @@ class Writer {
   }
 
   /**
-   * google.protobuf.Struct of string and number values: `shared`'s entries, then `own`'s. A Struct is a map, so an
-   * entry of `own` wins over one of `shared` with the same name. A frozen `shared` (an allowed call's facts, shared by
-   * a key's calls to an endpoint) is encoded once and its bytes copied.
+   * google.protobuf.Struct of string and number values: `shared`'s entries (or their bytes, pre-encoded), then `own`'s.
+   * A Struct is a map, so an entry of `own` wins over one of `shared` with the same name.
    */
-  struct(field: number, shared: Readonly<Record<string, string | number>>, own?: Readonly<Record<string, string | number>>): void {
+  struct(field: number, shared: Readonly<Record<string, string | number>> | Uint8Array, own?: Readonly<Record<string, string | number>>): void {
     const struct = this.begin(field);
-    if (Object.isFrozen(shared)) this.bytes(encodedStructEntries(shared));
+    if (shared instanceof Uint8Array) this.bytes(shared);
     else this.structEntries(shared);
     if (own) this.structEntries(own);
     this.end(struct);
@@ -194,26 +190,14 @@ class Writer {
 const writer = new Writer();
 
 /**
- * Frozen header sets (a key's identity headers: decide.ts shares one among its calls) are encoded once. Keyed by
- * field too, though each set is only ever sent in one.
+ * An allowed call's shared parts as protobuf bytes: the upstream headers as CheckResponse.ok_response.headers entries,
+ * the metadata as google.protobuf.Struct entries. The encoder copies them in place of encoding the records again.
  */
-const encodedHeaderSets = new WeakMap<Readonly<Record<string, string>>, { field: number; bytes: Buffer }>();
-
-function encodedHeaderSet(field: number, headers: Readonly<Record<string, string>>): Buffer {
-  const known = encodedHeaderSets.get(headers);
-  if (known?.field === field) return known.bytes;
-  const bytes = writtenAlone((own) => own.eachHeader(field, headers));
-  encodedHeaderSets.set(headers, { field, bytes });
-  return bytes;
-}
-
-/** Frozen metadata (an allowed call's facts, shared by a key's calls to one endpoint): its Struct entries, encoded once. */
-const encodedStructs = new WeakMap<Readonly<Record<string, string | number>>, Buffer>();
-
-function encodedStructEntries(values: Readonly<Record<string, string | number>>): Buffer {
-  let bytes = encodedStructs.get(values);
-  if (!bytes) encodedStructs.set(values, (bytes = writtenAlone((own) => own.structEntries(values))));
-  return bytes;
+export function preEncodeAllowParts(upstreamHeaders: Readonly<Record<string, string>>, metadata: Readonly<Record<string, string | number>>): PreEncodedAllowParts {
+  return {
+    upstreamHeaders: writtenAlone((own) => own.headers(2, upstreamHeaders)),
+    metadataEntries: writtenAlone((own) => own.structEntries(metadata)),
+  };
 }
 
 /** What `write` writes, in a writer of its own (the shared one may be part-way through a response). */
@@ -235,7 +219,8 @@ function writeCheckResponse(decision: Decision): void {
   if (decision.allowed) {
     writer.end(status);
     const ok = writer.begin(3);
-    writer.headers(2, decision.upstreamHeaders);
+    if (decision.preEncoded) writer.bytes(decision.preEncoded.upstreamHeaders);
+    else writer.headers(2, decision.upstreamHeaders);
     for (const name of decision.removeHeaders) writer.string(5, name);
     writer.headers(6, decision.responseHeaders);
     writer.end(ok);
@@ -256,5 +241,6 @@ function writeCheckResponse(decision: Decision): void {
     writer.string(3, JSON.stringify(decision.body));
     writer.end(denied);
   }
-  writer.struct(4, decision.metadata, decision.allowed ? decision.requestMetadata : undefined);
+  if (decision.allowed) writer.struct(4, decision.preEncoded?.metadataEntries ?? decision.metadata, decision.requestMetadata);
+  else writer.struct(4, decision.metadata);
 }

@@ -1,15 +1,17 @@
-import type { Catalog, EndpointDocument, Plan, RouteMatch } from '../catalog/index.js';
-import type { CustomerState, Identity, KeyState, SubscriptionState } from '../identity/index.js';
+import type { Plan, RouteMatch } from '../catalog/index.js';
+import type { CustomerState, Identity, KeyState } from '../identity/index.js';
 import type { ConsumeResult, Limit, LimitOutcome } from '../counters/index.js';
-import { formatMicros, prepaidWalletLimit } from '../billing/index.js';
+import { formatMicros } from '../billing/index.js';
+import type { CheckPlans, KeyCheckPlan, Period } from './check-plan.js';
 import type { Decision, DecisionMetadata, DenialCode, DenialStatus, Deny } from './decision.js';
-import { signedFactsTail } from './usage-identity.js';
 
 /**
  * The Check's pure core, in two steps around the one I/O call (the counter store):
- * `admit` resolves identity, plan and entitlement and says which counters to consume;
- * `conclude` turns the counters' answer into the decision and its headers.
+ * `admit` resolves identity, route, plan and entitlement to the key's compiled plan (check-plan.ts), which says which
+ * counters to consume; `conclude` turns the counters' answer into the decision and its headers.
  */
+
+export type { Period } from './check-plan.js';
 
 export interface CheckRequestFacts {
   method: string;
@@ -26,13 +28,9 @@ export interface DecideOptions {
   headerPrefix: string;
 }
 
-export interface Period {
-  start: number;
-  end: number;
-}
-
 export interface AdmitContext {
-  catalog: Catalog;
+  /** The catalog's compiled plans (and the catalog itself). */
+  plans: CheckPlans;
   options: DecideOptions;
   now: number;
   resolveKey: (key: string) => Identity | undefined;
@@ -40,23 +38,19 @@ export interface AdmitContext {
 }
 
 export interface Admitted {
-  identity: { key: KeyState; subscription: SubscriptionState; customer: CustomerState };
   plan: Plan;
-  route: RouteMatch;
   period: Period;
   /** Counter scope: one customer's counters share it (and one Redis Cluster slot). */
   scope: string;
-  /** Shared by every Check of one key on one endpoint within a period (see keyEndpointFacts): never modified. */
+  /** The compiled plan bound to this key and period: shared by its Checks of the endpoint, never modified. */
+  compiled: KeyCheckPlan;
+  /** The limits to count: `compiled.limits`; `limits[i]` enforces `compiled.checkPlan.rules[i]`. */
   limits: readonly Limit[];
-  /** The allowed call's metadata facts, shared the same way and frozen (the encoder keeps their bytes). */
+  /** The allowed call's metadata facts: `compiled.metadata`. */
   metadata: Readonly<DecisionMetadata>;
-  /** The facts an allowed call's usage signature covers besides its id (usage-identity.ts), shared the same way. */
-  usageFacts: string;
 }
 
 export type Admission = { admitted: false; decision: Deny } | { admitted: true; next: Admitted };
-
-export const quotaCounterName = (subscriptionId: string) => `q:${subscriptionId}`;
 
 export function extractKey(headers: Readonly<Record<string, string>>, options: DecideOptions): string | undefined {
   const direct = headers[options.keyHeader]?.trim();
@@ -67,7 +61,7 @@ export function extractKey(headers: Readonly<Record<string, string>>, options: D
 }
 
 export function admit(request: CheckRequestFacts, context: AdmitContext): Admission {
-  const { catalog } = context;
+  const { catalog } = context.plans;
   let route: RouteMatch | undefined;
   let identity: Identity | undefined;
   let planId: string | undefined;
@@ -99,25 +93,24 @@ export function admit(request: CheckRequestFacts, context: AdmitContext): Admiss
   if (!plan) return deny(403, 'plan_unavailable', `Plan ${subscription.planId} is no longer offered.`);
 
   if (!route) return deny(403, 'unknown_endpoint', `${request.method} ${stripQuery(request.path)} is not part of any API product.`);
-  if (route.product.id !== plan.product || !plan.allowedEndpoints.has(route.endpoint.id)) {
+  const checkPlan = context.plans.planFor(route, plan);
+  if (!checkPlan) {
     return deny(403, 'not_entitled', `Plan ${plan.id} does not include ${route.endpoint.id}.`, {
       upgrade_url: catalog.upgradeUrl,
     });
   }
 
   const period = context.periodOf(subscription.periodAnchor, context.now);
-  const facts = keyEndpointFacts(identity.key, subscription, plan, route, period);
+  const compiled = context.plans.bind(checkPlan, identity.key, subscription, customer, period);
   return {
     admitted: true,
     next: {
-      identity: { key: identity.key, subscription, customer },
       plan,
-      route,
       period,
       scope: customer.id,
-      limits: facts.limits,
-      metadata: facts.metadata,
-      usageFacts: facts.usageFacts,
+      compiled,
+      limits: compiled.limits,
+      metadata: compiled.metadata,
     },
   };
 }
@@ -134,67 +127,6 @@ function suspension(customer: CustomerState | undefined): [message: string, extr
 const routeMetadata = (route: RouteMatch): DecisionMetadata => ({ product_id: route.product.id, endpoint_id: route.endpoint.id, weight: route.endpoint.weight });
 const keyMetadata = (key: KeyState): DecisionMetadata => ({ key_id: key.id, customer_id: key.customerId, subscription_id: key.subscriptionId });
 
-interface KeyEndpointFacts {
-  subscription: SubscriptionState;
-  plan: Plan;
-  period: Period;
-  limits: readonly Limit[];
-  metadata: Readonly<DecisionMetadata>;
-  usageFacts: string;
-}
-
-// Weak both ways: a key's entry goes with its state, an endpoint's with the catalog it was loaded from.
-const keyEndpointMemo = new WeakMap<KeyState, WeakMap<EndpointDocument, KeyEndpointFacts>>();
-
-/**
- * The counters a key's call to an endpoint consumes, and an allowed call's metadata. They change only with its
- * subscription, plan or billing period, so each combination is built once and then shared, the same objects every
- * time: besides sparing the allocations, that lets the Redis store recognise a request it has already encoded in the
- * same batch, and the response encoder copy the metadata's bytes.
- */
-function keyEndpointFacts(key: KeyState, subscription: SubscriptionState, plan: Plan, route: RouteMatch, period: Period): KeyEndpointFacts {
-  const { endpoint } = route;
-  let byEndpoint = keyEndpointMemo.get(key);
-  if (!byEndpoint) keyEndpointMemo.set(key, (byEndpoint = new WeakMap()));
-  const memo = byEndpoint.get(endpoint);
-  if (memo && memo.subscription === subscription && memo.plan === plan && memo.period.start === period.start && memo.period.end === period.end) {
-    return memo;
-  }
-  const limits: Limit[] = plan.rate_limits.map((rateLimit) => ({
-    kind: 'sliding',
-    name: `rl:${rateLimit.scope === 'key' ? key.id : subscription.id}:${rateLimit.window}`,
-    limit: rateLimit.requests,
-    windowMs: rateLimit.window,
-    cost: 1,
-  }));
-  if (plan.quota) {
-    limits.push({
-      kind: 'period',
-      name: quotaCounterName(subscription.id),
-      limit: plan.quota.units,
-      periodStart: period.start,
-      periodEnd: period.end,
-      cost: endpoint.weight,
-      enforce: plan.quota.when_exhausted !== 'allow_overage',
-    });
-  }
-  const walletLimit = prepaidWalletLimit(plan.pricing, endpoint, subscription.id, period);
-  if (walletLimit) limits.push(walletLimit);
-  // period_start: the billing period this call is counted in, which metering follows rather than the log's clock.
-  const metadata = Object.freeze({ ...routeMetadata(route), ...keyMetadata(key), plan_id: plan.id, period_start: period.start, decision: 'allow' });
-  const usageFacts = signedFactsTail({
-    customerId: key.customerId,
-    subscriptionId: key.subscriptionId,
-    planId: plan.id,
-    periodStart: period.start,
-    endpointId: endpoint.id,
-    weight: endpoint.weight,
-  });
-  const facts = { subscription, plan, period, limits, metadata, usageFacts };
-  byEndpoint.set(endpoint, facts);
-  return facts;
-}
-
 export type CounterAnswer = ConsumeResult | { degraded: 'open' | 'closed' };
 
 export function conclude(
@@ -204,39 +136,44 @@ export function conclude(
   options: DecideOptions,
   upgradeUrl: string | undefined,
 ): Decision {
-  const { identity, plan, metadata } = admitted;
+  const { plan, metadata, limits, compiled } = admitted;
+  const { rules } = compiled.checkPlan;
   if ('degraded' in answer && answer.degraded === 'closed') {
     return denial(503, 'limits_unavailable', 'Usage limits cannot be checked right now; retry shortly.', request.requestId, withRequestId(metadata, request.requestId), {}, { 'retry-after': '1' });
   }
   const outcomes = 'outcomes' in answer ? answer.outcomes : [];
+  // The store answers outcomes[i] for limits[i] (ConsumeResult), or nothing when it was not asked.
+  if (outcomes.length !== 0 && outcomes.length !== limits.length) {
+    throw new Error(`the counter store answered ${outcomes.length} outcomes for ${limits.length} limits`);
+  }
   // The tightest rate limit and the quota are reported to the client (this runs on every Check: one plain loop).
   let tightest = -1;
   let quota = -1;
   for (let i = 0; i < outcomes.length; i++) {
-    const kind = admitted.limits[i]!.kind;
+    const kind = limits[i]!.kind;
     if (kind === 'sliding' && (tightest === -1 || tighter(outcomes[i]!, outcomes[tightest]!))) tightest = i;
     else if (kind === 'period') quota = i;
   }
   const denied = 'allowed' in answer && !answer.allowed;
-  const blockedIndex = denied ? lastingBlock(outcomes, admitted.limits) : -1;
+  const blockedIndex = denied ? lastingBlock(outcomes, limits) : -1;
   // A window that denies is the one the RateLimit fields describe, so that they and Retry-After tell the same story.
-  if (blockedIndex !== -1 && admitted.limits[blockedIndex]!.kind === 'sliding') tightest = blockedIndex;
+  if (blockedIndex !== -1 && limits[blockedIndex]!.kind === 'sliding') tightest = blockedIndex;
   // A denied request counted nothing: what the limits that let it through report must not include it.
   const headers: Record<string, string> = {};
-  if (tightest !== -1) addRateLimitHeaders(headers, denied ? uncounted(outcomes[tightest]!, admitted.limits[tightest]!) : outcomes[tightest]!, plan);
-  if (quota !== -1) addQuotaHeaders(headers, denied ? uncounted(outcomes[quota]!, admitted.limits[quota]!) : outcomes[quota]!);
+  if (tightest !== -1) addRateLimitHeaders(headers, denied ? uncounted(outcomes[tightest]!, limits[tightest]!) : outcomes[tightest]!, compiled.checkPlan.rateLimitPolicy);
+  if (quota !== -1) addQuotaHeaders(headers, denied ? uncounted(outcomes[quota]!, limits[quota]!) : outcomes[quota]!);
 
   if (denied) {
     const blocked = outcomes[blockedIndex]!;
     const retryAfter = retryAfterSeconds(blocked);
-    const blockedLimit = admitted.limits[blockedIndex]!;
+    const blockedLimit = limits[blockedIndex]!;
     if (blockedLimit.kind === 'sliding') {
-      // admit() lists the plan's rate limits first, in order.
-      const window = plan.rate_limits[blockedIndex]!;
+      const rule = rules[blockedIndex];
+      if (rule?.kind !== 'rate') throw new Error(`limit ${blockedIndex} of plan ${plan.id} is counted as a rate limit but compiled as ${rule?.kind ?? 'nothing'}`);
       return denial(429, 'rate_limited', `Rate limit of ${blockedLimit.limit} requests per ${formatWindow(blockedLimit.windowMs)} exceeded.`, request.requestId, withRequestId(metadata, request.requestId), {
         limit: blockedLimit.limit,
         window: formatWindow(blockedLimit.windowMs),
-        scope: window.scope,
+        scope: rule.rateLimit.scope,
         retry_after_seconds: Number(retryAfter),
         plan: plan.id,
         upgrade_url: upgradeUrl,
@@ -262,65 +199,12 @@ export function conclude(
     }, { ...headers, 'retry-after': retryAfter });
   }
 
-  const names = identityHeaderNames(options.headerPrefix);
-  const upstreamHeaders = identityHeaders(identity, plan, names);
+  const names = compiled.checkPlan.headerNames;
   const removeHeaders: string[] = [];
   for (const name in request.headers) if (name.startsWith(options.headerPrefix) && !names.all.has(name)) removeHeaders.push(name);
   const requestMetadata: DecisionMetadata = { request_id: request.requestId };
   if ('degraded' in answer) requestMetadata.degraded = answer.degraded;
-  return { allowed: true, upstreamHeaders, removeHeaders, responseHeaders: headers, metadata, requestMetadata };
-}
-
-interface IdentityHeadersMemo {
-  subscription: SubscriptionState;
-  customer: CustomerState;
-  plan: Plan;
-  names: IdentityHeaderNames;
-  headers: Readonly<Record<string, string>>;
-}
-
-const identityHeadersMemo = new WeakMap<KeyState, IdentityHeadersMemo>();
-
-/**
- * The identity headers a key's allowed calls send upstream, built once per key, subscription, customer and plan and
- * frozen: the response encoder keeps the bytes of a frozen header set, so a repeated one is copied, not re-encoded.
- */
-function identityHeaders(identity: Admitted['identity'], plan: Plan, names: IdentityHeaderNames): Readonly<Record<string, string>> {
-  const { key, subscription, customer } = identity;
-  const memo = identityHeadersMemo.get(key);
-  if (memo && memo.subscription === subscription && memo.customer === customer && memo.plan === plan && memo.names === names) return memo.headers;
-  const headers: Record<string, string> = {};
-  headers[names.customer] = customer.id;
-  headers[names.subscription] = subscription.id;
-  headers[names.plan] = plan.id;
-  headers[names.key] = key.id;
-  Object.freeze(headers);
-  identityHeadersMemo.set(key, { subscription, customer, plan, names, headers });
-  return headers;
-}
-
-interface IdentityHeaderNames {
-  customer: string;
-  subscription: string;
-  plan: string;
-  key: string;
-  all: ReadonlySet<string>;
-}
-
-const headerNamesByPrefix = new Map<string, IdentityHeaderNames>();
-
-/** The upstream identity header names for a prefix, built once rather than concatenated on every Check. */
-function identityHeaderNames(prefix: string): IdentityHeaderNames {
-  let names = headerNamesByPrefix.get(prefix);
-  if (!names) {
-    const customer = `${prefix}customer-id`;
-    const subscription = `${prefix}subscription-id`;
-    const plan = `${prefix}plan-id`;
-    const key = `${prefix}key-id`;
-    names = { customer, subscription, plan, key, all: new Set([customer, subscription, plan, key]) };
-    headerNamesByPrefix.set(prefix, names);
-  }
-  return names;
+  return { allowed: true, upstreamHeaders: compiled.upstreamHeaders, removeHeaders, responseHeaders: headers, metadata, requestMetadata, preEncoded: compiled.encoded };
 }
 
 /** The shared facts of an admitted call, named with its request as admit()'s own denials are. */
@@ -347,15 +231,8 @@ export function denial(
   };
 }
 
-const rateLimitPolicies = new WeakMap<Plan, string>();
-
 /** Reports the tightest rate limit in the IETF RateLimit header fields (draft 7 names, seconds). */
-function addRateLimitHeaders(headers: Record<string, string>, tightest: LimitOutcome, plan: Plan): void {
-  let policy = rateLimitPolicies.get(plan);
-  if (policy === undefined) {
-    policy = plan.rate_limits.map((limit) => `${limit.requests};w=${Math.round(limit.window / 1000)}`).join(', ');
-    rateLimitPolicies.set(plan, policy);
-  }
+function addRateLimitHeaders(headers: Record<string, string>, tightest: LimitOutcome, policy: string): void {
   headers['ratelimit-limit'] = String(tightest.limit);
   headers['ratelimit-remaining'] = String(tightest.remaining);
   // A window that blocks resets, for the client, when the request fits again: the instant Retry-After names, not

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis } from 'ioredis';
 import { counterKey, CounterStoreUnavailable, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
 import { RedisClockOffset } from './redis-clock.js';
-import { slidingWindowIndex, type Limit, type LimitOutcome, type WalletRebase } from './window.js';
+import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './window.js';
 
 /**
  * Checks every limit of each request and, only for a request whose limits all allow, counts them. Requests are
@@ -20,8 +20,8 @@ import { slidingWindowIndex, type Limit, type LimitOutcome, type WalletRebase } 
  * limit: kind ('s' sliding | 'p' period | 'w' wallet), limit, cost, windowMs|periodEnd, enforce, and the KEYS
  * indexes of its two counters, 0 for none: a sliding limit's previous and current window, a period limit's counter,
  * a wallet's balance and its period spend counter); then the number of requests and per request: now, shape index.
- * KEYS: each counter of the batch once. Checks with the same counters, limits and costs (one customer's calls to
- * one endpoint, within one rate-limit window) share a shape, so a batch of them sends and parses those once, and
+ * KEYS: each counter of the batch once. Checks with the same counters, limits and costs (one key's calls to one
+ * endpoint, within one rate-limit window: the same limitSetId) share a shape, so a batch of them sends and parses those once, and
  * two numbers per Check.
  * Reply, request after request: all allowed (1|0), then per limit: allowed, remaining, reset, retry.
  * Sums go to Redis formatted with %.0f: Lua would print a large number as "1e+15", which INCRBY refuses.
@@ -243,11 +243,10 @@ interface ConsumeBatch {
   /** Per request: now, shape index (so the batch holds args.length / 2 requests). */
   args: number[];
   /**
-   * The shape of each limits array already in this batch, for its scope and while `now` stays within the same sliding
-   * windows (its keys name them): admit() shares one array among a key's calls to an endpoint, so a repeated Check is
-   * two numbers.
+   * The shape of each limit set already in this batch, by its id (ConsumeRequest.limitSetId), for its scope and while
+   * `now` stays within the same sliding windows (its keys name them): a key's repeated Check is two numbers.
    */
-  shapeByLimits: Map<readonly Limit[], { scope: string; shape: number; from: number; until: number }>;
+  shapeBySet: Map<string, { scope: string; shape: number; from: number; until: number }>;
   /** Where the next request's part of the reply starts. */
   replyLength: number;
   /** The script's reply, which each request reads its part of; settled by send(). */
@@ -258,7 +257,7 @@ interface ConsumeBatch {
 function newBatch(): ConsumeBatch {
   let settle!: (reply: Promise<number[]>) => void;
   const reply = new Promise<number[]>((resolve) => (settle = resolve));
-  return { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], shapeByLimits: new Map(), replyLength: 0, reply, settle };
+  return { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], shapeBySet: new Map(), replyLength: 0, reply, settle };
 }
 
 /** One request's outcomes, from its part of the reply starting at `at`. */
@@ -406,7 +405,7 @@ export class RedisCounterStore implements CounterStore {
       batch = newBatch();
       this.pending.set(group, batch);
     }
-    const known = batch.shapeByLimits.get(request.limits);
+    const known = request.limitSetId === undefined ? undefined : batch.shapeBySet.get(request.limitSetId);
     const reusable = known && known.scope === request.scope && known.from <= request.now && request.now < known.until;
     const shape = reusable ? known.shape : this.addShape(batch, request);
     batch.args.push(request.now, shape);
@@ -448,7 +447,7 @@ export class RedisCounterStore implements CounterStore {
       }
     }
     const index = batch.shapes.indexOf(shape);
-    batch.shapeByLimits.set(request.limits, { scope: request.scope, shape: index, from, until });
+    if (request.limitSetId !== undefined) batch.shapeBySet.set(request.limitSetId, { scope: request.scope, shape: index, from, until });
     return index;
   }
 

@@ -5,11 +5,17 @@ export interface ConsumeRequest {
   scope: string;
   now: number;
   limits: readonly Limit[];
+  /**
+   * Names exactly this list of limits (their counter names, sizes and costs) for the life of the process, when the
+   * caller has compiled it (check/check-plan.ts): the Redis store then encodes a set repeated within one batch once.
+   */
+  limitSetId?: string;
 }
 
 export interface ConsumeResult {
   /** True when every limit allowed; only then was anything counted. */
   allowed: boolean;
+  /** One per limit, in the request's order: `outcomes[i]` answers `request.limits[i]`. */
   outcomes: LimitOutcome[];
 }
 

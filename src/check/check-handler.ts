@@ -6,11 +6,13 @@ import type { ResilientCounterStore } from '../counters/index.js';
 import type { CheckHandler } from './check-method.js';
 import type { CheckRequestWire } from '../grpc/index.js';
 import type { CheckOutcome, CheckTrace, Tracing } from '../tracing/index.js';
-import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions, type Period } from './decide.js';
+import { CheckPlans, type Period } from './check-plan.js';
+import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions } from './decide.js';
 import type { Decision, DenialCode } from './decision.js';
 import type { UsageIdentity } from './usage-identity.js';
 
 export interface CheckDependencies {
+  /** The current catalog: a reload swaps in a new object, whose plans the handler then compiles (check-plan.ts). */
   catalog: () => Catalog;
   identities: IdentityCache;
   counters: ResilientCounterStore;
@@ -33,6 +35,7 @@ export interface CheckDependencies {
  */
 function decide(
   facts: CheckRequestFacts | undefined,
+  plans: CheckPlans,
   deps: CheckDependencies,
   resolveApiKey: (key: string) => Identity | undefined,
   trace: CheckTrace | undefined,
@@ -43,13 +46,14 @@ function decide(
   // A bearer JWT is the credential unless an API key was sent in its own header.
   const bearer = deps.jwt && /^Bearer\s+(\S+)\s*$/i.exec(facts.headers.authorization ?? '')?.[1];
   if (deps.jwt && bearer && looksLikeJwt(bearer) && !facts.headers[deps.options.keyHeader]?.trim()) {
-    return decideWithJwt(facts, bearer, deps.jwt, resolveApiKey, deps, trace);
+    return decideWithJwt(facts, plans, bearer, deps.jwt, resolveApiKey, deps, trace);
   }
-  return decideFor(facts, resolveApiKey, deps.options, deps, trace);
+  return decideFor(facts, plans, resolveApiKey, deps.options, deps, trace);
 }
 
 async function decideWithJwt(
   facts: CheckRequestFacts,
+  plans: CheckPlans,
   bearer: string,
   jwt: JwtVerifier,
   resolveApiKey: (key: string) => Identity | undefined,
@@ -63,26 +67,27 @@ async function decideWithJwt(
   const client = deps.identities.resolve(oauthClientCredential(verified.clientId).hash);
   const resolveKey = (key: string) => (key === bearer ? client : resolveApiKey(key));
   // The verified token is the credential even where bearer API keys are turned off.
-  return decideFor(facts, resolveKey, { ...deps.options, keyFromBearer: true }, deps, trace);
+  return decideFor(facts, plans, resolveKey, { ...deps.options, keyFromBearer: true }, deps, trace);
 }
 
 function decideFor(
   facts: CheckRequestFacts,
+  plans: CheckPlans,
   resolveKey: (key: string) => Identity | undefined,
   options: DecideOptions,
   deps: CheckDependencies,
   trace: CheckTrace | undefined,
 ): Decision | Promise<Decision> {
-  const catalog = deps.catalog();
   const now = deps.clock.now();
-  const admission = admit(facts, { catalog, options, now, resolveKey, periodOf: deps.periodOf });
+  const admission = admit(facts, { plans, options, now, resolveKey, periodOf: deps.periodOf });
   trace?.decided();
   if (!admission.admitted) return admission.decision;
   const { next } = admission;
-  if (next.limits.length === 0) return stamped(conclude(next, { allowed: true, outcomes: [] }, facts, deps.options, catalog.upgradeUrl), next, deps);
+  const { upgradeUrl } = plans.catalog;
+  if (next.limits.length === 0) return stamped(conclude(next, { allowed: true, outcomes: [] }, facts, deps.options, upgradeUrl), next, deps);
   trace?.countStarted(next.limits.length);
-  const counted = deps.counters.consumeOrDegrade({ scope: next.scope, now, limits: next.limits });
-  return (trace ? traceCount(counted, trace) : counted).then((answer) => stamped(conclude(next, answer, facts, deps.options, catalog.upgradeUrl), next, deps));
+  const counted = deps.counters.consumeOrDegrade({ scope: next.scope, now, limits: next.limits, limitSetId: next.compiled.limitSetId });
+  return (trace ? traceCount(counted, trace) : counted).then((answer) => stamped(conclude(next, answer, facts, deps.options, upgradeUrl), next, deps));
 }
 
 /** Ends the counter-store call's span when the call settles. */
@@ -101,7 +106,7 @@ function traceCount<T extends object>(counted: Promise<T>, trace: CheckTrace): P
 
 /** An allowed call gets its usage identity here, outside the pure core: issuing ids is stateful. */
 function stamped(decision: Decision, admitted: Admitted, deps: CheckDependencies): Decision {
-  if (decision.allowed) deps.usage.stamp(decision.requestMetadata, admitted.usageFacts);
+  if (decision.allowed) deps.usage.stamp(decision.requestMetadata, admitted.compiled.usageFacts);
   return decision;
 }
 
@@ -168,6 +173,13 @@ export function createCheckHandler(deps: CheckDependencies): CheckHandler {
   const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
   // Read once: with tracing off this stays undefined, and a Check neither reads trace headers nor allocates for spans.
   const checkTracer = deps.tracing?.check;
+  // The catalog's plans, compiled on the first Check after each (re)load: one comparison per Check to notice a reload.
+  let plans: CheckPlans | undefined;
+  const currentPlans = (): CheckPlans => {
+    const catalog = deps.catalog();
+    if (plans?.catalog !== catalog) plans = new CheckPlans(catalog, deps.options.headerPrefix);
+    return plans;
+  };
   return (request, call) => {
     const started = performance.now();
     let trace: CheckTrace | undefined;
@@ -175,7 +187,7 @@ export function createCheckHandler(deps: CheckDependencies): CheckHandler {
     try {
       const facts = toFacts(request);
       if (checkTracer) trace = checkTracer.start(facts?.headers, facts?.requestId ?? '');
-      decision = decide(facts, deps, resolveApiKey, trace);
+      decision = decide(facts, currentPlans(), deps, resolveApiKey, trace);
     } catch (error) {
       answerFailure(request, call, started, error, trace);
       return;
