@@ -25,6 +25,7 @@ import { periodContaining } from '../src/rating/index.js';
 import { referenceCheckResponse } from '../test/support/envoy-wire.js';
 import { testUsageIdentity } from '../test/support/usage.js';
 import { checkMethod, checkRequestFrame, realisticRequests } from './check-requests.js';
+import { comparePieces, pieceTable, type PieceResult } from './piece-timing.js';
 
 const customers = 100;
 const keysPerCustomer = 10;
@@ -143,6 +144,53 @@ export async function measure(piece: Piece, operations: number): Promise<number>
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+export interface CheckPiecesResult {
+  decode: PieceResult;
+  encode: PieceResult;
+  /** ns per operation, the median of the rounds: pieces with no library to compare with. */
+  alone: Record<string, number>;
+}
+
+/** For `npm run bench`: the codecs against protobufjs in interleaved rounds (bench/piece-timing.ts), the rest alone. */
+export async function runCheckPiecesBench(options = { rounds: 15, units: 20_000, warmUpUnits: 20_000 }): Promise<CheckPiecesResult> {
+  const pieces = await checkPieces();
+  const piece = (name: string) => pieces.find((candidate) => candidate.name === name)!;
+  const contender = (name: string, label: string) => {
+    let i = 0;
+    return { name: label, run: () => void piece(name).run(i++) };
+  };
+  const decode = await comparePieces([contender('decode: protobufjs', '@grpc/proto-loader requestDeserialize (baseline)'), contender('decode: ours', "Tollgate's CheckRequest decoder")], options);
+  const encode = await comparePieces([contender('encode allow: protobufjs', 'protobufjs encode of the same response (baseline)'), contender('encode allow: ours', "Tollgate's response encoder")], options);
+  const alone: Record<string, number> = {};
+  for (const name of ['decide (admit + conclude)', 'handler + memory store + encode']) {
+    await measure(piece(name), options.warmUpUnits);
+    const figures: number[] = [];
+    for (let round = 0; round < options.rounds; round++) figures.push(await measure(piece(name), options.units));
+    alone[name] = Math.round(median(figures));
+  }
+  return { decode, encode, alone };
+}
+
+export function checkPiecesSection(result: CheckPiecesResult): string {
+  return `## Pieces: the Check's codecs vs protobufjs, the decision and the handler
+
+In process over \`bench/catalog-realistic.yaml\` with ${customers * keysPerCustomer} keys of ${customers} customers and every endpoint
+(\`bench/check-pieces.ts\`), ${result.decode.rounds} interleaved rounds of ${result.decode.unitsPerRound} operations; ratios are the median of per-round ratios.
+
+**CheckRequest decoder**
+
+${pieceTable(result.decode, 'requests')}
+
+**Response encoder (allow, with identity headers and signed metadata)**
+
+${pieceTable(result.encode, 'responses')}
+
+**Alone** (no library does this work): ${Object.entries(result.alone)
+    .map(([name, ns]) => `${name} ${ns} ns/op`)
+    .join('; ')}.
+`;
+}
 
 async function main() {
   const rounds = Number(process.argv[2] ?? 7);

@@ -6,6 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { alsDecoderSection, runAlsDecoderPieceBench } from './als-decoder-piece.js';
 import type { AlsIngestResult } from './als-ingest.js';
+import { checkPiecesSection, runCheckPiecesBench } from './check-pieces.js';
 import { runCheckBench, serverNames, type CheckBenchResult, type SaturationResult, type ServerName } from './check.js';
 import { runCheckTracingBench, tracingSection, type CheckTracingBenchResult } from './check-tracing.js';
 import { redisBatchSection, runRedisBatchPieceBench } from './redis-batch-piece.js';
@@ -135,6 +136,10 @@ if (rating) {
 }
 
 // Pieces against their library baselines, in this run (Tollgate issue 22): a dependency bump that undoes a gain shows.
+console.log('Check pieces…');
+const checkPiecesResult = await runCheckPiecesBench();
+console.log(JSON.stringify(checkPiecesResult, null, 2));
+sections.push(checkPiecesSection(checkPiecesResult));
 console.log('ALS decoder piece…');
 const alsDecoder = await runAlsDecoderPieceBench();
 console.log(JSON.stringify(alsDecoder, null, 2));
