@@ -37,6 +37,7 @@ describe('alerting rules', () => {
       TollgateUsageUnsigned: 'warning',
       TollgateStripeDeadLetters: 'warning',
       TollgateAlertDeliveriesDead: 'warning',
+      TollgateEventsLagging: 'warning',
     });
   });
 
