@@ -77,7 +77,8 @@ describe('README', () => {
   const steps = exampleFiles.flatMap((file) => readmeSteps(readFileSync(file, 'utf8')));
 
   beforeAll(async () => {
-    service = await startTestApp({ mode: 'embedded' });
+    // The portal on, as the quick start restarts the server for its sign-in link.
+    service = await startTestApp({ mode: 'embedded', env: { TOLLGATE_PORTAL_PORT: '0', TOLLGATE_PORTAL_HOST: '127.0.0.1' } });
     env = { TOLLGATE_URL: service.httpUrl, TOLLGATE_ADMIN_TOKEN: adminToken, TOLLGATE_GRPC_ADDR: service.grpcAddress };
   });
   afterAll(async () => {
@@ -91,6 +92,7 @@ describe('README', () => {
         'npx tollgate check --key $KEY --path /api/v1/pets --meter --count 20',
         'npx tollgate usage --customer acme',
         'npx tollgate invoices list --customer acme',
+        'npx tollgate portal link --customer acme',
       ]),
     );
   });

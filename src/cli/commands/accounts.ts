@@ -245,6 +245,17 @@ export const accountCommands: CommandSpec[] = [
     },
   },
   {
+    name: 'portal link',
+    summary: "a single-use sign-in link to the developer portal for the customer; printed on the last line",
+    details: 'Send it to the customer yourself: it holds a secret and expires (TOLLGATE_PORTAL_LINK_TTL_MS). The portal must be on (TOLLGATE_PORTAL_PORT).',
+    options: customerOption,
+    run: async (c) => {
+      const link = await c.api().call<{ customerId: string; url: string; expiresAt: string }>('POST', `/v1/customers/${segment(c.need('customer'))}/portal-links`);
+      c.show(link, ({ customerId, url, expiresAt }) => [`Sign-in link for ${customerId}, single use, until ${when(expiresAt)}:`, url].join('\n'));
+      return 0;
+    },
+  },
+  {
     name: 'keys create',
     summary: 'create an API key; it is printed once, on the last line',
     synopsis: '--customer ID (--plan PLAN | --subscription ID) [--name NAME] [--app APP] [--json]',
