@@ -89,7 +89,7 @@ export async function runRedisBatchPieceBench(options = { rounds: 15, units: 200
           name: 'RedisCounterStore, batched (src/counters/redis.ts)',
           run: async () => {
             now += 1;
-            await Promise.all(Array.from({ length: inFlight }, (_, i) => batched.consume({ scope: scopeOf(i), now, limits })));
+            await Promise.all(Array.from({ length: inFlight }, (_, i) => batched.consume({ scope: scopeOf(i), now, limits, limitSetId: 'bench-limits' })));
           },
         },
       ],
