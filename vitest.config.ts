@@ -10,5 +10,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Two cores: keep worker count small so tests that start servers do not starve each other.
     maxWorkers: 2,
+    // Test files share a worker's loaded modules: importing src/ and its dependencies (PGlite, Stripe, OpenTelemetry) for
+    // every file was a third of the suite's CPU. Tests keep no state in modules (each builds its own app, metrics, stores).
+    isolate: false,
   },
 });
