@@ -13,5 +13,8 @@ export default defineConfig({
     // Test files share a worker's loaded modules: importing src/ and its dependencies (PGlite, Stripe, OpenTelemetry) for
     // every file was a third of the suite's CPU. Tests keep no state in modules (each builds its own app, metrics, stores).
     isolate: false,
+    // Worker threads rather than processes: cheaper to start and to message on two cores; tests that need a process
+    // of their own (signals, exit codes) spawn `tollgate serve`.
+    pool: 'threads',
   },
 });
