@@ -1,30 +1,7 @@
-import { afterAll, beforeAll } from 'vitest';
+import { onBothDatabases } from './support/contract-databases.js';
 import { SqlAlertRecords } from '../src/alerts/index.js';
 import type { Db } from '../src/store/db.js';
-import { migrate } from '../src/store/migrations.js';
-import { PgliteDb } from '../src/store/pglite.js';
-import { PostgresDb } from '../src/store/postgres.js';
 import { type AlertFixtures, alertRecordsContract } from './contracts/alert-records.contract.js';
-import { createTestDatabase } from './support/services.js';
-
-/**
- * The SQL adapter on both databases it runs on: a PostgreSQL database of this file's own (dropped after) and an
- * in-memory PGlite, each migrated once and emptied before every test.
- */
-
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let postgres: PostgresDb;
-let pglite: PgliteDb;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  postgres = new PostgresDb(database.url);
-  pglite = await PgliteDb.open();
-  await Promise.all([migrate(postgres), migrate(pglite)]);
-});
-afterAll(async () => {
-  await Promise.all([postgres?.close(), pglite?.close()]);
-  await database?.drop();
-});
 
 const fixturesOf = (db: Db): AlertFixtures => ({
   customer: async (id) => {
@@ -65,10 +42,10 @@ const fixturesOf = (db: Db): AlertFixtures => ({
   },
 });
 
-const emptied = async (db: Db) => {
-  await db.query('TRUNCATE customers, subscriptions, usage_rollups, invoices, wallets, wallet_entries, usage_alerts, alert_deliveries, alert_webhooks CASCADE');
+/** The adapter over a database onBothDatabases has emptied. */
+const storesOf = (db: Db) => {
   return { records: new SqlAlertRecords(db), fixtures: fixturesOf(db), close: async () => {} };
 };
 
-alertRecordsContract('SQL on PostgreSQL', () => emptied(postgres));
-alertRecordsContract('SQL on PGlite', () => emptied(pglite));
+/** The SQL adapter on both databases it runs on, emptied before every test. */
+onBothDatabases(['customers', 'subscriptions', 'usage_rollups', 'invoices', 'wallets', 'wallet_entries', 'usage_alerts', 'alert_deliveries', 'alert_webhooks'], (name, emptied) => alertRecordsContract(name, async () => storesOf(await emptied())));

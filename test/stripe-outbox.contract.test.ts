@@ -1,35 +1,12 @@
-import { afterAll, beforeAll } from 'vitest';
+import { onBothDatabases } from './support/contract-databases.js';
 import { SqlStripeOutbox } from '../src/stripe/index.js';
 import type { Db } from '../src/store/db.js';
-import { migrate } from '../src/store/migrations.js';
-import { PgliteDb } from '../src/store/pglite.js';
-import { PostgresDb } from '../src/store/postgres.js';
 import { stripeOutboxContract } from './contracts/stripe-outbox.contract.js';
-import { createTestDatabase } from './support/services.js';
 
-/**
- * The SQL adapter on both databases it runs on: a PostgreSQL database of this file's own (dropped after) and an
- * in-memory PGlite, each migrated once and emptied before every test.
- */
-
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let postgres: PostgresDb;
-let pglite: PgliteDb;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  postgres = new PostgresDb(database.url);
-  pglite = await PgliteDb.open();
-  await Promise.all([migrate(postgres), migrate(pglite)]);
-});
-afterAll(async () => {
-  await Promise.all([postgres?.close(), pglite?.close()]);
-  await database?.drop();
-});
-
-const emptied = async (db: Db) => {
-  await db.query('TRUNCATE stripe_outbox');
+/** The adapter over a database onBothDatabases has emptied. */
+const storesOf = (db: Db) => {
   return { outbox: new SqlStripeOutbox(db), close: async () => {} };
 };
 
-stripeOutboxContract('SQL on PostgreSQL', () => emptied(postgres));
-stripeOutboxContract('SQL on PGlite', () => emptied(pglite));
+/** The SQL adapter on both databases it runs on, emptied before every test. */
+onBothDatabases(['stripe_outbox'], (name, emptied) => stripeOutboxContract(name, async () => storesOf(await emptied())));

@@ -1,30 +1,7 @@
-import { afterAll, beforeAll } from 'vitest';
+import { onBothDatabases } from './support/contract-databases.js';
 import { SqlStripeOutbox, SqlStripeRecords } from '../src/stripe/index.js';
 import type { Db } from '../src/store/db.js';
-import { migrate } from '../src/store/migrations.js';
-import { PgliteDb } from '../src/store/pglite.js';
-import { PostgresDb } from '../src/store/postgres.js';
 import { type StripeFixtures, stripeRecordsContract } from './contracts/stripe-records.contract.js';
-import { createTestDatabase } from './support/services.js';
-
-/**
- * The SQL adapter on both databases it runs on: a PostgreSQL database of this file's own (dropped after) and an
- * in-memory PGlite, each migrated once and emptied before every test.
- */
-
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let postgres: PostgresDb;
-let pglite: PgliteDb;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  postgres = new PostgresDb(database.url);
-  pglite = await PgliteDb.open();
-  await Promise.all([migrate(postgres), migrate(pglite)]);
-});
-afterAll(async () => {
-  await Promise.all([postgres?.close(), pglite?.close()]);
-  await database?.drop();
-});
 
 const fixturesOf = (db: Db): StripeFixtures => ({
   customer: async (id, name = `name of ${id}`, email = null) => {
@@ -63,8 +40,8 @@ const fixturesOf = (db: Db): StripeFixtures => ({
   },
 });
 
-const emptied = async (db: Db) => {
-  await db.query('TRUNCATE customers, subscriptions, invoices, invoice_lines, usage_rollups, stripe_customers, stripe_invoices, stripe_topups, stripe_usage_reports, stripe_webhook_events, stripe_outbox CASCADE');
+/** The adapter over a database onBothDatabases has emptied. */
+const storesOf = (db: Db) => {
   return {
     records: new SqlStripeRecords(db),
     outbox: new SqlStripeOutbox(db),
@@ -74,5 +51,5 @@ const emptied = async (db: Db) => {
   };
 };
 
-stripeRecordsContract('SQL on PostgreSQL', () => emptied(postgres));
-stripeRecordsContract('SQL on PGlite', () => emptied(pglite));
+/** The SQL adapter on both databases it runs on, emptied before every test. */
+onBothDatabases(['customers', 'subscriptions', 'invoices', 'invoice_lines', 'usage_rollups', 'stripe_customers', 'stripe_invoices', 'stripe_topups', 'stripe_usage_reports', 'stripe_webhook_events', 'stripe_outbox'], (name, emptied) => stripeRecordsContract(name, async () => storesOf(await emptied())));
