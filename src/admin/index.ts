@@ -7,7 +7,7 @@ export { alertRoutes } from './alert-routes.js';
 export { billingRoutes } from './billing-routes.js';
 export { privacyRoutes } from './privacy-routes.js';
 export { reportRoutes } from './report-routes.js';
-export { startHttpServer } from './server.js';
+export { drainHttpServer, startHttpServer } from './server.js';
 export type { RunningHttpServer } from './server.js';
 export { stripeRoutes } from './stripe-routes.js';
 export { usageRoutes } from './usage-routes.js';

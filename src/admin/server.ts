@@ -103,15 +103,21 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     port: typeof address === 'object' && address ? address.port : options.port,
     server,
     setSecureContext: (tls) => (server as Server & { setSecureContext?(tls: TlsServerOptions): void }).setSecureContext?.(tls),
-    close: (deadline) =>
-      new Promise<void>((resolve) => {
-        // A request whose body never finishes would otherwise keep the server, and the stop, open forever.
-        const cutOff = deadline === undefined ? undefined : setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now()));
-        server.close(() => {
-          clearTimeout(cutOff);
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
+    close: (deadline) => drainHttpServer(server, deadline),
   };
+}
+
+/**
+ * Stops accepting, closes idle connections, lets requests in flight finish, and at `deadline` (epoch ms) cuts the
+ * rest: a request whose body never finishes would otherwise keep the server, and the stop, open forever.
+ */
+export function drainHttpServer(server: Pick<Server, 'close' | 'closeAllConnections' | 'closeIdleConnections'>, deadline?: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const cutOff = deadline === undefined ? undefined : setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now()));
+    server.close(() => {
+      clearTimeout(cutOff);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
 }

@@ -3,6 +3,7 @@
  * the identity proxy's header, and CSRF checks before any POST reaches a page.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { drainHttpServer } from '../admin/index.js';
 import { errorStatus, TollgateError } from '../kernel/index.js';
 import type { Logger } from '../kernel/index.js';
 import { script, stylesheet } from './assets.js';
@@ -163,15 +164,7 @@ export async function startPortal(deps: PortalServerDeps): Promise<RunningPortal
     url: publicUrl,
     portal,
     auth,
-    close: (deadline) =>
-      new Promise<void>((resolve) => {
-        const cutOff = deadline === undefined ? undefined : setTimeout(() => server.closeAllConnections(), Math.max(0, deadline - Date.now()));
-        server.close(() => {
-          clearTimeout(cutOff);
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
+    close: (deadline) => drainHttpServer(server, deadline),
   };
 }
 
