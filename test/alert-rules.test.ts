@@ -38,6 +38,7 @@ describe('alerting rules', () => {
       TollgateStripeDeadLetters: 'warning',
       TollgateAlertDeliveriesDead: 'warning',
       TollgateEventsLagging: 'warning',
+      TollgateEventsDeadLettered: 'warning',
     });
   });
 

@@ -177,7 +177,7 @@ describe('events: outbox and publisher against NATS JetStream (PGlite)', () => {
     for (const publisher of publishers.splice(0)) await publisher.close();
     for (const proxy of proxies.splice(0)) await proxy.close();
     await stream.close();
-    await db.query('TRUNCATE event_outbox, usage_events, usage_rollups, usage_captured_rollups, customer_first_calls');
+    await db.query('TRUNCATE event_outbox, event_dead_letters, usage_events, usage_rollups, usage_captured_rollups, customer_first_calls');
   });
 
   const nats = (servers = [`${natsHost}:${natsPort}`], overrides: Partial<NatsConfig> = {}) => {
@@ -285,6 +285,31 @@ describe('events: outbox and publisher against NATS JetStream (PGlite)', () => {
     const unchecked = await loop(nats([`${natsHost}:${natsPort}`], { createStream: false })).pass();
     expect(unchecked!.error).toBeDefined();
     expect(await stream.storedCount()).toBe(0);
+    expect(await unpublished()).toBe(1);
+  });
+
+  it('sets aside an event the stream refuses for good (too large), publishes those behind it, and counts and keeps it', async () => {
+    await stream.createCapturing([`${stream.prefix}.>`], { max_msg_size: 2_000 });
+    const large: OutboxEvent = { ...alertEvent(2), data: { id: 'alrt_2', note: 'x'.repeat(4_000) } };
+    await queue([alertEvent(1), large, alertEvent(3), alertEvent(4), alertEvent(5)]);
+    const [, largeId] = await queuedIds();
+
+    // Batches of 4: JetStream stored 3 and 4 behind the refused event; sent again in the next batch, they are duplicates.
+    expect(await loop(nats()).pass()).toEqual({ published: 4, duplicates: 2, deleted: 0, deadLettered: 1 });
+
+    expect((await stream.readAll()).map((message) => message.event.data)).toEqual([1, 3, 4, 5].map((n) => alertEvent(n).data));
+    expect(await unpublished()).toBe(0);
+    const letters = await db.query<{ event_id: string; type: string; customer_id: string; reason: string; data: { note: string } }>(
+      'SELECT event_id, type, customer_id, reason, data FROM event_dead_letters',
+    );
+    expect(letters).toEqual([
+      { event_id: largeId, type: 'io.tollgate.alert.raised', customer_id: 'cus_2', reason: expect.stringContaining('message size exceeds maximum'), data: large.data },
+    ]);
+    expect(await metricValue(metrics, 'tollgate_events_dead_lettered_total', { type: 'io.tollgate.alert.raised' })).toBe(1);
+    expect(await stream.storedCount()).toBe(4);
+    // A failure that may pass (the broker unreachable) is never a dead letter: the events wait.
+    await queue([alertEvent(6)]);
+    expect((await loop(nats(['127.0.0.1:1'])).pass())!.deadLettered).toBeUndefined();
     expect(await unpublished()).toBe(1);
   });
 

@@ -58,7 +58,10 @@ export interface EventPublishing {
 export function createEventPublishing(deps: EventPublishingDeps): EventPublishing {
   const { config, db, metrics, logger } = deps;
   // Every type has a series from the start (zero while off), so rate() and absence alerts work before the first event.
-  for (const type of allEventTypes) metrics.eventsPublished.inc({ type }, 0);
+  for (const type of allEventTypes) {
+    metrics.eventsPublished.inc({ type }, 0);
+    metrics.eventsDeadLettered.inc({ type }, 0);
+  }
   if (!config) return { outbox: eventsOff, loop: undefined, job: undefined, stop: async () => {} };
   const publisher = deps.publisher ?? new NatsEventPublisher(config.nats, logger);
   const outbox = new OutboxTable(db);

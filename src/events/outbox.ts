@@ -64,6 +64,16 @@ export class OutboxTable {
     ]);
   }
 
+  /** Moves an unpublished event the broker refused for good to `event_dead_letters`, with why. */
+  async deadLetter(event: QueuedEvent, reason: string, at: number): Promise<void> {
+    await this.db.query(
+      `WITH moved AS (DELETE FROM event_outbox WHERE id = $1 AND published_at IS NULL RETURNING *)
+       INSERT INTO event_dead_letters (id, event_id, type, customer_id, occurred_at, data, created_at, refused_at, reason)
+       SELECT id, event_id, type, customer_id, occurred_at, data, created_at, $2, $3 FROM moved`,
+      [event.position, new Date(at), reason],
+    );
+  }
+
   /** Deletes up to `limit` events published before `before`; returns how many. */
   async deletePublishedBefore(before: number, limit: number): Promise<number> {
     const [row] = await this.db.query<{ deleted: number }>(

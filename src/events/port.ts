@@ -8,6 +8,11 @@ export interface PublishOutcome {
   duplicates: number;
   /** Why the rest were not acknowledged; undefined when all were. */
   error?: unknown;
+  /**
+   * Set when the broker refused the event right after the acknowledged ones for good (too large for the stream,
+   * say): sending it again would be refused again. The loop sets it aside as a dead letter and goes on.
+   */
+  refused?: string;
 }
 
 /**

@@ -36,6 +36,8 @@ export interface PublisherLoopDeps {
 
 export interface PublishPass {
   published: number;
+  /** Refused by the broker for good and moved to `event_dead_letters`; present only when some were. */
+  deadLettered?: number;
   /** The broker had these already: republished after a lost acknowledgement or a crash before marking. */
   duplicates: number;
   /** Published events deleted after their retention. */
@@ -103,6 +105,16 @@ export class PublisherLoop {
       countPublished(metrics, acknowledged, outcome.duplicates);
       pass.published += acknowledged.length;
       pass.duplicates += outcome.duplicates;
+      const refused = outcome.refused === undefined ? undefined : batch[outcome.acknowledged];
+      if (refused) {
+        // Sending it again would be refused again and hold every later event back: set it aside and go on. The
+        // events sent after it are sent again in the next batch, which the broker de-duplicates if it stored them.
+        await this.outbox.deadLetter(refused, outcome.refused!, clock.now());
+        metrics.eventsDeadLettered.inc({ type: refused.type });
+        pass.deadLettered = (pass.deadLettered ?? 0) + 1;
+        this.deps.logger.error({ eventId: refused.id, type: refused.type, reason: outcome.refused, broker: this.deps.publisher.description }, 'event refused by the broker for good; moved to event_dead_letters');
+        continue;
+      }
       if (outcome.error !== undefined || acknowledged.length < batch.length) {
         metrics.eventPublishFailures.inc();
         pass.error = outcome.error ?? new Error(`the broker acknowledged ${acknowledged.length} of ${batch.length} events`);

@@ -193,6 +193,12 @@ export function createMetrics(registry = new Registry()) {
       help: 'Events republished (after a lost acknowledgement or a restart before they were marked) that the stream had already and dropped.',
       registers: [registry],
     }),
+    eventsDeadLettered: new Counter({
+      name: 'tollgate_events_dead_lettered_total',
+      help: 'Events the broker refused for good (too large for the stream or the server), by CloudEvents type: moved to event_dead_letters and not published.',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
     eventPublishFailures: new Counter({
       name: 'tollgate_events_publish_failures_total',
       help: 'Publisher passes that failed (broker unreachable, even with nothing to send; no acknowledgement in time; refused; or the database failed); the events wait in the outbox.',

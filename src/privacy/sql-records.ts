@@ -53,6 +53,7 @@ export const customerTables: readonly CustomerTable[] = [
   { table: 'portal_sessions', where: ofCustomer, orderBy: 'created_at', omit: ['id_hash'] },
   { table: 'portal_links', where: ofCustomer, orderBy: 'created_at', omit: ['token_hash'] },
   { table: 'event_outbox', where: ofCustomer, orderBy: 'id' },
+  { table: 'event_dead_letters', where: ofCustomer, orderBy: 'id' },
 ];
 
 /** Tables holding nothing about any one customer. */
@@ -134,7 +135,9 @@ export class SqlCustomerDataRecords implements CustomerDataRecords {
       [customerId],
     );
     // Their copies queued for the event stream go too; those already published are the consumers' to erase.
-    await this.db.query('DELETE FROM event_outbox WHERE customer_id = $1 AND type = $2', [customerId, eventTypes.usageRecorded]);
+    for (const table of ['event_outbox', 'event_dead_letters']) {
+      await this.db.query(`DELETE FROM ${table} WHERE customer_id = $1 AND type = $2`, [customerId, eventTypes.usageRecorded]);
+    }
     return deleted!.events;
   }
 

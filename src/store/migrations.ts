@@ -533,6 +533,24 @@ export const migrations: Migration[] = [
       `CREATE INDEX event_outbox_published ON event_outbox (published_at) WHERE published_at IS NOT NULL`,
     ],
   },
+  {
+    version: 14,
+    name: 'event dead letters',
+    statements: [
+      // Events the broker refused for good (src/events/publisher-loop.ts), moved out of the outbox so that the ones
+      // behind them go out; kept until an operator deletes or re-queues them (docs/EVENTS.md).
+      `CREATE TABLE event_dead_letters (
+         id bigint PRIMARY KEY,
+         event_id uuid NOT NULL,
+         type text NOT NULL,
+         customer_id text,
+         occurred_at timestamptz NOT NULL,
+         data jsonb NOT NULL,
+         created_at timestamptz NOT NULL,
+         refused_at timestamptz NOT NULL,
+         reason text NOT NULL)`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

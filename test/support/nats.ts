@@ -61,9 +61,9 @@ export class TestStream {
     return received;
   }
 
-  /** Creates the stream as an operator might, capturing other subjects than the events'. */
-  async createCapturing(subjects: string[]): Promise<void> {
-    await this.manager.streams.add({ name: this.name, subjects });
+  /** Creates the stream as an operator might, capturing the subjects given, with the limits given. */
+  async createCapturing(subjects: string[], limits: { max_msg_size?: number } = {}): Promise<void> {
+    await this.manager.streams.add({ name: this.name, subjects, ...limits });
   }
 
   async close(): Promise<void> {

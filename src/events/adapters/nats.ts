@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
-import { connect, credsAuthenticator, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, headers, InvalidArgumentError, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { NatsConfig } from '../../config/index.js';
 import type { Logger } from '../../kernel/index.js';
 import { capturesEvents, cloudEventsJsonMediaType, eventSubject, type CloudEvent } from '../core/cloud-event.js';
@@ -57,7 +57,10 @@ export class NatsEventPublisher implements EventPublisher {
     );
     const outcome: PublishOutcome = { acknowledged: 0, duplicates: 0 };
     for (const ack of acks) {
-      if (ack.status === 'rejected') return { ...outcome, error: ack.reason };
+      if (ack.status === 'rejected') {
+        const refused = refusedForGood(ack.reason);
+        return { ...outcome, error: ack.reason, ...(refused !== undefined && { refused }) };
+      }
       outcome.acknowledged += 1;
       if (ack.value.duplicate) outcome.duplicates += 1;
     }
@@ -139,6 +142,19 @@ export class NatsEventPublisher implements EventPublisher {
       this.logger.info({ stream, subjects: [`${subjectPrefix}.>`], duplicateWindowMs }, 'NATS stream created');
     }
   }
+}
+
+/** JetStream's "message size exceeds maximum allowed" (the stream's max_msg_size). */
+const messageTooLargeForStream = 10054;
+
+/**
+ * Why a publish can never succeed as it is, or undefined for a failure worth retrying (timeouts, a lost connection,
+ * a missing stream an operator may create). Only a message over the stream's or the server's size limit qualifies.
+ */
+function refusedForGood(error: unknown): string | undefined {
+  if (error instanceof JetStreamApiError && error.code === messageTooLargeForStream) return `JetStream: ${error.message}`;
+  if (error instanceof InvalidArgumentError) return `NATS: ${error.message}`;
+  return undefined;
 }
 
 /** A server URL as it may be logged: user and password (or token) removed. */
