@@ -8,6 +8,7 @@ import { errorStatus, TollgateError } from '../kernel/index.js';
 import type { Logger } from '../kernel/index.js';
 import { script, stylesheet } from './assets.js';
 import { csrfToken, csrfTokenMatches, newSecret, PortalAuthStore } from './auth-store.js';
+import { SqlPortalSignInRecords } from './sql-sign-in-records.js';
 import { clientAddress, isTrusted, rateLimitKey } from './client-address.js';
 import { cookieNames, parseCookies, setCookie } from './cookies.js';
 import type { Viewer } from './layout.js';
@@ -46,7 +47,7 @@ export function securityHeaders(publicUrl: string, logoUrl: string | undefined):
 
 export async function startPortal(deps: PortalServerDeps): Promise<RunningPortal> {
   const { settings, logger } = deps;
-  const auth = new PortalAuthStore(deps.db, deps.clock);
+  const auth = new PortalAuthStore(new SqlPortalSignInRecords(deps.db), deps.clock);
   const trusted = parseAddressList(settings.trustedProxies);
   let handler: (request: IncomingMessage, response: ServerResponse) => void = (_request, response) => response.writeHead(503).end();
   const server: Server = createServer((request, response) => handler(request, response));
