@@ -176,7 +176,7 @@ export function summarise(response: CheckResponseWire): CheckOutcome {
     headersToRemove: response.ok_response?.headers_to_remove ?? [],
     responseHeaders: allowed ? pairs(response.ok_response?.response_headers_to_add) : pairs(denied?.headers),
     body,
-    metadata: fromStruct(response.dynamic_metadata as never),
+    metadata: fromStruct(response.dynamic_metadata),
   };
 }
 
