@@ -1,20 +1,18 @@
 /**
  * `npm run bench`: every benchmark, each against a baseline measured in the same run, written to bench/RESULTS.md.
+ * `npm run bench -- als rating` runs only the sections named (see `benches` below); the other sections of
+ * RESULTS.md are kept as they were, each with the date and commit it was measured at.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { alsDecoderSection, runAlsDecoderPieceBench } from './als-decoder-piece.js';
-import type { AlsIngestResult } from './als-ingest.js';
+import { runAlsIngestBench, type AlsIngestResult } from './als-ingest.js';
 import { checkPiecesSection, runCheckPiecesBench } from './check-pieces.js';
 import { runCheckBench, serverNames, type CheckBenchResult, type SaturationResult, type ServerName } from './check.js';
 import { runCheckTracingBench, tracingSection, type CheckTracingBenchResult } from './check-tracing.js';
+import { runRatingBench } from './rating.js';
 import { redisBatchSection, runRedisBatchPieceBench } from './redis-batch-piece.js';
-
-const optional = async <T>(module: string, exportName: string): Promise<(() => Promise<T>) | undefined> => {
-  if (!existsSync(new URL(module, import.meta.url))) return undefined;
-  return (await import(module))[exportName] as () => Promise<T>;
-};
 
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
 
@@ -87,71 +85,128 @@ Allow decisions counted by Tollgate's own metric, all forks: ${result.allowDecis
 `;
 }
 
-const sections: string[] = [];
-console.log('Check benchmark…');
-const check = await runCheckBench();
-console.log(JSON.stringify(check, null, 2));
-sections.push(checkSection(check));
-
-const tracingRuns: CheckTracingBenchResult[] = [];
-for (const mode of ['sampled', 'ratio'] as const) {
-  console.log(`Check tracing benchmark (${mode})…`);
-  tracingRuns.push(await runCheckTracingBench(mode, { durationS: 3, forks: 2, roundsPerFork: 5, build: false }));
-  console.log(JSON.stringify(tracingRuns.at(-1), null, 2));
+/** What the sections of one run tell each other: the ALS section quotes the null server's figure of the Check's. */
+interface RunFacts {
+  check?: CheckBenchResult;
 }
-sections.push(tracingSection(tracingRuns));
 
-const als = await optional<AlsIngestResult>('./als-ingest.ts', 'runAlsIngestBench');
-if (als) {
+async function checkBench(facts: RunFacts): Promise<string> {
+  console.log('Check benchmark…');
+  const check = await runCheckBench();
+  console.log(JSON.stringify(check, null, 2));
+  facts.check = check;
+  return checkSection(check);
+}
+
+async function tracingBench(): Promise<string> {
+  const tracingRuns: CheckTracingBenchResult[] = [];
+  for (const mode of ['sampled', 'ratio'] as const) {
+    console.log(`Check tracing benchmark (${mode})…`);
+    tracingRuns.push(await runCheckTracingBench(mode, { durationS: 3, forks: 2, roundsPerFork: 5, build: false }));
+    console.log(JSON.stringify(tracingRuns.at(-1), null, 2));
+  }
+  return tracingSection(tracingRuns);
+}
+
+async function alsBench(facts: RunFacts): Promise<string> {
   // Each run has its own server and scratch database; PostgreSQL's state (checkpoints, cache) varies between them.
   const runs: AlsIngestResult[] = [];
   for (let run = 0; run < 3; run++) {
     console.log(`ALS ingest benchmark, run ${run + 1}…`);
-    runs.push(await als());
+    runs.push(await runAlsIngestBench());
     console.log(JSON.stringify(runs.at(-1), null, 2));
   }
   const rates = runs.map((run) => run.entriesPerSecond);
   const result = runs.find((run) => run.entriesPerSecond === [...rates].sort((a, b) => a - b)[1])!;
-  sections.push(
+  const nullServer = facts.check?.singleKey.servers['grpc-js'];
+  const yardstick = nullServer
+    ? `The figure is absolute, so it moves with the machine: the null ext_authz server above, a fixed amount of work, did ` +
+      `${nullServer.requestsPerSecond.toFixed(0)} req/s in this run (and ${nullServer.cpuMicrosPerRequest.toFixed(1)} µs of CPU per request). `
+    : 'The figure is absolute, so it moves with the machine. ';
+  const { tollgate, postgres, client } = result.cpuMicrosPerEntry;
+  return (
     `## ALS ingest into PostgreSQL\n\n**${result.entriesPerSecond} entries/s** sustained, the median of ${runs.length} runs ` +
-      `(runs: ${rates.join(', ')}; target ≥ 100,000): ${result.entries} entries over ${result.streams} gRPC streams into ` +
-      `the real server's spool and PostgreSQL. The figure is absolute, so it moves with the machine: the null ext_authz ` +
-      `server above, a fixed amount of work, did ${check.singleKey.servers['grpc-js']!.requestsPerSecond.toFixed(0)} req/s in this run ` +
-      `(and ${check.singleKey.servers['grpc-js']!.cpuMicrosPerRequest.toFixed(1)} µs of CPU per request). CPU per entry in the median ` +
-      `run, which moves less with the machine: Tollgate ${result.cpuMicrosPerEntry.tollgate} µs, PostgreSQL ` +
-      `${result.cpuMicrosPerEntry.postgres} µs, the client playing Envoy ${result.cpuMicrosPerEntry.client} µs; on ` +
-      `${cpus().length} cores their sum bounds the rate at ${Math.round((cpus().length * 1e6) / (result.cpuMicrosPerEntry.tollgate + result.cpuMicrosPerEntry.postgres + result.cpuMicrosPerEntry.client))} entries/s. The median run:\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
+    `(runs: ${rates.join(', ')}; target ≥ 100,000): ${result.entries} entries over ${result.streams} gRPC streams into ` +
+    `the real server's spool and PostgreSQL. ${yardstick}CPU per entry in the median run, which moves less with the machine: ` +
+    `Tollgate ${tollgate} µs, PostgreSQL ${postgres} µs, the client playing Envoy ${client} µs; on ${cpus().length} cores their sum ` +
+    `bounds the rate at ${Math.round((cpus().length * 1e6) / (tollgate + postgres + client))} entries/s. The median run:\n\n` +
+    `\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`
   );
 }
-const rating = await optional<Record<string, number>>('./rating.ts', 'runRatingBench');
-if (rating) {
+
+async function ratingBench(): Promise<string> {
   console.log('Rating benchmark…');
-  const result = await rating();
+  const result = await runRatingBench();
   console.log(JSON.stringify(result, null, 2));
-  sections.push(
+  return (
     `## Rating a month\n\n**${result.seconds} s** (target ≤ 30 s) to rate and finalize one month for ${result.customers} customers ` +
-      `whose ${result.events} usage events are held as ${result.rollupRows} rollup rows (rating reads rollups, not events).\n\n` +
-      `\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
+    `whose ${result.events} usage events are held as ${result.rollupRows} rollup rows (rating reads rollups, not events).\n\n` +
+    `\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`
   );
 }
 
-// Pieces against their library baselines, in this run (Tollgate issue 22): a dependency bump that undoes a gain shows.
-console.log('Check pieces…');
-const checkPiecesResult = await runCheckPiecesBench();
-console.log(JSON.stringify(checkPiecesResult, null, 2));
-sections.push(checkPiecesSection(checkPiecesResult));
-console.log('ALS decoder piece…');
-const alsDecoder = await runAlsDecoderPieceBench();
-console.log(JSON.stringify(alsDecoder, null, 2));
-sections.push(alsDecoderSection(alsDecoder));
-console.log('Redis batch piece…');
-const redisBatch = await runRedisBatchPieceBench();
-console.log(JSON.stringify(redisBatch, null, 2));
-sections.push(redisBatchSection(redisBatch));
+/** Pieces against their library baselines, in this run (Tollgate issue 22): a dependency bump that undoes a gain shows. */
+async function piecesBench(): Promise<string> {
+  console.log('Check pieces…');
+  const checkPiecesResult = await runCheckPiecesBench();
+  console.log(JSON.stringify(checkPiecesResult, null, 2));
+  console.log('ALS decoder piece…');
+  const alsDecoder = await runAlsDecoderPieceBench();
+  console.log(JSON.stringify(alsDecoder, null, 2));
+  console.log('Redis batch piece…');
+  const redisBatch = await runRedisBatchPieceBench();
+  console.log(JSON.stringify(redisBatch, null, 2));
+  return [checkPiecesSection(checkPiecesResult), alsDecoderSection(alsDecoder), redisBatchSection(redisBatch)].join('\n');
+}
 
+/** Every section in the order RESULTS.md shows them. */
+const benches: Record<string, (facts: RunFacts) => Promise<string>> = {
+  check: checkBench,
+  tracing: tracingBench,
+  als: alsBench,
+  rating: ratingBench,
+  pieces: piecesBench,
+};
+
+const resultsFile = new URL('./RESULTS.md', import.meta.url);
+const marker = (name: string) => new RegExp(`<!-- bench:${name} -->\\n([\\s\\S]*?)<!-- /bench:${name} -->\\n`);
+
+/** The sections of the RESULTS.md there is, by name, each with its measured-at line. */
+function keptSections(): Map<string, string> {
+  const text = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '';
+  const kept = new Map<string, string>();
+  for (const name of Object.keys(benches)) {
+    const found = marker(name).exec(text);
+    if (found) kept.set(name, found[1]!);
+  }
+  return kept;
+}
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !(name in benches));
+if (unknown.length > 0) {
+  console.error(`unknown bench section(s): ${unknown.join(', ')}; choose from ${Object.keys(benches).join(', ')}`);
+  process.exit(2);
+}
+const selected = wanted.length > 0 ? wanted : Object.keys(benches);
+const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('h2load', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
-writeFileSync(
-  new URL('./RESULTS.md', import.meta.url),
-  `# Benchmark results\n\nCommand: \`npm run bench\` · ${new Date().toISOString().slice(0, 10)} · ${machine}.\nh2load, Redis and PostgreSQL share the same two cores as the server under test.\n\n${sections.join('\n')}`,
-);
+const sections = keptSections();
+const facts: RunFacts = {};
+for (const name of Object.keys(benches)) {
+  if (!selected.includes(name)) continue;
+  const body = await benches[name]!(facts);
+  const command = wanted.length > 0 ? `npm run bench -- ${selected.join(' ')}` : 'npm run bench';
+  sections.set(name, `_Measured ${new Date().toISOString().slice(0, 10)} at commit ${commit} with \`${command}\`._\n\n${body}`);
+  // Written after every section, so a long run that fails late keeps what it measured.
+  writeFileSync(
+    resultsFile,
+    `# Benchmark results\n\nMachine: ${machine}.\nh2load, Redis and PostgreSQL share the same two cores as the server under test. ` +
+      `Each section says when, at which commit and with which command it was measured.\n\n` +
+      Object.keys(benches)
+        .filter((section) => sections.has(section))
+        .map((section) => `<!-- bench:${section} -->\n${sections.get(section)}<!-- /bench:${section} -->\n`)
+        .join('\n'),
+  );
+}
 console.log('wrote bench/RESULTS.md');
