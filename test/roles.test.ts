@@ -10,6 +10,7 @@ import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
+import { freePort } from './support/ports.js';
 import { processWaitMs, spawnCli } from './support/serve-process.js';
 import { adminToken, createTestDatabase, testRedisUrl } from './support/services.js';
 import { removeRedisKeys, testRedisPrefix } from './support/test-run.js';
@@ -50,10 +51,12 @@ describe('edge and control roles on one PostgreSQL and Redis', () => {
     return value;
   }
 
-  const start = (role: 'edge' | 'control', timers: ManualClock) => {
+  /** The gRPC port the control is configured with, as the edge's would be: it must open nothing there. */
+  let controlGrpcPort: number;
+  const start = (role: 'edge' | 'control', timers: ManualClock, settings: Record<string, string> = {}) => {
     const dataDir = mkdtempSync(join(tmpdir(), `tollgate-${role}-`));
     dataDirs.push(dataDir);
-    return startRole(loadConfig({ ...env, TOLLGATE_ROLE: role, TOLLGATE_DATA_DIR: dataDir }), silentLogger, { timers });
+    return startRole(loadConfig({ ...env, ...settings, TOLLGATE_ROLE: role, TOLLGATE_DATA_DIR: dataDir }), silentLogger, { timers });
   };
 
   beforeAll(async () => {
@@ -75,7 +78,8 @@ describe('edge and control roles on one PostgreSQL and Redis', () => {
       TOLLGATE_REDIS_TIMEOUT_MS: '5000',
     };
     // The control role first: it is the one an operator reaches, and the edge must not need it to start.
-    control = await start('control', controlTimers);
+    controlGrpcPort = await freePort();
+    control = await start('control', controlTimers, { TOLLGATE_GRPC_PORT: String(controlGrpcPort) });
     edge = await start('edge', edgeTimers);
     envoy = new FakeEnvoy(`127.0.0.1:${edge.edge!.grpc.port}`);
     als = new AccessLogClient(`127.0.0.1:${edge.edge!.grpc.port}`);
@@ -137,9 +141,8 @@ describe('edge and control roles on one PostgreSQL and Redis', () => {
   it('has no gRPC port in the control role, and reports only what it runs', async () => {
     expect(listenPorts(control.config).map((port) => port.name)).toEqual(['HTTP']);
     expect(listenPorts(edge.config).map((port) => port.name)).toEqual(['gRPC', 'HTTP']);
-    // The control was configured with the same (ephemeral) gRPC setting as the edge and opened nothing for it: the
-    // only listening sockets of this test are the edge's; its default port is not taken by the control either.
-    expect(await connects(loadConfig({}).grpc.port)).toBe(false);
+    expect(control.config.grpc.port).toBe(controlGrpcPort);
+    expect(await connects(controlGrpcPort)).toBe(false);
     const metrics = await metricsOf(controlUrl());
     expect(metrics).toMatch(/tollgate_build_info\{[^}]*role="control"[^}]*\} 1/);
     expect(metrics).toContain('tollgate_billing_runs_total');
