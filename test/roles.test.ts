@@ -186,6 +186,9 @@ describe('role errors', () => {
     const code = await main(['serve', '--role', 'gateway'], { stdout: () => {}, stderr: (text) => void (stderr += text), env: {} });
     expect(code).toBe(2);
     expect(stderr).toContain('--role must be all, edge, control, not "gateway"');
+    let help = '';
+    expect(await main(['serve', '--help'], { stdout: (text) => void (help += text), stderr: () => {}, env: {} })).toBe(0);
+    expect(help).toContain('Usage: tollgate serve [--role ROLE]\n');
   });
 
   it('tollgate serve --role edge on the embedded database exits 2 naming what the edge needs', async () => {

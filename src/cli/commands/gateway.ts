@@ -70,6 +70,7 @@ export const gatewayCommands: CommandSpec[] = [
       'health) and the usage flush, beside Envoy; control the admin API, Stripe webhooks, portal, rating, Stripe sync,',
       'alerts and event publishing. edge and control need the shared PostgreSQL and Redis (docs/DEPLOYMENT.md, "Roles").',
     ].join('\n'),
+    json: 'none',
     options: { role: { type: 'string', value: 'ROLE', help: 'all, edge or control (default: TOLLGATE_ROLE, else all)' } },
     run: async (c) => {
       const role = c.option('role');
