@@ -2,19 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
+import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type Route, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
 import { alertDeliveryLockId, alertEvaluationLockId, createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
 import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SqlInvoiceRecords, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, startDecisionSeries, UsageIdentity } from './check/index.js';
-import { type Config, minSigningKeyLength } from './config/index.js';
+import { type Config, minSigningKeyLength, type Role } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
-import { createEventPublishing, type EventPublishing } from './events/index.js';
+import { createEventPublishing, type EventPublishing, eventsOff, eventsOn } from './events/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
 import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier, SqlAccountRecords } from './identity/index.js';
 import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
-import { createMetering, type Metering, usageFlushBackoff } from './metering/index.js';
-import { createMetrics, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
+import { createMetering, type Metering, SqlUsageRecords, usageFlushBackoff, UsageService } from './metering/index.js';
+import { createMetrics, keepMetricsOfRunningParts, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer, SqlCustomerDataRecords } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
 import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges, SqlBusinessRecords } from './reports/index.js';
@@ -30,36 +30,56 @@ const memoryCounterSweepMs = 60_000;
 /** Business metrics move slowly: one computation serves the gauges for this long. */
 const businessMetricsMaxAgeMs = 60_000;
 
-export interface App {
+/** What every role runs: the catalog, the stores, identities, the HTTP port (/metrics, /healthz, /readyz), the jobs. */
+export interface AppCore {
   config: Config;
   catalog: Catalog;
   db: Db;
-  accounts: AccountsService;
   identities: IdentityCache;
   metrics: Metrics;
-  grpc: RunningGrpcServer;
   http: RunningHttpServer;
-  metering: Metering;
-  stripe: StripeIntegration;
-  wallets: WalletService;
   /** Every background job runs on it (docs/ARCHITECTURE.md, "Time and loops"). */
   scheduler: Scheduler;
+  /** Spans over OTLP when the OTEL_* variables turn tracing on; noTracing otherwise. */
+  tracing: Tracing;
+  /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
+  stop(): Promise<void>;
+  /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
+  drainNow(): void;
+}
+
+/** The edge (beside Envoy): the gRPC port (Check, access logs, health) and the usage spool with its flush. */
+export interface EdgeParts {
+  grpc: RunningGrpcServer;
+  metering: Metering;
+}
+
+/** The control role (back office): the admin API and its services, webhooks, the portal and the led loops. */
+export interface ControlParts {
+  accounts: AccountsService;
+  /** Usage reports and their reconciliation with the counters, for the admin API and the portal. */
+  usage: UsageService;
+  stripe: StripeIntegration;
+  wallets: WalletService;
   /** Rates a subscription's running period on demand (refreshCurrent); `ratingLoop` runs its passes. */
   rating: RatingLoop;
   ratingLoop: Job<RatingRun>;
   /** Undefined when Stripe is not configured at all. */
   stripeSync: Job<PassSummary> | undefined;
   alerts: UsageAlerts & { evaluation: Job<UsageAlert[]>; delivery: Job<DeliveryPassSummary> };
-  /** Spans over OTLP when the OTEL_* variables turn tracing on; noTracing otherwise. */
-  tracing: Tracing;
   /** The developer portal; undefined unless TOLLGATE_PORTAL_PORT is set. */
   portal: RunningPortal | undefined;
   /** Usage events, alerts and finalized invoices out to the event stream (off unless TOLLGATE_NATS_URL is set). */
   events: EventPublishing;
-  /** Drains and stops everything, after TOLLGATE_SHUTDOWN_DELAY_MS; safe to call twice. */
-  stop(): Promise<void>;
-  /** Ends the shutdown delay, so that a stop under way (or the next one) drains at once. */
-  drainNow(): void;
+}
+
+/** Everything: role `all`, one process (the default). */
+export interface App extends AppCore, EdgeParts, ControlParts {}
+
+/** One process of a role: the parts of the roles it does not run are undefined. */
+export interface RunningRole extends AppCore {
+  edge: EdgeParts | undefined;
+  control: ControlParts | undefined;
 }
 
 export interface AppOverrides {
@@ -69,31 +89,57 @@ export interface AppOverrides {
   timers?: Timers;
 }
 
-/** The ports the servers listen on, named by the settings that chose them. */
+const runsEdge = (role: Role) => role !== 'control';
+const runsControl = (role: Role) => role !== 'edge';
+
+/** The ports the servers of the configured role listen on, named by the settings that chose them. */
 export function listenPorts(config: Config): WantedPort[] {
   return [
-    { name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port },
+    ...(runsEdge(config.role) ? [{ name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port }] : []),
     { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
-    ...(config.portal ? [{ name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: config.portal.host, port: config.portal.port }] : []),
+    ...(config.portal && runsControl(config.role) ? [{ name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: config.portal.host, port: config.portal.port }] : []),
   ];
 }
 
-/**
- * The composition root: builds every adapter from the configuration and starts both servers. `tollgate serve` checks
- * the ports first (checkPortsFree), before this opens anything.
- */
+/** Starts every part (role `all`), as one process runs it; startRole starts the role the configuration names. */
 export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
+  if (config.role !== 'all') throw new Error(`startApp runs every part; TOLLGATE_ROLE=${config.role} is started by startRole`);
+  const { edge, control, ...core } = await startRole(config, logger, overrides);
+  return { ...core, ...edge!, ...control! };
+}
+
+/** What the parts of the roles share, built once per process. */
+interface Shared {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  scheduler: Scheduler;
+  catalog: Catalog;
+  db: Db;
+  /** The database as the services write through it: failures as domain errors (conflict, invalid, unavailable). */
+  records: Db;
+  identities: IdentityCache;
+  counters: ResilientCounterStore;
+  metrics: Metrics;
+  tracing: Tracing;
+}
+
+/**
+ * The composition root: builds the shared adapters from the configuration, then the edge parts, the control parts or
+ * both (TOLLGATE_ROLE), and the HTTP server. `tollgate serve` checks the ports first (checkPortsFree), before this
+ * opens anything.
+ */
+export async function startRole(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<RunningRole> {
   const clock = overrides.clock ?? systemClock;
   const scheduler = new Scheduler({ timers: overrides.timers ?? systemClock, logger });
   const catalog = loadCatalogFile(config.catalogPath);
-  logger.info({ file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
+  logger.info({ role: config.role, file: config.catalogPath, products: catalog.products.size, plans: catalog.plans.size }, 'catalog loaded');
   mkdirSync(config.dataDir, { recursive: true });
   const dataDirLock = lockDataDir(config.dataDir);
   const adminToken = config.adminToken ?? adminTokenFromDataDir(config.dataDir, logger);
-  const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
   const metrics = createMetrics();
-  registerBuildInfo(metrics, { version, commit: config.buildCommit });
-  startDecisionSeries(metrics, catalog.plans.keys());
+  registerBuildInfo(metrics, { version, commit: config.buildCommit, role: config.role });
+  keepMetricsOfRunningParts(metrics, { edge: runsEdge(config.role), control: runsControl(config.role) });
   const tracing = startTracing(config.tracing, { version, logger });
 
   const opened = await openDatabase(config, logger);
@@ -103,7 +149,6 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       if (failed) metrics.dbQueryErrors.inc();
     },
   });
-  // What the services and the admin API write through: its failures are domain errors (conflict, invalid, unavailable).
   const records = withDomainErrors(db);
   const identities = new IdentityCache(db, logger, { snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined });
   await identities.start();
@@ -142,45 +187,94 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     const memoryLatency = metrics.quotaStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
-  const invoiceRecords = new SqlInvoiceRecords(db);
-  const subscriptionHistories = new SqlSubscriptionHistories(db);
-  const billing = new BillingQueries(invoiceRecords, subscriptionHistories);
-  const wallet = new WalletService(new SqlWalletRecords(db), counters, () => catalog, clock, logger);
-  const accountRecords = new SqlAccountRecords(db);
-  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
+  const shared: Shared = { config, logger, clock, scheduler, catalog, db, records, identities, counters, metrics, tracing };
+  const edge = runsEdge(config.role) ? await startEdge(shared) : undefined;
+  const control = runsControl(config.role) ? await startControl(shared, () => edge?.parts.metering.spool.pendingEvents ?? 0) : undefined;
+  registerIdentityCacheGauges(metrics, identities);
 
-  const events = createEventPublishing({ config: config.events, db: records, clock, metrics, logger });
-  if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, events.job.options);
-  const metering = createMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing, events: events.outbox });
+  let stopping = false;
+  const http = await startHttpServer({
+    host: config.http.host,
+    port: config.http.port,
+    tls: config.http.tls ? readTlsFiles(config.http.tls) : undefined,
+    adminToken,
+    // The edge answers only the system routes (/metrics, /healthz, /readyz): an admin route is a 404 there.
+    routes: control?.routes ?? [],
+    registry: metrics.registry,
+    businessRegistry: metrics.businessRegistry,
+    metricsToken: config.metricsToken,
+    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, counters: counters.serving, accepting: !stopping }),
+    version,
+    logger,
+  });
+  const httpTlsWatch = config.http.tls ? watchTlsFiles('HTTP TLS files poll', config.http.tls, (tls) => http.setSecureContext(tls), logger, scheduler) : undefined;
+  logger.info({ port: http.port, tls: config.http.tls ? 'on' : 'off (plaintext)' }, control ? 'HTTP listening (admin API, /metrics, /readyz)' : 'HTTP listening (/metrics, /readyz; no admin API in the edge role)');
+  if (control) await control.startPortal();
+
+  let stopped: Promise<void> | undefined;
+  /** Aborted to end the shutdown delay early (a second signal). */
+  const shutdownDelay = new AbortController();
+  const stop = () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      edge?.reportNotServing();
+      if (config.shutdownDelayMs > 0) {
+        // Not ready, still serving: until Kubernetes and the proxies have taken this replica out of their endpoints,
+        // Checks and access logs keep arriving, and refusing them would fail requests.
+        logger.info({ delayMs: config.shutdownDelayMs }, 'not ready; still serving until the delay is over');
+        await sleep(config.shutdownDelayMs, undefined, { signal: shutdownDelay.signal }).catch(() => {});
+      }
+      // Every step is bounded, so the stop ends within the grace whatever a step does; the closes at the end
+      // (PGlite writes its files on close) keep a share of the grace that the draining steps cannot use up.
+      const start = Date.now();
+      const drainUntil = start + config.shutdownGraceMs * 0.75;
+      const closeUntil = start + config.shutdownGraceMs * 0.95;
+      const step = (name: string, until: number, work: () => unknown) => stepWithin(name, until, work, logger);
+      if (edge) await edge.drain(step, drainUntil);
+      httpTlsWatch?.close();
+      await step('HTTP drain', drainUntil, () => http.close(drainUntil));
+      const portal = control?.parts.portal;
+      if (portal) await step('portal drain', drainUntil, () => portal.close(drainUntil));
+      await step('background jobs', drainUntil, () => scheduler.stop());
+      // After every writer. What is still queued stays in the outbox, for another replica or the next start.
+      if (control) await step('event publishing', drainUntil, () => control.parts.events.stop());
+      await step('counter store close', closeUntil, () => counters.close());
+      await step('database close', closeUntil, () => db.close());
+      // Last and best effort: the spans of everything above, in whatever the grace leaves.
+      await step('trace flush', closeUntil, () => tracing.shutdown());
+      dataDirLock.release();
+      logger.info('stopped');
+    })());
+
+  return {
+    config,
+    catalog,
+    db,
+    identities,
+    metrics,
+    http,
+    scheduler,
+    tracing,
+    edge: edge?.parts,
+    control: control?.parts,
+    stop,
+    drainNow: () => shutdownDelay.abort(),
+  };
+}
+
+type Step = (name: string, until: number, work: () => unknown) => Promise<unknown>;
+
+/** The edge: signs and checks calls on the gRPC port, receives their access logs and flushes them to the database. */
+async function startEdge(shared: Shared) {
+  const { config, logger, clock, scheduler, catalog, db, identities, counters, metrics, tracing } = shared;
+  const usageIdentity = new UsageIdentity(config.usageSigningKeys.length > 0 ? config.usageSigningKeys : [usageSigningKeyFromDataDir(config.dataDir, logger)]);
+  startDecisionSeries(metrics, catalog.plans.keys());
+  // The usage insert queues each stored event for the publisher (the control role's job) when events are on.
+  const events = config.events ? eventsOn : eventsOff;
+  const metering = createMetering({ config, db, catalog: () => catalog, identities, clock, usage: usageIdentity, metrics, logger, tracing, events });
   // At once on start: it replays what a previous process left in the spool. The meter logs its own write failures.
   scheduler.every('usage flush', config.metering.flushIntervalMs, () => metering.meter.flushDue(), { immediately: true, backoff: usageFlushBackoff, onFailure: () => {} });
   scheduler.every('spool fsync', config.metering.spoolFsyncMs, async () => metering.spool.syncWritten());
-  const rating = new RatingLoop(
-    { db: records, invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
-    config.billing,
-  );
-  // At once on start: it catches up on the periods that ended while the service was down.
-  const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.leadership, immediately: true });
-  const stripe = createStripeIntegration({
-    config: config.stripe,
-    version,
-    db: records,
-    accounts,
-    catalog: () => catalog,
-    clock,
-    creditWallet: async (credit) => void (await wallet.topUp(credit)),
-    metrics,
-    logger,
-    tracing,
-  });
-  const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: advisoryLock(db, stripeSyncLockId) });
-  if (stripe.sync) scheduler.every('Stripe usage scan', config.stripe.usageReportIntervalMs, async () => stripe.sync!.requestUsageScan());
-  const usageAlerts = createUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger, events: events.outbox });
-  const alerts = {
-    ...usageAlerts,
-    evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: advisoryLock(db, alertEvaluationLockId) }),
-    delivery: scheduler.every('usage alert delivery', config.alerts.deliveryIntervalMs, () => usageAlerts.deliverDue(), { lead: advisoryLock(db, alertDeliveryLockId) }),
-  };
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
   const grpc = await startGrpcServer({
     host: config.grpc.host,
@@ -207,79 +301,14 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   grpc.health.setStatus('', 'SERVING');
   grpc.health.setStatus(checkServiceName, 'SERVING');
   logger.info({ port: grpc.port, ...grpcSecured.describe() }, 'gRPC listening (ext_authz Check, ALS, health)');
-
-  registerIdentityCacheGauges(metrics, identities);
-  registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
-  const businessRecords = new SqlBusinessRecords(db);
-  const customerData = new SqlCustomerDataRecords(db);
-  registerBusinessGauges(metrics, cachedBusinessMetrics({ records: businessRecords, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
-  let stopping = false;
-  let portal: RunningPortal | undefined;
-  const http = await startHttpServer({
-    host: config.http.host,
-    port: config.http.port,
-    tls: config.http.tls ? readTlsFiles(config.http.tls) : undefined,
-    adminToken,
-    routes: [
-      ...adminRoutes(accounts, () => catalog),
-      ...usageRoutes(metering.usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
-      ...stripeRoutes(stripe),
-      ...billingRoutes({ accounts, wallets: wallet, ratingLoop: rating, ratingJob: ratingLoop, billing, catalog: () => catalog, clock }),
-      ...alertRoutes(alerts),
-      ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(businessRecords, current, window, now), catalog: () => catalog, clock }),
-      ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(customerData, customerId, now), erasure: new CustomerErasure(customerData, accounts, clock), clock }),
-      ...portalAdminRoutes(() => portal, () => config.portal?.linkTtlMs ?? 0),
-    ],
-    registry: metrics.registry,
-    businessRegistry: metrics.businessRegistry,
-    metricsToken: config.metricsToken,
-    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, counters: counters.serving, accepting: !stopping }),
-    version,
-    logger,
-  });
-  const httpTlsWatch = config.http.tls ? watchTlsFiles('HTTP TLS files poll', config.http.tls, (tls) => http.setSecureContext(tls), logger, scheduler) : undefined;
-  logger.info({ port: http.port, tls: config.http.tls ? 'on' : 'off (plaintext)' }, 'HTTP listening (admin API, /metrics, /readyz)');
-  if (config.portal) {
-    portal = await startPortal({
-      settings: config.portal,
-      db,
-      catalog: () => catalog,
-      accounts,
-      wallets: wallet,
-      billing,
-      histories: subscriptionHistories,
-      usage: metering.usage,
-      ratingLoop: rating,
-      topUps: stripe.topUps,
-      stripeConfigured: config.stripe.secretKey !== undefined,
-      alerts,
-      keyHeader: config.keys.header,
-      clock,
-      logger,
-    });
-  }
-
-  let stopped: Promise<void> | undefined;
-  /** Aborted to end the shutdown delay early (a second signal). */
-  const shutdownDelay = new AbortController();
-  const stop = () =>
-    (stopped ??= (async () => {
-      stopping = true;
+  return {
+    parts: { grpc, metering } satisfies EdgeParts,
+    reportNotServing: () => {
       grpc.health.setStatus('', 'NOT_SERVING');
       grpc.health.setStatus(checkServiceName, 'NOT_SERVING');
-      if (config.shutdownDelayMs > 0) {
-        // Not ready, still serving: until Kubernetes and the proxies have taken this replica out of their endpoints,
-        // Checks and access logs keep arriving, and refusing them would fail requests.
-        logger.info({ delayMs: config.shutdownDelayMs }, 'not ready; still serving until the delay is over');
-        await sleep(config.shutdownDelayMs, undefined, { signal: shutdownDelay.signal }).catch(() => {});
-      }
-      // Every step is bounded, so the stop ends within the grace whatever a step does; the closes at the end
-      // (PGlite writes its files on close) keep a share of the grace that the draining steps cannot use up.
-      const start = Date.now();
-      const drainUntil = start + config.shutdownGraceMs * 0.75;
-      const closeUntil = start + config.shutdownGraceMs * 0.95;
-      const step = (name: string, until: number, work: () => unknown) => stepWithin(name, until, work, logger);
-      // Refuse new calls first, then end the ALS streams (Envoy reopens them elsewhere) so draining need not wait.
+    },
+    /** Refuses new calls first, then ends the ALS streams (Envoy reopens them elsewhere) so draining need not wait. */
+    drain: async (step: Step, drainUntil: number) => {
       await step('gRPC drain', drainUntil, () => {
         const grpcDrained = grpc.shutdown(drainUntil - Date.now());
         metering.receiver.endStreams();
@@ -287,42 +316,93 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       });
       grpcSecured.close();
       await step('usage flush', drainUntil, () => metering.meter.stop(drainUntil - Date.now()));
-      httpTlsWatch?.close();
-      await step('HTTP drain', drainUntil, () => http.close(drainUntil));
-      if (portal) await step('portal drain', drainUntil, () => portal!.close(drainUntil));
-      await step('background jobs', drainUntil, () => scheduler.stop());
-      // After every writer. What is still queued stays in the outbox, for another replica or the next start.
-      await step('event publishing', drainUntil, () => events.stop());
-      await step('counter store close', closeUntil, () => counters.close());
-      await step('database close', closeUntil, () => db.close());
-      // Last and best effort: the spans of everything above, in whatever the grace leaves.
-      await step('trace flush', closeUntil, () => tracing.shutdown());
-      dataDirLock.release();
-      logger.info('stopped');
-    })());
+    },
+  };
+}
 
-  return {
-    config,
-    catalog,
-    db,
+/**
+ * The control role: accounts, billing, Stripe, alerts and reports behind the admin API, the led loops, the portal.
+ * `pendingEvents` counts the usage events received in this process and not yet stored (none without an edge).
+ */
+async function startControl(shared: Shared, pendingEvents: () => number) {
+  const { config, logger, clock, scheduler, catalog, db, records, identities, counters, metrics, tracing } = shared;
+  const invoiceRecords = new SqlInvoiceRecords(db);
+  const subscriptionHistories = new SqlSubscriptionHistories(db);
+  const billing = new BillingQueries(invoiceRecords, subscriptionHistories);
+  const wallet = new WalletService(new SqlWalletRecords(db), counters, () => catalog, clock, logger);
+  const accountRecords = new SqlAccountRecords(db);
+  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
+  // Usage queries answer the admin API in domain errors (the adapters'); the sink reads the database's own codes (duplicates).
+  const usage = new UsageService({ records: new SqlUsageRecords(db), histories: subscriptionHistories, accounts, catalog: () => catalog, clock, counters, pendingEvents });
+
+  const events = createEventPublishing({ config: config.events, db: records, clock, metrics, logger });
+  if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, events.job.options);
+  const rating = new RatingLoop(
+    { db: records, invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
+    config.billing,
+  );
+  // At once on start: it catches up on the periods that ended while the service was down.
+  const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.leadership, immediately: true });
+  const stripe = createStripeIntegration({
+    config: config.stripe,
+    version,
+    db: records,
     accounts,
-    identities,
+    catalog: () => catalog,
+    clock,
+    creditWallet: async (credit) => void (await wallet.topUp(credit)),
     metrics,
-    grpc,
-    http,
-    metering,
-    stripe,
-    wallets: wallet,
-    scheduler,
-    rating,
-    ratingLoop,
-    stripeSync,
-    alerts,
+    logger,
     tracing,
-    portal,
-    events,
-    stop,
-    drainNow: () => shutdownDelay.abort(),
+  });
+  const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: advisoryLock(db, stripeSyncLockId) });
+  if (stripe.sync) scheduler.every('Stripe usage scan', config.stripe.usageReportIntervalMs, async () => stripe.sync!.requestUsageScan());
+  const usageAlerts = createUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger, events: events.outbox });
+  const alerts = {
+    ...usageAlerts,
+    evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: advisoryLock(db, alertEvaluationLockId) }),
+    delivery: scheduler.every('usage alert delivery', config.alerts.deliveryIntervalMs, () => usageAlerts.deliverDue(), { lead: advisoryLock(db, alertDeliveryLockId) }),
+  };
+
+  registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
+  const businessRecords = new SqlBusinessRecords(db);
+  const customerData = new SqlCustomerDataRecords(db);
+  registerBusinessGauges(metrics, cachedBusinessMetrics({ records: businessRecords, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
+  const parts: ControlParts = { accounts, usage, stripe, wallets: wallet, rating, ratingLoop, stripeSync, alerts, portal: undefined, events };
+  const routes: Route[] = [
+    ...adminRoutes(accounts, () => catalog),
+    ...usageRoutes(usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),
+    ...stripeRoutes(stripe),
+    ...billingRoutes({ accounts, wallets: wallet, ratingLoop: rating, ratingJob: ratingLoop, billing, catalog: () => catalog, clock }),
+    ...alertRoutes(alerts),
+    ...reportRoutes({ businessMetrics: (current, window, now) => businessMetrics(businessRecords, current, window, now), catalog: () => catalog, clock }),
+    ...privacyRoutes({ exportCustomer: (customerId, now) => exportCustomer(customerData, customerId, now), erasure: new CustomerErasure(customerData, accounts, clock), clock }),
+    ...portalAdminRoutes(() => parts.portal, () => config.portal?.linkTtlMs ?? 0),
+  ];
+  return {
+    parts,
+    routes,
+    /** After the HTTP server, on its own port when TOLLGATE_PORTAL_PORT is set. */
+    startPortal: async () => {
+      if (!config.portal) return;
+      parts.portal = await startPortal({
+        settings: config.portal,
+        db,
+        catalog: () => catalog,
+        accounts,
+        wallets: wallet,
+        billing,
+        histories: subscriptionHistories,
+        usage,
+        ratingLoop: rating,
+        topUps: stripe.topUps,
+        stripeConfigured: config.stripe.secretKey !== undefined,
+        alerts,
+        keyHeader: config.keys.header,
+        clock,
+        logger,
+      });
+    },
   };
 }
 

@@ -1,13 +1,13 @@
-import { listenPorts, startApp } from './app.js';
+import { listenPorts, startRole } from './app.js';
 import { loadConfig } from './config/index.js';
 import { CatalogError } from './catalog/index.js';
 import { checkPortsFree, createLogger, DataDirLockedError, ExitDeadline, portUnavailable } from './kernel/index.js';
 
-/** `tollgate serve`: runs until SIGTERM or SIGINT, then drains. */
-export async function serve(): Promise<void> {
+/** `tollgate serve`: runs until SIGTERM or SIGINT, then drains. `role` (--role) overrides TOLLGATE_ROLE. */
+export async function serve(role?: string): Promise<void> {
   let config;
   try {
-    config = loadConfig();
+    config = loadConfig(role === undefined ? process.env : { ...process.env, TOLLGATE_ROLE: role });
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`);
     process.exit(2);
@@ -26,7 +26,7 @@ export async function serve(): Promise<void> {
   process.on('unhandledRejection', (reason) => logger.error({ err: reason instanceof Error ? reason.stack : String(reason) }, 'unhandled rejection'));
   let app;
   try {
-    app = await startApp(config, logger);
+    app = await startRole(config, logger);
   } catch (error) {
     if (error instanceof CatalogError) {
       process.stderr.write(`${error.message}\n`);
@@ -58,5 +58,5 @@ export async function serve(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
-  logger.info('started: SIGTERM or SIGINT drains and stops');
+  logger.info({ role: config.role }, 'started: SIGTERM or SIGINT drains and stops');
 }

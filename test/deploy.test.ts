@@ -329,6 +329,97 @@ describe('deploy/kubernetes overlay specifics', () => {
   });
 });
 
+describe('deploy/kubernetes overlay split', () => {
+  const manifests = kustomize('deploy/kubernetes/overlays/split');
+  const named = (kind: string, name: string) => {
+    const matches = manifests.filter((manifest) => manifest.kind === kind && manifest.metadata.name === name);
+    expect(matches, `${kind} ${name}`).toHaveLength(1);
+    return matches[0] as Manifest;
+  };
+  const edge = named('Deployment', 'tollgate');
+  const control = named('Deployment', 'tollgate-control');
+  const edgeContainer = tollgateContainer(edge);
+  const controlContainer = tollgateContainer(control);
+  const controlLabels = { 'app.kubernetes.io/name': 'tollgate-control' };
+  /** The settings a container starts with, its required secrets stood in for (the optional ones absent), as loadConfig reads them. */
+  const settingsOf = (container: Json) => {
+    const required = [...secretEnv(container)].filter(([, ref]) => !ref.optional).map(([name]) => name);
+    const standIn = (name: string) => (name.endsWith('_DATABASE_URL') ? 'postgres://db/tollgate' : name.endsWith('_REDIS_URL') ? 'redis://redis:6379' : 'x'.repeat(40));
+    const fromSecret = Object.fromEntries(required.map((name) => [name, standIn(name)]));
+    const env = { ...configMapData(manifests, container), ...fromSecret, ...(container.args[2] ? { TOLLGATE_ROLE: container.args[2] } : {}) };
+    return loadConfig(env);
+  };
+
+  it('adds the control role to the production overlay: its Deployment, Service, NetworkPolicy and PodDisruptionBudget', () => {
+    const production = overlays.production.map((manifest) => `${manifest.kind} ${manifest.metadata.name}`);
+    const added = manifests.map((manifest) => `${manifest.kind} ${manifest.metadata.name}`).filter((name) => !production.includes(name));
+    expect(added.sort()).toEqual(['Deployment tollgate-control', 'NetworkPolicy tollgate-control', 'PodDisruptionBudget tollgate-control', 'Service tollgate-control']);
+    expect(manifests).toHaveLength(overlays.production.length + 4);
+    for (const manifest of manifests.filter((m) => m.kind !== 'Namespace')) expect(manifest.metadata.namespace).toBe('tollgate');
+  });
+
+  it('runs the edge as the production Deployment, autoscaled, preferring the nodes of the gateway pods', () => {
+    expect(edgeContainer.args).toEqual(['serve', '--role', 'edge']);
+    expect(settingsOf(edgeContainer).role).toBe('edge');
+    expect(edgeContainer.ports.map((port: Json) => port.name)).toEqual(['grpc', 'http']);
+    expect(only(manifests, 'HorizontalPodAutoscaler').spec.scaleTargetRef.name).toBe('tollgate');
+    const [preferred] = edge.spec.template.spec.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution;
+    expect(preferred.podAffinityTerm).toMatchObject({ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'tollgate.io/caller': 'true' } } });
+    // Envoy's Checks go where they went: the Service tollgate, whose gRPC port admits the labelled callers only.
+    const service = named('Service', 'tollgate');
+    expect(service.spec.selector).toEqual(podLabels);
+    const policy = named('NetworkPolicy', 'tollgate');
+    expect(policy.spec.podSelector.matchLabels).toEqual(podLabels);
+    const grpcRule = policy.spec.ingress.find((rule: Json) => rule.ports[0].port === 9001);
+    expect(grpcRule.from).toEqual([{ namespaceSelector: {}, podSelector: { matchLabels: { 'tollgate.io/caller': 'true' } } }]);
+  });
+
+  it('runs the control role apart: two replicas, the HTTP port only, on the same stores, catalog and settings', () => {
+    expect(control.spec.replicas).toBe(2);
+    expect(control.spec.strategy.rollingUpdate).toEqual({ maxSurge: 1, maxUnavailable: 0 });
+    expect(controlContainer.args).toEqual(['serve', '--role', 'control']);
+    const settings = settingsOf(controlContainer);
+    expect(settings.role).toBe('control');
+    expect(controlContainer.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
+    for (const probe of [controlContainer.startupProbe, controlContainer.livenessProbe]) expect(probe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(controlContainer.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    const secrets = secretEnv(controlContainer);
+    expect(secrets.get('TOLLGATE_DATABASE_URL')).toEqual({ key: 'database-url', optional: false });
+    expect(secrets.get('TOLLGATE_REDIS_URL')).toEqual({ key: 'redis-url', optional: false });
+    expect(secrets.get('TOLLGATE_ADMIN_TOKEN')).toEqual({ key: 'admin-token', optional: false });
+    expect(secrets.get('TOLLGATE_STRIPE_WEBHOOK_SECRET')).toEqual({ key: 'stripe-webhook-secret', optional: true });
+    expect(controlContainer.envFrom).toEqual(edgeContainer.envFrom);
+    const catalogVolume = (deployment: Manifest) => deployment.spec.template.spec.volumes.find((volume: Json) => volume.name === 'catalog');
+    expect(catalogVolume(control)).toEqual(catalogVolume(edge));
+    const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+    for (const container of [edgeContainer, controlContainer]) expect(container.image).toBe(`tollgate:${packageJson.version}`);
+    expect(control.spec.template.spec.automountServiceAccountToken).toBe(false);
+    expect(control.spec.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(controlContainer.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(controlContainer.resources.limits).toHaveProperty('memory');
+    const delayMs = Number(configMapData(manifests, controlContainer)['TOLLGATE_SHUTDOWN_DELAY_MS']);
+    expect(control.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(delayMs + 2 * settings.shutdownGraceMs);
+  });
+
+  it('keeps the control pods out of the edge Service, and serves them on their own Service, NetworkPolicy and budget', () => {
+    expect(control.spec.selector.matchLabels).toEqual(controlLabels);
+    expect(control.spec.template.metadata.labels).toMatchObject(controlLabels);
+    // The edge's selectors must not match control pods, or Envoy's Checks would reach a pod with no gRPC port.
+    expect(control.spec.template.metadata.labels['app.kubernetes.io/name']).not.toBe(podLabels['app.kubernetes.io/name']);
+    const service = named('Service', 'tollgate-control');
+    expect(service.spec.selector).toEqual(controlLabels);
+    expect(service.spec.ports).toEqual([{ name: 'http', port: 8080, targetPort: 'http', appProtocol: 'http' }]);
+    // Scraped by the monitoring ServiceMonitor, which selects the Services labelled like the edge's.
+    expect(service.metadata.labels).toMatchObject(named('Service', 'tollgate').metadata.labels!);
+    const policy = named('NetworkPolicy', 'tollgate-control');
+    expect(policy.spec.podSelector.matchLabels).toEqual(controlLabels);
+    expect(policy.spec.ingress).toEqual([{ ports: [{ port: 8080, protocol: 'TCP' }] }]);
+    const budget = named('PodDisruptionBudget', 'tollgate-control');
+    expect(budget.spec.selector.matchLabels).toEqual(controlLabels);
+    expect(budget.spec.maxUnavailable).toBeLessThan(control.spec.replicas);
+  });
+});
+
 describe('deploy/kubernetes/monitoring', () => {
   const manifests = kustomize('deploy/kubernetes/monitoring');
   const service = only(overlays.production, 'Service');
@@ -382,16 +473,16 @@ describe('.github/workflows/release.yml', () => {
 });
 
 describe('your overlay, as README shows it', () => {
-  it('points the image at a registry with images: and keeps everything else of the overlay', () => {
+  it.each(['production', 'split'])('points the image of overlays/%s at a registry with images: and keeps everything else of the overlay', (overlay) => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-overlay-'));
     try {
-      const production = relative(dir, join(repoRoot, 'deploy/kubernetes/overlays/production'));
+      const base = relative(dir, join(repoRoot, `deploy/kubernetes/overlays/${overlay}`));
       writeFileSync(
         join(dir, 'kustomization.yaml'),
         [
           'apiVersion: kustomize.config.k8s.io/v1beta1',
           'kind: Kustomization',
-          `bases: [${production}]`,
+          `bases: [${base}]`,
           'images:',
           '  - name: tollgate',
           '    newName: ghcr.io/example/tollgate',
@@ -400,8 +491,10 @@ describe('your overlay, as README shows it', () => {
         ].join('\n'),
       );
       const manifests = kustomize(dir);
-      expect(tollgateContainer(only(manifests, 'Deployment')).image).toBe('ghcr.io/example/tollgate:0.1.0');
-      expect(manifests).toHaveLength(overlays.production.length);
+      const deployments = manifests.filter((manifest) => manifest.kind === 'Deployment');
+      expect(deployments).toHaveLength(overlay === 'split' ? 2 : 1);
+      for (const deployment of deployments) expect(tollgateContainer(deployment).image).toBe('ghcr.io/example/tollgate:0.1.0');
+      expect(manifests).toHaveLength(kustomize(`deploy/kubernetes/overlays/${overlay}`).length);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -96,8 +96,8 @@ describe('metrics and dashboard', () => {
     expect(exposition).toMatch(/^tollgate_als_streams_ended_total\{outcome="closed"\} 1$/m);
   });
 
-  it('says which version, commit and Node.js run, as tollgate_build_info 1', () => {
-    const line = `tollgate_build_info{version="${version}",node_version="${process.version}",commit="0123abcd"} 1`;
+  it('says which version, commit, Node.js and role run, as tollgate_build_info 1', () => {
+    const line = `tollgate_build_info{version="${version}",node_version="${process.version}",commit="0123abcd",role="all"} 1`;
     expect(atStart.split('\n')).toContain(line);
   });
 

@@ -6,11 +6,15 @@ import { tracingSettings, type TracingSettings } from '../tracing/index.js';
 /** Usage signing keys of at least this many characters: 32 random-looking characters are ≥ 128 bits. */
 export const minSigningKeyLength = 32;
 
+/** TOLLGATE_ROLE's values: what one process runs (see Role). */
+export const roles = ['all', 'edge', 'control'] as const;
+
 /** A NATS server address: a nats:// or tls:// URL, or a bare host:port. */
 const natsServer = /^((nats|tls):\/\/)?[^\s/,]+$/;
 
 /** Every setting comes from the environment; names and defaults are documented in docs/CONFIGURATION.md. */
 const envSchema = z.object({
+  TOLLGATE_ROLE: z.enum(roles).default('all'),
   TOLLGATE_CATALOG: z.string().min(1).default('examples/petstore.yaml'),
   TOLLGATE_DATA_DIR: z.string().min(1).default('.tollgate'),
   TOLLGATE_DATABASE_URL: z.url().optional(),
@@ -119,7 +123,14 @@ const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
+/**
+ * What one process runs: `all` (the default) everything; `edge` the Check, access logs and their flush to the database,
+ * beside Envoy; `control` the admin API, webhooks, portal and the background loops (docs/DEPLOYMENT.md, "Roles").
+ */
+export type Role = Env['TOLLGATE_ROLE'];
+
 export interface Config {
+  role: Role;
   catalogPath: string;
   dataDir: string;
   databaseUrl: string | undefined;
@@ -245,7 +256,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
+  refuseSplitRoleWithoutSharedStores(e);
   return {
+    role: e.TOLLGATE_ROLE,
     catalogPath: e.TOLLGATE_CATALOG,
     dataDir: e.TOLLGATE_DATA_DIR,
     databaseUrl: e.TOLLGATE_DATABASE_URL,
@@ -305,6 +318,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     tracing: tracingSettings(env),
   };
+}
+
+/**
+ * An edge and a control process are two halves of one service: they meet only in the stores they share, so each needs
+ * PostgreSQL (PGlite is one process's file) and Redis (counters, quotas and wallet balances kept in one process's memory
+ * would be invisible to the other half).
+ */
+function refuseSplitRoleWithoutSharedStores(e: Env): void {
+  const role = e.TOLLGATE_ROLE;
+  if (role === 'all') return;
+  const problems: string[] = [];
+  if (!e.TOLLGATE_DATABASE_URL) {
+    problems.push(`TOLLGATE_ROLE=${role} needs the shared PostgreSQL (TOLLGATE_DATABASE_URL): the embedded PGlite serves one process, so only TOLLGATE_ROLE=all runs on it`);
+  }
+  if (!e.TOLLGATE_REDIS_URL) {
+    problems.push(`TOLLGATE_ROLE=${role} needs the shared Redis (TOLLGATE_REDIS_URL): limits, quotas and wallets counted in one process's memory are invisible to the other role`);
+  }
+  if (role === 'edge' && e.TOLLGATE_PORTAL_PORT !== undefined) {
+    problems.push('TOLLGATE_PORTAL_PORT: the developer portal runs in the control role (or all), not in the edge');
+  }
+  if (problems.length > 0) throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
 }
 
 const list = (value: string | undefined) => (value ?? '').split(',').map((item) => item.trim()).filter(Boolean);

@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { AccountsService, IdentityCache } from '../identity/index.js';
+import type { IdentityCache } from '../identity/index.js';
 import type { UsageIdentity } from '../check/index.js';
-import { SqlSubscriptionHistories } from '../billing/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
 import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges, startSeries } from '../metrics/index.js';
-import type { CounterStore } from '../counters/index.js';
 import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
 import type { Db } from '../store/index.js';
 import type { Tracing } from '../tracing/index.js';
@@ -19,16 +17,12 @@ import { encodeEntryRows } from './entry-rows.js';
 import { UsageMeter } from './meter.js';
 import { DbUsageSink, PostgresUsageSink } from './sink.js';
 import { Spool } from './spool.js';
-import { SqlUsageRecords } from './sql-usage-records.js';
-import { UsageService } from './usage.js';
 
 export interface MeteringDependencies {
   config: Pick<Config, 'dataDir' | 'databaseUrl' | 'metering'>;
   db: Db;
   catalog: () => Catalog;
   identities: Pick<IdentityCache, 'subscription'>;
-  accounts: Pick<AccountsService, 'listSubscriptions'>;
-  counters: Pick<CounterStore, 'periodUsage'>;
   clock: Clock;
   /** Verifies the usage signatures the Check put in the access-log entries' metadata. */
   usage: Pick<UsageIdentity, 'verify' | 'verifiesBytes'>;
@@ -46,13 +40,15 @@ export interface Metering {
   meter: UsageMeter;
   /** Its syncWritten() is the spool fsync job's pass. */
   spool: Spool;
-  usage: UsageService;
 }
 
 /** Sealed segments kept in memory beyond this are read back from the spool when written. */
 const maxBufferedBytes = 64 * 1024 * 1024;
 
-/** Wires ALS → usage events → spool → database (COPY on PostgreSQL, a JSON parameter on PGlite); src/app.ts schedules its jobs. */
+/**
+ * Wires ALS → usage events → spool → database (COPY on PostgreSQL, a JSON parameter on PGlite); src/app.ts schedules its
+ * jobs. The usage queries (UsageService) are the control role's, built apart.
+ */
 export function createMetering(deps: MeteringDependencies): Metering {
   const { config, logger, metrics } = deps;
   const spool = new Spool({
@@ -85,17 +81,7 @@ export function createMetering(deps: MeteringDependencies): Metering {
     tracing: deps.tracing,
   });
   registerAccessLogStreamGauges(metrics, receiver);
-  const usage = new UsageService({
-    // Usage queries answer the admin API in domain errors (the adapters'); the sink reads the database's own codes (duplicates).
-    records: new SqlUsageRecords(deps.db),
-    histories: new SqlSubscriptionHistories(deps.db),
-    accounts: deps.accounts,
-    catalog: deps.catalog,
-    clock: deps.clock,
-    counters: deps.counters,
-    pendingEvents: () => spool.pendingEvents,
-  });
-  return { receiver, meter, spool, usage };
+  return { receiver, meter, spool };
 }
 
 /** The reason label of tollgate_usage_events_not_billable_total: an unbilled event's reason, all denials as one. */

@@ -3,6 +3,7 @@
  */
 export {
   createMetrics,
+  keepMetricsOfRunningParts,
   registerAccessLogStreamGauges,
   registerBuildInfo,
   registerEventOutboxGauges,

@@ -229,13 +229,56 @@ export function startSeries<L extends string>(counter: Counter<L>, labelSets: It
 }
 
 /** tollgate_build_info: 1, labelled with what runs, to join onto other series or to see a rollout progress. */
-export function registerBuildInfo(metrics: Metrics, build: { version: string; commit: string | undefined }): void {
+export function registerBuildInfo(metrics: Metrics, build: { version: string; commit: string | undefined; role: string }): void {
   new Gauge({
     name: 'tollgate_build_info',
-    help: 'Always 1; the labels say which Tollgate version (and git commit, when the image build recorded it) runs on which Node.js.',
-    labelNames: ['version', 'node_version', 'commit'] as const,
+    help: 'Always 1; the labels say which Tollgate version (and git commit, when the image build recorded it) runs on which Node.js, in which role (all, edge or control).',
+    labelNames: ['version', 'node_version', 'commit', 'role'] as const,
     registers: [metrics.registry],
-  }).set({ version: build.version, node_version: process.version, commit: build.commit ?? '' }, 1);
+  }).set({ version: build.version, node_version: process.version, commit: build.commit ?? '', role: build.role }, 1);
+}
+
+/** The series only the edge updates: the Check, the gRPC port, access logs, the usage spool and its flush. */
+const edgeMetricNames = [
+  'tollgate_check_decisions_total',
+  'tollgate_check_duration_seconds',
+  'tollgate_grpc_unauthenticated_calls_total',
+  'tollgate_als_entries_received_total',
+  'tollgate_als_streams_ended_total',
+  'tollgate_usage_events_spooled_total',
+  'tollgate_usage_events_stored_total',
+  'tollgate_usage_events_duplicate_total',
+  'tollgate_usage_events_rejected_total',
+  'tollgate_usage_events_not_billable_total',
+  'tollgate_usage_flush_duration_seconds',
+  'tollgate_usage_flush_failures_total',
+];
+
+/** The series only the control role updates: Stripe, rating, wallets, usage alerts, event publishing. */
+const controlMetricNames = [
+  'tollgate_stripe_sync_attempts_total',
+  'tollgate_stripe_webhook_events_total',
+  'tollgate_stripe_payment_failures_total',
+  'tollgate_stripe_meter_errors_total',
+  'tollgate_stripe_payment_suspensions_total',
+  'tollgate_billing_runs_total',
+  'tollgate_billing_run_duration_seconds',
+  'tollgate_invoices_finalized_total',
+  'tollgate_prepaid_wallets',
+  'tollgate_alerts_fired_total',
+  'tollgate_alert_deliveries_total',
+  'tollgate_events_published_total',
+  'tollgate_events_duplicates_total',
+  'tollgate_events_publish_failures_total',
+];
+
+/**
+ * Takes the series of the parts a process does not run off /metrics, so that a dashboard summing over replicas sees
+ * only the processes that do the work (a control process would otherwise report zero Checks forever).
+ */
+export function keepMetricsOfRunningParts(metrics: Metrics, runs: { edge: boolean; control: boolean }): void {
+  const dropped = [...(runs.edge ? [] : edgeMetricNames), ...(runs.control ? [] : controlMetricNames)];
+  for (const name of dropped) metrics.registry.removeSingleMetric(name);
 }
 
 /** The event outbox backlog, read from the database at scrape time, so every replica reports it. */

@@ -1,5 +1,6 @@
 /** The server itself, its catalog, and calls to its gRPC port as Envoy makes them. */
 import { loadCatalogFile } from '../../catalog/index.js';
+import { roles } from '../../config/index.js';
 import { accessLogEntry, EnvoyClient, type CheckedCall } from '../check.js';
 import { UsageError, wholeNumber, type CommandSpec } from '../command.js';
 import { fields, words, type Cell } from '../output.js';
@@ -64,10 +65,18 @@ export const gatewayCommands: CommandSpec[] = [
   {
     name: 'serve',
     summary: 'run the server (configured by TOLLGATE_* variables: docs/CONFIGURATION.md)',
+    details: [
+      'The role chooses what this process runs: all (the default) everything; edge the gRPC port (Check, access logs,',
+      'health) and the usage flush, beside Envoy; control the admin API, Stripe webhooks, portal, rating, Stripe sync,',
+      'alerts and event publishing. edge and control need the shared PostgreSQL and Redis (docs/DEPLOYMENT.md, "Roles").',
+    ].join('\n'),
     json: 'none',
-    run: async () => {
+    options: { role: { type: 'string', value: 'ROLE', help: 'all, edge or control (default: TOLLGATE_ROLE, else all)' } },
+    run: async (c) => {
+      const role = c.option('role');
+      if (role !== undefined && !(roles as readonly string[]).includes(role)) throw new UsageError(`--role must be ${roles.join(', ')}, not "${role}"`);
       const { serve } = await import('../../main.js');
-      await serve();
+      await serve(role);
       return -1; // keeps running
     },
   },
