@@ -270,6 +270,7 @@ const controlMetricNames = [
   'tollgate_events_published_total',
   'tollgate_events_duplicates_total',
   'tollgate_events_publish_failures_total',
+  'tollgate_events_dead_lettered_total',
 ];
 
 /**
