@@ -11,7 +11,7 @@ import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { createEventPublishing, type EventPublishing } from './events/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
-import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier, SqlAccountRecords } from './identity/index.js';
+import { AccountsService, type Identities, JwtVerifier, SqlAccountRecords, startIdentities } from './identity/index.js';
 import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
 import { createMetering, type Metering, usageFlushBackoff } from './metering/index.js';
 import { createMetrics, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
@@ -35,7 +35,7 @@ export interface App {
   catalog: Catalog;
   db: Db;
   accounts: AccountsService;
-  identities: IdentityCache;
+  identities: Identities;
   metrics: Metrics;
   grpc: RunningGrpcServer;
   http: RunningHttpServer;
@@ -105,16 +105,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   });
   // What the services and the admin API write through: its failures are domain errors (conflict, invalid, unavailable).
   const records = withDomainErrors(db);
-  const identities = new IdentityCache(db, logger, { snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined });
-  await identities.start();
-  // The cache logs when its sync fails and when it recovers, not on every failed poll.
-  scheduler.every('identity sync', config.syncIntervalMs, () => identities.refresh(), { onFailure: () => {} });
-  scheduler.every('identity full reload', identityFullReloadMs, async () => identities.requestFullReload());
-  scheduler.every('identity snapshot', identitySnapshotIntervalMs, () => identities.writeSnapshot(), {
-    immediately: true,
-    // A snapshot that cannot be written is a disk problem, not a failed sync.
-    onFailure: (error) => logger.warn({ err: (error as Error).message }, 'identity snapshot not written'),
-  });
+  const identity = await startIdentities({ config, db, clock, logger, scheduler, snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined });
+  const { identities } = identity;
 
   const local = new MemoryCounterStore(clock, config.redis.prefix);
   scheduler.every('memory counter sweep', memoryCounterSweepMs, async () => local.sweep());
@@ -147,7 +139,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const billing = new BillingQueries(invoiceRecords, subscriptionHistories);
   const wallet = new WalletService(new SqlWalletRecords(db), counters, () => catalog, clock, logger);
   const accountRecords = new SqlAccountRecords(db);
-  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
+  const accounts = new AccountsService(accountRecords, () => catalog, clock, identity.changed, new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
 
   const events = createEventPublishing({ config: config.events, db: records, clock, metrics, logger });
   if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, events.job.options);
@@ -233,7 +225,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     registry: metrics.registry,
     businessRegistry: metrics.businessRegistry,
     metricsToken: config.metricsToken,
-    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, counters: counters.serving, accepting: !stopping }),
+    readiness: () => ({ catalog: true, identities: identities.ready, counters: counters.serving, accepting: !stopping }),
     version,
     logger,
   });
@@ -294,6 +286,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       // After every writer. What is still queued stays in the outbox, for another replica or the next start.
       await step('event publishing', drainUntil, () => events.stop());
       await step('counter store close', closeUntil, () => counters.close());
+      identity.close();
       await step('database close', closeUntil, () => db.close());
       // Last and best effort: the spans of everything above, in whatever the grace leaves.
       await step('trace flush', closeUntil, () => tracing.shutdown());
