@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Cluster, Redis } from 'ioredis';
 import type { Clock, Logger } from '../kernel/index.js';
 import { BoundedCache } from './bounded-cache.js';
@@ -71,8 +72,16 @@ export class OnDemandIdentities implements Identities {
     });
   }
 
-  /** Reads the version once; start-up loads nothing, whatever the number of keys. */
-  async start(): Promise<void> {
+  /**
+   * Waits (at most `connectMs`) for Redis and reads the version once; start-up loads no key, whatever their number.
+   * Unreachable, it starts anyway: not ready until the version poll reaches Redis.
+   */
+  async start(connectMs = 2_000): Promise<void> {
+    if (this.redis.status !== 'ready') {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([once(this.redis, 'ready'), new Promise((resolve) => (timer = setTimeout(resolve, connectMs)))]);
+      clearTimeout(timer);
+    }
     await this.refresh().catch(() => {});
   }
 

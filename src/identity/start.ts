@@ -55,10 +55,9 @@ export async function startIdentities(deps: {
   // Both log their own failures.
   scheduler.every('identity version poll', config.identity.pollMs, () => identities.refresh(), { onFailure: () => {} });
   scheduler.every('identity publish retry', config.identity.pollMs, () => publisher.retryPass());
-  scheduler.every('identity rebuild', identityRebuildCheckMs, (signal) => publisher.rebuildPass(signal), {
-    immediately: true,
-    lead: advisoryLock(db, identityRebuildLockId),
-  });
+  const rebuild = scheduler.every('identity rebuild', identityRebuildCheckMs, (signal) => publisher.rebuildPass(signal), { lead: advisoryLock(db, identityRebuildLockId) });
+  // At once but in the background: start-up never waits for it, whatever the number of keys.
+  void rebuild.runOnce().catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'identity rebuild failed; retrying'));
   return {
     identities,
     changed: (customerId) => publisher.customerChanged(customerId),
