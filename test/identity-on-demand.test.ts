@@ -45,6 +45,7 @@ describe('identity on demand', () => {
       unknownKeys,
       unknownTtlMs: 10_000,
       timeoutMs: 5_000,
+      readyWhileUnreachable: false,
     });
     edges.push(identities);
     await identities.start();

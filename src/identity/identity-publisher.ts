@@ -1,7 +1,11 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../kernel/index.js';
 import { encodeChange, encodeIdentity, type IdentityChange, type IdentityKeys } from './identity-records.js';
-import type { SqlIdentityRows } from './sql-identity-rows.js';
+import type { HashedIdentity, SqlIdentityRows } from './sql-identity-rows.js';
+import { within } from './within.js';
+
+/** An admin write waits this long at most for its publication; a slower one is retried by the next retry pass. */
+export const identityPublishTimeoutMs = 2_000;
 
 /** Keys read from PostgreSQL and written to Redis per batch of a rebuild. */
 export const identityRebuildBatch = 1_000;
@@ -23,8 +27,8 @@ export class IdentityPublisher {
     private readonly keys: IdentityKeys,
     private readonly rows: SqlIdentityRows,
     private readonly logger: Logger,
-    /** This process's own Check, told at once rather than when the channel's message comes back. */
-    private readonly announced: (change: IdentityChange) => void = () => {},
+    /** This process's own Check, given what was read and written (no change when Redis failed); none on the back office only. */
+    private readonly local: { published(fresh: readonly HashedIdentity[], change: IdentityChange | undefined): void } = { published: () => {} },
   ) {}
 
   /** After a committed change to the customer, its keys, or its subscriptions; never rejects (failures are retried). */
@@ -46,7 +50,7 @@ export class IdentityPublisher {
   private enqueue(customerId: string, publishAgain: boolean): Promise<void> {
     const previous = this.publishing.get(customerId) ?? Promise.resolve();
     const settled = previous
-      .then(() => this.publish(customerId))
+      .then(() => within(this.publish(customerId), identityPublishTimeoutMs, () => new Error('identity publication timed out')))
       .then(
         () => void (publishAgain && this.published.add(customerId)),
         (error: unknown) => {
@@ -90,22 +94,28 @@ export class IdentityPublisher {
 
   private async publish(customerId: string): Promise<void> {
     const current = await this.rows.ofCustomer(customerId);
-    const hashesKey = this.keys.customerHashes(customerId);
-    const held = new Set(current.map(({ hash }) => hash));
-    // Erasure changes a key's hash: the record under the old one must go.
-    const stale = (await this.redis.smembers(hashesKey)).filter((hash) => !held.has(hash));
-    await Promise.all([
-      ...current.map(({ hash, identity }) => this.redis.set(this.keys.record(hash), encodeIdentity(identity))),
-      ...stale.map((hash) => this.redis.del(this.keys.record(hash))),
-      held.size > 0 ? this.redis.sadd(hashesKey, ...held) : undefined,
-      stale.length > 0 ? this.redis.srem(hashesKey, ...stale) : undefined,
-    ]);
-    await this.announce([...held, ...stale]);
+    let change: IdentityChange | undefined;
+    try {
+      const hashesKey = this.keys.customerHashes(customerId);
+      const held = new Set(current.map(({ hash }) => hash));
+      // Erasure changes a key's hash: the record under the old one must go.
+      const stale = (await this.redis.smembers(hashesKey)).filter((hash) => !held.has(hash));
+      await Promise.all([
+        ...current.map(({ hash, identity }) => this.redis.set(this.keys.record(hash), encodeIdentity(identity))),
+        ...stale.map((hash) => this.redis.del(this.keys.record(hash))),
+        held.size > 0 ? this.redis.sadd(hashesKey, ...held) : undefined,
+        stale.length > 0 ? this.redis.srem(hashesKey, ...stale) : undefined,
+      ]);
+      change = await this.announce([...held, ...stale]);
+    } finally {
+      this.local.published(current, change);
+    }
   }
 
-  private async announce(hashes: string[]): Promise<void> {
+  /** Raises the version and tells every replica; the change's message is sent after this resolves. */
+  private async announce(hashes: string[]): Promise<IdentityChange> {
     const change = { version: await this.redis.incr(this.keys.version), hashes };
-    this.announced(change);
-    await this.redis.publish(this.keys.channel, encodeChange(change));
+    void this.redis.publish(this.keys.channel, encodeChange(change)).catch(() => {});
+    return change;
   }
 }

@@ -1,8 +1,9 @@
-import { once } from 'node:events';
 import type { Cluster, Redis } from 'ioredis';
 import type { Clock, Logger } from '../kernel/index.js';
 import { BoundedCache } from './bounded-cache.js';
+import type { HashedIdentity } from './sql-identity-rows.js';
 import type { Identity, SubscriptionState } from './types.js';
+import { within } from './within.js';
 import type { Identities } from './identities.js';
 import { decodeChange, decodeIdentity, type IdentityChange, type IdentityKeys } from './identity-records.js';
 
@@ -18,6 +19,8 @@ export interface OnDemandSettings {
   unknownTtlMs: number;
   /** A Redis read slower than this answers IdentityUnavailable (TOLLGATE_REDIS_TIMEOUT_MS). */
   timeoutMs: number;
+  /** Ready while Redis is unreachable, serving the keys held (failure modes `open` and `local`, as the counters). */
+  readyWhileUnreachable: boolean;
 }
 
 /** A Redis read under way for one hash, shared by the Checks that miss on it meanwhile. */
@@ -44,6 +47,8 @@ export class OnDemandIdentities implements Identities {
   private applied = -1;
   /** Versions whose message came before an earlier version's. */
   private readonly ahead = new Set<number>();
+  /** Versions this process published and applied already, whose message is yet to come back. */
+  private readonly ownChanges = new Set<number>();
   /** The complete marker was seen: a hash without a record is an unknown key. */
   private complete = false;
   private reachable = false;
@@ -68,7 +73,7 @@ export class OnDemandIdentities implements Identities {
     });
     this.subscriber.on('message', (_channel: string, text: string) => {
       const change = decodeChange(text);
-      if (change) this.apply(change);
+      if (change && !this.ownChanges.delete(change.version)) this.apply(change);
     });
   }
 
@@ -78,11 +83,13 @@ export class OnDemandIdentities implements Identities {
    */
   async start(connectMs = 2_000): Promise<void> {
     if (this.redis.status !== 'ready') {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([once(this.redis, 'ready'), new Promise((resolve) => (timer = setTimeout(resolve, connectMs)))]);
-      clearTimeout(timer);
+      // Not events.once: it would reject on the connection's first 'error', and Redis may come up later.
+      let connected = () => {};
+      await within(new Promise<void>((resolve) => this.redis.once('ready', (connected = resolve))), connectMs, () => new Error('not connected')).catch(() => {
+        this.redis.off('ready', connected);
+      });
     }
-    await this.refresh().catch(() => {});
+    await this.refresh();
   }
 
   /**
@@ -109,18 +116,16 @@ export class OnDemandIdentities implements Identities {
     return this.reachable && this.complete;
   }
 
-  /** Redis answered the last version poll: /readyz. */
+  /** /readyz: Redis answered the last version poll, or the failure mode serves what is held without it. */
   get ready(): boolean {
-    return this.reachable;
+    return this.reachable || this.settings.readyWhileUnreachable;
   }
 
-  /** The version poll: what a missed message would have announced is dropped. */
-  refresh(): Promise<void> {
-    return this.poll();
-  }
-
-  /** The safety net beside the channel: drops everything when a change was not announced here. */
-  private async poll(): Promise<void> {
+  /**
+   * The version poll, the safety net beside the channel: drops everything when a change was not announced here.
+   * Redis unreachable, it keeps what it holds (logged once; /readyz and the synced gauge say so).
+   */
+  async refresh(): Promise<void> {
     let version: string | null | undefined;
     let complete: string | null | undefined;
     try {
@@ -128,7 +133,7 @@ export class OnDemandIdentities implements Identities {
     } catch (error) {
       if (this.reachable) this.logger.error({ err: (error as Error).message }, 'identity store unreachable; serving held identities');
       this.reachable = false;
-      throw error;
+      return;
     }
     if (!this.reachable) this.logger.info('identity store reachable');
     this.reachable = true;
@@ -185,39 +190,46 @@ export class OnDemandIdentities implements Identities {
   }
 
   private withinTimeout<T>(reply: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new IdentityUnavailable('identity store timed out')), this.settings.timeoutMs);
+    return within(reply, this.settings.timeoutMs, () => new IdentityUnavailable('identity store timed out')).catch((error: unknown) => {
+      throw error instanceof IdentityUnavailable ? error : new IdentityUnavailable((error as Error).message);
     });
-    return Promise.race([reply, timeout]).then(
-      (value) => {
-        clearTimeout(timer);
-        return value;
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        throw error instanceof IdentityUnavailable ? error : new IdentityUnavailable((error as Error).message);
-      },
-    );
   }
 
-  /** A change announced on the channel, or by this process's own publisher before its message comes back. */
-  apply(change: IdentityChange): void {
-    for (const hash of change.hashes) {
-      this.known.delete(hash);
-      this.unknown.delete(hash);
-      const pending = this.fetching.get(hash);
-      if (pending) pending.stale = true;
+  /**
+   * What this process's own publisher has just read from PostgreSQL (and written to Redis as `change`, unless Redis
+   * failed): usable here at once, even while Redis is unreachable; the change's own message is then skipped.
+   */
+  published(fresh: readonly HashedIdentity[], change: IdentityChange | undefined): void {
+    if (change) {
+      this.apply(change);
+      this.ownChanges.add(change.version);
     }
+    for (const { hash, identity } of fresh) {
+      this.forget(hash);
+      this.known.set(hash, identity);
+    }
+  }
+
+  /** A change announced on the channel: what it touched is read again. */
+  private apply(change: IdentityChange): void {
+    for (const hash of change.hashes) this.forget(hash);
     if (this.applied === -1 || change.version <= this.applied) return;
     this.ahead.add(change.version);
     while (this.ahead.delete(this.applied + 1)) this.applied++;
+  }
+
+  private forget(hash: string): void {
+    this.known.delete(hash);
+    this.unknown.delete(hash);
+    const pending = this.fetching.get(hash);
+    if (pending) pending.stale = true;
   }
 
   private dropAll(reason: string): void {
     if (this.known.size > 0 || this.unknown.size > 0) this.logger.info({ keys: this.known.size, reason }, 'identity cache dropped');
     this.known.clear();
     this.unknown.clear();
+    this.ownChanges.clear();
     for (const pending of this.fetching.values()) pending.stale = true;
   }
 }

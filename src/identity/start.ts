@@ -49,11 +49,14 @@ export async function startIdentities(deps: {
   }
   const redis = connectRedis(config.redis.url);
   const keys = identityKeys(config.redis.prefix);
-  const identities = new OnDemandIdentities(redis, keys, deps.clock, logger, { ...config.identity, timeoutMs: config.redis.timeoutMs });
-  const publisher = new IdentityPublisher(redis, keys, new SqlIdentityRows(db), logger, (change) => identities.apply(change));
+  const identities = new OnDemandIdentities(redis, keys, deps.clock, logger, {
+    ...config.identity,
+    timeoutMs: config.redis.timeoutMs,
+    readyWhileUnreachable: config.redis.failureMode !== 'closed',
+  });
+  const publisher = new IdentityPublisher(redis, keys, new SqlIdentityRows(db), logger, identities);
   await identities.start();
-  // Both log their own failures.
-  scheduler.every('identity version poll', config.identity.pollMs, () => identities.refresh(), { onFailure: () => {} });
+  scheduler.every('identity version poll', config.identity.pollMs, () => identities.refresh());
   scheduler.every('identity publish retry', config.identity.pollMs, () => publisher.retryPass());
   const rebuild = scheduler.every('identity rebuild', identityRebuildCheckMs, (signal) => publisher.rebuildPass(signal), { lead: advisoryLock(db, identityRebuildLockId) });
   // At once but in the background: start-up never waits for it, whatever the number of keys.
