@@ -105,7 +105,7 @@ describe('identity on demand', () => {
     await evicted;
   });
 
-  it('enforces a revocation on the other replica within a second through the channel alone (no poll)', async () => {
+  it('enforces a revocation, plan change, suspension and erasure on the other replica within a second through the channel alone', async () => {
     const { key, id } = await newKey();
     expect((await pets(key)).allowed).toBe(true);
     const revoked = performance.now();
@@ -120,6 +120,11 @@ describe('identity on demand', () => {
     await expect.poll(async () => (await pets(other.key)).metadata.plan_id, { timeout: 1_000, interval: 10 }).toBe('pro');
     await first.admin('PATCH', `/v1/customers/${other.customer}`, { status: 'suspended' });
     await expect.poll(async () => (await pets(other.key)).httpStatus, { timeout: 1_000, interval: 10 }).toBe(402);
+    // Erasure changes the key's hash: the record under the old one is deleted, and the key is unknown everywhere.
+    const erased = await newKey();
+    expect((await pets(erased.key)).allowed).toBe(true);
+    expect((await first.admin('POST', `/v1/customers/${erased.customer}/erase`)).status).toBe(200);
+    await expect.poll(async () => (await pets(erased.key)).body, { timeout: 1_000, interval: 10 }).toMatchObject({ error: { code: 'invalid_key' } });
   });
 
   it('answers 503, never 401, for a real key while the records are rebuilt after Redis lost them', async () => {
