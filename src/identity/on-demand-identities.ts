@@ -23,6 +23,9 @@ export interface OnDemandSettings {
   readyWhileUnreachable: boolean;
 }
 
+/** A hung Redis must not stop the version poll: its read fails after this long, and the identity store counts as unreachable. */
+const versionReadTimeoutMs = 1_000;
+
 /** A Redis read under way for one hash, shared by the Checks that miss on it meanwhile. */
 interface Fetch {
   answer: Promise<Identity | undefined>;
@@ -129,7 +132,7 @@ export class OnDemandIdentities implements Identities {
     let version: string | null | undefined;
     let complete: string | null | undefined;
     try {
-      [version, complete] = await this.redis.mget(this.keys.version, this.keys.complete);
+      [version, complete] = await within(this.redis.mget(this.keys.version, this.keys.complete), versionReadTimeoutMs, () => new Error('identity version read timed out'));
     } catch (error) {
       if (this.reachable) this.logger.error({ err: (error as Error).message }, 'identity store unreachable; serving held identities');
       this.reachable = false;
