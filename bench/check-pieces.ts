@@ -55,7 +55,7 @@ export function checkFixtures() {
       byHash.set(hash, { key: { id: `key_${c}_${k}`, customerId, subscriptionId: subscription.id, status: 'active' }, subscription, customer });
     }
   }
-  const identities = { resolve: (hash: string) => byHash.get(hash) } as unknown as IdentityCache;
+  const identities = { lookup: (hash: string) => byHash.get(hash) } as unknown as IdentityCache;
   const method = checkMethod();
   const bodies = Array.from({ length: requestCount }, (_, n) => {
     const [verb, path] = realisticRequests[n % realisticRequests.length]!(n);
@@ -92,7 +92,7 @@ export async function checkPieces(fixtures = checkFixtures()): Promise<Piece[]> 
     wires.slice(0, 64).map((wire) => new Promise<Decision>((respond) => handler(wire, { respond } as never))),
   );
   if (!decisions.every((decision) => decision.allowed)) throw new Error('the realistic requests must be allowed');
-  const resolveKey = (key: string) => identities.resolve(hashApiKey(key));
+  const resolveKey = (key: string) => identities.lookup(hashApiKey(key));
   const plans = new CheckPlans(catalog, options.headerPrefix);
   let pendingCalls = 0;
   let drained: (() => void) | undefined;

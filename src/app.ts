@@ -11,7 +11,7 @@ import { type Config, minSigningKeyLength, type Role } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { createEventPublishing, type EventPublishing, eventsOff, eventsOn } from './events/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
-import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier, SqlAccountRecords } from './identity/index.js';
+import { AccountsService, type Identities, JwtVerifier, SqlAccountRecords, startIdentities } from './identity/index.js';
 import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
 import { createMetering, type Metering, SqlUsageRecords, usageFlushBackoff, UsageService } from './metering/index.js';
 import { createMetrics, keepMetricsOfRunningParts, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
@@ -35,7 +35,7 @@ export interface AppCore {
   config: Config;
   catalog: Catalog;
   db: Db;
-  identities: IdentityCache;
+  identities: Identities;
   metrics: Metrics;
   http: RunningHttpServer;
   /** Every background job runs on it (docs/ARCHITECTURE.md, "Time and loops"). */
@@ -118,7 +118,9 @@ interface Shared {
   db: Db;
   /** The database as the services write through it: failures as domain errors (conflict, invalid, unavailable). */
   records: Db;
-  identities: IdentityCache;
+  identities: Identities;
+  /** After a committed change to a customer: every replica's Checks see it (AccountsService's afterWrite). */
+  identityChanged: (customerId: string) => Promise<void>;
   counters: ResilientCounterStore;
   metrics: Metrics;
   tracing: Tracing;
@@ -150,16 +152,16 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
     },
   });
   const records = withDomainErrors(db);
-  const identities = new IdentityCache(db, logger, { snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined });
-  await identities.start();
-  // The cache logs when its sync fails and when it recovers, not on every failed poll.
-  scheduler.every('identity sync', config.syncIntervalMs, () => identities.refresh(), { onFailure: () => {} });
-  scheduler.every('identity full reload', identityFullReloadMs, async () => identities.requestFullReload());
-  scheduler.every('identity snapshot', identitySnapshotIntervalMs, () => identities.writeSnapshot(), {
-    immediately: true,
-    // A snapshot that cannot be written is a disk problem, not a failed sync.
-    onFailure: (error) => logger.warn({ err: (error as Error).message }, 'identity snapshot not written'),
+  const identity = await startIdentities({
+    config,
+    db,
+    clock,
+    logger,
+    scheduler,
+    snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
+    publishes: runsControl(config.role),
   });
+  const { identities } = identity;
 
   const local = new MemoryCounterStore(clock, config.redis.prefix);
   scheduler.every('memory counter sweep', memoryCounterSweepMs, async () => local.sweep());
@@ -187,7 +189,7 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
     const memoryLatency = metrics.quotaStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
-  const shared: Shared = { config, logger, clock, scheduler, catalog, db, records, identities, counters, metrics, tracing };
+  const shared: Shared = { config, logger, clock, scheduler, catalog, db, records, identities, identityChanged: identity.changed, counters, metrics, tracing };
   const edge = runsEdge(config.role) ? await startEdge(shared) : undefined;
   const control = runsControl(config.role) ? await startControl(shared, () => edge?.parts.metering.spool.pendingEvents ?? 0) : undefined;
   registerIdentityCacheGauges(metrics, identities);
@@ -203,7 +205,7 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
     registry: metrics.registry,
     businessRegistry: metrics.businessRegistry,
     metricsToken: config.metricsToken,
-    readiness: () => ({ catalog: true, identities: identities.synced || identities.size > 0, counters: counters.serving, accepting: !stopping }),
+    readiness: () => ({ catalog: true, identities: identities.ready, counters: counters.serving, accepting: !stopping }),
     version,
     logger,
   });
@@ -239,6 +241,7 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
       // After every writer. What is still queued stays in the outbox, for another replica or the next start.
       if (control) await step('event publishing', drainUntil, () => control.parts.events.stop());
       await step('counter store close', closeUntil, () => counters.close());
+      identity.close();
       await step('database close', closeUntil, () => db.close());
       // Last and best effort: the spans of everything above, in whatever the grace leaves.
       await step('trace flush', closeUntil, () => tracing.shutdown());
@@ -325,13 +328,13 @@ async function startEdge(shared: Shared) {
  * `pendingEvents` counts the usage events received in this process and not yet stored (none without an edge).
  */
 async function startControl(shared: Shared, pendingEvents: () => number) {
-  const { config, logger, clock, scheduler, catalog, db, records, identities, counters, metrics, tracing } = shared;
+  const { config, logger, clock, scheduler, catalog, db, records, identities, identityChanged, counters, metrics, tracing } = shared;
   const invoiceRecords = new SqlInvoiceRecords(db);
   const subscriptionHistories = new SqlSubscriptionHistories(db);
   const billing = new BillingQueries(invoiceRecords, subscriptionHistories);
   const wallet = new WalletService(new SqlWalletRecords(db), counters, () => catalog, clock, logger);
   const accountRecords = new SqlAccountRecords(db);
-  const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
+  const accounts = new AccountsService(accountRecords, () => catalog, clock, identityChanged, new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
   // Usage queries answer the admin API in domain errors (the adapters'); the sink reads the database's own codes (duplicates).
   const usage = new UsageService({ records: new SqlUsageRecords(db), histories: subscriptionHistories, accounts, catalog: () => catalog, clock, counters, pendingEvents });
 

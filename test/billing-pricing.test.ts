@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import type { Identity } from '../src/identity/identity-cache.js';
+import type { Identity } from '../src/identity/types.js';
 import { CheckPlans } from '../src/check/check-plan.js';
 import { admit, conclude } from '../src/check/decide.js';
 import { priceKeyOf, realTimeCallPrice } from '../src/billing/call-price.js';

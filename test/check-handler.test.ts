@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
-import type { Identity, IdentityCache } from '../src/identity/identity-cache.js';
+import type { IdentityCache } from '../src/identity/identity-cache.js';
+import type { Identity } from '../src/identity/types.js';
 import { createCheckHandler, type CheckDependencies } from '../src/check/check-handler.js';
 import { memoizePeriods } from '../src/check/decide.js';
 import type { Decision } from '../src/check/decision.js';
@@ -31,7 +32,7 @@ function handlerWith(overrides: Partial<CheckDependencies>) {
   const metrics = createMetrics();
   const handler = createCheckHandler({
     catalog: () => loadCatalogFile('examples/petstore.yaml'),
-    identities: { resolve: () => undefined } as unknown as IdentityCache,
+    identities: { lookup: () => undefined } as unknown as IdentityCache,
     counters: new ResilientCounterStore(local, 'closed', local, logger),
     clock,
     options: { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' },
@@ -77,7 +78,7 @@ describe('the Check handler', () => {
       customer: { id: 'acme', status: 'active', overdue: false },
     };
     const { handler, lines, metrics } = handlerWith({
-      identities: { resolve: () => identity } as unknown as IdentityCache,
+      identities: { lookup: () => identity } as unknown as IdentityCache,
       // Failing open would allow on an outage; a bug must still deny.
       counters: new ResilientCounterStore(broken, 'open', broken, silentLogger),
     });

@@ -10,7 +10,8 @@ import type { Decision } from '../src/check/decision.js';
 import { MemoryCounterStore } from '../src/counters/memory.js';
 import { ResilientCounterStore } from '../src/counters/resilient.js';
 import { loaderOptions } from '../src/grpc/protos.js';
-import type { Identity, IdentityCache } from '../src/identity/identity-cache.js';
+import type { IdentityCache } from '../src/identity/identity-cache.js';
+import type { Identity } from '../src/identity/types.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import { createMetrics } from '../src/metrics/metrics.js';
@@ -112,7 +113,7 @@ function handlerFor(catalogOf: () => Catalog) {
   const local = new MemoryCounterStore(clock, 'plans');
   const handler = createCheckHandler({
     catalog: catalogOf,
-    identities: { resolve: () => identity } as unknown as IdentityCache,
+    identities: { lookup: () => identity } as unknown as IdentityCache,
     counters: new ResilientCounterStore(local, 'closed', local, silentLogger),
     clock,
     options: { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' },

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { adminTokenFromDataDir, usageSigningKeyFromDataDir } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
-import { clusterConnection } from '../src/counters/redis.js';
+import { clusterConnection } from '../src/kernel/redis-client.js';
 import { silentLogger } from '../src/kernel/logger.js';
 
 describe('configuration', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Identity } from '../src/identity/identity-cache.js';
+import type { Identity } from '../src/identity/types.js';
 import { CheckPlans } from '../src/check/check-plan.js';
 import { admit, conclude, extractKey, formatWindow, type AdmitContext, type Admitted, type CheckRequestFacts } from '../src/check/decide.js';
 import type { Deny } from '../src/check/decision.js';

@@ -49,7 +49,7 @@ describe('the identity cache', () => {
     const cache = new IdentityCache(counting, silentLogger);
     await cache.start();
     expect(cache.size).toBe(50);
-    const before = cache.resolve('hash-7')!;
+    const before = cache.lookup('hash-7')!;
 
     rowsRead.length = 0;
     await cache.refresh();
@@ -59,16 +59,16 @@ describe('the identity cache', () => {
     // A key written just now is read again by the polls inside the commit-skew window: it stays the same object.
     await insertKey(50, new Date().toISOString());
     await cache.refresh();
-    const fresh = cache.resolve('hash-50')!;
+    const fresh = cache.lookup('hash-50')!;
     await cache.refresh();
     expect(rowsRead.slice(-3).reduce((sum, rows) => sum + rows, 0)).toBeGreaterThan(0);
-    expect(cache.resolve('hash-50')!.key).toBe(fresh.key);
-    expect(cache.resolve('hash-50')!.subscription).toBe(fresh.subscription);
-    expect(cache.resolve('hash-7')!.key).toBe(before.key);
+    expect(cache.lookup('hash-50')!.key).toBe(fresh.key);
+    expect(cache.lookup('hash-50')!.subscription).toBe(fresh.subscription);
+    expect(cache.lookup('hash-7')!.key).toBe(before.key);
 
     await db.query(`UPDATE api_keys SET status = 'revoked' WHERE id = 'c7'`);
     await cache.refresh();
-    expect(cache.resolve('hash-7')!.key).toMatchObject({ status: 'revoked' });
+    expect(cache.lookup('hash-7')!.key).toMatchObject({ status: 'revoked' });
 
     // A full reload (its own job, every minute) reads every row again, once.
     rowsRead.length = 0;

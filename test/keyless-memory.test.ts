@@ -41,7 +41,7 @@ describe('keyless Checks with long unique paths', () => {
       port: 0,
       check: checkMethod(createCheckHandler({
         catalog: () => catalog,
-        identities: { resolve: () => undefined } as unknown as IdentityCache,
+        identities: { lookup: () => undefined } as unknown as IdentityCache,
         counters: new ResilientCounterStore(counters, 'closed', counters, silentLogger),
         clock,
         options: { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' },

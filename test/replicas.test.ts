@@ -40,7 +40,7 @@ describe('replicas', () => {
     await first.admin('POST', '/v1/customers', { id: 'shared', name: 'Shared' });
     const { body } = await first.admin('POST', '/v1/keys', { customer: 'shared', plan: 'free' });
     await oneSyncLater();
-    expect(second.identities.resolve(hashOf(body.key))).toBeDefined();
+    expect(await second.identities.lookup(hashOf(body.key))).toBeDefined();
     const results = [];
     for (let i = 0; i < 12; i++) results.push((await (i % 2 ? envoyA : envoyB).check({ method: 'GET', path: '/api/v1/pets', key: body.key })).allowed);
     expect(results.filter(Boolean)).toHaveLength(10);

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../src/kernel/clock.js';
 import { createLogger } from '../src/kernel/logger.js';
 import { FakeEnvoy } from './support/envoy.js';
-import { adminToken, startTestApp, testDatabaseUrl, testRedisUrl, type TestApp } from './support/services.js';
+import { adminToken, createTestDatabase, startTestApp, testDatabaseUrl, testRedisUrl, type TestApp } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /** What the Check does when Redis or PostgreSQL goes away, per configured failure mode. */
@@ -29,6 +29,16 @@ async function startWithProxies(env: Record<string, string> = {}) {
   const envoy = new FakeEnvoy(service.grpcAddress);
   cleanups.push(() => redis.close(), () => database.close(), () => service.close(), () => envoy.close());
   return { service, envoy, redis, database };
+}
+
+/** PostgreSQL without Redis: the Check reads the identity mirror (and its snapshot file), not identity on demand. */
+async function startMirrorWithProxy() {
+  const database = await TcpProxy.forUrl(testDatabaseUrl).start();
+  const created = await createTestDatabase();
+  const service = await startTestApp({ mode: 'embedded', env: { TOLLGATE_DATABASE_URL: database.rewrite(created.url) } });
+  const envoy = new FakeEnvoy(service.grpcAddress);
+  cleanups.push(() => database.close(), () => created.drop(), () => service.close(), () => envoy.close());
+  return { service, envoy, database };
 }
 
 async function freeKey(service: TestApp, customer: string): Promise<string> {
@@ -188,7 +198,7 @@ describe('readiness', () => {
 
 describe('PostgreSQL unreachable', () => {
   it('keeps deciding from memory, answers the admin API with 503, and resumes when it is back', async () => {
-    const { service, envoy, database } = await startWithProxies();
+    const { service, envoy, database } = await startMirrorWithProxy();
     const key = await freeKey(service, 'pg-down-co');
     await database.cut();
     for (let i = 0; i < 10; i++) expect((await envoy.check({ method: 'GET', path: '/api/v1/pets', key })).allowed).toBe(true);
@@ -206,7 +216,7 @@ describe('PostgreSQL unreachable', () => {
   });
 
   it('restarts from the identity snapshot while PostgreSQL is down', async () => {
-    const { service, database } = await startWithProxies();
+    const { service, database } = await startMirrorWithProxy();
     const key = await freeKey(service, 'snapshot-co');
     // The snapshot is rewritten at most every 5 s after a change.
     const snapshotHasKey = () => {

@@ -99,11 +99,11 @@ describe('edge and control roles on one PostgreSQL and Redis', () => {
     expect(edge.control).toBeUndefined();
     expect(control.control).toBeDefined();
     expect(control.edge).toBeUndefined();
-    expect(control.scheduler.names).toEqual(expect.arrayContaining(['rating', 'usage alert evaluation', 'identity sync']));
+    // With Redis, identities come on demand: both poll the records' version; only the control writes and rebuilds them.
+    expect(control.scheduler.names).toEqual(expect.arrayContaining(['rating', 'usage alert evaluation', 'identity version poll', 'identity rebuild', 'identity publish retry']));
     expect(control.scheduler.names).not.toContain('usage flush');
-    expect(edge.scheduler.names).toEqual(expect.arrayContaining(['usage flush', 'spool fsync', 'identity sync']));
-    expect(edge.scheduler.names).not.toContain('rating');
-    expect(edge.scheduler.names).not.toContain('usage alert evaluation');
+    expect(edge.scheduler.names).toEqual(expect.arrayContaining(['usage flush', 'spool fsync', 'identity version poll']));
+    for (const job of ['rating', 'usage alert evaluation', 'identity rebuild', 'identity publish retry']) expect(edge.scheduler.names).not.toContain(job);
   });
 
   it('a key made through the control\'s admin API is allowed on the edge; its access log is metered and reported by the control', async () => {

@@ -229,7 +229,7 @@ describe('tracing off', () => {
       const local = new MemoryCounterStore(clock, 'tracing');
       const handler = createCheckHandler({
         catalog: () => loadCatalogFile('examples/petstore.yaml'),
-        identities: { resolve: () => undefined } as unknown as IdentityCache,
+        identities: { lookup: () => undefined } as unknown as IdentityCache,
         counters: new ResilientCounterStore(local, 'closed', local, silentLogger),
         clock,
         options: { keyHeader: 'x-api-key', keyFromBearer: true, headerPrefix: 'x-tollgate-' },

@@ -1,13 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { hashApiKey, type IdentityCache, isApiKey } from '../identity/index.js';
+import { hashApiKey, type Identities, IdentityUnavailable, isApiKey } from '../identity/index.js';
 import { extractKey } from '../check/index.js';
 import { TollgateError } from '../kernel/index.js';
 import type { UsageService } from '../metering/index.js';
 import { route, type Route } from './router.js';
 
 export interface SelfServiceAuth {
-  identities: Pick<IdentityCache, 'resolve'>;
+  identities: Pick<Identities, 'lookup'>;
   /** Where the Check reads API keys from; self-service reads them the same way. */
   keyHeader: string;
   keyFromBearer: boolean;
@@ -91,19 +91,28 @@ export function usageRoutes(usage: UsageService, auth: SelfServiceAuth): Route[]
       auth: 'public',
       query: periodQuery,
       response: customerUsageSchema,
-      handle: async ({ headers, query }) => ({ status: 200, body: await usage.customerUsage(authenticatedCustomer(headers, auth), query.period) }),
+      handle: async ({ headers, query }) => ({ status: 200, body: await usage.customerUsage(await authenticatedCustomer(headers, auth), query.period) }),
     }),
   ];
 }
 
 /** The customer behind an active API key; anything else is 401, whatever the reason, so keys cannot be probed. */
-function authenticatedCustomer(headers: IncomingMessage['headers'], auth: SelfServiceAuth): string {
+async function authenticatedCustomer(headers: IncomingMessage['headers'], auth: SelfServiceAuth): Promise<string> {
   const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value) ?? '';
   const key = extractKey(
     { [auth.keyHeader]: single(headers[auth.keyHeader]), authorization: single(headers.authorization) },
     { keyHeader: auth.keyHeader, keyFromBearer: auth.keyFromBearer, headerPrefix: '' },
   );
-  const identity = key && isApiKey(key) ? auth.identities.resolve(hashApiKey(key)) : undefined;
+  const identity = key && isApiKey(key) ? await lookupOrUnavailable(auth.identities, hashApiKey(key)) : undefined;
   if (!identity || identity.key.status !== 'active') throw new TollgateError('unauthorized', 'a valid API key is required');
   return identity.key.customerId;
+}
+
+async function lookupOrUnavailable(identities: Pick<Identities, 'lookup'>, keyHash: string) {
+  try {
+    return await identities.lookup(keyHash);
+  } catch (error) {
+    if (error instanceof IdentityUnavailable) throw new TollgateError('unavailable', 'API keys cannot be checked right now', undefined, { retryAfterSeconds: 1 });
+    throw error;
+  }
 }

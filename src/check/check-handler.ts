@@ -1,4 +1,4 @@
-import { hashApiKey, type Identity, type IdentityCache, isApiKey, type JwtVerifier, looksLikeJwt, oauthClientCredential } from '../identity/index.js';
+import { hashApiKey, type Identities, type Identity, IdentityUnavailable, isApiKey, type JwtVerifier, looksLikeJwt, oauthClientCredential } from '../identity/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { Clock, Logger } from '../kernel/index.js';
 import { type Metrics, startSeries, type TallyIncrement } from '../metrics/index.js';
@@ -7,14 +7,14 @@ import type { CheckHandler } from './check-method.js';
 import type { CheckRequestWire } from '../grpc/index.js';
 import type { CheckOutcome, CheckTrace, Tracing } from '../tracing/index.js';
 import { CheckPlans, type Period } from './check-plan.js';
-import { admit, conclude, denial, type Admitted, type CheckRequestFacts, type DecideOptions } from './decide.js';
+import { admit, conclude, denial, extractKey, type Admitted, type CheckRequestFacts, type DecideOptions } from './decide.js';
 import type { Decision, DenialCode } from './decision.js';
 import type { UsageIdentity } from './usage-identity.js';
 
 export interface CheckDependencies {
   /** The current catalog: a reload swaps in a new object, whose plans the handler then compiles (check-plan.ts). */
   catalog: () => Catalog;
-  identities: IdentityCache;
+  identities: Pick<Identities, 'lookup'>;
   counters: ResilientCounterStore;
   clock: Clock;
   options: DecideOptions;
@@ -29,15 +29,19 @@ export interface CheckDependencies {
   tracing?: Pick<Tracing, 'check'> | undefined;
 }
 
+/** A key's identity: at once when held in memory, a promise when the identity store must be asked. */
+type ResolveKey = (key: string) => Identity | undefined | Promise<Identity | undefined>;
+
 /**
  * Decides one Check: identity and entitlement from memory, counters in one store call, never a database query.
- * A denial that needs no counters is answered synchronously; only the counter call (or a JWT to verify) makes it wait.
+ * A denial that needs no counters is answered synchronously; only the counter call, a JWT to verify, or a key not held
+ * in memory (read from Redis) makes it wait.
  */
 function decide(
   facts: CheckRequestFacts | undefined,
   plans: CheckPlans,
   deps: CheckDependencies,
-  resolveApiKey: (key: string) => Identity | undefined,
+  resolveApiKey: ResolveKey,
   trace: CheckTrace | undefined,
 ): Decision | Promise<Decision> {
   if (!facts) {
@@ -56,7 +60,7 @@ async function decideWithJwt(
   plans: CheckPlans,
   bearer: string,
   jwt: JwtVerifier,
-  resolveApiKey: (key: string) => Identity | undefined,
+  resolveApiKey: ResolveKey,
   deps: CheckDependencies,
   trace: CheckTrace | undefined,
 ): Promise<Decision> {
@@ -64,22 +68,53 @@ async function decideWithJwt(
   if (!verified.ok) {
     return denial(verified.failure === 'jwks_unavailable' ? 503 : 401, verified.failure, verified.message, facts.requestId, { request_id: facts.requestId });
   }
-  const client = deps.identities.resolve(oauthClientCredential(verified.clientId).hash);
+  let client: Identity | undefined;
+  try {
+    client = await deps.identities.lookup(oauthClientCredential(verified.clientId).hash);
+  } catch (error) {
+    return identityUnavailable(error, facts);
+  }
   const resolveKey = (key: string) => (key === bearer ? client : resolveApiKey(key));
   // The verified token is the credential even where bearer API keys are turned off.
   return decideFor(facts, plans, resolveKey, { ...deps.options, keyFromBearer: true }, deps, trace);
 }
 
+/** Resolves the key first (admit is pure and synchronous): from memory at once, or after the identity store answers. */
 function decideFor(
   facts: CheckRequestFacts,
   plans: CheckPlans,
-  resolveKey: (key: string) => Identity | undefined,
+  resolveKey: ResolveKey,
+  options: DecideOptions,
+  deps: CheckDependencies,
+  trace: CheckTrace | undefined,
+): Decision | Promise<Decision> {
+  const key = extractKey(facts.headers, options);
+  const identity = key === undefined ? undefined : resolveKey(key);
+  if (identity instanceof Promise) {
+    return identity.then(
+      (resolved) => admitAndCount(facts, plans, resolved, options, deps, trace),
+      (error: unknown) => identityUnavailable(error, facts),
+    );
+  }
+  return admitAndCount(facts, plans, identity, options, deps, trace);
+}
+
+/** The identity store could not say who the key belongs to: refused, never let through unidentified. */
+function identityUnavailable(error: unknown, facts: CheckRequestFacts): Decision {
+  if (!(error instanceof IdentityUnavailable)) throw error;
+  return denial(503, 'identity_unavailable', 'The API key cannot be checked right now; retry shortly.', facts.requestId, { request_id: facts.requestId }, {}, { 'retry-after': '1' });
+}
+
+function admitAndCount(
+  facts: CheckRequestFacts,
+  plans: CheckPlans,
+  identity: Identity | undefined,
   options: DecideOptions,
   deps: CheckDependencies,
   trace: CheckTrace | undefined,
 ): Decision | Promise<Decision> {
   const now = deps.clock.now();
-  const admission = admit(facts, { plans, options, now, resolveKey, periodOf: deps.periodOf });
+  const admission = admit(facts, { plans, options, now, resolveKey: () => identity, periodOf: deps.periodOf });
   trace?.decided();
   if (!admission.admitted) return admission.decision;
   const { next } = admission;
@@ -113,7 +148,7 @@ function stamped(decision: Decision, admitted: Admitted, deps: CheckDependencies
 /** The handler answers with the Decision itself: check-response-encoder.ts serializes it to a CheckResponse. */
 /** Denials decided once the key's plan is known (see decide.ts), and those decided before or without it. */
 const denialsWithPlan = ['unknown_endpoint', 'not_entitled', 'rate_limited', 'quota_exhausted', 'wallet_exhausted', 'limits_unavailable'] as const satisfies readonly DenialCode[];
-const denialsWithoutPlan = ['missing_key', 'invalid_key', 'key_revoked', 'account_suspended', 'subscription_inactive', 'malformed_request', 'internal_error'] as const satisfies readonly DenialCode[];
+const denialsWithoutPlan = ['missing_key', 'invalid_key', 'key_revoked', 'account_suspended', 'subscription_inactive', 'identity_unavailable', 'malformed_request', 'internal_error'] as const satisfies readonly DenialCode[];
 
 /**
  * Check decisions exported at 0 from the start, so that rate() sees their first event: for every plan of the
@@ -170,7 +205,7 @@ export function createCheckHandler(deps: CheckDependencies): CheckHandler {
     }
     answer(call, started, decision, trace, error);
   };
-  const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.resolve(hashApiKey(key)) : undefined);
+  const resolveApiKey = (key: string) => (isApiKey(key) ? deps.identities.lookup(hashApiKey(key)) : undefined);
   // Read once: with tracing off this stays undefined, and a Check neither reads trace headers nor allocates for spans.
   const checkTracer = deps.tracing?.check;
   // The catalog's plans, compiled on the first Check after each (re)load: one comparison per Check to notice a reload.

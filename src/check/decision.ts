@@ -14,6 +14,7 @@ export type DenialCode =
   | 'quota_exhausted'
   | 'wallet_exhausted'
   | 'limits_unavailable'
+  | 'identity_unavailable'
   | 'token_expired'
   | 'token_not_yet_valid'
   | 'token_invalid_signature'

@@ -55,6 +55,10 @@ const envSchema = z.object({
   TOLLGATE_KEY_FROM_BEARER: z.stringbool().default(true),
   TOLLGATE_HEADER_PREFIX: z.string().toLowerCase().default('x-tollgate-'),
   TOLLGATE_SYNC_INTERVAL_MS: z.coerce.number().int().positive().default(250),
+  TOLLGATE_IDENTITY_CACHE_KEYS: z.coerce.number().int().positive().default(100_000),
+  TOLLGATE_IDENTITY_NEGATIVE_CACHE_KEYS: z.coerce.number().int().positive().default(10_000),
+  TOLLGATE_IDENTITY_NEGATIVE_TTL_MS: z.coerce.number().int().nonnegative().default(10_000),
+  TOLLGATE_IDENTITY_POLL_MS: z.coerce.number().int().positive().default(1_000),
   TOLLGATE_SHUTDOWN_DELAY_MS: z.coerce.number().int().nonnegative().default(0),
   TOLLGATE_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
   // Set by the image build (Dockerfile's COMMIT argument; empty when the build passed none); shown in tollgate_build_info.
@@ -145,6 +149,8 @@ export interface Config {
   keys: { header: string; fromBearer: boolean };
   headerPrefix: string;
   syncIntervalMs: number;
+  /** Identity on demand (with Redis): the bounded caches in front of the identity records, and the version poll. */
+  identity: { cacheKeys: number; unknownKeys: number; unknownTtlMs: number; pollMs: number };
   /** After SIGTERM, how long to go on serving while reporting not ready, before draining. */
   shutdownDelayMs: number;
   shutdownGraceMs: number;
@@ -285,6 +291,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keys: { header: e.TOLLGATE_KEY_HEADER, fromBearer: e.TOLLGATE_KEY_FROM_BEARER },
     headerPrefix: e.TOLLGATE_HEADER_PREFIX,
     syncIntervalMs: e.TOLLGATE_SYNC_INTERVAL_MS,
+    identity: {
+      cacheKeys: e.TOLLGATE_IDENTITY_CACHE_KEYS,
+      unknownKeys: e.TOLLGATE_IDENTITY_NEGATIVE_CACHE_KEYS,
+      unknownTtlMs: e.TOLLGATE_IDENTITY_NEGATIVE_TTL_MS,
+      pollMs: e.TOLLGATE_IDENTITY_POLL_MS,
+    },
     shutdownDelayMs: e.TOLLGATE_SHUTDOWN_DELAY_MS,
     shutdownGraceMs: e.TOLLGATE_SHUTDOWN_GRACE_MS,
     logLevel: e.TOLLGATE_LOG_LEVEL,

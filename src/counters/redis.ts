@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
+import { connectRedis } from '../kernel/index.js';
 import { counterKey, CounterStoreUnavailable, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
 import { RedisClockOffset } from './redis-clock.js';
 import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './window.js';
@@ -278,26 +279,6 @@ function readResult(request: ConsumeRequest, reply: number[], at: number): Consu
   return { allowed: reply[at] === 1, outcomes };
 }
 
-/**
- * Redis Cluster seeds from comma-separated URLs: their hosts and ports, and the first one's TLS (`rediss:`), ACL user
- * and password, as ioredis reads them from a single URL.
- */
-export function clusterConnection(urls: readonly string[]): {
-  nodes: { host: string; port: number }[];
-  credentials: { tls?: object; username?: string; password?: string };
-} {
-  const parsed = urls.map((url) => new URL(url));
-  const first = parsed[0]!;
-  return {
-    nodes: parsed.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
-    credentials: {
-      ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
-      ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
-      ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
-    },
-  };
-}
-
 export class RedisCounterStore implements CounterStore {
   readonly client: Redis | Cluster;
   private readonly prefix: string;
@@ -322,23 +303,8 @@ export class RedisCounterStore implements CounterStore {
     this.prefix = options.prefix;
     this.timeoutMs = options.timeoutMs;
     this.onLateReply = options.onLateReply ?? (() => {});
-    const common = {
-      // Fail at once while disconnected instead of queueing Checks behind a dead connection.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      // No commandTimeout: withinTimeout() times commands out, telling a slow Redis from a stalled event loop.
-      lazyConnect: false,
-    };
-    const urls = options.url.split(',').map((url) => url.trim());
-    if (urls.length > 1) {
-      const { nodes, credentials } = clusterConnection(urls);
-      this.client = new Cluster(nodes, { enableOfflineQueue: false, redisOptions: { ...common, ...credentials } });
-    } else {
-      this.client = new Redis(urls[0]!, common);
-    }
+    this.client = connectRedis(options.url);
     this.batchPerScope = this.client instanceof Cluster;
-    // Errors surface per command; the connection keeps reconnecting in the background.
-    this.client.on('error', () => {});
     this.client.on('ready', () => void this.syncClock());
     this.client.defineCommand('tollgateConsume', { lua: consumeScript });
     this.client.defineCommand('tollgateRebaseWallet', { lua: rebaseWalletScript });

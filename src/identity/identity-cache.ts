@@ -1,36 +1,8 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rename } from 'node:fs/promises';
 import type { Logger } from '../kernel/index.js';
 import type { Db } from '../store/index.js';
-import { type CustomerStatus, type KeyStatus, paymentSuspensionPrefix, type SubscriptionStatus } from './types.js';
-
-export interface KeyState {
-  id: string;
-  customerId: string;
-  subscriptionId: string;
-  status: KeyStatus;
-}
-
-export interface SubscriptionState {
-  id: string;
-  customerId: string;
-  productId: string;
-  planId: string;
-  status: SubscriptionStatus;
-  periodAnchor: number;
-}
-
-export interface CustomerState {
-  id: string;
-  status: CustomerStatus;
-  /** Suspended for an overdue payment (rather than by an operator): the denial asks the customer to pay. */
-  overdue: boolean;
-}
-
-export interface Identity {
-  key: KeyState;
-  subscription: SubscriptionState | undefined;
-  customer: CustomerState | undefined;
-}
+import type { Identities } from './identities.js';
+import { type CustomerState, type CustomerStatus, type Identity, type KeyState, type KeyStatus, paymentSuspensionPrefix, type SubscriptionState, type SubscriptionStatus } from './types.js';
 
 interface Snapshot {
   keys: [string, KeyState][];
@@ -59,7 +31,7 @@ export const identitySnapshotIntervalMs = 5_000;
  * rows changed since the last poll, and keeps a snapshot file so a restart can serve while PostgreSQL is down. The
  * scheduler (src/app.ts) times the polls (refresh), the full reloads and the snapshot writes.
  */
-export class IdentityCache {
+export class IdentityCache implements Identities {
   private readonly keysByHash = new Map<string, KeyState>();
   private readonly hashByKeyId = new Map<string, string>();
   private readonly subscriptions = new Map<string, SubscriptionState>();
@@ -104,7 +76,12 @@ export class IdentityCache {
     return this.keysByHash.size;
   }
 
-  resolve(keyHash: string): Identity | undefined {
+  /** Ready to serve: synced, or holding what a snapshot or an earlier poll gave while the database is down. */
+  get ready(): boolean {
+    return this.healthy || this.keysByHash.size > 0;
+  }
+
+  lookup(keyHash: string): Identity | undefined {
     const key = this.keysByHash.get(keyHash);
     if (!key) return undefined;
     return { key, subscription: this.subscriptions.get(key.subscriptionId), customer: this.customers.get(key.customerId) };
@@ -193,13 +170,20 @@ export class IdentityCache {
   async writeSnapshot(): Promise<void> {
     const file = this.options.snapshotFile;
     if (!file || !this.dirtySnapshot) return;
-    const snapshot: Snapshot = {
-      keys: [...this.keysByHash],
-      subscriptions: [...this.subscriptions.values()],
-      customers: [...this.customers.values()],
-      highWater: this.highWater.toISOString(),
-    };
-    await writeFile(`${file}.tmp`, JSON.stringify(snapshot), { mode: 0o600 });
+    // Written in slices, yielding between them: one JSON.stringify of a million keys blocked the event loop for seconds.
+    // The high-water mark is taken first: a row changed while this writes is newer, and re-read after a restart.
+    const handle = await open(`${file}.tmp`, 'w', 0o600);
+    try {
+      await handle.write(`{"highWater":${JSON.stringify(this.highWater.toISOString())},"keys":`);
+      await writeJsonArray(handle, this.keysByHash.entries());
+      await handle.write(',"subscriptions":');
+      await writeJsonArray(handle, this.subscriptions.values());
+      await handle.write(',"customers":');
+      await writeJsonArray(handle, this.customers.values());
+      await handle.write('}');
+    } finally {
+      await handle.close();
+    }
     await rename(`${file}.tmp`, file);
     this.dirtySnapshot = false;
   }
@@ -217,6 +201,25 @@ export class IdentityCache {
       return false;
     }
   }
+}
+
+/** Items serialised per slice of this many, each slice written (and the event loop free) before the next. */
+const snapshotSliceItems = 5_000;
+
+async function writeJsonArray(handle: FileHandle, items: Iterable<unknown>): Promise<void> {
+  let slice: string[] = [];
+  let separator = '';
+  await handle.write('[');
+  for (const item of items) {
+    slice.push(JSON.stringify(item));
+    if (slice.length === snapshotSliceItems) {
+      await handle.write(separator + slice.join(','));
+      separator = ',';
+      slice = [];
+    }
+  }
+  if (slice.length > 0) await handle.write(separator + slice.join(','));
+  await handle.write(']');
 }
 
 /**

@@ -2,8 +2,16 @@
  * Who is calling: customers, subscriptions, API keys (stored as hashes), JWT credentials, the identity cache the Check
  * reads. Other modules import only this file (.dependency-cruiser.cjs).
  */
-export { IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs } from './identity-cache.js';
-export type { CustomerState, Identity, KeyState, SubscriptionState } from './identity-cache.js';
+export { IdentityCache } from './identity-cache.js';
+export type { CustomerState, Identity, KeyState, SubscriptionState } from './types.js';
+export type { Identities } from './identities.js';
+export { identityKeys } from './identity-records.js';
+export { IdentityPublisher } from './identity-publisher.js';
+export { IdentityUnavailable, OnDemandIdentities } from './on-demand-identities.js';
+export type { OnDemandSettings } from './on-demand-identities.js';
+export { SqlIdentityRows } from './sql-identity-rows.js';
+export { identityRebuildLockId, startIdentities } from './start.js';
+export type { StartedIdentities } from './start.js';
 export { JwtVerifier, looksLikeJwt } from './jwt.js';
 export { hashApiKey, isApiKey, newId, oauthClientCredential } from './keys.js';
 export { AccountsService } from './service.js';

@@ -71,8 +71,11 @@ export class AccountsService {
     private readonly records: AccountRecords,
     private readonly catalog: () => Catalog,
     private readonly clock: Clock,
-    /** Called after every committed write, so this replica's Check sees it at once. */
-    private readonly afterWrite: () => void = () => {},
+    /**
+     * Called after every committed write with the customer it changed, so that the Checks see it: awaited, so that
+     * a key is usable everywhere once its creation is answered. It must not reject.
+     */
+    private readonly afterWrite: (customerId: string) => Promise<void> = async () => {},
     private readonly hooks: SubscriptionHooks = {},
   ) {}
 
@@ -81,9 +84,19 @@ export class AccountsService {
    * writes on `tx` (a webhook's event record, say). The Check sees the result once it commits.
    */
   async inTransaction<T>(fn: (accounts: AccountsService, tx: Queryable) => Promise<T>): Promise<T> {
-    const result = await this.records.transaction((records, tx) => fn(new AccountsService(records, this.catalog, this.clock, () => {}, this.hooks), tx));
-    this.afterWrite();
+    const changed = new Set<string>();
+    const note = async (customerId: string) => void changed.add(customerId);
+    const result = await this.records.transaction((records, tx) => fn(new AccountsService(records, this.catalog, this.clock, note, this.hooks), tx));
+    for (const customerId of changed) await this.afterWrite(customerId);
     return result;
+  }
+
+  /**
+   * For a collaborator that changed the customer's keys or status in its own SQL (erasure), inside inTransaction:
+   * the Checks hear of it after the commit, as of the service's own writes.
+   */
+  async changedElsewhere(customerId: string): Promise<void> {
+    await this.afterWrite(customerId);
   }
 
   async createCustomer(input: CreateCustomerInput): Promise<Customer> {
@@ -97,7 +110,7 @@ export class AccountsService {
       createdAt: new Date(this.clock.now()),
     });
     if (!customer) throw conflict(`customer ${id} already exists`, 'id');
-    this.afterWrite();
+    await this.afterWrite(customer.id);
     return customer;
   }
 
@@ -114,14 +127,14 @@ export class AccountsService {
   async updateCustomer(id: string, input: UpdateCustomerInput): Promise<Customer> {
     const customer = await this.records.updateCustomer(id, input);
     if (!customer) throw notFound('customer', id);
-    this.afterWrite();
+    await this.afterWrite(customer.id);
     return customer;
   }
 
   /** `periodAnchor` (epoch ms) sets the billing day, e.g. the 1st for calendar months; by default the start. */
   async subscribe(customerId: string, planId: string, periodAnchor?: number): Promise<Subscription> {
     const subscription = await this.records.transaction((records, tx) => this.subscribeIn(records, tx, customerId, planId, periodAnchor));
-    this.afterWrite();
+    await this.afterWrite(subscription.customerId);
     return subscription;
   }
 
@@ -158,7 +171,7 @@ export class AccountsService {
       const changed = await records.setPlan(subscriptionId, planId);
       return this.recordChange(records, tx, changed!, 'plan_change', current.planId, planId, effectiveAt);
     });
-    this.afterWrite();
+    await this.afterWrite(subscription.customerId);
     return subscription;
   }
 
@@ -171,7 +184,7 @@ export class AccountsService {
       }
       return this.recordChange(records, tx, canceled, 'cancellation', canceled.planId, null);
     });
-    this.afterWrite();
+    await this.afterWrite(subscription.customerId);
     return subscription;
   }
 
@@ -234,7 +247,7 @@ export class AccountsService {
         status: manual ? 'pending' : 'active',
       });
     });
-    this.afterWrite();
+    await this.afterWrite(created.customerId);
     return created;
   }
 
@@ -252,7 +265,7 @@ export class AccountsService {
   async revokeKey(id: string): Promise<ApiKey> {
     const key = await this.records.revokeKey(id, new Date(this.clock.now()));
     if (!key) throw notFound('key', id);
-    this.afterWrite();
+    await this.afterWrite(key.customerId);
     return key;
   }
 
@@ -262,7 +275,7 @@ export class AccountsService {
       const key = await this.getKey(id);
       throw conflict(`key ${id} is ${key.status}, not pending`);
     }
-    this.afterWrite();
+    await this.afterWrite(approved.customerId);
     return approved;
   }
 

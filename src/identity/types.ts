@@ -48,3 +48,33 @@ export interface App {
   name: string;
   createdAt: string;
 }
+
+/** The Check's view of a key, its subscription and its customer. */
+export interface KeyState {
+  id: string;
+  customerId: string;
+  subscriptionId: string;
+  status: KeyStatus;
+}
+
+export interface SubscriptionState {
+  id: string;
+  customerId: string;
+  productId: string;
+  planId: string;
+  status: SubscriptionStatus;
+  periodAnchor: number;
+}
+
+export interface CustomerState {
+  id: string;
+  status: CustomerStatus;
+  /** Suspended for an overdue payment (rather than by an operator): the denial asks the customer to pay. */
+  overdue: boolean;
+}
+
+export interface Identity {
+  key: KeyState;
+  subscription: SubscriptionState | undefined;
+  customer: CustomerState | undefined;
+}

@@ -19,6 +19,7 @@ export type { CurrencyCode } from './money.js';
 export { checkPortsFree, PortUnavailableError } from './ports.js';
 export { Scheduler } from './scheduler.js';
 export type { Job, JobOptions, Leadership } from './scheduler.js';
+export { clusterConnection, connectRedis } from './redis-client.js';
 export { readTlsFiles, watchTlsFiles } from './tls-files.js';
 export type { TlsFilePaths, TlsServerOptions } from './tls-files.js';
 export { formatDecimal } from './money.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { IdentityCache } from '../identity/index.js';
+import type { Identities } from '../identity/index.js';
 import type { UsageIdentity } from '../check/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
@@ -22,7 +22,7 @@ export interface MeteringDependencies {
   config: Pick<Config, 'dataDir' | 'databaseUrl' | 'metering'>;
   db: Db;
   catalog: () => Catalog;
-  identities: Pick<IdentityCache, 'subscription'>;
+  identities: Pick<Identities, 'subscription'>;
   clock: Clock;
   /** Verifies the usage signatures the Check put in the access-log entries' metadata. */
   usage: Pick<UsageIdentity, 'verify' | 'verifiesBytes'>;
@@ -101,7 +101,7 @@ const notBillableReasons = [
  * period math), remembered per subscription since consecutive events almost always share it. A subscription the
  * identity cache does not know falls back to calendar months (UTC).
  */
-function billingPeriodStarts(identities: Pick<IdentityCache, 'subscription'>): (subscriptionId: string, at: number) => number {
+function billingPeriodStarts(identities: Pick<Identities, 'subscription'>): (subscriptionId: string, at: number) => number {
   const known = new Map<string, { anchor: number; period: BillingPeriod }>();
   return (subscriptionId, at) => {
     const anchor = identities.subscription(subscriptionId)?.periodAnchor ?? 0;

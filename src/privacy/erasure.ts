@@ -34,6 +34,7 @@ export class CustomerErasure {
       const active = (await accounts.listSubscriptions(customerId)).filter((subscription) => subscription.status === 'active');
       for (const subscription of active) await accounts.cancelSubscription(subscription.id);
       const keys = await records.destroyKeys(customerId, now);
+      await accounts.changedElsewhere(customerId);
       // erasedAt is set on the first erasure only: the customer row refuses every change once erased.
       await records.anonymise(customerId, customer.erasedAt === null ? now : undefined);
       return { erasedAt: customer.erasedAt ?? now, subscriptionsCanceled: active.length, keysDestroyed: keys };
