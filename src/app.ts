@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
-import { alertDeliveryLockId, alertEvaluationLockId, createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
+import { createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
 import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SqlInvoiceRecords, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, startDecisionSeries, UsageIdentity } from './check/index.js';
@@ -14,12 +14,12 @@ import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer
 import { AccountsService, IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs, JwtVerifier, SqlAccountRecords } from './identity/index.js';
 import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
 import { createMetering, type Metering, usageFlushBackoff } from './metering/index.js';
-import { createMetrics, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
+import { createMetrics, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerLeadershipGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer, SqlCustomerDataRecords } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
 import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges, SqlBusinessRecords } from './reports/index.js';
-import { advisoryLock, type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
-import { createStripeIntegration, type PassSummary, type StripeIntegration, stripeSyncLockId } from './stripe/index.js';
+import { createLeadership, type Db, instrumentDb, openDatabase, type ReplicaLeadership, withDomainErrors } from './store/index.js';
+import { createStripeIntegration, type PassSummary, type StripeIntegration } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
 
@@ -44,6 +44,8 @@ export interface App {
   wallets: WalletService;
   /** Every background job runs on it (docs/ARCHITECTURE.md, "Time and loops"). */
   scheduler: Scheduler;
+  /** Whether this replica leads the led jobs (one replica at a time; docs/OPERATIONS.md, "Leadership"). */
+  leadership: ReplicaLeadership;
   /** Rates a subscription's running period on demand (refreshCurrent); `ratingLoop` runs its passes. */
   rating: RatingLoop;
   ratingLoop: Job<RatingRun>;
@@ -97,7 +99,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const tracing = startTracing(config.tracing, { version, logger });
 
   const opened = await openDatabase(config, logger);
-  const db = instrumentDb(opened.db, {
+  const leadership = createLeadership(config, logger);
+  // Fenced at the bottom, so that every write a led pass makes, through whichever records, is refused once deposed.
+  const db = instrumentDb(leadership.fence(opened.db), {
     observe: (seconds, failed) => {
       metrics.dbQueryDuration.observe(seconds);
       if (failed) metrics.dbQueryErrors.inc();
@@ -150,17 +154,17 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const accounts = new AccountsService(accountRecords, () => catalog, clock, () => void identities.refresh().catch(() => {}), new SubscriptionCharges(wallet, subscriptionHistories, () => catalog));
 
   const events = createEventPublishing({ config: config.events, db: records, clock, metrics, logger });
-  if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, events.job.options);
+  if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, { ...events.job.options, lead: leadership });
   const metering = createMetering({ config, db, catalog: () => catalog, identities, accounts, counters, clock, usage: usageIdentity, metrics, logger, tracing, events: events.outbox });
   // At once on start: it replays what a previous process left in the spool. The meter logs its own write failures.
   scheduler.every('usage flush', config.metering.flushIntervalMs, () => metering.meter.flushDue(), { immediately: true, backoff: usageFlushBackoff, onFailure: () => {} });
   scheduler.every('spool fsync', config.metering.spoolFsyncMs, async () => metering.spool.syncWritten());
   const rating = new RatingLoop(
-    { db: records, invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
+    { invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
     config.billing,
   );
   // At once on start: it catches up on the periods that ended while the service was down.
-  const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.leadership, immediately: true });
+  const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.ledBy(leadership), immediately: true });
   const stripe = createStripeIntegration({
     config: config.stripe,
     version,
@@ -173,14 +177,17 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     logger,
     tracing,
   });
-  const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: advisoryLock(db, stripeSyncLockId) });
+  const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: leadership });
   if (stripe.sync) scheduler.every('Stripe usage scan', config.stripe.usageReportIntervalMs, async () => stripe.sync!.requestUsageScan());
   const usageAlerts = createUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger, events: events.outbox });
   const alerts = {
     ...usageAlerts,
-    evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: advisoryLock(db, alertEvaluationLockId) }),
-    delivery: scheduler.every('usage alert delivery', config.alerts.deliveryIntervalMs, () => usageAlerts.deliverDue(), { lead: advisoryLock(db, alertDeliveryLockId) }),
+    evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: leadership }),
+    delivery: scheduler.every('usage alert delivery', config.alerts.deliveryIntervalMs, () => usageAlerts.deliverDue(), { lead: leadership }),
   };
+  // After the led jobs: the first leader's gain runs each of them at once.
+  await leadership.start(scheduler);
+  registerLeadershipGauges(metrics, leadership);
   const grpcSecured = grpcSecurity(config.grpc, (path) => metrics.grpcUnauthenticated.inc({ method: path.slice(path.lastIndexOf('/') + 1) }), logger);
   const grpc = await startGrpcServer({
     host: config.grpc.host,
@@ -291,6 +298,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       await step('HTTP drain', drainUntil, () => http.close(drainUntil));
       if (portal) await step('portal drain', drainUntil, () => portal!.close(drainUntil));
       await step('background jobs', drainUntil, () => scheduler.stop());
+      // After the led passes, before the pool closes: another replica takes over at its next attempt.
+      await step('leadership release', drainUntil, () => leadership.close());
       // After every writer. What is still queued stays in the outbox, for another replica or the next start.
       await step('event publishing', drainUntil, () => events.stop());
       await step('counter store close', closeUntil, () => counters.close());
@@ -314,6 +323,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     stripe,
     wallets: wallet,
     scheduler,
+    leadership,
     rating,
     ratingLoop,
     stripeSync,

@@ -7,6 +7,7 @@ export {
   registerBuildInfo,
   registerEventOutboxGauges,
   registerIdentityCacheGauges,
+  registerLeadershipGauges,
   registerSpoolGauges,
   registerStripeOutboxGauge,
   registerSubscriptionGauge,
