@@ -3,8 +3,9 @@
  * sync, usage alerts, event publishing).
  *
  * - The leader holds a session-level advisory lock on a connection of its own (not the pool), continuously. When its
- *   process dies, PostgreSQL ends the session and frees the lock; a leader that hangs or is cut off loses it after
- *   `idleSessionTimeoutMs` of silence. Followers try the lock every 1–2 s, so one of them takes over within seconds.
+ *   process dies, PostgreSQL ends the session and frees the lock; when its host dies or the network cuts it off, the
+ *   server's TCP keepalives end the session within about 10 s. Followers try the lock every 1–2 s, so one of them
+ *   takes over within seconds.
  * - The leader checks its connection as often; losing it (an error, the socket closing, a check that fails) ends its
  *   leadership at once.
  * - Fencing: each leader raises the epoch in `leader_epoch` as it takes over. Transactions begun inside a led pass
@@ -27,8 +28,12 @@ export const campaignIntervalMs = 1_000;
 const checkTimeoutMs = 3_000;
 /** The raise of the epoch waits for the old leader's led transactions; a stuck one must not block the takeover forever. */
 const raiseTimeoutMs = 30_000;
-/** PostgreSQL ends a leadership session silent this long (checks come every 1–2 s), freeing the lock for another. */
-const idleSessionTimeoutMs = 10_000;
+/**
+ * The server probes a leadership connection idle 5 s every second and ends the session after 5 unanswered probes (or
+ * 10 s of unacknowledged data): a dead host's lock is freed within about 10 s. Kernel keepalives, not queries: a test's
+ * stopped clock, or a long pause of the event loop, does not cost a live leader its lock.
+ */
+const serverKeepalives = 'SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 5; SET tcp_user_timeout = 10000';
 
 /** Leadership as the composition root uses it: the jobs' `lead`, the gauges, and its life cycle. */
 export interface ReplicaLeadership extends Leadership {
@@ -173,13 +178,13 @@ export class PostgresLeadership implements ReplicaLeadership {
   }
 
   private async connect(): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: this.url, keepAlive: true, connectionTimeoutMillis: 5_000, application_name: leadershipApplicationName });
+    const client = new pg.Client({ connectionString: this.url, keepAlive: true, keepAliveInitialDelayMillis: 5_000, connectionTimeoutMillis: 5_000, application_name: leadershipApplicationName });
     // Without listeners a lost connection would crash the process; with them, leadership ends the moment it is lost.
     client.on('error', (error) => this.lose(client, `the leadership connection was lost: ${error.message}`));
     client.on('end', () => this.lose(client, 'the leadership connection ended'));
     try {
       await client.connect();
-      await client.query(`SET idle_session_timeout = ${idleSessionTimeoutMs}`);
+      await client.query(serverKeepalives);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
