@@ -7,6 +7,7 @@ import { createLeadership, DeposedLeaderError, leadershipLockId, PostgresLeaders
 import { migrate } from '../src/store/migrations.js';
 import { PostgresDb } from '../src/store/postgres.js';
 import { createTestDatabase } from './support/services.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 /**
  * Leadership among replicas on a real PostgreSQL: each replica is a PostgresLeadership with its own scheduler. The
@@ -50,9 +51,9 @@ describe('leadership on PostgreSQL', () => {
   });
 
   /** A replica: its leadership, started on its own scheduler. */
-  async function replica(name: string, timers: Timers = new ManualClock(0)) {
+  async function replica(name: string, timers: Timers = new ManualClock(0), url = database.url) {
     const { logger, lines } = recordedLogger();
-    const leadership = new PostgresLeadership(database.url, logger, name);
+    const leadership = new PostgresLeadership(url, logger, name);
     const scheduler = new Scheduler({ timers, logger: silentLogger });
     cleanups.push(async () => {
       await scheduler.stop();
@@ -118,6 +119,25 @@ describe('leadership on PostgreSQL', () => {
     expect(passes[0]! - diedAt).toBeLessThanOrEqual(4_000);
     await bClock.advance(30_000);
     expect(passes).toHaveLength(2);
+  });
+
+  it('stops leading when its connection hangs: the check goes unanswered for 3 s', async () => {
+    const proxy = await TcpProxy.forUrl(database.url).start();
+    cleanups.push(() => proxy.close());
+    const aClock = new ManualClock(0);
+    const a = await replica('replica-a', aClock, proxy.rewrite(database.url));
+    const b = await replica('replica-b');
+    expect(a.leadership.leading).toBe(true);
+    // The database's answers are lost on the way back, as behind a network that drops them: nothing closes.
+    proxy.dropReplies();
+    const hungAt = performance.now();
+    await aClock.advance(2_000);
+    const noticedMs = performance.now() - hungAt;
+    expect(a.leadership.leading).toBe(false);
+    expect(noticedMs).toBeGreaterThanOrEqual(2_900);
+    expect(a.lines.find((line) => line.msg === 'leadership lost; the led jobs stop here')?.reason).toMatch(/timeout/i);
+    // Giving the session up reached the server (requests still get through): the lock is free for another replica.
+    await expect.poll(async () => (await b.leadership.campaign(), b.leadership.leading), { timeout: 5_000, interval: 50 }).toBe(true);
   });
 
   it("refuses a deposed leader's write in a pass begun while it led, and says why", async () => {
