@@ -70,7 +70,6 @@ export async function runRatingBench(options: RatingBenchOptions = {}): Promise<
     const clock = new ManualClock(month.closedAt);
     const loop = new RatingLoop(
       {
-        db,
         invoices: new SqlInvoiceRecords(db),
         histories: new SqlSubscriptionHistories(db),
         catalog: () => catalog,

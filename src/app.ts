@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type Route, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
-import { alertDeliveryLockId, alertEvaluationLockId, createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
+import { createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
 import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SqlInvoiceRecords, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, startDecisionSeries, UsageIdentity } from './check/index.js';
@@ -14,12 +14,12 @@ import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer
 import { AccountsService, type Identities, JwtVerifier, SqlAccountRecords, startIdentities } from './identity/index.js';
 import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
 import { createMetering, type Metering, SqlUsageRecords, usageFlushBackoff, UsageService } from './metering/index.js';
-import { createMetrics, keepMetricsOfRunningParts, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerSubscriptionGauge } from './metrics/index.js';
+import { createMetrics, keepMetricsOfRunningParts, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerLeadershipGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer, SqlCustomerDataRecords } from './privacy/index.js';
 import { periodContaining } from './rating/index.js';
 import { businessMetrics, cachedBusinessMetrics, registerBusinessGauges, SqlBusinessRecords } from './reports/index.js';
-import { advisoryLock, type Db, instrumentDb, openDatabase, withDomainErrors } from './store/index.js';
-import { createStripeIntegration, type PassSummary, type StripeIntegration, stripeSyncLockId } from './stripe/index.js';
+import { createLeadership, type Db, instrumentDb, openDatabase, type ReplicaLeadership, withDomainErrors } from './store/index.js';
+import { createStripeIntegration, type PassSummary, type StripeIntegration } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
 
@@ -61,6 +61,8 @@ export interface ControlParts {
   usage: UsageService;
   stripe: StripeIntegration;
   wallets: WalletService;
+  /** Whether this replica leads the led jobs (one replica at a time; docs/OPERATIONS.md, "Leadership"). */
+  leadership: ReplicaLeadership;
   /** Rates a subscription's running period on demand (refreshCurrent); `ratingLoop` runs its passes. */
   rating: RatingLoop;
   ratingLoop: Job<RatingRun>;
@@ -121,6 +123,7 @@ interface Shared {
   identities: Identities;
   /** After a committed change to a customer: every replica's Checks see it (AccountsService's afterWrite). */
   identityChanged: (customerId: string) => Promise<void>;
+  leadership: ReplicaLeadership;
   counters: ResilientCounterStore;
   metrics: Metrics;
   tracing: Tracing;
@@ -145,7 +148,10 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
   const tracing = startTracing(config.tracing, { version, logger });
 
   const opened = await openDatabase(config, logger);
-  const db = instrumentDb(opened.db, {
+  // Only the control role runs led jobs; an edge must not take leadership it would not use.
+  const leadership = createLeadership({ databaseUrl: runsControl(config.role) ? config.databaseUrl : undefined }, logger);
+  // Fenced at the bottom, so that every write a led pass makes, through whichever records, is refused once deposed.
+  const db = instrumentDb(leadership.fence(opened.db), {
     observe: (seconds, failed) => {
       metrics.dbQueryDuration.observe(seconds);
       if (failed) metrics.dbQueryErrors.inc();
@@ -160,6 +166,7 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
     scheduler,
     snapshotFile: config.databaseUrl ? join(config.dataDir, 'identity-snapshot.json') : undefined,
     publishes: runsControl(config.role),
+    leadership,
   });
   const { identities } = identity;
 
@@ -189,7 +196,7 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
     const memoryLatency = metrics.quotaStoreDuration.bind({ store: 'memory' });
     counters = new ResilientCounterStore(local, 'closed', local, logger, undefined, (seconds) => memoryLatency.observe(seconds));
   }
-  const shared: Shared = { config, logger, clock, scheduler, catalog, db, records, identities, identityChanged: identity.changed, counters, metrics, tracing };
+  const shared: Shared = { config, logger, clock, scheduler, catalog, db, records, identities, identityChanged: identity.changed, leadership, counters, metrics, tracing };
   const edge = runsEdge(config.role) ? await startEdge(shared) : undefined;
   const control = runsControl(config.role) ? await startControl(shared, () => edge?.parts.metering.spool.pendingEvents ?? 0) : undefined;
   registerIdentityCacheGauges(metrics, identities);
@@ -238,6 +245,8 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
       const portal = control?.parts.portal;
       if (portal) await step('portal drain', drainUntil, () => portal.close(drainUntil));
       await step('background jobs', drainUntil, () => scheduler.stop());
+      // After the led passes, before the pool closes: another replica takes over at its next attempt.
+      await step('leadership release', drainUntil, () => leadership.close());
       // After every writer. What is still queued stays in the outbox, for another replica or the next start.
       if (control) await step('event publishing', drainUntil, () => control.parts.events.stop());
       await step('counter store close', closeUntil, () => counters.close());
@@ -328,7 +337,7 @@ async function startEdge(shared: Shared) {
  * `pendingEvents` counts the usage events received in this process and not yet stored (none without an edge).
  */
 async function startControl(shared: Shared, pendingEvents: () => number) {
-  const { config, logger, clock, scheduler, catalog, db, records, identities, identityChanged, counters, metrics, tracing } = shared;
+  const { config, logger, clock, scheduler, catalog, db, records, identities, identityChanged, leadership, counters, metrics, tracing } = shared;
   const invoiceRecords = new SqlInvoiceRecords(db);
   const subscriptionHistories = new SqlSubscriptionHistories(db);
   const billing = new BillingQueries(invoiceRecords, subscriptionHistories);
@@ -339,13 +348,13 @@ async function startControl(shared: Shared, pendingEvents: () => number) {
   const usage = new UsageService({ records: new SqlUsageRecords(db), histories: subscriptionHistories, accounts, catalog: () => catalog, clock, counters, pendingEvents });
 
   const events = createEventPublishing({ config: config.events, db: records, clock, metrics, logger });
-  if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, events.job.options);
+  if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, { ...events.job.options, lead: leadership });
   const rating = new RatingLoop(
-    { db: records, invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
+    { invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
     config.billing,
   );
   // At once on start: it catches up on the periods that ended while the service was down.
-  const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.leadership, immediately: true });
+  const ratingLoop = scheduler.every('rating', config.billing.intervalMs, () => rating.pass(), { lead: rating.ledBy(leadership), immediately: true });
   const stripe = createStripeIntegration({
     config: config.stripe,
     version,
@@ -358,20 +367,23 @@ async function startControl(shared: Shared, pendingEvents: () => number) {
     logger,
     tracing,
   });
-  const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: advisoryLock(db, stripeSyncLockId) });
+  const stripeSync = stripe.sync && scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => stripe.sync!.pass(signal), { lead: leadership });
   if (stripe.sync) scheduler.every('Stripe usage scan', config.stripe.usageReportIntervalMs, async () => stripe.sync!.requestUsageScan());
   const usageAlerts = createUsageAlerts({ config: config.alerts, db: records, catalog: () => catalog, clock, version, metrics, logger, events: events.outbox });
   const alerts = {
     ...usageAlerts,
-    evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: advisoryLock(db, alertEvaluationLockId) }),
-    delivery: scheduler.every('usage alert delivery', config.alerts.deliveryIntervalMs, () => usageAlerts.deliverDue(), { lead: advisoryLock(db, alertDeliveryLockId) }),
+    evaluation: scheduler.every('usage alert evaluation', config.alerts.evaluationIntervalMs, () => usageAlerts.evaluate(), { lead: leadership }),
+    delivery: scheduler.every('usage alert delivery', config.alerts.deliveryIntervalMs, () => usageAlerts.deliverDue(), { lead: leadership }),
   };
+  // After the led jobs: the first leader's gain runs each of them at once.
+  await leadership.start(scheduler);
+  registerLeadershipGauges(metrics, leadership);
 
   registerSubscriptionGauge(metrics, async () => (await accountRecords.activeSubscriptionsByPlan()).map(({ planId, active }) => ({ plan: planId, active })));
   const businessRecords = new SqlBusinessRecords(db);
   const customerData = new SqlCustomerDataRecords(db);
   registerBusinessGauges(metrics, cachedBusinessMetrics({ records: businessRecords, catalog: () => catalog, clock, logger }, businessMetricsMaxAgeMs));
-  const parts: ControlParts = { accounts, usage, stripe, wallets: wallet, rating, ratingLoop, stripeSync, alerts, portal: undefined, events };
+  const parts: ControlParts = { accounts, usage, stripe, wallets: wallet, leadership, rating, ratingLoop, stripeSync, alerts, portal: undefined, events };
   const routes: Route[] = [
     ...adminRoutes(accounts, () => catalog),
     ...usageRoutes(usage, { identities, keyHeader: config.keys.header, keyFromBearer: config.keys.fromBearer }),

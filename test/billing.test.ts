@@ -4,16 +4,14 @@ import { RatingLoop } from '../src/billing/rating-loop.js';
 import { SqlInvoiceRecords } from '../src/billing/sql-invoice-records.js';
 import { SqlSubscriptionHistories } from '../src/billing/sql-subscription-histories.js';
 import { SqlWalletRecords } from '../src/billing/sql-wallet-records.js';
-import type { UsageSource } from '../src/billing/usage-source.js';
 import { WalletService } from '../src/billing/wallet.js';
 import { ManualClock } from '../src/kernel/clock.js';
 import { silentLogger } from '../src/kernel/logger.js';
-import { Scheduler } from '../src/kernel/scheduler.js';
+import { type Leadership, Scheduler } from '../src/kernel/scheduler.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { MemoryCounterStore } from '../src/counters/memory.js';
 import { periodContaining } from '../src/rating/period.js';
 import { ratePlanChange } from '../src/rating/rate.js';
-import { PostgresDb } from '../src/store/postgres.js';
 import { startTestApp, type TestApp } from './support/services.js';
 
 /**
@@ -304,46 +302,27 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
     ]);
   });
 
-  it.runIf(mode === 'production')('elects one leader among replicas: a second loop skips the pass the first is running', async () => {
-    const url = service.app.config.databaseUrl!;
-    const replicas = [new PostgresDb(url), new PostgresDb(url)];
-    let release!: () => void;
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const blockingUsage: UsageSource = {
-      usage: async () => {
-        entered();
-        await new Promise<void>((resolve) => (release = resolve));
-        return new Map();
+  it('skips its pass where another replica leads, counting it as a follower run', async () => {
+    const db = service.app.db;
+    const metrics = createMetrics();
+    const rating = new RatingLoop(
+      {
+        invoices: new SqlInvoiceRecords(db),
+        histories: new SqlSubscriptionHistories(db),
+        catalog: () => service.app.catalog,
+        clock,
+        usage: { usage: async () => expect.unreachable('a follower reads no usage') },
+        wallets: new WalletService(new SqlWalletRecords(db), new MemoryCounterStore(clock), () => service.app.catalog, clock, silentLogger),
+        metrics,
+        logger: silentLogger,
       },
-    };
-    // Each replica's rating job, as src/app.ts registers it (interval 0: passes run when asked).
-    const loops = replicas.map((db) => {
-      const rating = new RatingLoop(
-        {
-          db,
-          invoices: new SqlInvoiceRecords(db),
-          histories: new SqlSubscriptionHistories(db),
-          catalog: () => service.app.catalog,
-          clock,
-          usage: blockingUsage,
-          wallets: new WalletService(new SqlWalletRecords(db), new MemoryCounterStore(clock), () => service.app.catalog, clock, silentLogger),
-          metrics: createMetrics(),
-          logger: silentLogger,
-        },
-        { finalizeAfterMs: minutes(5) },
-      );
-      return new Scheduler({ timers: new ManualClock(0), logger: silentLogger }).every('rating', 0, () => rating.pass(), { lead: rating.leadership });
-    });
-    try {
-      const first = loops[0]!.runOnce();
-      await inside;
-      expect(await loops[1]!.runOnce()).toBeUndefined();
-      release();
-      expect(await first).toMatchObject({ rated: expect.any(Number) });
-    } finally {
-      await Promise.all(replicas.map((db) => db.close()));
-    }
+      { finalizeAfterMs: minutes(5) },
+    );
+    const elsewhere: Leadership = { run: async () => undefined, onGained: () => () => {} };
+    // The rating job as src/app.ts registers it (interval 0: passes run when asked).
+    const job = new Scheduler({ timers: new ManualClock(0), logger: silentLogger }).every('rating', 0, () => rating.pass(), { lead: rating.ledBy(elsewhere) });
+    expect(await job.runOnce()).toBeUndefined();
+    expect((await metrics.billingRuns.get()).values.filter((value) => value.value > 0)).toEqual([expect.objectContaining({ labels: { result: 'follower' }, value: 1 })]);
   });
 
   it.runIf(mode === 'embedded')('always leads on PGlite, whose data directory belongs to one process', async () => {

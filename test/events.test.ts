@@ -36,7 +36,6 @@ import { createMetrics, registerEventOutboxGauges, type Metrics } from '../src/m
 import type { Db } from '../src/store/db.js';
 import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
-import { PostgresDb } from '../src/store/postgres.js';
 import { consumeTollgateEvents, type TollgateEvent } from '../examples/events-consumer.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
@@ -461,45 +460,6 @@ describe('events: outbox and publisher against NATS JetStream (PGlite)', () => {
     expect(await new DbUsageSink(db).write(rows(usage('u1', 'acme', at)))).toBe(1);
     expect(await queuedIds()).toEqual([]);
     await off.stop();
-  });
-});
-
-describe('events: one publisher at a time (PostgreSQL advisory lock)', () => {
-  let database: Awaited<ReturnType<typeof createTestDatabase>>;
-  let db: PostgresDb;
-  let stream: TestStream;
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    db = new PostgresDb(database.url);
-    await migrate(db);
-    stream = await TestStream.open();
-  });
-  afterAll(async () => {
-    await stream?.close();
-    await db?.close();
-    await database?.drop();
-  });
-
-  it('lets one replica lead while the other skips its pass', async () => {
-    const metrics = createMetrics(new Registry());
-    const real = new NatsEventPublisher(natsSettings(stream, [`${natsHost}:${natsPort}`]), silentLogger);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const leading = new Promise<void>((resolve) => (entered = resolve));
-    const slow: EventPublisher = { description: 'slow', connect: () => real.connect(), close: async () => {}, publish: async (events) => (entered(), await held, real.publish(events)) };
-    const replica = (publisher: EventPublisher) =>
-      new PublisherLoop({ db, publisher, clock: new ManualClock(at), metrics, logger: silentLogger }, loopOptions);
-    await db.transaction((tx) => eventsOn.record(tx, [1, 2].map(alertEvent)));
-
-    const first = replica(slow).pass();
-    await leading;
-    expect(await replica(real).pass()).toBeUndefined();
-    release();
-    expect((await first)!.published).toBe(2);
-    expect(await stream.storedCount()).toBe(2);
-    await real.close();
   });
 });
 

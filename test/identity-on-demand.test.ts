@@ -58,7 +58,7 @@ describe('identity on demand', () => {
     first = await startTestApp({ mode: 'production', env, timers: firstTimers });
     second = await startApp(loadConfig({ ...first.env, TOLLGATE_DATA_DIR: `${first.dataDir}/second` }), silentLogger, { timers: secondTimers });
     envoyB = new FakeEnvoy(`127.0.0.1:${second.grpc.port}`);
-    // The first start's rebuild (of no keys) marks the records complete.
+    // The first start's rebuild (of no keys), run as it takes leadership, marks the records complete.
     for (let waited = 0; (await pets(`tg_${randomBytes(24).toString('base64url')}`)).httpStatus !== 401; waited += 50) {
       if (waited > 10_000) throw new Error('the identity records were not marked complete');
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -190,6 +190,8 @@ describe('identity on demand at start', () => {
   });
 
   it('is ready without loading any key, and serves the keys once the background rebuild has written them', async () => {
+    // A restart: the first process goes (its leadership with it), a new one starts on the same database.
+    await app.app.stop();
     const started = performance.now();
     restarted = await startApp(loadConfig({ ...app.env, TOLLGATE_DATA_DIR: `${app.dataDir}/restarted`, TOLLGATE_REDIS_PREFIX: prefix }), silentLogger, {
       timers: new ManualClock(0),

@@ -123,7 +123,7 @@ describe('the scheduler', () => {
   it('skips the pass where another replica leads: runOnce() resolves undefined and the timing goes on', async () => {
     const { clock, scheduler } = setUp();
     let leading = false;
-    const lead: Leadership = async (pass) => (leading ? pass() : undefined);
+    const lead: Leadership = { run: async (pass) => (leading ? pass() : undefined), onGained: () => () => {} };
     let passes = 0;
     const job = scheduler.every('led', 100, async () => ++passes, { lead });
     await clock.advance(300);
@@ -133,6 +133,28 @@ describe('the scheduler', () => {
     await clock.advance(100);
     expect(passes).toBe(1);
     expect(await job.runOnce()).toBe(2);
+  });
+
+  it('runs a led pass at once when this replica becomes the leader, then keeps its interval', async () => {
+    const { clock, scheduler } = setUp();
+    let leading = false;
+    const listeners = new Set<() => void>();
+    const lead: Leadership = {
+      run: async (pass) => (leading ? pass() : undefined),
+      onGained: (gained) => (listeners.add(gained), () => void listeners.delete(gained)),
+    };
+    const startedAt: number[] = [];
+    const start = clock.now();
+    const job = scheduler.every('led', 30_000, async () => void startedAt.push(clock.now() - start), { lead });
+    await clock.advance(1_000);
+    leading = true;
+    for (const gained of listeners) gained();
+    await clock.tick();
+    expect(startedAt).toEqual([1_000]);
+    await clock.advance(30_000);
+    expect(startedAt).toEqual([1_000, 31_000]);
+    await job.stop();
+    expect(listeners.size).toBe(0);
   });
 
   it('stop() ends the timing, aborts the signal and waits for the running pass', async () => {

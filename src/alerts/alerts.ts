@@ -11,10 +11,6 @@ import { type AlertDelivery, type AlertRecords, type AlertWithDelivery, alertEve
 import { SqlAlertRecords } from './sql-records.js';
 import { AlertWebhooks } from './webhooks.js';
 
-/** Advisory locks of the two loops' leaders: "alrt" and "aldv" in ASCII. */
-export const alertEvaluationLockId = 0x616c7274;
-export const alertDeliveryLockId = 0x616c6476;
-
 export interface UsageAlertsDeps {
   config: AlertsConfig;
   db: Db;

@@ -1,13 +1,12 @@
 /**
  * The rating loop's pass: it settles and re-bases the prepaid wallets, then refreshes every running period's draft
  * invoice, finalizes the periods that ended (all of them, however long it was down) and posts prepaid advance charges
- * and true-ups. The scheduler (src/app.ts) runs it on one replica at a time, under `leadership`.
+ * and true-ups. The scheduler (src/app.ts) runs it on the leader only, under `ledBy(leadership)`.
  */
 import type { Catalog } from '../catalog/index.js';
 import type { Clock, Leadership, Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type BillingPeriod, periodContaining } from '../rating/index.js';
-import type { Db } from '../store/index.js';
 import { eventsOff, type EventOutbox } from '../events/index.js';
 import { noTracing, spanNames, type SpanScope, type Tracing } from '../tracing/index.js';
 import { invoiceFinalizedEvent } from './invoice-events.js';
@@ -28,8 +27,6 @@ export interface RatingRun {
   wallets: number;
 }
 
-/** "billing" in ASCII: the advisory lock the leader holds during a pass. */
-const ratingLockId = 0x62696c6c;
 /** Subscription periods per batch: one usage query and one write per table. */
 const batchSize = 2_000;
 /** Canceled subscriptions are looked at this long after their cancellation for a period still to finalize. */
@@ -38,8 +35,6 @@ const canceledLookbackMs = 62 * 86_400_000;
 export class RatingLoop {
   constructor(
     private readonly deps: {
-      /** Holds the leader's advisory lock. */
-      db: Db;
       invoices: InvoiceRecords;
       histories: SubscriptionHistories;
       catalog: () => Catalog;
@@ -65,14 +60,19 @@ export class RatingLoop {
     return this.deps.invoices.periodInvoice(subscriptionId, period.start);
   }
 
-  /** Holds the PostgreSQL advisory lock for a pass (PGlite, one process, always leads); counts the passes led elsewhere. */
-  readonly leadership: Leadership = async (pass) => {
-    const run = await this.deps.db.withAdvisoryLock(ratingLockId, pass);
-    if (run === undefined) this.deps.metrics.billingRuns.inc({ result: 'follower' });
-    return run;
-  };
+  /** The replica's leadership for the rating job, counting the passes skipped because another replica leads. */
+  ledBy(leadership: Leadership): Leadership {
+    return {
+      run: async (pass) => {
+        const run = await leadership.run(pass);
+        if (run === undefined) this.deps.metrics.billingRuns.inc({ result: 'follower' });
+        return run;
+      },
+      onGained: (gained) => leadership.onGained(gained),
+    };
+  }
 
-  /** One pass, timed, counted and traced; a failure is counted and thrown (the scheduler logs it). Run it under `leadership`. */
+  /** One pass, timed, counted and traced; a failure is counted and thrown (the scheduler logs it). Run it under `ledBy(leadership)`. */
   async pass(): Promise<RatingRun> {
     const { metrics, tracing = noTracing } = this.deps;
     const stopTimer = metrics.billingRunDuration.startTimer();

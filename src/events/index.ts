@@ -49,7 +49,7 @@ export interface EventPublishing {
   /** The publisher; undefined while events are off. */
   loop: PublisherLoop | undefined;
   /** The scheduler job that runs it (src/app.ts registers it); undefined while events are off. */
-  job: { intervalMs: number; pass: (signal: AbortSignal) => Promise<PublishPass | undefined>; options: JobOptions } | undefined;
+  job: { intervalMs: number; pass: (signal: AbortSignal) => Promise<PublishPass>; options: JobOptions } | undefined;
   /** Closes the broker connection, once the job has stopped. */
   stop(): Promise<void>;
 }
@@ -74,7 +74,7 @@ export function createEventPublishing(deps: EventPublishingDeps): EventPublishin
   const pass = async (signal: AbortSignal) => {
     const result = await loop.pass(signal);
     // A failed pass (already counted and logged) makes the scheduler back off.
-    if (result?.error !== undefined) throw result.error;
+    if (result.error !== undefined) throw result.error;
     return result;
   };
   return {

@@ -1,9 +1,8 @@
 /**
- * The publisher's pass, run by the scheduler (src/app.ts, job "event publishing"): on one replica at a time (a
- * PostgreSQL advisory lock; PGlite always leads), it sends the outbox's unpublished events to the broker in outbox
- * order, marks those the broker acknowledged, and deletes published events once older than the retention. A failure
- * leaves the rest in the outbox for the next pass, which the scheduler backs off; a republished event carries the
- * same id, which the broker de-duplicates.
+ * The publisher's pass, run by the scheduler (src/app.ts, job "event publishing") on the leader only: it sends the
+ * outbox's unpublished events to the broker in outbox order, marks those the broker acknowledged, and deletes
+ * published events once older than the retention. A failure leaves the rest in the outbox for the next pass, which
+ * the scheduler backs off; a republished event carries the same id, which the broker de-duplicates.
  */
 import type { Clock, Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
@@ -12,8 +11,6 @@ import { toCloudEvent, type QueuedEvent } from './core/cloud-event.js';
 import { OutboxTable } from './outbox.js';
 import type { EventPublisher } from './port.js';
 
-/** "evts" in ASCII: the advisory lock the leader holds during a pass. */
-const publisherLockId = 0x65767473;
 /** Published events deleted per statement, so one delete never holds many locks or a long transaction. */
 const deleteBatch = 10_000;
 
@@ -59,15 +56,15 @@ export class PublisherLoop {
   }
 
   /**
-   * One pass if this replica leads (undefined if another does). Never throws: a failure is in the result's `error`,
-   * counted and logged; the scheduler's job turns it into a failed pass so that it backs off. An aborted `signal`
-   * (the service stopping) ends it after the batch in flight.
+   * One pass. Never throws: a failure is in the result's `error`, counted and logged; the scheduler's job turns it
+   * into a failed pass so that it backs off. An aborted `signal` (the service stopping) ends it after the batch in
+   * flight.
    */
-  async pass(signal?: AbortSignal): Promise<PublishPass | undefined> {
-    const pass = await this.lead(signal);
-    if (pass?.error === undefined) {
-      if (pass && this.failures > 0) this.deps.logger.info({ failedPasses: this.failures, broker: this.deps.publisher.description }, 'event publishing resumed');
-      if (pass) this.failures = 0;
+  async pass(signal?: AbortSignal): Promise<PublishPass> {
+    const pass = await this.attempt(signal);
+    if (pass.error === undefined) {
+      if (this.failures > 0) this.deps.logger.info({ failedPasses: this.failures, broker: this.deps.publisher.description }, 'event publishing resumed');
+      this.failures = 0;
       return pass;
     }
     this.failures += 1;
@@ -82,9 +79,9 @@ export class PublisherLoop {
     return this.deps.publisher.close();
   }
 
-  private async lead(signal: AbortSignal | undefined): Promise<PublishPass | undefined> {
+  private async attempt(signal: AbortSignal | undefined): Promise<PublishPass> {
     try {
-      return await this.deps.db.withAdvisoryLock(publisherLockId, () => this.publish(signal));
+      return await this.publish(signal);
     } catch (error) {
       // The broker could not be reached, or the database failed: the pass counts as failed.
       this.deps.metrics.eventPublishFailures.inc();

@@ -10,7 +10,7 @@ export { IdentityPublisher } from './identity-publisher.js';
 export { IdentityUnavailable, OnDemandIdentities } from './on-demand-identities.js';
 export type { OnDemandSettings } from './on-demand-identities.js';
 export { SqlIdentityRows } from './sql-identity-rows.js';
-export { identityRebuildLockId, startIdentities } from './start.js';
+export { startIdentities } from './start.js';
 export type { StartedIdentities } from './start.js';
 export { JwtVerifier, looksLikeJwt } from './jwt.js';
 export { hashApiKey, isApiKey, newId, oauthClientCredential } from './keys.js';

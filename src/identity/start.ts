@@ -1,6 +1,6 @@
 import type { Config } from '../config/index.js';
-import { type Clock, connectRedis, type Logger, type Scheduler } from '../kernel/index.js';
-import { advisoryLock, type Db } from '../store/index.js';
+import { type Clock, connectRedis, type Leadership, type Logger, type Scheduler } from '../kernel/index.js';
+import type { Db } from '../store/index.js';
 import type { Identities } from './identities.js';
 import { IdentityCache, identityFullReloadMs, identitySnapshotIntervalMs } from './identity-cache.js';
 import { IdentityPublisher } from './identity-publisher.js';
@@ -10,7 +10,6 @@ import { SqlIdentityRows } from './sql-identity-rows.js';
 
 /** How often the rebuild job looks for the complete marker of the identity records in Redis. */
 export const identityRebuildCheckMs = 5_000;
-export const identityRebuildLockId = 0x74676964; // "tgid"
 
 export interface StartedIdentities {
   /** What the Check, metering and self-service read. */
@@ -37,6 +36,8 @@ export async function startIdentities(deps: {
    * the records in Redis. An edge only reads them.
    */
   publishes: boolean;
+  /** The rebuild runs on the leader only. */
+  leadership: Leadership;
 }): Promise<StartedIdentities> {
   const { config, db, logger, scheduler } = deps;
   if (!config.redis.url) {
@@ -62,16 +63,21 @@ export async function startIdentities(deps: {
   const publisher = new IdentityPublisher(redis, keys, new SqlIdentityRows(db), logger, identities);
   await identities.start();
   scheduler.every('identity version poll', config.identity.pollMs, () => identities.refresh());
+  let stopRebuildOnGain = () => {};
   if (deps.publishes) {
     scheduler.every('identity publish retry', config.identity.pollMs, () => publisher.retryPass());
-    const rebuild = scheduler.every('identity rebuild', identityRebuildCheckMs, (signal) => publisher.rebuildPass(signal), { lead: advisoryLock(db, identityRebuildLockId) });
-    // At once but in the background: start-up never waits for it, whatever the number of keys.
-    void rebuild.runOnce().catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'identity rebuild failed; retrying'));
+    const rebuild = scheduler.every('identity rebuild', identityRebuildCheckMs, (signal) => publisher.rebuildPass(signal), { lead: deps.leadership });
+    // At once but in the background, and again as this replica takes leadership (a follower's runOnce does nothing):
+    // start-up never waits for it, whatever the number of keys, and never waits for the job's first interval either.
+    const rebuildNow = () => void rebuild.runOnce().catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'identity rebuild failed; retrying'));
+    rebuildNow();
+    stopRebuildOnGain = deps.leadership.onGained(rebuildNow);
   }
   return {
     identities,
     changed: (customerId) => publisher.customerChanged(customerId),
     close: () => {
+      stopRebuildOnGain();
       identities.close();
       redis.disconnect();
     },

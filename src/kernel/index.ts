@@ -17,7 +17,7 @@ export type { Logger } from './logger.js';
 export { CURRENCY_CODES, Decimal, formatMajor, formatMoney, isCurrencyCode, minorToMajor, minorUnitExponent, NON_NEGATIVE_DECIMAL, parseMajorAmount, parseUnitPrice, roundToMinorUnits } from './money.js';
 export type { CurrencyCode } from './money.js';
 export { checkPortsFree, PortUnavailableError } from './ports.js';
-export { Scheduler } from './scheduler.js';
+export { Scheduler, soleLeadership } from './scheduler.js';
 export type { Job, JobOptions, Leadership } from './scheduler.js';
 export { clusterConnection, connectRedis } from './redis-client.js';
 export { readTlsFiles, watchTlsFiles } from './tls-files.js';

@@ -5,12 +5,13 @@
  *
  * Registering a job is one line in the composition root (src/app.ts); the module only exposes its pass:
  *
- *   const rating = scheduler.every('rating', config.billing.intervalMs, () => ratingService.pass(), { lead: advisoryLock(db, ratingLockId) });
+ *   const stripeSync = scheduler.every('Stripe sync', config.stripe.syncIntervalMs, (signal) => sync.pass(signal), { lead: leadership });
  *
  * - A pass never overlaps itself: the next one is timed from the end of the last, and `runOnce()` during a pass
  *   shares it.
- * - `lead` makes the job run only on the leader: the pass runs inside it (a PostgreSQL advisory lock) and is skipped,
- *   `runOnce()` resolving undefined, when another replica holds it.
+ * - `lead` makes the job run only on the leader (store's `Leadership`: one replica holds it at a time): elsewhere the
+ *   pass is skipped, `runOnce()` resolving undefined. When this replica becomes the leader, the job runs a pass at
+ *   once instead of waiting out its interval.
  * - A failed pass is logged (or handed to `onFailure`) and the next one waits longer: `backoff` doubles the delay
  *   from `interval` up to `maxMs`; a success returns to the interval. `jitter` spreads replicas apart.
  * - `stop()` ends the timing, aborts the passes' signal (a long pass may stop early) and waits for a running pass,
@@ -22,8 +23,16 @@
 import type { CancelTimer, Timers } from './clock.js';
 import type { Logger } from './logger.js';
 
-/** Runs a pass as the leader, or not at all (resolving undefined) when another replica leads. */
-export type Leadership = <T>(pass: () => Promise<T>) => Promise<T | undefined>;
+/** Whether this replica leads, for the jobs that run on the leader only. */
+export interface Leadership {
+  /** Runs `pass` as the leader, or resolves undefined at once (the pass not run) while this replica does not lead. */
+  run<T>(pass: () => Promise<T>): Promise<T | undefined>;
+  /** Calls `gained` each time this replica becomes the leader; returns the unsubscribe. */
+  onGained(gained: () => void): () => void;
+}
+
+/** The leadership of a process that is alone by construction (PGlite's data directory is locked to one): always held. */
+export const soleLeadership: Leadership = { run: (pass) => pass(), onGained: () => () => {} };
 
 export interface JobOptions {
   /** Runs the first pass at start (catching up after a restart) instead of one interval later. */
@@ -98,6 +107,7 @@ class ScheduledJob<T> implements Job<T> {
   private running: Promise<T | undefined> | undefined;
   private failures = 0;
   private stopped = false;
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
     readonly name: string,
@@ -110,6 +120,7 @@ class ScheduledJob<T> implements Job<T> {
 
   start(): void {
     if (this.intervalMs <= 0) return;
+    this.unsubscribe = this.options.lead?.onGained(() => this.runSoon());
     this.schedule(this.options.immediately ? 0 : this.delay());
   }
 
@@ -120,6 +131,7 @@ class ScheduledJob<T> implements Job<T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe?.();
     this.cancelTimer?.();
     this.cancelTimer = undefined;
     await this.running?.catch(() => {});
@@ -127,7 +139,15 @@ class ScheduledJob<T> implements Job<T> {
 
   private lead(): Promise<T | undefined> {
     const { lead } = this.options;
-    return lead ? lead(() => this.pass(this.signal)) : this.pass(this.signal);
+    return lead ? lead.run(() => this.pass(this.signal)) : this.pass(this.signal);
+  }
+
+  /** A new leader's pass now: the work the old leader left must not wait out an interval. */
+  private runSoon(): void {
+    // No timer pending means a pass is running (it re-arms the timer when done) or the job has stopped.
+    if (!this.cancelTimer) return;
+    this.cancelTimer();
+    this.schedule(0);
   }
 
   private schedule(delayMs: number): void {

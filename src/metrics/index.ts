@@ -8,6 +8,7 @@ export {
   registerBuildInfo,
   registerEventOutboxGauges,
   registerIdentityCacheGauges,
+  registerLeadershipGauges,
   registerSpoolGauges,
   registerStripeOutboxGauge,
   registerSubscriptionGauge,

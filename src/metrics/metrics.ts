@@ -345,6 +345,12 @@ export function registerIdentityCacheGauges(metrics: Metrics, cache: { size: num
   );
 }
 
+/** Whether this replica leads the led jobs (rating, Stripe sync, alerts, event publishing), and under which epoch. */
+export function registerLeadershipGauges(metrics: Metrics, leadership: { leading: boolean; epoch: number }): void {
+  scrapedGauge(metrics, 'tollgate_leader', '1 while this replica is the leader that runs the led jobs, else 0.', () => (leadership.leading ? 1 : 0));
+  scrapedGauge(metrics, 'tollgate_leader_epoch', 'The leadership epoch this replica holds or last held (0: never led); each takeover raises it.', () => leadership.epoch);
+}
+
 /** The usage spool's backlog: events appended and not yet committed to the database. */
 export function registerSpoolGauges(metrics: Metrics, spool: { pendingEvents: number; lagSeconds(): number }): void {
   scrapedGauge(metrics, 'tollgate_spool_entries', 'Usage events in the local spool waiting to be committed to the database.', () => spool.pendingEvents);

@@ -57,7 +57,7 @@ export const customerTables: readonly CustomerTable[] = [
 ];
 
 /** Tables holding nothing about any one customer. */
-export const tablesWithoutCustomerData: readonly string[] = ['schema_migrations', 'stripe_webhook_events'];
+export const tablesWithoutCustomerData: readonly string[] = ['schema_migrations', 'stripe_webhook_events', 'leader_epoch'];
 
 /** Stands in for an erased customer's name (the column is required); Stripe's copy of the customer gets it too. */
 const erasedCustomerName = 'Erased customer';

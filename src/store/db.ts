@@ -1,5 +1,3 @@
-import type { Leadership } from '../kernel/index.js';
-
 /** One port over PostgreSQL (`pg`) and PGlite: the same SQL and migrations run on both. */
 export interface Queryable {
   query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<Row[]>;
@@ -17,8 +15,3 @@ export interface Db extends Queryable {
 /** int8 and numeric arrive as strings from both drivers: amounts never pass through a float. */
 export const int8Oid = 20;
 export const numericOid = 1700;
-
-/** Leadership for a scheduler job: the pass runs holding the advisory lock, and is skipped while another replica holds it. */
-export function advisoryLock(db: Db, lockId: number): Leadership {
-  return (pass) => db.withAdvisoryLock(lockId, () => pass());
-}

@@ -551,6 +551,21 @@ export const migrations: Migration[] = [
          reason text NOT NULL)`,
     ],
   },
+  {
+    version: 15,
+    name: 'leader epoch',
+    statements: [
+      // One row: the epoch of the current leader, raised by each replica that takes leadership (src/store/
+      // leadership.ts). The leader's led transactions read it FOR SHARE and roll back when it has moved on, so a
+      // deposed leader cannot commit; the raise waits for those already checked.
+      `CREATE TABLE leader_epoch (
+         only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+         epoch bigint NOT NULL,
+         holder text,
+         acquired_at timestamptz)`,
+      `INSERT INTO leader_epoch (epoch) VALUES (0)`,
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

@@ -5,7 +5,6 @@
 export { createStripeIntegration } from './integration.js';
 export type { StripeIntegration } from './integration.js';
 export { stripeWorkKinds } from './outbox.js';
-export { stripeSyncLockId } from './sync.js';
 export type { PassSummary, StripeSync } from './sync.js';
 export type { OutboxFilter, OutboxItem, OutboxStatus, StripeOutbox, StripeWorkKind } from './outbox.js';
 export { SqlStripeOutbox } from './sql-outbox.js';

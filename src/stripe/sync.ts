@@ -8,8 +8,6 @@ import { decideAfterFailure, type RetryPolicy } from './retry.js';
 import type { StripeUsageReports } from './usage.js';
 import { workFor, type StripeWork } from './work.js';
 
-/** Advisory lock of the sync leader: one replica at a time runs the loop's pass. */
-export const stripeSyncLockId = 0x74677374; // "tgst"
 const batchSize = 100;
 
 export type WorkHandler = (work: StripeWork) => Promise<void>;
@@ -39,7 +37,7 @@ export interface PassSummary {
 }
 
 /**
- * The Stripe sync loop's pass, run by the scheduler (src/app.ts) on the one replica holding `stripeSyncLockId`:
+ * The Stripe sync loop's pass, run by the scheduler (src/app.ts) on the leader only:
  * suspend customers whose payment grace period is over, queue meter-mode usage that grew (when a scan is due), then
  * work through the due outbox items.
  */
