@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { RatingLoop } from '../src/billing/rating-loop.js';
 import { SqlInvoiceRecords } from '../src/billing/sql-invoice-records.js';
 import { SqlSubscriptionHistories } from '../src/billing/sql-subscription-histories.js';
+import { SqlRatingWork } from '../src/billing/sql-rating-work.js';
 import { RollupUsageSource } from '../src/billing/sql-usage-source.js';
 import { SqlWalletRecords } from '../src/billing/sql-wallet-records.js';
 import { WalletService } from '../src/billing/wallet.js';
@@ -76,6 +77,7 @@ export async function runRatingBench(options: RatingBenchOptions = {}): Promise<
         catalog: () => catalog,
         clock,
         usage: new RollupUsageSource(db),
+        work: new SqlRatingWork(db),
         wallets: new WalletService(new SqlWalletRecords(db), new MemoryCounterStore(clock), () => catalog, clock, silentLogger),
         metrics: createMetrics(),
         logger: silentLogger,

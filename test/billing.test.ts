@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogPricing, previewPlanChange } from '../src/billing/period-invoice.js';
 import { RatingLoop } from '../src/billing/rating-loop.js';
 import { SqlInvoiceRecords } from '../src/billing/sql-invoice-records.js';
+import { SqlRatingWork } from '../src/billing/sql-rating-work.js';
 import { SqlSubscriptionHistories } from '../src/billing/sql-subscription-histories.js';
 import { SqlWalletRecords } from '../src/billing/sql-wallet-records.js';
 import type { UsageSource } from '../src/billing/usage-source.js';
@@ -311,6 +312,7 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
     let entered!: () => void;
     const inside = new Promise<void>((resolve) => (entered = resolve));
     const blockingUsage: UsageSource = {
+      within: () => blockingUsage,
       usage: async () => {
         entered();
         await new Promise<void>((resolve) => (release = resolve));
@@ -327,6 +329,7 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
           catalog: () => service.app.catalog,
           clock,
           usage: blockingUsage,
+          work: new SqlRatingWork(db),
           wallets: new WalletService(new SqlWalletRecords(db), new MemoryCounterStore(clock), () => service.app.catalog, clock, silentLogger),
           metrics: createMetrics(),
           logger: silentLogger,
