@@ -2,7 +2,8 @@
  * Rating benchmark: one month for 10,000 customers whose usage adds up to 50,000,000 calls, rated and finalized by
  * one pass of the rating loop (leader lock, wallet settlement, usage read, rating, invoice and line writes, prepaid
  * true-ups), then the next pass with nothing changed (incremental rating: it rates nothing). Rating reads usage
- * aggregates, so the month's usage is generated as metering leaves it: usage_rollups rows per subscription and endpoint (80,000 rows whose calls sum to 50M), not 50M events.
+ * aggregates, so the month's usage is generated as metering leaves it: usage_rollups rows per subscription and
+ * endpoint (80,000 rows whose calls sum to 50M), not 50M events.
  *
  * Plans: 40% metered (graduated), 30% hybrid, 10% pro, 10% enterprise, 10% pay-per-call (prepaid, with wallets).
  *

@@ -16,6 +16,7 @@ import { periodContaining } from '../src/rating/period.js';
 import { ratePlanChange } from '../src/rating/rate.js';
 import { PostgresDb } from '../src/store/postgres.js';
 import { startTestApp, type TestApp } from './support/services.js';
+import { markForRating } from './support/usage.js';
 
 /**
  * Issue #5: billing periods, invoices and the rating loop, through the service (admin API, PostgreSQL or PGlite,
@@ -66,6 +67,7 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
         [customerId, subscriptionId, new Date(periodStart), rollup.endpoint, rollup.calls, rollup.units],
       );
     }
+    await markForRating(service.app.db, [subscriptionId]);
   }
 
   async function invoices(customerId: string): Promise<Invoice[]> {
