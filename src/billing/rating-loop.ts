@@ -14,7 +14,7 @@ import { eventsOff, type EventOutbox } from '../events/index.js';
 import { noTracing, spanNames, type SpanScope, type Tracing } from '../tracing/index.js';
 import { invoiceFinalizedEvent } from './invoice-events.js';
 import { catalogPricing, nextRatingAt, periodsToRate, ratePeriodInvoice } from './period-invoice.js';
-import type { BillableSubscription, InvoiceRecords, RatedPeriod, RatingWork, StoredInvoiceDetail, SubscriptionHistories } from './records.js';
+import type { BillableSubscription, InvoiceRecords, RatedPeriod, RatingWork, StoredInvoice, StoredInvoiceDetail, SubscriptionHistories } from './records.js';
 import { usageKey, type UsageSource } from './usage-source.js';
 import type { WalletService } from './wallet.js';
 
@@ -135,7 +135,7 @@ export class RatingLoop {
    */
   private async rateSubscriptions(subscriptionIds: readonly string[], pending: ReadonlyMap<string, number | undefined>, now: number): Promise<{ rated: number; finalized: number }> {
     const { finalizeAfterMs } = this.options;
-    return this.deps.invoices.transaction(async (records, tx) => {
+    const run = await this.deps.invoices.transaction(async (records, tx) => {
       const subscriptions = await this.deps.histories.within(tx).histories(subscriptionIds);
       const due = subscriptions.flatMap((subscription) =>
         periodsToRate(subscription, now, subscription.billedThrough).map((period) => ({ subscription, period, finalize: now >= period.end + finalizeAfterMs })),
@@ -156,19 +156,22 @@ export class RatingLoop {
       );
       return { rated: due.length, finalized };
     });
+    // Counted once committed.
+    for (const invoice of run.finalized) this.deps.metrics.invoicesFinalized.inc({ mode: invoice.mode });
+    return { rated: run.rated, finalized: run.finalized.length };
   }
 
   /**
    * Rates subscription periods and saves them in the transaction. Periods that touch a wallet (prepaid, or with ledger
    * entries to true up) post their advance charges and true-ups in it too, taking the wallets' locks in customer order
-   * so concurrent writers cannot deadlock with it. Returns the number of invoices finalized.
+   * so concurrent writers cannot deadlock with it. Returns the invoices it finalized.
    */
   private async ratePeriods(
     records: InvoiceRecords,
     tx: Queryable,
     due: readonly { subscription: BillableSubscription; period: BillingPeriod; finalize: boolean }[],
-  ): Promise<number> {
-    const { catalog, clock, usage, wallets, metrics, logger } = this.deps;
+  ): Promise<StoredInvoice[]> {
+    const { catalog, clock, usage, wallets, logger } = this.deps;
     const usages = await usage.within(tx).usage(
       due.map(({ subscription, period }) => ({ customerId: subscription.customerId, subscriptionId: subscription.id, periodStart: period.start })),
     );
@@ -183,7 +186,7 @@ export class RatingLoop {
         return [];
       }
     });
-    if (rated.length === 0) return 0;
+    if (rated.length === 0) return [];
     // Periods that already have ledger entries: a true-up may be due even if postpaid.
     const ledgerPeriods = await wallets.periodsWithEntries(tx, [...new Set(rated.map((item) => item.subscription.id))]);
     const withLedger = new Set(ledgerPeriods.map((period) => usageKey(period.subscriptionId, period.periodStart)));
@@ -203,7 +206,6 @@ export class RatingLoop {
       if (walletKeys.has(usageKey(invoice.subscriptionId, invoice.periodStart))) await wallets.trueUp(tx, invoice);
     }
     await (this.deps.events ?? eventsOff).record(tx, finalized.map(invoiceFinalizedEvent));
-    for (const invoice of finalized) metrics.invoicesFinalized.inc({ mode: invoice.mode });
-    return finalized.length;
+    return finalized;
   }
 }
