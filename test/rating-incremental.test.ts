@@ -274,7 +274,7 @@ describe('incremental rating (PostgreSQL)', () => {
       }),
       { numRuns: 6 },
     );
-  });
+  }, 300_000);
 });
 
 /** `work`, running `before` ahead of each `rated` (in the pass's transaction, before the marks are taken). */
