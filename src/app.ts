@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminRoutes, alertRoutes, billingRoutes, privacyRoutes, reportRoutes, type Route, type RunningHttpServer, startHttpServer, stripeRoutes, usageRoutes } from './admin/index.js';
 import { createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type UsageAlerts } from './alerts/index.js';
-import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SqlInvoiceRecords, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
+import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SqlInvoiceRecords, SqlRatingWork, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, startDecisionSeries, UsageIdentity } from './check/index.js';
 import { type Config, minSigningKeyLength, type Role } from './config/index.js';
@@ -350,7 +350,7 @@ async function startControl(shared: Shared, pendingEvents: () => number) {
   const events = createEventPublishing({ config: config.events, db: records, clock, metrics, logger });
   if (events.job) scheduler.every('event publishing', events.job.intervalMs, events.job.pass, { ...events.job.options, lead: leadership });
   const rating = new RatingLoop(
-    { invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
+    { invoices: invoiceRecords, histories: subscriptionHistories, catalog: () => catalog, clock, usage: new RollupUsageSource(db), work: new SqlRatingWork(db), wallets: wallet, metrics, logger, tracing, events: events.outbox },
     config.billing,
   );
   // At once on start: it catches up on the periods that ended while the service was down.

@@ -15,6 +15,7 @@ import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { jsonOf, runCli } from './support/cli.js';
 import { FakeEnvoy } from './support/envoy.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
+import { markForRating } from './support/usage.js';
 
 /** Issue #8: usage alerts, from the catalog's thresholds to a signed webhook a customer's server verifies. */
 
@@ -234,6 +235,7 @@ describe.each(['embedded', 'production'] as const)('usage alerts (%s)', (mode) =
          calls = excluded.calls, units = excluded.units, billable_calls = excluded.billable_calls, billable_units = excluded.billable_units`,
       [customerId, subscriptionId, new Date(periodStart), units],
     );
+    await markForRating(service.app.db, [subscriptionId]);
   }
 
   const evaluate = async () => (await service.app.alerts.evaluation.runOnce())!;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogPricing, previewPlanChange } from '../src/billing/period-invoice.js';
 import { RatingLoop } from '../src/billing/rating-loop.js';
 import { SqlInvoiceRecords } from '../src/billing/sql-invoice-records.js';
+import { SqlRatingWork } from '../src/billing/sql-rating-work.js';
 import { SqlSubscriptionHistories } from '../src/billing/sql-subscription-histories.js';
 import { SqlWalletRecords } from '../src/billing/sql-wallet-records.js';
 import { WalletService } from '../src/billing/wallet.js';
@@ -13,6 +14,7 @@ import { MemoryCounterStore } from '../src/counters/memory.js';
 import { periodContaining } from '../src/rating/period.js';
 import { ratePlanChange } from '../src/rating/rate.js';
 import { startTestApp, type TestApp } from './support/services.js';
+import { markForRating } from './support/usage.js';
 
 /**
  * Issue #5: billing periods, invoices and the rating loop, through the service (admin API, PostgreSQL or PGlite,
@@ -63,6 +65,7 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
         [customerId, subscriptionId, new Date(periodStart), rollup.endpoint, rollup.calls, rollup.units],
       );
     }
+    await markForRating(service.app.db, [subscriptionId]);
   }
 
   async function invoices(customerId: string): Promise<Invoice[]> {
@@ -311,7 +314,8 @@ describe.each(['embedded', 'production'] as const)('billing (%s)', (mode) => {
         histories: new SqlSubscriptionHistories(db),
         catalog: () => service.app.catalog,
         clock,
-        usage: { usage: async () => expect.unreachable('a follower reads no usage') },
+        usage: { usage: async () => expect.unreachable('a follower reads no usage'), within: () => expect.unreachable('a follower reads no usage') },
+        work: new SqlRatingWork(db),
         wallets: new WalletService(new SqlWalletRecords(db), new MemoryCounterStore(clock), () => service.app.catalog, clock, silentLogger),
         metrics,
         logger: silentLogger,

@@ -11,6 +11,7 @@ import { stripeApiVersion } from '../src/stripe/client.js';
 import { isDuplicateMeterEvent } from '../src/stripe/usage.js';
 import { startStripeServer, type StripeServer, type WebhookOptions } from './stripe-server/server.js';
 import { startTestApp, type TestApp } from './support/services.js';
+import { markForRating } from './support/usage.js';
 
 const secretKey = 'sk_test_tollgate_meter';
 const webhookSecret = 'whsec_tollgate_meter_test';
@@ -116,6 +117,7 @@ describe('Stripe meter mode', () => {
          billable_units = usage_rollups.billable_units + EXCLUDED.billable_units`,
       [subscription.customerId, subscription.id, subscription.periodAnchor, units],
     );
+    await markForRating(db(), [subscription.id]);
   }
 
   /** What Stripe's meter counts for the customer over the subscription's first period, as its API reports it. */

@@ -12,6 +12,7 @@ import { leadershipApplicationName, leadershipLockId } from '../src/store/leader
 import { enqueueStripeWork } from '../src/stripe/sql-outbox.js';
 import { startStripeServer, type StripeServer } from './stripe-server/server.js';
 import { adminToken, startTestApp, type TestApp } from './support/services.js';
+import { markForRating } from './support/usage.js';
 
 const customerCount = 50;
 const meteredCustomerCount = 10;
@@ -195,6 +196,7 @@ describe('Stripe sync', () => {
           );
         }
       }
+      await markForRating(db(), subscriptions.map((subscription) => subscription.id));
     };
     const allReported = (expected: number) => async () => {
       const totals = new Map<string, number>();

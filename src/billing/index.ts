@@ -14,6 +14,7 @@ export type {
   NewWalletEntry,
   PeriodAmount,
   RatedPeriod,
+  RatingWork,
   RevenueFigures,
   RevenueGroup,
   StoredInvoice,
@@ -24,6 +25,7 @@ export type {
 } from './records.js';
 export { monthlyRecurringFee, mrrReport, revenueReport } from './reports.js';
 export { SqlInvoiceRecords, type InvoiceRow } from './sql-invoice-records.js';
+export { SqlRatingWork } from './sql-rating-work.js';
 export { SqlSubscriptionHistories } from './sql-subscription-histories.js';
 export { RollupUsageSource } from './sql-usage-source.js';
 export { SqlWalletRecords } from './sql-wallet-records.js';

@@ -239,6 +239,20 @@ export function periodsToRate(history: SubscriptionHistory, now: number, from = 
   return periods;
 }
 
+/**
+ * When a subscription rated at `now` (its periods from `from` on) next needs rating though nothing about it changes:
+ * when its next period starts (a new draft, prepaid fees in advance) or when an ended period's finalization falls due,
+ * whichever is first. Undefined when neither will happen (canceled, every period over).
+ */
+export function nextRatingAt(history: SubscriptionHistory, now: number, finalizeAfterMs: number, from = history.startedAt): number | undefined {
+  const periods = periodsToRate(history, now, from);
+  const last = periods.at(-1);
+  const next = last ? nextPeriod(history.periodAnchor, last) : periodContaining(history.periodAnchor, Math.max(from, now));
+  const candidates = periods.map((period) => period.end + finalizeAfterMs).filter((finalizeAt) => finalizeAt > now);
+  if (activeWindow(history, next)) candidates.push(next.start);
+  return candidates.length > 0 ? Math.min(...candidates) : undefined;
+}
+
 function activeWindow(history: SubscriptionHistory, period: BillingPeriod): { from: number; until: number } | undefined {
   const canceledAt = history.changes.find((change) => change.kind === 'cancellation')?.effectiveAt ?? Infinity;
   const from = Math.max(period.start, history.startedAt);

@@ -1,17 +1,20 @@
 /**
- * The rating loop's pass: it settles and re-bases the prepaid wallets, then refreshes every running period's draft
- * invoice, finalizes the periods that ended (all of them, however long it was down) and posts prepaid advance charges
- * and true-ups. The scheduler (src/app.ts) runs it on the leader only, under `ledBy(leadership)`.
+ * The rating loop's pass: it settles and re-bases the prepaid wallets, then refreshes the running periods' draft
+ * invoices, finalizes the periods that ended (all of them, however long it was down) and posts prepaid advance charges
+ * and true-ups. A process's first pass rates every subscription; later passes only those marked as changed (new
+ * usage, a plan change, a cancellation) or due by time (a period starts, one's finalization falls due): see RatingWork.
+ * The scheduler (src/app.ts) runs it on one replica at a time, under `ledBy(leadership)`, on the leader only.
  */
 import type { Catalog } from '../catalog/index.js';
 import type { Clock, Leadership, Logger } from '../kernel/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { type BillingPeriod, periodContaining } from '../rating/index.js';
+import type { Queryable } from '../store/index.js';
 import { eventsOff, type EventOutbox } from '../events/index.js';
 import { noTracing, spanNames, type SpanScope, type Tracing } from '../tracing/index.js';
 import { invoiceFinalizedEvent } from './invoice-events.js';
-import { catalogPricing, periodsToRate, ratePeriodInvoice } from './period-invoice.js';
-import type { BillableSubscription, InvoiceRecords, RatedPeriod, StoredInvoiceDetail, SubscriptionHistories } from './records.js';
+import { catalogPricing, nextRatingAt, periodsToRate, ratePeriodInvoice } from './period-invoice.js';
+import type { BillableSubscription, InvoiceRecords, RatedPeriod, RatingWork, StoredInvoice, StoredInvoiceDetail, SubscriptionHistories } from './records.js';
 import { usageKey, type UsageSource } from './usage-source.js';
 import type { WalletService } from './wallet.js';
 
@@ -27,7 +30,7 @@ export interface RatingRun {
   wallets: number;
 }
 
-/** Subscription periods per batch: one usage query and one write per table. */
+/** Subscriptions per batch: one transaction, one usage query and one write per table. */
 const batchSize = 2_000;
 /** Canceled subscriptions are looked at this long after their cancellation for a period still to finalize. */
 const canceledLookbackMs = 62 * 86_400_000;
@@ -40,6 +43,8 @@ export class RatingLoop {
       catalog: () => Catalog;
       clock: Clock;
       usage: UsageSource;
+      /** The subscriptions marked as changed and those due by time: what a pass rates after its first. */
+      work: RatingWork;
       wallets: WalletService;
       metrics: Metrics;
       logger: Logger;
@@ -51,12 +56,15 @@ export class RatingLoop {
     private readonly options: RatingLoopOptions,
   ) {}
 
+  /** Whether this process has rated every billable subscription once (its first pass does). */
+  private ratedEveryone = false;
+
   /** Rates a subscription's running period now and returns its draft (the customer's running amount). */
   async refreshCurrent(subscriptionId: string): Promise<StoredInvoiceDetail | undefined> {
     const subscription = await this.deps.histories.history(subscriptionId);
     if (!subscription) return undefined;
     const period = periodContaining(subscription.periodAnchor, this.deps.clock.now());
-    await this.rate([{ subscription, period, finalize: false }]);
+    await this.deps.invoices.transaction((records, tx) => this.ratePeriods(records, tx, [{ subscription, period, finalize: false }]));
     return this.deps.invoices.periodInvoice(subscriptionId, period.start);
   }
 
@@ -100,29 +108,72 @@ export class RatingLoop {
       this.deps.metrics.prepaidWallets.inc({ currency: wallet.currency, state });
     }
     const now = this.deps.clock.now();
-    const due = (await this.deps.histories.billable(now - canceledLookbackMs)).flatMap((subscription) =>
-      periodsToRate(subscription, now, subscription.billedThrough).map((period) => ({
-        subscription,
-        period,
-        finalize: now >= period.end + this.options.finalizeAfterMs,
-      })),
-    );
+    const pending = await this.deps.work.pending(now);
+    // This process's first pass rates every subscription: the catalog (prices) may have changed while it was down.
+    const everyone = this.ratedEveryone ? [] : await this.deps.histories.billableIds(now - canceledLookbackMs);
+    const subscriptionIds = [...new Set([...everyone, ...pending.keys()])].sort();
+    let rated = 0;
     let finalized = 0;
-    for (let i = 0; i < due.length; i += batchSize) {
-      const batch = due.slice(i, i + batchSize);
-      finalized += await scope.child(spanNames.ratingBatch, { 'tollgate.rating.periods': batch.length }, () => this.rate(batch));
+    for (let i = 0; i < subscriptionIds.length; i += batchSize) {
+      const batch = subscriptionIds.slice(i, i + batchSize);
+      const run = await scope.child(spanNames.ratingBatch, { 'tollgate.rating.subscriptions': batch.length }, (span) =>
+        this.rateSubscriptions(batch, pending, now).then((run) => {
+          span.set({ 'tollgate.rating.periods': run.rated });
+          return run;
+        }),
+      );
+      rated += run.rated;
+      finalized += run.finalized;
     }
-    return { rated: due.length, finalized, wallets: wallets.length };
+    this.ratedEveryone = true;
+    return { rated, finalized, wallets: wallets.length };
   }
 
   /**
-   * Rates subscription periods and saves them in one transaction per batch. Periods that touch a wallet (prepaid, or
-   * with ledger entries to true up) post their advance charges and true-ups in it too, taking the wallets' locks in
-   * customer order so concurrent writers cannot deadlock with it.
+   * Rates every period due of these subscriptions in one transaction, read in it: their histories and usage, then
+   * the drafts, finalizations and ledger entries, then their marks (the versions in `pending`) are taken and their
+   * next due times set. A crash before the commit leaves the marks, so the subscriptions are rated again.
    */
-  private async rate(due: readonly { subscription: BillableSubscription; period: BillingPeriod; finalize: boolean }[]): Promise<number> {
-    const { invoices, catalog, clock, usage, wallets, metrics, logger } = this.deps;
-    const usages = await usage.usage(
+  private async rateSubscriptions(subscriptionIds: readonly string[], pending: ReadonlyMap<string, number | undefined>, now: number): Promise<{ rated: number; finalized: number }> {
+    const { finalizeAfterMs } = this.options;
+    const run = await this.deps.invoices.transaction(async (records, tx) => {
+      const subscriptions = await this.deps.histories.within(tx).histories(subscriptionIds);
+      const due = subscriptions.flatMap((subscription) =>
+        periodsToRate(subscription, now, subscription.billedThrough).map((period) => ({ subscription, period, finalize: now >= period.end + finalizeAfterMs })),
+      );
+      const finalized = await this.ratePeriods(records, tx, due);
+      const marks = new Map<string, number>();
+      for (const id of subscriptionIds) {
+        const version = pending.get(id);
+        if (version !== undefined) marks.set(id, version);
+      }
+      const found = new Map(subscriptions.map((subscription) => [subscription.id, subscription]));
+      await this.deps.work.within(tx).rated(
+        marks,
+        subscriptionIds.map((id) => {
+          const subscription = found.get(id);
+          return { subscriptionId: id, dueAt: subscription && nextRatingAt(subscription, now, finalizeAfterMs, subscription.billedThrough) };
+        }),
+      );
+      return { rated: due.length, finalized };
+    });
+    // Counted once committed.
+    for (const invoice of run.finalized) this.deps.metrics.invoicesFinalized.inc({ mode: invoice.mode });
+    return { rated: run.rated, finalized: run.finalized.length };
+  }
+
+  /**
+   * Rates subscription periods and saves them in the transaction. Periods that touch a wallet (prepaid, or with ledger
+   * entries to true up) post their advance charges and true-ups in it too, taking the wallets' locks in customer order
+   * so concurrent writers cannot deadlock with it. Returns the invoices it finalized.
+   */
+  private async ratePeriods(
+    records: InvoiceRecords,
+    tx: Queryable,
+    due: readonly { subscription: BillableSubscription; period: BillingPeriod; finalize: boolean }[],
+  ): Promise<StoredInvoice[]> {
+    const { catalog, clock, usage, wallets, logger } = this.deps;
+    const usages = await usage.within(tx).usage(
       due.map(({ subscription, period }) => ({ customerId: subscription.customerId, subscriptionId: subscription.id, periodStart: period.start })),
     );
     const rated: RatedPeriod[] = due.flatMap(({ subscription, period, finalize }) => {
@@ -136,30 +187,26 @@ export class RatingLoop {
         return [];
       }
     });
-    if (rated.length === 0) return 0;
+    if (rated.length === 0) return [];
     // Periods that already have ledger entries: a true-up may be due even if postpaid.
-    const ledgerPeriods = await wallets.periodsWithEntries([...new Set(rated.map((item) => item.subscription.id))]);
+    const ledgerPeriods = await wallets.periodsWithEntries(tx, [...new Set(rated.map((item) => item.subscription.id))]);
     const withLedger = new Set(ledgerPeriods.map((period) => usageKey(period.subscriptionId, period.periodStart)));
     const walletKeys = new Set(
       rated
         .filter((item) => item.invoice.mode === 'prepaid' || withLedger.has(usageKey(item.subscription.id, item.period.start)))
         .map((item) => usageKey(item.subscription.id, item.period.start)),
     );
-    const finalized = await invoices.transaction(async (records, tx) => {
-      const touchingWallets = rated
-        .filter((item) => walletKeys.has(usageKey(item.subscription.id, item.period.start)))
-        .sort((a, b) => (a.subscription.customerId < b.subscription.customerId ? -1 : a.subscription.customerId > b.subscription.customerId ? 1 : 0));
-      for (const item of touchingWallets) {
-        await wallets.postAdvanceCharges(tx, item.subscription, item.period, item.invoice, { requireFunds: false });
-      }
-      const saved = await records.saveRatedPeriods(rated, clock.now());
-      for (const invoice of saved) {
-        if (walletKeys.has(usageKey(invoice.subscriptionId, invoice.periodStart))) await wallets.trueUp(tx, invoice);
-      }
-      await (this.deps.events ?? eventsOff).record(tx, saved.map(invoiceFinalizedEvent));
-      return saved;
-    });
-    for (const invoice of finalized) metrics.invoicesFinalized.inc({ mode: invoice.mode });
-    return finalized.length;
+    const touchingWallets = rated
+      .filter((item) => walletKeys.has(usageKey(item.subscription.id, item.period.start)))
+      .sort((a, b) => (a.subscription.customerId < b.subscription.customerId ? -1 : a.subscription.customerId > b.subscription.customerId ? 1 : 0));
+    for (const item of touchingWallets) {
+      await wallets.postAdvanceCharges(tx, item.subscription, item.period, item.invoice, { requireFunds: false });
+    }
+    const finalized = await records.saveRatedPeriods(rated, clock.now());
+    for (const invoice of finalized) {
+      if (walletKeys.has(usageKey(invoice.subscriptionId, invoice.periodStart))) await wallets.trueUp(tx, invoice);
+    }
+    await (this.deps.events ?? eventsOff).record(tx, finalized.map(invoiceFinalizedEvent));
+    return finalized;
   }
 }

@@ -115,11 +115,30 @@ export interface SubscriptionHistories {
   within(tx: Queryable): SubscriptionHistories;
   /** Active subscriptions, and those canceled after both their last finalized period's end and `canceledAfter`. */
   billable(canceledAfter: number): Promise<BillableSubscription[]>;
+  /** The ids of the subscriptions `billable` answers, ordered. */
+  billableIds(canceledAfter: number): Promise<string[]>;
   history(subscriptionId: string): Promise<BillableSubscription | undefined>;
+  /** These subscriptions' histories, by id; ids of no subscription are left out. */
+  histories(subscriptionIds: readonly string[]): Promise<BillableSubscription[]>;
   /** Every subscription started before `before`, ordered by id. */
   startedBefore(before: number): Promise<BillableSubscription[]>;
   /** Active subscriptions per plan, ordered by plan; plans without one are absent. */
   activeByPlan(): Promise<{ planId: string; subscriptions: number }[]>;
+}
+
+/**
+ * What the rating pass has to do: subscriptions marked as changed (new usage, a plan change, a cancellation: put by
+ * metering and by triggers on the subscriptions) and subscriptions due by time (a period starts, a finalization).
+ */
+export interface RatingWork {
+  within(tx: Queryable): RatingWork;
+  /** The marked subscriptions with their marks' versions, and the subscriptions due by `now` (no version). */
+  pending(now: number): Promise<Map<string, number | undefined>>;
+  /**
+   * After rating, in its transaction: deletes the marks still at the versions read (a newer mark stays for the next
+   * pass) and sets when each subscription is next due (undefined: never again).
+   */
+  rated(marks: ReadonlyMap<string, number>, due: readonly { subscriptionId: string; dueAt: number | undefined }[]): Promise<void>;
 }
 
 /** An entry to append: the ledger assigns its id and the balance after it. */

@@ -15,7 +15,19 @@ export class SqlSubscriptionHistories implements SubscriptionHistories {
   }
 
   billable(canceledAfter: number): Promise<BillableSubscription[]> {
-    return load(this.db, `s.status = 'active' OR s.canceled_at > coalesce(f.billed_through, $1)`, [new Date(canceledAfter)]);
+    return load(this.db, billableWhere, [new Date(canceledAfter)]);
+  }
+
+  async billableIds(canceledAfter: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      `SELECT s.id FROM subscriptions s ${billedThroughJoin} WHERE ${billableWhere} ORDER BY s.id`,
+      [new Date(canceledAfter)],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  histories(subscriptionIds: readonly string[]): Promise<BillableSubscription[]> {
+    return load(this.db, 's.id = ANY($1::text[])', [subscriptionIds]);
   }
 
   async history(subscriptionId: string): Promise<BillableSubscription | undefined> {
@@ -34,6 +46,10 @@ export class SqlSubscriptionHistories implements SubscriptionHistories {
     return rows.map((row) => ({ planId: row.plan_id, subscriptions: Number(row.subscriptions) }));
   }
 }
+
+const billedThroughJoin = `LEFT JOIN LATERAL (SELECT max(period_end) AS billed_through FROM invoices i
+                        WHERE i.subscription_id = s.id AND i.status = 'finalized') f ON true`;
+const billableWhere = `s.status = 'active' OR s.canceled_at > coalesce(f.billed_through, $1)`;
 
 interface SubscriptionRow {
   id: string;
@@ -58,8 +74,7 @@ async function load(db: Queryable, where: string, params: unknown[]): Promise<Bi
   const rows = await db.query<SubscriptionRow>(
     `SELECT s.id, s.customer_id, s.product_id, s.plan_id, s.started_at, s.period_anchor, f.billed_through
      FROM subscriptions s
-     LEFT JOIN LATERAL (SELECT max(period_end) AS billed_through FROM invoices i
-                        WHERE i.subscription_id = s.id AND i.status = 'finalized') f ON true
+     ${billedThroughJoin}
      WHERE ${where}
      ORDER BY s.id`,
     params,

@@ -1,4 +1,4 @@
-import { type Db, withDomainErrors } from '../store/index.js';
+import { type Db, joinedTransaction, type Queryable, withDomainErrors } from '../store/index.js';
 import type { SubscriptionPeriodUsage } from './period-invoice.js';
 import { usageKey, type UsageQuery, type UsageSource } from './usage-source.js';
 
@@ -13,6 +13,10 @@ export class RollupUsageSource implements UsageSource {
 
   constructor(db: Db) {
     this.db = withDomainErrors(db);
+  }
+
+  within(tx: Queryable): UsageSource {
+    return new RollupUsageSource(joinedTransaction(this.db, tx));
   }
 
   async usage(queries: readonly UsageQuery[]): Promise<Map<string, SubscriptionPeriodUsage>> {

@@ -1,4 +1,5 @@
 /** Where rating reads usage from: aggregates per subscription period and endpoint, never single events. */
+import type { Queryable } from '../store/index.js';
 import type { SubscriptionPeriodUsage } from './period-invoice.js';
 
 export interface UsageQuery {
@@ -8,6 +9,8 @@ export interface UsageQuery {
 }
 
 export interface UsageSource {
+  /** The same source read in the caller's open transaction (a rating batch). */
+  within(tx: Queryable): UsageSource;
   /** Billable usage of each queried subscription period, by usageKey; periods without usage are left out. */
   usage(queries: readonly UsageQuery[]): Promise<Map<string, SubscriptionPeriodUsage>>;
 }

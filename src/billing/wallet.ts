@@ -171,9 +171,9 @@ export class WalletService {
     await this.rebase(tx, invoice.customerId, invoice.currency);
   }
 
-  /** The periods of these subscriptions that have ledger entries (a true-up may be due even if postpaid). */
-  periodsWithEntries(subscriptionIds: readonly string[]): Promise<{ subscriptionId: string; periodStart: number }[]> {
-    return this.records.periodsWithEntries(subscriptionIds);
+  /** The periods of these subscriptions that have ledger entries (a true-up may be due even if postpaid), read in `transaction`. */
+  periodsWithEntries(transaction: Queryable, subscriptionIds: readonly string[]): Promise<{ subscriptionId: string; periodStart: number }[]> {
+    return this.records.within(transaction).periodsWithEntries(subscriptionIds);
   }
 
   /**

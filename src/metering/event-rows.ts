@@ -62,7 +62,7 @@ const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_
  * Rollup measures count allowed calls (what the quota counted); denied_calls counts the rest. Each customer's first
  * allowed call is kept too (customer_first_calls), for activation metrics. The new events are grouped once; the
  * rollups, the first calls and the count all read those groups; the daily rollups (usage_daily_rollups, for charts over
- * time) group the new events by UTC day.
+ * time) group the new events by UTC day. Subscriptions with new billable usage are marked for rating (rating_marks).
  * Failing on a duplicate, every staged event is new once the statement succeeds: the groups are then made from the
  * staging table (epoch ms, captured facts as text) instead of from rows the insert returns and keeps.
  */
@@ -104,6 +104,13 @@ function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): stri
   ORDER BY 1, 2, 3, 4
   ON CONFLICT (customer_id, subscription_id, period_start, endpoint_id) DO UPDATE SET
     ${measures.map((measure) => `${measure} = r.${measure} + excluded.${measure}`).join(', ')}
+), marked_for_rating AS (
+  -- The rating pass rates only marked subscriptions: one mark per subscription with new billable usage, not per event.
+  INSERT INTO rating_marks AS m (subscription_id)
+  SELECT DISTINCT subscription_id FROM grouped
+  WHERE billable_calls > 0 AND customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
+  ORDER BY 1
+  ON CONFLICT (subscription_id) DO UPDATE SET version = m.version + 1
 ), captured_rolled_up AS (
   INSERT INTO usage_captured_rollups AS c (customer_id, subscription_id, period_start, endpoint_id, name, amount)
   SELECT customer_id, subscription_id, ${instant('period_start')}, coalesce(endpoint_id, ''), fact.key, sum((fact.value #>> '{}')::numeric)

@@ -54,6 +54,8 @@ export const customerTables: readonly CustomerTable[] = [
   { table: 'portal_links', where: ofCustomer, orderBy: 'created_at', omit: ['token_hash'] },
   { table: 'event_outbox', where: ofCustomer, orderBy: 'id' },
   { table: 'event_dead_letters', where: ofCustomer, orderBy: 'id' },
+  { table: 'rating_marks', where: ofSubscriptions, orderBy: 'subscription_id' },
+  { table: 'rating_due', where: ofSubscriptions, orderBy: 'subscription_id' },
 ];
 
 /** Tables holding nothing about any one customer. */

@@ -566,6 +566,39 @@ export const migrations: Migration[] = [
       `INSERT INTO leader_epoch (epoch) VALUES (0)`,
     ],
   },
+  {
+    version: 16,
+    name: 'incremental rating',
+    statements: [
+      // A subscription whose usage, plan or status changed since its last rating: one row per subscription, put by
+      // the usage insert and the triggers below. Each mark bumps version, so the rating pass deletes only the marks
+      // it read (a change committed while it rated leaves its mark for the next pass).
+      `CREATE TABLE rating_marks (
+         subscription_id text PRIMARY KEY,
+         version bigint NOT NULL DEFAULT 1)`,
+      // When each subscription next needs rating though nothing changed: a period starts or one's finalization falls
+      // due. Kept by the rating pass.
+      `CREATE TABLE rating_due (
+         subscription_id text PRIMARY KEY,
+         due_at timestamptz NOT NULL)`,
+      `CREATE INDEX rating_due_at ON rating_due (due_at)`,
+      `CREATE FUNCTION tollgate_mark_for_rating() RETURNS trigger LANGUAGE plpgsql AS $$
+       DECLARE
+         marked text;
+       BEGIN
+         -- Only the branch taken reads its column: subscriptions have no subscription_id.
+         IF TG_TABLE_NAME = 'subscriptions' THEN marked := NEW.id; ELSE marked := NEW.subscription_id; END IF;
+         INSERT INTO rating_marks AS m (subscription_id) VALUES (marked)
+           ON CONFLICT (subscription_id) DO UPDATE SET version = m.version + 1;
+         RETURN NULL;
+       END $$`,
+      // Whatever the write path (admin API, CLI, Stripe webhooks, SQL), a changed subscription is rated again.
+      ...['subscriptions', 'subscription_changes'].map(
+        (table) => `CREATE TRIGGER ${table}_mark_for_rating AFTER INSERT OR UPDATE ON ${table} FOR EACH ROW
+           EXECUTE FUNCTION tollgate_mark_for_rating()`,
+      ),
+    ],
+  },
 ];
 
 const migrationLock = 0x746f6c6c; // "toll"

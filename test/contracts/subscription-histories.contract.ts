@@ -49,6 +49,11 @@ export function subscriptionHistoriesContract(name: string, open: () => Promise<
       expect((await histories.billable(at('2026-11-05T00:00:00Z'))).map((s) => s.id)).toEqual(['sub_active', 'sub_unbilled']);
       expect((await histories.billable(at('2026-11-01T00:00:00Z'))).map((s) => s.id)).toEqual(['sub_active', 'sub_old', 'sub_unbilled']);
       expect((await histories.billable(0)).find((s) => s.id === 'sub_active')).toEqual(active);
+      expect(await histories.billableIds(at('2026-11-05T00:00:00Z'))).toEqual(['sub_active', 'sub_unbilled']);
+      expect(await histories.billableIds(at('2026-11-01T00:00:00Z'))).toEqual(['sub_active', 'sub_old', 'sub_unbilled']);
+      expect(await histories.histories(['sub_unbilled', 'sub_active', 'sub_gone'])).toEqual(
+        (await histories.billable(at('2026-11-05T00:00:00Z'))).filter((s) => s.id !== 'sub_gone'),
+      );
     });
 
     it('lists the subscriptions started before an instant, and counts the active ones per plan', async () => {

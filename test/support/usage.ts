@@ -1,4 +1,5 @@
 import { signedFactsTail, UsageIdentity } from '../../src/check/usage-identity.js';
+import type { Queryable } from '../../src/store/db.js';
 
 /** The usage signing key test apps are started with (support/services.ts), so tests can sign entries of their own. */
 export const testUsageSigningKey = 'test-usage-signing-key-0123456789abcdef';
@@ -32,4 +33,15 @@ export function signedAllow(facts: AllowFacts, identity: UsageIdentity = testUsa
     }),
   );
   return metadata as Record<string, string | number> & { usage_id: string; usage_sig: string };
+}
+
+/**
+ * Marks subscriptions for the next rating pass, as the usage insert does for those it adds billable usage to: for
+ * tests that write usage_rollups themselves.
+ */
+export async function markForRating(db: Queryable, subscriptionIds: readonly string[]): Promise<void> {
+  await db.query(
+    `INSERT INTO rating_marks AS m (subscription_id) SELECT DISTINCT unnest($1::text[]) ON CONFLICT (subscription_id) DO UPDATE SET version = m.version + 1`,
+    [subscriptionIds],
+  );
 }
