@@ -51,7 +51,8 @@ export interface AlsIngestResult {
 }
 
 const serverUrl = process.env.TOLLGATE_BENCH_DATABASE_URL ?? process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const idLength = 24;
+/** Usage ids as the Check issues them (src/check/usage-identity.ts UsageIds): millisecond, instance, sequence. */
+const idLength = 21;
 /** Entries carry the Check's signed usage id, as Envoy copies it from the Check's metadata: metering verifies each. */
 const signingKey = 'bench-usage-signing-key-0123456789abcdef';
 const signatureLength = 22;
@@ -176,7 +177,9 @@ interface EncodedStreams {
 class MessageFactory {
   private readonly templates: { bytes: Buffer; entries: { idOffsets: number[]; signatureOffset: number; factsTail: string }[] }[] = [];
   private sequence = 0;
-  private readonly runTag = randomBytes(4).toString('hex');
+  /** The instance part of the usage ids, and the millisecond the first was issued in. */
+  private readonly instance = randomBytes(6).toString('base64url');
+  private readonly firstMillisecond = Date.now();
   /** The usage id of the last entry of the last message made. */
   private lastUsageId = '';
 
@@ -221,26 +224,19 @@ class MessageFactory {
     framed[0] = 0;
     framed.writeUInt32BE(template.bytes.length, 1);
     template.bytes.copy(framed, 5);
-    // Each entry's id appears three times (request_id, and the Check's request_id and usage_id): the run tag followed
-    // by the entry's sequence number in base 36, written digit by digit from the right; then its signature.
+    // Each entry's id appears three times (request_id, and the Check's request_id and usage_id), then its signature.
+    // The ids are those of a Check allowing 100 calls per millisecond (100,000/s) from the first.
     template.entries.forEach(({ idOffsets, signatureOffset, factsTail }, i) => {
-      const [first, ...others] = idOffsets.map((offset) => 5 + offset);
-      framed.write(this.runTag, first!, 'latin1');
-      let n = this.sequence * 10_000 + i;
-      for (let at = idLength - 1; at >= this.runTag.length; at--) {
-        framed[first! + at] = base36[n % 36]!;
-        n = Math.floor(n / 36);
-      }
-      for (const other of others) framed.copy(framed, other, first!, first! + idLength);
-      this.lastUsageId = framed.toString('latin1', first!, first! + idLength);
-      framed.write(sign(this.lastUsageId, factsTail), 5 + signatureOffset, 'latin1');
+      const n = this.sequence * this.entriesPerMessage + i;
+      const usageId = (this.firstMillisecond + Math.floor(n / 100)).toString(36).padStart(9, '0') + this.instance + (n % 100).toString(36).padStart(4, '0');
+      for (const offset of idOffsets) framed.write(usageId, 5 + offset, 'latin1');
+      framed.write(sign(usageId, factsTail), 5 + signatureOffset, 'latin1');
+      this.lastUsageId = usageId;
     });
     this.sequence++;
     return framed;
   }
 }
-
-const base36 = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz', 'latin1');
 
 const sign = (usageId: string, factsTail: string) => createHmac('sha256', signingKeyObject).update(`["${usageId}",${factsTail}`).digest().toString('base64url', 0, 16);
 
