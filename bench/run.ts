@@ -115,7 +115,8 @@ if (als) {
   sections.push(
     `## ALS ingest into PostgreSQL\n\n**${result.entriesPerSecond} entries/s** sustained, the median of ${runs.length} runs ` +
       `(runs: ${rates.join(', ')}; target ≥ 100,000): ${result.entries} entries over ${result.streams} gRPC streams into ` +
-      `the real server's spool and PostgreSQL. The figure is absolute, so it moves with the machine: the null ext_authz ` +
+      `the real server's spool and PostgreSQL, each run on a fresh server and scratch database (so on an empty table), its messages ` +
+      `encoded before it starts (Envoy's encoding is not ours). The figure is absolute, so it moves with the machine: the null ext_authz ` +
       `server above, a fixed amount of work, did ${check.singleKey.servers['grpc-js']!.requestsPerSecond.toFixed(0)} req/s in this run ` +
       `(and ${check.singleKey.servers['grpc-js']!.cpuMicrosPerRequest.toFixed(1)} µs of CPU per request). CPU per entry in the median ` +
       `run, which moves less with the machine: Tollgate ${result.cpuMicrosPerEntry.tollgate} µs, PostgreSQL ` +
