@@ -2,8 +2,10 @@
  * ALS ingest: entries per second sustained from Envoy's access-log stream into PostgreSQL (spooled, de-duplicated,
  * rolled up and committed), through the real server (`startApp`) on a fresh database.
  *
- * The client plays Envoy, which encodes in C++: messages are encoded once with the canonical protos and only their
- * usage ids and their signatures are patched per message, so the measured CPU is Tollgate's and PostgreSQL's.
+ * The client plays Envoy, which encodes in C++ on another machine: messages are encoded from templates made with the
+ * canonical protos, each entry with a fresh usage id and its signature, all before the measured run, which then only
+ * writes their bytes (in chunks of about a megabyte, over HTTP/2 flow control); so the measured CPU is Tollgate's and
+ * PostgreSQL's. The run ends when the last entry of every stream is in PostgreSQL.
  *
  * Standalone: `npx tsx bench/als-ingest.ts` (TOLLGATE_BENCH_DATABASE_URL, else TOLLGATE_TEST_DATABASE_URL, else
  * postgres://postgres@127.0.0.1:5432/test names the server; a scratch database is created and dropped).
@@ -49,7 +51,8 @@ export interface AlsIngestResult {
 }
 
 const serverUrl = process.env.TOLLGATE_BENCH_DATABASE_URL ?? process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const idLength = 24;
+/** Usage ids as the Check issues them (src/check/usage-identity.ts UsageIds): millisecond, instance, sequence. */
+const idLength = 21;
 /** Entries carry the Check's signed usage id, as Envoy copies it from the Check's metadata: metering verifies each. */
 const signingKey = 'bench-usage-signing-key-0123456789abcdef';
 const signatureLength = 22;
@@ -85,28 +88,34 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   });
-  const client = new RawAccessLogClient(`127.0.0.1:${server.info.grpcPort}`);
+  const messagesPerStream = (count: number) => Math.ceil(count / entriesPerMessage / streams);
+  // Envoy encodes in C++, on its own machine: every message is encoded before the client connects (the time it takes
+  // would exceed the server's keepalive timeout on an idle connection) and before anything is measured.
   const messages = new MessageFactory(entriesPerMessage);
+  const warmUp = messages.encode(messagesPerStream(entries / 10), streams);
+  const measured = messages.encode(messagesPerStream(entries), streams);
+  const client = new RawAccessLogClient(`127.0.0.1:${server.info.grpcPort}`);
   const metrics = async () => (await fetch(`http://127.0.0.1:${server.info.httpPort}/metrics`)).text();
   const stored = async () => metricValue(await metrics(), 'tollgate_usage_events_stored_total');
-  /** Streams about `count` entries and waits until all are committed; returns how many were sent. */
-  /** Signs the entries of the next `count` ahead (not measured): Envoy copies signatures, the Check makes them. */
-  const messagesPerStream = (count: number) => Math.ceil(count / entriesPerMessage / streams);
-  const signAhead = (count: number) => messages.signAhead(messagesPerStream(count) * streams);
-  const send = async (count: number) => {
-    const perStream = messagesPerStream(count);
-    const sent = perStream * streams * entriesPerMessage;
-    const target = (await stored()) + sent;
-    await Promise.all(Array.from({ length: streams }, () => client.stream(perStream, () => messages.next())));
-    // Each scrape costs the server milliseconds of CPU (and PostgreSQL a query): polled every 10 ms, the wait for the
-    // last commit spent a third of a core on it, which the figures charged to ingest.
-    while ((await stored()) < target) await new Promise((resolve) => setTimeout(resolve, 50));
-    return sent;
+  /**
+   * Streams the encoded messages, each stream its share, and returns once all are committed: when each stream's last
+   * entry is in PostgreSQL, since the server commits its spool in the order it appended it. One index lookup per poll:
+   * scraping /metrics instead cost the server a few milliseconds of CPU each time, charged to ingest.
+   */
+  const send = async (encoded: EncodedStreams) => {
+    await Promise.all(encoded.streams.map((chunks) => client.stream(chunks)));
+    while (!(await database.stores(encoded.lastUsageIds))) await new Promise((resolve) => setTimeout(resolve, 10));
+  };
+  /** Then the server's own count, unmeasured: every entry sent was stored, once. */
+  const allStored = async (target: number) => {
+    for (let waited = 0; (await stored()) < target; waited += 50) {
+      if (waited > 10_000) throw new Error(`the server stored ${target - (await stored())} fewer entries than were sent`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   };
   try {
-    signAhead(entries / 10);
-    await send(entries / 10);
-    signAhead(entries);
+    await send(warmUp);
+    await allStored(warmUp.entries);
     const flushes = (exposition: string) => ({
       count: metricValue(exposition, 'tollgate_usage_flush_duration_seconds_count'),
       sum: metricValue(exposition, 'tollgate_usage_flush_duration_seconds_sum'),
@@ -114,10 +123,12 @@ export async function runAlsIngestBench(options: AlsIngestOptions = {}): Promise
     const before = flushes(await metrics());
     const cpuBefore = { tollgate: server.cpuMicros(), postgres: await database.backendCpuMicros(), client: process.cpuUsage() };
     const started = performance.now();
-    const sent = await send(entries);
+    await send(measured);
+    const sent = measured.entries;
     const seconds = (performance.now() - started) / 1000;
     const client = process.cpuUsage(cpuBefore.client);
     const cpu = { tollgate: server.cpuMicros() - cpuBefore.tollgate, postgres: (await database.backendCpuMicros()) - cpuBefore.postgres, client: client.user + client.system };
+    await allStored(warmUp.entries + sent);
     const after = flushes(await metrics());
     const unbillable = await database.count("SELECT count(*) AS count FROM usage_events WHERE NOT billable");
     if (unbillable > 0) throw new Error(`${unbillable} entries were stored as not billable: their signatures did not verify`);
@@ -154,14 +165,25 @@ function metricValue(exposition: string, name: string): number {
 }
 
 
+/** Each stream's messages, gRPC-framed and concatenated into chunks of about a megabyte, and the entries they hold. */
+interface EncodedStreams {
+  streams: Buffer[][];
+  entries: number;
+  /** The usage id of each stream's last entry. */
+  lastUsageIds: string[];
+}
+
 /** Envoy-shaped StreamAccessLogsMessages, encoded once per template; each copy gets fresh, signed usage ids. */
 class MessageFactory {
   private readonly templates: { bytes: Buffer; entries: { idOffsets: number[]; signatureOffset: number; factsTail: string }[] }[] = [];
   private sequence = 0;
-  private readonly runTag = randomBytes(4).toString('hex');
+  /** The instance part of the usage ids, and the millisecond the first was issued in. */
+  private readonly instance = randomBytes(6).toString('base64url');
+  private readonly firstMillisecond = Date.now();
+  /** The usage id of the last entry of the last message made. */
+  private lastUsageId = '';
 
-  constructor(entriesPerMessage: number) {
-    this.entriesPerMessage = entriesPerMessage;
+  constructor(private readonly entriesPerMessage: number) {
     const method = (loadEnvoyServices().accessLog as unknown as Record<string, { requestSerialize(value: unknown): Buffer }>).StreamAccessLogs!;
     for (let t = 0; t < 16; t++) {
       const placeholders = Array.from({ length: entriesPerMessage }, (_, i) => `@${String(t).padStart(3, '0')}${String(i).padStart(idLength - 4, '0')}`);
@@ -175,65 +197,46 @@ class MessageFactory {
     }
   }
 
-  /** Signatures computed ahead, so the client plays only Envoy's part while measured: the Check signs, not Envoy. */
-  private signatures = Buffer.alloc(0);
-  private signedFrom = 0;
-  private readonly entriesPerMessage: number;
-
-  /** Computes the signatures of the next `messages` messages' entries now. */
-  signAhead(messages: number): void {
-    this.signedFrom = this.sequence;
-    this.signatures = Buffer.allocUnsafe(messages * this.entriesPerMessage * signatureLength);
-    for (let m = 0; m < messages; m++) {
-      const template = this.templates[(this.sequence + m) % this.templates.length]!;
-      template.entries.forEach(({ factsTail }, i) => {
-        const usageId = this.usageId(this.sequence + m, i);
-        this.signatures.write(sign(usageId, factsTail), (m * this.entriesPerMessage + i) * signatureLength, 'latin1');
-      });
+  /**
+   * The next `perStream` messages of each of `streams` streams, all encoded now: the client then only writes bytes,
+   * as Envoy's C++ client does, and what it would spend encoding is not charged to the machine's two cores.
+   * Messages go round the streams in turn, so usage ids grow across all of them together, as the Check issues them.
+   */
+  encode(perStream: number, streams: number): EncodedStreams {
+    const chunkMessages = Math.max(1, Math.floor(2 ** 20 / (5 + this.templates[0]!.bytes.length)));
+    const pending: Buffer[][] = Array.from({ length: streams }, () => []);
+    const encoded: Buffer[][] = Array.from({ length: streams }, () => []);
+    const lastUsageIds: string[] = [];
+    for (let m = 0; m < perStream; m++) {
+      for (let s = 0; s < streams; s++) {
+        pending[s]!.push(this.next());
+        if (pending[s]!.length === chunkMessages || m === perStream - 1) encoded[s]!.push(Buffer.concat(pending[s]!.splice(0)));
+        lastUsageIds[s] = this.lastUsageId;
+      }
     }
-  }
-
-  private usageId(sequence: number, i: number): string {
-    let n = sequence * 10_000 + i;
-    let digits = '';
-    for (let at = idLength - 1; at >= this.runTag.length; at--) {
-      digits = String.fromCharCode(base36[n % 36]!) + digits;
-      n = Math.floor(n / 36);
-    }
-    return this.runTag + digits;
+    return { streams: encoded, entries: perStream * streams * this.entriesPerMessage, lastUsageIds };
   }
 
   /** A gRPC-framed message (5-byte prefix, then the message), each entry with a fresh usage id and its signature. */
-  next(): Buffer {
+  private next(): Buffer {
     const template = this.templates[this.sequence % this.templates.length]!;
     const framed = Buffer.allocUnsafe(5 + template.bytes.length);
     framed[0] = 0;
     framed.writeUInt32BE(template.bytes.length, 1);
     template.bytes.copy(framed, 5);
-    // Each entry's id appears three times (request_id, and the Check's request_id and usage_id): the run tag followed
-    // by the entry's sequence number in base 36, written digit by digit from the right; then its signature.
+    // Each entry's id appears three times (request_id, and the Check's request_id and usage_id), then its signature.
+    // The ids are those of a Check allowing 100 calls per millisecond (100,000/s) from the first.
     template.entries.forEach(({ idOffsets, signatureOffset, factsTail }, i) => {
-      const [first, ...others] = idOffsets.map((offset) => 5 + offset);
-      framed.write(this.runTag, first!, 'latin1');
-      let n = this.sequence * 10_000 + i;
-      for (let at = idLength - 1; at >= this.runTag.length; at--) {
-        framed[first! + at] = base36[n % 36]!;
-        n = Math.floor(n / 36);
-      }
-      for (const other of others) framed.copy(framed, other, first!, first! + idLength);
-      const ahead = (this.sequence - this.signedFrom) * this.entriesPerMessage + i;
-      if (ahead >= 0 && (ahead + 1) * signatureLength <= this.signatures.length) {
-        this.signatures.copy(framed, 5 + signatureOffset, ahead * signatureLength, (ahead + 1) * signatureLength);
-      } else {
-        framed.write(sign(framed.toString('latin1', first!, first! + idLength), factsTail), 5 + signatureOffset, 'latin1');
-      }
+      const n = this.sequence * this.entriesPerMessage + i;
+      const usageId = (this.firstMillisecond + Math.floor(n / 100)).toString(36).padStart(9, '0') + this.instance + (n % 100).toString(36).padStart(4, '0');
+      for (const offset of idOffsets) framed.write(usageId, 5 + offset, 'latin1');
+      framed.write(sign(usageId, factsTail), 5 + signatureOffset, 'latin1');
+      this.lastUsageId = usageId;
     });
     this.sequence++;
     return framed;
   }
 }
-
-const base36 = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz', 'latin1');
 
 const sign = (usageId: string, factsTail: string) => createHmac('sha256', signingKeyObject).update(`["${usageId}",${factsTail}`).digest().toString('base64url', 0, 16);
 
@@ -302,7 +305,8 @@ class RawAccessLogClient {
     this.session.on('error', () => {});
   }
 
-  async stream(messages: number, next: () => Buffer): Promise<void> {
+  /** One StreamAccessLogs call sending `chunks` (framed messages, back to back) as fast as flow control lets it. */
+  async stream(chunks: readonly Buffer[]): Promise<void> {
     const call = this.session.request({
       ':method': 'POST',
       ':path': '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs',
@@ -319,8 +323,8 @@ class RawAccessLogClient {
     });
     // A stream that ends early rejects `answered`: it also ends a wait for 'drain', which would never come.
     answered.catch(() => {});
-    for (let i = 0; i < messages; i++) {
-      if (!call.write(next())) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), answered]);
+    for (const chunk of chunks) {
+      if (!call.write(chunk)) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), answered]);
     }
     call.end();
     await answered;
@@ -332,10 +336,23 @@ class RawAccessLogClient {
 }
 
 class ScratchDatabase {
+  /** One connection for the completion polls. */
+  private poller: pg.Client | undefined;
+
   private constructor(
     readonly url: string,
     private readonly name: string,
   ) {}
+
+  /** Whether every one of `usageIds` is stored. */
+  async stores(usageIds: string[]): Promise<boolean> {
+    if (!this.poller) {
+      this.poller = new pg.Client({ connectionString: this.url });
+      await this.poller.connect();
+    }
+    const { rows } = await this.poller.query<{ count: number }>('SELECT count(*)::int AS count FROM usage_events WHERE usage_id = ANY($1)', [usageIds]);
+    return rows[0]!.count === new Set(usageIds).size;
+  }
 
   static async create(): Promise<ScratchDatabase> {
     const name = `tollgate_bench_${randomBytes(4).toString('hex')}`;
@@ -375,7 +392,8 @@ class ScratchDatabase {
     }
   }
 
-  drop(): Promise<void> {
+  async drop(): Promise<void> {
+    await this.poller?.end();
     return ScratchDatabase.admin(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`);
   }
 

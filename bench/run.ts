@@ -127,7 +127,8 @@ async function alsBench(facts: RunFacts): Promise<string> {
   return (
     `## ALS ingest into PostgreSQL\n\n**${result.entriesPerSecond} entries/s** sustained, the median of ${runs.length} runs ` +
     `(runs: ${rates.join(', ')}; target ≥ 100,000): ${result.entries} entries over ${result.streams} gRPC streams into ` +
-    `the real server's spool and PostgreSQL. ${yardstick}CPU per entry in the median run, which moves less with the machine: ` +
+    `the real server's spool and PostgreSQL, each run on a fresh server and scratch database (so on an empty table), its ` +
+    `messages encoded before it starts (Envoy's encoding is not ours). ${yardstick}CPU per entry in the median run, which moves less with the machine: ` +
     `Tollgate ${tollgate} µs, PostgreSQL ${postgres} µs, the client playing Envoy ${client} µs; on ${cpus().length} cores their sum ` +
     `bounds the rate at ${Math.round((cpus().length * 1e6) / (tollgate + postgres + client))} entries/s. The median run:\n\n` +
     `\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`

@@ -1,9 +1,10 @@
+import { createHmac } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { UsageIdentity } from '../src/check/usage-identity.js';
+import { UsageIdentity, UsageIds } from '../src/check/usage-identity.js';
 import type { Catalog } from '../src/catalog/catalog.js';
 import { loadCatalogFile, parseCatalog } from '../src/catalog/load.js';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
@@ -24,7 +25,7 @@ import { PostgresDb } from '../src/store/postgres.js';
 import { decodedEntries, httpEntry, type EntryFacts } from './support/access-log.js';
 import { startTestMeter, type TestMeterOptions } from './support/meter.js';
 import { createTestDatabase } from './support/services.js';
-import { signedAllow, testUsageIdentity } from './support/usage.js';
+import { signedAllow, testUsageIdentity, testUsageSigningKey } from './support/usage.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -197,6 +198,45 @@ describe('usage events from ALS entries', () => {
     const ids = new Set<string | number>();
     for (let i = 0; i < 1_000; i++) for (const identity of [a, b]) ids.add(signedAllow({ customer_id: 'c', subscription_id: 's', plan_id: 'p', endpoint_id: 'e', weight: 1, period_start: 0 }, identity).usage_id!);
     expect(ids.size).toBe(2_000);
+  });
+
+  it('issues fixed-width ids that sort in the order issued, while the clock stands still or goes back', () => {
+    const start = Date.parse('2026-11-15T10:20:30.456Z');
+    let now = start;
+    const usageIds = new UsageIds(() => now);
+    const ids: string[] = [];
+    const issue = (count: number) => {
+      for (let i = 0; i < count; i++) ids.push(usageIds.next());
+    };
+    issue(3);
+    now += 1;
+    issue(2);
+    now -= 60_000; // the clock is set back a minute
+    issue(2);
+    now += 120_000;
+    issue(1);
+    // A millisecond holds 36^4 ids; the next ones carry on in the millisecond after.
+    issue(36 ** 4);
+    expect([...ids.slice(0, 8), ...ids.slice(-2)].every((id) => /^[0-9a-z]{9}[A-Za-z0-9_-]{8}[0-9a-z]{4}$/.test(id))).toBe(true);
+    // ASCII: JavaScript's string order is the byte order PostgreSQL's "C" collation compares.
+    expect(ids.every((id, i) => i === 0 || ids[i - 1]! < id)).toBe(true);
+    const millisecond = (id: string) => parseInt(id.slice(0, 9), 36);
+    expect(ids.slice(0, 8).map(millisecond)).toEqual([start, start, start, start + 1, start + 1, start + 1, start + 1, now]);
+    expect(millisecond(ids.at(-1)!)).toBe(now + 1);
+    // The Check stamps them.
+    const stamped = signedAllow({ customer_id: 'c', subscription_id: 's', plan_id: 'p', endpoint_id: 'e', weight: 1, period_start: 0 }, new UsageIdentity(['a-usage-signing-key-0123456789abcdef'], () => start));
+    expect(millisecond(stamped.usage_id)).toBe(start);
+  });
+
+  it('verifies usage ids of the earlier format (a random prefix and a counter)', () => {
+    const facts = allowed('earlier');
+    const earlierId = 'Qk3vX9aBcDeFgHiJ1z';
+    const signature = createHmac('sha256', testUsageSigningKey)
+      .update(JSON.stringify([earlierId, facts.customer_id, facts.subscription_id, facts.plan_id, facts.period_start, facts.endpoint_id, facts.weight]))
+      .digest()
+      .toString('base64url', 0, 16);
+    expect(testUsageIdentity.verify({ ...facts, usage_id: earlierId, usage_sig: signature })).toMatchObject({ valid: true, usageId: earlierId });
+    expect(eventOf({ requestId: 'earlier', authz: { ...facts, usage_id: earlierId, usage_sig: signature } })).toMatchObject({ usageId: earlierId, billable: true });
   });
 
   it("captures the facts the product's and plan's capture lists name, from the logged headers", () => {

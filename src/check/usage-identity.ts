@@ -49,18 +49,59 @@ export interface SignedFactSpans {
   signatureAt: number;
 }
 
+/**
+ * Usage ids: the millisecond (9 base-36 digits), the instance's random part (8 characters), then a sequence number
+ * within the millisecond (4 base-36 digits); 21 characters, none needing JSON escaping. Fixed width and time first, so
+ * ids sort in the order they were issued (bytewise, as usage_events' key compares them): PostgreSQL appends each new
+ * event's key at the right edge of that index, which stays compact and hot in memory, instead of inserting among older
+ * keys. An instance's ids always increase: while its clock stands still or goes back it carries on from the last
+ * millisecond, moving to the next one after 36^4 ids. Metering takes any id (earlier ones were a random prefix and a
+ * counter): only the signature matters.
+ */
+export class UsageIds {
+  /** Random per instance (48 bits): ids of replicas and restarts issued in the same millisecond differ by it. */
+  private readonly instance = randomBytes(6).toString('base64url');
+  /** The millisecond of the last id (never going back), the ids' part up to the sequence number, and that number. */
+  private millisecond = 0;
+  private head = '';
+  private sequence = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  next(): string {
+    const now = this.now();
+    if (now > this.millisecond) {
+      this.millisecond = now;
+      this.sequence = 0;
+      this.head = now.toString(36).padStart(timeDigits, '0') + this.instance;
+    } else if (++this.sequence === sequenceLimit) {
+      this.millisecond += 1;
+      this.sequence = 0;
+      this.head = this.millisecond.toString(36).padStart(timeDigits, '0') + this.instance;
+    }
+    return this.head + this.sequence.toString(36).padStart(sequenceDigits, '0');
+  }
+}
+
+/** Base-36 digits of the millisecond: enough until the year 5138. */
+const timeDigits = 9;
+const sequenceDigits = 4;
+const sequenceLimit = 36 ** sequenceDigits;
+
 export class UsageIdentity {
   private readonly signingKey: HmacSha256;
   private readonly verifyingKeys: HmacSha256[];
   /** The message being signed or verified, as UTF-8; a longer one gets a buffer of its own. */
   private scratch = Buffer.allocUnsafe(1024);
   private readonly words = new Int32Array(8);
-  /** Random per instance (96 bits): ids never repeat across replicas and restarts; the counter makes them unique within. */
-  private readonly prefix = randomBytes(12).toString('base64url');
-  private issued = 0;
+  private readonly usageIds: UsageIds;
 
-  /** `keys[0]` signs; every key verifies, so a key can be rotated in (second, then first) and out (removed later). */
-  constructor(keys: readonly string[]) {
+  /**
+   * `keys[0]` signs; every key verifies, so a key can be rotated in (second, then first) and out (removed later).
+   * `now` is the clock usage ids are issued on (epoch ms).
+   */
+  constructor(keys: readonly string[], now: () => number = Date.now) {
+    this.usageIds = new UsageIds(now);
     if (keys.length === 0) throw new Error('a usage signing key is required');
     for (const key of keys) {
       if (key.length < minSigningKeyLength) throw new Error(`usage signing keys must be at least ${minSigningKeyLength} characters`);
@@ -71,7 +112,7 @@ export class UsageIdentity {
 
   /** Gives an allowed call a fresh usage id and signs it with its facts (`signedFactsTail`), into its own metadata. */
   stamp(metadata: Record<string, string | number>, factsTail: string): void {
-    const usageId = this.prefix + (this.issued++).toString(36);
+    const usageId = this.usageIds.next();
     metadata[usageIdKey] = usageId;
     const length = this.encode(`["${usageId}",${factsTail}`);
     this.signingKey.digestWords(this.scratch, 0, length, this.words);

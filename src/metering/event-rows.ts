@@ -60,9 +60,12 @@ const measures = ['calls', 'units', 'billable_calls', 'billable_units', 'denied_
  * plain insert instead of a speculative one): the writer tries it first and falls back (see PostgresUsageSink).
  * The numeric captured facts of the new billable events are summed per rollup key and name (usage_captured_rollups).
  * Rollup measures count allowed calls (what the quota counted); denied_calls counts the rest. Each customer's first
- * allowed call is kept too (customer_first_calls), for activation metrics. The new events are grouped once; the
- * rollups, the first calls and the count all read those groups; the daily rollups (usage_daily_rollups, for charts over
- * time) group the new events by UTC day. Subscriptions with new billable usage are marked for rating (rating_marks).
+ * allowed call is kept too (customer_first_calls), for activation metrics.
+ * The new events are read once more after the insert, grouped by rollup key and UTC day (by_day: a few hundred groups
+ * for a batch of 50,000); every rollup, the first calls and the count are sums over those groups: the period rollups
+ * (grouped) over the days, the daily rollups (usage_daily_rollups, for charts over time) over the subscriptions and
+ * periods. The captured facts are read from the events only when a group has some.
+ * Subscriptions with new billable usage are marked for rating (rating_marks).
  * Failing on a duplicate, every staged event is new once the statement succeeds: the groups are then made from the
  * staging table (epoch ms, captured facts as text) instead of from rows the insert returns and keeps.
  */
@@ -75,13 +78,15 @@ function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): stri
     : skipDuplicates
       ? 'RETURNING occurred_at, customer_id, subscription_id, period_start, endpoint_id, decision, billable, weight, request_bytes, response_bytes, captured'
       : '';
+  const sums = (columns: readonly string[]) => columns.map((column) => `sum(${column}) AS ${column}`).join(', ');
   return `WITH inserted AS (
   INSERT INTO usage_events (${eventColumns})
   SELECT ${stagedValues} FROM usage_staging
   ${skipDuplicates ? 'ON CONFLICT (usage_id) DO NOTHING' : ''}
   ${returning}
-),${queueEvents ? queuedEvents : ''} grouped AS (
+),${queueEvents ? queuedEvents : ''} by_day AS (
   SELECT customer_id, subscription_id, period_start, coalesce(endpoint_id, '') AS endpoint_id,
+    ${skipDuplicates ? "(occurred_at AT TIME ZONE 'UTC')::date" : "date '1970-01-01' + (occurred_at / 86400000)::int"} AS day,
     count(*) AS events,
     count(*) FILTER (WHERE decision = 'allow') AS calls,
     coalesce(sum(weight) FILTER (WHERE decision = 'allow'), 0) AS units,
@@ -90,8 +95,14 @@ function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): stri
     count(*) FILTER (WHERE decision = 'deny') AS denied_calls,
     coalesce(sum(request_bytes) FILTER (WHERE decision = 'allow'), 0) AS request_bytes,
     coalesce(sum(response_bytes) FILTER (WHERE decision = 'allow'), 0) AS response_bytes,
-    min(occurred_at) FILTER (WHERE decision = 'allow') AS first_call_at
+    min(occurred_at) FILTER (WHERE decision = 'allow') AS first_call_at,
+    bool_or(captured IS NOT NULL AND billable) AS captures
   FROM ${source}
+  GROUP BY 1, 2, 3, 4, 5
+), grouped AS (
+  SELECT customer_id, subscription_id, period_start, endpoint_id, ${sums(['events', ...measures])},
+    min(first_call_at) AS first_call_at
+  FROM by_day
   GROUP BY 1, 2, 3, 4
 ), rolled_up AS (
   INSERT INTO usage_rollups AS r (customer_id, subscription_id, period_start, endpoint_id, ${measures.join(', ')})
@@ -115,19 +126,21 @@ function insertStagedEvents(skipDuplicates: boolean, queueEvents: boolean): stri
   INSERT INTO usage_captured_rollups AS c (customer_id, subscription_id, period_start, endpoint_id, name, amount)
   SELECT customer_id, subscription_id, ${instant('period_start')}, coalesce(endpoint_id, ''), fact.key, sum((fact.value #>> '{}')::numeric)
   FROM ${source}, jsonb_each(${skipDuplicates ? 'captured' : 'captured::jsonb'}) fact
-  WHERE captured IS NOT NULL AND billable AND customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
+  -- Most batches capture nothing: this condition, on no column, is tested once, before the events are read again.
+  WHERE (SELECT bool_or(captures) FROM by_day)
+    AND captured IS NOT NULL AND billable AND customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
     AND (fact.value #>> '{}') ~ '${capturedNumber}'
   GROUP BY 1, 2, 3, 4, 5
   ORDER BY 1, 2, 3, 4, 5
   ON CONFLICT (customer_id, subscription_id, period_start, endpoint_id, name) DO UPDATE SET amount = c.amount + excluded.amount
 ), daily_rolled_up AS (
   INSERT INTO usage_daily_rollups AS d (customer_id, day, endpoint_id, calls, units, denied_calls)
-  SELECT customer_id, ${skipDuplicates ? "(occurred_at AT TIME ZONE 'UTC')::date" : "date '1970-01-01' + (occurred_at / 86400000)::int"}, coalesce(endpoint_id, ''),
-    count(*) FILTER (WHERE decision = 'allow'), coalesce(sum(weight) FILTER (WHERE decision = 'allow'), 0),
-    count(*) FILTER (WHERE decision = 'deny')
-  FROM ${source}
-  WHERE customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL AND decision IN ('allow', 'deny')
+  SELECT customer_id, day, endpoint_id, ${sums(['calls', 'units', 'denied_calls'])}
+  FROM by_day
+  WHERE customer_id IS NOT NULL AND subscription_id IS NOT NULL AND period_start IS NOT NULL
   GROUP BY 1, 2, 3
+  -- Days of allowed or denied calls only, as in usage_rollups.
+  HAVING sum(calls) > 0 OR sum(denied_calls) > 0
   ORDER BY 1, 2, 3
   ON CONFLICT (customer_id, day, endpoint_id) DO UPDATE SET
     calls = d.calls + excluded.calls, units = d.units + excluded.units, denied_calls = d.denied_calls + excluded.denied_calls

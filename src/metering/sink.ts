@@ -146,9 +146,19 @@ function isDuplicateEvent(error: unknown): boolean {
   return code === '23505' && table === 'usage_events';
 }
 
+/** What CopyFromStdin uses of pg's connection: its socket, and the message ending the copy. */
+interface CopyConnection {
+  stream: { writable: boolean; cork(): void; uncork(): void; write(bytes: Buffer): boolean };
+  endCopyFrom(): void;
+}
+
+/** The CopyData message's type byte ('d'); its 4-byte length (itself included) follows, then the data. */
+const copyDataType = 0x64;
+
 /**
  * pg's query API has no COPY FROM STDIN; like pg-copy-streams, this plugs into the hook pg calls when the server
- * asks for copy data, and sends the rows as they are.
+ * asks for copy data, and sends the rows as they are: each chunk as one CopyData message, its 5-byte header written
+ * before it, all in one corked write (pg's own sendCopyFromChunk copies every chunk into a new message first).
  */
 class CopyFromStdin extends pg.Query {
   constructor(
@@ -160,9 +170,21 @@ class CopyFromStdin extends pg.Query {
     super(sql, (error) => done(error ?? undefined));
   }
 
-  handleCopyInResponse(connection: { sendCopyFromChunk(chunk: Buffer): void; endCopyFrom(): void }): void {
-    for (const chunk of this.chunks) connection.sendCopyFromChunk(chunk);
+  handleCopyInResponse(connection: CopyConnection): void {
+    const socket = connection.stream;
+    // A closed connection: pg reports it to the query (as its own writes would find it).
+    if (!socket.writable) return;
+    const headers = Buffer.allocUnsafe(5 * this.chunks.length);
+    socket.cork();
+    this.chunks.forEach((chunk, i) => {
+      const header = headers.subarray(5 * i, 5 * i + 5);
+      header[0] = copyDataType;
+      header.writeInt32BE(chunk.length + 4, 1);
+      socket.write(header);
+      socket.write(chunk);
+    });
     connection.endCopyFrom();
+    socket.uncork();
   }
 }
 
