@@ -291,6 +291,14 @@ interface ConsumeBatch {
   settle: (reply: Promise<number[]>) => void;
 }
 
+/** A limit's counter keys in one window (a period's start for a period or wallet limit), in consumeScript's order. */
+interface LimitCounters {
+  scope: string;
+  window: number;
+  first: string;
+  second: string | undefined;
+}
+
 function newBatch(): ConsumeBatch {
   let settle!: (reply: Promise<number[]>) => void;
   const reply = new Promise<number[]>((resolve) => (settle = resolve));
@@ -345,6 +353,8 @@ export class RedisCounterStore implements CounterStore {
   private flushScheduled = false;
   /** Each compiled limit set's shape (see shapeOf), for as long as its limits are in use. */
   private readonly shapes = new WeakMap<readonly Limit[], string>();
+  /** Each compiled limit's counter keys in its current window (see countersOf), for as long as the limit is in use. */
+  private readonly counters = new WeakMap<Limit, LimitCounters>();
   /** Redis Cluster runs a script on one slot, so a batch there holds one scope (hash tag); one server takes all. */
   private readonly batchPerScope: boolean;
   /**
@@ -464,26 +474,45 @@ export class RedisCounterStore implements CounterStore {
   /** Adds a request's limit set (its shape and counters) to the batch; returns its index. */
   private addLimitSet(batch: ConsumeBatch, request: ConsumeRequest): number {
     const { sets, keys } = batch;
-    const counter = (name: string, window: number) => keys.indexOf(counterKey(this.prefix, request.scope, name, window));
+    const compiled = request.limitSetId !== undefined;
     sets.push(batch.shapes.indexOf(this.shapeOf(request)));
     // The span of `now` in which the sliding windows, and so the keys, stay the same.
     let from = -Infinity;
     let until = Infinity;
     for (const limit of request.limits) {
+      const counters = this.countersOf(limit, request.scope, request.now, compiled);
       if (limit.kind === 'sliding') {
-        const index = slidingWindowIndex(request.now, limit.windowMs);
-        from = Math.max(from, index * limit.windowMs);
-        until = Math.min(until, (index + 1) * limit.windowMs);
-        sets.push(counter(limit.name, index - 1), counter(limit.name, index));
-      } else if (limit.kind === 'wallet') {
-        sets.push(keys.indexOf(walletKey(this.prefix, request.scope, limit.name)), counter(limit.spentName, limit.periodStart));
-      } else {
-        sets.push(counter(limit.name, limit.periodStart));
+        from = Math.max(from, counters.window * limit.windowMs);
+        until = Math.min(until, (counters.window + 1) * limit.windowMs);
       }
+      sets.push(keys.indexOf(counters.first));
+      if (counters.second !== undefined) sets.push(keys.indexOf(counters.second));
     }
     const set = ++batch.setCount;
-    if (request.limitSetId !== undefined) batch.setsInBatch.set(request.limitSetId, { scope: request.scope, set, from, until });
+    if (compiled) batch.setsInBatch.set(request.limitSetId!, { scope: request.scope, set, from, until });
     return set;
+  }
+
+  /**
+   * A limit's counter keys at `now` (see consumeScript for which). A compiled limit's are kept, by the limit, until its
+   * window moves on: most Checks then name their counters with strings already built and hashed.
+   */
+  private countersOf(limit: Limit, scope: string, now: number, compiled: boolean): LimitCounters {
+    const window = limit.kind === 'sliding' ? slidingWindowIndex(now, limit.windowMs) : limit.periodStart;
+    const known = compiled ? this.counters.get(limit) : undefined;
+    if (known && known.window === window && known.scope === scope) return known;
+    let counters: LimitCounters;
+    if (limit.kind === 'sliding') {
+      // The window just ended is the previous one now: its key is the one already built.
+      const previous = known && known.window === window - 1 && known.scope === scope ? known.second! : counterKey(this.prefix, scope, limit.name, window - 1);
+      counters = { scope, window, first: previous, second: counterKey(this.prefix, scope, limit.name, window) };
+    } else if (limit.kind === 'wallet') {
+      counters = { scope, window, first: walletKey(this.prefix, scope, limit.name), second: counterKey(this.prefix, scope, limit.spentName, window) };
+    } else {
+      counters = { scope, window, first: counterKey(this.prefix, scope, limit.name, window), second: undefined };
+    }
+    if (compiled) this.counters.set(limit, counters);
+    return counters;
   }
 
   /** The shape of a request's limits (see consumeScript); a compiled limit set's is worked out once and kept. */
