@@ -51,7 +51,7 @@ export interface AlsIngestResult {
 const serverUrl = process.env.TOLLGATE_BENCH_DATABASE_URL ?? process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const idLength = 24;
 /** Entries carry the Check's signed usage id, as Envoy copies it from the Check's metadata: metering verifies each. */
-const signingKey = 'bench-usage-signing-key-0123456789abcdef';
+export const signingKey = 'bench-usage-signing-key-0123456789abcdef';
 const signatureLength = 22;
 /** As Tollgate holds it: a key object, not a string hashed into a key on every signature. */
 const signingKeyObject = createSecretKey(Buffer.from(signingKey, 'utf8'));
@@ -155,7 +155,7 @@ function metricValue(exposition: string, name: string): number {
 
 
 /** Envoy-shaped StreamAccessLogsMessages, encoded once per template; each copy gets fresh, signed usage ids. */
-class MessageFactory {
+export class MessageFactory {
   private readonly templates: { bytes: Buffer; entries: { idOffsets: number[]; signatureOffset: number; factsTail: string }[] }[] = [];
   private sequence = 0;
   private readonly runTag = randomBytes(4).toString('hex');
@@ -294,7 +294,7 @@ function occurrences(haystack: Buffer, needle: Buffer, expected: number): number
  * Envoy's C++ client does: grpc-js's per-message client machinery would cost this shared machine more CPU than the
  * server's decoding, which is not what the figure is about.
  */
-class RawAccessLogClient {
+export class RawAccessLogClient {
   private readonly session: http2.ClientHttp2Session;
 
   constructor(address: string) {
@@ -302,7 +302,8 @@ class RawAccessLogClient {
     this.session.on('error', () => {});
   }
 
-  async stream(messages: number, next: () => Buffer): Promise<void> {
+  /** Sends `messages` messages on one stream: as fast as flow control allows, or at most `perSecond` a second. */
+  async stream(messages: number, next: () => Buffer, perSecond = Infinity): Promise<void> {
     const call = this.session.request({
       ':method': 'POST',
       ':path': '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs',
@@ -319,7 +320,10 @@ class RawAccessLogClient {
     });
     // A stream that ends early rejects `answered`: it also ends a wait for 'drain', which would never come.
     answered.catch(() => {});
+    const started = performance.now();
     for (let i = 0; i < messages; i++) {
+      const wait = started + (i / perSecond) * 1000 - performance.now();
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
       if (!call.write(next())) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), answered]);
     }
     call.end();
@@ -331,7 +335,7 @@ class RawAccessLogClient {
   }
 }
 
-class ScratchDatabase {
+export class ScratchDatabase {
   private constructor(
     readonly url: string,
     private readonly name: string,

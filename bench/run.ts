@@ -9,6 +9,7 @@ import type { AlsIngestResult } from './als-ingest.js';
 import { checkPiecesSection, runCheckPiecesBench } from './check-pieces.js';
 import { runCheckBench, serverNames, type CheckBenchResult, type SaturationResult, type ServerName } from './check.js';
 import { runCheckTracingBench, tracingSection, type CheckTracingBenchResult } from './check-tracing.js';
+import { memorySoakSection, runMemorySoakBench } from './memory-soak.js';
 import { redisBatchSection, runRedisBatchPieceBench } from './redis-batch-piece.js';
 
 const optional = async <T>(module: string, exportName: string): Promise<(() => Promise<T>) | undefined> => {
@@ -123,6 +124,11 @@ if (als) {
       `${cpus().length} cores their sum bounds the rate at ${Math.round((cpus().length * 1e6) / (result.cpuMicrosPerEntry.tollgate + result.cpuMicrosPerEntry.postgres + result.cpuMicrosPerEntry.client))} entries/s. The median run:\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`,
   );
 }
+console.log('Memory soak…');
+const soak = await runMemorySoakBench();
+console.log(JSON.stringify({ ...soak, samples: undefined }, null, 2));
+sections.push(memorySoakSection(soak));
+
 const rating = await optional<Record<string, number>>('./rating.ts', 'runRatingBench');
 if (rating) {
   console.log('Rating benchmark…');
