@@ -351,6 +351,22 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
     }
   });
 
+  it('reads the counters of a batch with more than a thousand of them, and answers a request with no limits', async () => {
+    const redis = new RedisCounterStore({ url: testRedisUrl, prefix: nextPrefix('tgt'), timeoutMs: 5_000 });
+    expect(await redis.ready()).toBe(true);
+    try {
+      // 64 requests (one batch) of 20 windows each: 2,560 counters, read in three MGETs.
+      const limits = Array.from({ length: 20 }, (_, i) => perMinute(1, `rl${i}`));
+      const first = await Promise.all(Array.from({ length: 64 }, (_, i) => redis.consume({ scope: `s${i}`, now: start + 1_000, limits })));
+      expect(first.every((answer) => answer.allowed && answer.outcomes.every((outcome) => outcome.remaining === 0))).toBe(true);
+      const again = await Promise.all(Array.from({ length: 64 }, (_, i) => redis.consume({ scope: `s${i}`, now: start + 2_000, limits })));
+      expect(again.every((answer) => !answer.allowed && answer.outcomes.every((outcome) => !outcome.allowed))).toBe(true);
+      expect(await redis.consume({ scope: 's0', now: start + 3_000, limits: [] })).toEqual({ allowed: true, outcomes: [] });
+    } finally {
+      await redis.close();
+    }
+  });
+
   it('keeps the expiry a counter was created with when a later batch counts it again', async () => {
     const prefix = nextPrefix('tgt');
     const redis = new RedisCounterStore({ url: testRedisUrl, prefix, timeoutMs: 1_000 });

@@ -9,9 +9,9 @@ import { slidingWindowIndex, type Limit, type LimitOutcome, type WalletRebase } 
  * evaluated one after another exactly as separate calls would be, so one EVALSHA can carry every Check that arrived
  * in the same event-loop turn: each request stays atomic, and the Redis round trip, the command parsing on both
  * sides and the socket writes are paid once per batch instead of once per Check.
- * Inside the script every counter of the batch is read by one MGET, and each one the batch counts is written once:
- * what the batch's counted requests add to it is kept in a Lua table and included in later reads, and the sums go to
- * Redis at the end. A counter that existed gets INCRBY, which keeps its expiry; one the batch creates gets SET with
+ * Inside the script every counter of the batch is read by one MGET (per thousand: Lua's unpack is bounded), and each
+ * one the batch counts is written once: what the batch's counted requests add to it is kept in a Lua table and
+ * included in later reads, and the sums go to Redis at the end. A counter that existed gets INCRBY, which keeps its expiry; one the batch creates gets SET with
  * the TTL the batch's last write asked for. A counter's expiry is thus set when it is created, not refreshed by each
  * write: a sliding window's counter lives 2 windows from its first count, past the end of the next window, the last
  * in which it is read; a period's counter until a day past the period's end, whenever it is written.
@@ -40,11 +40,15 @@ local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000 > tonumber(ARGV[2]) then return -1 end
 local argv = {}
 for token in string.gmatch(ARGV[1], '[^,]+') do argv[#argv + 1] = token end
-local existing = redis.call('MGET', unpack(KEYS))
-local stored, added, ttl, written = {}, {}, {}, {}
-for k = 1, #KEYS do
-  local v = existing[k]
-  if v then stored[k] = tonumber(v) else stored[k] = 0 end
+local existing, stored, added, ttl, written = {}, {}, {}, {}, {}
+for from = 1, #KEYS, 1000 do
+  local values = redis.call('MGET', unpack(KEYS, from, math.min(from + 999, #KEYS)))
+  for i = 1, #values do
+    local k = from + i - 1
+    local v = values[i]
+    existing[k] = v
+    if v then stored[k] = tonumber(v) else stored[k] = 0 end
+  end
 end
 local function read(k)
   return stored[k] + (added[k] or 0)
