@@ -49,12 +49,12 @@ export interface MemorySoakResult {
  * The bound: RSS may grow by at most this much per minute after the warm-up, by the least-squares slope of the samples
  * (a 3-minute run may end at most 6 MiB above where it started, GC's sawtooth aside).
  */
-export const rssSlopeBoundMiBPerMin = 2;
+const rssSlopeBoundMiBPerMin = 2;
 const sampleEveryS = 5;
 const mib = 2 ** 20;
 
 /** Least-squares slope of `value` against `atS`, per minute. */
-export function slopePerMinute(samples: readonly MemorySample[], value: (sample: MemorySample) => number): number {
+function slopePerMinute(samples: readonly MemorySample[], value: (sample: MemorySample) => number): number {
   const n = samples.length;
   if (n < 2) return 0;
   const meanT = samples.reduce((sum, each) => sum + each.atS, 0) / n;
