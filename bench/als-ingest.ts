@@ -54,7 +54,7 @@ const serverUrl = process.env.TOLLGATE_BENCH_DATABASE_URL ?? process.env.TOLLGAT
 /** Usage ids as the Check issues them (src/check/usage-identity.ts UsageIds): millisecond, instance, sequence. */
 const idLength = 21;
 /** Entries carry the Check's signed usage id, as Envoy copies it from the Check's metadata: metering verifies each. */
-const signingKey = 'bench-usage-signing-key-0123456789abcdef';
+export const signingKey = 'bench-usage-signing-key-0123456789abcdef';
 const signatureLength = 22;
 /** As Tollgate holds it: a key object, not a string hashed into a key on every signature. */
 const signingKeyObject = createSecretKey(Buffer.from(signingKey, 'utf8'));
@@ -174,7 +174,7 @@ interface EncodedStreams {
 }
 
 /** Envoy-shaped StreamAccessLogsMessages, encoded once per template; each copy gets fresh, signed usage ids. */
-class MessageFactory {
+export class MessageFactory {
   private readonly templates: { bytes: Buffer; entries: { idOffsets: number[]; signatureOffset: number; factsTail: string }[] }[] = [];
   private sequence = 0;
   /** The instance part of the usage ids, and the millisecond the first was issued in. */
@@ -218,7 +218,7 @@ class MessageFactory {
   }
 
   /** A gRPC-framed message (5-byte prefix, then the message), each entry with a fresh usage id and its signature. */
-  private next(): Buffer {
+  next(): Buffer {
     const template = this.templates[this.sequence % this.templates.length]!;
     const framed = Buffer.allocUnsafe(5 + template.bytes.length);
     framed[0] = 0;
@@ -297,7 +297,7 @@ function occurrences(haystack: Buffer, needle: Buffer, expected: number): number
  * Envoy's C++ client does: grpc-js's per-message client machinery would cost this shared machine more CPU than the
  * server's decoding, which is not what the figure is about.
  */
-class RawAccessLogClient {
+export class RawAccessLogClient {
   private readonly session: http2.ClientHttp2Session;
 
   constructor(address: string) {
@@ -305,8 +305,21 @@ class RawAccessLogClient {
     this.session.on('error', () => {});
   }
 
+  /** One StreamAccessLogs call sending `messages` messages made by `next`, at most `perSecond` a second (the memory soak). */
+  streamAtRate(messages: number, next: () => Buffer, perSecond: number): Promise<void> {
+    async function* paced() {
+      const started = performance.now();
+      for (let sent = 0; sent < messages; sent++) {
+        const wait = started + (sent / perSecond) * 1000 - performance.now();
+        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+        yield next();
+      }
+    }
+    return this.stream(paced());
+  }
+
   /** One StreamAccessLogs call sending `chunks` (framed messages, back to back) as fast as flow control lets it. */
-  async stream(chunks: readonly Buffer[]): Promise<void> {
+  async stream(chunks: Iterable<Buffer> | AsyncIterable<Buffer>): Promise<void> {
     const call = this.session.request({
       ':method': 'POST',
       ':path': '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs',
@@ -323,7 +336,7 @@ class RawAccessLogClient {
     });
     // A stream that ends early rejects `answered`: it also ends a wait for 'drain', which would never come.
     answered.catch(() => {});
-    for (const chunk of chunks) {
+    for await (const chunk of chunks) {
       if (!call.write(chunk)) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), answered]);
     }
     call.end();
@@ -335,7 +348,7 @@ class RawAccessLogClient {
   }
 }
 
-class ScratchDatabase {
+export class ScratchDatabase {
   /** One connection for the completion polls. */
   private poller: pg.Client | undefined;
 

@@ -7,6 +7,7 @@ export const buildDist = () => execFileSync('npm', ['run', 'build', '--silent'],
 
 export interface BenchProcess<Info> {
   info: Info;
+  pid: number;
   /** CPU time the process has used so far (user + system), in microseconds: from /proc, so Linux only. */
   cpuMicros(): number;
   stop(): Promise<void>;
@@ -31,6 +32,7 @@ export async function startBenchProcess<Info>(script: string, args: string[] = [
   });
   return {
     info: JSON.parse(line) as Info,
+    pid: child.pid!,
     cpuMicros: () => processCpuMicros(child.pid!),
     stop: () =>
       new Promise<void>((resolve) => {

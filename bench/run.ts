@@ -11,6 +11,7 @@ import { runAlsIngestBench, type AlsIngestResult } from './als-ingest.js';
 import { checkPiecesSection, runCheckPiecesBench } from './check-pieces.js';
 import { runCheckBench, serverNames, type CheckBenchResult, type SaturationResult, type ServerName } from './check.js';
 import { runCheckTracingBench, tracingSection, type CheckTracingBenchResult } from './check-tracing.js';
+import { memorySoakSection, runMemorySoakBench } from './memory-soak.js';
 import { runRatingBench } from './rating.js';
 import { redisBatchSection, runRedisBatchPieceBench } from './redis-batch-piece.js';
 
@@ -135,6 +136,13 @@ async function alsBench(facts: RunFacts): Promise<string> {
   );
 }
 
+async function soakBench(): Promise<string> {
+  console.log('Memory soak…');
+  const soak = await runMemorySoakBench();
+  console.log(JSON.stringify({ ...soak, samples: undefined }, null, 2));
+  return memorySoakSection(soak);
+}
+
 async function ratingBench(): Promise<string> {
   console.log('Rating benchmark…');
   const result = await runRatingBench();
@@ -165,6 +173,7 @@ const benches: Record<string, (facts: RunFacts) => Promise<string>> = {
   check: checkBench,
   tracing: tracingBench,
   als: alsBench,
+  soak: soakBench,
   rating: ratingBench,
   pieces: piecesBench,
 };

@@ -323,7 +323,7 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
     }
   });
 
-  it("gives every counter Redis writes the expiry its batch's last write asked for, and a wallet balance none", async () => {
+  it("gives every counter Redis creates the expiry its batch's last write asked for, and a wallet balance none", async () => {
     const prefix = nextPrefix('tgt');
     const redis = new RedisCounterStore({ url: testRedisUrl, prefix, timeoutMs: 1_000 });
     expect(await redis.ready()).toBe(true);
@@ -346,6 +346,46 @@ describe('memory and Redis stores agree on any sequence of requests', () => {
       expect(ttls.w).toBe(-1);
       expect(await redis.periodUsage('s', 'q', start)).toBe(6);
       expect(await redis.walletBalance('s', 'w:USD')).toBe(997_000);
+    } finally {
+      await redis.close();
+    }
+  });
+
+  it('reads the counters of a batch with more than a thousand of them, and answers a request with no limits', async () => {
+    const redis = new RedisCounterStore({ url: testRedisUrl, prefix: nextPrefix('tgt'), timeoutMs: 5_000 });
+    expect(await redis.ready()).toBe(true);
+    try {
+      // 64 requests (one batch) of 20 windows each: 2,560 counters, read in three MGETs.
+      const limits = Array.from({ length: 20 }, (_, i) => perMinute(1, `rl${i}`));
+      const first = await Promise.all(Array.from({ length: 64 }, (_, i) => redis.consume({ scope: `s${i}`, now: start + 1_000, limits })));
+      expect(first.every((answer) => answer.allowed && answer.outcomes.every((outcome) => outcome.remaining === 0))).toBe(true);
+      const again = await Promise.all(Array.from({ length: 64 }, (_, i) => redis.consume({ scope: `s${i}`, now: start + 2_000, limits })));
+      expect(again.every((answer) => !answer.allowed && answer.outcomes.every((outcome) => !outcome.allowed))).toBe(true);
+      expect(await redis.consume({ scope: 's0', now: start + 3_000, limits: [] })).toEqual({ allowed: true, outcomes: [] });
+    } finally {
+      await redis.close();
+    }
+  });
+
+  it('keeps the expiry a counter was created with when a later batch counts it again', async () => {
+    const prefix = nextPrefix('tgt');
+    const redis = new RedisCounterStore({ url: testRedisUrl, prefix, timeoutMs: 1_000 });
+    expect(await redis.ready()).toBe(true);
+    try {
+      const limits = [perMinute(10), monthly(100, 2)];
+      await redis.consume({ scope: 's', now: start + 1_000, limits });
+      const keys = await scanKeys(redis.client, `${prefix}:*`);
+      expect(keys).toHaveLength(2);
+      // Shortened so that a refreshed expiry (2 minutes, or a day past the period) would show.
+      for (const key of keys) await redis.client.pexpire(key, 30_000);
+      await redis.consume({ scope: 's', now: start + 2_000, limits });
+      for (const key of keys) {
+        const ttl = await redis.client.pttl(key);
+        expect(ttl).toBeGreaterThan(25_000);
+        expect(ttl).toBeLessThanOrEqual(30_000);
+      }
+      expect(await redis.periodUsage('s', 'q', start)).toBe(4);
+      expect(Number(await redis.client.get(keys.find((key) => key.includes(':rl:'))!))).toBe(2);
     } finally {
       await redis.close();
     }

@@ -87,9 +87,8 @@ export class MemoryCounterStore implements CounterStore {
   private add(key: string, amount: number, expiresAt: number, now: number): void {
     const cell = this.cells.get(key);
     if (cell && cell.expiresAt > now) {
+      // Like the Redis store: a counter's expiry is set when it is created, not refreshed by later writes.
       cell.value += amount;
-      // Like Redis PEXPIRE on every write: the TTL is refreshed from this write.
-      cell.expiresAt = expiresAt;
     } else this.cells.set(key, { value: amount, expiresAt });
   }
 

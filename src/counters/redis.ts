@@ -3,27 +3,33 @@ import { Cluster, type Redis } from 'ioredis';
 import { connectRedis } from '../kernel/index.js';
 import { counterKey, CounterStoreUnavailable, walletKey, type ConsumeRequest, type ConsumeResult, type CounterStore } from './store.js';
 import { RedisClockOffset } from './redis-clock.js';
-import { slidingWindowIndex, type LimitOutcome, type WalletRebase } from './window.js';
+import { slidingWindowIndex, type Limit, type LimitOutcome, type WalletRebase } from './window.js';
 
 /**
  * Checks every limit of each request and, only for a request whose limits all allow, counts them. Requests are
  * evaluated one after another exactly as separate calls would be, so one EVALSHA can carry every Check that arrived
  * in the same event-loop turn: each request stays atomic, and the Redis round trip, the command parsing on both
  * sides and the socket writes are paid once per batch instead of once per Check.
- * Inside the script each counter is read at most once and written once per batch: what the batch's counted requests
- * add to it is kept in a Lua table and included in later reads, and the sums go to Redis at the end (INCRBY, then
- * PEXPIRE with the TTL the last write asked for). Nothing else runs while a script runs, so this is exactly the
- * sequence of per-request reads and writes, at a fraction of the redis.call()s: those, not the commands, are most
- * of a script's cost.
+ * Inside the script every counter of the batch is read by one MGET (per thousand: Lua's unpack is bounded), and each
+ * one the batch counts is written once: what the batch's counted requests add to it is kept in a Lua table and
+ * included in later reads, and the sums go to Redis at the end. A counter that existed gets INCRBY, which keeps its expiry; one the batch creates gets SET with
+ * the TTL the batch's last write asked for. A counter's expiry is thus set when it is created, not refreshed by each
+ * write: a sliding window's counter lives 2 windows from its first count, past the end of the next window, the last
+ * in which it is read; a period's counter until a day past the period's end, whenever it is written.
+ * Nothing else runs while a script runs, so this is exactly the sequence of per-request reads and writes, at a
+ * fraction of the redis.call()s: those, not the commands, are most of a script's cost (with many keys, the batch's
+ * counters are mostly distinct, and one GET, INCRBY and PEXPIRE each cost about a third of a Check's Redis CPU).
  * It mirrors evaluateSliding/evaluatePeriod/evaluateWallet in window.ts operation for operation (Lua numbers are
  * IEEE doubles like JS numbers), so both stores give the same answers; the contract tests hold them to that.
- * ARGV[1], comma-separated: the number of shapes, each shape (what a request asks for: count of limits, then per
- * limit: kind ('s' sliding | 'p' period | 'w' wallet), limit, cost, windowMs|periodEnd, enforce, and the KEYS
- * indexes of its two counters, 0 for none: a sliding limit's previous and current window, a period limit's counter,
- * a wallet's balance and its period spend counter); then the number of requests and per request: now, shape index.
- * KEYS: each counter of the batch once. Checks with the same counters, limits and costs (one key's calls to one
- * endpoint, within one rate-limit window: the same limitSetId) share a shape, so a batch of them sends and parses those once, and
- * two numbers per Check.
+ * ARGV[1], comma-separated: the number of shapes, each shape (what a request's limits are, apart from their counters:
+ * count of limits, then per limit: kind ('s' sliding | 'p' period | 'w' wallet), limit, cost, windowMs|periodEnd,
+ * enforce); then the number of limit sets, each: shape index, then the KEYS indexes of its counters, per limit in
+ * order: a sliding limit's previous and current window, a period limit's counter, a wallet's balance and its period
+ * spend counter; then the number of requests and per request: now, limit set index. Checks of one plan on one
+ * endpoint share a shape whichever key makes them (the limits differ only in their counters' names), and one key's
+ * Checks of an endpoint share a limit set, so a batch sends a few shapes, each key's counters once, and two numbers
+ * per Check.
+ * KEYS: each counter of the batch once.
  * Reply, request after request: all allowed (1|0), then per limit: allowed, remaining, reset, retry.
  * Sums go to Redis formatted with %.0f: Lua would print a large number as "1e+15", which INCRBY refuses.
  * ARGV[2]: the deadline, in Redis's clock (ms): a batch Redis gets to only after it replies -1 and counts nothing, as
@@ -35,40 +41,64 @@ local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000 > tonumber(ARGV[2]) then return -1 end
 local argv = {}
 for token in string.gmatch(ARGV[1], '[^,]+') do argv[#argv + 1] = token end
-local stored, added, ttl, written = {}, {}, {}, {}
-local function read(k)
-  local v = stored[k]
-  if v == nil then
-    v = tonumber(redis.call('GET', KEYS[k]) or '0')
-    stored[k] = v
+local existing, stored, added, ttl, written = {}, {}, {}, {}, {}
+for from = 1, #KEYS, 1000 do
+  local values = redis.call('MGET', unpack(KEYS, from, math.min(from + 999, #KEYS)))
+  for i = 1, #values do
+    local k = from + i - 1
+    local v = values[i]
+    existing[k] = v
+    if v then stored[k] = tonumber(v) else stored[k] = 0 end
   end
-  return v + (added[k] or 0)
+end
+local function read(k)
+  return stored[k] + (added[k] or 0)
 end
 local a = 2
 local shapes = {}
 for s = 1, tonumber(argv[1]) do
   local limits = {}
   for i = 1, tonumber(argv[a]) do
-    local b = a + 1 + (i - 1) * 7
-    limits[i] = { argv[b], tonumber(argv[b + 1]), tonumber(argv[b + 2]), tonumber(argv[b + 3]), argv[b + 4] == '1', tonumber(argv[b + 5]), tonumber(argv[b + 6]) }
+    local b = a + 1 + (i - 1) * 5
+    limits[i] = { argv[b], tonumber(argv[b + 1]), tonumber(argv[b + 2]), tonumber(argv[b + 3]), argv[b + 4] == '1' }
   end
   shapes[s] = limits
-  a = a + 1 + #limits * 7
+  a = a + 1 + #limits * 5
+end
+local sets = {}
+local setCount = tonumber(argv[a])
+a = a + 1
+for s = 1, setCount do
+  local shape = shapes[tonumber(argv[a])]
+  local counters = {}
+  a = a + 1
+  for i = 1, #shape do
+    counters[i] = tonumber(argv[a])
+    if shape[i][1] == 'p' then a = a + 1 else
+      counters[i + #shape] = tonumber(argv[a + 1])
+      a = a + 2
+    end
+  end
+  sets[s] = { shape, counters }
 end
 local out = {}
 local n = 0
 local pending = {}
-for r = 1, tonumber(argv[a]) do
-  local now = tonumber(argv[a + 1 + (r - 1) * 2])
-  local limits = shapes[tonumber(argv[a + 2 + (r - 1) * 2])]
+local requests = tonumber(argv[a])
+a = a + 1
+for r = 1, requests do
+  local now = tonumber(argv[a])
+  local limits, counters = unpack(sets[tonumber(argv[a + 1])])
+  a = a + 2
   local head = n + 1
   n = head
   local writes = 0
   local allAllowed = 1
   for i = 1, #limits do
-    local kind, limit, cost, span, enforce, first, second = unpack(limits[i])
+    local kind, limit, cost, span, enforce = unpack(limits[i])
     local allowed, remaining, reset, retry
     if kind == 's' then
+      local first, second = counters[i], counters[i + #limits]
       local w = span
       local previous = read(first)
       local current = read(second)
@@ -98,6 +128,7 @@ for r = 1, tonumber(argv[a]) do
       pending[writes + 1], pending[writes + 2], pending[writes + 3] = second, cost, 2 * w
       writes = writes + 3
     elseif kind == 'w' then
+      local first, second = counters[i], counters[i + #limits]
       local balance = read(first)
       allowed = balance > 0 and cost <= balance
       if allowed then remaining = balance - cost else remaining = math.max(0, balance) end
@@ -109,6 +140,7 @@ for r = 1, tonumber(argv[a]) do
         writes = writes + 6
       end
     else
+      local first = counters[i]
       local used = read(first)
       local fits = used + cost <= limit
       allowed = fits or not enforce
@@ -141,8 +173,14 @@ for r = 1, tonumber(argv[a]) do
   out[head] = allAllowed
 end
 for _, k in ipairs(written) do
-  redis.call('INCRBY', KEYS[k], string.format('%.0f', added[k]))
-  if ttl[k] then redis.call('PEXPIRE', KEYS[k], ttl[k]) end
+  local sum = string.format('%.0f', added[k])
+  if existing[k] then
+    redis.call('INCRBY', KEYS[k], sum)
+  elseif ttl[k] then
+    redis.call('SET', KEYS[k], sum, 'PX', ttl[k])
+  else
+    redis.call('SET', KEYS[k], sum)
+  end
 end
 return out
 `;
@@ -241,13 +279,16 @@ interface ConsumeBatch {
   keys: IndexedStrings;
   /** Distinct request shapes (see consumeScript). */
   shapes: IndexedStrings;
-  /** Per request: now, shape index (so the batch holds args.length / 2 requests). */
+  /** Per limit set: shape index, its counters' KEYS indexes (see consumeScript). */
+  sets: number[];
+  setCount: number;
+  /** Per request: now, limit set index (so the batch holds args.length / 2 requests). */
   args: number[];
   /**
-   * The shape of each limit set already in this batch, by its id (ConsumeRequest.limitSetId), for its scope and while
+   * The index of each limit set already in this batch, by its id (ConsumeRequest.limitSetId), for its scope and while
    * `now` stays within the same sliding windows (its keys name them): a key's repeated Check is two numbers.
    */
-  shapeBySet: Map<string, { scope: string; shape: number; from: number; until: number }>;
+  setsInBatch: Map<string, { scope: string; set: number; from: number; until: number }>;
   /** Where the next request's part of the reply starts. */
   replyLength: number;
   /** The script's reply, which each request reads its part of; settled by send(). */
@@ -255,10 +296,18 @@ interface ConsumeBatch {
   settle: (reply: Promise<number[]>) => void;
 }
 
+/** A limit's counter keys in one window (a period's start for a period or wallet limit), in consumeScript's order. */
+interface LimitCounters {
+  scope: string;
+  window: number;
+  first: string;
+  second: string | undefined;
+}
+
 function newBatch(): ConsumeBatch {
   let settle!: (reply: Promise<number[]>) => void;
   const reply = new Promise<number[]>((resolve) => (settle = resolve));
-  return { keys: new IndexedStrings(), shapes: new IndexedStrings(), args: [], shapeBySet: new Map(), replyLength: 0, reply, settle };
+  return { keys: new IndexedStrings(), shapes: new IndexedStrings(), sets: [], setCount: 0, args: [], setsInBatch: new Map(), replyLength: 0, reply, settle };
 }
 
 /** One request's outcomes, from its part of the reply starting at `at`. */
@@ -287,6 +336,10 @@ export class RedisCounterStore implements CounterStore {
   /** Consume requests waiting for this event-loop turn's flush, by batch group. */
   private readonly pending = new Map<string, ConsumeBatch>();
   private flushScheduled = false;
+  /** Each compiled limit set's shape (see shapeOf), for as long as its limits are in use. */
+  private readonly shapes = new WeakMap<readonly Limit[], string>();
+  /** Each compiled limit's counter keys in its current window (see countersOf), for as long as the limit is in use. */
+  private readonly counters = new WeakMap<Limit, LimitCounters>();
   /** Redis Cluster runs a script on one slot, so a batch there holds one scope (hash tag); one server takes all. */
   private readonly batchPerScope: boolean;
   /**
@@ -371,10 +424,9 @@ export class RedisCounterStore implements CounterStore {
       batch = newBatch();
       this.pending.set(group, batch);
     }
-    const known = request.limitSetId === undefined ? undefined : batch.shapeBySet.get(request.limitSetId);
+    const known = request.limitSetId === undefined ? undefined : batch.setsInBatch.get(request.limitSetId);
     const reusable = known && known.scope === request.scope && known.from <= request.now && request.now < known.until;
-    const shape = reusable ? known.shape : this.addShape(batch, request);
-    batch.args.push(request.now, shape);
+    batch.args.push(request.now, reusable ? known.set : this.addLimitSet(batch, request));
     const at = batch.replyLength;
     batch.replyLength += 1 + 4 * request.limits.length;
     // One promise per batch, read by each request: no promise, resolvers or record of its own to make per Check.
@@ -389,32 +441,62 @@ export class RedisCounterStore implements CounterStore {
     return answer;
   }
 
-  /** Adds the shape of a request's limits (and their keys) to the batch; returns its index. */
-  private addShape(batch: ConsumeBatch, request: ConsumeRequest): number {
-    let shape = String(request.limits.length);
+  /** Adds a request's limit set (its shape and counters) to the batch; returns its index. */
+  private addLimitSet(batch: ConsumeBatch, request: ConsumeRequest): number {
+    const { sets, keys } = batch;
+    const compiled = request.limitSetId !== undefined;
+    sets.push(batch.shapes.indexOf(this.shapeOf(request)));
     // The span of `now` in which the sliding windows, and so the keys, stay the same.
     let from = -Infinity;
     let until = Infinity;
     for (const limit of request.limits) {
+      const counters = this.countersOf(limit, request.scope, request.now, compiled);
       if (limit.kind === 'sliding') {
-        const index = slidingWindowIndex(request.now, limit.windowMs);
-        from = Math.max(from, index * limit.windowMs);
-        until = Math.min(until, (index + 1) * limit.windowMs);
-        const previous = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.name, index - 1));
-        const current = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.name, index));
-        shape += `,s,${limit.limit},${limit.cost},${limit.windowMs},1,${previous},${current}`;
-      } else if (limit.kind === 'wallet') {
-        const balance = batch.keys.indexOf(walletKey(this.prefix, request.scope, limit.name));
-        const spent = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.spentName, limit.periodStart));
-        shape += `,w,0,${limit.cost},${limit.periodEnd},1,${balance},${spent}`;
-      } else {
-        const counter = batch.keys.indexOf(counterKey(this.prefix, request.scope, limit.name, limit.periodStart));
-        shape += `,p,${limit.limit},${limit.cost},${limit.periodEnd},${limit.enforce ? 1 : 0},${counter},0`;
+        from = Math.max(from, counters.window * limit.windowMs);
+        until = Math.min(until, (counters.window + 1) * limit.windowMs);
       }
+      sets.push(keys.indexOf(counters.first));
+      if (counters.second !== undefined) sets.push(keys.indexOf(counters.second));
     }
-    const index = batch.shapes.indexOf(shape);
-    if (request.limitSetId !== undefined) batch.shapeBySet.set(request.limitSetId, { scope: request.scope, shape: index, from, until });
-    return index;
+    const set = ++batch.setCount;
+    if (compiled) batch.setsInBatch.set(request.limitSetId!, { scope: request.scope, set, from, until });
+    return set;
+  }
+
+  /**
+   * A limit's counter keys at `now` (see consumeScript for which). A compiled limit's are kept, by the limit, until its
+   * window moves on: most Checks then name their counters with strings already built and hashed.
+   */
+  private countersOf(limit: Limit, scope: string, now: number, compiled: boolean): LimitCounters {
+    const window = limit.kind === 'sliding' ? slidingWindowIndex(now, limit.windowMs) : limit.periodStart;
+    const known = compiled ? this.counters.get(limit) : undefined;
+    if (known && known.window === window && known.scope === scope) return known;
+    let counters: LimitCounters;
+    if (limit.kind === 'sliding') {
+      // The window just ended is the previous one now: its key is the one already built.
+      const previous = known && known.window === window - 1 && known.scope === scope ? known.second! : counterKey(this.prefix, scope, limit.name, window - 1);
+      counters = { scope, window, first: previous, second: counterKey(this.prefix, scope, limit.name, window) };
+    } else if (limit.kind === 'wallet') {
+      counters = { scope, window, first: walletKey(this.prefix, scope, limit.name), second: counterKey(this.prefix, scope, limit.spentName, window) };
+    } else {
+      counters = { scope, window, first: counterKey(this.prefix, scope, limit.name, window), second: undefined };
+    }
+    if (compiled) this.counters.set(limit, counters);
+    return counters;
+  }
+
+  /** The shape of a request's limits (see consumeScript); a compiled limit set's is worked out once and kept. */
+  private shapeOf(request: ConsumeRequest): string {
+    let shape = request.limitSetId === undefined ? undefined : this.shapes.get(request.limits);
+    if (shape !== undefined) return shape;
+    shape = String(request.limits.length);
+    for (const limit of request.limits) {
+      if (limit.kind === 'sliding') shape += `,s,${limit.limit},${limit.cost},${limit.windowMs},1`;
+      else if (limit.kind === 'wallet') shape += `,w,0,${limit.cost},${limit.periodEnd},1`;
+      else shape += `,p,${limit.limit},${limit.cost},${limit.periodEnd},${limit.enforce ? 1 : 0}`;
+    }
+    if (request.limitSetId !== undefined) this.shapes.set(request.limits, shape);
+    return shape;
   }
 
   /** Sends every batch collected since the last flush: the Checks of one event-loop turn. */
@@ -440,7 +522,7 @@ export class RedisCounterStore implements CounterStore {
       this.client,
       batch.keys.items.length,
       ...batch.keys.items,
-      `${batch.shapes.items.length},${batch.shapes.items.join(',')},${requests},${batch.args.join(',')}`,
+      `${batch.shapes.items.length},${batch.shapes.items.join(',')},${batch.setCount},${batch.sets.join(',')},${requests},${batch.args.join(',')}`,
       deadline.toFixed(3),
     );
     batch.settle(

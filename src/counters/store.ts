@@ -7,7 +7,8 @@ export interface ConsumeRequest {
   limits: readonly Limit[];
   /**
    * Names exactly this list of limits (their counter names, sizes and costs) for the life of the process, when the
-   * caller has compiled it (check/check-plan.ts): the Redis store then encodes a set repeated within one batch once.
+   * caller has compiled it (check/check-plan.ts), passing the same `limits` array each time and never modifying it: the
+   * Redis store then works out the set's shape once and names a set repeated within one batch once.
    */
   limitSetId?: string;
 }
