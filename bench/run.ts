@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark, each against a baseline measured in the same run, written to bench/RESULTS.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { alsDecoderSection, runAlsDecoderPieceBench } from './als-decoder-piece.js';
 import type { AlsIngestResult } from './als-ingest.js';
@@ -10,6 +10,7 @@ import { checkPiecesSection, runCheckPiecesBench } from './check-pieces.js';
 import { runCheckBench, serverNames, type CheckBenchResult, type SaturationResult, type ServerName } from './check.js';
 import { runCheckTracingBench, tracingSection, type CheckTracingBenchResult } from './check-tracing.js';
 import { redisBatchSection, runRedisBatchPieceBench } from './redis-batch-piece.js';
+import { runScaleBench, scaleOptions, scaleParts, scaleSection } from './scale.js';
 
 const optional = async <T>(module: string, exportName: string): Promise<(() => Promise<T>) | undefined> => {
   if (!existsSync(new URL(module, import.meta.url))) return undefined;
@@ -87,6 +88,23 @@ Allow decisions counted by Tollgate's own metric, all forks: ${result.allowDecis
 `;
 }
 
+const resultsFile = new URL('./RESULTS.md', import.meta.url);
+const scaleHeading = '## Scale: keys in the millions';
+
+// `npm run bench -- scale` (or `soak`): the scale bench alone (long at 10M keys), replacing its section of RESULTS.md.
+const args = process.argv.slice(2);
+if (args.includes('scale') || args.includes('soak')) {
+  const result = await runScaleBench(scaleOptions(), scaleParts(args));
+  console.log(JSON.stringify(result, null, 2));
+  const results = readFileSync(resultsFile, 'utf8');
+  const at = results.indexOf(scaleHeading);
+  const next = at < 0 ? -1 : results.indexOf('\n## ', at + scaleHeading.length);
+  const section = scaleSection(result);
+  writeFileSync(resultsFile, at < 0 ? `${results}\n${section}` : `${results.slice(0, at)}${section}${next < 0 ? '' : results.slice(next)}`);
+  console.log('wrote the scale section of bench/RESULTS.md');
+  process.exit(0);
+}
+
 const sections: string[] = [];
 console.log('Check benchmark…');
 const check = await runCheckBench();
@@ -148,10 +166,14 @@ console.log('Redis batch piece…');
 const redisBatch = await runRedisBatchPieceBench();
 console.log(JSON.stringify(redisBatch, null, 2));
 sections.push(redisBatchSection(redisBatch));
+console.log('Scale benchmark…');
+const scale = await runScaleBench();
+console.log(JSON.stringify(scale, null, 2));
+sections.push(scaleSection(scale));
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${execFileSync('h2load', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
 writeFileSync(
-  new URL('./RESULTS.md', import.meta.url),
+  resultsFile,
   `# Benchmark results\n\nCommand: \`npm run bench\` · ${new Date().toISOString().slice(0, 10)} · ${machine}.\nh2load, Redis and PostgreSQL share the same two cores as the server under test.\n\n${sections.join('\n')}`,
 );
 console.log('wrote bench/RESULTS.md');
