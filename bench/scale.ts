@@ -10,9 +10,11 @@
  * TOLLGATE_SCALE_EDGE_ARGS (the edges' command line, default `serve`, e.g. `serve --role edge`),
  * TOLLGATE_SCALE_CONTROL_ARGS (a control process apart, e.g. `serve --role control`, taking the admin calls; unset:
  * the first edge takes them), TOLLGATE_SCALE_ENV (JSON, more environment for every process),
- * TOLLGATE_SCALE_REVOCATIONS (default 50), TOLLGATE_SCALE_LOAD_RPS (the Check load during revocations and the soak,
- * over all edges; default 2000), TOLLGATE_SCALE_ROUNDS / _ROUND_S (throughput rounds per traffic and their length;
- * default 3 × 5 s), TOLLGATE_SCALE_SOAK_S (soak length, default 600), TOLLGATE_SCALE_SOAK_KEYS (default 100000).
+ * TOLLGATE_SCALE_SETTLE_S (unloaded time after the starts, default 15), TOLLGATE_SCALE_ROUNDS / _ROUND_S
+ * (throughput rounds per traffic and their length; default 3 × 5 s), TOLLGATE_SCALE_REVOCATIONS (default 50),
+ * TOLLGATE_SCALE_LOAD_RPS (the Check load during revocations and the soak, over all edges; default: half the measured
+ * spread throughput on each edge, and 2000 for the soak), TOLLGATE_SCALE_SOAK_S (soak length, default 600),
+ * TOLLGATE_SCALE_SOAK_KEYS (default 100000).
  *
  * Standalone: `npx tsx bench/scale.ts [scale] [soak]` (the sizes, the soak; both by default); `npm run bench -- scale`
  * (or `soak`, or both) runs only these and updates their section of bench/RESULTS.md.
@@ -40,7 +42,8 @@ export interface ScaleOptions {
   controlArgs: string[] | undefined;
   env: Record<string, string>;
   revocations: number;
-  loadRps: number;
+  /** Paced Checks per second over all edges, during revocations and the soak; unset: see revocationLoadRps, soakLoadRps. */
+  loadRps: number | undefined;
   rounds: number;
   roundS: number;
   soakS: number;
@@ -61,7 +64,7 @@ export function scaleOptions(env: NodeJS.ProcessEnv = process.env): ScaleOptions
     controlArgs: words(env.TOLLGATE_SCALE_CONTROL_ARGS),
     env: JSON.parse(env.TOLLGATE_SCALE_ENV ?? '{}') as Record<string, string>,
     revocations: number('TOLLGATE_SCALE_REVOCATIONS', 50),
-    loadRps: number('TOLLGATE_SCALE_LOAD_RPS', 2000),
+    loadRps: env.TOLLGATE_SCALE_LOAD_RPS ? Number(env.TOLLGATE_SCALE_LOAD_RPS) : undefined,
     rounds: number('TOLLGATE_SCALE_ROUNDS', 3),
     roundS: number('TOLLGATE_SCALE_ROUND_S', 5),
     soakS: number('TOLLGATE_SCALE_SOAK_S', 600),
@@ -344,9 +347,9 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
  * Revokes random keys through the admin API, one every 200 ms, while Checks load every edge; each key's latency is
  * until a Check with it is denied on every edge (each edge probed every 10 ms).
  */
-async function measureRevocation(deployment: Deployment, keys: number, options: ScaleOptions): Promise<RevocationResult> {
+async function measureRevocation(deployment: Deployment, keys: number, loadRps: number, options: ScaleOptions): Promise<RevocationResult> {
   const loadBodies = bodiesFile('scale-revocation-load', Math.min(keys, 50_000), () => randomIndex(keys));
-  const loads = deployment.edges.map((edge) => backgroundLoad(edge, loadBodies, options.loadRps / deployment.edges.length, 3_600));
+  const loads = deployment.edges.map((edge) => backgroundLoad(edge, loadBodies, loadRps / deployment.edges.length, 3_600));
   const clients = deployment.edges.map((edge) => new grpc.Client(`127.0.0.1:${edge.grpcPort}`, grpc.credentials.createInsecure()));
   const chosen = new Set<number>();
   while (chosen.size < Math.min(options.revocations, keys - 1)) chosen.add(1 + randomIndex(keys - 1)); // key 0 is the single-key load's
@@ -396,7 +399,7 @@ async function measureRevocation(deployment: Deployment, keys: number, options: 
     maxMs: sorted.at(-1) ?? NaN,
     notEnforced,
     adminCallP50Ms: percentile(adminSorted, 50),
-    loadRps: options.loadRps,
+    loadRps,
   };
 }
 
@@ -433,7 +436,10 @@ async function runSize(keys: number, options: ScaleOptions): Promise<ScaleRun> {
     await Promise.all(deployment.edges.map(health)); // starts the event-loop window here
     const throughput = measureThroughput(deployment.edges[0]!, keys, options);
     console.log(`scale: throughput ${JSON.stringify(throughput)}`);
-    const revocation = await measureRevocation(deployment, keys, options);
+    // Half of what the first edge managed over spread keys, on each edge (as the Check bench's half load): loaded, not
+    // saturated, since a saturated edge answers everything late, probes and admin calls included.
+    const loadRps = options.loadRps ?? Math.round((throughput.spreadRps / 2) * deployment.edges.length);
+    const revocation = await measureRevocation(deployment, keys, loadRps, options);
     console.log(`scale: revocation ${JSON.stringify(revocation)}`);
     const memories = deployment.edges.map((edge) => edge.memory());
     const healths = await Promise.all(deployment.edges.map(health));
@@ -484,15 +490,19 @@ export interface SoakResult {
   edgeRssMb: { first: number; last: number; max: number };
 }
 
+/** The soak's default load over all edges: a fifth of what one edge did over spread keys on a quiet machine (9.4k/s). */
+const soakLoadRps = 2_000;
+
 /** Paced Checks over all keys on every edge for `soakS`, the servers' own loops (rating, polls) running as usual. */
 export async function runSoak(options: ScaleOptions): Promise<SoakResult> {
   const keys = options.soakKeys;
+  const loadRps = options.loadRps ?? soakLoadRps;
   const database = await ensureScaleDatabase(keys, { rebuild: false });
   const deployment = await deploy(database, options);
   const bodies = bodiesFile('scale-soak', Math.min(keys, 50_000), () => randomIndex(keys));
   try {
     await Promise.all(deployment.edges.map(health));
-    const loads = deployment.edges.map((edge) => backgroundLoad(edge, bodies, options.loadRps / deployment.edges.length, options.soakS));
+    const loads = deployment.edges.map((edge) => backgroundLoad(edge, bodies, loadRps / deployment.edges.length, options.soakS));
     const windows: Health[] = [];
     const rss: number[] = [];
     const until = performance.now() + (options.soakS + 1) * 1000;
@@ -508,7 +518,7 @@ export async function runSoak(options: ScaleOptions): Promise<SoakResult> {
       keys,
       durationS: options.soakS,
       edges: deployment.edges.length,
-      loadRps: options.loadRps,
+      loadRps,
       checks,
       failedChecks: results.reduce((sum, each) => sum + each.failed, 0),
       p99Ms: Math.max(...results.map((each) => each.p99Ms)),
@@ -557,7 +567,7 @@ export function scaleSection(result: ScaleBenchResult): string {
     const edges = run.starts.filter((start) => start.name.startsWith('edge'));
     const t = run.throughput;
     const r = run.revocation;
-    return `| ${n(run.keys)} | ${fixed(run.database.generationS, 1)}${run.database.reused ? ' (reused)' : ''} | ${edges.map((edge) => fixed(edge.readyS, 1)).join(' / ')} | ${edges.map((edge) => edge.rssAtReadyMb).join(' / ')} | ${run.edgeRssAfterLoadMb} / ${run.edgePeakRssMb} | ${fixed(t.singleKeyRps)} | ${fixed(t.spreadRps)} | **${fixed(t.ratio, 2)}** (${t.ratios.map((ratio) => fixed(ratio, 2)).join(', ')}) | ${fixed(r.p50Ms)} / ${fixed(r.p90Ms)} / **${fixed(r.p99Ms)}** / ${fixed(r.maxMs)}${r.notEnforced ? ` (${r.notEnforced} not within 30 s)` : ''} | ${fixed(run.edgeIdleCpuPercent)} | ${run.health.fallbacks} | ${fixed(run.health.eventLoopMaxMs)} |`;
+    return `| ${n(run.keys)} | ${fixed(run.database.generationS, 1)}${run.database.reused ? ' (reused)' : ''} | ${edges.map((edge) => fixed(edge.readyS, 1)).join(' / ')} | ${edges.map((edge) => edge.rssAtReadyMb).join(' / ')} | ${run.edgeRssAfterLoadMb} / ${run.edgePeakRssMb} | ${fixed(t.singleKeyRps)} | ${fixed(t.spreadRps)} | **${fixed(t.ratio, 2)}** (${t.ratios.map((ratio) => fixed(ratio, 2)).join(', ')}) | ${n(r.loadRps)} | ${fixed(r.p50Ms)} / ${fixed(r.p90Ms)} / **${fixed(r.p99Ms)}** / ${fixed(r.maxMs)}${r.notEnforced ? ` (${r.notEnforced} not within 30 s)` : ''} | ${fixed(run.edgeIdleCpuPercent)} | ${run.health.fallbacks} | ${fixed(run.health.eventLoopMaxMs)} |`;
   });
   const soak = result.soak;
   return `## Scale: keys in the millions
@@ -569,14 +579,14 @@ ${options.settleS} s unloaded (the busiest edge's CPU meanwhile: **idle edge CPU
 ${options.rounds} alternating rounds of ${options.roundS} s on the first edge by \`bench/check-load.ts\` (4 connections ×
 32 streams, every endpoint), on key 0 alone or on a key drawn uniformly from the whole set for each request; the
 ratio is spread / one key within a round, median over rounds (target ≥ 0.9). **Revocation**: ${options.revocations}
-random keys revoked through the admin API, one every 200 ms, while paced Checks (${n(options.loadRps)}/s over all edges,
-keys drawn from the whole set) load every edge; each latency runs from the admin call to the last edge denying a
+random keys revoked through the admin API, one every 200 ms, while paced Checks (keys drawn from the whole set; unless
+set, half of the spread figure on each edge, as below) load every edge; each latency runs from the admin call to the last edge denying a
 Check with that key (each edge probed every 10 ms); target p99 ≤ 1,000 ms. Fallbacks: counter-store calls answered
 from the failure mode (\`tollgate_quota_store_failures_total\`), summed over edges; event-loop delay: the largest
 \`tollgate_nodejs_eventloop_lag_max_seconds\` (perf_hooks monitorEventLoopDelay) over the run.
 
-| keys | generation (s) | ready per edge (s) | RSS at ready per edge (MB) | edge RSS after load / peak (MB) | one key (req/s) | spread (req/s) | spread / one key | revoke → denied everywhere p50 / p90 / p99 / max (ms) | idle edge CPU (% of a core) | fallbacks | event-loop max (ms) |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| keys | generation (s) | ready per edge (s) | RSS at ready per edge (MB) | edge RSS after load / peak (MB) | one key (req/s) | spread (req/s) | spread / one key | load during revocations (Checks/s) | revoke → denied everywhere p50 / p90 / p99 / max (ms) | idle edge CPU (% of a core) | fallbacks | event-loop max (ms) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 ${
   soak
