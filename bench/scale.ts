@@ -557,7 +557,8 @@ export function scaleParts(args: string[]): { sizes: boolean; soak: boolean } {
   return sizes || soak ? { sizes, soak } : { sizes: true, soak: true };
 }
 
-const fixed = (value: number, digits = 0) => value.toFixed(digits);
+/** A figure, or a dash when there is none (no Check answered in a round gives no ratio). */
+const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '—');
 const n = (value: number) => value.toLocaleString('en-US');
 
 export function scaleSection(result: ScaleBenchResult): string {
