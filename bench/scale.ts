@@ -588,7 +588,7 @@ from the failure mode (\`tollgate_quota_store_failures_total\`), summed over edg
 
 | keys | generation (s) | ready per edge (s) | RSS at ready per edge (MB) | edge RSS after load / peak (MB) | one key (req/s) | spread (req/s) | spread / one key | load during revocations (Checks/s) | revoke → denied everywhere p50 / p90 / p99 / max (ms) | idle edge CPU (% of a core) | fallbacks | event-loop max (ms) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|
-${rows.join('\n')}
+${rows.length > 0 ? rows.join('\n') : '| (sizes not run) |'}
 ${
   soak
     ? `
