@@ -14,6 +14,7 @@ import { runCheckTracingBench, tracingSection, type CheckTracingBenchResult } fr
 import { memorySoakSection, runMemorySoakBench } from './memory-soak.js';
 import { runRatingBench } from './rating.js';
 import { redisBatchSection, runRedisBatchPieceBench } from './redis-batch-piece.js';
+import { runScaleBench, scaleOptions, scaleParts, scaleSection } from './scale.js';
 
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
 
@@ -168,6 +169,14 @@ async function piecesBench(): Promise<string> {
   return [checkPiecesSection(checkPiecesResult), alsDecoderSection(alsDecoder), redisBatchSection(redisBatch)].join('\n');
 }
 
+/** Keys in the millions (bench/scale.ts; its settings are in that file's header, TOLLGATE_SCALE_*). */
+async function scaleBench(): Promise<string> {
+  console.log('Scale benchmark…');
+  const result = await runScaleBench(scaleOptions(), scaleParts());
+  console.log(JSON.stringify(result, null, 2));
+  return scaleSection(result);
+}
+
 /** Every section in the order RESULTS.md shows them. */
 const benches: Record<string, (facts: RunFacts) => Promise<string>> = {
   check: checkBench,
@@ -176,6 +185,7 @@ const benches: Record<string, (facts: RunFacts) => Promise<string>> = {
   soak: soakBench,
   rating: ratingBench,
   pieces: piecesBench,
+  scale: scaleBench,
 };
 
 const resultsFile = new URL('./RESULTS.md', import.meta.url);
