@@ -232,6 +232,24 @@ async function deploy(database: ScaleDatabase, options: ScaleOptions): Promise<D
   }
 }
 
+/**
+ * Waits for the complete marker of the identity records (src/identity/identity-records.ts): until the leader has
+ * rebuilt them from PostgreSQL, a key not yet written answers 503 identity_unavailable. Seconds waited.
+ */
+async function identityRecordsComplete(redisPrefix: string, limitS = 3_600): Promise<number> {
+  const redis = new Redis(redisUrl());
+  const started = performance.now();
+  try {
+    while ((await redis.exists(`${redisPrefix}:{identity}:complete`)) === 0) {
+      if (performance.now() - started > limitS * 1000) throw new Error(`the identity records were not complete after ${limitS} s`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    return (performance.now() - started) / 1000;
+  } finally {
+    redis.disconnect();
+  }
+}
+
 const method = checkMethod();
 
 /** Bodies for bench/check-load.ts over every endpoint, with key `keyOf(n)`. */
@@ -414,6 +432,11 @@ export interface ScaleRun {
   controlArgs: string | undefined;
   /** Per process, in start order (control first when apart). */
   starts: { name: string; readyS: number; rssAtReadyMb: number }[];
+  /**
+   * From the last start until the identity records in Redis were complete (the control's background rebuild from
+   * PostgreSQL); 0 when there are none to wait for (no Redis identities). Checks are measured after it.
+   */
+  identityRebuildS: number;
   /** The busiest edge's CPU while unloaded after the starts (settleS), in % of one core. */
   edgeIdleCpuPercent: number;
   throughput: ThroughputResult;
@@ -433,6 +456,8 @@ async function runSize(keys: number, options: ScaleOptions): Promise<ScaleRun> {
   try {
     const starts = [...(deployment.control ? [deployment.control] : []), ...deployment.edges].map(({ name, readyS, rssAtReadyMb }) => ({ name, readyS, rssAtReadyMb }));
     console.log(`scale: ready ${JSON.stringify(starts)}`);
+    const identityRebuildS = await identityRecordsComplete(deployment.redisPrefix);
+    console.log(`scale: identity records complete after ${identityRebuildS.toFixed(1)} s`);
     const cpuBefore = deployment.edges.map((edge) => edge.cpuMicros());
     await new Promise((resolve) => setTimeout(resolve, options.settleS * 1000));
     const edgeIdleCpuPercent = Math.max(...deployment.edges.map((edge, i) => (edge.cpuMicros() - cpuBefore[i]!) / (options.settleS * 1e4)));
@@ -453,6 +478,7 @@ async function runSize(keys: number, options: ScaleOptions): Promise<ScaleRun> {
       edgeArgs: options.edgeArgs.join(' '),
       controlArgs: options.controlArgs?.join(' '),
       starts,
+      identityRebuildS,
       edgeIdleCpuPercent,
       throughput,
       revocation,
@@ -572,7 +598,7 @@ export function scaleSection(result: ScaleBenchResult): string {
     const edges = run.starts.filter((start) => start.name.startsWith('edge'));
     const t = run.throughput;
     const r = run.revocation;
-    return `| ${n(run.keys)} | ${fixed(run.database.generationS, 1)}${run.database.reused ? ' (reused)' : ''} | ${edges.map((edge) => fixed(edge.readyS, 1)).join(' / ')} | ${edges.map((edge) => edge.rssAtReadyMb).join(' / ')} | ${run.edgeRssAfterLoadMb} / ${run.edgePeakRssMb} | ${fixed(t.singleKeyRps)} | ${fixed(t.spreadRps)} | **${fixed(t.ratio, 2)}** (${t.ratios.map((ratio) => fixed(ratio, 2)).join(', ')}) | ${n(r.loadRps)} | ${fixed(r.p50Ms)} / ${fixed(r.p90Ms)} / **${fixed(r.p99Ms)}** / ${fixed(r.maxMs)}${r.notEnforced ? ` (${r.notEnforced} not within 30 s)` : ''} | ${fixed(run.edgeIdleCpuPercent)} | ${run.health.fallbacks} | ${fixed(run.health.eventLoopMaxMs)} |`;
+    return `| ${n(run.keys)} | ${fixed(run.database.generationS, 1)}${run.database.reused ? ' (reused)' : ''} | ${edges.map((edge) => fixed(edge.readyS, 1)).join(' / ')} | ${edges.map((edge) => edge.rssAtReadyMb).join(' / ')} | ${fixed(run.identityRebuildS, 1)} | ${run.edgeRssAfterLoadMb} / ${run.edgePeakRssMb} | ${fixed(t.singleKeyRps)} | ${fixed(t.spreadRps)} | **${fixed(t.ratio, 2)}** (${t.ratios.map((ratio) => fixed(ratio, 2)).join(', ')}) | ${n(r.loadRps)} | ${fixed(r.p50Ms)} / ${fixed(r.p90Ms)} / **${fixed(r.p99Ms)}** / ${fixed(r.maxMs)}${r.notEnforced ? ` (${r.notEnforced} not within 30 s)` : ''} | ${fixed(run.edgeIdleCpuPercent)} | ${run.health.fallbacks} | ${fixed(run.health.eventLoopMaxMs)} |`;
   });
   const soak = result.soak;
   return `## Scale: keys in the millions
@@ -590,8 +616,8 @@ Check with that key (each edge probed every 10 ms); target p99 ≤ 1,000 ms. Fal
 from the failure mode (\`tollgate_quota_store_failures_total\`), summed over edges; event-loop delay: the largest
 \`tollgate_nodejs_eventloop_lag_max_seconds\` (perf_hooks monitorEventLoopDelay) over the run.
 
-| keys | generation (s) | ready per edge (s) | RSS at ready per edge (MB) | edge RSS after load / peak (MB) | one key (req/s) | spread (req/s) | spread / one key | load during revocations (Checks/s) | revoke → denied everywhere p50 / p90 / p99 / max (ms) | idle edge CPU (% of a core) | fallbacks | event-loop max (ms) |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| keys | generation (s) | ready per edge (s) | RSS at ready per edge (MB) | identity records complete (s after ready) | edge RSS after load / peak (MB) | one key (req/s) | spread (req/s) | spread / one key | load during revocations (Checks/s) | revoke → denied everywhere p50 / p90 / p99 / max (ms) | idle edge CPU (% of a core) | fallbacks | event-loop max (ms) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.length > 0 ? rows.join('\n') : '| (sizes not run) |'}
 ${
   soak
