@@ -71,6 +71,23 @@ describe('CheckPlans', () => {
     expect(otherKey.limits).toEqual(bound.limits);
   });
 
+  it('holds a bounded number of bindings: traffic over many keys lets the least recently used go', () => {
+    const plans = new CheckPlans(catalog, 'x-tollgate-');
+    const free = plans.planFor(listPets, catalog.plan('free')!)!;
+    const { key, subscription, customer } = identity;
+    const first = plans.bind(free, key, subscription!, customer!, november);
+    const many = 50_000;
+    for (let i = 0; i < many; i++) plans.bind(free, { ...key, id: `key_many${i}` }, subscription!, customer!, november);
+    // Bound again after 50,000 other keys: a new binding, equal to the first.
+    const again = plans.bind(free, key, subscription!, customer!, november);
+    expect(again).not.toBe(first);
+    expect(again.limitSetId).toBe(first.limitSetId);
+    // A key moved to another subscription is bound afresh, whatever is held.
+    const moved = plans.bind(free, { ...key, subscriptionId: 'sub_2' }, { ...subscription!, id: 'sub_2' }, customer!, november);
+    expect(moved).not.toBe(again);
+    expect(moved.limits.map((limit) => limit.name)).toEqual(['rl:sub_2:60000', 'q:sub_2']);
+  });
+
   it('gives a recompiled catalog new plan ids, so a batch never mixes limit sets of two catalogs', () => {
     const first = new CheckPlans(catalog, 'x-tollgate-');
     const second = new CheckPlans(catalog, 'x-tollgate-');

@@ -86,6 +86,22 @@ describe('identity on demand', () => {
     expect(fresh.lookup(last.hash)).toBe(fresh.lookup(last.hash));
   });
 
+  it('reads the misses of one event-loop turn with one MGET, each answered with its own record', async () => {
+    const identities = await edge(100, 100);
+    const keys = [await newKey(), await newKey(), await newKey()];
+    const redis = clients.at(-1)!;
+    const mget = redis.mget.bind(redis);
+    const batches: number[] = [];
+    redis.mget = ((...args: Parameters<typeof redis.mget>) => {
+      batches.push((args[0] as string[]).length);
+      return mget(...args);
+    }) as typeof redis.mget;
+    const unknown = randomHash();
+    const answers = await Promise.all([...keys.map(({ hash }) => identities.lookup(hash)), identities.lookup(unknown)]);
+    expect(answers.map((answer) => answer?.key.id)).toEqual([...keys.map(({ id }) => id), undefined]);
+    expect(batches).toEqual([4]);
+  });
+
   it('remembers unknown keys apart, in a bounded cache a flood of random keys cannot grow or use to evict known ones', async () => {
     const identities = await edge(100, 1_000);
     const known = [await newKey(), await newKey(), await newKey()];

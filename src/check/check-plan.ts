@@ -2,6 +2,7 @@ import type { Catalog, EndpointDocument, Plan, RouteMatch } from '../catalog/ind
 import type { CustomerState, KeyState, SubscriptionState } from '../identity/index.js';
 import type { Limit } from '../counters/index.js';
 import { prepaidWalletLimit } from '../billing/index.js';
+import { BoundedCache } from '../kernel/index.js';
 import { preEncodeAllowParts } from './check-response-encoder.js';
 import type { DecisionMetadata, PreEncodedAllowParts } from './decision.js';
 import { signedFactsTail } from './usage-identity.js';
@@ -72,15 +73,19 @@ export interface KeyCheckPlan {
 
 let lastPlanId = 0;
 
+/** Bindings held (each key calling each endpoint has one): about 60 MB at most. */
+const heldBindings = 20_000;
+
 /** Every (endpoint × plan) of one catalog compiled, and each key's binding of the ones it has called. */
 export class CheckPlans {
   readonly headerNames: IdentityHeaderNames;
   private readonly byEndpoint = new Map<EndpointDocument, Map<string, CheckPlan>>();
   /**
-   * Each key's bound plans, by endpoint and plan id. Keyed by the key's state object so that an entry goes when the
-   * identity cache drops or replaces that state (a revoked or changed key): memory follows the keys that exist.
+   * Bindings of the keys in use, by compiled plan and key id: the least recently used go first, so traffic over
+   * millions of keys cannot grow memory (a binding is about 3 KB with its encoded parts). A binding found is used only
+   * while its subscription, customer and period still hold.
    */
-  private readonly bound = new WeakMap<KeyState, Map<number, KeyCheckPlan>>();
+  private readonly bound = new BoundedCache<KeyCheckPlan>(heldBindings);
 
   constructor(
     readonly catalog: Catalog,
@@ -110,14 +115,13 @@ export class CheckPlans {
 
   /** `checkPlan` bound to a key in a billing period: the key's earlier binding while it still holds, else a new one. */
   bind(checkPlan: CheckPlan, key: KeyState, subscription: SubscriptionState, customer: CustomerState, period: Period): KeyCheckPlan {
-    let byPlan = this.bound.get(key);
-    if (!byPlan) this.bound.set(key, (byPlan = new Map()));
-    const known = byPlan.get(checkPlan.id);
+    const id = `${checkPlan.id}:${key.id}`;
+    const known = this.bound.get(id);
     if (known && known.subscriptionId === subscription.id && known.customerId === customer.id && known.period.start === period.start && known.period.end === period.end) {
       return known;
     }
     const bound = bindPlan(checkPlan, key, subscription, customer, period);
-    byPlan.set(checkPlan.id, bound);
+    this.bound.set(id, bound);
     return bound;
   }
 }

@@ -1,6 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { Clock, Logger } from '../kernel/index.js';
-import { BoundedCache } from './bounded-cache.js';
+import { BoundedCache, type Clock, type Logger } from '../kernel/index.js';
 import type { HashedIdentity } from './sql-identity-rows.js';
 import type { Identity, SubscriptionState } from './types.js';
 import { within } from './within.js';
@@ -45,6 +44,8 @@ export class OnDemandIdentities implements Identities {
   /** Unknown hashes, with the clock time until which they stay unknown. */
   private readonly unknown: BoundedCache<number>;
   private readonly fetching = new Map<string, Fetch>();
+  /** Records asked for in this event-loop turn, read together (standalone Redis). */
+  private readonly reads: { hash: string; resolve: (text: string | null) => void; reject: (error: unknown) => void }[] = [];
   private readonly subscriber: Redis | Cluster;
   /** The version up to which every change was applied (by its message or by dropping everything); -1 before a poll. */
   private applied = -1;
@@ -184,13 +185,34 @@ export class OnDemandIdentities implements Identities {
   }
 
   private async read(keyHash: string): Promise<Identity | undefined> {
-    const text = await this.withinTimeout(this.redis.get(this.keys.record(keyHash)));
+    const text = await this.record(keyHash);
     if (text !== null) return decodeIdentity(text);
     // A missing record means an unknown key only once the records are complete; before, a real key may be missing.
     if (!this.complete) this.complete = (await this.withinTimeout(this.redis.exists(this.keys.complete))) === 1;
     if (!this.complete) throw new IdentityUnavailable('identity records are being rebuilt');
     return undefined;
   }
+
+  /**
+   * A key's record. The misses of one event-loop turn are read with one MGET and one timer: a GET each cost a command,
+   * a socket write and a timer per Check when traffic spreads over more keys than the cache holds. On Redis Cluster
+   * the records lie in every slot, so each is a GET of its own.
+   */
+  private record(keyHash: string): Promise<string | null> {
+    if (this.redis.isCluster) return this.withinTimeout(this.redis.get(this.keys.record(keyHash)));
+    return new Promise((resolve, reject) => {
+      if (this.reads.length === 0) setImmediate(this.readBatch);
+      this.reads.push({ hash: keyHash, resolve, reject });
+    });
+  }
+
+  private readonly readBatch = () => {
+    const reads = this.reads.splice(0);
+    this.withinTimeout(this.redis.mget(reads.map((read) => this.keys.record(read.hash)))).then(
+      (texts) => reads.forEach((read, i) => read.resolve(texts[i] ?? null)),
+      (error: unknown) => reads.forEach((read) => read.reject(error)),
+    );
+  };
 
   private withinTimeout<T>(reply: Promise<T>): Promise<T> {
     return within(reply, this.settings.timeoutMs, () => new IdentityUnavailable('identity store timed out')).catch((error: unknown) => {

@@ -1,8 +1,9 @@
 /**
  * What every module may use: clock and scheduler, money, errors, logger, file watching, TLS files, the data-directory lock,
- * deadlines. Other modules import only this file (.dependency-cruiser.cjs).
+ * deadlines, a bounded cache. Other modules import only this file (.dependency-cruiser.cjs).
  */
 export { writeInteger } from './ascii.js';
+export { BoundedCache } from './bounded-cache.js';
 export { systemClock } from './clock.js';
 export type { CancelTimer, Clock, Timers } from './clock.js';
 export { DataDirLockedError, lockDataDir } from './data-dir-lock.js';
