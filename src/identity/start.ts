@@ -60,11 +60,14 @@ export async function startIdentities(deps: {
     timeoutMs: config.redis.timeoutMs,
     readyWhileUnreachable: config.redis.failureMode !== 'closed',
   });
-  const publisher = new IdentityPublisher(redis, keys, new SqlIdentityRows(db), logger, identities);
   await identities.start();
   scheduler.every('identity version poll', config.identity.pollMs, () => identities.refresh());
+  // An edge only reads the records: it has nothing to publish.
+  let changed = async (_customerId: string) => {};
   let stopRebuildOnGain = () => {};
   if (deps.publishes) {
+    const publisher = new IdentityPublisher(redis, keys, new SqlIdentityRows(db), logger, identities);
+    changed = (customerId) => publisher.customerChanged(customerId);
     scheduler.every('identity publish retry', config.identity.pollMs, () => publisher.retryPass());
     const rebuild = scheduler.every('identity rebuild', identityRebuildCheckMs, (signal) => publisher.rebuildPass(signal), { lead: deps.leadership });
     // At once but in the background, and again as this replica takes leadership (a follower's runOnce does nothing):
@@ -75,7 +78,7 @@ export async function startIdentities(deps: {
   }
   return {
     identities,
-    changed: (customerId) => publisher.customerChanged(customerId),
+    changed,
     close: () => {
       stopRebuildOnGain();
       identities.close();
