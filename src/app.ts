@@ -158,6 +158,17 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
     },
   });
   const records = withDomainErrors(db);
+  // Connecting to Redis for the counters while the identities start (which wait for Redis too, with Redis they read
+  // from): with Redis down at start, the two waits overlap instead of adding up.
+  const redisCounters = config.redis.url
+    ? new RedisCounterStore({
+        url: config.redis.url,
+        prefix: config.redis.prefix,
+        timeoutMs: config.redis.timeoutMs,
+        onLateReply: (outcome) => metrics.quotaStoreLateReplies.inc({ outcome }),
+      })
+    : undefined;
+  const redisCountersReady = redisCounters?.ready();
   const identity = await startIdentities({
     config,
     db,
@@ -173,19 +184,13 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
   const local = new MemoryCounterStore(clock, config.redis.prefix);
   scheduler.every('memory counter sweep', memoryCounterSweepMs, async () => local.sweep());
   let counters: ResilientCounterStore;
-  if (config.redis.url) {
-    const redis = new RedisCounterStore({
-      url: config.redis.url,
-      prefix: config.redis.prefix,
-      timeoutMs: config.redis.timeoutMs,
-      onLateReply: (outcome) => metrics.quotaStoreLateReplies.inc({ outcome }),
-    });
-    if (!(await redis.ready())) {
+  if (redisCounters) {
+    if (!(await redisCountersReady)) {
       logger.error({ failureMode: config.redis.failureMode }, 'Redis unreachable at start; serving in failure mode until it connects');
     }
     const redisLatency = metrics.quotaStoreDuration.bind({ store: 'redis' });
     counters = new ResilientCounterStore(
-      redis,
+      redisCounters,
       config.redis.failureMode,
       local,
       logger,
