@@ -7,12 +7,12 @@ import { createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type Usag
 import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SqlInvoiceRecords, SqlRatingWork, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, startDecisionSeries, UsageIdentity } from './check/index.js';
-import { type Config, minSigningKeyLength, type Role } from './config/index.js';
+import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { createEventPublishing, type EventPublishing, eventsOff, eventsOn } from './events/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
 import { AccountsService, type Identities, JwtVerifier, SqlAccountRecords, startIdentities } from './identity/index.js';
-import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
+import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, watchTlsFiles } from './kernel/index.js';
 import { createMetering, type Metering, SqlUsageRecords, usageFlushBackoff, UsageService } from './metering/index.js';
 import { createMetrics, keepMetricsOfRunningParts, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerLeadershipGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer, SqlCustomerDataRecords } from './privacy/index.js';
@@ -22,6 +22,7 @@ import { createLeadership, type Db, instrumentDb, openDatabase, type ReplicaLead
 import { createStripeIntegration, type PassSummary, type StripeIntegration } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
+import { runsControl, runsEdge } from './roles.js';
 
 
 /** Expired in-memory counters read as 0 at once; sweeping them this often only bounds the memory they hold. */
@@ -89,18 +90,6 @@ export interface AppOverrides {
   clock?: Clock;
   /** The time background jobs run on: a ManualClock in tests that run the jobs by advancing it. */
   timers?: Timers;
-}
-
-const runsEdge = (role: Role) => role !== 'control';
-const runsControl = (role: Role) => role !== 'edge';
-
-/** The ports the servers of the configured role listen on, named by the settings that chose them. */
-export function listenPorts(config: Config): WantedPort[] {
-  return [
-    ...(runsEdge(config.role) ? [{ name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port }] : []),
-    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
-    ...(config.portal && runsControl(config.role) ? [{ name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: config.portal.host, port: config.portal.port }] : []),
-  ];
 }
 
 /** Starts every part (role `all`), as one process runs it; startRole starts the role the configuration names. */
