@@ -7,12 +7,12 @@ import { createUsageAlerts, type DeliveryPassSummary, type UsageAlert, type Usag
 import { BillingQueries, RatingLoop, type RatingRun, RollupUsageSource, SqlInvoiceRecords, SqlRatingWork, SqlSubscriptionHistories, SqlWalletRecords, SubscriptionCharges, WalletService } from './billing/index.js';
 import { type Catalog, loadCatalogFile } from './catalog/index.js';
 import { checkMethod, createCheckHandler, memoizePeriods, startDecisionSeries, UsageIdentity } from './check/index.js';
-import { type Config, minSigningKeyLength, type Role } from './config/index.js';
+import { type Config, minSigningKeyLength } from './config/index.js';
 import { MemoryCounterStore, RedisCounterStore, ResilientCounterStore } from './counters/index.js';
 import { createEventPublishing, type EventPublishing, eventsOff, eventsOn } from './events/index.js';
 import { checkServiceName, grpcSecurity, type RunningGrpcServer, startGrpcServer } from './grpc/index.js';
 import { AccountsService, type Identities, JwtVerifier, SqlAccountRecords, startIdentities } from './identity/index.js';
-import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, type WantedPort, watchTlsFiles } from './kernel/index.js';
+import { type Clock, type Job, lockDataDir, type Logger, readTlsFiles, Scheduler, stepWithin, systemClock, type Timers, version, watchTlsFiles } from './kernel/index.js';
 import { createMetering, type Metering, SqlUsageRecords, usageFlushBackoff, UsageService } from './metering/index.js';
 import { createMetrics, keepMetricsOfRunningParts, type Metrics, registerBuildInfo, registerIdentityCacheGauges, registerLeadershipGauges, registerSubscriptionGauge } from './metrics/index.js';
 import { CustomerErasure, exportCustomer, SqlCustomerDataRecords } from './privacy/index.js';
@@ -22,6 +22,7 @@ import { createLeadership, type Db, instrumentDb, openDatabase, type ReplicaLead
 import { createStripeIntegration, type PassSummary, type StripeIntegration } from './stripe/index.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import { portalAdminRoutes, startPortal, type RunningPortal } from './portal/index.js';
+import { runsControl, runsEdge } from './roles.js';
 
 
 /** Expired in-memory counters read as 0 at once; sweeping them this often only bounds the memory they hold. */
@@ -91,18 +92,6 @@ export interface AppOverrides {
   timers?: Timers;
 }
 
-const runsEdge = (role: Role) => role !== 'control';
-const runsControl = (role: Role) => role !== 'edge';
-
-/** The ports the servers of the configured role listen on, named by the settings that chose them. */
-export function listenPorts(config: Config): WantedPort[] {
-  return [
-    ...(runsEdge(config.role) ? [{ name: 'gRPC', variable: 'TOLLGATE_GRPC_PORT', host: config.grpc.host, port: config.grpc.port }] : []),
-    { name: 'HTTP', variable: 'TOLLGATE_HTTP_PORT', host: config.http.host, port: config.http.port },
-    ...(config.portal && runsControl(config.role) ? [{ name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: config.portal.host, port: config.portal.port }] : []),
-  ];
-}
-
 /** Starts every part (role `all`), as one process runs it; startRole starts the role the configuration names. */
 export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<App> {
   if (config.role !== 'all') throw new Error(`startApp runs every part; TOLLGATE_ROLE=${config.role} is started by startRole`);
@@ -158,6 +147,17 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
     },
   });
   const records = withDomainErrors(db);
+  // Connecting to Redis for the counters while the identities start (which wait for Redis too, with Redis they read
+  // from): with Redis down at start, the two waits overlap instead of adding up.
+  const redisCounters = config.redis.url
+    ? new RedisCounterStore({
+        url: config.redis.url,
+        prefix: config.redis.prefix,
+        timeoutMs: config.redis.timeoutMs,
+        onLateReply: (outcome) => metrics.quotaStoreLateReplies.inc({ outcome }),
+      })
+    : undefined;
+  const redisCountersReady = redisCounters?.ready();
   const identity = await startIdentities({
     config,
     db,
@@ -173,19 +173,13 @@ export async function startRole(config: Config, logger: Logger, overrides: AppOv
   const local = new MemoryCounterStore(clock, config.redis.prefix);
   scheduler.every('memory counter sweep', memoryCounterSweepMs, async () => local.sweep());
   let counters: ResilientCounterStore;
-  if (config.redis.url) {
-    const redis = new RedisCounterStore({
-      url: config.redis.url,
-      prefix: config.redis.prefix,
-      timeoutMs: config.redis.timeoutMs,
-      onLateReply: (outcome) => metrics.quotaStoreLateReplies.inc({ outcome }),
-    });
-    if (!(await redis.ready())) {
+  if (redisCounters) {
+    if (!(await redisCountersReady)) {
       logger.error({ failureMode: config.redis.failureMode }, 'Redis unreachable at start; serving in failure mode until it connects');
     }
     const redisLatency = metrics.quotaStoreDuration.bind({ store: 'redis' });
     counters = new ResilientCounterStore(
-      redis,
+      redisCounters,
       config.redis.failureMode,
       local,
       logger,

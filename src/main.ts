@@ -1,7 +1,7 @@
-import { listenPorts, startRole } from './app.js';
 import { loadConfig } from './config/index.js';
 import { CatalogError } from './catalog/index.js';
 import { checkPortsFree, createLogger, DataDirLockedError, ExitDeadline, portUnavailable } from './kernel/index.js';
+import { listenPorts } from './roles.js';
 
 /** `tollgate serve`: runs until SIGTERM or SIGINT, then drains. `role` (--role) overrides TOLLGATE_ROLE. */
 export async function serve(role?: string): Promise<void> {
@@ -26,6 +26,9 @@ export async function serve(role?: string): Promise<void> {
   process.on('unhandledRejection', (reason) => logger.error({ err: reason instanceof Error ? reason.stack : String(reason) }, 'unhandled rejection'));
   let app;
   try {
+    // Loaded once the ports are known to be free: the whole service is most of a start's module loading, which a
+    // start that fails on a taken port need not wait for.
+    const { startRole } = await import('./app.js');
     app = await startRole(config, logger);
   } catch (error) {
     if (error instanceof CatalogError) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { type CheckRequestWire, type CheckResponseWire, extAuthzNamespace, fromStruct, type HeaderValueOption, loadEnvoyServices, toStruct } from '../grpc/index.js';
+import { GatewayError } from './command.js';
 
 export interface CheckCall {
   method: string;
@@ -34,10 +35,6 @@ export interface CheckedCall {
 }
 
 /** The gRPC port refused or failed a call: the message says what to set. */
-export class GatewayError extends Error {
-  override name = 'GatewayError';
-}
-
 type AuthorizationStub = grpc.Client & {
   Check(request: CheckRequestWire, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: CheckResponseWire) => void): void;
 };

@@ -59,6 +59,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** The gRPC port could not be reached or refused the call: said in words, exit 1 (src/cli/check.ts). */
+export class GatewayError extends Error {
+  override name = 'GatewayError';
+}
+
 /** A positive whole number given as an option, e.g. --calls 150000. */
 export function wholeNumber(text: string, flag: string, { min = 0 }: { min?: number } = {}): number {
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) {
