@@ -13,7 +13,7 @@ import { createTestDatabase } from './services.js';
  * The two databases a SQL adapter runs on, for one contract test file: a PostgreSQL database of the file's own
  * (dropped after) and a PGlite copied from the run's migrated template (test/support/pglite-template.ts; an in-memory
  * one would spend seconds in initdb), each migrated once. `each` is called once per database with a function
- * that empties `tables` (CASCADE) and hands the database over, for a fresh store per test.
+ * that empties `tables` and the tables referring to them (as TRUNCATE ... CASCADE would) and hands the database over, for a fresh store per test.
  */
 export function onBothDatabases(tables: readonly string[], each: (name: string, emptied: () => Promise<Db>) => void): void {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -34,9 +34,39 @@ export function onBothDatabases(tables: readonly string[], each: (name: string, 
     if (pgliteDir) rmSync(pgliteDir, { recursive: true, force: true });
   });
   const emptied = async (db: Db) => {
-    await db.query(`TRUNCATE ${tables.join(', ')} CASCADE`);
+    await emptyTables(db, tables);
     return db;
   };
   each('SQL on PostgreSQL', () => emptied(postgres));
   each('SQL on PGlite', () => emptied(pglite));
+}
+
+/**
+ * Deletes every row of `tables` and of the tables whose foreign keys lead to them, with triggers and foreign-key checks
+ * off (session_replication_role = replica: both databases run as a superuser here), the end state of TRUNCATE ...
+ * CASCADE. TRUNCATE swaps in new files for every table and took about 600 ms per test on PostgreSQL; deleting the
+ * few rows a test wrote takes milliseconds.
+ */
+async function emptyTables(db: Db, tables: readonly string[]): Promise<void> {
+  const edges = await db.query<{ referencing: string; referenced: string }>(
+    `SELECT referencing.relname AS referencing, referenced.relname AS referenced
+     FROM pg_constraint
+     JOIN pg_class referencing ON referencing.oid = pg_constraint.conrelid
+     JOIN pg_class referenced ON referenced.oid = pg_constraint.confrelid
+     WHERE pg_constraint.contype = 'f'`,
+  );
+  const all = new Set(tables);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const { referencing, referenced } of edges) {
+      if (all.has(referenced) && !all.has(referencing)) {
+        all.add(referencing);
+        grew = true;
+      }
+    }
+  }
+  await db.transaction(async (tx) => {
+    await tx.query(`SET LOCAL session_replication_role = replica`);
+    for (const table of all) await tx.query(`DELETE FROM ${table}`);
+  });
 }
