@@ -34,8 +34,6 @@ import type { UsageEvent } from '../src/metering/event.js';
 import { DbUsageSink } from '../src/metering/sink.js';
 import { createMetrics, registerEventOutboxGauges, type Metrics } from '../src/metrics/metrics.js';
 import type { Db } from '../src/store/db.js';
-import { migrate } from '../src/store/migrations.js';
-import { PgliteDb } from '../src/store/pglite.js';
 import { consumeTollgateEvents, type TollgateEvent } from '../examples/events-consumer.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
@@ -45,6 +43,7 @@ import { freePort } from './support/ports.js';
 import { serve } from './support/serve-process.js';
 import { createTestDatabase, startTestApp, type TestApp } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { openMigratedPglite } from './support/pglite-template.js';
 
 /** Issue 26, item 1: usage events, alerts and finalized invoices out to NATS JetStream, exactly once. */
 
@@ -163,8 +162,7 @@ describe('events: outbox and publisher against NATS JetStream (PGlite)', () => {
   const publishers: EventPublisher[] = [];
 
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(() => db?.close());
   beforeEach(async () => {
@@ -487,8 +485,7 @@ describe('events: NATS with mutual TLS and a token (a nats-server of the test)',
       if (attempt === 200) throw new Error('nats-server did not start');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(async () => {
     for (const publisher of publishers) await publisher.close();

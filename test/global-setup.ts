@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
+import { PostgresDb } from '../src/store/postgres.js';
 import { runDatabasePrefix, runRedisPrefix, scanKeys } from './support/test-run.js';
 
 /**
@@ -26,9 +27,15 @@ export default async function setup() {
   const runTmp = join(tmpdir(), `tollgate-run-${runId}`);
   mkdirSync(runTmp, { recursive: true });
   process.env.TMPDIR = runTmp;
-  process.env.TOLLGATE_TEST_PGDATA_TEMPLATE = await migratedPgliteTemplate(join(runTmp, templateName));
+  const databaseTemplate = `${runDatabasePrefix(runId)}template`;
+  [process.env.TOLLGATE_TEST_PGDATA_TEMPLATE] = await Promise.all([
+    migratedPgliteTemplate(join(runTmp, templateName)),
+    migratedDatabaseTemplate(databaseTemplate),
+  ]);
+  process.env.TOLLGATE_TEST_DATABASE_TEMPLATE = databaseTemplate;
 
   return async () => {
+    await dropDatabase(databaseTemplate).catch((error: Error) => console.warn(`template database ${databaseTemplate} not dropped: ${error.message}`));
     const keys = await leftoverKeys(runId).catch((error: Error) => [`(Redis not checked: ${error.message})`]);
     const databases = await leftoverDatabases(runId).catch((error: Error) => [`(PostgreSQL not checked: ${error.message})`]);
     const files = readdirSync(runTmp).filter((name) => name !== templateName);
@@ -55,6 +62,34 @@ async function migratedPgliteTemplate(dir: string): Promise<string> {
     await db.close();
   }
   return dir;
+}
+
+/**
+ * One PostgreSQL database, migrated, that test databases are created from (createTestDatabase's `migrated`). Nothing
+ * stays connected to it: PostgreSQL copies a template only while no session uses it.
+ */
+async function migratedDatabaseTemplate(name: string): Promise<void> {
+  await adminQuery(`CREATE DATABASE ${name}`);
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  const db = new PostgresDb(url.toString());
+  try {
+    await migrate(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const dropDatabase = (name: string) => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }
 
 function buildIfStale(): void {

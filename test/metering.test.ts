@@ -26,6 +26,7 @@ import { decodedEntries, httpEntry, type EntryFacts } from './support/access-log
 import { startTestMeter, type TestMeterOptions } from './support/meter.js';
 import { createTestDatabase } from './support/services.js';
 import { signedAllow, testUsageIdentity, testUsageSigningKey } from './support/usage.js';
+import { openMigratedPglite } from './support/pglite-template.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -337,14 +338,14 @@ const backends: { name: string; open(): Promise<{ db: Db; sink(): UsageSink; clo
   {
     name: 'PGlite',
     open: async () => {
-      const db = await PgliteDb.open();
+      const db = await openMigratedPglite();
       return { db, sink: () => new DbUsageSink(db), close: () => db.close() };
     },
   },
   {
     name: 'PostgreSQL',
     open: async () => {
-      const database = await createTestDatabase();
+      const database = await createTestDatabase({ migrated: true });
       const db = new PostgresDb(database.url);
       return {
         db,
@@ -499,8 +500,7 @@ describe('usage writer on PostgreSQL, refused events', () => {
 describe('metering on PGlite', () => {
   let db: PgliteDb;
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(() => db.close());
   afterEach(() => db.query('TRUNCATE usage_events, usage_rollups'));
@@ -727,7 +727,7 @@ async function setsAsideOnlyRefusedEvents(sink: UsageSink, db: Db): Promise<void
 
 /** A fresh, migrated PostgreSQL database, dropped after the test. */
 async function migratedTestDatabase() {
-  const database = await createTestDatabase();
+  const database = await createTestDatabase({ migrated: true });
   const db = new PostgresDb(database.url);
   cleanups.push(async () => {
     await db.close();

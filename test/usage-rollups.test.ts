@@ -9,6 +9,7 @@ import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
 import { createTestDatabase } from './support/services.js';
+import { openMigratedPglite } from './support/pglite-template.js';
 
 /**
  * The usage insert keeps four summaries of the events it stores (usage_rollups, usage_daily_rollups,
@@ -152,7 +153,7 @@ describe('usage summaries on PostgreSQL', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let db: PostgresDb;
   beforeAll(async () => {
-    database = await createTestDatabase();
+    database = await createTestDatabase({ migrated: true });
     db = new PostgresDb(database.url);
     await migrate(db);
   });
@@ -197,8 +198,7 @@ describe('usage summaries on PostgreSQL', () => {
 describe('usage summaries on PGlite', () => {
   let db: PgliteDb;
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(() => db?.close());
 
