@@ -682,7 +682,7 @@ describe('events: a dead NATS, then one that hangs, and SIGTERM (tollgate serve 
   let silent: Server | undefined;
   const sockets = new Set<Socket>();
   beforeAll(async () => {
-    database = await createTestDatabase();
+    database = await createTestDatabase({ migrated: true });
   });
   afterAll(async () => {
     for (const socket of sockets) socket.destroy();
