@@ -17,6 +17,7 @@ import { httpEntry } from './support/access-log.js';
 import { startTestMeter } from './support/meter.js';
 import { testUsageIdentity } from './support/usage.js';
 import { openMigratedPglite } from './support/pglite-template.js';
+import { emptyTables } from './support/empty-tables.js';
 
 /**
  * The StreamAccessLogs handler on a real gRPC server, spooling into a real spool and PGlite, driven by a client that
@@ -80,7 +81,7 @@ describe('StreamAccessLogs handler', () => {
    */
   async function start(options: { backpressure?: boolean } = {}): Promise<Harness> {
     // Registered first, so it runs last: after the meter's stop has written what was left.
-    cleanups.push(async () => void (await db.query('TRUNCATE usage_events, usage_rollups')));
+    cleanups.push(() => emptyTables(db, ['usage_events', 'usage_rollups']));
     let release!: () => void;
     const released = options.backpressure ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
     const { meter, metrics } = startTestMeter(

@@ -44,6 +44,7 @@ import { serve } from './support/serve-process.js';
 import { createTestDatabase, startTestApp, type TestApp } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { openMigratedPglite } from './support/pglite-template.js';
+import { emptyTables } from './support/empty-tables.js';
 
 /** Issue 26, item 1: usage events, alerts and finalized invoices out to NATS JetStream, exactly once. */
 
@@ -174,7 +175,7 @@ describe('events: outbox and publisher against NATS JetStream (PGlite)', () => {
     for (const publisher of publishers.splice(0)) await publisher.close();
     for (const proxy of proxies.splice(0)) await proxy.close();
     await stream.close();
-    await db.query('TRUNCATE event_outbox, event_dead_letters, usage_events, usage_rollups, usage_captured_rollups, customer_first_calls');
+    await emptyTables(db, ['event_outbox', 'event_dead_letters', 'usage_events', 'usage_rollups', 'usage_captured_rollups', 'customer_first_calls']);
   });
 
   const nats = (servers = [`${natsHost}:${natsPort}`], overrides: Partial<NatsConfig> = {}) => {

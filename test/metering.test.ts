@@ -27,6 +27,7 @@ import { startTestMeter, type TestMeterOptions } from './support/meter.js';
 import { createTestDatabase } from './support/services.js';
 import { signedAllow, testUsageIdentity, testUsageSigningKey } from './support/usage.js';
 import { openMigratedPglite } from './support/pglite-template.js';
+import { emptyTables } from './support/empty-tables.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -367,7 +368,7 @@ describe.each(backends)('usage ids on $name', (backend) => {
   });
   afterAll(() => opened.close());
 
-  afterEach(() => opened.db.query('TRUNCATE usage_events, usage_rollups, customer_first_calls'));
+  afterEach(() => emptyTables(opened.db, ['usage_events', 'usage_rollups', 'customer_first_calls']));
 
   it('stores each usage id once, across and within batches, and rolls up only new rows', async () => {
     const { db } = opened;
@@ -503,7 +504,7 @@ describe('metering on PGlite', () => {
     db = await openMigratedPglite();
   });
   afterAll(() => db.close());
-  afterEach(() => db.query('TRUNCATE usage_events, usage_rollups'));
+  afterEach(() => emptyTables(db, ['usage_events', 'usage_rollups']));
 
   it('keeps events in the spool while the database fails, then writes them once it recovers', async () => {
     let failing = true;
