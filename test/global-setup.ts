@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { migrate } from '../src/store/migrations.js';
+import { migrate, migrations } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
 import { runDatabasePrefix, runRedisPrefix, scanKeys } from './support/test-run.js';
@@ -28,17 +28,25 @@ export default async function setup() {
   mkdirSync(runTmp, { recursive: true });
   process.env.TMPDIR = runTmp;
   const databaseTemplate = `${runDatabasePrefix(runId)}template`;
-  [process.env.TOLLGATE_TEST_PGDATA_TEMPLATE] = await Promise.all([
-    migratedPgliteTemplate(join(runTmp, templateName)),
-    migratedDatabaseTemplate(databaseTemplate),
-  ]);
+  try {
+    [process.env.TOLLGATE_TEST_PGDATA_TEMPLATE] = await Promise.all([
+      migratedPgliteTemplate(join(runTmp, templateName), join(runTmp, beforeMigration8Name)),
+      migratedDatabaseTemplate(databaseTemplate),
+    ]);
+  } catch (error) {
+    // Vitest runs no teardown for a setup that failed.
+    await dropDatabase(databaseTemplate).catch(() => {});
+    rmSync(runTmp, { recursive: true, force: true });
+    throw error;
+  }
+  process.env.TOLLGATE_TEST_PGDATA_BEFORE_8 = join(runTmp, beforeMigration8Name);
   process.env.TOLLGATE_TEST_DATABASE_TEMPLATE = databaseTemplate;
 
   return async () => {
     await dropDatabase(databaseTemplate).catch((error: Error) => console.warn(`template database ${databaseTemplate} not dropped: ${error.message}`));
     const keys = await leftoverKeys(runId).catch((error: Error) => [`(Redis not checked: ${error.message})`]);
     const databases = await leftoverDatabases(runId).catch((error: Error) => [`(PostgreSQL not checked: ${error.message})`]);
-    const files = readdirSync(runTmp).filter((name) => name !== templateName);
+    const files = readdirSync(runTmp).filter((name) => name !== templateName && name !== beforeMigration8Name);
     rmSync(runTmp, { recursive: true, force: true });
     if (files.length > 0) console.warn(`\ntests left ${files.length} temporary entries (removed): ${files.slice(0, 20).join(', ')}`);
     if (keys.length === 0 && databases.length === 0) return;
@@ -52,6 +60,7 @@ export default async function setup() {
 }
 
 const templateName = 'pgdata-template';
+const beforeMigration8Name = 'pgdata-before-8';
 
 /**
  * Tests copy and remove PGlite data directories (40 MB each) and write spools and data directories: on this disk
@@ -67,8 +76,18 @@ function memoryTmp(): string | undefined {
   }
 }
 
-/** One embedded database, migrated, that test data directories start from (test/support/pglite-template.ts). */
-async function migratedPgliteTemplate(dir: string): Promise<string> {
+/**
+ * One embedded database, migrated, that test data directories start from (test/support/pglite-template.ts); on the
+ * way, a copy as it was before migration 8, which test/metering.test.ts migrates over data of that time.
+ */
+async function migratedPgliteTemplate(dir: string, beforeMigration8: string): Promise<string> {
+  const early = await PgliteDb.open(dir);
+  try {
+    await migrate(early, migrations.filter((migration) => migration.version < 8));
+  } finally {
+    await early.close();
+  }
+  cpSync(dir, beforeMigration8, { recursive: true });
   const db = await PgliteDb.open(dir);
   try {
     await migrate(db);

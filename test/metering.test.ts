@@ -26,7 +26,7 @@ import { decodedEntries, httpEntry, type EntryFacts } from './support/access-log
 import { startTestMeter, type TestMeterOptions } from './support/meter.js';
 import { createTestDatabase } from './support/services.js';
 import { signedAllow, testUsageIdentity, testUsageSigningKey } from './support/usage.js';
-import { openMigratedPglite } from './support/pglite-template.js';
+import { openMigratedPglite, openPgliteCopy } from './support/pglite-template.js';
 import { emptyTables } from './support/empty-tables.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -434,7 +434,8 @@ describe.each(backends)('usage ids on $name', (backend) => {
 
 describe('migration 8 on PGlite', () => {
   it('keeps the events stored before it, keyed by their request id, and stores new calls with the same request id', async () => {
-    const db = await PgliteDb.open();
+    // A copy of the run's template as it was before migration 8 (test/global-setup.ts), rather than a new cluster.
+    const db = await openPgliteCopy(process.env.TOLLGATE_TEST_PGDATA_BEFORE_8);
     cleanups.push(() => db.close());
     await migrate(db, migrations.filter((migration) => migration.version < 8));
     await db.query(

@@ -17,16 +17,15 @@ export function seedEmbeddedDatabase(dataDir: string): void {
 }
 
 /**
- * A migrated PGlite of the caller's own, copied from the run's template into a temporary directory that close()
- * removes: an in-memory PGlite spends seconds in initdb and migrations, a copy opens in about one. migrate() finds
- * the copy current (or migrates it, without the template).
+ * A PGlite of the caller's own on a copy of `template` (a data directory; without one, a new cluster), in a temporary
+ * directory that close() removes: an in-memory PGlite spends seconds in initdb and migrations, a copy opens in about
+ * one.
  */
-export async function openMigratedPglite(): Promise<PgliteDb> {
+export async function openPgliteCopy(template: string | undefined): Promise<PgliteDb> {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-pglite-'));
   try {
-    seedEmbeddedDatabase(dir);
+    if (template && existsSync(template)) cpSync(template, join(dir, 'pgdata'), { recursive: true });
     const db = await PgliteDb.open(join(dir, 'pgdata'));
-    await migrate(db);
     const close = db.close.bind(db);
     db.close = async () => {
       try {
@@ -40,4 +39,16 @@ export async function openMigratedPglite(): Promise<PgliteDb> {
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** A migrated PGlite of the caller's own, copied from the run's template; migrate() finds it current (or migrates it, without the template). */
+export async function openMigratedPglite(): Promise<PgliteDb> {
+  const db = await openPgliteCopy(process.env.TOLLGATE_TEST_PGDATA_TEMPLATE);
+  try {
+    await migrate(db);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  return db;
 }
