@@ -12,11 +12,12 @@ import { encodeEntryRows } from '../src/metering/entry-rows.js';
 import type { UsageMeter } from '../src/metering/meter.js';
 import { DbUsageSink } from '../src/metering/sink.js';
 import type { Metrics } from '../src/metrics/metrics.js';
-import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { httpEntry } from './support/access-log.js';
 import { startTestMeter } from './support/meter.js';
 import { testUsageIdentity } from './support/usage.js';
+import { openMigratedPglite } from './support/pglite-template.js';
+import { emptyTables } from './support/empty-tables.js';
 
 /**
  * The StreamAccessLogs handler on a real gRPC server, spooling into a real spool and PGlite, driven by a client that
@@ -70,8 +71,7 @@ describe('StreamAccessLogs handler', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
 
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(() => db.close());
 
@@ -81,7 +81,7 @@ describe('StreamAccessLogs handler', () => {
    */
   async function start(options: { backpressure?: boolean } = {}): Promise<Harness> {
     // Registered first, so it runs last: after the meter's stop has written what was left.
-    cleanups.push(async () => void (await db.query('TRUNCATE usage_events, usage_rollups')));
+    cleanups.push(() => emptyTables(db, ['usage_events', 'usage_rollups']));
     let release!: () => void;
     const released = options.backpressure ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
     const { meter, metrics } = startTestMeter(

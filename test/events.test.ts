@@ -34,8 +34,6 @@ import type { UsageEvent } from '../src/metering/event.js';
 import { DbUsageSink } from '../src/metering/sink.js';
 import { createMetrics, registerEventOutboxGauges, type Metrics } from '../src/metrics/metrics.js';
 import type { Db } from '../src/store/db.js';
-import { migrate } from '../src/store/migrations.js';
-import { PgliteDb } from '../src/store/pglite.js';
 import { consumeTollgateEvents, type TollgateEvent } from '../examples/events-consumer.js';
 import { AccessLogClient, httpEntry } from './support/access-log.js';
 import { FakeEnvoy } from './support/envoy.js';
@@ -45,6 +43,8 @@ import { freePort } from './support/ports.js';
 import { serve } from './support/serve-process.js';
 import { createTestDatabase, startTestApp, type TestApp } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { openMigratedPglite } from './support/pglite-template.js';
+import { emptyTables } from './support/empty-tables.js';
 
 /** Issue 26, item 1: usage events, alerts and finalized invoices out to NATS JetStream, exactly once. */
 
@@ -163,8 +163,7 @@ describe('events: outbox and publisher against NATS JetStream (PGlite)', () => {
   const publishers: EventPublisher[] = [];
 
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(() => db?.close());
   beforeEach(async () => {
@@ -176,7 +175,7 @@ describe('events: outbox and publisher against NATS JetStream (PGlite)', () => {
     for (const publisher of publishers.splice(0)) await publisher.close();
     for (const proxy of proxies.splice(0)) await proxy.close();
     await stream.close();
-    await db.query('TRUNCATE event_outbox, event_dead_letters, usage_events, usage_rollups, usage_captured_rollups, customer_first_calls');
+    await emptyTables(db, ['event_outbox', 'event_dead_letters', 'usage_events', 'usage_rollups', 'usage_captured_rollups', 'customer_first_calls']);
   });
 
   const nats = (servers = [`${natsHost}:${natsPort}`], overrides: Partial<NatsConfig> = {}) => {
@@ -487,8 +486,7 @@ describe('events: NATS with mutual TLS and a token (a nats-server of the test)',
       if (attempt === 200) throw new Error('nats-server did not start');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(async () => {
     for (const publisher of publishers) await publisher.close();
@@ -685,7 +683,7 @@ describe('events: a dead NATS, then one that hangs, and SIGTERM (tollgate serve 
   let silent: Server | undefined;
   const sockets = new Set<Socket>();
   beforeAll(async () => {
-    database = await createTestDatabase();
+    database = await createTestDatabase({ migrated: true });
   });
   afterAll(async () => {
     for (const socket of sockets) socket.destroy();

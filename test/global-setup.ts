@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync, utimesSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { migrate } from '../src/store/migrations.js';
+import { migrate, migrations } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
+import { PostgresDb } from '../src/store/postgres.js';
 import { runDatabasePrefix, runRedisPrefix, scanKeys } from './support/test-run.js';
 
 /**
@@ -26,12 +27,26 @@ export default async function setup() {
   const runTmp = join(runTmpParent(), `tollgate-run-${runId}`);
   mkdirSync(runTmp, { recursive: true });
   process.env.TMPDIR = runTmp;
-  process.env.TOLLGATE_TEST_PGDATA_TEMPLATE = await migratedPgliteTemplate(join(runTmp, templateName));
+  const databaseTemplate = `${runDatabasePrefix(runId)}template`;
+  try {
+    [process.env.TOLLGATE_TEST_PGDATA_TEMPLATE] = await Promise.all([
+      migratedPgliteTemplate(join(runTmp, templateName), join(runTmp, beforeMigration8Name)),
+      migratedDatabaseTemplate(databaseTemplate),
+    ]);
+  } catch (error) {
+    // Vitest runs no teardown for a setup that failed.
+    await dropDatabase(databaseTemplate).catch(() => {});
+    rmSync(runTmp, { recursive: true, force: true });
+    throw error;
+  }
+  process.env.TOLLGATE_TEST_PGDATA_BEFORE_8 = join(runTmp, beforeMigration8Name);
+  process.env.TOLLGATE_TEST_DATABASE_TEMPLATE = databaseTemplate;
 
   return async () => {
+    await dropDatabase(databaseTemplate).catch((error: Error) => console.warn(`template database ${databaseTemplate} not dropped: ${error.message}`));
     const keys = await leftoverKeys(runId).catch((error: Error) => [`(Redis not checked: ${error.message})`]);
     const databases = await leftoverDatabases(runId).catch((error: Error) => [`(PostgreSQL not checked: ${error.message})`]);
-    const files = readdirSync(runTmp).filter((name) => name !== templateName);
+    const files = readdirSync(runTmp).filter((name) => name !== templateName && name !== beforeMigration8Name);
     rmSync(runTmp, { recursive: true, force: true });
     if (files.length > 0) console.warn(`\ntests left ${files.length} temporary entries (removed): ${files.slice(0, 20).join(', ')}`);
     if (keys.length === 0 && databases.length === 0) return;
@@ -45,6 +60,7 @@ export default async function setup() {
 }
 
 const templateName = 'pgdata-template';
+const beforeMigration8Name = 'pgdata-before-8';
 
 /**
  * Memory (/dev/shm) when it has room, else the system's temporary directory. Every embedded start copies the 40 MB
@@ -62,8 +78,18 @@ function runTmpParent(): string {
   return tmpdir();
 }
 
-/** One embedded database, migrated, that test data directories start from (test/support/pglite-template.ts). */
-async function migratedPgliteTemplate(dir: string): Promise<string> {
+/**
+ * One embedded database, migrated, that test data directories start from (test/support/pglite-template.ts); on the
+ * way, a copy as it was before migration 8, which test/metering.test.ts migrates over data of that time.
+ */
+async function migratedPgliteTemplate(dir: string, beforeMigration8: string): Promise<string> {
+  const early = await PgliteDb.open(dir);
+  try {
+    await migrate(early, migrations.filter((migration) => migration.version < 8));
+  } finally {
+    await early.close();
+  }
+  cpSync(dir, beforeMigration8, { recursive: true });
   const db = await PgliteDb.open(dir);
   try {
     await migrate(db);
@@ -71,6 +97,34 @@ async function migratedPgliteTemplate(dir: string): Promise<string> {
     await db.close();
   }
   return dir;
+}
+
+/**
+ * One PostgreSQL database, migrated, that test databases are created from (createTestDatabase's `migrated`). Nothing
+ * stays connected to it: PostgreSQL copies a template only while no session uses it.
+ */
+async function migratedDatabaseTemplate(name: string): Promise<void> {
+  await adminQuery(`CREATE DATABASE ${name}`);
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  const db = new PostgresDb(url.toString());
+  try {
+    await migrate(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const dropDatabase = (name: string) => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }
 
 function buildIfStale(): void {

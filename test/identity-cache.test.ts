@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentityCache } from '../src/identity/identity-cache.js';
 import { silentLogger } from '../src/kernel/logger.js';
 import type { Db } from '../src/store/db.js';
-import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
+import { openMigratedPglite } from './support/pglite-template.js';
 
 /** The Check's identity cache polls only what changed, and keeps what did not change as the same objects. */
 
@@ -39,8 +39,7 @@ describe('the identity cache', () => {
   };
 
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(() => db.close());
 

@@ -33,7 +33,7 @@ describe('leadership on PostgreSQL', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
+    database = await createTestDatabase({ migrated: true });
     const db = new PostgresDb(database.url);
     await migrate(db);
     await db.query('CREATE TABLE led_writes (note text NOT NULL)');

@@ -26,6 +26,8 @@ import { decodedEntries, httpEntry, type EntryFacts } from './support/access-log
 import { startTestMeter, type TestMeterOptions } from './support/meter.js';
 import { createTestDatabase } from './support/services.js';
 import { signedAllow, testUsageIdentity, testUsageSigningKey } from './support/usage.js';
+import { openMigratedPglite, openPgliteCopy } from './support/pglite-template.js';
+import { emptyTables } from './support/empty-tables.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -337,14 +339,14 @@ const backends: { name: string; open(): Promise<{ db: Db; sink(): UsageSink; clo
   {
     name: 'PGlite',
     open: async () => {
-      const db = await PgliteDb.open();
+      const db = await openMigratedPglite();
       return { db, sink: () => new DbUsageSink(db), close: () => db.close() };
     },
   },
   {
     name: 'PostgreSQL',
     open: async () => {
-      const database = await createTestDatabase();
+      const database = await createTestDatabase({ migrated: true });
       const db = new PostgresDb(database.url);
       return {
         db,
@@ -366,7 +368,7 @@ describe.each(backends)('usage ids on $name', (backend) => {
   });
   afterAll(() => opened.close());
 
-  afterEach(() => opened.db.query('TRUNCATE usage_events, usage_rollups, customer_first_calls'));
+  afterEach(() => emptyTables(opened.db, ['usage_events', 'usage_rollups', 'customer_first_calls']));
 
   it('stores each usage id once, across and within batches, and rolls up only new rows', async () => {
     const { db } = opened;
@@ -432,7 +434,8 @@ describe.each(backends)('usage ids on $name', (backend) => {
 
 describe('migration 8 on PGlite', () => {
   it('keeps the events stored before it, keyed by their request id, and stores new calls with the same request id', async () => {
-    const db = await PgliteDb.open();
+    // A copy of the run's template as it was before migration 8 (test/global-setup.ts), rather than a new cluster.
+    const db = await openPgliteCopy(process.env.TOLLGATE_TEST_PGDATA_BEFORE_8);
     cleanups.push(() => db.close());
     await migrate(db, migrations.filter((migration) => migration.version < 8));
     await db.query(
@@ -499,11 +502,10 @@ describe('usage writer on PostgreSQL, refused events', () => {
 describe('metering on PGlite', () => {
   let db: PgliteDb;
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(() => db.close());
-  afterEach(() => db.query('TRUNCATE usage_events, usage_rollups'));
+  afterEach(() => emptyTables(db, ['usage_events', 'usage_rollups']));
 
   it('keeps events in the spool while the database fails, then writes them once it recovers', async () => {
     let failing = true;
@@ -727,7 +729,7 @@ async function setsAsideOnlyRefusedEvents(sink: UsageSink, db: Db): Promise<void
 
 /** A fresh, migrated PostgreSQL database, dropped after the test. */
 async function migratedTestDatabase() {
-  const database = await createTestDatabase();
+  const database = await createTestDatabase({ migrated: true });
   const db = new PostgresDb(database.url);
   cleanups.push(async () => {
     await db.close();

@@ -55,7 +55,7 @@ function recording(db: Db, statements: string[]): Db {
 
 /** `subscriptions` customers with one subscription each (plans in turn, prepaid ones with a funded wallet), since November. */
 async function world(subscriptions: number) {
-  const database = await createTestDatabase();
+  const database = await createTestDatabase({ migrated: true });
   const db = new PostgresDb(database.url);
   const sink = new PostgresUsageSink(database.url, silentLogger);
   cleanups.push(async () => {

@@ -1,12 +1,12 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { StripeCustomers } from '../src/stripe/customers.js';
 import { SqlStripeRecords } from '../src/stripe/sql-records.js';
 import type { OutboxItem } from '../src/stripe/outbox.js';
 import { workFor } from '../src/stripe/work.js';
 import { startStripeServer, type StripeServer } from './stripe-server/server.js';
+import { openMigratedPglite } from './support/pglite-template.js';
 
 /** Stripe customers are made once per customer of ours, whatever runs concurrently (a real PGlite, the local Stripe). */
 describe('Stripe customers', () => {
@@ -15,8 +15,7 @@ describe('Stripe customers', () => {
   let customers: StripeCustomers;
 
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
     // Each create takes a while, so the two below overlap.
     stripe = await startStripeServer({ latencyMs: 100 });
     customers = new StripeCustomers(new SqlStripeRecords(db), new Stripe('sk_test_customers', { host: stripe.host, port: stripe.port, protocol: 'http' }));

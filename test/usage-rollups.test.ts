@@ -9,6 +9,8 @@ import { migrate } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
 import { createTestDatabase } from './support/services.js';
+import { openMigratedPglite } from './support/pglite-template.js';
+import { emptyTables } from './support/empty-tables.js';
 
 /**
  * The usage insert keeps four summaries of the events it stores (usage_rollups, usage_daily_rollups,
@@ -146,13 +148,13 @@ async function writeAll(sink: UsageSink, batches: UsageEvent[][]): Promise<Usage
   return [...stored.values()];
 }
 
-const summaryTables = 'usage_events, usage_rollups, usage_daily_rollups, usage_captured_rollups, customer_first_calls, event_outbox';
+const summaryTables = ['usage_events', 'usage_rollups', 'usage_daily_rollups', 'usage_captured_rollups', 'customer_first_calls', 'event_outbox'];
 
 describe('usage summaries on PostgreSQL', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let db: PostgresDb;
   beforeAll(async () => {
-    database = await createTestDatabase();
+    database = await createTestDatabase({ migrated: true });
     db = new PostgresDb(database.url);
     await migrate(db);
   });
@@ -167,7 +169,7 @@ describe('usage summaries on PostgreSQL', () => {
     { queueEvents: false, seed: 1 },
     { queueEvents: true, seed: 2 },
   ])('equal the summaries of the new events, batch after batch, with events queued: $queueEvents', async ({ queueEvents, seed }) => {
-    await db.query(`TRUNCATE ${summaryTables}`);
+    await emptyTables(db, summaryTables);
     const sink = new PostgresUsageSink(database.url, silentLogger, { queueEvents });
     try {
       const batches = eventBatches(seed, 8, 400);
@@ -181,7 +183,7 @@ describe('usage summaries on PostgreSQL', () => {
   });
 
   it('equal them when no batch holds a duplicate (every write takes the statement assuming none)', async () => {
-    await db.query(`TRUNCATE ${summaryTables}`);
+    await emptyTables(db, summaryTables);
     const sink = new PostgresUsageSink(database.url, silentLogger);
     try {
       const unique = eventBatches(3, 1, 3_000)[0]!.filter((event, i, all) => all.findIndex((other) => other.usageId === event.usageId) === i);
@@ -197,8 +199,7 @@ describe('usage summaries on PostgreSQL', () => {
 describe('usage summaries on PGlite', () => {
   let db: PgliteDb;
   beforeAll(async () => {
-    db = await PgliteDb.open();
-    await migrate(db);
+    db = await openMigratedPglite();
   });
   afterAll(() => db?.close());
 

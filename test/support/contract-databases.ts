@@ -1,40 +1,34 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import type { Db } from '../../src/store/db.js';
 import { migrate } from '../../src/store/migrations.js';
 import { PgliteDb } from '../../src/store/pglite.js';
 import { PostgresDb } from '../../src/store/postgres.js';
-import { seedEmbeddedDatabase } from './pglite-template.js';
+import { emptyTables } from './empty-tables.js';
+import { openMigratedPglite } from './pglite-template.js';
 import { createTestDatabase } from './services.js';
 
 /**
  * The two databases a SQL adapter runs on, for one contract test file: a PostgreSQL database of the file's own
- * (dropped after) and a PGlite copied from the run's migrated template (test/support/pglite-template.ts; an in-memory
- * one would spend seconds in initdb), each migrated once. `each` is called once per database with a function
- * that empties `tables` (CASCADE) and hands the database over, for a fresh store per test.
+ * (dropped after) and a PGlite, both copied from the run's migrated templates (test/global-setup.ts; migrating, or an
+ * in-memory PGlite's initdb, would spend seconds per file); migrate() then finds them current. `each` is called once
+ * per database with a function that empties `tables` and the tables referring to them (as TRUNCATE ... CASCADE would)
+ * and hands the database over, for a fresh store per test.
  */
 export function onBothDatabases(tables: readonly string[], each: (name: string, emptied: () => Promise<Db>) => void): void {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let postgres: PostgresDb;
   let pglite: PgliteDb;
-  let pgliteDir: string | undefined;
   beforeAll(async () => {
-    database = await createTestDatabase();
+    database = await createTestDatabase({ migrated: true });
     postgres = new PostgresDb(database.url);
-    pgliteDir = mkdtempSync(join(tmpdir(), 'tollgate-contract-'));
-    seedEmbeddedDatabase(pgliteDir);
-    pglite = await PgliteDb.open(join(pgliteDir, 'pgdata'));
-    await Promise.all([migrate(postgres), migrate(pglite)]);
+    [pglite] = await Promise.all([openMigratedPglite(), migrate(postgres)]);
   });
   afterAll(async () => {
     await Promise.all([postgres?.close(), pglite?.close()]);
     await database?.drop();
-    if (pgliteDir) rmSync(pgliteDir, { recursive: true, force: true });
   });
   const emptied = async (db: Db) => {
-    await db.query(`TRUNCATE ${tables.join(', ')} CASCADE`);
+    await emptyTables(db, tables);
     return db;
   };
   each('SQL on PostgreSQL', () => emptied(postgres));
