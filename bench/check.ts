@@ -9,6 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { scanKeys } from '../test/support/test-run.js';
 import type { CheckLoadOptions, CheckLoadResult } from './check-load.js';
 import { encodeBodies } from './check-load.js';
 import type { NullServerKind } from './null-servers.js';
@@ -60,16 +62,20 @@ const keysPerCustomer = 10;
 
 /** Tollgate in production shape: records in PostgreSQL (the hot path never queries it), counters in Redis; `env` adds to or overrides its environment. */
 export async function startTollgateWithKeys(dataDir: string, env: Record<string, string> = {}) {
-  const server = await startTollgate({
+  const redisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redisPrefix = env.TOLLGATE_REDIS_PREFIX ?? `bench${process.pid}`;
+  const started = await startTollgate({
     TOLLGATE_CATALOG: 'bench/catalog-realistic.yaml',
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_ADMIN_TOKEN: adminToken,
     TOLLGATE_DATABASE_URL: process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-    TOLLGATE_REDIS_URL: process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-    TOLLGATE_REDIS_PREFIX: `bench${process.pid}`,
+    TOLLGATE_REDIS_URL: redisUrl,
+    TOLLGATE_REDIS_PREFIX: redisPrefix,
     TOLLGATE_REDIS_FAILURE_MODE: 'closed',
     ...env,
   });
+  // Stopped, it leaves no counters or identity records behind in Redis.
+  const server = { ...started, stop: () => started.stop().then(() => removeKeys(redisUrl, redisPrefix)) };
   const admin = async (path: string, body: unknown) => {
     const response = await fetch(`http://127.0.0.1:${server.info.httpPort}${path}`, {
       method: 'POST',
@@ -98,6 +104,16 @@ export async function startTollgateWithKeys(dataDir: string, env: Record<string,
   } catch (error) {
     await server.stop();
     throw error;
+  }
+}
+
+async function removeKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  try {
+    const keys = await scanKeys(redis, `${prefix}:*`);
+    for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
+  } finally {
+    redis.disconnect();
   }
 }
 
