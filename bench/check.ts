@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { scanKeys } from '../test/support/test-run.js';
+import { unlinkKeys } from '../test/support/test-run.js';
 import type { CheckLoadOptions, CheckLoadResult } from './check-load.js';
 import { encodeBodies } from './check-load.js';
 import type { NullServerKind } from './null-servers.js';
@@ -110,8 +110,7 @@ export async function startTollgateWithKeys(dataDir: string, env: Record<string,
 async function removeKeys(redisUrl: string, prefix: string): Promise<void> {
   const redis = new Redis(redisUrl);
   try {
-    const keys = await scanKeys(redis, `${prefix}:*`);
-    for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
+    await unlinkKeys(redis, `${prefix}:*`);
   } finally {
     redis.disconnect();
   }

@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { RedisCounterStore } from '../src/counters/redis.js';
 import type { Limit } from '../src/counters/window.js';
 import { comparePieces, pieceTable, type PieceResult } from './piece-timing.js';
+import { unlinkKeys } from '../test/support/test-run.js';
 
 const redisUrl = process.env.TOLLGATE_BENCH_REDIS_URL ?? process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const inFlight = 128;
@@ -44,15 +45,6 @@ return {1, math.floor(limit - estimated - cost), quota - used - cost}
 `;
 
 type PerCall = (keyCount: number, ...keysThenArgs: (string | number)[]) => Promise<number[]>;
-
-async function removeKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
 
 export async function runRedisBatchPieceBench(options = { rounds: 15, units: 200, warmUpUnits: 50 }): Promise<RedisBatchPieceResult> {
   const prefix = `tgbench_${randomBytes(6).toString('hex')}`;
@@ -99,7 +91,7 @@ export async function runRedisBatchPieceBench(options = { rounds: 15, units: 200
   } finally {
     await batched.close();
     plain.disconnect();
-    await removeKeys(admin, prefix);
+    await unlinkKeys(admin, `${prefix}*`);
     admin.disconnect();
   }
 }

@@ -28,7 +28,7 @@ import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { freePort } from '../test/support/ports.js';
-import { scanKeys } from '../test/support/test-run.js';
+import { unlinkKeys } from '../test/support/test-run.js';
 import { median, mixedLoad, writeFile, type LoadResult } from './check.js';
 import { encodeBodies, type CheckLoadOptions, type CheckLoadResult } from './check-load.js';
 import { checkMethod, checkRequestFrame, realisticRequests } from './check-requests.js';
@@ -214,8 +214,7 @@ async function deploy(database: ScaleDatabase, options: ScaleOptions): Promise<D
     await Promise.all(started.map((each) => each.stop()));
     const redis = new Redis(redisUrl());
     try {
-      const keys = await scanKeys(redis, `${redisPrefix}:*`);
-      for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
+      await unlinkKeys(redis, `${redisPrefix}:*`);
     } finally {
       redis.disconnect();
     }

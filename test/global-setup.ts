@@ -8,7 +8,7 @@ import pg from 'pg';
 import { migrate, migrations } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
-import { runDatabasePrefix, runRedisPrefix, scanKeys } from './support/test-run.js';
+import { runDatabasePrefix, runRedisPrefix, unlinkKeys } from './support/test-run.js';
 
 /**
  * Builds dist/ when src/ is newer, so tests that start `tollgate serve` as a process run the built CLI (as users do)
@@ -143,9 +143,7 @@ async function leftoverKeys(runId: string): Promise<string[]> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    const keys = await scanKeys(redis, `${runRedisPrefix(runId)}*`);
-    for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
-    return keys;
+    return await unlinkKeys(redis, `${runRedisPrefix(runId)}*`);
   } finally {
     redis.disconnect();
   }

@@ -34,7 +34,6 @@ export interface CheckedCall {
   outcome: CheckOutcome;
 }
 
-/** The gRPC port refused or failed a call: the message says what to set. */
 type AuthorizationStub = grpc.Client & {
   Check(request: CheckRequestWire, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: CheckResponseWire) => void): void;
 };

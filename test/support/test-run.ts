@@ -31,6 +31,13 @@ export async function scanKeys(redis: Pick<Redis, 'scan'>, match: string): Promi
   return [...new Set(keys)];
 }
 
+/** Unlinks every key matching a glob (found by scanKeys), 500 per command; returns the keys it removed. */
+export async function unlinkKeys(redis: Pick<Redis, 'scan' | 'unlink'>, match: string): Promise<string[]> {
+  const keys = await scanKeys(redis, match);
+  for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
+  return keys;
+}
+
 /**
  * Removes every key starting with `prefix` (a store writes `<prefix>:...`; a family of prefixes `<prefix>_1`, `_2`, ...
  * goes at once); returns how many there were.
@@ -40,9 +47,7 @@ export async function removeRedisKeys(redisUrl: string, prefix: string): Promise
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    const keys = await scanKeys(redis, `${prefix}*`);
-    for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
-    return keys.length;
+    return (await unlinkKeys(redis, `${prefix}*`)).length;
   } finally {
     redis.disconnect();
   }
