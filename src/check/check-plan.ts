@@ -65,8 +65,11 @@ export interface KeyCheckPlan {
   readonly metadata: Readonly<DecisionMetadata>;
   /** Set on the upstream request, overwriting any client-sent value. */
   readonly upstreamHeaders: Readonly<Record<string, string>>;
-  /** `upstreamHeaders` and `metadata` as protobuf bytes, which the response encoder copies. */
-  readonly encoded: PreEncodedAllowParts;
+  /**
+   * `upstreamHeaders` and `metadata` as protobuf bytes, which the response encoder copies: made on the binding's second
+   * Check, so that a key seen once (traffic spread over millions of keys) pays for no bytes it would not reuse.
+   */
+  encoded?: PreEncodedAllowParts;
   /** The facts an allowed call's usage signature covers besides its id (usage-identity.ts). */
   readonly usageFacts: string;
 }
@@ -82,7 +85,7 @@ export class CheckPlans {
   private readonly byEndpoint = new Map<EndpointDocument, Map<string, CheckPlan>>();
   /**
    * Bindings of the keys in use, by compiled plan and key id: the least recently used go first, so traffic over
-   * millions of keys cannot grow memory (a binding is about 3 KB with its encoded parts). A binding found is used only
+   * millions of keys cannot grow memory (a binding is about 2 KB with its encoded parts). A binding found is used only
    * while its subscription, customer and period still hold.
    */
   private readonly bound = new BoundedCache<KeyCheckPlan>(heldBindings);
@@ -118,6 +121,7 @@ export class CheckPlans {
     const id = `${checkPlan.id}:${key.id}`;
     const known = this.bound.get(id);
     if (known && known.subscriptionId === subscription.id && known.customerId === customer.id && known.period.start === period.start && known.period.end === period.end) {
+      known.encoded ??= preEncodeAllowParts(known.upstreamHeaders, known.metadata);
       return known;
     }
     const bound = bindPlan(checkPlan, key, subscription, customer, period);
@@ -185,7 +189,6 @@ function bindPlan(checkPlan: CheckPlan, key: KeyState, subscription: Subscriptio
     limitSetId: `${checkPlan.id}:${key.id}:${subscription.id}:${period.start}`,
     metadata,
     upstreamHeaders,
-    encoded: preEncodeAllowParts(upstreamHeaders, metadata),
     usageFacts,
   };
 }
