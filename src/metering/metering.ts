@@ -95,7 +95,6 @@ const notBillableReasons = [
   'status_not_billable',
 ] as const satisfies readonly ('denied' | NotBillableReason)[];
 
-/** Counts a batch's unbilled events by reason, all denials as one (their codes are in the Check's metrics). */
 /**
  * The start of a subscription's billing period containing an instant, as the Check computes it (same anchor, same
  * period math), remembered per subscription since consecutive events almost always share it. A subscription the
