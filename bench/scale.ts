@@ -21,7 +21,7 @@
  * runs this section alone and updates it in bench/RESULTS.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,7 +29,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { freePort } from '../test/support/ports.js';
 import { unlinkKeys } from '../test/support/test-run.js';
-import { median, mixedLoad, writeFile, type LoadResult } from './check.js';
+import { median, mixedLoad, warmUpS, writeFile, type LoadResult } from './check.js';
 import { encodeBodies, type CheckLoadOptions, type CheckLoadResult } from './check-load.js';
 import { checkMethod, checkRequestFrame, realisticRequests } from './check-requests.js';
 import { buildDist, processCpuMicros } from './processes.js';
@@ -174,6 +174,10 @@ interface Health {
   lateReplies: number;
   eventLoopMaxMs: number;
   eventLoopP99Ms: number;
+  /** Where the RSS goes: V8's heap in use and reserved, and memory outside it (Buffers), in MB. */
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
 }
 
 async function health(server: ServeProcess): Promise<Health> {
@@ -183,6 +187,9 @@ async function health(server: ServeProcess): Promise<Health> {
     lateReplies: metricSum(scrape, 'tollgate_quota_store_late_replies_total'),
     eventLoopMaxMs: metricSum(scrape, 'tollgate_nodejs_eventloop_lag_max_seconds') * 1000,
     eventLoopP99Ms: metricSum(scrape, 'tollgate_nodejs_eventloop_lag_p99_seconds') * 1000,
+    heapUsedMb: Math.round(metricSum(scrape, 'tollgate_nodejs_heap_size_used_bytes') / 2 ** 20),
+    heapTotalMb: Math.round(metricSum(scrape, 'tollgate_nodejs_heap_size_total_bytes') / 2 ** 20),
+    externalMb: Math.round(metricSum(scrape, 'tollgate_nodejs_external_memory_bytes') / 2 ** 20),
   };
 }
 
@@ -193,6 +200,17 @@ interface Deployment {
   admin: ServeProcess;
   redisPrefix: string;
   stop(): Promise<void>;
+}
+
+/** Redis's process id when it runs on this machine (its CPU per Check is then measured), else undefined. */
+async function localRedisPid(): Promise<number | undefined> {
+  const redis = new Redis(redisUrl());
+  try {
+    const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
+    return Number.isInteger(pid) && existsSync(`/proc/${pid}/stat`) && ['localhost', '127.0.0.1', '::1'].includes(new URL(redisUrl()).hostname) ? pid : undefined;
+  } finally {
+    redis.disconnect();
+  }
 }
 
 const redisUrl = () => process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -263,6 +281,8 @@ function bodiesFile(name: string, count: number, keyOf: (n: number) => number): 
   return writeFile(name, encodeBodies(frames));
 }
 
+type RoundResult = LoadResult & { redisCpuMicrosPerRequest: number | undefined };
+
 const randomIndex = (keys: number) => Math.floor(Math.random() * keys);
 
 export interface ThroughputResult {
@@ -275,6 +295,9 @@ export interface ThroughputResult {
   /** Server CPU per Check, medians over rounds. */
   singleKeyCpuMicros: number;
   spreadCpuMicros: number;
+  /** Redis's CPU per Check (the counters' script, the identity reads), medians over rounds; absent when Redis is not local. */
+  singleKeyRedisCpuMicros?: number;
+  spreadRedisCpuMicros?: number;
   spreadP99Ms: number;
   /** Distinct requests per spread round (each with a key drawn afresh), and Checks that failed over all rounds. */
   bodiesPerRound: number;
@@ -286,23 +309,26 @@ export interface ThroughputResult {
  * every request, or a key drawn uniformly from all of them, fresh for each request of a round (as many bodies as a
  * round sends at the rates seen), so a cache cannot serve the spread from a small hot set.
  */
-function measureThroughput(edge: ServeProcess, keys: number, options: ScaleOptions): ThroughputResult {
+function measureThroughput(edge: ServeProcess, keys: number, options: ScaleOptions, redisPid: number | undefined): ThroughputResult {
   const load = { durationS: options.roundS, clients: 4, streams: 32 };
   const bodiesPerRound = Math.min(keys, 20_000 * options.roundS);
   const single = bodiesFile('scale-single', 2_000, () => 0);
   const server = { info: undefined, pid: edge.pid, cpuMicros: () => edge.cpuMicros(), stop: async () => {} };
   mixedLoad(server, edge.grpcPort, single, load); // warm-up: JIT, connections
-  const rounds: { single: LoadResult; spread: LoadResult }[] = [];
+  const rounds: { single: RoundResult; spread: RoundResult }[] = [];
   for (let round = 0; round < options.rounds; round++) {
     const spread = bodiesFile(`scale-spread-${round}`, bodiesPerRound, () => randomIndex(keys));
     // Alternate which goes first, so that drift on the shared machine hits both alike.
     const first = round % 2 === 0 ? 'single' : 'spread';
-    const measured: Partial<Record<'single' | 'spread', LoadResult>> = {};
+    const measured: Partial<Record<'single' | 'spread', RoundResult>> = {};
     for (const traffic of first === 'single' ? (['single', 'spread'] as const) : (['spread', 'single'] as const)) {
-      measured[traffic] = mixedLoad(server, edge.grpcPort, traffic === 'single' ? single : spread, load);
+      const redisBefore = redisPid === undefined ? 0 : processCpuMicros(redisPid);
+      const result = mixedLoad(server, edge.grpcPort, traffic === 'single' ? single : spread, load);
+      const requests = result.requestsPerSecond * (load.durationS + warmUpS);
+      measured[traffic] = { ...result, redisCpuMicrosPerRequest: redisPid === undefined ? undefined : (processCpuMicros(redisPid) - redisBefore) / requests };
     }
     rmSync(spread);
-    rounds.push(measured as { single: LoadResult; spread: LoadResult });
+    rounds.push(measured as { single: RoundResult; spread: RoundResult });
   }
   rmSync(single);
   const ratios = rounds.map((round) => round.spread.requestsPerSecond / round.single.requestsPerSecond);
@@ -313,6 +339,12 @@ function measureThroughput(edge: ServeProcess, keys: number, options: ScaleOptio
     ratios,
     singleKeyCpuMicros: median(rounds.map((round) => round.single.cpuMicrosPerRequest)),
     spreadCpuMicros: median(rounds.map((round) => round.spread.cpuMicrosPerRequest)),
+    ...(redisPid === undefined
+      ? {}
+      : {
+          singleKeyRedisCpuMicros: median(rounds.map((round) => round.single.redisCpuMicrosPerRequest!)),
+          spreadRedisCpuMicros: median(rounds.map((round) => round.spread.redisCpuMicrosPerRequest!)),
+        }),
     spreadP99Ms: median(rounds.map((round) => round.spread.p99Ms)),
     bodiesPerRound,
     failed: rounds.reduce((sum, round) => sum + round.single.failed + round.spread.failed, 0),
@@ -481,7 +513,7 @@ async function runSize(keys: number, options: ScaleOptions): Promise<ScaleRun> {
     await new Promise((resolve) => setTimeout(resolve, options.settleS * 1000));
     const edgeIdleCpuPercent = Math.max(...deployment.edges.map((edge, i) => (edge.cpuMicros() - cpuBefore[i]!) / (options.settleS * 1e4)));
     await Promise.all(deployment.edges.map(health)); // starts the event-loop window here
-    const throughput = measureThroughput(deployment.edges[0]!, keys, options);
+    const throughput = measureThroughput(deployment.edges[0]!, keys, options, await localRedisPid());
     console.log(`scale: throughput ${JSON.stringify(throughput)}`);
     // Half of what the first edge managed over spread keys, on each edge (as the Check bench's half load): loaded, not
     // saturated, since a saturated edge answers everything late, probes and admin calls included.
@@ -515,6 +547,10 @@ const combine = (healths: Health[]): Health => ({
   lateReplies: healths.reduce((sum, each) => sum + each.lateReplies, 0),
   eventLoopMaxMs: Math.max(...healths.map((each) => each.eventLoopMaxMs)),
   eventLoopP99Ms: Math.max(...healths.map((each) => each.eventLoopP99Ms)),
+  // The largest edge's, as the RSS reported beside them.
+  heapUsedMb: Math.max(...healths.map((each) => each.heapUsedMb)),
+  heapTotalMb: Math.max(...healths.map((each) => each.heapTotalMb)),
+  externalMb: Math.max(...healths.map((each) => each.externalMb)),
 });
 
 export interface SoakResult {
