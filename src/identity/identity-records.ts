@@ -51,15 +51,40 @@ export function encodeIdentity({ key, subscription, customer }: Identity): strin
   return JSON.stringify(encoded);
 }
 
+/**
+ * The record's strings, one copy each: JSON.parse makes a string per occurrence, so a cached identity would hold the
+ * customer's id three times, the subscription's twice, and its own copy of every status, product and plan id.
+ */
 export function decodeIdentity(text: string): Identity {
   const [key, subscription, customer] = JSON.parse(text) as Encoded;
+  const [, customerId, subscriptionId] = key;
   return {
-    key: { id: key[0], customerId: key[1], subscriptionId: key[2], status: key[3] },
+    key: { id: key[0], customerId, subscriptionId, status: interned(key[3]) },
     subscription: subscription
-      ? { id: subscription[0], customerId: subscription[1], productId: subscription[2], planId: subscription[3], status: subscription[4], periodAnchor: subscription[5] }
+      ? {
+          id: sameAs(subscription[0], subscriptionId),
+          customerId: sameAs(subscription[1], customerId),
+          productId: interned(subscription[2]),
+          planId: interned(subscription[3]),
+          status: interned(subscription[4]),
+          periodAnchor: subscription[5],
+        }
       : undefined,
-    customer: customer ? { id: customer[0], status: customer[1], overdue: customer[2] === 1 } : undefined,
+    customer: customer ? { id: sameAs(customer[0], customerId), status: interned(customer[1]), overdue: customer[2] === 1 } : undefined,
   };
+}
+
+const sameAs = <T extends string>(value: T, known: T): T => (value === known ? known : value);
+
+/** Statuses, product and plan ids: a catalog's worth of distinct values, held once each (up to a bound). */
+const internedValues = new Map<string, string>();
+const maxInterned = 4_096;
+
+function interned<T extends string>(value: T): T {
+  const held = internedValues.get(value);
+  if (held !== undefined) return held as T;
+  if (internedValues.size < maxInterned) internedValues.set(value, value);
+  return value;
 }
 
 export const encodeChange = (change: IdentityChange) => JSON.stringify([change.version, change.hashes]);
