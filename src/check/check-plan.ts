@@ -76,7 +76,7 @@ export interface KeyCheckPlan {
 
 let lastPlanId = 0;
 
-/** Bindings held (each key calling each endpoint has one): about 60 MB at most. */
+/** Bindings held (each key calling each endpoint has one): about 20 MB at most. */
 const heldBindings = 20_000;
 
 /** Every (endpoint × plan) of one catalog compiled, and each key's binding of the ones it has called. */
@@ -85,7 +85,7 @@ export class CheckPlans {
   private readonly byEndpoint = new Map<EndpointDocument, Map<string, CheckPlan>>();
   /**
    * Bindings of the keys in use, by compiled plan and key id: the least recently used go first, so traffic over
-   * millions of keys cannot grow memory (a binding is about 2 KB with its encoded parts). A binding found is used only
+   * millions of keys cannot grow memory (a binding is about 1 KB with its encoded parts). A binding found is used only
    * while its subscription, customer and period still hold.
    */
   private readonly bound = new BoundedCache<KeyCheckPlan>(heldBindings);
