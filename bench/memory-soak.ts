@@ -26,6 +26,9 @@ export interface MemorySample {
   atS: number;
   rssMiB: number;
   heapUsedMiB: number;
+  /** V8's heap reserved (what of the RSS the heap holds) and memory outside it (Buffers). */
+  heapTotalMiB: number;
+  externalMiB: number;
 }
 
 export interface MemorySoakResult {
@@ -38,6 +41,7 @@ export interface MemorySoakResult {
   /** RSS at the end of the warm-up (the first sample after it), at the end, and the most over the whole run. */
   rss: { startMiB: number; endMiB: number; maxMiB: number; slopeMiBPerMin: number };
   heapUsed: { startMiB: number; endMiB: number; maxMiB: number; slopeMiBPerMin: number };
+  heapTotal: { startMiB: number; endMiB: number; maxMiB: number; slopeMiBPerMin: number };
   boundMiBPerMin: number;
   passed: boolean;
   check: CheckLoadResult;
@@ -118,7 +122,14 @@ export async function runMemorySoakBench(
     for (let at = 0; at <= durationS; at += sampleEveryS) {
       const wait = started + at * 1000 - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      samples.push({ atS: at, rssMiB: rssMiB(server.pid), heapUsedMiB: metricValue(await metrics(), 'tollgate_nodejs_heap_size_used_bytes') / mib });
+      const exposition = await metrics();
+      samples.push({
+        atS: at,
+        rssMiB: rssMiB(server.pid),
+        heapUsedMiB: metricValue(exposition, 'tollgate_nodejs_heap_size_used_bytes') / mib,
+        heapTotalMiB: metricValue(exposition, 'tollgate_nodejs_heap_size_total_bytes') / mib,
+        externalMiB: metricValue(exposition, 'tollgate_nodejs_external_memory_bytes') / mib,
+      });
     }
     const [{ stdout }] = await Promise.all([checks, logs]);
     client.close();
@@ -139,9 +150,16 @@ export async function runMemorySoakBench(
       sampleEveryS,
       checksPerSecond,
       entriesPerSecond,
-      samples: samples.map((sample) => ({ atS: sample.atS, rssMiB: round(sample.rssMiB), heapUsedMiB: round(sample.heapUsedMiB) })),
+      samples: samples.map((sample) => ({
+        atS: sample.atS,
+        rssMiB: round(sample.rssMiB),
+        heapUsedMiB: round(sample.heapUsedMiB),
+        heapTotalMiB: round(sample.heapTotalMiB),
+        externalMiB: round(sample.externalMiB),
+      })),
       rss,
       heapUsed: summary((sample) => sample.heapUsedMiB),
+      heapTotal: summary((sample) => sample.heapTotalMiB),
       boundMiBPerMin: rssSlopeBoundMiBPerMin,
       passed: rss.slopeMiBPerMin <= rssSlopeBoundMiBPerMin,
       check,
@@ -155,7 +173,7 @@ export async function runMemorySoakBench(
 const round = (value: number) => Math.round(value * 10) / 10;
 
 export function memorySoakSection(result: MemorySoakResult): string {
-  const { rss, heapUsed: heap } = result;
+  const { rss, heapUsed: heap, heapTotal: reserved } = result;
   return `## Memory: RSS over a ${result.durationS} s mixed Check and access-log load
 
 The real server (Redis counters, PostgreSQL on a scratch database, \`bench/catalog-realistic.yaml\` with 1000 keys of
@@ -168,10 +186,12 @@ ${result.warmUpS} s are warm-up. The bound: RSS's least-squares slope after the 
 |---|---|---|---|---|
 | RSS | ${rss.startMiB} | ${rss.endMiB} | ${rss.maxMiB} | **${rss.slopeMiBPerMin}** |
 | V8 heap used | ${heap.startMiB} | ${heap.endMiB} | ${heap.maxMiB} | ${heap.slopeMiBPerMin} |
+| V8 heap reserved | ${reserved.startMiB} | ${reserved.endMiB} | ${reserved.maxMiB} | ${reserved.slopeMiBPerMin} |
 
 **${result.passed ? 'Pass' : 'FAIL'}** (RSS slope ${rss.slopeMiBPerMin} MiB/min, bound ${result.boundMiBPerMin}). Checks answered: ${result.check.succeeded} (${result.check.failed} failed),
 ${result.check.requestsPerSecond.toFixed(0)}/s; access-log entries stored: ${result.entriesStored}.
 RSS (MiB) every ${result.sampleEveryS} s: ${result.samples.map((sample) => sample.rssMiB.toFixed(0)).join(', ')}.
+V8 heap reserved (MiB): ${result.samples.map((sample) => sample.heapTotalMiB.toFixed(0)).join(', ')}.
 `;
 }
 
