@@ -8,9 +8,12 @@ import { within } from './within.js';
 export const identityPublishTimeoutMs = 2_000;
 
 /**
- * Keys read from PostgreSQL and written to Redis per batch of a rebuild. Sending a batch's commands is synchronous
- * (about 0.15 ms per key on a slow machine): small batches keep a process that also answers Checks from stalling.
+ * A rebuild reads keys from PostgreSQL a page at a time, and writes each page to Redis in batches. Sending a batch's
+ * commands is synchronous (about 0.15 ms per key on a slow machine): small batches keep a process that also answers
+ * Checks from stalling. Pages are larger, as each query costs about as much for 250 rows as for 1,000: a rebuild of
+ * 100,000 keys spent 4.0 s in 400 queries, 1.6 s in 100.
  */
+const identityRebuildPage = 1_000;
 const identityRebuildBatch = 250;
 
 /**
@@ -79,16 +82,18 @@ export class IdentityPublisher {
     let written = 0;
     for (;;) {
       if (signal?.aborted) return;
-      const batch = await this.rows.page(after, identityRebuildBatch);
-      if (batch.length === 0) break;
-      await Promise.all(
-        batch.flatMap(({ hash, identity }) => [
-          this.redis.set(this.keys.record(hash), encodeIdentity(identity), 'NX'),
-          this.redis.sadd(this.keys.customerHashes(identity.key.customerId), hash),
-        ]),
-      );
-      written += batch.length;
-      after = batch[batch.length - 1]!.identity.key.id;
+      const page = await this.rows.page(after, identityRebuildPage);
+      if (page.length === 0) break;
+      for (let from = 0; from < page.length; from += identityRebuildBatch) {
+        await Promise.all(
+          page.slice(from, from + identityRebuildBatch).flatMap(({ hash, identity }) => [
+            this.redis.set(this.keys.record(hash), encodeIdentity(identity), 'NX'),
+            this.redis.sadd(this.keys.customerHashes(identity.key.customerId), hash),
+          ]),
+        );
+      }
+      written += page.length;
+      after = page[page.length - 1]!.identity.key.id;
     }
     await this.redis.set(this.keys.complete, new Date().toISOString());
     await this.announce([]);
