@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // The run's id for test key prefixes and database names; at the end, fails the run on state a test left behind.
     globalSetup: ['test/global-setup.ts'],
+    // Hooks every test file needs (stopping the servers a test spawned), registered anew for each file.
+    setupFiles: ['test/support/after-each-test.ts'],
     testTimeout: 30_000,
     // Hooks start services (databases, migrations, servers): a busy machine needs room; a bound only ends a hang.
     hookTimeout: 120_000,

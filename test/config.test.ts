@@ -168,5 +168,6 @@ describe('configuration', () => {
     const replaced = adminTokenFromDataDir(dir, silentLogger);
     expect(replaced.length).toBeGreaterThanOrEqual(16);
     expect(readFileSync(join(dir, 'admin-token'), 'utf8').trim()).toBe(replaced);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

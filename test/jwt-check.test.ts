@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
@@ -11,6 +11,7 @@ describe('Check with OAuth2 / JWT identities', () => {
   const issuer = 'https://auth.petstore.example.com/';
   let service: TestApp;
   let envoy: FakeEnvoy;
+  let jwksDir: string | undefined;
   let signing: CryptoKey;
   let stranger: CryptoKey;
 
@@ -28,7 +29,8 @@ describe('Check with OAuth2 / JWT identities', () => {
     const [main, other] = await Promise.all([generateKeyPair('ES256'), generateKeyPair('ES256')]);
     signing = main.privateKey;
     stranger = other.privateKey;
-    const jwksFile = join(mkdtempSync(join(tmpdir(), 'jwks-')), 'jwks.json');
+    jwksDir = mkdtempSync(join(tmpdir(), 'jwks-'));
+    const jwksFile = join(jwksDir, 'jwks.json');
     writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(main.publicKey)), kid: 'main', alg: 'ES256' }] }));
     service = await startTestApp({
       mode: 'embedded',
@@ -43,6 +45,7 @@ describe('Check with OAuth2 / JWT identities', () => {
   afterAll(async () => {
     envoy?.close();
     await service?.close();
+    if (jwksDir) rmSync(jwksDir, { recursive: true, force: true });
   });
 
   it('maps a valid token to its customer and plan, like a key', async () => {

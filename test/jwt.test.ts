@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,14 +54,19 @@ const settings = (jwksSource: JwtSettings['jwks']): JwtSettings => ({ jwks: jwks
 
 describe.each(['file', 'url'] as const)('JWT verification with a JWKS %s', (source) => {
   let verifier: JwtVerifier;
+  let jwksDir: string | undefined;
   beforeAll(async () => {
     if (source === 'file') {
-      const file = join(mkdtempSync(join(tmpdir(), 'jwks-')), 'jwks.json');
+      jwksDir = mkdtempSync(join(tmpdir(), 'jwks-'));
+      const file = join(jwksDir, 'jwks.json');
       writeFileSync(file, JSON.stringify(jwks));
       verifier = await JwtVerifier.create(settings({ file }), () => now);
     } else {
       verifier = await JwtVerifier.create(settings({ url: jwksUrl }), () => now);
     }
+  });
+  afterAll(() => {
+    if (jwksDir) rmSync(jwksDir, { recursive: true, force: true });
   });
 
   it('accepts a valid token and names its client', async () => {

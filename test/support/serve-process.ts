@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
 import { freePort } from './ports.js';
 import { seedEmbeddedDatabase } from './pglite-template.js';
 
@@ -30,8 +29,12 @@ export const processTestTimeoutMs = 240_000;
 
 const started: ChildProcess[] = [];
 const madeDirs: string[] = [];
-// A server that failed to stop must not outlive its test, nor the data directories made for it.
-afterEach(async () => {
+/**
+ * A server that failed to stop must not outlive its test, nor the data directories made for it. Run after every test
+ * by test/support/after-each-test.ts (a setup file): a hook registered here, at import, would only serve the first
+ * test file of a worker, as workers keep modules loaded between files.
+ */
+export async function stopServeProcesses(): Promise<void> {
   await Promise.all(
     started.splice(0).map(async (child) => {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -41,7 +44,7 @@ afterEach(async () => {
     }),
   );
   for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+}
 
 /** Spawns the built `tollgate` with `args`; killed after the test if still running. */
 export function spawnCli(args: string[], options: { env: NodeJS.ProcessEnv; stdout?: 'pipe' | number; stderr?: 'pipe' | 'inherit' }): ChildProcess {
