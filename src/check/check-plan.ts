@@ -12,8 +12,9 @@ import { signedFactsTail } from './usage-identity.js';
  * reload, as a new CheckPlans) rather than worked out on every Check. Two levels:
  * - a CheckPlan per (endpoint × entitled plan): the rules to count, in order, and what the headers say of them;
  * - a KeyCheckPlan: a CheckPlan bound to one key, its subscription and billing period, holding the counter names, the
- *   allowed call's metadata and identity headers, and their protobuf bytes. It is built on a key's first Check of the
- *   endpoint in a period and shared by its later ones, until the subscription, customer or period changes.
+ *   allowed call's metadata and identity headers, and (from its second Check) their protobuf bytes. It is built on a
+ *   key's first Check of the endpoint in a period and shared by its later ones, until the subscription, customer or
+ *   period changes.
  */
 
 export interface Period {
