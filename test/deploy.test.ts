@@ -362,6 +362,11 @@ describe('deploy/kubernetes overlay split', () => {
     expect(edgeContainer.args).toEqual(['serve', '--role', 'edge']);
     expect(settingsOf(edgeContainer).role).toBe('edge');
     expect(edgeContainer.ports.map((port: Json) => port.name)).toEqual(['grpc', 'http']);
+    // Its heap bounded well inside its memory limit, whatever Node reads of the container's.
+    const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(edgeContainer.env.find((each: Json) => each.name === 'NODE_OPTIONS')?.value ?? '')?.[1]);
+    expect(edgeContainer.resources.limits.memory).toBe('1Gi');
+    expect(heapMiB).toBeGreaterThanOrEqual(256);
+    expect(heapMiB).toBeLessThanOrEqual(512);
     expect(only(manifests, 'HorizontalPodAutoscaler').spec.scaleTargetRef.name).toBe('tollgate');
     const [preferred] = edge.spec.template.spec.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution;
     expect(preferred.podAffinityTerm).toMatchObject({ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'tollgate.io/caller': 'true' } } });
