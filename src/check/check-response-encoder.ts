@@ -168,14 +168,6 @@ class Writer {
     }
   }
 
-  /** A copy of what was written, leaving the buffer for the next response. */
-  take(): Buffer {
-    const bytes = Buffer.allocUnsafe(this.position);
-    this.buffer.copy(bytes, 0, 0, this.position);
-    this.position = 0;
-    return bytes;
-  }
-
   /** What was written as one uncompressed gRPC message: the 5-byte prefix, then the bytes (one copy). */
   takeFramed(): Buffer {
     const framed = Buffer.allocUnsafe(5 + this.position);
@@ -204,7 +196,6 @@ export function preEncodeAllowParts(upstreamHeaders: Readonly<Record<string, str
   const headersEnd = partsWriter.position;
   partsWriter.structEntries(metadata);
   const bytes = new Uint8Array(partsWriter.buffer.subarray(0, partsWriter.position));
-  partsWriter.position = 0;
   return { upstreamHeaders: bytes.subarray(0, headersEnd), metadataEntries: bytes.subarray(headersEnd) };
 }
 
