@@ -19,6 +19,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { loadEnvoyServices } from '../src/grpc/protos.js';
 import { toStruct } from '../test/support/envoy-wire.js';
+import { withPgClient } from '../test/support/test-run.js';
 import { buildDist, processCpuMicros, startTollgate } from './processes.js';
 import { extAuthzNamespace } from '../src/grpc/als-wire.js';
 
@@ -377,32 +378,20 @@ export class ScratchDatabase {
 
   /** CPU used so far by the backends connected to this database (a backend that has exited no longer counts). */
   async backendCpuMicros(): Promise<number> {
-    const client = new pg.Client({ connectionString: serverUrl });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [this.name]);
-      let total = 0;
-      for (const { pid } of rows) {
-        try {
-          total += processCpuMicros(pid);
-        } catch {
-          // The backend ended between the query and the read.
-        }
+    const { rows } = await withPgClient(serverUrl, (client) => client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [this.name]));
+    let total = 0;
+    for (const { pid } of rows) {
+      try {
+        total += processCpuMicros(pid);
+      } catch {
+        // The backend ended between the query and the read.
       }
-      return total;
-    } finally {
-      await client.end();
     }
+    return total;
   }
 
   async count(sql: string): Promise<number> {
-    const client = new pg.Client({ connectionString: this.url });
-    await client.connect();
-    try {
-      return Number((await client.query<{ count: string }>(sql)).rows[0]!.count);
-    } finally {
-      await client.end();
-    }
+    return withPgClient(this.url, async (client) => Number((await client.query<{ count: string }>(sql)).rows[0]!.count));
   }
 
   async drop(): Promise<void> {
@@ -411,24 +400,14 @@ export class ScratchDatabase {
   }
 
   static async settings(names: string[]): Promise<Record<string, string>> {
-    const client = new pg.Client({ connectionString: serverUrl });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ name: string; setting: string }>('SELECT name, current_setting(name) AS setting FROM unnest($1::text[]) AS name', [names]);
-      return Object.fromEntries(rows.map((row) => [row.name, row.setting]));
-    } finally {
-      await client.end();
-    }
+    const { rows } = await withPgClient(serverUrl, (client) =>
+      client.query<{ name: string; setting: string }>('SELECT name, current_setting(name) AS setting FROM unnest($1::text[]) AS name', [names]),
+    );
+    return Object.fromEntries(rows.map((row) => [row.name, row.setting]));
   }
 
   private static async admin(sql: string): Promise<void> {
-    const client = new pg.Client({ connectionString: serverUrl });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
+    await withPgClient(serverUrl, (client) => client.query(sql));
   }
 }
 

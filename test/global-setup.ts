@@ -4,11 +4,10 @@ import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { migrate, migrations } from '../src/store/migrations.js';
 import { PgliteDb } from '../src/store/pglite.js';
 import { PostgresDb } from '../src/store/postgres.js';
-import { runDatabasePrefix, runRedisPrefix, unlinkKeys } from './support/test-run.js';
+import { runDatabasePrefix, runRedisPrefix, unlinkKeys, withPgClient } from './support/test-run.js';
 
 /**
  * Builds dist/ when src/ is newer, so tests that start `tollgate serve` as a process run the built CLI (as users do)
@@ -118,13 +117,7 @@ async function migratedDatabaseTemplate(name: string): Promise<void> {
 const dropDatabase = (name: string) => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
 
 async function adminQuery(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
+  await withPgClient(databaseUrl, (client) => client.query(sql));
 }
 
 function buildIfStale(): void {
@@ -150,17 +143,13 @@ async function leftoverKeys(runId: string): Promise<string[]> {
 }
 
 async function leftoverDatabases(runId: string): Promise<string[]> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
+  return withPgClient(databaseUrl, async (client) => {
     const { rows } = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname`, [
       runDatabasePrefix(runId),
     ]);
     for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
     return rows.map((row) => row.datname);
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /** `tgtest_<run>_app_1a2b…: 12 keys (e.g. tgtest_…:{acme}:q:…)`, one line per prefix. */

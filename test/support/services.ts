@@ -2,13 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Clock, Timers } from '../../src/kernel/clock.js';
 import { silentLogger, type Logger } from '../../src/kernel/logger.js';
 import type { TcpProxy } from './tcp-proxy.js';
-import { removeRedisKeys, testDatabaseName, testRedisPrefix } from './test-run.js';
+import { removeRedisKeys, testDatabaseName, testRedisPrefix, withPgClient } from './test-run.js';
 import { testUsageSigningKey } from './usage.js';
 import { seedEmbeddedDatabase } from './pglite-template.js';
 
@@ -27,24 +26,17 @@ export const uniqueName = (prefix: string) => `${prefix}_${randomBytes(6).toStri
 export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const name = testDatabaseName();
   const template = options.migrated ? process.env.TOLLGATE_TEST_DATABASE_TEMPLATE : undefined;
-  const admin = new pg.Client({ connectionString: testDatabaseUrl });
-  await admin.connect();
-  try {
+  await withPgClient(testDatabaseUrl, async (admin) => {
     await admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
     await admin.query(`ALTER DATABASE ${name} SET synchronous_commit = off`);
-  } finally {
-    await admin.end();
-  }
+  });
   const url = new URL(testDatabaseUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     name,
     drop: async () => {
-      const client = new pg.Client({ connectionString: testDatabaseUrl });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
+      await withPgClient(testDatabaseUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
 }

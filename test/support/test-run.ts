@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 
 /**
  * Every Redis key prefix and PostgreSQL database a test creates carries the id of its `vitest run` (set by
@@ -50,5 +51,16 @@ export async function removeRedisKeys(redisUrl: string, prefix: string): Promise
     return (await unlinkKeys(redis, `${prefix}*`)).length;
   } finally {
     redis.disconnect();
+  }
+}
+
+/** `use` with a connection of its own to `url`, closed afterwards whatever `use` does (admin statements, one-off reads). */
+export async function withPgClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
   }
 }
