@@ -159,10 +159,11 @@ describe('identity on demand', () => {
   });
 
   it('enforces a revocation on the other replica by the next version poll when the channel is lost', async () => {
+    // The second replica stops hearing the channel before the key exists: the key's own creation message, arriving
+    // late under load, would otherwise make the second replica read the key again after its revocation.
+    (second.identities as OnDemandIdentities).close();
     const { key, id } = await newKey();
     expect((await pets(key)).allowed).toBe(true);
-    // The second replica stops hearing the channel: only its poll can tell it.
-    (second.identities as OnDemandIdentities).close();
     await first.admin('POST', `/v1/keys/${id}/revoke`);
     expect((await pets(key)).allowed).toBe(true);
     await secondTimers.advance(pollMs);
