@@ -47,9 +47,22 @@ export interface CheckBenchResult {
   stealShare: number;
   singleKey: SaturationResult;
   manyKeys: SaturationResult;
-  halfLoad: { rate: number; null: LoadResult; tollgate: LoadResult; addedP99Ms: number; addedP50Ms: number; addedP99sMs: number[] };
+  /** Half of the null server's saturation rate on many keys (issue 24's target) and on one key (issue 3's bench). */
+  halfLoad: HalfLoadResult;
+  halfLoadOneKey: HalfLoadResult;
   /** Allowed Checks counted by Tollgate's own metric, over every fork. */
   allowDecisions: number;
+}
+
+export interface HalfLoadResult {
+  rate: number;
+  /** The median round's figures (by Tollgate's added p99). */
+  null: LoadResult;
+  tollgate: LoadResult;
+  addedP99Ms: number;
+  addedP50Ms: number;
+  /** Tollgate's p99 minus the null server's, per round. */
+  addedP99sMs: number[];
 }
 
 export { checkMethod, checkRequestFrame, realisticRequests };
@@ -299,6 +312,20 @@ function saturationOf(rounds: Round[]): SaturationResult {
   return { servers, ratios, tollgateRatios: rounds.map((round) => round.tollgate!.requestsPerSecond / round['grpc-js']!.requestsPerSecond) };
 }
 
+/** Paced rounds all reach the same throughput, so the median half-load round is the one with the median added p99. */
+function halfLoadResult(rounds: Round[], rate: number): HalfLoadResult {
+  const addedP99sMs = rounds.map((round) => round.tollgate!.p99Ms - round['grpc-js']!.p99Ms);
+  const medianRound = rounds[addedP99sMs.indexOf(median(addedP99sMs))]!;
+  return {
+    rate,
+    null: medianRound['grpc-js']!,
+    tollgate: medianRound.tollgate!,
+    addedP99Ms: medianRound.tollgate!.p99Ms - medianRound['grpc-js']!.p99Ms,
+    addedP50Ms: medianRound.tollgate!.p50Ms - medianRound['grpc-js']!.p50Ms,
+    addedP99sMs,
+  };
+}
+
 /**
  * Many short rounds rather than a few long ones, in several forks: on the shared machine single rounds' ratios ranged
  * from 0.5 to 1.3 (the null server alone, under constant load, did anywhere from 6k to 18k req/s in half-second
@@ -322,13 +349,15 @@ export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPe
   const singleKey = saturationOf(saturation.results.filter((each) => each.kind === 'single').map((each) => each.round));
   const manyKeys = saturationOf(saturation.results.filter((each) => each.kind === 'many').map((each) => each.round));
   const rate = Math.floor(manyKeys.servers['grpc-js']!.requestsPerSecond / 2);
-  const paced = { durationS: options.durationS, clients: 4, streams: 8, rps: rate };
+  const oneKeyRate = Math.floor(singleKey.servers['grpc-js']!.requestsPerSecond / 2);
+  const paced = { durationS: options.durationS, clients: 4, streams: 8 };
   const halfLoad = await inForks(options.forks, warmUp, (servers, fork) =>
-    steal.measure(() => rotate(fork * options.roundsPerFork, options.roundsPerFork, ['grpc-js', 'tollgate'], (name) => mixedLoad(servers.processes[name], servers.ports[name], servers.bodiesFile, paced))),
+    steal.measure(() => [
+      ...rotate(fork * options.roundsPerFork, options.roundsPerFork, ['grpc-js', 'tollgate'], (name) => mixedLoad(servers.processes[name], servers.ports[name], servers.bodiesFile, { ...paced, rps: rate })).map((round) => ({ kind: 'many' as const, round })),
+      ...rotate(fork * options.roundsPerFork, options.roundsPerFork, ['grpc-js', 'tollgate'], (name) => h2load(servers.processes[name], servers.ports[name], servers.singleBody, { ...paced, rps: oneKeyRate })).map((round) => ({ kind: 'single' as const, round })),
+    ]),
   );
-  const addedP99sMs = halfLoad.results.map((round) => round.tollgate!.p99Ms - round['grpc-js']!.p99Ms);
-  // Paced rounds all reach the same throughput, so the median half-load round is the one with the median added p99.
-  const medianHalf = halfLoad.results[addedP99sMs.indexOf(median(addedP99sMs))]!;
+  const halfLoadOf = (kind: 'many' | 'single', pacedRate: number) => halfLoadResult(halfLoad.results.filter((each) => each.kind === kind).map((each) => each.round), pacedRate);
   return {
     forks: options.forks,
     rounds: options.forks * options.roundsPerFork,
@@ -340,14 +369,8 @@ export async function runCheckBench(options = { durationS: 3, forks: 3, roundsPe
     stealShare: steal.share,
     singleKey,
     manyKeys,
-    halfLoad: {
-      rate,
-      null: medianHalf['grpc-js']!,
-      tollgate: medianHalf.tollgate!,
-      addedP99Ms: medianHalf.tollgate!.p99Ms - medianHalf['grpc-js']!.p99Ms,
-      addedP50Ms: medianHalf.tollgate!.p50Ms - medianHalf['grpc-js']!.p50Ms,
-      addedP99sMs,
-    },
+    halfLoad: halfLoadOf('many', rate),
+    halfLoadOneKey: halfLoadOf('single', oneKeyRate),
     allowDecisions: saturation.allowDecisions + halfLoad.allowDecisions,
   };
 }

@@ -25,7 +25,9 @@ export async function startBenchProcess<Info>(script: string, args: string[] = [
   // TOLLGATE_BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each server process there, for finding hot spots.
   const profileDir = process.env.TOLLGATE_BENCH_PROFILE_DIR;
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child: ChildProcess = spawn(process.execPath, [...profile, '--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // TOLLGATE_BENCH_NODE_ARGS='--flag …' passes V8 and Node flags to each server process, for trying them side by side.
+  const nodeArgs = process.env.TOLLGATE_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child: ChildProcess = spawn(process.execPath, [...profile, ...nodeArgs, '--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
     createInterface({ input: child.stdout! }).once('line', resolve);
