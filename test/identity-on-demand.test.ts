@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
-import { identityKeys } from '../src/identity/identity-records.js';
+import { encodeChange, identityKeys } from '../src/identity/identity-records.js';
 import { hashApiKey } from '../src/identity/keys.js';
 import { OnDemandIdentities } from '../src/identity/on-demand-identities.js';
 import { identityRebuildCheckMs } from '../src/identity/start.js';
@@ -156,6 +156,29 @@ describe('identity on demand', () => {
     await firstTimers.advance(identityRebuildCheckMs);
     expect((await pets(key)).allowed).toBe(true);
     expect((await pets(`tg_${randomBytes(24).toString('base64url')}`)).httpStatus).toBe(401);
+  });
+
+  it('gives a change message until the next version poll to arrive before dropping what it holds', async () => {
+    const identities = await edge(100, 100);
+    const [touched, untouched] = [await newKey(), await newKey()];
+    for (const { hash } of [touched, untouched]) await identities.lookup(hash);
+    const held = (hash: string) => !(identities.lookup(hash) instanceof Promise);
+    const redis = clients.at(-1)!;
+    const keys = identityKeys(first.env.TOLLGATE_REDIS_PREFIX!);
+    // A write raises the version before its message arrives: a poll in between keeps what it holds.
+    const version = await redis.incr(keys.version);
+    await identities.refresh();
+    expect(held(untouched.hash)).toBe(true);
+    await redis.publish(keys.channel, encodeChange({ version, hashes: [touched.hash] }));
+    await expect.poll(() => held(touched.hash)).toBe(false);
+    await identities.refresh();
+    expect(held(untouched.hash)).toBe(true);
+    // A message that never comes: the poll after the one that found its version ahead drops everything.
+    await redis.incr(keys.version);
+    await identities.refresh();
+    expect(held(untouched.hash)).toBe(true);
+    await identities.refresh();
+    expect(held(untouched.hash)).toBe(false);
   });
 
   it('enforces a revocation on the other replica by the next version poll when the channel is lost', async () => {

@@ -36,8 +36,8 @@ interface Fetch {
  * The edge's identities when Redis is configured: the keys that traffic presents, held in a bounded cache, read from
  * the identity records in Redis on a miss (identity-records.ts), never from PostgreSQL. Writes on the back-office side
  * announce the hashes they touched on a pub/sub channel, and each one raises a version counter; this polls that
- * counter (job "identity version poll") and drops everything when it moved without a message for it (a missed
- * message, a reconnect), or when the records lost their complete marker (Redis flushed).
+ * counter (job "identity version poll") and drops everything when it moved without a message for it (a message not
+ * come by the next poll, a reconnect), or when the records lost their complete marker (Redis flushed).
  */
 export class OnDemandIdentities implements Identities {
   private readonly known: BoundedCache<Identity>;
@@ -49,6 +49,8 @@ export class OnDemandIdentities implements Identities {
   private readonly subscriber: Redis | Cluster;
   /** The version up to which every change was applied (by its message or by dropping everything); -1 before a poll. */
   private applied = -1;
+  /** A version the last poll found ahead of `applied` while subscribed: its message should have come by the next. */
+  private awaited = -1;
   /** Versions whose message came before an earlier version's. */
   private readonly ahead = new Set<number>();
   /** Versions this process published and applied already, whose message is yet to come back. */
@@ -71,7 +73,11 @@ export class OnDemandIdentities implements Identities {
     this.subscriber.on('error', () => {});
     this.subscriber.on('ready', () => {
       // Messages sent while disconnected are lost: whatever they announced may be held stale.
-      if (this.subscribedBefore) this.dropAll('identity change channel reconnected');
+      if (this.subscribedBefore) {
+        this.dropAll('identity change channel reconnected');
+        // Nor is any on its way: the next poll that finds the version ahead drops everything again, without waiting.
+        this.awaited = Number.POSITIVE_INFINITY;
+      }
       this.subscribedBefore = true;
       this.subscriber.subscribe(keys.channel).catch(() => {});
     });
@@ -146,11 +152,25 @@ export class OnDemandIdentities implements Identities {
     this.complete = complete !== null && complete !== undefined;
     if (this.applied === -1) {
       this.applied = current;
-    } else if (current !== this.applied || (wasComplete && !this.complete)) {
-      this.dropAll(current < this.applied || !this.complete ? 'identity records reset' : 'identity change missed');
-      this.applied = current;
-      this.ahead.clear();
+    } else if (current < this.applied || (wasComplete && !this.complete)) {
+      this.skipTo(current, 'identity records reset');
+    } else if (current > this.applied) {
+      // Subscribed, a version ahead is most often a message still on its way (dropping everything for it would empty
+      // the cache whenever a poll lands between a change and its message): it was missed if the next poll finds it
+      // still unapplied. Unsubscribed, nothing is on its way.
+      if (this.subscriber.status !== 'ready' || this.applied < this.awaited) this.skipTo(current, 'identity change missed');
+      else this.awaited = current;
+    } else {
+      this.awaited = -1;
     }
+  }
+
+  /** Drops everything held and takes `version` as applied: whatever changed up to it is read again from Redis. */
+  private skipTo(version: number, reason: string): void {
+    this.dropAll(reason);
+    this.applied = version;
+    this.awaited = -1;
+    this.ahead.clear();
   }
 
   close(): void {
