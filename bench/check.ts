@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { createTestDatabase } from '../test/support/services.js';
 import { unlinkKeys } from '../test/support/test-run.js';
 import type { CheckLoadOptions, CheckLoadResult } from './check-load.js';
 import { encodeBodies } from './check-load.js';
@@ -73,22 +74,30 @@ const adminToken = 'bench-admin-token-0123456789';
 const customers = 100;
 const keysPerCustomer = 10;
 
-/** Tollgate in production shape: records in PostgreSQL (the hot path never queries it), counters in Redis; `env` adds to or overrides its environment. */
+/**
+ * Tollgate in production shape: records in PostgreSQL (the hot path never queries it; a scratch database of its own
+ * unless `env` names one), counters in Redis; `env` adds to or overrides its environment.
+ */
 export async function startTollgateWithKeys(dataDir: string, env: Record<string, string> = {}) {
   const redisUrl = process.env.TOLLGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const redisPrefix = env.TOLLGATE_REDIS_PREFIX ?? `bench${process.pid}`;
+  // A shared database would keep every run's keys, and each start would rebuild all of them into Redis meanwhile.
+  const scratch = env.TOLLGATE_DATABASE_URL ? undefined : await createTestDatabase();
   const started = await startTollgate({
     TOLLGATE_CATALOG: 'bench/catalog-realistic.yaml',
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_ADMIN_TOKEN: adminToken,
-    TOLLGATE_DATABASE_URL: process.env.TOLLGATE_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    ...(scratch ? { TOLLGATE_DATABASE_URL: scratch.url } : {}),
     TOLLGATE_REDIS_URL: redisUrl,
     TOLLGATE_REDIS_PREFIX: redisPrefix,
     TOLLGATE_REDIS_FAILURE_MODE: 'closed',
     ...env,
+  }).catch(async (error: unknown) => {
+    await scratch?.drop();
+    throw error;
   });
-  // Stopped, it leaves no counters or identity records behind in Redis.
-  const server = { ...started, stop: () => started.stop().then(() => removeKeys(redisUrl, redisPrefix)) };
+  // Stopped, it leaves no counters or identity records behind in Redis, and no database.
+  const server = { ...started, stop: () => started.stop().then(() => Promise.all([removeKeys(redisUrl, redisPrefix), scratch?.drop()])).then(() => {}) };
   const admin = async (path: string, body: unknown) => {
     const response = await fetch(`http://127.0.0.1:${server.info.httpPort}${path}`, {
       method: 'POST',
