@@ -17,7 +17,7 @@ export async function serve(role?: string): Promise<void> {
   try {
     await checkPortsFree(ports);
   } catch (error) {
-    process.stderr.write(`tollgate: ${(error as Error).message}\n`);
+    for (const line of (error as Error).message.split('\n')) process.stderr.write(`tollgate: ${line}\n`);
     process.exit(1);
   }
   const logger = createLogger(config.logLevel);

@@ -49,7 +49,7 @@ describe('tollgate CLI', () => {
     expect(allowed.code).toBe(0);
     expect(allowed.stdout).toMatch(/^ALLOW 200 {2}GET \/api\/v1\/pets\n/);
     expect(allowed.stdout).toMatch(/^customer: +cli-co$/m);
-    expect(allowed.stdout).toMatch(/^rate limit: +9 of 10 left \(resets in \d+ s\)$/m);
+    expect(allowed.stdout).toMatch(/^rate limit: +9 of 10 left \(all back in \d+ s\)$/m);
     const asJson = await cli('check', '--key', key, '--path', '/api/v1/pets', '--json');
     expect(jsonOf(asJson)).toMatchObject({ allowed: true, httpStatus: 200, upstreamHeaders: { 'x-tollgate-customer-id': 'cli-co' }, metered: false });
 
@@ -84,7 +84,7 @@ describe('tollgate CLI', () => {
     const calls = await cli('check', '--key', key, '--path', '/api/v1/pets', '--meter', '--count', '11');
     expect(calls.code).toBe(1);
     const lines = calls.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ {3}1 {2}ALLOW 200 {2}9 of 10 left \(resets in \d+ s\)$/);
+    expect(lines[0]).toMatch(/^ {3}1 {2}ALLOW 200 {2}9 of 10 left \(all back in \d+ s\)$/);
     expect(lines[10]).toBe('  11  DENY 429   rate_limited: Rate limit of 10 requests per 1m exceeded.');
     expect(lines[11]).toBe('11 calls: 10 allowed, 1 denied; 11 access-log entries sent');
     const usage = async () => jsonOf(await cli('usage', '--customer', 'cli-limited', '--json')).subscriptions[0]?.totals;

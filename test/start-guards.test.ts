@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { portUnavailable } from '../src/kernel/ports.js';
+import { checkPortsFree, portUnavailable } from '../src/kernel/ports.js';
 import { processTestTimeoutMs, processWaitMs, serve, serveAdminToken, spawnServe, testDir, timeToExit } from './support/serve-process.js';
 
 const customers = (httpPort: number) =>
@@ -75,6 +75,18 @@ describe('ports taken', { timeout: processTestTimeoutMs }, () => {
       expect(existsSync(join(again.dataDir, 'pgdata'))).toBe(false);
     });
   }
+
+  it('names every taken port at once', async () => {
+    const [first, second] = [await occupy(0), await occupy(0)];
+    try {
+      const wanted = [first, second].map((server, i) => ({ name: i ? 'gRPC' : 'HTTP', variable: i ? 'TOLLGATE_GRPC_PORT' : 'TOLLGATE_HTTP_PORT', host: '127.0.0.1', port: (server.address() as AddressInfo).port }));
+      const failure = await checkPortsFree([...wanted, { name: 'portal', variable: 'TOLLGATE_PORTAL_PORT', host: '127.0.0.1', port: 0 }]).catch((error: Error) => error);
+      expect((failure as Error).message.split('\n')).toEqual(wanted.map(({ name, port, variable }) => expect.stringMatching(new RegExp(`^${name} port ${port} on 127\\.0\\.0\\.1 is already in use \\(${variable}\\)`))));
+    } finally {
+      first.close();
+      second.close();
+    }
+  });
 
   it('names the setting when a port is taken between the check and the listen', async () => {
     holder = await occupy(0);

@@ -251,7 +251,7 @@ function overview(): string {
     'Amounts are in major units: --amount 50.00.',
     'The admin API is at TOLLGATE_URL (default http://127.0.0.1:8080), with TOLLGATE_ADMIN_TOKEN or else the token',
     'tollgate serve keeps in TOLLGATE_DATA_DIR/admin-token (.tollgate/admin-token where it runs). check talks to the',
-    'gRPC port at TOLLGATE_GRPC_ADDR (default 127.0.0.1:9001).',
+    'gRPC port at TOLLGATE_GRPC_ADDR (default 127.0.0.1 at TOLLGATE_GRPC_PORT, 9001).',
   );
   return lines.join('\n');
 }

@@ -30,19 +30,25 @@ export class PortUnavailableError extends Error {
 
 /**
  * Fails fast, before the database is opened and the loops started, when a port is taken: listens on each for a moment.
- * Port 0 (any free port) always passes.
+ * Port 0 (any free port) always passes. Every taken port is named at once (one line each), so that a user moving
+ * both does not learn of the second only after restarting for the first.
  */
 export async function checkPortsFree(wanted: WantedPort[]): Promise<void> {
+  const unavailable: PortUnavailableError[] = [];
   for (const port of wanted) {
     if (port.port === 0) continue;
     await new Promise<void>((resolve, reject) => {
       const probe = createServer();
       probe.once('error', (error: NodeJS.ErrnoException) => {
-        reject(listenErrorCodes.has(error.code!) ? new PortUnavailableError(port, error.code!) : error);
+        if (!listenErrorCodes.has(error.code!)) return reject(error);
+        unavailable.push(new PortUnavailableError(port, error.code!));
+        resolve();
       });
       probe.listen({ port: port.port, host: port.host, exclusive: true }, () => probe.close(() => resolve()));
     });
   }
+  if (unavailable.length === 1) throw unavailable[0];
+  if (unavailable.length > 1) throw new Error(unavailable.map((each) => each.message).join('\n'));
 }
 
 /**

@@ -13,12 +13,16 @@ function duration(seconds: number): string {
   return `${Math.ceil(seconds / 86_400)} d`;
 }
 
-const resets = (value: string | undefined) => (value === undefined ? '' : ` (resets in ${duration(Number(value))})`);
-
-/** A limit's figures from the RateLimit or X-Quota headers: "9 of 10 left (resets in 60 s)". */
-function limitLine(headers: Record<string, string>, prefix: 'ratelimit' | 'x-quota'): string | undefined {
+/**
+ * A limit's figures from the RateLimit or X-Quota headers: "9 of 10 left (all back in 82 s)". On an allowed call a
+ * sliding window's reset is when it holds no calls at all, up to two windows away; on a denied one, when the call fits.
+ */
+function limitLine(headers: Record<string, string>, prefix: 'ratelimit' | 'x-quota', allowed: boolean): string | undefined {
   const limit = headers[`${prefix}-limit`];
-  return limit === undefined ? undefined : `${headers[`${prefix}-remaining`]} of ${limit} left${resets(headers[`${prefix}-reset`])}`;
+  if (limit === undefined) return undefined;
+  const reset = headers[`${prefix}-reset`];
+  const when = reset === undefined ? '' : ` (${prefix === 'ratelimit' && allowed ? 'all back' : 'resets'} in ${duration(Number(reset))})`;
+  return `${headers[`${prefix}-remaining`]} of ${limit} left${when}`;
 }
 
 /** One Check for people: the decision on the first line, then who, what and how much is left, or why not. */
@@ -44,7 +48,7 @@ function checkView(checked: CheckedCall, metered: boolean): string {
     }
     if (typeof outcome.body === 'string') pairs.push(['body', outcome.body]);
   }
-  pairs.push(['rate limit', limitLine(outcome.responseHeaders, 'ratelimit')], ['quota', limitLine(outcome.responseHeaders, 'x-quota')]);
+  pairs.push(['rate limit', limitLine(outcome.responseHeaders, 'ratelimit', outcome.allowed)], ['quota', limitLine(outcome.responseHeaders, 'x-quota', outcome.allowed)]);
   if (outcome.allowed) pairs.push(['usage id', m.usage_id as Cell]);
   if (metered) {
     const customer = m.customer_id === undefined ? 'ID' : String(m.customer_id);
@@ -56,7 +60,7 @@ function checkView(checked: CheckedCall, metered: boolean): string {
 /** One line per call for --count. */
 function checkLine(checked: CheckedCall, index: number): string {
   const { outcome } = checked;
-  if (outcome.allowed) return `${String(index + 1).padStart(4)}  ALLOW ${outcome.httpStatus}  ${limitLine(outcome.responseHeaders, 'ratelimit') ?? ''}`.trimEnd();
+  if (outcome.allowed) return `${String(index + 1).padStart(4)}  ALLOW ${outcome.httpStatus}  ${limitLine(outcome.responseHeaders, 'ratelimit', true) ?? ''}`.trimEnd();
   const error = (outcome.body as { error?: { code?: string; message?: string } } | undefined)?.error;
   return `${String(index + 1).padStart(4)}  DENY ${outcome.httpStatus}   ${error?.code ?? ''}: ${error?.message ?? ''}`;
 }
@@ -98,8 +102,8 @@ export const gatewayCommands: CommandSpec[] = [
       'With --meter, each call is then logged to the access-log service as Envoy would log it (with the Check\'s signed',
       'usage id), so usage, invoices and alerts fill up without an Envoy: an allowed call is billed, answered with',
       '--status; a denied one is recorded with its denial. Exits 1 when a call is denied.',
-      'The gRPC port is TOLLGATE_GRPC_ADDR (default 127.0.0.1:9001); a server that takes known callers only needs',
-      'TOLLGATE_GRPC_CALLER_TOKEN. The key goes in the TOLLGATE_KEY_HEADER header (default x-api-key).',
+      'The gRPC port is TOLLGATE_GRPC_ADDR (default 127.0.0.1 at TOLLGATE_GRPC_PORT, 9001); a server that takes known',
+      'callers only needs TOLLGATE_GRPC_CALLER_TOKEN. The key goes in the TOLLGATE_KEY_HEADER header (default x-api-key).',
     ].join('\n'),
     options: {
       key: { type: 'string', value: 'KEY', help: 'the API key (tg_…); left out, the call has none' },
