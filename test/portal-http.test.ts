@@ -200,6 +200,16 @@ describe('developer portal over HTTP', () => {
     // Refused on its declared length before a byte of it is read.
     const declared = await browser.request('POST', '/sign-up', undefined, { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '100000000' });
     expect(declared.status).toBe(413);
+    // Chunked, with no length to refuse it by: refused once read past the bound, and the server goes on serving.
+    const chunks = [new TextEncoder().encode('a'.repeat(8200))];
+    const chunked = await fetch(`${base}/sign-up`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new ReadableStream({ pull: (controller) => (chunks.length ? controller.enqueue(chunks.pop()) : controller.close()) }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect((await browser.get('/sign-up')).status).toBe(200);
     expect(await service.app.db.query(`SELECT 1 FROM customers WHERE email = 'mallory@evil.example'`)).toEqual([]);
   });
 

@@ -82,6 +82,8 @@ export async function startPortal(deps: PortalServerDeps): Promise<RunningPortal
   };
 
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    // Taken now: once an oversized body is abandoned the request no longer holds it (request.socket is null then).
+    const { socket } = request;
     const method = request.method ?? 'GET';
     const url = new URL(request.url ?? '/', 'http://portal.invalid');
     if (url.pathname === '/assets/portal.css' || url.pathname === '/assets/portal.js') {
@@ -94,7 +96,7 @@ export async function startPortal(deps: PortalServerDeps): Promise<RunningPortal
     }
     const cookies = parseCookies(request.headers.cookie);
     const setCookies: string[] = [];
-    const peer = request.socket.remoteAddress ?? '';
+    const peer = socket.remoteAddress ?? '';
     const proxyEmail = identityFrom(request, peer);
     const sessionId = cookies.get(names.session);
     let customerId: string | undefined;
@@ -148,7 +150,7 @@ export async function startPortal(deps: PortalServerDeps): Promise<RunningPortal
     }
     if (reply.status === 413) extra.connection = 'close';
     send(response, method, reply.status, reply.html ?? '', { ...extra, 'content-type': 'text/html; charset=utf-8' });
-    if (reply.status === 413) response.once('finish', () => request.socket.destroy());
+    if (reply.status === 413) response.once('finish', () => socket.destroy());
   }
 
   /** The identity proxy's email: only from a trusted proxy's own connection, and only if configured. */
