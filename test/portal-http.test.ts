@@ -201,11 +201,17 @@ describe('developer portal over HTTP', () => {
     const declared = await browser.request('POST', '/sign-up', undefined, { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '100000000' });
     expect(declared.status).toBe(413);
     // Chunked, with no length to refuse it by: refused once read past the bound, and the server goes on serving.
-    const chunks = [new TextEncoder().encode('a'.repeat(8200))];
+    const chunks: Uint8Array[] = [new TextEncoder().encode('a'.repeat(8200))];
     const chunked = await fetch(`${base}/sign-up`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new ReadableStream({ pull: (controller) => (chunks.length ? controller.enqueue(chunks.pop()) : controller.close()) }),
+      body: new ReadableStream({
+        pull: (controller) => {
+          const chunk = chunks.pop();
+          if (chunk) controller.enqueue(chunk);
+          else controller.close();
+        },
+      }),
       duplex: 'half',
     } as RequestInit);
     expect(chunked.status).toBe(413);
@@ -305,6 +311,11 @@ describe('developer portal over HTTP', () => {
     expect((await intruder.submit('/account/keys', `/account/keys/${key!.id}/revoke`, {})).status).toBe(404);
     expect((await service.app.accounts.getKey(key!.id)).status).toBe('active');
     expect((await intruder.get('/account/wallet/top-ups/top_someone')).status).toBe(404);
+    // Malformed percent-encoding in an id names no page: 404, not a 500.
+    for (const path of ['/account/invoices/%E0', '/account/wallet/top-ups/%E0']) expect((await intruder.get(path)).status, path).toBe(404);
+    expect((await intruder.submit('/account/keys', '/account/keys/%E0/revoke', {})).status).toBe(404);
+    // The plan-change notice names catalog plans only, not whatever a crafted link puts in its query.
+    expect((await intruder.get('/account/plan?changed=FREE%20MONEY%20credited.%20Call%20us')).text).not.toContain('FREE MONEY');
   });
 
   it('rotates and revokes keys, refuses private webhook addresses, and says when Stripe is not configured', async () => {
@@ -337,5 +348,9 @@ describe('developer portal over HTTP', () => {
     const wallet = await browser.get('/account/wallet');
     expect(wallet.text).toContain('Online top-ups are not available here');
     expect((await browser.submit('/account/wallet', '/account/wallet/top-up', { amount: '10.00', currency: 'USD' })).status).toBe(503);
+    // More than a wallet can hold is refused before anything else (it was a 500 from PostgreSQL's bigint).
+    const huge = await browser.submit('/account/wallet', '/account/wallet/top-up', { amount: '99999999999999999999999999', currency: 'USD' });
+    expect(huge.status).toBe(400);
+    expect(huge.text).toContain('A wallet holds at most');
   });
 });

@@ -194,7 +194,9 @@ describe('pricing and webhook helpers', () => {
     expect(webhookUrlProblem('https://fdic.example.gov/hook')).toBeUndefined();
     expect(webhookUrlProblem('https://10.example.com/hook')).toBeUndefined();
     expect(webhookUrlProblem('https://[2001:db8::1]/hook')).toBeUndefined();
-    for (const url of ['http://hooks.example.com', 'https://localhost:8080', 'https://127.0.0.1', 'https://192.168.1.2', 'https://172.20.0.1', 'https://169.254.169.254/', 'https://[fd00::1]/', 'https://[::1]/', 'https://[fe80::1]/', 'https://metadata.internal/', 'https://intranet/', 'not a url']) {
+    expect(webhookUrlProblem('https://hooks.example.com./usage')).toBeUndefined();
+    expect(webhookUrlProblem('https://100.128.0.1/hook')).toBeUndefined();
+    for (const url of ['http://hooks.example.com', 'https://localhost:8080', 'https://127.0.0.1', 'https://192.168.1.2', 'https://172.20.0.1', 'https://169.254.169.254/', 'https://[fd00::1]/', 'https://[::1]/', 'https://[fe80::1]/', 'https://metadata.internal/', 'https://intranet/', 'not a url', 'https://localhost./x', 'https://metadata.google.internal./x', 'https://printer.local./', 'https://svc.cluster.local./', 'https://100.100.100.200/', 'https://100.64.0.1/', 'https://198.18.0.1/', 'https://239.1.2.3/', 'https://[64:ff9b::a9fe:a9fe]/']) {
       expect(webhookUrlProblem(url), url).toBeDefined();
     }
   });

@@ -142,6 +142,9 @@ describe.each(['embedded', 'production'] as const)('prepaid wallets (%s)', (mode
     expect(patched.body).toMatchObject({ lowBalanceThreshold: '75.00', lowBalance: true });
     const wrong = await service.admin('PATCH', `/v1/customers/${id}/wallet`, { lowBalanceThreshold: '1.001' });
     expect([wrong.status, wrong.body.error.field]).toEqual([400, 'lowBalanceThreshold']);
+    // More than a wallet can hold (and than PostgreSQL's bigint) is refused by name, not a 500.
+    const huge = await service.admin('PATCH', `/v1/customers/${id}/wallet`, { lowBalanceThreshold: '99999999999999999999999' });
+    expect([huge.status, huge.body.error.field]).toEqual([400, 'lowBalanceThreshold']);
     expect((await topUp(id, '0', 'R-2')).status).toBe(400);
     // Beyond what the counters hold exactly (2^53 micro-cents, about $90M).
     expect((await topUp(id, '90071993.00', 'R-3')).body.error).toMatchObject({ code: 'invalid_request', field: 'amount' });

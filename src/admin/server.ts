@@ -93,6 +93,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const router = new Router(all, options.adminToken, options.logger, options.metricsToken);
   const handle = (request: Parameters<Router['handle']>[0], response: Parameters<Router['handle']>[1]) => void router.handle(request, response);
   const server: Server = options.tls ? createTlsServer(options.tls, handle) : createServer(handle);
+  // /webhooks/stripe is public: a client trickling a body (1 MB at most) may hold its connection and buffer this long
+  // only, not Node's 5 minutes; as the portal's port.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

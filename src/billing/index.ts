@@ -2,7 +2,7 @@
  * Invoices, wallets, per-call prices, subscription charges, the rating loop and revenue reports. Other modules import
  * only this file (.dependency-cruiser.cjs).
  */
-export { formatMicros } from './call-price.js';
+export { formatMicros, maxWalletMinorUnits } from './call-price.js';
 export { BillingQueries } from './queries.js';
 export { planAt } from './period-invoice.js';
 export type { InvoiceLine, SubscriptionHistory } from './period-invoice.js';

@@ -103,6 +103,7 @@ export class WalletService {
 
   async setLowBalanceThreshold(customerId: string, currency: CurrencyCode, threshold: bigint): Promise<WalletSummary> {
     if (threshold < 0n) throw invalid('lowBalanceThreshold', 'the threshold cannot be negative');
+    if (threshold > maxWalletMinorUnits) throw invalid('lowBalanceThreshold', `a wallet holds at most ${formatMoney(maxWalletMinorUnits, currency)}`);
     await this.records.transaction(async (tx) => {
       await this.lock(tx, customerId, currency);
       await tx.setLowBalanceThreshold(customerId, currency, threshold);

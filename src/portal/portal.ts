@@ -7,7 +7,7 @@ import type { AccountsService } from '../identity/index.js';
 import type { ApiKey, Subscription } from '../identity/index.js';
 import type { UsageAlerts } from '../alerts/index.js';
 import type { BillingQueries, SubscriptionHistories } from '../billing/index.js';
-import { catalogPricing, previewPlanChange, type PlanChangePreview } from '../billing/index.js';
+import { catalogPricing, maxWalletMinorUnits, previewPlanChange, type PlanChangePreview } from '../billing/index.js';
 import type { RatingLoop } from '../billing/index.js';
 import type { WalletService } from '../billing/index.js';
 import type { Catalog, Plan } from '../catalog/index.js';
@@ -81,6 +81,15 @@ export class PortalError extends Error {
   }
 }
 
+/** An id from the path, decoded: malformed percent-encoding names no page (decodeURIComponent would throw). */
+function pathSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new PortalError(404, 'There is no page here.');
+  }
+}
+
 const emailPattern = /^[^\s@<>"]{1,64}@[^\s@<>"]+\.[^\s@<>"]{2,}$/;
 const maxCalls = 1_000_000_000_000;
 
@@ -90,12 +99,16 @@ export function webhookUrlProblem(url: string): string | undefined {
   const parsed = new URL(url);
   if (parsed.protocol !== 'https:') return 'must start with https://';
   if (parsed.username || parsed.password) return 'must not carry a user name or password; put a token in the path or query';
-  const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  // A fully qualified name's trailing dot names the same host: `localhost.` is localhost.
+  const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.+$/, '');
   const ipv6 = host.includes(':');
   const privateHost =
     ['localhost', '.localhost', '.internal', '.local'].some((name) => host === name || host.endsWith(name)) ||
-    /^(127|10|0|169\.254|192\.168|172\.(1[6-9]|2\d|3[01]))\.[\d.]+$/.test(host) ||
-    (ipv6 && /^(::1?$|f[cd]|fe[89ab]|::ffff:)/.test(host)) ||
+    // Loopback, private, link-local, carrier-grade NAT (100.64/10, cloud metadata on some), benchmarking (198.18/15),
+    // multicast and reserved (224 and up).
+    /^(127|10|0|169\.254|192\.168|172\.(1[6-9]|2\d|3[01])|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])|198\.1[89]|22[4-9]|2[3-5]\d)\.[\d.]+$/.test(host) ||
+    // Loopback, unspecified, unique local, link-local, IPv4-mapped, and NAT64 (64:ff9b::/96 reaches IPv4 addresses).
+    (ipv6 && /^(::1?$|f[cd]|fe[89ab]|::ffff:|64:ff9b:)/.test(host)) ||
     (!ipv6 && !host.includes('.'));
   return privateHost ? 'must be a public host name: private and local addresses are not called' : undefined;
 }
@@ -141,9 +154,9 @@ export class Portal {
     if (get) {
       if (path === '/account') return this.overview(customerId, viewer);
       if (path === '/account/invoices') return this.invoices(customerId, viewer);
-      if (invoiceMatch) return this.invoice(customerId, viewer, decodeURIComponent(invoiceMatch[1]!));
+      if (invoiceMatch) return this.invoice(customerId, viewer, pathSegment(invoiceMatch[1]!));
       if (path === '/account/wallet') return this.wallet(customerId, viewer, request);
-      if (topUpMatch) return this.topUpStatus(customerId, viewer, decodeURIComponent(topUpMatch[1]!));
+      if (topUpMatch) return this.topUpStatus(customerId, viewer, pathSegment(topUpMatch[1]!));
       if (path === '/account/plan') return this.plans(customerId, viewer, request);
       if (path === '/account/plan/change') return this.previewChange(customerId, viewer, request);
       if (path === '/account/keys') return this.keys(customerId, viewer);
@@ -154,7 +167,7 @@ export class Portal {
     if (path === '/account/wallet/top-up') return this.topUp(customerId, viewer, request);
     if (path === '/account/plan/change') return this.changePlan(customerId, viewer, request);
     if (path === '/account/keys') return this.createKey(customerId, viewer, request);
-    if (keyMatch) return this.changeKey(customerId, viewer, decodeURIComponent(keyMatch[1]!), keyMatch[2] as 'revoke' | 'rotate');
+    if (keyMatch) return this.changeKey(customerId, viewer, pathSegment(keyMatch[1]!), keyMatch[2] as 'revoke' | 'rotate');
     if (path === '/account/alerts') return this.setWebhook(customerId, viewer, request);
     if (path === '/account/alerts/remove') return this.removeWebhook(customerId);
     return undefined;
@@ -430,6 +443,7 @@ ${ledger.length === 0
       return this.wallet(customerId, viewer, request, `Enter an amount such as 25.00 (${currency}).`, 400);
     }
     if (amount <= 0n) return this.wallet(customerId, viewer, request, 'Enter an amount above zero.', 400);
+    if (amount > maxWalletMinorUnits) return this.wallet(customerId, viewer, request, `A wallet holds at most ${money(maxWalletMinorUnits, currency)}.`, 400);
     if (!this.deps.stripeConfigured) return this.wallet(customerId, viewer, request, 'Online top-ups are not available here.', 503);
     const base = this.deps.publicUrl;
     const topUp = await this.deps.topUps.create(customerId, { amount, currency, successUrl: `${base}/account/wallet?paid=1`, cancelUrl: `${base}/account/wallet` });
@@ -456,8 +470,9 @@ ${ledger.length === 0
   private async plans(customerId: string, viewer: Viewer, request: PortalRequest): Promise<PortalReply> {
     const catalog = this.deps.catalog();
     const subscriptions = await this.activeSubscriptions(customerId);
-    const changed = request.query.get('changed');
-    const body = html`${changed ? notice('ok', `You are now on the ${this.planName(changed)} plan.`) : ''}
+    // Only a plan of the catalog: the query string is anyone's to write, and the notice must not say what they like.
+    const changed = this.deps.catalog().plan(request.query.get('changed') ?? '')?.name;
+    const body = html`${changed ? notice('ok', `You are now on the ${changed} plan.`) : ''}
 ${subscriptions.length === 0 ? html`<p>You have no active plan. Ask us to set one up.</p>` : ''}
 ${subscriptions.map((subscription) => {
   const current = catalog.plan(subscription.planId);
