@@ -1,7 +1,7 @@
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeCheckRequest } from '../src/check/check-request-decoder.js';
+import { decodeCheckRequest, maxCheckHeaders } from '../src/check/check-request-decoder.js';
 import { loaderOptions } from '../src/grpc/protos.js';
 import type { CheckRequestWire } from '../src/grpc/wire.js';
 import { delimited, encodeUnknown, readVarint, unknownField, type UnknownField } from './support/protobuf-bytes.js';
@@ -101,6 +101,17 @@ describe('decodeCheckRequest', () => {
 
   it('reads an empty request as one without attributes, as protobufjs does', () => {
     expect(decodeCheckRequest(Buffer.alloc(0))).toEqual(readByReference(Buffer.alloc(0)));
+  });
+
+  it('refuses more headers than a request may carry, in headers and header_map together, before building them all', () => {
+    const half = maxCheckHeaders / 2;
+    const request = (extra: number) => {
+      const headers = Object.fromEntries(Array.from({ length: half }, (_, i) => [`x-h${i}`, 'v']));
+      const entries = Array.from({ length: half + extra }, (_, i) => ({ key: `x-m${i}`, value: 'v' }));
+      return check.requestSerialize({ attributes: { request: { http: { method: 'GET', path: '/', headers, header_map: { headers: entries } } } } });
+    };
+    expect(Object.keys(decodeCheckRequest(request(0)).attributes!.request!.http!.headers!)).toHaveLength(half);
+    expect(() => decodeCheckRequest(request(1))).toThrow(`more than ${maxCheckHeaders} headers`);
   });
 
   it('refuses truncated input with an error naming the message', () => {

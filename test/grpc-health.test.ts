@@ -72,6 +72,18 @@ describe('grpc.health.v1', () => {
     other.cancel();
   });
 
+  it('forgets the names its cancelled watches asked for, and refuses a request longer than a service name', async () => {
+    const watchers = () => (server.health as unknown as { watchers: Map<string, unknown> }).watchers;
+    const watches = Array.from({ length: 20 }, (_, i) => {
+      const watch = client.Watch({ service: `made.up.Service${i}` });
+      watch.on('error', () => {});
+      return new Promise<grpc.ClientReadableStream<{ status: string }>>((resolve) => watch.once('data', () => resolve(watch)));
+    });
+    for (const watch of await Promise.all(watches)) watch.cancel();
+    await expect.poll(() => [...watchers().keys()].filter((name) => name.startsWith('made.up.'))).toEqual([]);
+    expect(await check('x'.repeat(2_000))).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED });
+  });
+
   it('lists every service with its status', async () => {
     server.health.setStatus('', 'SERVING');
     server.health.setStatus(checkServiceName, 'NOT_SERVING');

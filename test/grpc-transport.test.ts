@@ -237,6 +237,42 @@ describe('the gRPC transport', () => {
     expect((await unary(grpcClient(harness.port), '/test.Echo/Unary', 'after')).value).toBe('echo:after');
   });
 
+  it('counts each held DATA frame beside its bytes: one-byte frames cannot hold more than the budget', async () => {
+    const harness = await start({ maxBufferedBytes: 10_000 });
+    // 200 bytes of a 1,000-byte message, a frame each: within the budget by bytes, far past it by what they hold.
+    const chunks = [Buffer.from([0, 0, 0, 0x03, 0xe8]), ...Array.from({ length: 200 }, () => Buffer.from('a'))];
+    expect(grpcStatus(await raw(session(harness.port), '/test.Echo/Unary', chunks))).toBe(Status.RESOURCE_EXHAUSTED);
+    expect((await unary(grpcClient(harness.port), '/test.Echo/Unary', 'after')).value).toBe('echo:after');
+  });
+
+  it('keeps a complete request in the budget until its stream ends, which a client may never do', async () => {
+    const harness = await start({ maxBufferedBytes: 10_000 });
+    const client = session(harness.port);
+    const open = Array.from({ length: 4 }, () => {
+      const stream = client.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc' });
+      stream.on('error', () => {});
+      const answered = new Promise<IncomingHttpHeaders>((resolve) => stream.on('response', resolve));
+      const body = new Promise<string>((resolve) => {
+        let data = '';
+        stream.on('data', (chunk: Buffer) => (data += chunk.subarray(5).toString()));
+        stream.on('close', () => resolve(data));
+      });
+      stream.write(frame(Buffer.alloc(3_000, 99)));
+      return { stream, answered, body };
+    });
+    // Three complete 3,000-byte requests fill the 10,000-byte budget; the fourth is refused.
+    expect((await open[3]!.answered)['grpc-status']).toBe(String(Status.RESOURCE_EXHAUSTED));
+    open[0]!.stream.end();
+    expect(await open[0]!.body).toBe(`echo:${'c'.repeat(3_000)}`);
+  });
+
+  it('bounds a status message that quotes what the client sent', async () => {
+    const harness = await start();
+    const unknown = await raw(session(harness.port), `/test.Echo/${'x'.repeat(20_000)}`, [framedText('hello')]);
+    expect(grpcStatus(unknown)).toBe(Status.UNIMPLEMENTED);
+    expect(String((unknown.trailers ?? unknown.headers)['grpc-message']).length).toBeLessThan(600);
+  });
+
   it('decodes a gzip-compressed message, refuses an unknown encoding with UNIMPLEMENTED and a compressed flag under identity with INTERNAL', async () => {
     const harness = await start();
     const client = session(harness.port);

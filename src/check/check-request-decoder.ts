@@ -30,9 +30,25 @@ function headerValue(): HeaderValue {
   return out;
 }
 
+/**
+ * Headers a request may carry, in `headers` and `header_map` together: Envoy's own default is 100
+ * (max_headers_count), and a 4 MiB message of empty ones would be half a million objects to build before any check.
+ */
+export const maxCheckHeaders = 1_000;
+let headersSeen = 0;
+
+function countHeader(): void {
+  if (++headersSeen > maxCheckHeaders) throw new Error(`more than ${maxCheckHeaders} headers`);
+}
+
+function countedHeaderValue(): HeaderValue {
+  countHeader();
+  return headerValue();
+}
+
 /** HeaderMap: repeated HeaderValue headers = 1. */
 function headerMap(): { headers?: HeaderValue[] } {
-  const headers = repeatedFirstField(headerValue);
+  const headers = repeatedFirstField(countedHeaderValue);
   return headers ? { headers } : {};
 }
 
@@ -40,6 +56,7 @@ function headerMap(): { headers?: HeaderValue[] } {
 function httpRequest(): HttpRequest {
   const end = delimitedEnd();
   const out: HttpRequest = {};
+  headersSeen = 0;
   while (r.pos < end) {
     const tag = varint32();
     switch (tag) {
@@ -50,6 +67,7 @@ function httpRequest(): HttpRequest {
         out.method = cachedString();
         break;
       case 26:
+        countHeader();
         out.headers = stringMapEntry(out.headers);
         break;
       case 34:

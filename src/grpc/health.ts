@@ -75,6 +75,9 @@ function lengthOf(value: number): Buffer {
   return Buffer.from(bytes);
 }
 
+/** A HealthCheckRequest is a service name: anything longer is not one (the health methods answer anyone). */
+const maxHealthRequestBytes = 1024;
+
 export class HealthService {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly watchers = new Map<string, Set<ServerStreamCall<Buffer>>>();
@@ -103,6 +106,7 @@ export class HealthService {
         '/grpc.health.v1.Health/Check',
         unaryMethod<string, Buffer>({
           authenticated: false,
+          maxMessageBytes: maxHealthRequestBytes,
           decode: decodeHealthCheckRequest,
           encode: passThrough,
           handle: (service, call) => {
@@ -116,6 +120,7 @@ export class HealthService {
         '/grpc.health.v1.Health/Watch',
         serverStreamMethod<string, Buffer>({
           authenticated: false,
+          maxMessageBytes: maxHealthRequestBytes,
           decode: decodeHealthCheckRequest,
           encode: passThrough,
           handle: (service, call) => {
@@ -123,7 +128,11 @@ export class HealthService {
             let watchers = this.watchers.get(service);
             if (!watchers) this.watchers.set(service, (watchers = new Set()));
             watchers.add(call);
-            call.onCancel(() => watchers.delete(call));
+            call.onCancel(() => {
+              watchers.delete(call);
+              // Service names are the caller's to choose: an emptied set goes with its name.
+              if (watchers.size === 0 && this.watchers.get(service) === watchers) this.watchers.delete(service);
+            });
           },
         }),
       ],
@@ -131,6 +140,7 @@ export class HealthService {
         '/grpc.health.v1.Health/List',
         unaryMethod<string, Buffer>({
           authenticated: false,
+          maxMessageBytes: maxHealthRequestBytes,
           decode: () => '',
           encode: passThrough,
           handle: (_, call) => call.respond(encodeListResponse(this.statuses)),

@@ -93,6 +93,8 @@ interface MethodBase<Request, Response> {
   encode(response: Response): Buffer;
   /** Authenticate the caller first (the health service answers anyone: kubelet and load balancers probe it). */
   authenticated: boolean;
+  /** A bound below the server's for this method's messages (the health service's requests are a service name). */
+  maxMessageBytes?: number;
 }
 
 export interface UnaryMethod<Request, Response> extends MethodBase<Request, Response> {
@@ -179,8 +181,12 @@ export function frame(message: Buffer): Buffer {
   return framed;
 }
 
+const maxStatusMessageChars = 500;
+
 /** grpc-message is percent-encoded: bytes outside printable ASCII, and '%' itself. */
-export function encodeGrpcMessage(message: string): string {
+export function encodeGrpcMessage(text: string): string {
+  // Messages may quote what the client sent (a path, a service name): bounded, so they fit in a header frame.
+  const message = text.length > maxStatusMessageChars ? `${text.slice(0, maxStatusMessageChars)}…` : text;
   return /^[\x20-\x24\x26-\x7e]*$/.test(message)
     ? message
     : Array.from(Buffer.from(message, 'utf8'), (byte) => (byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
@@ -200,6 +206,8 @@ export function deadlineOf(timeout: string | string[] | undefined, now: number):
 export class MessageReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** What the pending chunks are charged to the budget: their bytes and each one's own cost (chunkCostBytes). */
+  private charged = 0;
   /** The current message's full length with its prefix, once the prefix is known. */
   private needed = 0;
 
@@ -216,7 +224,7 @@ export class MessageReader {
   push(chunk: Buffer, out: Buffer[]): { code: StatusCode; message: string } | undefined {
     let data = chunk;
     if (this.pendingBytes > 0) {
-      if (!this.budget.take(chunk.length)) return { code: Status.RESOURCE_EXHAUSTED, message: 'server is holding too many partial messages' };
+      if (!this.charge(chunk.length)) return heldTooMuch;
       this.pending.push(chunk);
       this.pendingBytes += chunk.length;
       if (this.needed === 0 && this.pendingBytes >= 5) {
@@ -226,10 +234,7 @@ export class MessageReader {
       }
       if (this.needed === 0 || this.pendingBytes < this.needed) return undefined;
       data = Buffer.concat(this.pending, this.pendingBytes);
-      this.budget.give(this.pendingBytes);
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.needed = 0;
+      this.discard();
     }
     let at = 0;
     while (data.length - at >= 5) {
@@ -241,7 +246,7 @@ export class MessageReader {
     }
     if (at < data.length) {
       const rest = data.subarray(at);
-      if (!this.budget.take(rest.length)) return { code: Status.RESOURCE_EXHAUSTED, message: 'server is holding too many partial messages' };
+      if (!this.charge(rest.length)) return heldTooMuch;
       this.pending.push(rest);
       this.pendingBytes = rest.length;
       if (rest.length >= 5) {
@@ -252,12 +257,20 @@ export class MessageReader {
     return undefined;
   }
 
-  /** Releases what is held (the call ended). */
+  /** Releases what is held (the call ended, or the message is complete). */
   discard(): void {
-    this.budget.give(this.pendingBytes);
+    this.budget.give(this.charged);
+    this.charged = 0;
     this.pending = [];
     this.pendingBytes = 0;
     this.needed = 0;
+  }
+
+  private charge(bytes: number): boolean {
+    const cost = bytes + chunkCostBytes;
+    if (!this.budget.take(cost)) return false;
+    this.charged += cost;
+    return true;
   }
 
   private prefix(head: Buffer): { code: StatusCode; message: string } | undefined {
@@ -267,6 +280,14 @@ export class MessageReader {
     return undefined;
   }
 }
+
+/**
+ * What a held chunk costs beside its bytes (its Buffer, and node:http2's record of it): a client sending one-byte DATA
+ * frames held about 115 bytes of heap per byte when only bytes were counted, so the budget bounded nothing.
+ */
+const chunkCostBytes = 128;
+
+const heldTooMuch = { code: Status.RESOURCE_EXHAUSTED, message: 'server is holding too many partial messages' };
 
 const tooLarge = (length: number, max: number) => ({
   code: Status.RESOURCE_EXHAUSTED,
@@ -360,7 +381,7 @@ function peerOf(session: Http2Session): Peer {
 
 export function createGrpcTransport(options: TransportOptions): GrpcTransport {
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
-  const budget = new BufferBudget(options.maxBufferedBytes ?? 256 * 1024 * 1024);
+  const budget = new BufferBudget(options.maxBufferedBytes ?? 64 * 1024 * 1024);
   const keepaliveTimeMs = options.keepaliveTimeMs ?? 30_000;
   const keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? 10_000;
   const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1_000 };
@@ -403,7 +424,7 @@ export function createGrpcTransport(options: TransportOptions): GrpcTransport {
     const now = performance.now();
     const deadline = deadlineOf(headers['grpc-timeout'], now);
     if (deadline <= now) return answerStatus(stream, Status.DEADLINE_EXCEEDED, 'deadline exceeded before the call started');
-    new LiveCall(stream, method as AnyMethod, path, peer, headers, deadline, encoding, maxMessageBytes, budget, calls);
+    new LiveCall(stream, method as AnyMethod, path, peer, headers, deadline, encoding, Math.min(method.maxMessageBytes ?? maxMessageBytes, maxMessageBytes), budget, calls);
   });
 
   // One timer for every call's deadline and every connection's keepalive, rather than one per call.
@@ -479,6 +500,8 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
   /** A client stream's messages received while paused, delivered on resume (or before a cancel). */
   private held_: Buffer[] = [];
   private heldBytes = 0;
+  /** What the complete request of a unary or server-streaming call holds of the budget until it is decoded. */
+  private requestCharge = 0;
   private paused = false;
   /** The HTTP/2 stream stopped reading: flow control now holds the client back. */
   private readingStopped = false;
@@ -493,7 +516,7 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
     readonly deadline: number,
     private readonly encoding: string,
     private readonly maxMessageBytes: number,
-    budget: BufferBudget,
+    private readonly budget: BufferBudget,
     private readonly calls: Set<LiveCall>,
   ) {
     this.reader = new MessageReader(maxMessageBytes, budget);
@@ -502,6 +525,7 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
     stream.once('end', () => this.halfClose());
     stream.once('close', () => {
       this.reader.discard();
+      this.releaseRequest();
       this.calls.delete(this);
       if (!this.answered) this.cancel();
     });
@@ -603,8 +627,18 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
       }
     } else if (this.messages.length > 1) {
       return this.refuse(Status.UNIMPLEMENTED, `${this.definition.kind === 'unary' ? 'a unary' : 'a server-streaming'} call takes exactly one request message`);
+    } else if (this.messages.length === 1 && this.requestCharge === 0) {
+      // Complete, it waits for the end of the stream, which a client may never send: it stays in the budget till then.
+      const cost = this.messages[0]!.length + chunkCostBytes;
+      if (!this.budget.take(cost)) return this.refuse(heldTooMuch.code, heldTooMuch.message);
+      this.requestCharge = cost;
     }
     if (error) this.refuse(error.code, error.message);
+  }
+
+  private releaseRequest(): void {
+    this.budget.give(this.requestCharge);
+    this.requestCharge = 0;
   }
 
   private halfClose(): void {
@@ -626,6 +660,7 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
       return this.refuseFor(error, 'request');
     }
     this.messages.length = 0;
+    this.releaseRequest();
     if (definition.kind === 'unary') definition.handle(request, this);
     else definition.handle(request, this);
   }
@@ -679,6 +714,7 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
   private refuse(code: StatusCode, message: string): void {
     this.fail(code, message);
     this.reader.discard();
+    this.releaseRequest();
     this.cancel();
   }
 
