@@ -266,6 +266,20 @@ describe('the gRPC transport', () => {
     expect(await open[0]!.body).toBe(`echo:${'c'.repeat(3_000)}`);
   });
 
+  it('resets with CANCEL an answer the client does not take within the flush timeout', async () => {
+    const harness = await start({ flushTimeoutMs: 200 });
+    // A window of 0: the answer's DATA cannot be sent until the client opens it, which it never does.
+    const client = connect(`http://127.0.0.1:${harness.port}`, { settings: { initialWindowSize: 0 } });
+    client.on('error', () => {});
+    running.push(() => void client.destroy());
+    const stream = client.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc' });
+    stream.on('error', () => {});
+    const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+    stream.end(framedText('hello'));
+    expect(await closed).toBe(constants.NGHTTP2_CANCEL);
+    expect(harness.unaryHandled).toBe(1);
+  });
+
   it('bounds a status message that quotes what the client sent', async () => {
     const harness = await start();
     const unknown = await raw(session(harness.port), `/test.Echo/${'x'.repeat(20_000)}`, [framedText('hello')]);

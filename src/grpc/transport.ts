@@ -143,6 +143,11 @@ export interface TransportOptions {
   /** Idle connections are pinged this often; one that does not answer within keepaliveTimeoutMs is closed. */
   keepaliveTimeMs?: number;
   keepaliveTimeoutMs?: number;
+  /**
+   * An answer the client has not taken this long after it was given (it keeps its flow-control window shut) is
+   * abandoned, its stream reset with CANCEL: a client that never reads must not hold answers forever.
+   */
+  flushTimeoutMs?: number;
 }
 
 export interface GrpcTransport {
@@ -384,6 +389,7 @@ export function createGrpcTransport(options: TransportOptions): GrpcTransport {
   const budget = new BufferBudget(options.maxBufferedBytes ?? 64 * 1024 * 1024);
   const keepaliveTimeMs = options.keepaliveTimeMs ?? 30_000;
   const keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? 10_000;
+  const flushTimeoutMs = options.flushTimeoutMs ?? 10_000;
   const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1_000 };
   const server: Http2Server = options.tls
     ? (createSecureServer({ ...options.tls, settings, allowHTTP1: false }) as unknown as Http2Server)
@@ -432,7 +438,13 @@ export function createGrpcTransport(options: TransportOptions): GrpcTransport {
   let lastKeepalive = performance.now();
   const sweeper = setInterval(() => {
     const now = performance.now();
-    for (const call of calls) if (call.deadline <= now) call.expire();
+    for (const call of calls) {
+      if (call.answeredAt === undefined) {
+        if (call.deadline <= now) call.expire();
+      } else if (now - call.answeredAt > flushTimeoutMs) {
+        call.abandon();
+      }
+    }
     if (now - lastKeepalive < keepaliveTimeMs) return;
     lastKeepalive = now;
     for (const session of sessions) {
@@ -469,7 +481,7 @@ export function createGrpcTransport(options: TransportOptions): GrpcTransport {
           resolve();
         };
         const force = setTimeout(() => {
-          for (const call of calls) call.cut();
+          for (const call of calls) if (call.answeredAt === undefined) call.cut();
           for (const session of sessions) session.destroy();
           done();
         }, graceMs);
@@ -492,6 +504,8 @@ type AnyMethod = UnaryMethod<unknown, unknown> | ServerStreamMethod<unknown, unk
 class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientStreamCall<unknown, unknown> {
   cancelled = false;
   private answered = false;
+  /** When the call was answered (performance.now()); it stays among the calls until its stream has closed. */
+  answeredAt: number | undefined;
   private readonly reader: MessageReader;
   private readonly messages: Buffer[] = [];
   private cancelListeners: (() => void)[] | undefined;
@@ -537,8 +551,8 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
   respond(response: unknown): void {
     if (this.answered) return;
     this.answered = true;
-    this.calls.delete(this);
-    if (this.stream.destroyed || this.stream.closed) return;
+    if (this.stream.destroyed || this.stream.closed) return void this.calls.delete(this);
+    this.answeredAt = performance.now();
     if (!this.stream.headersSent) this.stream.respond(responseHeaders, { waitForTrailers: true });
     this.stream.once('wantTrailers', sendOkTrailers);
     this.stream.end(this.definition.encode(response));
@@ -547,8 +561,9 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
   fail(code: StatusCode, message: string): void {
     if (this.answered) return;
     this.answered = true;
-    this.calls.delete(this);
+    this.answeredAt = performance.now();
     answerStatus(this.stream, code, message);
+    if (this.stream.destroyed || this.stream.closed) this.calls.delete(this);
   }
 
   send(response: unknown): void {
@@ -608,6 +623,12 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
   expire(): void {
     this.fail(Status.DEADLINE_EXCEEDED, 'deadline exceeded');
     this.cancel();
+  }
+
+  /** The answer was not taken within the flush timeout. */
+  abandon(): void {
+    this.calls.delete(this);
+    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
   }
 
   /** The server is stopping and its grace is over. */

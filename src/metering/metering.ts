@@ -4,7 +4,7 @@ import type { Identities } from '../identity/index.js';
 import type { UsageIdentity } from '../check/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { Config } from '../config/index.js';
-import type { Clock, Logger } from '../kernel/index.js';
+import { BoundedCache, type Clock, type Logger } from '../kernel/index.js';
 import { type Metrics, registerAccessLogStreamGauges, registerSpoolGauges, startSeries } from '../metrics/index.js';
 import { type BillingPeriod, periodContaining, periodContains } from '../rating/index.js';
 import type { Db } from '../store/index.js';
@@ -101,7 +101,8 @@ const notBillableReasons = [
  * identity cache does not know falls back to calendar months (UTC).
  */
 function billingPeriodStarts(identities: Pick<Identities, 'subscription'>): (subscriptionId: string, at: number) => number {
-  const known = new Map<string, { anchor: number; period: BillingPeriod }>();
+  // Bounded: an unsigned entry may name any subscription id, so the ids are the sender's to choose.
+  const known = new BoundedCache<{ anchor: number; period: BillingPeriod }>(100_000);
   return (subscriptionId, at) => {
     const anchor = identities.subscription(subscriptionId)?.periodAnchor ?? 0;
     const cached = known.get(subscriptionId);
