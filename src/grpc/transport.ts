@@ -503,7 +503,6 @@ type AnyMethod = UnaryMethod<unknown, unknown> | ServerStreamMethod<unknown, unk
  */
 class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientStreamCall<unknown, unknown> {
   cancelled = false;
-  private answered = false;
   /** When the call was answered (performance.now()); it stays among the calls until its stream has closed. */
   answeredAt: number | undefined;
   private readonly reader: MessageReader;
@@ -546,13 +545,16 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
     if (definition.kind === 'client-stream') definition.handle(this);
   }
 
+  private get answered(): boolean {
+    return this.answeredAt !== undefined;
+  }
+
   // --- what handlers call ---
 
   respond(response: unknown): void {
     if (this.answered) return;
-    this.answered = true;
-    if (this.stream.destroyed || this.stream.closed) return void this.calls.delete(this);
     this.answeredAt = performance.now();
+    if (this.stream.destroyed || this.stream.closed) return;
     if (!this.stream.headersSent) this.stream.respond(responseHeaders, { waitForTrailers: true });
     this.stream.once('wantTrailers', sendOkTrailers);
     this.stream.end(this.definition.encode(response));
@@ -560,10 +562,8 @@ class LiveCall implements UnaryCall<unknown>, ServerStreamCall<unknown>, ClientS
 
   fail(code: StatusCode, message: string): void {
     if (this.answered) return;
-    this.answered = true;
     this.answeredAt = performance.now();
     answerStatus(this.stream, code, message);
-    if (this.stream.destroyed || this.stream.closed) this.calls.delete(this);
   }
 
   send(response: unknown): void {

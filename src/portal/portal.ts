@@ -471,7 +471,7 @@ ${ledger.length === 0
     const catalog = this.deps.catalog();
     const subscriptions = await this.activeSubscriptions(customerId);
     // Only a plan of the catalog: the query string is anyone's to write, and the notice must not say what they like.
-    const changed = this.deps.catalog().plan(request.query.get('changed') ?? '')?.name;
+    const changed = catalog.plan(request.query.get('changed') ?? '')?.name;
     const body = html`${changed ? notice('ok', `You are now on the ${changed} plan.`) : ''}
 ${subscriptions.length === 0 ? html`<p>You have no active plan. Ask us to set one up.</p>` : ''}
 ${subscriptions.map((subscription) => {
